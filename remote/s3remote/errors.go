@@ -1,0 +1,140 @@
+package s3remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+
+	"github.com/ebreplica/ebreplica/remote"
+)
+
+// op names an operation in error messages and selects its error mapping.
+type op string
+
+const (
+	opGet         op = "get"
+	opPut         op = "put"
+	opPutIfAbsent op = "put-if-absent"
+	opPutIfMatch  op = "put-if-match"
+	opDelete      op = "delete"
+	opList        op = "list"
+)
+
+// mapError folds an error of the SDK into remote's sentinels; it is the one
+// place that knows S3 error codes. key is the object key (the list prefix for
+// List). The returned error wraps both the sentinel and the original error
+// (errors.As still finds smithy.APIError), and its message never carries
+// credentials:
+//
+//   - ctx cancelled or past its deadline: wraps context.Canceled or
+//     context.DeadlineExceeded.
+//   - NoSuchBucket: remote.ErrBucketNotFound, naming the bucket.
+//   - 403, AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch:
+//     remote.ErrAccessDenied; the server's message is left out, it may echo
+//     signing material.
+//   - conditional puts, on 412 PreconditionFailed, 409
+//     (ConditionalRequestConflict) or 404 (If-Match of a missing key):
+//     remote.ErrExists for PutIfAbsent, remote.ErrPrecondition for
+//     PutIfMatch.
+//   - NoSuchKey or 404 on Get and Delete: remote.ErrNotExist.
+//   - retries exhausted on throttling, 5xx, timeouts or connection errors,
+//     or a Get body cut short: remote.ErrTransient.
+//   - anything else is wrapped as is.
+func (b *Backend) mapError(o op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	what := fmt.Sprintf("s3remote: %s %q in %s", o, key, b)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	code, status := errorCode(err), statusCode(err)
+	conditional := o == opPutIfAbsent || o == opPutIfMatch
+	switch {
+	case code == "NoSuchBucket":
+		return &mappedError{
+			msg:  fmt.Sprintf("%s: bucket %q does not exist", what, b.bucket),
+			errs: []error{remote.ErrBucketNotFound, err},
+		}
+	case status == 403 || code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch":
+		if code == "" {
+			code = "no error code"
+		}
+		return &mappedError{
+			msg: fmt.Sprintf("%s: access denied (%s, HTTP %d): check the credentials (access key id and secret key) and their permissions on bucket %q",
+				what, code, status, b.bucket),
+			errs: []error{remote.ErrAccessDenied, err},
+		}
+	case conditional && (status == 412 || status == 409 || status == 404 ||
+		code == "PreconditionFailed" || code == "ConditionalRequestConflict"):
+		sentinel, why := remote.ErrPrecondition, "the object's ETag does not match"
+		if o == opPutIfAbsent {
+			sentinel, why = remote.ErrExists, "the object already exists"
+		}
+		if status == 404 {
+			why = "the object does not exist"
+		}
+		return &mappedError{
+			msg:  fmt.Sprintf("%s: %s (%s, HTTP %d): %v", what, why, code, status, sentinel),
+			errs: []error{sentinel, err},
+		}
+	case (o == opGet || o == opDelete) && (code == "NoSuchKey" || code == "NotFound" || status == 404):
+		return &mappedError{
+			msg:  fmt.Sprintf("%s: %v", what, remote.ErrNotExist),
+			errs: []error{remote.ErrNotExist, err},
+		}
+	case isTransient(err):
+		return &mappedError{
+			msg:  fmt.Sprintf("%s: %v: %v", what, remote.ErrTransient, err),
+			errs: []error{remote.ErrTransient, err},
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// isTransient reports whether err is a failure worth retrying that outlived
+// the retries: the retryer gave up (MaxAttemptsError), or the error is one
+// the retryer classifies as retryable (throttling, 5xx, timeouts, connection
+// errors), or a Get body read failed.
+func isTransient(err error) bool {
+	var maxErr *retry.MaxAttemptsError
+	var quotaErr *ratelimit.QuotaExceededError
+	var bodyErr *bodyError
+	switch {
+	case errors.As(err, &maxErr), errors.As(err, &quotaErr), errors.As(err, &bodyErr):
+		return true
+	}
+	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
+}
+
+func errorCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
+}
+
+func statusCode(err error) int {
+	var respErr *awshttp.ResponseError
+	if errors.As(err, &respErr) {
+		return respErr.HTTPStatusCode()
+	}
+	return 0
+}
+
+// mappedError is an error with a message of our own that wraps a sentinel
+// and the SDK's error.
+type mappedError struct {
+	msg  string
+	errs []error
+}
+
+func (e *mappedError) Error() string   { return e.msg }
+func (e *mappedError) Unwrap() []error { return e.errs }

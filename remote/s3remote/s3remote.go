@@ -1,0 +1,378 @@
+// Package s3remote implements remote.Backend on Amazon S3 and S3-compatible
+// servers, with the AWS SDK for Go v2.
+//
+// Objects live in one bucket under an optional prefix: key k is stored as
+// prefix + "/" + k (or k itself when the prefix is empty). Create-only and
+// compare-and-swap writes use S3 conditional writes (If-None-Match: * and
+// If-Match on PutObject), which the server must support.
+//
+// Every request goes through the SDK's standard retryer, configured by
+// [Options]: exponential backoff with jitter, retrying throttling (503
+// SlowDown, 429), 5xx, timeouts and connection errors, never other 4xx
+// answers. SDK errors are folded into remote's sentinel errors in one
+// function (see errors.go).
+//
+// Counters ([remote.Stats]) count logical operations as issued, successful or
+// not: one per Get, Put, PutIfAbsent, PutIfMatch and Delete call and one per
+// List page, never one per retry attempt. BytesOut adds the body size of every
+// put issued, BytesIn the size of every Get body received.
+package s3remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/ebreplica/ebreplica/remote"
+)
+
+var _ remote.Backend = (*Backend)(nil)
+
+// Defaults of Options.
+const (
+	DefaultPageSize    = 1000
+	DefaultMaxAttempts = 5
+	DefaultMaxBackoff  = 5 * time.Second
+)
+
+// Options tunes a Backend. A nil *Options and zero fields mean the defaults.
+type Options struct {
+	// PageSize is the number of keys List requests per page (S3 MaxKeys).
+	// Default 1000, which is also the S3 maximum; allowed 1..1000.
+	PageSize int
+
+	// MaxAttempts is the number of attempts per request, the first one
+	// included. Default 5; 1 disables retries. Retries apply to throttling,
+	// 5xx, timeouts and connection errors only.
+	MaxAttempts int
+
+	// MaxBackoff caps the delay between two attempts. The delay grows
+	// exponentially with full jitter up to this cap. Default 5s.
+	MaxBackoff time.Duration
+
+	// SDKChecksums keeps the SDK's default integrity checksums: a CRC32 of
+	// every upload sent as a trailer, and validation of the checksum a server
+	// returns on download. Default false: checksums only where an operation
+	// requires them (RequestChecksumCalculation and
+	// ResponseChecksumValidation "when required"), which every
+	// S3-compatible server accepts. Payloads are still signed (SigV4).
+	SDKChecksums bool
+}
+
+// validate checks o and returns a copy with the defaults filled in.
+func (o *Options) validate() (Options, error) {
+	var v Options
+	if o != nil {
+		v = *o
+	}
+	switch {
+	case v.PageSize < 0 || v.PageSize > 1000:
+		return v, fmt.Errorf("s3remote: Options.PageSize %d out of range 1..1000", v.PageSize)
+	case v.MaxAttempts < 0:
+		return v, fmt.Errorf("s3remote: Options.MaxAttempts %d is negative", v.MaxAttempts)
+	case v.MaxBackoff < 0:
+		return v, fmt.Errorf("s3remote: Options.MaxBackoff %v is negative", v.MaxBackoff)
+	}
+	if v.PageSize == 0 {
+		v.PageSize = DefaultPageSize
+	}
+	if v.MaxAttempts == 0 {
+		v.MaxAttempts = DefaultMaxAttempts
+	}
+	if v.MaxBackoff == 0 {
+		v.MaxBackoff = DefaultMaxBackoff
+	}
+	return v, nil
+}
+
+// Backend stores objects in an S3 bucket. It is safe for concurrent use.
+type Backend struct {
+	client *s3.Client
+	bucket string
+	prefix string // without leading or trailing "/"; "" = bucket root
+	opts   Options
+	apiOpt func(*s3.Options) // applied to every call: retryer, checksums
+	stats  remote.Stats
+}
+
+// New returns a Backend storing objects in bucket under prefix through
+// client. The client is used as configured (endpoint, credentials, HTTP
+// transport), except that every request uses the retry policy and checksum
+// setting of opts; nil opts means the defaults. Leading and trailing slashes
+// of prefix are ignored.
+func New(client *s3.Client, bucket, prefix string, opts *Options) (*Backend, error) {
+	o, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	if client == nil {
+		return nil, errors.New("s3remote: nil *s3.Client")
+	}
+	if bucket == "" || strings.ContainsAny(bucket, "/\\") {
+		return nil, fmt.Errorf("s3remote: invalid bucket name %q", bucket)
+	}
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		if err := remote.ValidateKey(prefix); err != nil {
+			return nil, fmt.Errorf("s3remote: prefix: %w", err)
+		}
+	}
+	retryer := retry.NewStandard(func(so *retry.StandardOptions) {
+		so.MaxAttempts = o.MaxAttempts
+		so.MaxBackoff = o.MaxBackoff
+		// No client-wide retry token bucket: every request gets its full
+		// MaxAttempts, so the bound is exact and predictable. Backoff with
+		// jitter already spreads the load.
+		so.RateLimiter = ratelimit.None
+	})
+	b := &Backend{client: client, bucket: bucket, prefix: prefix, opts: o}
+	b.apiOpt = func(so *s3.Options) {
+		so.Retryer = retryer
+		so.RetryMaxAttempts = 0 // keep the client's own setting from wrapping ours
+		if !o.SDKChecksums {
+			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+	}
+	return b, nil
+}
+
+// Bucket returns the bucket name.
+func (b *Backend) Bucket() string { return b.bucket }
+
+// Prefix returns the key prefix, without leading or trailing slash.
+func (b *Backend) Prefix() string { return b.prefix }
+
+// Client returns the S3 client.
+func (b *Backend) Client() *s3.Client { return b.client }
+
+// Stats returns the request counters.
+func (b *Backend) Stats() *remote.Stats { return &b.stats }
+
+// String returns "s3://bucket/prefix".
+func (b *Backend) String() string {
+	if b.prefix == "" {
+		return "s3://" + b.bucket
+	}
+	return "s3://" + b.bucket + "/" + b.prefix
+}
+
+// full maps a key (or list prefix) to its S3 object name.
+func (b *Backend) full(key string) string {
+	if b.prefix == "" {
+		return key
+	}
+	return b.prefix + "/" + key
+}
+
+// Get reads an object. It returns an error wrapping remote.ErrNotExist when
+// the key is missing. The ETag is returned exactly as the server sent it
+// (quotes included).
+func (b *Backend) Get(ctx context.Context, key string) (remote.Object, error) {
+	if err := b.check(ctx, opGet, key); err != nil {
+		return remote.Object{}, err
+	}
+	b.stats.Gets.Add(1)
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(b.bucket),
+		Key:    aws.String(b.full(key)),
+	}, b.apiOpt)
+	if err != nil {
+		return remote.Object{}, b.mapError(opGet, key, err)
+	}
+	defer out.Body.Close()
+	var buf bytes.Buffer
+	if n := aws.ToInt64(out.ContentLength); n > 0 && n < 1<<31 {
+		buf.Grow(int(n))
+	}
+	n, err := buf.ReadFrom(out.Body)
+	b.stats.BytesIn.Add(n)
+	if err != nil {
+		return remote.Object{}, b.mapError(opGet, key, &bodyError{err})
+	}
+	return remote.Object{
+		Data:         buf.Bytes(),
+		ETag:         aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+	}, nil
+}
+
+// Put stores data under key unconditionally and returns the new ETag.
+func (b *Backend) Put(ctx context.Context, key string, data []byte) (string, error) {
+	return b.put(ctx, opPut, key, data, nil, nil)
+}
+
+// PutIfAbsent stores data under key only if no object has that key (S3
+// If-None-Match: *). It returns an error wrapping remote.ErrExists when the
+// key exists (412 PreconditionFailed, or 409 ConditionalRequestConflict when
+// a concurrent conditional write is in flight).
+//
+// Ambiguity: if an attempt reaches the server and stores the object but its
+// answer is lost (timeout, reset, 5xx), the retry gets 412 and PutIfAbsent
+// reports ErrExists although this call created the object. The sync layer
+// resolves that by reading the object back and comparing the content.
+func (b *Backend) PutIfAbsent(ctx context.Context, key string, data []byte) (string, error) {
+	return b.put(ctx, opPutIfAbsent, key, data, aws.String("*"), nil)
+}
+
+// PutIfMatch replaces the object under key only if its current ETag equals
+// etag (S3 If-Match; etag is sent exactly as given, pass it as received). It
+// returns an error wrapping remote.ErrPrecondition when the ETag differs
+// (412), when the object is missing (404), or when a concurrent conditional
+// write is in flight (409 ConditionalRequestConflict). An empty etag matches
+// nothing; no request is sent.
+//
+// Ambiguity: if an attempt stores the object but its answer is lost, the
+// retry carries the old ETag and gets 412, so PutIfMatch reports
+// ErrPrecondition although this call's write landed. The sync layer resolves
+// that by reading the object back and comparing the content.
+func (b *Backend) PutIfMatch(ctx context.Context, key string, data []byte, etag string) (string, error) {
+	if etag == "" {
+		// Never send an empty If-Match: it could be dropped and make the
+		// put unconditional. An empty etag matches nothing.
+		if err := b.check(ctx, opPutIfMatch, key); err != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("s3remote: %s %q in %s: empty etag: %w", opPutIfMatch, key, b, remote.ErrPrecondition)
+	}
+	return b.put(ctx, opPutIfMatch, key, data, nil, aws.String(etag))
+}
+
+func (b *Backend) put(ctx context.Context, o op, key string, data []byte, ifNoneMatch, ifMatch *string) (string, error) {
+	if err := b.check(ctx, o, key); err != nil {
+		return "", err
+	}
+	b.stats.Puts.Add(1)
+	b.stats.BytesOut.Add(int64(len(data)))
+	out, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(b.bucket),
+		Key:           aws.String(b.full(key)),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		IfNoneMatch:   ifNoneMatch,
+		IfMatch:       ifMatch,
+	}, b.apiOpt)
+	if err != nil {
+		return "", b.mapError(o, key, err)
+	}
+	etag := aws.ToString(out.ETag)
+	if etag == "" {
+		return "", fmt.Errorf("s3remote: %s %q in %s: the server returned no ETag", o, key, b)
+	}
+	return etag, nil
+}
+
+// Delete removes the object under key; a missing key is not an error.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	if err := b.check(ctx, opDelete, key); err != nil {
+		return err
+	}
+	b.stats.Deletes.Add(1)
+	_, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(b.bucket),
+		Key:    aws.String(b.full(key)),
+	}, b.apiOpt)
+	if err = b.mapError(opDelete, key, err); errors.Is(err, remote.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// List yields the objects whose keys start with prefix and sort after
+// startAfter, in ascending byte order, fetching one page (ListObjectsV2,
+// Options.PageSize keys) at a time as the caller consumes them. An error ends
+// the sequence as the final (Info{}, err) pair.
+func (b *Backend) List(ctx context.Context, prefix, startAfter string) iter.Seq2[remote.Info, error] {
+	return func(yield func(remote.Info, error) bool) {
+		if err := remote.ValidatePrefix(prefix); err != nil {
+			yield(remote.Info{}, fmt.Errorf("s3remote: %s %q: %w", opList, prefix, err))
+			return
+		}
+		in := &s3.ListObjectsV2Input{
+			Bucket:  aws.String(b.bucket),
+			MaxKeys: aws.Int32(int32(b.opts.PageSize)),
+		}
+		if p := b.full(prefix); p != "" {
+			in.Prefix = aws.String(p)
+		}
+		if startAfter != "" {
+			in.StartAfter = aws.String(b.full(startAfter))
+		}
+		root := b.full("") // "" or "prefix/", cut from returned names
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(remote.Info{}, b.mapError(opList, prefix, err))
+				return
+			}
+			b.stats.Lists.Add(1)
+			out, err := b.client.ListObjectsV2(ctx, in, b.apiOpt)
+			if err != nil {
+				yield(remote.Info{}, b.mapError(opList, prefix, err))
+				return
+			}
+			var last string
+			for _, obj := range out.Contents {
+				name := aws.ToString(obj.Key)
+				last = name
+				key, ok := strings.CutPrefix(name, root)
+				if !ok || key == "" {
+					continue // not ours (a server ignoring Prefix)
+				}
+				if !yield(info(key, obj), nil) {
+					return
+				}
+			}
+			if !aws.ToBool(out.IsTruncated) {
+				return
+			}
+			if tok := aws.ToString(out.NextContinuationToken); tok != "" {
+				in.ContinuationToken = aws.String(tok)
+			} else if last != "" {
+				// A server that pages without a token: go on after the last key.
+				in.ContinuationToken = nil
+				in.StartAfter = aws.String(last)
+			} else {
+				yield(remote.Info{}, fmt.Errorf("s3remote: %s %q in %s: truncated page without continuation token", opList, prefix, b))
+				return
+			}
+		}
+	}
+}
+
+func info(key string, obj types.Object) remote.Info {
+	return remote.Info{
+		Key:          key,
+		Size:         aws.ToInt64(obj.Size),
+		ETag:         aws.ToString(obj.ETag),
+		LastModified: aws.ToTime(obj.LastModified),
+	}
+}
+
+// check runs the checks every operation starts with: a live ctx and a valid
+// key.
+func (b *Backend) check(ctx context.Context, o op, key string) error {
+	if err := ctx.Err(); err != nil {
+		return b.mapError(o, key, err)
+	}
+	if err := remote.ValidateKey(key); err != nil {
+		return fmt.Errorf("s3remote: %s: %w", o, err)
+	}
+	return nil
+}
+
+// bodyError marks a failure while reading a GetObject body, after the SDK's
+// retries are over: the read is not retried and counts as transient.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "reading body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }

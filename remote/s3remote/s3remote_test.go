@@ -1,0 +1,367 @@
+package s3remote_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/ebreplica/ebreplica/internal/s3test"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/remotetest"
+	"github.com/ebreplica/ebreplica/remote/s3remote"
+)
+
+// newReal returns a backend on a fresh bucket of the real test server.
+func newReal(t testing.TB, prefix string, opts *s3remote.Options) *s3remote.Backend {
+	t.Helper()
+	client, bucket := s3test.NewBucket(t)
+	be, err := s3remote.New(client, bucket, prefix, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be
+}
+
+// TestConformance runs the suite against the real server (versitygw), under
+// a prefix, with the default options (SDK checksums off).
+func TestConformance(t *testing.T) {
+	remotetest.RunConformance(t, func(t *testing.T) remote.Backend {
+		return newReal(t, "replicas/r1", nil)
+	})
+}
+
+// TestConformanceSDKChecksums runs the parts of the suite that move data
+// with the SDK's default checksums (CRC32 trailers, response validation),
+// to show the server accepts them too.
+func TestConformanceSDKChecksums(t *testing.T) {
+	be := newReal(t, "", &s3remote.Options{SDKChecksums: true})
+	ctx := t.Context()
+	for _, n := range []int{0, 1, 1 << 10, 3<<20 + 5} {
+		data := remotetest.Content(uint64(n), n)
+		key := fmt.Sprintf("sum/%d", n)
+		etag, err := be.Put(ctx, key, data)
+		if err != nil {
+			t.Fatalf("Put %d bytes: %v", n, err)
+		}
+		obj, err := be.Get(ctx, key)
+		if err != nil || obj.ETag != etag || string(obj.Data) != string(data) {
+			t.Fatalf("Get %d bytes: %v (etag %s, want %s)", n, err, obj.ETag, etag)
+		}
+		if _, err := be.PutIfMatch(ctx, key, data[:n/2], etag); err != nil {
+			t.Fatalf("PutIfMatch: %v", err)
+		}
+		if _, err := be.PutIfAbsent(ctx, key+"/new", data); err != nil {
+			t.Fatalf("PutIfAbsent: %v", err)
+		}
+	}
+}
+
+// newFake returns a client of an in-process gofakes3 server with one bucket.
+// gofakes3 ignores credentials: use it for logic only.
+func newFake(t testing.TB) (*s3.Client, string) {
+	t.Helper()
+	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	t.Cleanup(srv.Close)
+	client := s3test.NewClient(srv.URL, "fake", "fake")
+	bucket := "fake"
+	if _, err := client.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	return client, bucket
+}
+
+func TestFakeConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	remotetest.RunConformance(t, func(t *testing.T) remote.Backend {
+		client, bucket := newFake(t)
+		be, err := s3remote.New(client, bucket, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return be
+	})
+}
+
+// TestFakePrefixAndPaging checks key prefixing and list paging with a small
+// page size: keys outside the prefix stay invisible, startAfter is mapped
+// into the prefix, pages are fetched lazily.
+func TestFakePrefixAndPaging(t *testing.T) {
+	client, bucket := newFake(t)
+	ctx := t.Context()
+	be, err := s3remote.New(client, bucket, "/team/r1/", &s3remote.Options{PageSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := be.String(); got != "s3://"+bucket+"/team/r1" {
+		t.Errorf("String() = %q", got)
+	}
+	other, err := s3remote.New(client, bucket, "team/r10", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := s3remote.New(client, bucket, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for i := range 10 {
+		k := fmt.Sprintf("k/%02d", i)
+		keys = append(keys, k)
+		if _, err := be.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Put(ctx, k, []byte("other")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := root.Put(ctx, "team/r1x", []byte("neighbour")); err != nil {
+		t.Fatal(err)
+	}
+	// The objects are stored under the prefix.
+	if _, err := root.Get(ctx, "team/r1/k/03"); err != nil {
+		t.Fatalf("object not under the prefix: %v", err)
+	}
+	list := func(prefix, startAfter string) []string {
+		var out []string
+		for info, err := range be.List(ctx, prefix, startAfter) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, info.Key)
+		}
+		return out
+	}
+	before := be.Stats().Snapshot()
+	if got := list("", ""); !slices.Equal(got, keys) {
+		t.Fatalf("List = %q, want %q", got, keys)
+	}
+	if d := be.Stats().Snapshot().Sub(before); d.List != 4 {
+		t.Errorf("10 keys in pages of 3 took %d List requests, want 4", d.List)
+	}
+	if got := list("k/0", "k/06"); !slices.Equal(got, keys[7:]) {
+		t.Errorf("List after k/06 = %q", got)
+	}
+	before = be.Stats().Snapshot()
+	for _, err := range be.List(ctx, "", "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if d := be.Stats().Snapshot().Sub(before); d.List != 1 {
+		t.Errorf("stopping after one key took %d List requests, want 1", d.List)
+	}
+	// Conditional writes through the prefix.
+	if _, err := be.PutIfAbsent(ctx, "k/00", []byte("x")); !errors.Is(err, remote.ErrExists) {
+		t.Errorf("PutIfAbsent on an existing key = %v, want ErrExists", err)
+	}
+	obj, err := be.Get(ctx, "k/00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(obj.ETag, `"`) {
+		t.Errorf("ETag %s lost its quotes", obj.ETag)
+	}
+	if _, err := be.PutIfMatch(ctx, "k/00", []byte("y"), obj.ETag); err != nil {
+		t.Errorf("PutIfMatch: %v", err)
+	}
+	if _, err := be.PutIfMatch(ctx, "k/00", []byte("z"), obj.ETag); !errors.Is(err, remote.ErrPrecondition) {
+		t.Errorf("stale PutIfMatch = %v, want ErrPrecondition", err)
+	}
+	if _, err := be.PutIfMatch(ctx, "k/missing", []byte("z"), obj.ETag); !errors.Is(err, remote.ErrPrecondition) {
+		t.Errorf("PutIfMatch on a missing key = %v, want ErrPrecondition", err)
+	}
+}
+
+func TestNewOptions(t *testing.T) {
+	client := s3test.NewClient("http://127.0.0.1:1", "a", "b")
+	for _, tc := range []struct {
+		name   string
+		client *s3.Client
+		bucket string
+		prefix string
+		opts   *s3remote.Options
+		ok     bool
+	}{
+		{"defaults", client, "b", "", nil, true},
+		{"prefix", client, "b", "a/b/", &s3remote.Options{}, true},
+		{"nil client", nil, "b", "", nil, false},
+		{"no bucket", client, "", "", nil, false},
+		{"slash bucket", client, "a/b", "", nil, false},
+		{"bad prefix", client, "b", "a//b", nil, false},
+		{"dot prefix", client, "b", "a/../b", nil, false},
+		{"page size", client, "b", "", &s3remote.Options{PageSize: 1001}, false},
+		{"negative page size", client, "b", "", &s3remote.Options{PageSize: -1}, false},
+		{"negative attempts", client, "b", "", &s3remote.Options{MaxAttempts: -1}, false},
+		{"negative backoff", client, "b", "", &s3remote.Options{MaxBackoff: -1}, false},
+		{"max page size", client, "b", "", &s3remote.Options{PageSize: 1000, MaxAttempts: 1}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			be, err := s3remote.New(tc.client, tc.bucket, tc.prefix, tc.opts)
+			if (err == nil) != tc.ok {
+				t.Fatalf("New = %v, %v; want ok=%v", be, err, tc.ok)
+			}
+			if err != nil && !strings.HasPrefix(err.Error(), "s3remote: ") {
+				t.Errorf("error %q lacks the s3remote: prefix", err)
+			}
+		})
+	}
+}
+
+// TestMissingBucket: a bucket that does not exist maps to ErrBucketNotFound
+// and the message names it.
+func TestMissingBucket(t *testing.T) {
+	client := s3test.Client(t)
+	bucket := s3test.BucketName(t)
+	be, err := s3remote.New(client, bucket, "p", &s3remote.Options{MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, remote.ErrBucketNotFound) {
+			t.Errorf("%s on a missing bucket = %v, want ErrBucketNotFound", what, err)
+			return
+		}
+		if !strings.Contains(err.Error(), bucket) || !strings.HasPrefix(err.Error(), "s3remote: ") {
+			t.Errorf("%s: message %q does not name bucket %s", what, err, bucket)
+		}
+	}
+	_, err = be.Get(ctx, "k")
+	check("Get", err)
+	_, err = be.Put(ctx, "k", []byte("x"))
+	check("Put", err)
+	_, err = be.PutIfAbsent(ctx, "k", []byte("x"))
+	check("PutIfAbsent", err)
+	_, err = be.PutIfMatch(ctx, "k", []byte("x"), `"abc"`)
+	check("PutIfMatch", err)
+	check("Delete", be.Delete(ctx, "k"))
+	for _, err := range be.List(ctx, "", "") {
+		check("List", err)
+	}
+}
+
+// TestWrongCredentials: a wrong secret or an unknown access key maps to
+// ErrAccessDenied; the message says "credentials" and never shows a secret.
+func TestWrongCredentials(t *testing.T) {
+	srv := s3test.Config(t)
+	_, bucket := s3test.NewBucket(t)
+	const wrongSecret = "WRONGsecretWRONGsecretWRONGsecret0123456"
+	for _, tc := range []struct{ name, access, secret string }{
+		{"wrong secret", srv.AccessKey, wrongSecret},
+		{"unknown access key", "EBRUNKNOWNKEY0000000", srv.SecretKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client := s3test.NewClient(srv.Endpoint, tc.access, tc.secret)
+			be, err := s3remote.New(client, bucket, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := t.Context()
+			check := func(what string, err error) {
+				t.Helper()
+				if !errors.Is(err, remote.ErrAccessDenied) {
+					t.Errorf("%s = %v, want ErrAccessDenied", what, err)
+					return
+				}
+				msg := err.Error()
+				if !strings.Contains(msg, "credentials") {
+					t.Errorf("%s: message %q does not mention credentials", what, msg)
+				}
+				for _, secret := range []string{wrongSecret, srv.SecretKey} {
+					if strings.Contains(msg, secret) {
+						t.Errorf("%s: message %q shows a secret key", what, msg)
+					}
+				}
+			}
+			before := be.Stats().Snapshot()
+			_, err = be.Get(ctx, "k")
+			check("Get", err)
+			_, err = be.Put(ctx, "k", []byte("x"))
+			check("Put", err)
+			_, err = be.PutIfAbsent(ctx, "k", []byte("x"))
+			check("PutIfAbsent", err)
+			_, err = be.PutIfMatch(ctx, "k", []byte("x"), `"abc"`)
+			check("PutIfMatch", err)
+			check("Delete", be.Delete(ctx, "k"))
+			for _, err := range be.List(ctx, "", "") {
+				check("List", err)
+			}
+			if d := be.Stats().Snapshot().Sub(before); d.Requests() != 6 {
+				t.Errorf("counted %+v, want 6 requests", d)
+			}
+		})
+	}
+}
+
+// TestGetDetails: ETag exactly as the server sent it, LastModified set.
+func TestGetDetails(t *testing.T) {
+	be := newReal(t, "", nil)
+	ctx := t.Context()
+	etag, err := be.Put(ctx, "a/b", []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(etag, `"`) || !strings.HasSuffix(etag, `"`) {
+		t.Errorf("ETag %s: want the quoted form the server sends", etag)
+	}
+	obj, err := be.Get(ctx, "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.ETag != etag || obj.LastModified.IsZero() {
+		t.Errorf("Get = etag %s, modified %v; want %s and a time", obj.ETag, obj.LastModified, etag)
+	}
+	// PutIfMatch with the quotes stripped does not match (sent as given).
+	_, err = be.PutIfMatch(ctx, "a/b", []byte("x"), strings.Trim(etag, `"`))
+	t.Logf("PutIfMatch with an unquoted ETag: %v", err)
+}
+
+// TestCancelledDuringRequest: a ctx that expires while the request is in
+// flight yields an error wrapping the ctx's error, not ErrTransient.
+func TestCancelledDuringRequest(t *testing.T) {
+	block := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	p := s3test.NewProxy(t, func(_ int64, _ http.ResponseWriter, r *http.Request) bool {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+		return false
+	})
+	defer close(block)
+	_, bucket := s3test.NewBucket(t)
+	be, err := s3remote.New(p.Client(t), bucket, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := be.Get(ctx, "k")
+		errc <- err
+	}()
+	<-arrived
+	cancel()
+	err = <-errc
+	if !errors.Is(err, context.Canceled) || errors.Is(err, remote.ErrTransient) {
+		t.Fatalf("Get cancelled in flight = %v, want context.Canceled", err)
+	}
+}

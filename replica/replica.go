@@ -1,0 +1,598 @@
+// Package replica is the public API of ebreplica: one local replica of a
+// multi-writer replicated key-value store.
+//
+// Every read and write is local (Badger on disk) and needs no network. Each
+// write is stamped with a fresh dot and hybrid-logical-clock time, replaces
+// every concurrent version of its key (it has seen them all), and marks the
+// key in the outbox in the same transaction, so a later push sends only
+// changed keys. Concurrent writes from other replicas are kept as siblings
+// and projected to one read value by the key's policy (lww by default).
+//
+// A Replica is safe for concurrent use. Writes from many goroutines are
+// grouped into shared transactions (group commit); with Durability Sync a
+// write returns after its group's fsync.
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// Limits.
+const (
+	MaxKeyLen           = 1024
+	DefaultMaxValueSize = 16 << 20
+)
+
+// Errors. Branch on them with errors.Is (ErrConflict also with errors.As on
+// *ConflictError).
+var (
+	ErrNotFound           = errors.New("replica: not found")
+	ErrConflict           = errors.New("replica: key has concurrent versions")
+	ErrClosed             = errors.New("replica: closed")
+	ErrNotInitialized     = errors.New("replica: no replica in this directory (run init)")
+	ErrAlreadyInitialized = errors.New("replica: directory already holds a replica")
+	ErrInvalidKey         = errors.New("replica: invalid key")
+	ErrValueTooLarge      = errors.New("replica: value too large")
+	ErrLocked             = store.ErrLocked
+)
+
+// ConflictError is returned by Get when the policy surfaces siblings (mv).
+// It matches ErrConflict with errors.Is.
+type ConflictError struct {
+	Key      string
+	Versions []Version
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("replica: key %q has %d concurrent versions", e.Key, len(e.Versions))
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Version is one concurrent version of a key, as Versions returns it.
+type Version struct {
+	Value   []byte
+	Deleted bool
+	Replica clock.ReplicaID
+	Counter uint64
+	Time    clock.HLC
+	// Winner: the key's policy reads this version.
+	Winner bool
+}
+
+// Options configures a replica. nil means defaults.
+type Options struct {
+	// Durability: store.Sync (default; a write returns after fsync) or
+	// store.Relaxed.
+	Durability store.Durability
+	// LowMemory selects the small-footprint Badger profile for edge devices.
+	LowMemory bool
+	// InMemory keeps the database in memory (tests); dir is only used for
+	// nothing then and may be "".
+	InMemory bool
+	// Engine, when set, is used instead of Badger (the simulator's
+	// map-backed engine). dir is ignored.
+	Engine store.Engine
+	// Create makes Open initialise a new replica when dir holds none.
+	Create bool
+	// Remote is the remote URL recorded by a new replica.
+	Remote string
+	// ID, when non-zero, is the id given to a new replica (tests, simulator).
+	ID clock.ReplicaID
+	// MaxValueSize caps a value (DefaultMaxValueSize when 0).
+	MaxValueSize int
+	// Wall is the wall clock (time.Now when nil).
+	Wall func() time.Time
+	// MaxDrift caps how far a remote HLC can drag the local clock ahead of
+	// wall time (clock.DefaultMaxDrift when 0).
+	MaxDrift time.Duration
+	// Policies maps key prefixes to merge policies (lww for all when nil).
+	Policies *merge.Registry
+}
+
+func (o *Options) validate() (Options, error) {
+	var out Options
+	if o != nil {
+		out = *o
+	}
+	if out.MaxValueSize == 0 {
+		out.MaxValueSize = DefaultMaxValueSize
+	}
+	if out.MaxValueSize < 0 {
+		return out, errors.New("replica: MaxValueSize must not be negative")
+	}
+	if out.Durability != store.Sync && out.Durability != store.Relaxed {
+		return out, fmt.Errorf("replica: unknown durability %d", out.Durability)
+	}
+	if out.MaxDrift < 0 {
+		return out, errors.New("replica: MaxDrift must not be negative")
+	}
+	if out.Policies == nil {
+		out.Policies = merge.NewRegistry()
+	}
+	return out, nil
+}
+
+// Replica is one local replica. Safe for concurrent use.
+type Replica struct {
+	dir   string
+	opts  Options
+	st    *store.Store
+	id    clock.ReplicaID
+	mu    sync.RWMutex
+	close sync.Once
+}
+
+const dataDir = "data"
+
+// Init creates a new replica in dir, bound to the remote URL. It fails with
+// ErrAlreadyInitialized when dir already holds one.
+func Init(dir, remoteURL string, opts *Options) (*Replica, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Engine == nil && !o.InMemory && exists(dir) {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyInitialized, dir)
+	}
+	o.Create = true
+	o.Remote = remoteURL
+	r, err := Open(dir, &o)
+	if err != nil {
+		return nil, err
+	}
+	if got, _ := r.meta("remote"); string(got) != remoteURL {
+		r.Close()
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyInitialized, dir)
+	}
+	return r, nil
+}
+
+func exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, dataDir, "MANIFEST"))
+	return err == nil
+}
+
+// Open opens the replica in dir. Without opts.Create, a directory that
+// holds no replica gives ErrNotInitialized and is left untouched. A second
+// process opening the same directory gets ErrLocked.
+func Open(dir string, opts *Options) (*Replica, error) {
+	o, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	eng := o.Engine
+	if eng == nil {
+		if !o.InMemory && !o.Create && !exists(dir) {
+			return nil, fmt.Errorf("%w: %s", ErrNotInitialized, dir)
+		}
+		path := ""
+		if !o.InMemory {
+			path = filepath.Join(dir, dataDir)
+			if err := os.MkdirAll(path, 0o755); err != nil {
+				return nil, fmt.Errorf("replica: %w", err)
+			}
+		}
+		b, err := store.OpenBadger(path, store.BadgerOptions{InMemory: o.InMemory, LowMemory: o.LowMemory})
+		if err != nil {
+			return nil, err
+		}
+		eng = b
+	}
+	st, err := store.Open(eng, &store.Options{
+		Durability: o.Durability, Wall: o.Wall, MaxDrift: o.MaxDrift, Policies: o.Policies,
+	})
+	if err != nil {
+		eng.Close()
+		return nil, err
+	}
+	r := &Replica{dir: dir, opts: o, st: st}
+	id, err := st.ReplicaID()
+	if errors.Is(err, store.ErrNoReplica) {
+		if !o.Create {
+			st.Close()
+			return nil, fmt.Errorf("%w: %s", ErrNotInitialized, dir)
+		}
+		id = o.ID
+		if id.IsZero() {
+			id = clock.NewReplicaID()
+		}
+		err = st.UpdateSync(context.Background(), func(tx *store.Tx) error {
+			tx.SetMeta("remote", []byte(o.Remote))
+			return nil
+		})
+		if err == nil {
+			err = st.Init(context.Background(), id)
+		}
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	r.id = id
+	return r, nil
+}
+
+// ID returns the replica id.
+func (r *Replica) ID() clock.ReplicaID { return r.id }
+
+// Dir returns the replica's directory.
+func (r *Replica) Dir() string { return r.dir }
+
+// Store returns the local store (the sync layer and tests use it).
+func (r *Replica) Store() *store.Store { return r.st }
+
+// Remote returns the remote URL recorded at init.
+func (r *Replica) Remote() string {
+	v, _ := r.meta("remote")
+	return string(v)
+}
+
+func (r *Replica) meta(name string) ([]byte, error) {
+	var out []byte
+	err := r.st.View(func(v *store.View) error {
+		b, _, err := v.Meta(name)
+		out = b
+		return err
+	})
+	return out, wrapClosed(err)
+}
+
+func wrapClosed(err error) error {
+	if errors.Is(err, store.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// ValidateKey checks a key: not empty, at most MaxKeyLen bytes, valid UTF-8.
+func ValidateKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	case len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: key of %d bytes is longer than %d", ErrInvalidKey, len(key), MaxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: key is not valid UTF-8", ErrInvalidKey)
+	}
+	return nil
+}
+
+func (r *Replica) checkValue(key string, v []byte) error {
+	if len(v) > r.opts.MaxValueSize {
+		return fmt.Errorf("%w: value of %q is %d bytes, limit %d", ErrValueTooLarge, key, len(v), r.opts.MaxValueSize)
+	}
+	return nil
+}
+
+// Put writes value under key.
+func (r *Replica) Put(ctx context.Context, key string, value []byte) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if err := r.checkValue(key, value); err != nil {
+		return err
+	}
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		_, err := tx.Write(key, value, false)
+		return err
+	}))
+}
+
+// Delete deletes key. A key that is not live here gives ErrNotFound and
+// writes nothing.
+func (r *Replica) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		cur, ok, err := tx.Record(key)
+		if err != nil {
+			return err
+		}
+		if !ok || !merge.Live(r.opts.Policies.For(key), key, cur.Record) {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		_, err = tx.Write(key, nil, true)
+		return err
+	}))
+}
+
+// Batch is a set of writes applied atomically by Replica.Batch.
+type Batch struct {
+	r   *Replica
+	ops []batchOp
+	err error
+}
+
+type batchOp struct {
+	key   string
+	value []byte
+	del   bool
+}
+
+// Put queues a write. Invalid input makes the whole batch fail.
+func (b *Batch) Put(key string, value []byte) {
+	if b.err == nil {
+		if b.err = ValidateKey(key); b.err == nil {
+			b.err = b.r.checkValue(key, value)
+		}
+	}
+	b.ops = append(b.ops, batchOp{key: key, value: value})
+}
+
+// Delete queues a delete; deleting a key that is not live is a no-op.
+func (b *Batch) Delete(key string) {
+	if b.err == nil {
+		b.err = ValidateKey(key)
+	}
+	b.ops = append(b.ops, batchOp{key: key, del: true})
+}
+
+// Len returns the number of queued operations.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// Batch calls fn to queue writes, then applies them all in one transaction:
+// every write lands, or none does. Later operations on the same key win.
+func (r *Replica) Batch(ctx context.Context, fn func(b *Batch) error) error {
+	b := &Batch{r: r}
+	if err := fn(b); err != nil {
+		return err
+	}
+	if b.err != nil {
+		return b.err
+	}
+	if len(b.ops) == 0 {
+		return nil
+	}
+	err := r.st.Update(ctx, func(tx *store.Tx) error {
+		for _, op := range b.ops {
+			if op.del {
+				cur, ok, err := tx.Record(op.key)
+				if err != nil {
+					return err
+				}
+				if !ok || !merge.Live(r.opts.Policies.For(op.key), op.key, cur.Record) {
+					continue
+				}
+			}
+			if _, err := tx.Write(op.key, op.value, op.del); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrTooBig) {
+		return fmt.Errorf("replica: batch of %d operations is too large for one transaction: split it: %w", len(b.ops), err)
+	}
+	return wrapClosed(err)
+}
+
+// Get returns the value of key as its policy reads it: ErrNotFound when the
+// key is absent or reads as deleted, *ConflictError (ErrConflict) when the
+// policy surfaces concurrent versions.
+func (r *Replica) Get(key string) ([]byte, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := r.st.View(func(v *store.View) error {
+		st, ok, err := v.Record(key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
+		if err != nil {
+			return err
+		}
+		switch {
+		case res.Conflict:
+			return &ConflictError{Key: key, Versions: versions(st.Record, res)}
+		case res.Deleted:
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		out = res.Value
+		return nil
+	})
+	return out, wrapClosed(err)
+}
+
+func versions(rec merge.Record, res merge.Result) []Version {
+	out := make([]Version, len(rec.Versions))
+	for i, v := range rec.Versions {
+		out[i] = Version{Value: v.Value, Deleted: v.Deleted, Replica: v.Dot.Replica,
+			Counter: v.Dot.Counter, Time: v.Time, Winner: i == res.Winner}
+	}
+	return out
+}
+
+// Versions returns every concurrent version of key (tombstones included) in
+// canonical order; ErrNotFound when the key has no record.
+func (r *Replica) Versions(key string) ([]Version, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	var out []Version
+	err := r.st.View(func(v *store.View) error {
+		st, ok, err := v.Record(key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
+		if err != nil {
+			res = merge.Result{Winner: -1}
+		}
+		out = versions(st.Record, res)
+		return nil
+	})
+	return out, wrapClosed(err)
+}
+
+// Item is one live key yielded by Scan.
+type Item struct {
+	Key   string
+	Value []byte // nil when Conflict
+	// Versions is the number of concurrent versions stored.
+	Versions int
+	// Conflict: the policy surfaces the siblings (see Replica.Versions).
+	Conflict bool
+}
+
+// Scan yields the live keys with the prefix, in key order, from one
+// consistent snapshot. Stop early by breaking out of the loop. A read error
+// (or a policy error) is yielded once, as the last pair.
+func (r *Replica) Scan(prefix string) iter.Seq2[Item, error] {
+	return r.ScanFrom(prefix, "")
+}
+
+// ScanFrom is Scan starting at key start (inclusive).
+func (r *Replica) ScanFrom(prefix, start string) iter.Seq2[Item, error] {
+	return func(yield func(Item, error) bool) {
+		stopped := false
+		err := r.st.View(func(v *store.View) error {
+			return v.Records(prefix, start, func(key string, st store.Stored) (bool, error) {
+				res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
+				if err != nil {
+					return false, err
+				}
+				if res.Deleted {
+					return true, nil
+				}
+				it := Item{Key: key, Versions: len(st.Versions), Conflict: res.Conflict}
+				if !res.Conflict {
+					it.Value = res.Value
+				}
+				if !yield(it, nil) {
+					stopped = true
+					return false, nil
+				}
+				return true, nil
+			})
+		})
+		if err != nil && !stopped {
+			yield(Item{}, wrapClosed(err))
+		}
+	}
+}
+
+// Len returns the number of live keys, in O(1).
+func (r *Replica) Len() int64 { return r.st.Len() }
+
+// PendingKey is a key changed here and not yet pushed.
+type PendingKey struct {
+	Key     string
+	Deleted bool // the key currently reads as deleted here
+}
+
+// Pending yields the keys changed here and not yet pushed, in key order.
+func (r *Replica) Pending() iter.Seq2[PendingKey, error] {
+	return func(yield func(PendingKey, error) bool) {
+		stopped := false
+		err := r.st.View(func(v *store.View) error {
+			return v.Marks("", func(key string, _ uint64) (bool, error) {
+				st, ok, err := v.Record(key)
+				if err != nil {
+					return false, err
+				}
+				del := !ok || !merge.Live(r.opts.Policies.For(key), key, st.Record)
+				if !yield(PendingKey{Key: key, Deleted: del}, nil) {
+					stopped = true
+					return false, nil
+				}
+				return true, nil
+			})
+		})
+		if err != nil && !stopped {
+			yield(PendingKey{}, wrapClosed(err))
+		}
+	}
+}
+
+// Status describes the replica.
+type Status struct {
+	ReplicaID  string        `json:"replica_id"`
+	Remote     string        `json:"remote"`
+	Dir        string        `json:"dir"`
+	Keys       int64         `json:"keys"`
+	Pending    int64         `json:"pending"`
+	Cursor     uint64        `json:"cursor"`
+	LastPush   *time.Time    `json:"last_push"`
+	LastPull   *time.Time    `json:"last_pull"`
+	Counter    uint64        `json:"counter"`
+	HLC        string        `json:"hlc"`
+	SkewCapped uint64        `json:"skew_capped"`
+	MaxSkew    time.Duration `json:"max_skew_ns"`
+	Durability string        `json:"durability"`
+	Commits    int64         `json:"commits"`
+}
+
+// Status returns the replica's status.
+func (r *Replica) Status() (Status, error) {
+	capped, ahead := r.st.Clock().SkewStats()
+	s := Status{
+		ReplicaID: r.id.String(), Dir: r.dir, Keys: r.st.Len(), Pending: r.st.Pending(),
+		HLC: r.st.Clock().Last().String(), SkewCapped: capped, MaxSkew: ahead,
+		Durability: r.st.Durability().String(), Commits: r.st.Commits(),
+	}
+	err := r.st.View(func(v *store.View) error {
+		if b, _, err := v.Meta("remote"); err != nil {
+			return err
+		} else {
+			s.Remote = string(b)
+		}
+		if b, ok, err := v.Meta("cursor"); err != nil {
+			return err
+		} else if ok && len(b) == 8 {
+			s.Cursor = beUint(b)
+		}
+		for name, dst := range map[string]**time.Time{"last_push": &s.LastPush, "last_pull": &s.LastPull} {
+			if b, ok, err := v.Meta(name); err != nil {
+				return err
+			} else if ok && len(b) == 8 {
+				t := time.UnixMilli(int64(beUint(b))).UTC()
+				*dst = &t
+			}
+		}
+		if b, ok, err := v.Meta("counter"); err != nil {
+			return err
+		} else if ok && len(b) == 8 {
+			s.Counter = beUint(b)
+		}
+		return nil
+	})
+	return s, wrapClosed(err)
+}
+
+func beUint(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// Close closes the replica; later calls return ErrClosed.
+func (r *Replica) Close() error {
+	err := ErrClosed
+	r.close.Do(func() { err = r.st.Close() })
+	return err
+}

@@ -1,0 +1,439 @@
+// Package store is the local state of one replica, kept in an ordered
+// key-value Engine (Badger on disk; a map in the simulator).
+//
+// Key space:
+//
+//	r/<key>          record: 8-byte big-endian pos, then the canonical record (merge.EncodeRecord)
+//	o/<key>          outbox mark: 8-byte dot counter of the key's last local change
+//	m/replica        ReplicaID (16 bytes)
+//	m/counter        last dot counter issued (never below the highest own dot seen in pulled data)
+//	m/hlc            last HLC issued or observed
+//	m/live           number of live keys (a key is live when its policy's read is not deleted)
+//	m/pending        number of outbox marks
+//	m/gc             G: the join of the clocks of every record collected here
+//	m/...            other metadata owned by the sync layer (cursor, tip, registry, own/, stage/)
+//
+// Every write goes through one writer goroutine that groups concurrent
+// requests into shared engine transactions (group commit): local writes and
+// pull merges alike. That makes counters (dot counter, live count, pending
+// count) consistent without conflicts, and lets one fsync cover many writes.
+// A request is a function over a Tx; if it returns an error, none of its
+// writes are applied and the others in its group are unaffected. A
+// request's writes become visible to later requests of the same group, and
+// to readers once the group commits.
+//
+// Durability: with Sync (the default) a write returns after the group's
+// fsync; with Relaxed it returns after the engine commit, and a power loss
+// may lose the latest writes (never tear one). UpdateSync always fsyncs,
+// whatever the option: the sync layer stages segments with it, so no dot
+// leaves the machine before it is durable and a dot is never reused.
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+)
+
+// Durability says when a write is acknowledged.
+type Durability int
+
+const (
+	// Sync: a write returns after fsync (default).
+	Sync Durability = iota
+	// Relaxed: a write returns after commit; a power loss may lose the
+	// latest writes.
+	Relaxed
+)
+
+func (d Durability) String() string {
+	if d == Relaxed {
+		return "relaxed"
+	}
+	return "sync"
+}
+
+// Errors.
+var (
+	ErrClosed        = errors.New("store: closed")
+	ErrNoReplica     = errors.New("store: no replica initialised here")
+	ErrReplicaExists = errors.New("store: a replica is already initialised here")
+	ErrCorrupt       = errors.New("store: corrupt local data")
+)
+
+// Options configures a Store. The zero value (or nil) is valid.
+type Options struct {
+	// Durability: Sync (default) or Relaxed.
+	Durability Durability
+	// Wall is the wall clock (time.Now when nil); the simulator and the
+	// CLI's --clock-offset inject their own.
+	Wall func() time.Time
+	// MaxDrift caps how far a remote HLC may drag the local clock ahead of
+	// wall time (clock.DefaultMaxDrift when zero).
+	MaxDrift time.Duration
+	// Policies decide liveness for the live-key count (lww for all when nil).
+	Policies *merge.Registry
+	// GroupBytes caps the bytes written by one group commit (default 4 MiB);
+	// a single request may exceed it.
+	GroupBytes int
+}
+
+func (o *Options) withDefaults() Options {
+	var out Options
+	if o != nil {
+		out = *o
+	}
+	if out.Policies == nil {
+		out.Policies = merge.NewRegistry()
+	}
+	if out.GroupBytes <= 0 {
+		out.GroupBytes = 4 << 20
+	}
+	return out
+}
+
+// Store is one replica's local state. Safe for concurrent use.
+type Store struct {
+	eng   Engine
+	opts  Options
+	clock *clock.Clock
+
+	reqs      chan *request
+	quit      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeMu   sync.RWMutex // held for reading while submitting
+	closed    bool
+
+	// Writer-owned state, mirrored into atomics for readers.
+	id      atomic.Pointer[clock.ReplicaID]
+	counter uint64
+	live    atomic.Int64
+	pending atomic.Int64
+	commits atomic.Int64 // engine commits (group commits)
+}
+
+type request struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	sync bool
+	err  chan error
+}
+
+// Open starts a Store on eng. It reads the persisted counters; it does not
+// require a replica id (see Init).
+func Open(eng Engine, o *Options) (*Store, error) {
+	s := &Store{
+		eng:  eng,
+		opts: o.withDefaults(),
+		reqs: make(chan *request, 1024),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	var hlc uint64
+	err := eng.View(func(r Reader) error {
+		if v, ok, err := r.Get(keyReplica); err != nil {
+			return err
+		} else if ok {
+			if len(v) != 16 {
+				return fmt.Errorf("%w: replica id of %d bytes", ErrCorrupt, len(v))
+			}
+			var id clock.ReplicaID
+			copy(id[:], v)
+			s.id.Store(&id)
+		}
+		var err error
+		var n uint64
+		if s.counter, err = getUint(r, keyCounter); err != nil {
+			return err
+		}
+		if hlc, err = getUint(r, keyHLC); err != nil {
+			return err
+		}
+		if n, err = getUint(r, keyLive); err != nil {
+			return err
+		}
+		s.live.Store(int64(n))
+		if n, err = getUint(r, keyPending); err != nil {
+			return err
+		}
+		s.pending.Store(int64(n))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.clock = clock.NewClock(s.opts.Wall, clock.HLC(hlc), s.opts.MaxDrift)
+	go s.writer()
+	return s, nil
+}
+
+// Engine returns the engine under the store.
+func (s *Store) Engine() Engine { return s.eng }
+
+// Clock returns the replica's hybrid logical clock.
+func (s *Store) Clock() *clock.Clock { return s.clock }
+
+// Policies returns the policy registry in force.
+func (s *Store) Policies() *merge.Registry { return s.opts.Policies }
+
+// Durability returns the durability option.
+func (s *Store) Durability() Durability { return s.opts.Durability }
+
+// ReplicaID returns the replica id, or ErrNoReplica before Init.
+func (s *Store) ReplicaID() (clock.ReplicaID, error) {
+	p := s.id.Load()
+	if p == nil {
+		return clock.ReplicaID{}, ErrNoReplica
+	}
+	return *p, nil
+}
+
+// Len returns the number of live keys: O(1).
+func (s *Store) Len() int64 { return s.live.Load() }
+
+// Pending returns the number of outbox marks: O(1).
+func (s *Store) Pending() int64 { return s.pending.Load() }
+
+// Commits returns how many engine transactions the writer has committed.
+func (s *Store) Commits() int64 { return s.commits.Load() }
+
+// Init records the replica id of a new replica (synced). It fails with
+// ErrReplicaExists when one is already recorded.
+func (s *Store) Init(ctx context.Context, id clock.ReplicaID) error {
+	if id.IsZero() {
+		return errors.New("store: zero replica id")
+	}
+	return s.UpdateSync(ctx, func(tx *Tx) error {
+		if _, err := s.ReplicaID(); err == nil {
+			return ErrReplicaExists
+		}
+		tx.set(keyReplica, id[:])
+		tx.newID = &id
+		return nil
+	})
+}
+
+// Update runs fn in the writer with the store's durability.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	return s.submit(ctx, fn, s.opts.Durability == Sync)
+}
+
+// UpdateSync runs fn in the writer and fsyncs before returning, whatever
+// the durability option.
+func (s *Store) UpdateSync(ctx context.Context, fn func(*Tx) error) error {
+	return s.submit(ctx, fn, true)
+}
+
+func (s *Store) submit(ctx context.Context, fn func(*Tx) error, sync bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, fn: fn, sync: sync, err: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	s.reqs <- r
+	s.closeMu.RUnlock()
+	// Once queued, a request is always answered: a local write is not left
+	// in doubt because its caller's context ended.
+	return <-r.err
+}
+
+// View runs fn against a consistent snapshot of committed state.
+func (s *Store) View(fn func(*View) error) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.eng.View(func(r Reader) error { return fn(&View{r: r, s: s}) })
+}
+
+// Close stops the writer (after answering every queued request) and closes
+// the engine. Later calls return ErrClosed.
+func (s *Store) Close() error {
+	err := ErrClosed
+	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
+		close(s.quit)
+		<-s.done
+		err = s.eng.Close()
+	})
+	return err
+}
+
+// writer is the single goroutine that applies every write.
+func (s *Store) writer() {
+	defer close(s.done)
+	var queue []*request
+	for {
+		if len(queue) == 0 {
+			select {
+			case r := <-s.reqs:
+				queue = append(queue, r)
+			case <-s.quit:
+				// Drain what was queued before Close took the lock.
+				for {
+					select {
+					case r := <-s.reqs:
+						queue = append(queue, r)
+					default:
+						if len(queue) > 0 {
+							queue = s.group(queue)
+							continue
+						}
+						return
+					}
+				}
+			}
+		}
+	drain:
+		for len(queue) < 4096 {
+			select {
+			case r := <-s.reqs:
+				queue = append(queue, r)
+			default:
+				break drain
+			}
+		}
+		queue = s.group(queue)
+	}
+}
+
+// group runs requests from the head of queue in one engine transaction and
+// returns the requests left for the next group.
+func (s *Store) group(queue []*request) []*request {
+	reader, release := s.eng.Reader()
+	defer release()
+	g := &overlay{m: map[string]ovEntry{}}
+	startCounter := s.counter
+	startLive, startPending := s.live.Load(), s.pending.Load()
+	live, pending := startLive, startPending
+	var taken []*request
+	var errs []error
+	needSync := false
+	var newID *clock.ReplicaID
+	n := 0
+	for ; n < len(queue); n++ {
+		r := queue[n]
+		if n > 0 && g.bytes >= s.opts.GroupBytes {
+			break
+		}
+		taken = append(taken, r)
+		if err := r.ctx.Err(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		tx := &Tx{s: s, reader: reader, group: g, own: &overlay{m: map[string]ovEntry{}},
+			counter: s.counter, live: live, pending: pending}
+		err := r.fn(tx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, nil)
+		g.absorb(tx.own)
+		s.counter, live, pending = tx.counter, tx.live, tx.pending
+		if tx.newID != nil {
+			newID = tx.newID
+		}
+		if r.sync {
+			needSync = true
+		}
+	}
+	if len(g.m) > 0 {
+		g.put(keyCounter, putUint(s.counter))
+		g.put(keyHLC, putUint(uint64(s.clock.Last())))
+		g.put(keyLive, putUint(uint64(live)))
+		g.put(keyPending, putUint(uint64(pending)))
+	}
+	err := s.eng.Apply(g.mutations(), needSync)
+	if err != nil {
+		s.counter = startCounter
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	} else {
+		if len(g.m) > 0 {
+			s.commits.Add(1)
+		}
+		s.live.Store(live)
+		s.pending.Store(pending)
+		if newID != nil {
+			s.id.Store(newID)
+		}
+	}
+	for i, r := range taken {
+		r.err <- errs[i]
+	}
+	return queue[n:]
+}
+
+type ovEntry struct {
+	val []byte
+	del bool
+}
+
+type overlay struct {
+	m     map[string]ovEntry
+	bytes int
+}
+
+func (o *overlay) put(k, v []byte) {
+	o.m[string(k)] = ovEntry{val: v}
+	o.bytes += len(k) + len(v)
+}
+
+func (o *overlay) del(k []byte) {
+	o.m[string(k)] = ovEntry{del: true}
+	o.bytes += len(k)
+}
+
+func (o *overlay) absorb(x *overlay) {
+	for k, e := range x.m {
+		o.m[k] = e
+	}
+	o.bytes += x.bytes
+}
+
+func (o *overlay) mutations() []Mutation {
+	keys := make([]string, 0, len(o.m))
+	for k := range o.m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]Mutation, len(keys))
+	for i, k := range keys {
+		e := o.m[k]
+		out[i] = Mutation{Key: []byte(k), Value: e.val, Delete: e.del}
+	}
+	return out
+}
+
+func putUint(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func getUint(r Reader, k []byte) (uint64, error) {
+	v, ok, err := r.Get(k)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: %s is %d bytes", ErrCorrupt, k, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}

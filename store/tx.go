@@ -1,0 +1,366 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+var (
+	prefixRecord = []byte("r/")
+	prefixOutbox = []byte("o/")
+	prefixMeta   = []byte("m/")
+	keyReplica   = []byte("m/replica")
+	keyCounter   = []byte("m/counter")
+	keyHLC       = []byte("m/hlc")
+	keyLive      = []byte("m/live")
+	keyPending   = []byte("m/pending")
+	keyG         = []byte("m/gc")
+)
+
+func recordKey(k string) []byte { return append(append([]byte(nil), prefixRecord...), k...) }
+func outboxKey(k string) []byte { return append(append([]byte(nil), prefixOutbox...), k...) }
+func metaKey(n string) []byte   { return append(append([]byte(nil), prefixMeta...), n...) }
+
+// Stored is a record as kept locally: the merged state of the key and pos,
+// the highest log position whose application changed it here (0 when only
+// local writes did).
+type Stored struct {
+	merge.Record
+	Pos uint64
+}
+
+func encodeStored(st Stored) ([]byte, error) {
+	b, err := merge.EncodeRecord(st.Record)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 8, 8+len(b))
+	binary.BigEndian.PutUint64(out, st.Pos)
+	return append(out, b...), nil
+}
+
+func decodeStored(key string, v []byte) (Stored, error) {
+	if len(v) < 8 {
+		return Stored{}, fmt.Errorf("%w: record %q truncated", ErrCorrupt, key)
+	}
+	r, err := merge.DecodeRecord(v[8:])
+	if err != nil {
+		return Stored{}, fmt.Errorf("%w: record %q: %v", ErrCorrupt, key, err)
+	}
+	return Stored{Record: r, Pos: binary.BigEndian.Uint64(v)}, nil
+}
+
+// getter is what the typed accessors need.
+type getter interface {
+	get(k []byte) ([]byte, bool, error)
+}
+
+func readRecord(g getter, key string) (Stored, bool, error) {
+	v, ok, err := g.get(recordKey(key))
+	if err != nil || !ok {
+		return Stored{}, false, err
+	}
+	st, err := decodeStored(key, v)
+	return st, err == nil, err
+}
+
+func readMark(g getter, key string) (uint64, bool, error) {
+	v, ok, err := g.get(outboxKey(key))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("%w: outbox mark %q", ErrCorrupt, key)
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+func readVector(g getter, k []byte) (clock.Vector, error) {
+	v, ok, err := g.get(k)
+	if err != nil || !ok {
+		return clock.Vector{}, err
+	}
+	vec, err := merge.DecodeVector(msgpack.NewDecoder(bytes.NewReader(v)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, k, err)
+	}
+	return vec, nil
+}
+
+func encodeVector(v clock.Vector) []byte {
+	var buf bytes.Buffer
+	_ = merge.EncodeVector(msgpack.NewEncoder(&buf), v) // writes to memory: cannot fail
+	return buf.Bytes()
+}
+
+// Tx is one request running in the writer. It sees committed state, the
+// writes of earlier requests in its group, and its own writes. A Tx is only
+// valid during its function.
+type Tx struct {
+	s       *Store
+	reader  Reader
+	group   *overlay
+	own     *overlay
+	counter uint64
+	live    int64
+	pending int64
+	newID   *clock.ReplicaID
+	cache   map[string]*Stored // decoded records read or written by this request
+}
+
+func (t *Tx) get(k []byte) ([]byte, bool, error) {
+	if e, ok := t.own.m[string(k)]; ok {
+		return e.val, !e.del, nil
+	}
+	if e, ok := t.group.m[string(k)]; ok {
+		return e.val, !e.del, nil
+	}
+	return t.reader.Get(k)
+}
+
+func (t *Tx) set(k, v []byte) { t.own.put(k, v) }
+func (t *Tx) del(k []byte)    { t.own.del(k) }
+
+// ReplicaID returns this replica's id (ErrNoReplica before Init).
+func (t *Tx) ReplicaID() (clock.ReplicaID, error) {
+	if t.newID != nil {
+		return *t.newID, nil
+	}
+	return t.s.ReplicaID()
+}
+
+// Record returns the stored record of key.
+func (t *Tx) Record(key string) (Stored, bool, error) {
+	if st, ok := t.cache[key]; ok {
+		if st == nil {
+			return Stored{}, false, nil
+		}
+		return *st, true, nil
+	}
+	st, ok, err := readRecord(t, key)
+	if err != nil {
+		return Stored{}, false, err
+	}
+	if t.cache == nil {
+		t.cache = map[string]*Stored{}
+	}
+	if ok {
+		t.cache[key] = &st
+	} else {
+		t.cache[key] = nil
+	}
+	return st, ok, nil
+}
+
+// PutRecord stores the record of key and keeps the live count right.
+func (t *Tx) PutRecord(key string, st Stored) error {
+	old, had, err := t.Record(key)
+	if err != nil {
+		return err
+	}
+	b, err := encodeStored(st)
+	if err != nil {
+		return err
+	}
+	pol := t.s.opts.Policies.For(key)
+	wasLive := had && merge.Live(pol, key, old.Record)
+	isLive := merge.Live(pol, key, st.Record)
+	switch {
+	case isLive && !wasLive:
+		t.live++
+	case wasLive && !isLive:
+		t.live--
+	}
+	t.set(recordKey(key), b)
+	cp := st
+	t.cache[key] = &cp
+	return nil
+}
+
+// DeleteRecord removes the record of key whole (collection).
+func (t *Tx) DeleteRecord(key string) error {
+	old, had, err := t.Record(key)
+	if err != nil || !had {
+		return err
+	}
+	if merge.Live(t.s.opts.Policies.For(key), key, old.Record) {
+		t.live--
+	}
+	t.del(recordKey(key))
+	t.cache[key] = nil
+	return nil
+}
+
+// Mark returns the outbox mark of key.
+func (t *Tx) Mark(key string) (uint64, bool, error) { return readMark(t, key) }
+
+// SetMark records that key changed locally at dot counter c.
+func (t *Tx) SetMark(key string, c uint64) error {
+	_, had, err := readMark(t, key)
+	if err != nil {
+		return err
+	}
+	if !had {
+		t.pending++
+	}
+	t.set(outboxKey(key), putUint(c))
+	return nil
+}
+
+// ClearMark removes the outbox mark of key.
+func (t *Tx) ClearMark(key string) error {
+	_, had, err := readMark(t, key)
+	if err != nil || !had {
+		return err
+	}
+	t.pending--
+	t.del(outboxKey(key))
+	return nil
+}
+
+// NextDot issues the next dot of this replica.
+func (t *Tx) NextDot() (clock.Dot, error) {
+	id, err := t.ReplicaID()
+	if err != nil {
+		return clock.Dot{}, err
+	}
+	t.counter++
+	return clock.Dot{Replica: id, Counter: t.counter}, nil
+}
+
+// Counter returns the last dot counter issued.
+func (t *Tx) Counter() uint64 { return t.counter }
+
+// RaiseCounter makes sure no later dot reuses a counter up to c (a pulled
+// clock entry for this replica's own id).
+func (t *Tx) RaiseCounter(c uint64) {
+	if c > t.counter {
+		t.counter = c
+	}
+}
+
+// Now issues an HLC timestamp.
+func (t *Tx) Now() clock.HLC { return t.s.clock.Now() }
+
+// Observe folds a remote HLC into the clock (see clock.Clock.Observe).
+func (t *Tx) Observe(h clock.HLC) bool { return t.s.clock.Observe(h) }
+
+// G returns the collected context.
+func (t *Tx) G() (clock.Vector, error) { return readVector(t, keyG) }
+
+// SetG stores the collected context.
+func (t *Tx) SetG(v clock.Vector) { t.set(keyG, encodeVector(v)) }
+
+// Meta returns the metadata value name (stored under m/<name>).
+func (t *Tx) Meta(name string) ([]byte, bool, error) { return t.get(metaKey(name)) }
+
+// SetMeta stores a metadata value.
+func (t *Tx) SetMeta(name string, v []byte) { t.set(metaKey(name), v) }
+
+// DeleteMeta removes a metadata value.
+func (t *Tx) DeleteMeta(name string) { t.del(metaKey(name)) }
+
+// Write applies a local write of key (the write rule of merge.LocalWrite):
+// a fresh dot and HLC, replacing every sibling, starting from G when the key
+// has no record, and marks the key dirty. It returns the new version.
+func (t *Tx) Write(key string, value []byte, deleted bool) (merge.Version, error) {
+	cur, _, err := t.Record(key)
+	if err != nil {
+		return merge.Version{}, err
+	}
+	var g clock.Vector
+	if cur.IsZero() {
+		if g, err = t.G(); err != nil {
+			return merge.Version{}, err
+		}
+	}
+	dot, err := t.NextDot()
+	if err != nil {
+		return merge.Version{}, err
+	}
+	v := merge.Version{Dot: dot, Time: t.Now(), Deleted: deleted}
+	if !deleted {
+		v.Value = value
+		if v.Value == nil {
+			v.Value = []byte{}
+		}
+	}
+	rec := merge.LocalWrite(cur.Record, g, v)
+	if err := t.PutRecord(key, Stored{Record: rec, Pos: cur.Pos}); err != nil {
+		return merge.Version{}, err
+	}
+	return v, t.SetMark(key, dot.Counter)
+}
+
+// View reads committed state. Only valid during its function.
+type View struct {
+	r Reader
+	s *Store
+}
+
+func (v *View) get(k []byte) ([]byte, bool, error) { return v.r.Get(k) }
+
+// Record returns the stored record of key.
+func (v *View) Record(key string) (Stored, bool, error) { return readRecord(v, key) }
+
+// Mark returns the outbox mark of key.
+func (v *View) Mark(key string) (uint64, bool, error) { return readMark(v, key) }
+
+// G returns the collected context.
+func (v *View) G() (clock.Vector, error) { return readVector(v, keyG) }
+
+// Meta returns a metadata value.
+func (v *View) Meta(name string) ([]byte, bool, error) { return v.r.Get(metaKey(name)) }
+
+// Records calls fn for each record whose key has the prefix, at or after
+// start, in key order, until fn returns false or an error.
+func (v *View) Records(prefix, start string, fn func(key string, st Stored) (bool, error)) error {
+	var s []byte
+	if start != "" {
+		s = recordKey(start)
+	}
+	return v.r.Scan(recordKey(prefix), s, func(k, val []byte) (bool, error) {
+		key := string(k[len(prefixRecord):])
+		st, err := decodeStored(key, val)
+		if err != nil {
+			return false, err
+		}
+		return fn(key, st)
+	})
+}
+
+// Marks calls fn for each outbox mark in key order.
+func (v *View) Marks(prefix string, fn func(key string, counter uint64) (bool, error)) error {
+	return v.r.Scan(outboxKey(prefix), nil, func(k, val []byte) (bool, error) {
+		key := string(k[len(prefixOutbox):])
+		if len(val) != 8 {
+			return false, fmt.Errorf("%w: outbox mark %q", ErrCorrupt, key)
+		}
+		return fn(key, binary.BigEndian.Uint64(val))
+	})
+}
+
+// MetaScan calls fn for each metadata entry whose name has the prefix.
+func (v *View) MetaScan(prefix string, fn func(name string, val []byte) (bool, error)) error {
+	return v.r.Scan(metaKey(prefix), nil, func(k, val []byte) (bool, error) {
+		return fn(string(k[len(prefixMeta):]), val)
+	})
+}
+
+// CountRecords counts live records by a full scan (tests and repair compare
+// it with the O(1) Len).
+func (v *View) CountLive() (int64, error) {
+	var n int64
+	err := v.Records("", "", func(key string, st Stored) (bool, error) {
+		if merge.Live(v.s.opts.Policies.For(key), key, st.Record) {
+			n++
+		}
+		return true, nil
+	})
+	return n, err
+}
