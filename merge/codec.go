@@ -17,7 +17,7 @@ var ErrBadRecord = errors.New("merge: malformed record")
 // segment codec. Equal records always encode to equal bytes:
 //
 //	[ [ [replica bin16, counter uint]... sorted by replica ],
-//	  [ [value bin|nil, deleted bool, replica bin16, counter uint, hlc uint]... in dot order ] ]
+//	  [ [value bin (nil for a tombstone), deleted bool, replica bin16, counter uint, hlc uint]... in dot order ] ]
 
 // EncodeRecord appends nothing and returns the canonical bytes of r.
 func EncodeRecord(r Record) ([]byte, error) {
@@ -44,11 +44,19 @@ func EncodeRecordTo(enc *msgpack.Encoder, r Record) error {
 		if err := enc.EncodeArrayLen(5); err != nil {
 			return err
 		}
-		if v.Value == nil {
-			if err := enc.EncodeNil(); err != nil {
-				return err
-			}
-		} else if err := enc.EncodeBytes(v.Value); err != nil {
+		// Record.Equal does not tell a nil Value from an empty one, so
+		// neither may the canonical form: a tombstone is always nil, a
+		// live value always bin (empty when nil).
+		var err error
+		switch {
+		case v.Deleted && len(v.Value) == 0:
+			err = enc.EncodeNil()
+		case v.Value == nil:
+			err = enc.EncodeBytesLen(0)
+		default:
+			err = enc.EncodeBytes(v.Value)
+		}
+		if err != nil {
 			return err
 		}
 		if err := enc.EncodeBool(v.Deleted); err != nil {

@@ -249,7 +249,7 @@ type History struct {
 	States []merge.Record // final state of each replica
 	Seen   []DotSet       // final causal knowledge of each replica: every dot it has seen
 
-	Writes []merge.Version   // every version written, in order
+	Writes []merge.Version      // every version written, in order
 	Past   map[clock.Dot]DotSet // for each written dot, the dots its writer had seen (its strict causal past)
 }
 

@@ -26,6 +26,8 @@ import (
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -101,6 +103,15 @@ type Options struct {
 	MaxDrift time.Duration
 	// Policies maps key prefixes to merge policies (lww for all when nil).
 	Policies *merge.Registry
+	// Backend is the shared remote that Push, Pull and Sync use (nil: local
+	// only; they return ErrNoRemote).
+	Backend remote.Backend
+	// SegmentCap is the raw segment size at which a push starts a new
+	// segment, written into the manifest by the first replica of a store
+	// (DefaultSegmentCap when 0). Later replicas use the manifest's.
+	SegmentCap int
+	// Codec of new segments, written into the manifest: "zstd" (default) or "raw".
+	Codec string
 }
 
 func (o *Options) validate() (Options, error) {
@@ -123,6 +134,18 @@ func (o *Options) validate() (Options, error) {
 	if out.Policies == nil {
 		out.Policies = merge.NewRegistry()
 	}
+	if out.SegmentCap == 0 {
+		out.SegmentCap = DefaultSegmentCap
+	}
+	if out.SegmentCap < 0 {
+		return out, errors.New("replica: SegmentCap must not be negative")
+	}
+	if out.Codec == "" {
+		out.Codec = "zstd"
+	}
+	if _, err := segment.ParseCodec(out.Codec); err != nil {
+		return out, fmt.Errorf("replica: %w", err)
+	}
 	return out, nil
 }
 
@@ -132,8 +155,11 @@ type Replica struct {
 	opts  Options
 	st    *store.Store
 	id    clock.ReplicaID
-	mu    sync.RWMutex
 	close sync.Once
+
+	syncMu   sync.Mutex // serialises Push, Pull, Sync and registry writes
+	manifest *Manifest  // set once connected
+	reg      regState
 }
 
 const dataDir = "data"

@@ -227,6 +227,13 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	return s.submit(ctx, fn, s.opts.Durability == Sync)
 }
 
+// UpdateRelaxed runs fn in the writer without waiting for an fsync,
+// whatever the durability option (pull merges that will be re-applied if
+// lost use it).
+func (s *Store) UpdateRelaxed(ctx context.Context, fn func(*Tx) error) error {
+	return s.submit(ctx, fn, false)
+}
+
 // UpdateSync runs fn in the writer and fsyncs before returning, whatever
 // the durability option.
 func (s *Store) UpdateSync(ctx context.Context, fn func(*Tx) error) error {

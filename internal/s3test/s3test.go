@@ -21,6 +21,8 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -196,6 +198,15 @@ type Proxy struct {
 	URL       string // endpoint to give the client, http://127.0.0.1:PORT
 	Requests  atomic.Int64
 	Forwarded atomic.Int64
+	rp        *httputil.ReverseProxy
+}
+
+// Forward passes r to the server and writes the answer to w; a FaultFunc
+// can use it to let a request land and then lose the answer, e.g.
+// p.Forward(httptest.NewRecorder(), r) followed by WriteError(w, 503, ...).
+func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) {
+	p.Forwarded.Add(1)
+	p.rp.ServeHTTP(w, r)
 }
 
 // FaultFunc decides the fate of request number n (1-based) reaching a
@@ -213,15 +224,18 @@ func NewProxy(t testing.TB, fault FaultFunc) *Proxy {
 	if err != nil {
 		t.Fatalf("s3test: %s=%q: %v", EnvEndpoint, s.Endpoint, err)
 	}
-	rp := httputil.NewSingleHostReverseProxy(target) // keeps r.Host
-	p := &Proxy{}
+	p := &Proxy{rp: httputil.NewSingleHostReverseProxy(target)} // keeps r.Host
+	p.rp.ErrorLog = log.New(io.Discard, "", 0)                  // a cancelled client is no news
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := p.Requests.Add(1)
 		if fault != nil && fault(n, w, r) {
+			// Read what the client still sends, as a server would: an
+			// unread body makes net/http close the connection with a
+			// half-second linger, which Close would then wait for.
+			_, _ = io.Copy(io.Discard, r.Body)
 			return
 		}
-		p.Forwarded.Add(1)
-		rp.ServeHTTP(w, r)
+		p.Forward(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL

@@ -35,14 +35,17 @@ const (
 //   - ctx cancelled or past its deadline: wraps context.Canceled or
 //     context.DeadlineExceeded.
 //   - NoSuchBucket: remote.ErrBucketNotFound, naming the bucket.
-//   - 403, AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch:
+//   - 403, AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch, and
+//     versitygw's XAdminUserNotFound (a 404 for an unknown access key):
 //     remote.ErrAccessDenied; the server's message is left out, it may echo
 //     signing material.
 //   - conditional puts, on 412 PreconditionFailed, 409
-//     (ConditionalRequestConflict) or 404 (If-Match of a missing key):
+//     ConditionalRequestConflict, or NoSuchKey (If-Match of a missing key):
 //     remote.ErrExists for PutIfAbsent, remote.ErrPrecondition for
-//     PutIfMatch.
-//   - NoSuchKey or 404 on Get and Delete: remote.ErrNotExist.
+//     PutIfMatch. Other 409s (versitygw's ObjectParentIsFile: a key below
+//     an existing object) are not a lost race and stay plain errors.
+//   - NoSuchKey (or a 404 without code) on Get and Delete:
+//     remote.ErrNotExist.
 //   - retries exhausted on throttling, 5xx, timeouts or connection errors,
 //     or a Get body cut short: remote.ErrTransient.
 //   - anything else is wrapped as is.
@@ -56,13 +59,18 @@ func (b *Backend) mapError(o op, key string, err error) error {
 	}
 	code, status := errorCode(err), statusCode(err)
 	conditional := o == opPutIfAbsent || o == opPutIfMatch
+	// A 404 means "no such key" only with that code (or none, as HEAD
+	// answers): servers answer 404 for other things too (versitygw: an
+	// unknown access key).
+	noKey := code == "NoSuchKey" || code == "NotFound" || (status == 404 && code == "")
 	switch {
 	case code == "NoSuchBucket":
 		return &mappedError{
 			msg:  fmt.Sprintf("%s: bucket %q does not exist", what, b.bucket),
 			errs: []error{remote.ErrBucketNotFound, err},
 		}
-	case status == 403 || code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch":
+	case status == 403 || code == "AccessDenied" || code == "InvalidAccessKeyId" ||
+		code == "SignatureDoesNotMatch" || code == "XAdminUserNotFound":
 		if code == "" {
 			code = "no error code"
 		}
@@ -71,20 +79,20 @@ func (b *Backend) mapError(o op, key string, err error) error {
 				what, code, status, b.bucket),
 			errs: []error{remote.ErrAccessDenied, err},
 		}
-	case conditional && (status == 412 || status == 409 || status == 404 ||
-		code == "PreconditionFailed" || code == "ConditionalRequestConflict"):
+	case conditional && (noKey || code == "PreconditionFailed" || code == "ConditionalRequestConflict" ||
+		(code == "" && (status == 412 || status == 409))):
 		sentinel, why := remote.ErrPrecondition, "the object's ETag does not match"
 		if o == opPutIfAbsent {
 			sentinel, why = remote.ErrExists, "the object already exists"
 		}
-		if status == 404 {
+		if noKey {
 			why = "the object does not exist"
 		}
 		return &mappedError{
 			msg:  fmt.Sprintf("%s: %s (%s, HTTP %d): %v", what, why, code, status, sentinel),
 			errs: []error{sentinel, err},
 		}
-	case (o == opGet || o == opDelete) && (code == "NoSuchKey" || code == "NotFound" || status == 404):
+	case (o == opGet || o == opDelete) && noKey:
 		return &mappedError{
 			msg:  fmt.Sprintf("%s: %v", what, remote.ErrNotExist),
 			errs: []error{remote.ErrNotExist, err},

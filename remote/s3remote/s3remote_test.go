@@ -60,7 +60,7 @@ func TestConformanceSDKChecksums(t *testing.T) {
 		if _, err := be.PutIfMatch(ctx, key, data[:n/2], etag); err != nil {
 			t.Fatalf("PutIfMatch: %v", err)
 		}
-		if _, err := be.PutIfAbsent(ctx, key+"/new", data); err != nil {
+		if _, err := be.PutIfAbsent(ctx, key+"-new", data); err != nil {
 			t.Fatalf("PutIfAbsent: %v", err)
 		}
 	}

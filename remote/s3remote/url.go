@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -128,13 +129,14 @@ func ParseURL(rawURL string) (URL, error) {
 	return p, nil
 }
 
-// redact removes a password from a URL before it goes into a message.
+// userinfo matches the user info of a URL or of a URL-encoded URL in a
+// query parameter.
+var userinfo = regexp.MustCompile(`(?i)(://|%3A%2F%2F)[^/?#@]*(@|%40)`)
+
+// redact removes user info (a secret, maybe) from a URL before it goes into
+// a message.
 func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return rawURL
-	}
-	return u.Redacted()
+	return userinfo.ReplaceAllString(rawURL, "${1}REDACTED@")
 }
 
 // Open returns a Backend for an s3:// URL (see ParseURL), with a client built

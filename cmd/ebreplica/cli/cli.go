@@ -1,0 +1,310 @@
+// Package cli implements the ebreplica command line:
+//
+//	ebreplica [global flags] COMMAND [flags] [args]
+//
+// Run is the whole program (main only wires it to the process), so tests
+// drive it directly with their own arguments, streams and directories.
+//
+// The surface — command names, flags, output formats and exit codes — is a
+// contract that outside scripts depend on: add to it, change none of it.
+//
+// Adding a command: write one file declaring a *command (name, synopsis,
+// flags, argument counts, run function) and list it in commandTable.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ebreplica/ebreplica/replica"
+)
+
+// Exit codes (the contract).
+const (
+	ExitOK       = 0 // success
+	ExitError    = 1 // error; a one-line message on stderr
+	ExitUsage    = 2 // usage error
+	ExitNotFound = 3 // key not found
+	ExitConflict = 4 // key has concurrent versions under the mv policy
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // synopsis of the arguments, "KEY [VALUE]"
+	summary string // one line for the command list
+	help    string // longer description for `ebreplica help NAME`; may be ""
+	flags   []flagDef
+	minArgs int
+	maxArgs int // -1: no limit
+	run     func(ctx context.Context, e *env) error
+}
+
+// commandTable lists the commands in help order. Later commands (push,
+// pull, sync, incr, sadd, srem, smembers, compact, verify, sim, demo,
+// reidentify) are added here, one file each.
+func commandTable() []*command {
+	return []*command{
+		initCmd,
+		putCmd,
+		getCmd,
+		delCmd,
+		lsCmd,
+		lenCmd,
+		importCmd,
+		exportCmd,
+		pendingCmd,
+		statusCmd,
+		versionCmd,
+	}
+}
+
+func lookup(name string) *command {
+	for _, c := range commandTable() {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// env is what a command runs with: the streams, the global options, its
+// parsed flags and arguments, and the replica once opened.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	cmd            *command
+
+	dir  string
+	json bool
+	wall func() time.Time // nil: time.Now
+
+	flags *parsed // the command's flags and positional arguments
+	args  []string
+
+	rep *replica.Replica // opened by open, closed by Run
+}
+
+// options returns the replica options every command opens with.
+func (e *env) options() *replica.Options {
+	return &replica.Options{Wall: e.wall}
+}
+
+// open opens the replica in the directory. Run closes it after the command.
+// An uninitialised directory is reported, never created.
+func (e *env) open() (*replica.Replica, error) {
+	if e.rep != nil {
+		return e.rep, nil
+	}
+	r, err := replica.Open(e.dir, e.options())
+	if err != nil {
+		return nil, openError(e.dir, err)
+	}
+	e.rep = r
+	return r, nil
+}
+
+// Run runs the command line args (without the program name) and returns the
+// process exit code. Output goes to stdout, the one-line error message of a
+// failure to stderr.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	err := run(ctx, e, args)
+	if e.rep != nil {
+		if cerr := e.rep.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing replica in %s: %w", e.dir, cerr)
+		}
+	}
+	if err == nil {
+		return ExitOK
+	}
+	name := ""
+	if e.cmd != nil {
+		name = e.cmd.name
+	}
+	fmt.Fprintln(stderr, errorLine(name, err))
+	return exitCode(err)
+}
+
+func run(ctx context.Context, e *env, args []string) error {
+	global := &parsed{}
+	rest, err := parseFlags(args, globalFlags, global, true)
+	if err != nil {
+		return err
+	}
+	if global.bool("help") {
+		return printUsage(e.stdout)
+	}
+	if len(rest) == 0 {
+		return usageErrorf("no command given")
+	}
+	name := rest[0]
+	if name == "help" {
+		return helpCommand(e.stdout, rest[1:])
+	}
+	c := lookup(name)
+	if c == nil {
+		return usageErrorf("unknown command %q", name)
+	}
+	e.cmd = c
+
+	p := &parsed{}
+	defs := append(append([]flagDef{}, globalFlags...), c.flags...)
+	if _, err := parseFlags(rest[1:], defs, p, false); err != nil {
+		return err
+	}
+	if p.bool("help") {
+		return printCommandUsage(e.stdout, c)
+	}
+	global.merge(p)
+	if err := e.setGlobals(global); err != nil {
+		return err
+	}
+	e.flags, e.args = p, p.args
+	if err := checkArgs(c, p.args); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.run(ctx, e)
+}
+
+// setGlobals applies the global flags.
+func (e *env) setGlobals(p *parsed) error {
+	if d, ok := p.value("dir"); ok {
+		if d == "" {
+			return usageErrorf("--dir must not be empty")
+		}
+		e.dir = d
+	} else if d := os.Getenv("EBREPLICA_DIR"); d != "" {
+		e.dir = d
+	} else {
+		e.dir = ".ebreplica"
+	}
+	e.json = p.bool("json")
+	if s, ok := p.value("clock-offset"); ok {
+		off, err := time.ParseDuration(s)
+		if err != nil {
+			return usageErrorf("--clock-offset %q is not a Go duration (such as -90s, 24h, -36h)", s)
+		}
+		if off != 0 {
+			e.wall = func() time.Time { return time.Now().Add(off) }
+		}
+	}
+	return nil
+}
+
+func checkArgs(c *command, args []string) error {
+	if len(args) < c.minArgs {
+		missing := strings.Fields(strings.NewReplacer("[", "", "]", "", "...", "").Replace(c.args))
+		what := "an argument"
+		if len(args) < len(missing) {
+			what = missing[len(args)]
+		}
+		return usageErrorf("missing %s (usage: ebreplica %s %s)", what, c.name, c.args)
+	}
+	if c.maxArgs >= 0 && len(args) > c.maxArgs {
+		extra := args[c.maxArgs]
+		if looksLikeFlag(extra) {
+			return usageErrorf("unknown flag %s (put -- before an argument that starts with -)", extra)
+		}
+		return usageErrorf("unexpected argument %q (usage: ebreplica %s %s)", extra, c.name, strings.TrimSpace(c.args))
+	}
+	return nil
+}
+
+func printUsage(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("ebreplica: a multi-writer replicated key-value store\n\n")
+	b.WriteString("usage: ebreplica [global flags] COMMAND [flags] [args]\n\ncommands:\n")
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, c := range commandTable() {
+		fmt.Fprintf(tw, "  %s\t%s\n", synopsis(c), c.summary)
+	}
+	fmt.Fprintf(tw, "  help [COMMAND]\tthis text, or one command's\n")
+	tw.Flush()
+	b.WriteString("\nglobal flags (before or after the command):\n")
+	writeFlags(&b, globalFlags)
+	b.WriteString(`
+Only known flags are parsed as flags; -- ends flags, and a negative number
+is an argument. Flags take --name VALUE, --name=VALUE or -name forms.
+
+exit codes: 0 ok, 1 error, 2 usage error, 3 key not found,
+            4 key has concurrent versions (use get --all)
+`)
+	_, err := io.WriteString(w, b.String())
+	return outputError(err)
+}
+
+func synopsis(c *command) string {
+	s := c.name
+	for _, f := range c.flags {
+		if f.value {
+			s += fmt.Sprintf(" [--%s %s]", f.name, f.arg)
+			if f.multi {
+				s += "..."
+			}
+		} else {
+			s += fmt.Sprintf(" [--%s]", f.name)
+		}
+	}
+	if c.args != "" {
+		s += " " + c.args
+	}
+	return s
+}
+
+func printCommandUsage(w io.Writer, c *command) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: ebreplica %s\n\n%s\n", synopsis(c), c.summary)
+	if c.help != "" {
+		fmt.Fprintf(&b, "\n%s\n", strings.TrimSpace(c.help))
+	}
+	if len(c.flags) > 0 {
+		b.WriteString("\nflags:\n")
+		writeFlags(&b, c.flags)
+	}
+	b.WriteString("\nglobal flags:\n")
+	writeFlags(&b, globalFlags)
+	_, err := io.WriteString(w, b.String())
+	return outputError(err)
+}
+
+func helpCommand(w io.Writer, args []string) error {
+	switch len(args) {
+	case 0:
+		return printUsage(w)
+	case 1:
+		c := lookup(args[0])
+		if c == nil {
+			return usageErrorf("unknown command %q", args[0])
+		}
+		return printCommandUsage(w, c)
+	default:
+		return usageErrorf("help takes at most one command name")
+	}
+}
+
+func writeFlags(b *strings.Builder, defs []flagDef) {
+	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	for _, f := range defs {
+		if f.alias != "" {
+			continue
+		}
+		name := "--" + f.name
+		if f.value {
+			name += " " + f.arg
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", name, f.usage)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ebreplica/ebreplica/remote/s3remote"
+	"github.com/ebreplica/ebreplica/replica"
+)
+
+var initCmd = &command{
+	name:    "init",
+	summary: "create the replica in DIR, bound to the remote",
+	help: `URL is file:///abs/path (or a bare path, made absolute), s3://bucket/prefix
+(query parameters endpoint=, region=, path_style=true), or mem://name.
+--policy PREFIX=NAME binds keys starting with PREFIX to the merge policy
+NAME (lww, mv, counter or set); an empty PREFIX (--policy =mv) sets the
+default. Prints the new replica's id.`,
+	flags: []flagDef{
+		{name: "remote", value: true, arg: "URL", usage: "the remote store: file:///abs/path or a path, s3://bucket/prefix, mem://name"},
+		{name: "policy", value: true, multi: true, arg: "PREFIX=NAME", usage: "merge policy for keys with PREFIX: lww, mv, counter or set (repeatable)"},
+	},
+	maxArgs: 0,
+	run:     runInit,
+}
+
+type initOutput struct {
+	ReplicaID    string `json:"replica_id"`
+	Remote       string `json:"remote"`
+	CreatedStore bool   `json:"created_store"`
+	Dir          string `json:"dir"`
+}
+
+func runInit(ctx context.Context, e *env) error {
+	raw, ok := e.flags.value("remote")
+	if !ok {
+		return usageErrorf("missing --remote URL")
+	}
+	remote, err := normalizeRemote(raw)
+	if err != nil {
+		return err
+	}
+	// The policies are checked here; the library binds them when the store
+	// manifest arrives with sync, until then they are not recorded.
+	if _, err := parsePolicies(e.flags.all("policy")); err != nil {
+		return err
+	}
+
+	undo, err := snapshotDir(e.dir)
+	if err != nil {
+		return errorf(err, "creating replica in %s: %v", e.dir, err)
+	}
+	r, err := replica.Init(e.dir, remote, e.options())
+	if err != nil {
+		if errors.Is(err, replica.ErrAlreadyInitialized) || errors.Is(err, replica.ErrLocked) {
+			return openError(e.dir, err)
+		}
+		undo()
+		return errorf(err, "creating replica in %s: %s", e.dir, trimLib(err))
+	}
+	e.rep = r
+	if e.json {
+		return writeJSON(e.stdout, initOutput{ReplicaID: r.ID().String(), Remote: remote, Dir: e.dir})
+	}
+	o := newOutput(e.stdout)
+	o.printf("%s\n", r.ID())
+	return o.flush()
+}
+
+// snapshotDir notes what dir holds now and returns a function that removes
+// whatever was added since (dir itself when it did not exist), so a failed
+// init leaves the file system as it found it.
+func snapshotDir(dir string) (undo func(), err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return func() { os.RemoveAll(dir) }, nil
+	}
+	if err != nil {
+		if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {
+			return nil, errors.New("not a directory")
+		}
+		return nil, err
+	}
+	had := map[string]bool{}
+	for _, en := range entries {
+		had[en.Name()] = true
+	}
+	return func() {
+		now, _ := os.ReadDir(dir)
+		for _, en := range now {
+			if !had[en.Name()] {
+				os.RemoveAll(filepath.Join(dir, en.Name()))
+			}
+		}
+	}, nil
+}
+
+// normalizeRemote checks a remote URL and returns the form to record: a
+// bare path becomes an absolute file:// URL.
+func normalizeRemote(raw string) (string, error) {
+	if raw == "" {
+		return "", usageErrorf("--remote must not be empty")
+	}
+	if !strings.Contains(raw, "://") {
+		abs, err := filepath.Abs(raw)
+		if err != nil {
+			return "", usageErrorf("remote path %q: %v", raw, err)
+		}
+		return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String(), nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", usageErrorf("remote %q is not a URL", raw)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return "", usageErrorf("remote %q: a file URL names a local path, file:///abs/path", raw)
+		}
+		if u.Path == "" || !strings.HasPrefix(u.Path, "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return "", usageErrorf("remote %q: expected file:///abs/path", raw)
+		}
+		return (&url.URL{Scheme: "file", Path: u.Path}).String(), nil
+	case "s3":
+		if _, err := s3remote.ParseURL(raw); err != nil {
+			return "", usageErrorf("remote: %s", strings.TrimPrefix(err.Error(), "s3remote: "))
+		}
+		return raw, nil
+	case "mem":
+		if u.Host == "" && strings.Trim(u.Path, "/") == "" {
+			return "", usageErrorf("remote %q: expected mem://name", raw)
+		}
+		return raw, nil
+	}
+	return "", usageErrorf("remote %q: unsupported scheme %q (use file://, s3:// or mem://)", raw, u.Scheme)
+}
+
+// policyNames are the merge policies --policy accepts.
+var policyNames = []string{"lww", "mv", "counter", "set"}
+
+// parsePolicies parses --policy PREFIX=NAME values into prefix -> name. The
+// name is after the last "=", so a prefix may hold "=".
+func parsePolicies(specs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, s := range specs {
+		i := strings.LastIndexByte(s, '=')
+		if i < 0 {
+			return nil, usageErrorf("--policy %q: expected PREFIX=NAME (an empty PREFIX sets the default)", s)
+		}
+		prefix, name := s[:i], s[i+1:]
+		known := false
+		for _, n := range policyNames {
+			known = known || n == name
+		}
+		if !known {
+			return nil, usageErrorf("--policy %q: unknown policy %q (use %s)", s, name, strings.Join(policyNames, ", "))
+		}
+		if len(prefix) > replica.MaxKeyLen || !utf8.ValidString(prefix) {
+			return nil, usageErrorf("--policy %q: the prefix must be valid UTF-8 of at most %d bytes", s, replica.MaxKeyLen)
+		}
+		if prev, ok := out[prefix]; ok && prev != name {
+			return nil, usageErrorf("--policy: prefix %q given two policies, %s and %s", prefix, prev, name)
+		}
+		out[prefix] = name
+	}
+	return out, nil
+}

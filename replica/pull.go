@@ -1,0 +1,246 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/store"
+	"golang.org/x/sync/errgroup"
+)
+
+// PullStats reports one pull.
+type PullStats struct {
+	Segments  int           `json:"segments"`
+	Skipped   int           `json:"skipped"`
+	Records   int           `json:"records"`
+	Changed   int           `json:"changed"`
+	Conflicts int           `json:"conflicts"`
+	Bytes     int64         `json:"bytes"`
+	Cursor    uint64        `json:"cursor"`
+	Requests  remote.Counts `json:"requests"`
+}
+
+// SyncStats reports one Sync.
+type SyncStats struct {
+	Pull PullStats `json:"pull"`
+	Push PushStats `json:"push"`
+}
+
+// Pull receives and merges: it lists log/ after the cursor (one request when
+// idle), fetches segments with bounded concurrency and applies them in
+// position order through the single writer. A segment that fails to verify
+// stops the pull at its position with an error naming the object; state is
+// as it was before that segment.
+func (r *Replica) Pull(ctx context.Context) (PullStats, error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	return r.pullLocked(ctx)
+}
+
+// Sync pulls, then pushes.
+func (r *Replica) Sync(ctx context.Context) (SyncStats, error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	var s SyncStats
+	var err error
+	if s.Pull, err = r.pullLocked(ctx); err != nil {
+		return s, err
+	}
+	s.Push, err = r.pushLocked(ctx)
+	return s, err
+}
+
+// pullWindow bounds the segments fetched concurrently.
+const pullWindow = 8
+
+// applyChunk bounds the records merged in one transaction.
+const applyChunk = 2000
+
+func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
+	b := r.opts.Backend
+	if b == nil {
+		return ps, ErrNoRemote
+	}
+	before := b.Stats().Snapshot()
+	defer func() { ps.Requests = b.Stats().Snapshot().Sub(before) }()
+	if _, err := r.connectLocked(ctx); err != nil {
+		return ps, err
+	}
+	cursor := r.cursor()
+	ps.Cursor = cursor
+	var positions []uint64
+	for info, err := range b.List(ctx, remote.LogPrefix, remote.LogKey(cursor)) {
+		if err != nil {
+			return ps, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
+		}
+		if p, ok := remote.ParseLogKey(info.Key); ok && p > cursor {
+			positions = append(positions, p)
+		}
+	}
+	own := map[uint64]bool{}
+	err = r.st.View(func(v *store.View) error {
+		return v.MetaScan("own/", func(name string, _ []byte) (bool, error) {
+			var p uint64
+			if _, err := fmt.Sscanf(name, "own/%d", &p); err == nil && p > cursor {
+				own[p] = true
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return ps, wrapClosed(err)
+	}
+	expect := cursor + 1
+	for _, p := range positions {
+		if p != expect {
+			return ps, fmt.Errorf("%w: %s on %s (next listed is %s)", ErrGap, remote.LogKey(expect), b, remote.LogKey(p))
+		}
+		expect++
+	}
+	for start := 0; start < len(positions); start += pullWindow {
+		win := positions[start:min(start+pullWindow, len(positions))]
+		data := make([][]byte, len(win))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, p := range win {
+			if own[p] {
+				continue
+			}
+			g.Go(func() error {
+				obj, err := b.Get(gctx, remote.LogKey(p))
+				if err != nil {
+					return fmt.Errorf("replica: fetch %s from %s: %w", remote.LogKey(p), b, err)
+				}
+				data[i] = obj.Data
+				return nil
+			})
+		}
+		// Apply in order what was fetched before any error.
+		gerr := g.Wait()
+		for i, p := range win {
+			if own[p] {
+				if err := r.advance(ctx, p); err != nil {
+					return ps, err
+				}
+				ps.Skipped++
+				ps.Cursor = p
+				continue
+			}
+			if data[i] == nil {
+				return ps, gerr
+			}
+			seg, err := segment.Decode(remote.LogKey(p)+" on "+b.String(), data[i])
+			if err != nil {
+				return ps, err
+			}
+			if err := r.apply(ctx, seg, p, &ps); err != nil {
+				return ps, err
+			}
+			ps.Segments++
+			ps.Bytes += int64(len(data[i]))
+			ps.Cursor = p
+		}
+		if gerr != nil {
+			return ps, gerr
+		}
+	}
+	// Everything listed is applied: the tip we listed after registering is
+	// reached, so pushing is allowed from now on. The final state is synced
+	// before any ack can be published from it.
+	return ps, wrapClosed(r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+		tx.SetMeta("ready", []byte{1})
+		tx.SetMeta("last_pull", p64(uint64(r.now().UnixMilli())))
+		return nil
+	}))
+}
+
+// advance moves the cursor over an own segment.
+func (r *Replica) advance(ctx context.Context, p uint64) error {
+	return wrapClosed(r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
+		setCursor(tx, p)
+		return nil
+	}))
+}
+
+func setCursor(tx *store.Tx, p uint64) {
+	tx.SetMeta("cursor", p64(p))
+	if tb, _, _ := tx.Meta("tip"); p > u64(tb) {
+		tx.SetMeta("tip", p64(p))
+	}
+}
+
+// apply merges one verified segment at log position p. It may take several
+// transactions; the cursor advances in the last. Re-applying a segment is
+// harmless (merge is a join), so the transactions need no fsync: the pull's
+// final state is synced before it returns.
+func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps *PullStats) error {
+	r.st.Clock().Observe(seg.HLC)
+	var maxOwn uint64
+	for _, e := range seg.Entries {
+		maxOwn = max(maxOwn, e.Record.Clock.Get(r.id))
+	}
+	entries := seg.Entries
+	first := true
+	for {
+		chunk := entries[:min(applyChunk, len(entries))]
+		entries = entries[len(chunk):]
+		last := len(entries) == 0
+		var changed, conflicts int
+		checkClone := first
+		first = false
+		err := r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
+			changed, conflicts = 0, 0
+			// A clock entry for this replica above its own counter: someone
+			// else published dots under our id. Checked before anything of
+			// the segment is applied.
+			if checkClone && maxOwn > tx.Counter() {
+				return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
+					ErrCloned, remote.LogKey(p), r.id.Short(), maxOwn, tx.Counter())
+			}
+			for _, e := range chunk {
+				for _, v := range e.Record.Versions {
+					tx.Observe(v.Time)
+				}
+				cur, had, err := tx.Record(e.Key)
+				if err != nil {
+					return err
+				}
+				var merged merge.Record
+				if had {
+					merged = merge.Merge(cur.Record, e.Record)
+					if merged.Equal(cur.Record) {
+						continue
+					}
+				} else {
+					merged = e.Record // a record for an unknown key is taken whole
+				}
+				if err := tx.PutRecord(e.Key, store.Stored{Record: merged, Pos: p}); err != nil {
+					return err
+				}
+				changed++
+				if len(merged.Versions) > 1 {
+					conflicts++
+				}
+			}
+			if last {
+				setCursor(tx, p)
+			}
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, store.ErrClosed) {
+				return ErrClosed
+			}
+			return err
+		}
+		ps.Records += len(chunk)
+		ps.Changed += changed
+		ps.Conflicts += conflicts
+		if last {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,329 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/store"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// PushStats reports one push.
+type PushStats struct {
+	Segments  int           `json:"segments"`
+	Records   int           `json:"records"`
+	Bytes     int64         `json:"bytes"`
+	Positions []uint64      `json:"positions,omitempty"`
+	Requests  remote.Counts `json:"requests"`
+}
+
+// staged is a segment staged for upload (m/stage/<n>): the push's
+// write-ahead record. Its bytes never change, so a retry re-sends them.
+type staged struct {
+	N      uint64   `msgpack:"n"`
+	Base   uint64   `msgpack:"base"`
+	Data   []byte   `msgpack:"data"`
+	Keys   []string `msgpack:"keys"`
+	Marks  []uint64 `msgpack:"marks"`
+	Record int      `msgpack:"records"`
+}
+
+func stageName(n uint64) string { return fmt.Sprintf("stage/%020d", n) }
+func ownName(pos uint64) string { return fmt.Sprintf("own/%020d", pos) }
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func p64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// Push sends local changes: it uploads any segment a crash left staged,
+// then stages the outbox (only changed keys: O(changed)) into segments of at
+// most the store's segment cap, fences by swapping the registry object, and
+// uploads each segment create-only at the next free log position.
+// Uncontended, a push costs two PUTs and no LIST.
+func (r *Replica) Push(ctx context.Context) (PushStats, error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	return r.pushLocked(ctx)
+}
+
+func (r *Replica) pushLocked(ctx context.Context) (ps PushStats, err error) {
+	if r.opts.Backend == nil {
+		return ps, ErrNoRemote
+	}
+	before := r.opts.Backend.Stats().Snapshot()
+	defer func() { ps.Requests = r.opts.Backend.Stats().Snapshot().Sub(before) }()
+	if _, err := r.connectLocked(ctx); err != nil {
+		return ps, err
+	}
+	// A new replica pushes nothing until it has pulled to a listed tip.
+	if ready, _ := r.meta("ready"); ready == nil {
+		if _, err := r.pullLocked(ctx); err != nil {
+			return ps, err
+		}
+	}
+	st, err := r.loadStaged()
+	if err != nil {
+		return ps, err
+	}
+	if len(st) == 0 {
+		if st, err = r.stageOutbox(ctx); err != nil {
+			return ps, err
+		}
+	}
+	if len(st) == 0 {
+		return ps, nil
+	}
+	ack := r.cursor()
+	for _, s := range st {
+		ack = min(ack, s.Base)
+	}
+	if err := r.swapRegistry(ctx, ack); err != nil {
+		return ps, err
+	}
+	for _, s := range st {
+		pos, err := r.upload(ctx, s.Data)
+		if err != nil {
+			return ps, err
+		}
+		if err := r.commitStaged(ctx, s, pos); err != nil {
+			return ps, err
+		}
+		ps.Segments++
+		ps.Records += s.Record
+		ps.Bytes += int64(len(s.Data))
+		ps.Positions = append(ps.Positions, pos)
+	}
+	return ps, nil
+}
+
+func (r *Replica) cursor() uint64 {
+	b, _ := r.meta("cursor")
+	return u64(b)
+}
+
+func (r *Replica) loadStaged() ([]*staged, error) {
+	var out []*staged
+	err := r.st.View(func(v *store.View) error {
+		return v.MetaScan("stage/", func(_ string, val []byte) (bool, error) {
+			s := &staged{}
+			if err := msgpack.Unmarshal(val, s); err != nil {
+				return false, fmt.Errorf("%w: staged segment: %v", store.ErrCorrupt, err)
+			}
+			out = append(out, s)
+			return true, nil
+		})
+	})
+	return out, wrapClosed(err)
+}
+
+// stageOutbox encodes the current merged records of the outbox's keys into
+// segments and stages each, with the marks it covers, in one synced
+// transaction.
+func (r *Replica) stageOutbox(ctx context.Context) ([]*staged, error) {
+	var keys []string
+	err := r.st.View(func(v *store.View) error {
+		return v.Marks("", func(key string, _ uint64) (bool, error) {
+			keys = append(keys, key)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, wrapClosed(err)
+	}
+	codec, _ := segment.ParseCodec(r.manifest.Codec)
+	limit := r.manifest.SegmentCap
+	var out []*staged
+	for len(keys) > 0 {
+		var s *staged
+		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			s = nil
+			var n uint64
+			if b, _, err := tx.Meta("stage_seq"); err != nil {
+				return err
+			} else {
+				n = u64(b) + 1
+			}
+			cb, _, err := tx.Meta("cursor")
+			if err != nil {
+				return err
+			}
+			enc := segment.NewEncoder()
+			cand := &staged{N: n, Base: u64(cb)}
+			used := 0
+			for _, key := range keys {
+				if enc.Count() > 0 && enc.Len() >= limit {
+					break
+				}
+				used++
+				mark, ok, err := tx.Mark(key)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue // pushed or collected meanwhile
+				}
+				rec, ok, err := tx.Record(key)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				if err := enc.Add(key, rec.Record); err != nil {
+					return err
+				}
+				cand.Keys = append(cand.Keys, key)
+				cand.Marks = append(cand.Marks, mark)
+			}
+			keys = keys[used:]
+			if enc.Count() == 0 {
+				return nil
+			}
+			id, _ := tx.ReplicaID()
+			data, err := enc.Finish(segment.Header{Origin: id, Base: cand.Base, HLC: tx.Now()}, codec)
+			if err != nil {
+				return err
+			}
+			cand.Data, cand.Record = data, enc.Count()
+			b, err := msgpack.Marshal(cand)
+			if err != nil {
+				return err
+			}
+			tx.SetMeta(stageName(n), b)
+			tx.SetMeta("stage_seq", p64(n))
+			s = cand
+			return nil
+		})
+		if err != nil {
+			return out, wrapClosed(err)
+		}
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// knownTip is the highest log position known to exist.
+func (r *Replica) knownTip() uint64 {
+	var tip uint64
+	_ = r.st.View(func(v *store.View) error {
+		c, _, _ := v.Meta("cursor")
+		t, _, _ := v.Meta("tip")
+		tip = max(u64(c), u64(t))
+		return nil
+	})
+	return tip
+}
+
+// upload creates data at the next free log position: tip+1; on ErrExists
+// the next one; when that exists too, it lists from the known tip. After an
+// ambiguous answer it reads the object back and compares.
+func (r *Replica) upload(ctx context.Context, data []byte) (uint64, error) {
+	b := r.opts.Backend
+	pos := r.knownTip() + 1
+	exists := 0
+	ambiguous := 0
+	for {
+		_, err := b.PutIfAbsent(ctx, remote.LogKey(pos), data)
+		if err == nil {
+			return pos, nil
+		}
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		if !errors.Is(err, remote.ErrExists) {
+			obj, gerr := b.Get(ctx, remote.LogKey(pos))
+			switch {
+			case gerr == nil && bytes.Equal(obj.Data, data):
+				return pos, nil // our create landed
+			case gerr == nil:
+				err = remote.ErrExists // somebody else's
+			case errors.Is(gerr, remote.ErrNotExist) && ambiguous < 3:
+				ambiguous++
+				continue // did not land: try the same position again
+			default:
+				return 0, fmt.Errorf("replica: upload %s to %s: %w", remote.LogKey(pos), b, err)
+			}
+		}
+		exists++
+		if exists%2 == 1 {
+			pos++
+			continue
+		}
+		tip, err := r.listTip(ctx, pos)
+		if err != nil {
+			return 0, err
+		}
+		pos = max(tip, pos) + 1
+	}
+}
+
+// listTip returns the highest listed log position at or after from.
+func (r *Replica) listTip(ctx context.Context, from uint64) (uint64, error) {
+	b := r.opts.Backend
+	tip := from
+	after := ""
+	if from > 0 {
+		after = remote.LogKey(from - 1)
+	}
+	for info, err := range b.List(ctx, remote.LogPrefix, after) {
+		if err != nil {
+			return 0, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
+		}
+		if p, ok := remote.ParseLogKey(info.Key); ok && p > tip {
+			tip = p
+		}
+	}
+	return tip, nil
+}
+
+// commitStaged ends a staged segment's upload at pos: it drops the stage,
+// clears the marks unchanged since staging (a key written again stays
+// dirty), records pos as an own position and as the records' pos.
+func (r *Replica) commitStaged(ctx context.Context, s *staged, pos uint64) error {
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		for i, key := range s.Keys {
+			mark, ok, err := tx.Mark(key)
+			if err != nil {
+				return err
+			}
+			if ok && mark == s.Marks[i] {
+				if err := tx.ClearMark(key); err != nil {
+					return err
+				}
+			}
+			rec, ok, err := tx.Record(key)
+			if err != nil {
+				return err
+			}
+			if ok && rec.Pos < pos {
+				rec.Pos = pos
+				if err := tx.PutRecord(key, rec); err != nil {
+					return err
+				}
+			}
+		}
+		tx.DeleteMeta(stageName(s.N))
+		tx.SetMeta(ownName(pos), []byte{1})
+		tb, _, err := tx.Meta("tip")
+		if err != nil {
+			return err
+		}
+		if pos > u64(tb) {
+			tx.SetMeta("tip", p64(pos))
+		}
+		tx.SetMeta("last_push", p64(uint64(r.now().UnixMilli())))
+		return nil
+	}))
+}

@@ -1,0 +1,316 @@
+package replica
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// FormatVersion is the store format this build writes and reads.
+const FormatVersion = 1
+
+// DefaultSegmentCap is the raw size at which a push starts a new segment.
+const DefaultSegmentCap = 8 << 20
+
+// Sync errors.
+var (
+	ErrNoRemote = errors.New("replica: no remote backend configured")
+	// ErrCloned: another directory publishes under this replica id (a copied
+	// replica directory or a restored backup). Run reidentify.
+	ErrCloned = errors.New("replica: another directory is using this replica id (a copied replica directory or restored backup): run `ebreplica reidentify`")
+	// ErrDuplicateID: init found a registry object for the new id.
+	ErrDuplicateID = errors.New("replica: replica id already registered on the remote")
+	// ErrNewerFormat: the remote store was made by a newer format version.
+	ErrNewerFormat = errors.New("replica: remote store was made by a newer format version (upgrade ebreplica)")
+	// ErrPolicyMismatch: the store manifest names other policies.
+	ErrPolicyMismatch = errors.New("replica: remote store uses other merge policies")
+	// ErrNotStore: the remote holds something that is not an ebreplica store.
+	ErrNotStore = errors.New("replica: remote object is not an ebreplica store manifest")
+	// ErrGap: a log position above the prune floor is missing (damage).
+	ErrGap = errors.New("replica: log position missing")
+	// ErrRetired: this replica was retired by the others (rebase needed).
+	ErrRetired = errors.New("replica: this replica was retired by its peers")
+)
+
+// Manifest is store.json.
+type Manifest struct {
+	Format     int               `json:"format"`
+	StoreID    string            `json:"store_id"`
+	Policies   map[string]string `json:"policies"`
+	SegmentCap int               `json:"segment_cap"`
+	Codec      string            `json:"codec"`
+	Created    time.Time         `json:"created"`
+}
+
+// RegistryBody is replicas/<id>.json.
+type RegistryBody struct {
+	Format    int    `json:"format"`
+	ReplicaID string `json:"replica_id"`
+	// Seq increases with every write; Nonce is fresh for every write, so no
+	// body ever repeats and a writer recognises its own write on read-back.
+	Seq   uint64 `json:"seq"`
+	Nonce string `json:"nonce"`
+	// Ack is the replica's contiguous applied position, lowered to the base
+	// of any staged segment not yet uploaded.
+	Ack     uint64 `json:"ack"`
+	Retired bool   `json:"retired"`
+	// SkewCapped counts remote timestamps beyond MaxDrift this replica saw.
+	SkewCapped uint64    `json:"skew_capped"`
+	Wall       time.Time `json:"wall"`
+}
+
+// regState is the local record of the registry object (m/registry).
+type regState struct {
+	Registered   bool   `json:"registered"`
+	ETag         string `json:"etag"`
+	Seq          uint64 `json:"seq"`
+	Nonce        string `json:"nonce"`
+	PendingSeq   uint64 `json:"pending_seq,omitempty"`
+	PendingNonce string `json:"pending_nonce,omitempty"`
+}
+
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (r *Replica) loadJSON(name string, v any) (bool, error) {
+	b, err := r.meta(name)
+	if err != nil || b == nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%w: m/%s: %v", store.ErrCorrupt, name, err)
+	}
+	return true, nil
+}
+
+func (r *Replica) saveJSON(ctx context.Context, name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+		tx.SetMeta(name, b)
+		return nil
+	})
+}
+
+// manifest returns the store manifest, reading it from the remote (and
+// creating it when createIfMissing) on first use, then from the local copy.
+func (r *Replica) ensureManifest(ctx context.Context) (m Manifest, created bool, err error) {
+	if ok, err := r.loadJSON("manifest", &m); err != nil || ok {
+		return m, false, err
+	}
+	b := r.opts.Backend
+	want := Manifest{
+		Format: FormatVersion, StoreID: newNonce(), Policies: r.opts.Policies.Names(),
+		SegmentCap: r.opts.SegmentCap, Codec: r.opts.Codec, Created: time.Now().UTC(),
+	}
+	data, _ := json.MarshalIndent(want, "", "  ")
+	_, err = b.PutIfAbsent(ctx, remote.ManifestKey, data)
+	switch {
+	case err == nil:
+		m, created = want, true
+	case errors.Is(err, remote.ErrExists) || errors.Is(err, remote.ErrTransient):
+		obj, gerr := b.Get(ctx, remote.ManifestKey)
+		if gerr != nil {
+			return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, gerr)
+		}
+		if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
+			return m, false, fmt.Errorf("%w: %s on %s", ErrNotStore, remote.ManifestKey, b)
+		}
+		created = m.StoreID == want.StoreID // our own ambiguous create
+	default:
+		return m, false, fmt.Errorf("replica: create %s on %s: %w", remote.ManifestKey, b, err)
+	}
+	if m.Format > FormatVersion {
+		return m, false, fmt.Errorf("%w: store format %d, this build supports %d", ErrNewerFormat, m.Format, FormatVersion)
+	}
+	if m.Format < 1 {
+		return m, false, fmt.Errorf("%w: format %d", ErrNotStore, m.Format)
+	}
+	if _, err := segment.ParseCodec(m.Codec); err != nil {
+		return m, false, fmt.Errorf("%w: %v", ErrNotStore, err)
+	}
+	if m.SegmentCap <= 0 {
+		m.SegmentCap = DefaultSegmentCap
+	}
+	if !created {
+		if err := r.checkPolicies(m.Policies); err != nil {
+			return m, false, err
+		}
+	}
+	return m, created, r.saveJSON(ctx, "manifest", m)
+}
+
+// checkPolicies compares the manifest's policy names with ours.
+func (r *Replica) checkPolicies(remoteNames map[string]string) error {
+	ours := r.opts.Policies.Names()
+	norm := func(m map[string]string) map[string]string {
+		out := maps.Clone(m)
+		if out == nil {
+			out = map[string]string{}
+		}
+		if _, ok := out[""]; !ok {
+			out[""] = "lww"
+		}
+		return out
+	}
+	a, b := norm(ours), norm(remoteNames)
+	if !maps.Equal(a, b) {
+		return fmt.Errorf("%w: store has %v, this replica has %v", ErrPolicyMismatch, b, a)
+	}
+	return nil
+}
+
+// Connect binds the replica to its remote: it reads (or, for the first
+// replica of a store, creates) the store manifest, checks format and
+// policies, and registers this replica id create-only. It is idempotent
+// and costs no request once done. It reports whether this call created the
+// store.
+func (r *Replica) Connect(ctx context.Context) (createdStore bool, err error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	return r.connectLocked(ctx)
+}
+
+func (r *Replica) connectLocked(ctx context.Context) (bool, error) {
+	if r.opts.Backend == nil {
+		return false, ErrNoRemote
+	}
+	if r.manifest != nil {
+		return false, nil
+	}
+	m, created, err := r.ensureManifest(ctx)
+	if err != nil {
+		return false, err
+	}
+	var rs regState
+	if _, err := r.loadJSON("registry", &rs); err != nil {
+		return false, err
+	}
+	if !rs.Registered {
+		if err := r.register(ctx, &rs); err != nil {
+			return false, err
+		}
+	}
+	r.manifest = &m
+	r.reg = rs
+	return created, nil
+}
+
+func (r *Replica) registryBody(seq uint64, nonce string, ack uint64) []byte {
+	capped, _ := r.st.Clock().SkewStats()
+	body := RegistryBody{Format: FormatVersion, ReplicaID: r.id.String(), Seq: seq, Nonce: nonce,
+		Ack: ack, SkewCapped: capped, Wall: r.now().UTC()}
+	b, _ := json.MarshalIndent(body, "", "  ")
+	return b
+}
+
+func (r *Replica) now() time.Time {
+	if r.opts.Wall != nil {
+		return r.opts.Wall()
+	}
+	return time.Now()
+}
+
+// register creates replicas/<id>.json create-only.
+func (r *Replica) register(ctx context.Context, rs *regState) error {
+	b := r.opts.Backend
+	key := remote.RegistryKey(r.id)
+	if rs.PendingNonce == "" {
+		rs.PendingSeq, rs.PendingNonce = 1, newNonce()
+		if err := r.saveJSON(ctx, "registry", rs); err != nil {
+			return err
+		}
+	}
+	etag, err := b.PutIfAbsent(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, 0))
+	if err != nil {
+		obj, gerr := b.Get(ctx, key)
+		if gerr != nil {
+			if errors.Is(err, remote.ErrExists) {
+				return fmt.Errorf("replica: register %s: %w", key, gerr)
+			}
+			return fmt.Errorf("replica: register %s on %s: %w", key, b, err)
+		}
+		var body RegistryBody
+		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil || body.Nonce != rs.PendingNonce {
+			return fmt.Errorf("%w: %s", ErrDuplicateID, key)
+		}
+		etag = obj.ETag // our own ambiguous create
+	}
+	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce}
+	return r.saveJSON(ctx, "registry", rs)
+}
+
+// swapRegistry rewrites this replica's registry object by compare-and-swap
+// on the ETag last written (fencing). A crash or an ambiguous error never
+// gives a false verdict: {seq, nonce} are persisted as pending first, and
+// on a failed or ambiguous swap the object is read back — our own nonce
+// means the write landed.
+func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
+	b := r.opts.Backend
+	key := remote.RegistryKey(r.id)
+	rs := &r.reg
+	for attempt := 0; ; attempt++ {
+		if rs.PendingNonce == "" {
+			rs.PendingSeq, rs.PendingNonce = rs.Seq+1, newNonce()
+			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+				return err
+			}
+		}
+		etag, err := b.PutIfMatch(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, ack), rs.ETag)
+		if err == nil {
+			*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce}
+			return r.saveJSON(ctx, "registry", rs)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		obj, gerr := b.Get(ctx, key)
+		if gerr != nil {
+			if errors.Is(gerr, remote.ErrNotExist) {
+				return fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
+			}
+			return fmt.Errorf("replica: registry swap on %s: %w (read-back: %v)", b, err, gerr)
+		}
+		var body RegistryBody
+		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil {
+			return fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, jerr)
+		}
+		switch {
+		case body.Nonce == rs.PendingNonce:
+			// Our write landed (a crash before persisting its ETag, or an
+			// ambiguous answer): adopt it.
+			*rs = regState{Registered: true, ETag: obj.ETag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce}
+			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+				return err
+			}
+			if ack == body.Ack || attempt > 0 {
+				return nil
+			}
+			continue // write the current ack too
+		case body.Retired:
+			return fmt.Errorf("%w (%s)", ErrRetired, key)
+		case obj.ETag == rs.ETag || body.Nonce == rs.Nonce:
+			// Unchanged: the swap did not land. Try again once.
+			if attempt > 0 {
+				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
+			}
+			continue
+		default:
+			return fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
+		}
+	}
+}
