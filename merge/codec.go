@@ -125,8 +125,30 @@ func arrayLen(dec *msgpack.Decoder, want int) (int, error) {
 	return n, nil
 }
 
+// readBytes reads a bin (or str) like dec.DecodeBytes, but allocates as the
+// bytes arrive rather than as the length header claims: DecodeBytes
+// allocates the claimed length (up to 4 GiB) up front, so a few bytes of
+// untrusted input could make a decode allocate gigabytes.
+func readBytes(dec *msgpack.Decoder) ([]byte, error) {
+	n, err := dec.DecodeBytesLen()
+	if err != nil || n < 0 {
+		return nil, err // n < 0: nil
+	}
+	const chunk = 64 << 10
+	b := make([]byte, 0, min(n, chunk))
+	for len(b) < n {
+		m := min(n-len(b), chunk)
+		b = slices.Grow(b, m)
+		if err := dec.ReadFull(b[len(b) : len(b)+m]); err != nil {
+			return nil, err
+		}
+		b = b[:len(b)+m]
+	}
+	return b, nil
+}
+
 func decodeReplica(dec *msgpack.Decoder) (clock.ReplicaID, error) {
-	b, err := dec.DecodeBytes()
+	b, err := readBytes(dec)
 	if err != nil {
 		return clock.ReplicaID{}, bad("replica: %v", err)
 	}
@@ -198,7 +220,7 @@ func DecodeRecordFrom(dec *msgpack.Decoder) (Record, error) {
 				return Record{}, bad("%v", err)
 			}
 		} else {
-			b, err := dec.DecodeBytes()
+			b, err := readBytes(dec)
 			if err != nil {
 				return Record{}, bad("value: %v", err)
 			}

@@ -3,6 +3,7 @@ package merge_test
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -307,4 +308,29 @@ func TestRecordStream(t *testing.T) {
 			t.Fatalf("read past the end: %v", err)
 		}
 	})
+}
+
+// A length header is not trusted: a few bytes claiming a 4 GiB value or
+// replica id must fail without allocating anywhere near that much.
+func TestDecodeDoesNotTrustLengths(t *testing.T) {
+	huge := []byte{0xc6, 0xff, 0xff, 0xff, 0xff} // bin32 of 4 GiB - 1
+	str := []byte{0xdb, 0x54, 0x85, 0xbc, 0x1c}  // str32 of 1.4 GiB (found by FuzzDecodeRecord)
+	inputs := map[string][]byte{
+		"value":                slices.Concat([]byte{0x92, 0x90, 0x91, 0x95}, huge, []byte("abc")),
+		"clock replica":        slices.Concat([]byte{0x92, 0x91, 0x92}, huge, []byte("abc")),
+		"clock replica string": slices.Concat([]byte{0x92, 0x91, 0x92}, str, []byte("abc")),
+		"version replica":      slices.Concat([]byte{0x92, 0x90, 0x91, 0x95, 0xc0, 0xc2}, huge),
+	}
+	for name, b := range inputs {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := merge.DecodeRecord(b)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, merge.ErrBadRecord) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("%s: decoding %d bytes allocated %d bytes", name, len(b), n)
+		}
+	}
 }

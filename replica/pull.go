@@ -94,6 +94,9 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	if err != nil {
 		return ps, wrapClosed(err)
 	}
+	if err := r.step("pull:listed"); err != nil {
+		return ps, err
+	}
 	expect := cursor + 1
 	for _, p := range positions {
 		if p != expect {
@@ -137,6 +140,9 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 				return ps, err
 			}
 			if err := r.apply(ctx, seg, p, &ps); err != nil {
+				return ps, err
+			}
+			if err := r.step("pull:applied"); err != nil {
 				return ps, err
 			}
 			ps.Segments++
@@ -241,6 +247,9 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 		ps.Conflicts += conflicts
 		if last {
 			return nil
+		}
+		if err := r.step("pull:chunk"); err != nil {
+			return err
 		}
 	}
 }

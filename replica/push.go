@@ -83,6 +83,9 @@ func (r *Replica) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	if len(st) == 0 {
 		return ps, nil
 	}
+	if err := r.step("push:staged"); err != nil {
+		return ps, err
+	}
 	ack := r.cursor()
 	for _, s := range st {
 		ack = min(ack, s.Base)
@@ -90,12 +93,21 @@ func (r *Replica) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	if err := r.swapRegistry(ctx, ack); err != nil {
 		return ps, err
 	}
+	if err := r.step("push:fenced"); err != nil {
+		return ps, err
+	}
 	for _, s := range st {
 		pos, err := r.upload(ctx, s.Data)
 		if err != nil {
 			return ps, err
 		}
+		if err := r.step("push:uploaded"); err != nil {
+			return ps, err
+		}
 		if err := r.commitStaged(ctx, s, pos); err != nil {
+			return ps, err
+		}
+		if err := r.step("push:committed"); err != nil {
 			return ps, err
 		}
 		ps.Segments++

@@ -118,21 +118,33 @@ func (r *Replica) ensureManifest(ctx context.Context) (m Manifest, created bool,
 		SegmentCap: r.opts.SegmentCap, Codec: r.opts.Codec, Created: time.Now().UTC(),
 	}
 	data, _ := json.MarshalIndent(want, "", "  ")
-	_, err = b.PutIfAbsent(ctx, remote.ManifestKey, data)
-	switch {
-	case err == nil:
-		m, created = want, true
-	case errors.Is(err, remote.ErrExists) || errors.Is(err, remote.ErrTransient):
+	for attempt := 0; ; attempt++ {
+		_, err = b.PutIfAbsent(ctx, remote.ManifestKey, data)
+		if err == nil {
+			m, created = want, true
+			break
+		}
+		if ctx.Err() != nil {
+			return m, false, err
+		}
+		if !errors.Is(err, remote.ErrExists) && !errors.Is(err, remote.ErrTransient) {
+			return m, false, fmt.Errorf("replica: create %s on %s: %w", remote.ManifestKey, b, err)
+		}
 		obj, gerr := b.Get(ctx, remote.ManifestKey)
+		if errors.Is(gerr, remote.ErrNotExist) && attempt < 3 {
+			continue // the create did not land: try again
+		}
 		if gerr != nil {
 			return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, gerr)
 		}
 		if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
+			if attempt < 3 {
+				continue // a torn read; look again before calling it foreign
+			}
 			return m, false, fmt.Errorf("%w: %s on %s", ErrNotStore, remote.ManifestKey, b)
 		}
 		created = m.StoreID == want.StoreID // our own ambiguous create
-	default:
-		return m, false, fmt.Errorf("replica: create %s on %s: %w", remote.ManifestKey, b, err)
+		break
 	}
 	if m.Format > FormatVersion {
 		return m, false, fmt.Errorf("%w: store format %d, this build supports %d", ErrNewerFormat, m.Format, FormatVersion)
@@ -236,19 +248,22 @@ func (r *Replica) register(ctx context.Context, rs *regState) error {
 		}
 	}
 	etag, err := b.PutIfAbsent(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, 0))
-	if err != nil {
+	for attempt := 0; err != nil; attempt++ {
+		if ctx.Err() != nil {
+			return err
+		}
 		obj, gerr := b.Get(ctx, key)
 		if gerr != nil {
-			if errors.Is(err, remote.ErrExists) {
-				return fmt.Errorf("replica: register %s: %w", key, gerr)
-			}
-			return fmt.Errorf("replica: register %s on %s: %w", key, b, err)
+			return fmt.Errorf("replica: register %s on %s: %w (read-back: %w)", key, b, err, gerr)
 		}
 		var body RegistryBody
 		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil || body.Nonce != rs.PendingNonce {
+			if attempt == 0 {
+				continue // confirm on a second read: a torn read is no verdict
+			}
 			return fmt.Errorf("%w: %s", ErrDuplicateID, key)
 		}
-		etag = obj.ETag // our own ambiguous create
+		etag, err = obj.ETag, nil // our own ambiguous create
 	}
 	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce}
 	return r.saveJSON(ctx, "registry", rs)
@@ -263,6 +278,7 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 	b := r.opts.Backend
 	key := remote.RegistryKey(r.id)
 	rs := &r.reg
+	confirmed := false
 	for attempt := 0; ; attempt++ {
 		if rs.PendingNonce == "" {
 			rs.PendingSeq, rs.PendingNonce = rs.Seq+1, newNonce()
@@ -283,7 +299,7 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 			if errors.Is(gerr, remote.ErrNotExist) {
 				return fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
 			}
-			return fmt.Errorf("replica: registry swap on %s: %w (read-back: %v)", b, err, gerr)
+			return fmt.Errorf("replica: registry swap on %s: %w (read-back: %w)", b, err, gerr)
 		}
 		var body RegistryBody
 		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil {
@@ -310,6 +326,12 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 			}
 			continue
 		default:
+			// Confirm on a second read before the verdict: a torn read must
+			// not stop a replica that was not copied.
+			if !confirmed {
+				confirmed = true
+				continue
+			}
 			return fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
 		}
 	}

@@ -112,6 +112,31 @@ type Options struct {
 	SegmentCap int
 	// Codec of new segments, written into the manifest: "zstd" (default) or "raw".
 	Codec string
+	// Knobs are hooks for tests and the simulator; leave nil.
+	Knobs *Knobs
+}
+
+// Knobs let tests and the simulator interrupt the sync protocol at named
+// steps. Step is called at each; a non-nil error aborts the operation there
+// with that error, as if the process had died at that point (the caller then
+// crashes the engine and reopens). Steps:
+//
+//	push:staged     segments staged, registry not yet swapped
+//	push:fenced     registry swapped, nothing uploaded
+//	push:uploaded   a segment created on the remote, not yet committed locally
+//	push:committed  a segment committed locally
+//	pull:listed     log listed, nothing applied
+//	pull:chunk      one transaction of a segment applied (cursor may lag)
+//	pull:applied    one segment applied with its cursor
+type Knobs struct {
+	Step func(step string) error
+}
+
+func (r *Replica) step(name string) error {
+	if r.opts.Knobs == nil || r.opts.Knobs.Step == nil {
+		return nil
+	}
+	return r.opts.Knobs.Step(name)
 }
 
 func (o *Options) validate() (Options, error) {

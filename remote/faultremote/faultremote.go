@@ -181,10 +181,10 @@ func (f Fault) String() string {
 
 // Counts are the numbers of injected faults by kind.
 type Counts struct {
-	Internal, SlowDown, Timeout                 int64
-	Ambiguous, TornRead, CorruptRead            int64
-	LateDuplicate, Latency                      int64
-	Slept                                       time.Duration // total injected latency
+	Internal, SlowDown, Timeout      int64
+	Ambiguous, TornRead, CorruptRead int64
+	LateDuplicate, Latency           int64
+	Slept                            time.Duration // total injected latency
 }
 
 // Errors returns the number of injected errors of the three error kinds.

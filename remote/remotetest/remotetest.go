@@ -34,6 +34,7 @@ package remotetest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -89,14 +90,11 @@ func RunConformance(t *testing.T, newBackend func(t *testing.T) remote.Backend) 
 
 // Content returns n deterministic pseudo-random bytes for seed.
 func Content(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, uint64(n)))
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	binary.LittleEndian.PutUint64(key[8:], uint64(n))
 	b := make([]byte, n)
-	for i := 0; i < n; i += 8 {
-		v := r.Uint64()
-		for j := 0; j < 8 && i+j < n; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
+	_, _ = rand.NewChaCha8(key).Read(b) // never fails
 	return b
 }
 

@@ -61,12 +61,14 @@ type Options struct {
 	// exponentially with full jitter up to this cap. Default 5s.
 	MaxBackoff time.Duration
 
-	// SDKChecksums keeps the SDK's default integrity checksums: a CRC32 of
-	// every upload sent as a trailer, and validation of the checksum a server
-	// returns on download. Default false: checksums only where an operation
-	// requires them (RequestChecksumCalculation and
-	// ResponseChecksumValidation "when required"), which every
-	// S3-compatible server accepts (several reject the aws-chunked trailers
+	// SDKChecksums turns on the SDK's flexible integrity checksums, the
+	// default of a client from config.LoadDefaultConfig ("when supported"):
+	// a CRC32 of every upload (a header over HTTP, an aws-chunked trailer
+	// over HTTPS) and validation of the checksum a server returns on
+	// download. Default false: checksums only where an operation requires
+	// them (RequestChecksumCalculation and ResponseChecksumValidation "when
+	// required"), whatever the client says, which every S3-compatible server
+	// accepts (several reject the aws-chunked trailers
 	// of the SDK's default). Uploads stay protected: the SigV4 signature
 	// covers the payload's SHA-256 over plain HTTP, TLS over HTTPS.
 	SDKChecksums bool
@@ -111,7 +113,7 @@ type Backend struct {
 // New returns a Backend storing objects in bucket under prefix through
 // client. The client is used as configured (endpoint, credentials, HTTP
 // transport), except that every request uses the retry policy and checksum
-// setting of opts; nil opts means the defaults. Leading and trailing slashes
+// setting of opts, overriding the client's; nil opts means the defaults. Leading and trailing slashes
 // of prefix are ignored.
 func New(client *s3.Client, bucket, prefix string, opts *Options) (*Backend, error) {
 	o, err := opts.validate()
@@ -142,9 +144,11 @@ func New(client *s3.Client, bucket, prefix string, opts *Options) (*Backend, err
 	b.apiOpt = func(so *s3.Options) {
 		so.Retryer = retryer
 		so.RetryMaxAttempts = 0 // keep the client's own setting from wrapping ours
-		if !o.SDKChecksums {
-			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		if o.SDKChecksums {
+			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
+			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenSupported
 		}
 	}
 	return b, nil

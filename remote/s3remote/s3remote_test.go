@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -80,9 +82,12 @@ func newFake(t testing.TB) (*s3.Client, string) {
 	return client, bucket
 }
 
+// TestFakeConformance runs the suite against gofakes3 when no real server is
+// configured, so the driver's logic is covered by a plain `go test` too;
+// with a server, TestConformance covers the same ground for real.
 func TestFakeConformance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
+	if os.Getenv(s3test.EnvEndpoint) != "" {
+		t.Skip("the real server is configured: TestConformance covers this")
 	}
 	remotetest.RunConformance(t, func(t *testing.T) remote.Backend {
 		client, bucket := newFake(t)
@@ -363,5 +368,40 @@ func TestCancelledDuringRequest(t *testing.T) {
 	err = <-errc
 	if !errors.Is(err, context.Canceled) || errors.Is(err, remote.ErrTransient) {
 		t.Fatalf("Get cancelled in flight = %v, want context.Canceled", err)
+	}
+}
+
+// TestChecksumSetting: by default no flexible checksum goes with a PUT nor
+// is asked for on a GET; with SDKChecksums the SDK's CRC32 does.
+func TestChecksumSetting(t *testing.T) {
+	for _, sdk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SDKChecksums=%v", sdk), func(t *testing.T) {
+			var mu sync.Mutex
+			var seen []string
+			be, _ := proxied(t, &s3remote.Options{SDKChecksums: sdk}, func(_ int64, _ http.ResponseWriter, r *http.Request) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				for name := range r.Header {
+					if n := strings.ToLower(name); strings.HasPrefix(n, "x-amz-checksum") || n == "x-amz-trailer" ||
+						n == "x-amz-sdk-checksum-algorithm" {
+						seen = append(seen, r.Method+" "+n)
+					}
+				}
+				return false
+			})
+			etag, err := be.Put(t.Context(), "k", []byte("payload"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if obj, err := be.Get(t.Context(), "k"); err != nil || obj.ETag != etag {
+				t.Fatalf("Get = %v, %v", obj.ETag, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("checksum headers: %q", seen)
+			if sdk != (len(seen) > 0) {
+				t.Errorf("SDKChecksums=%v: checksum headers %q", sdk, seen)
+			}
+		})
 	}
 }

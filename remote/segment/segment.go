@@ -11,8 +11,9 @@
 //	[..]     body: count × [key str, record] (merge's canonical record form), zstd-compressed when codec is 1
 //	[-32:]   SHA-256 of every byte before it
 //
-// Decode checks, in this order: length, magic (a foreign object), format
-// version (a newer writer), checksum, codec, header and every record. Any
+// Decode checks, in this order: length, magic (a foreign object), checksum
+// (the trailer is the same in every format version), format version (a
+// newer writer), codec, header and every record. Any
 // failure returns an error wrapping ErrCorrupt (or ErrVersion) that names
 // the object; decoding never panics and never allocates more than the
 // header's declared sizes allow (bounded by MaxBody).
@@ -232,15 +233,18 @@ func decodeHeader(name string, b []byte) (*Segment, []byte, error) {
 	if !bytes.Equal(b[:4], magic) {
 		return nil, nil, corrupt(name, "not an ebreplica segment (bad magic)")
 	}
+	// The SHA-256 trailer is part of every format version, so it is
+	// checked first: a flipped version byte reads as damage, not as a
+	// newer writer.
+	payload, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+	if got := sha256.Sum256(payload); !bytes.Equal(got[:], sum) {
+		return nil, nil, corrupt(name, "checksum mismatch")
+	}
 	if b[4] > Version {
 		return nil, nil, fmt.Errorf("%w: %s: format %d, this build reads up to %d (upgrade ebreplica)", ErrVersion, name, b[4], Version)
 	}
 	if b[4] == 0 {
 		return nil, nil, corrupt(name, "format version 0")
-	}
-	payload, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	if got := sha256.Sum256(payload); !bytes.Equal(got[:], sum) {
-		return nil, nil, corrupt(name, "checksum mismatch")
 	}
 	codec := Codec(b[5])
 	hl := binary.BigEndian.Uint32(b[6:10])

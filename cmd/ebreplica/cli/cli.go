@@ -215,7 +215,7 @@ func checkArgs(c *command, args []string) error {
 	if c.maxArgs >= 0 && len(args) > c.maxArgs {
 		extra := args[c.maxArgs]
 		if looksLikeFlag(extra) {
-			return usageErrorf("unknown flag %s (put -- before an argument that starts with -)", extra)
+			return usageErrorf("unknown flag %s (an argument that starts with - goes after --)", extra)
 		}
 		return usageErrorf("unexpected argument %q (usage: ebreplica %s %s)", extra, c.name, strings.TrimSpace(c.args))
 	}
@@ -248,8 +248,13 @@ exit codes: 0 ok, 1 error, 2 usage error, 3 key not found,
 func synopsis(c *command) string {
 	s := c.name
 	for _, f := range c.flags {
-		if f.value {
+		switch {
+		case f.value && f.need:
+			s += fmt.Sprintf(" --%s %s", f.name, f.arg)
+		case f.value:
 			s += fmt.Sprintf(" [--%s %s]", f.name, f.arg)
+		}
+		if f.value {
 			if f.multi {
 				s += "..."
 			}

@@ -13,6 +13,7 @@ type flagDef struct {
 	name  string // without dashes
 	value bool   // takes a value (--name VALUE or --name=VALUE); else a bool
 	multi bool   // may be repeated; every value is kept (for help text)
+	need  bool   // required (for help text; the command checks it)
 	arg   string // the value's placeholder in help text
 	usage string
 	alias string // this name stands for flag alias (-h for --help)

@@ -23,7 +23,7 @@ var initCmd = &command{
 NAME (lww, mv, counter or set); an empty PREFIX (--policy =mv) sets the
 default. Prints the new replica's id.`,
 	flags: []flagDef{
-		{name: "remote", value: true, arg: "URL", usage: "the remote store: file:///abs/path or a path, s3://bucket/prefix, mem://name"},
+		{name: "remote", value: true, need: true, arg: "URL", usage: "the remote store: file:///abs/path or a path, s3://bucket/prefix, mem://name"},
 		{name: "policy", value: true, multi: true, arg: "PREFIX=NAME", usage: "merge policy for keys with PREFIX: lww, mv, counter or set (repeatable)"},
 	},
 	maxArgs: 0,

@@ -19,14 +19,14 @@ var versionCmd = &command{
 }
 
 type versionInfo struct {
-	Version   string `json:"version"`
-	Module    string `json:"module,omitempty"`
-	Go        string `json:"go"`
-	Revision  string `json:"revision,omitempty"`
-	Time      string `json:"revision_time,omitempty"`
-	Modified  bool   `json:"modified,omitempty"`
-	OS        string `json:"os"`
-	Arch      string `json:"arch"`
+	Version  string `json:"version"`
+	Module   string `json:"module,omitempty"`
+	Go       string `json:"go"`
+	Revision string `json:"revision,omitempty"`
+	Time     string `json:"revision_time,omitempty"`
+	Modified bool   `json:"modified,omitempty"`
+	OS       string `json:"os"`
+	Arch     string `json:"arch"`
 }
 
 func buildInfo() versionInfo {

@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/replica"
+)
+
+// Every command that needs a replica refuses a directory without one, says
+// to run init, and creates nothing.
+func TestNotInitialised(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"get", "k"}, {"get", "--all", "k"}, {"put", "k", "v"}, {"del", "k"}, {"ls"}, {"len"},
+		{"import"}, {"export"}, {"pending"}, {"status"},
+	} {
+		missing := filepath.Join(t.TempDir(), "missing")
+		stdin := []byte(`{"key":"k","value":"v"}` + "\n")
+		failsWith(t, ExitError, stdin, append(args, "--dir", missing), "no replica in "+missing, "ebreplica init")
+		noDir(t, missing)
+
+		empty := t.TempDir()
+		failsWith(t, ExitError, stdin, append(args, "--dir", empty), "ebreplica init")
+		if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+			t.Errorf("%q left %v in an empty DIR", args, ents)
+		}
+	}
+}
+
+func TestInvalidKeysAndValues(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	ok(t, nil, "put", "--dir", dir, "existing", "v")
+	before := state(t, dir)
+
+	long := strings.Repeat("k", replica.MaxKeyLen+1)
+	for _, tc := range []struct {
+		stdin []byte
+		args  []string
+		want  string
+	}{
+		{nil, []string{"put", "", "v"}, "empty key"},
+		{nil, []string{"put", long, "v"}, "longer than"},
+		{[]byte("v"), []string{"put", long}, "longer than"},
+		{nil, []string{"put", "bad\xffkey", "v"}, "UTF-8"},
+		{nil, []string{"get", ""}, "empty key"},
+		{nil, []string{"get", "--all", long}, "longer than"},
+		{nil, []string{"del", ""}, "empty key"},
+		{make([]byte, replica.DefaultMaxValueSize+1), []string{"put", "big"}, "value too large"},
+		{nil, []string{"put", "big", string(make([]byte, replica.DefaultMaxValueSize+1))}, "value too large"},
+	} {
+		failsWith(t, ExitError, tc.stdin, append(tc.args, "--dir", dir), tc.want)
+	}
+	// Missing and extra arguments are usage errors.
+	for _, args := range [][]string{{"put"}, {"get"}, {"del"}, {"get", "a", "b"}, {"put", "a", "b", "c"}, {"len", "x"}, {"import", "a", "b"}} {
+		failsWith(t, ExitUsage, nil, append(args, "--dir", dir))
+	}
+	if after := state(t, dir); after != before {
+		t.Errorf("failed commands changed state:\n%s\n%s", before, after)
+	}
+
+	// A key of exactly the limit and a value of exactly the limit are fine.
+	max := strings.Repeat("k", replica.MaxKeyLen)
+	ok(t, nil, "put", "--dir", dir, max, "v")
+	value := bytes.Repeat([]byte{0xab}, replica.DefaultMaxValueSize)
+	ok(t, value, "put", "--dir", dir, "max")
+	if got := ok(t, nil, "get", "--dir", dir, "max").stdout; !bytes.Equal(got, value) {
+		t.Errorf("value at the limit: got %d bytes", len(got))
+	}
+}
+
+func TestBadClockOffset(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	failsWith(t, ExitUsage, nil, []string{"put", "--dir", dir, "--clock-offset", "yesterday", "k", "v"}, "--clock-offset")
+	failsWith(t, ExitUsage, nil, []string{"put", "--dir", dir, "k", "v", "--clock-offset"}, "needs a value")
+	failsWith(t, ExitNotFound, nil, []string{"get", "--dir", dir, "k"})
+}
+
+// --clock-offset moves this process's wall clock: the HLC of a write made
+// with -36h is about 36 hours in the past.
+func TestClockOffset(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	ok(t, nil, "put", "--dir", dir, "--clock-offset", "-36h", "past", "v")
+	ok(t, nil, "--clock-offset=-36h", "put", "--dir", dir, "past2", "v")
+	for _, key := range []string{"past", "past2"} {
+		v := decodeOne(t, ok(t, nil, "get", "--all", "--json", "--dir", dir, key).stdout)
+		n, err := v["hlc"].(json.Number).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := clock.HLC(n).Time()
+		want := time.Now().Add(-36 * time.Hour)
+		if d := got.Sub(want); d < -time.Hour || d > time.Hour {
+			t.Errorf("%s: HLC time %v, want about %v", key, got, want)
+		}
+	}
+}
+
+func TestKeyErrorCodes(t *testing.T) {
+	t.Parallel()
+	conflict := &replica.ConflictError{Key: "k", Versions: make([]replica.Version, 2)}
+	for _, tc := range []struct {
+		err  error
+		code int
+		want string
+	}{
+		{conflict, ExitConflict, "get --all k"},
+		{fmt.Errorf("wrapped: %w", conflict), ExitConflict, "2 concurrent versions"},
+		{replica.ErrConflict, ExitConflict, "get --all k"},
+		{replica.ErrNotFound, ExitNotFound, `key "k" not found`},
+		{errors.New("boom"), ExitError, "boom"},
+	} {
+		err := keyError("k", tc.err)
+		line := errorLine("get", err)
+		if exitCode(err) != tc.code || !strings.Contains(line, tc.want) || !strings.HasPrefix(line, "ebreplica: get: ") {
+			t.Errorf("%v: exit %d, %q; want %d, %q", tc.err, exitCode(err), line, tc.code, tc.want)
+		}
+	}
+	if got := errorLine("x", errors.New("two\nlines\n")); got != "ebreplica: x: two lines" {
+		t.Errorf("multi-line error printed as %q", got)
+	}
+	for key, want := range map[string]string{"a/b": "a/b", "a b": "'a b'", "-x": "-- -x", "it's": `'it'\''s'`, "": "''"} {
+		if got := shellQuote(key); got != want {
+			t.Errorf("shellQuote(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+// A second process on a DIR that this one holds open is refused, and
+// writes nothing.
+func TestDirInUse(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	ok(t, nil, "put", "--dir", dir, "k", "before")
+	before := state(t, dir)
+
+	r, err := replica.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"put", "--dir", dir, "k", "after"},
+		{"get", "--dir", dir, "k"},
+		{"init", "--dir", dir, "--remote", "mem://x"},
+		{"len", "--dir", dir},
+	} {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), execEnv+"=1")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("%q: %v (stderr %q)", args, err, errb.String())
+		}
+		res := result{code: ee.ExitCode(), stdout: out.Bytes(), stderr: errb.String()}
+		want := "in use by another process"
+		if args[0] == "init" {
+			want = "already holds a replica"
+		}
+		checkFailure(t, res, ExitError, args, want)
+	}
+	if v, err := r.Get("k"); err != nil || string(v) != "before" {
+		t.Errorf("k = %q, %v", v, err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := state(t, dir); after != before {
+		t.Errorf("state changed while in use:\n%s\n%s", before, after)
+	}
+}

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+)
+
+var exportCmd = &command{
+	name:    "export",
+	summary: `write the live keys as JSON lines {"key","value"/"value_b64"}, sorted`,
+	help: `The format import reads: one {"key":"..","value":".."} object per line,
+"value_b64" (standard base64) for a value that is not UTF-8, in key order,
+so import(export(x)) gives x back exactly. The output is JSON lines with or
+without --json.
+
+A key whose concurrent versions the mv policy surfaces has no one value to
+export: it is left out, and export exits 4 after writing the others, naming
+the first such key (see its versions with get --all).`,
+	flags: []flagDef{
+		{name: "prefix", value: true, arg: "P", usage: "only keys starting with P"},
+	},
+	maxArgs: 0,
+	run:     runExport,
+}
+
+type exportRecord struct {
+	Key string `json:"key"`
+	jsonValue
+}
+
+func runExport(ctx context.Context, e *env) error {
+	prefix, _ := e.flags.value("prefix")
+	r, err := e.open()
+	if err != nil {
+		return err
+	}
+	o := newOutput(e.stdout)
+	skipped, first := 0, ""
+	for it, err := range r.Scan(prefix) {
+		if err != nil {
+			return errorf(err, "reading keys: %s", trimLib(err))
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if it.Conflict {
+			if skipped == 0 {
+				first = it.Key
+			}
+			skipped++
+			continue
+		}
+		o.json(exportRecord{Key: it.Key, jsonValue: encodeValue(it.Value)})
+		if o.err != nil {
+			break
+		}
+	}
+	if err := o.flush(); err != nil {
+		return err
+	}
+	if skipped > 0 {
+		return &cliError{code: ExitConflict, msg: fmt.Sprintf(
+			"left out %d keys with concurrent versions, the first %q: see them with `ebreplica get --all %s`, resolve with put",
+			skipped, first, shellQuote(first))}
+	}
+	return nil
+}

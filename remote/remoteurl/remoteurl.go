@@ -1,0 +1,97 @@
+// Package remoteurl opens a remote.Backend from the URL forms of the
+// command line:
+//
+//	file:///abs/path   (or a bare path)  a directory: local disk or network share
+//	s3://bucket/prefix                   S3 or any S3-compatible service (see s3remote.Open)
+//	mem://name                           in-process memory, shared by name within the process
+package remoteurl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/fileremote"
+	"github.com/ebreplica/ebreplica/remote/memremote"
+	"github.com/ebreplica/ebreplica/remote/s3remote"
+)
+
+// ErrUnsupported: a URL scheme no driver handles.
+var ErrUnsupported = errors.New("remoteurl: unsupported remote URL (use file://, s3:// or mem://)")
+
+// Normalize returns the canonical form of a remote URL: a bare path becomes
+// an absolute file:// URL. It checks the scheme and does no I/O.
+func Normalize(raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("%w: empty", ErrUnsupported)
+	}
+	if !strings.Contains(raw, "://") {
+		abs, err := filepath.Abs(raw)
+		if err != nil {
+			return "", fmt.Errorf("remoteurl: %w", err)
+		}
+		return (&url.URL{Scheme: "file", Path: abs}).String(), nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("remoteurl: %q: %w", raw, err)
+	}
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" {
+			return "", fmt.Errorf("remoteurl: %q: file URLs must be file:///absolute/path", raw)
+		}
+		if !filepath.IsAbs(u.Path) {
+			return "", fmt.Errorf("remoteurl: %q: file URLs need an absolute path", raw)
+		}
+		return raw, nil
+	case "s3":
+		if _, err := s3remote.ParseURL(raw); err != nil {
+			return "", err
+		}
+		return raw, nil
+	case "mem":
+		if u.Host == "" && u.Opaque == "" {
+			return "", fmt.Errorf("remoteurl: %q: mem URLs need a name (mem://name)", raw)
+		}
+		return raw, nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrUnsupported, raw)
+}
+
+var (
+	memMu sync.Mutex
+	mems  = map[string]*memremote.Backend{}
+)
+
+// Open opens the backend a URL names. Nothing is created: a missing
+// directory or bucket is an error wrapping remote.ErrBucketNotFound.
+func Open(ctx context.Context, raw string) (remote.Backend, error) {
+	n, err := Normalize(raw)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(n)
+	switch u.Scheme {
+	case "file":
+		return fileremote.New(u.Path, nil)
+	case "s3":
+		return s3remote.Open(ctx, n, nil)
+	case "mem":
+		name := u.Host + u.Path
+		memMu.Lock()
+		defer memMu.Unlock()
+		b, ok := mems[name]
+		if !ok {
+			b = memremote.New("mem://" + name)
+			mems[name] = b
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnsupported, raw)
+}
