@@ -545,6 +545,26 @@ func (r *Replica) ScanFrom(prefix, start string) iter.Seq2[Item, error] {
 	}
 }
 
+// Keys yields every key that has a record here, live or reading as deleted
+// (a tombstone not yet collected), in key order.
+func (r *Replica) Keys(prefix string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		stopped := false
+		err := r.st.View(func(v *store.View) error {
+			return v.Records(prefix, "", func(key string, _ store.Stored) (bool, error) {
+				if !yield(key, nil) {
+					stopped = true
+					return false, nil
+				}
+				return true, nil
+			})
+		})
+		if err != nil && !stopped {
+			yield("", wrapClosed(err))
+		}
+	}
+}
+
 // Len returns the number of live keys, in O(1).
 func (r *Replica) Len() int64 { return r.st.Len() }
 

@@ -250,7 +250,7 @@ func parseRecord(line []byte) (string, []byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
-		return "", nil, fmt.Errorf("not a JSON object {\"key\",\"value\"}: %v", err)
+		return "", nil, fmt.Errorf("not a record {\"key\",\"value\"}: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return "", nil, errors.New("more than one JSON value on the line")

@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestImportExport(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	bin := []byte{0, 1, 0xfe, 0xff, '\n'}
+	input := `{"key":"b","value":"two"}` + "\n" +
+		"\n" + // blank lines are skipped
+		`  {"value_b64":"` + base64.StdEncoding.EncodeToString(bin) + `","key":"bin"}  ` + "\r\n" +
+		`{"key":"a","value":"one\n\u0000<&>"}` + "\n" +
+		`{"key":"b","value":"two, later"}` + "\n" +
+		`{"key":"e","value":""}` // no final newline
+	if got := ok(t, []byte(input), "import", "--dir", dir).out(); got != "imported 5\n" {
+		t.Errorf("import printed %q", got)
+	}
+	want := `{"key":"a","value":"one\n\u0000<&>"}` + "\n" +
+		`{"key":"b","value":"two, later"}` + "\n" +
+		`{"key":"bin","value_b64":"` + base64.StdEncoding.EncodeToString(bin) + `"}` + "\n" +
+		`{"key":"e","value":""}` + "\n"
+	exp := ok(t, nil, "export", "--dir", dir).out()
+	if exp != want {
+		t.Errorf("export:\n%s\nwant:\n%s", exp, want)
+	}
+	if got := ok(t, nil, "export", "--json", "--dir", dir).out(); got != exp {
+		t.Errorf("export --json differs:\n%s", got)
+	}
+	if got := ok(t, nil, "export", "--dir", dir, "--prefix", "b").out(); got != `{"key":"b","value":"two, later"}`+"\n"+`{"key":"bin","value_b64":"AAH+/wo="}`+"\n" {
+		t.Errorf("export --prefix b:\n%s", got)
+	}
+	if got := ok(t, nil, "get", "--dir", dir, "bin").stdout; !bytes.Equal(got, bin) {
+		t.Errorf("bin = %q", got)
+	}
+
+	// From a file, from "-", with --json; export of the copy is identical.
+	file := filepath.Join(t.TempDir(), "dump.jsonl")
+	if err := os.WriteFile(file, []byte(exp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir2 := newReplica(t)
+	m := decodeOne(t, ok(t, nil, "import", "--json", "--dir", dir2, file).stdout)
+	if m["imported"] != json.Number("4") || len(m) != 1 {
+		t.Errorf("import --json = %v", m)
+	}
+	if got := ok(t, nil, "export", "--dir", dir2).out(); got != exp {
+		t.Errorf("round trip through a file:\n%s", got)
+	}
+	dir3 := newReplica(t)
+	ok(t, []byte(exp), "import", "--dir", dir3, "-")
+	if got := ok(t, nil, "export", "--dir", dir3).out(); got != exp {
+		t.Errorf("round trip through stdin:\n%s", got)
+	}
+
+	// Empty input imports nothing.
+	if got := ok(t, nil, "import", "--dir", dir3).out(); got != "imported 0\n" {
+		t.Errorf("empty import printed %q", got)
+	}
+	failsWith(t, ExitError, nil, []string{"import", "--dir", dir3, filepath.Join(t.TempDir(), "absent.jsonl")}, "absent.jsonl")
+}
+
+// More records than one batch holds, read from a pipe (*os.File stdin that
+// cannot seek, as in a shell pipeline).
+func TestImportManyFromPipe(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	const n = 2*importBatchRecords + 17
+	var in bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&in, `{"key":"k%05d","value":"v%d"}`+"\n", i, i)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		pw.Write(in.Bytes())
+		pw.Close()
+	}()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"import", "--dir", dir}, pr, &out, &errb)
+	pr.Close()
+	if code != 0 || out.String() != fmt.Sprintf("imported %d\n", n) {
+		t.Fatalf("import: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	if got := ok(t, nil, "len", "--dir", dir).out(); got != fmt.Sprintf("%d\n", n) {
+		t.Errorf("len = %q", got)
+	}
+	if got := ok(t, nil, "export", "--dir", dir).out(); got != in.String() {
+		t.Error("export differs from the imported lines")
+	}
+
+	// A malformed line at the end of a pipe: nothing of it is written.
+	dir2 := newReplica(t)
+	pr, pw, err = os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		pw.Write(in.Bytes())
+		pw.Write([]byte("not json\n"))
+		pw.Close()
+	}()
+	out.Reset()
+	errb.Reset()
+	code = Run(context.Background(), []string{"import", "--dir", dir2}, pr, &out, &errb)
+	pr.Close()
+	checkFailure(t, result{code: code, stdout: out.Bytes(), stderr: errb.String()}, ExitError, nil, fmt.Sprintf("line %d", n+1))
+	if got := ok(t, nil, "len", "--dir", dir2).out(); got != "0\n" {
+		t.Errorf("len after a failed import = %q", got)
+	}
+}
+
+func TestImportMalformedWritesNothing(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	ok(t, nil, "put", "--dir", dir, "existing", "v")
+	before := state(t, dir)
+	good := `{"key":"a","value":"1"}` + "\n" + `{"key":"b","value_b64":"AA=="}` + "\n"
+	long := strings.Repeat("k", 1025)
+	for _, tc := range []struct {
+		bad  string
+		want string
+	}{
+		{`{"key":"c","value":"1"`, "not a record"},
+		{`not json`, "not a record"},
+		{`["c","1"]`, "not a record"},
+		{`"c"`, "not a record"},
+		{`null`, `no "key"`},
+		{`{"value":"1"}`, `no "key"`},
+		{`{"key":"c"}`, `neither "value" nor "value_b64"`},
+		{`{"key":"c","value":null}`, `neither "value" nor "value_b64"`},
+		{`{"key":"c","value":"1","value_b64":"MQ=="}`, "both"},
+		{`{"key":"c","value_b64":"%%%"}`, "base64"},
+		{`{"key":"c","value":1}`, "not a record"},
+		{`{"key":"c","value":"1","extra":true}`, "extra"},
+		{`{"key":"c","value":"1"} {"key":"d","value":"2"}`, "more than one"},
+		{`{"key":"","value":"1"}`, "empty key"},
+		{`{"key":"` + long + `","value":"1"}`, "longer than"},
+		{"{\"key\":\"c\",\"value\":\"\xff\"}", "UTF-8"},
+	} {
+		// The bad line is line 4, after good ones (and one blank line).
+		input := good + "\n" + tc.bad + "\n" + `{"key":"z","value":"1"}` + "\n"
+		failsWith(t, ExitError, []byte(input), []string{"import", "--dir", dir}, "stdin line 4", tc.want, "nothing imported")
+
+		file := filepath.Join(t.TempDir(), "in.jsonl")
+		if err := os.WriteFile(file, []byte(input), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		failsWith(t, ExitError, nil, []string{"import", "--dir", dir, file}, file+" line 4", tc.want)
+	}
+	if after := state(t, dir); after != before {
+		t.Errorf("a failed import changed state:\n%s\n%s", before, after)
+	}
+}
