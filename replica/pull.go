@@ -190,6 +190,10 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 	}
 	entries := seg.Entries
 	first := true
+	mergeFn := merge.Merge
+	if r.opts.Knobs != nil && r.opts.Knobs.Merge != nil {
+		mergeFn = r.opts.Knobs.Merge
+	}
 	for {
 		chunk := entries[:min(applyChunk, len(entries))]
 		entries = entries[len(chunk):]
@@ -216,7 +220,7 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 				}
 				var merged merge.Record
 				if had {
-					merged = merge.Merge(cur.Record, e.Record)
+					merged = mergeFn(cur.Record, e.Record)
 					if merged.Equal(cur.Record) {
 						continue
 					}

@@ -157,7 +157,11 @@ func (r *Replica) stageOutbox(ctx context.Context) ([]*staged, error) {
 	var out []*staged
 	for len(keys) > 0 {
 		var s *staged
-		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+		update := r.st.UpdateSync
+		if r.opts.Knobs != nil && r.opts.Knobs.UnsyncedStaging {
+			update = r.st.Update
+		}
+		err := update(ctx, func(tx *store.Tx) error {
 			s = nil
 			var n uint64
 			if b, _, err := tx.Meta("stage_seq"); err != nil {

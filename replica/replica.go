@@ -128,8 +128,16 @@ type Options struct {
 //	pull:listed     log listed, nothing applied
 //	pull:chunk      one transaction of a segment applied (cursor may lag)
 //	pull:applied    one segment applied with its cursor
+//
+// The other fields swap in rules that earlier drafts of the protocol had and
+// that diverge; tests use them to show that the simulator catches each.
 type Knobs struct {
 	Step func(step string) error
+	// Merge replaces merge.Merge when pulled records are applied.
+	Merge func(local, remote merge.Record) merge.Record
+	// UnsyncedStaging stages push segments without fsync (with Relaxed
+	// durability a power loss after the upload then reuses dots).
+	UnsyncedStaging bool
 }
 
 func (r *Replica) step(name string) error {

@@ -154,7 +154,7 @@ type Options struct {
 
 // Fault describes one injected fault, for traces.
 type Fault struct {
-	Seq  int64 // the number of the call (1 for the first call that drew faults)
+	Seq  int64 // the number of the call (1 for the first call made while enabled)
 	Op   Op
 	Key  string // the key, or the List prefix
 	Kind Kind
@@ -388,11 +388,12 @@ func (b *Backend) draw(op Op) plan {
 	b.seq++
 	o := &b.opts
 	r := b.rng
+	// Exactly eight 64-bit draws (Float64 takes one; IntN could take more).
 	rFail, rKind, rLat, rAmbig, rDamage, rPos, rLate, rExtra :=
-		r.Float64(), r.IntN(len(o.ErrorKinds)), r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Uint64()
+		r.Float64(), r.Uint64(), r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Float64(), r.Uint64()
 	p := plan{seq: b.seq, pos: rPos}
 	if rFail < o.ErrorRate.of(op) {
-		p.fail = o.ErrorKinds[rKind]
+		p.fail = o.ErrorKinds[rKind%uint64(len(o.ErrorKinds))]
 	}
 	if o.LatencyMax > 0 {
 		p.latency = o.LatencyMin + time.Duration(rLat*float64(o.LatencyMax-o.LatencyMin))

@@ -317,13 +317,22 @@ func TestLatency(t *testing.T) {
 }
 
 func TestDefaultSleepHonoursContext(t *testing.T) {
-	b := faultremote.New(memremote.New("x"), seeded(1), faultremote.Options{LatencyMin: time.Hour, LatencyMax: time.Hour})
+	sleeping := make(chan struct{})
+	b := faultremote.New(memremote.New("x"), seeded(1), faultremote.Options{
+		LatencyMin: time.Hour, LatencyMax: time.Hour,
+		OnFault: func(f faultremote.Fault) {
+			if f.Kind == faultremote.KindLatency {
+				close(sleeping) // reported just before the sleep starts
+			}
+		},
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {
 		_, err := b.Get(ctx, "k")
 		done <- err
 	}()
+	<-sleeping
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Get during an hour of latency, cancelled = %v", err)

@@ -30,8 +30,10 @@
 //     request, the write counts as won.)
 //   - PutIfMatch takes the object's lock, reads the current content,
 //     compares its ETag, renames the temporary file over the object and
-//     releases the lock. Put and Delete take the same lock, so all three are
-//     linearizable. Locks are flock(2) locks on one of 256 lock files chosen
+//     releases the lock. Put and Delete take the same lock, so all four
+//     writes are linearizable (PutIfAbsent needs no lock: link cannot
+//     succeed while the object exists, and only a Delete, which holds the
+//     lock, removes it). Locks are flock(2) locks on one of 256 lock files chosen
 //     by a hash of the key (lock striping: two keys may share a lock, which
 //     costs a little concurrency but keeps the number of lock files fixed).
 //     Within a process a mutex per stripe is taken first, so goroutines do
