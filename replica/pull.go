@@ -139,6 +139,15 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 			if err != nil {
 				return ps, err
 			}
+			if seg.Origin == r.ID() {
+				sent, err := r.meta(sentName(data[i]))
+				if err != nil {
+					return ps, err
+				}
+				if sent == nil {
+					return ps, fmt.Errorf("%w: %s was published under this id by another directory", ErrCloned, remote.LogKey(p))
+				}
+			}
 			if err := r.apply(ctx, seg, p, &ps); err != nil {
 				return ps, err
 			}
@@ -186,7 +195,7 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 	r.st.Clock().Observe(seg.HLC)
 	var maxOwn uint64
 	for _, e := range seg.Entries {
-		maxOwn = max(maxOwn, e.Record.Clock.Get(r.id))
+		maxOwn = max(maxOwn, e.Record.Clock.Get(r.ID()))
 	}
 	entries := seg.Entries
 	first := true
@@ -208,7 +217,7 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 			// the segment is applied.
 			if checkClone && maxOwn > tx.Counter() {
 				return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
-					ErrCloned, remote.LogKey(p), r.id.Short(), maxOwn, tx.Counter())
+					ErrCloned, remote.LogKey(p), r.ID().Short(), maxOwn, tx.Counter())
 			}
 			for _, e := range chunk {
 				for _, v := range e.Record.Versions {

@@ -3,7 +3,9 @@ package replica
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -26,6 +28,7 @@ type PushStats struct {
 // write-ahead record. Its bytes never change, so a retry re-sends them.
 type staged struct {
 	N      uint64   `msgpack:"n"`
+	MaxOwn uint64   `msgpack:"max_own"` // highest own dot counter in the segment
 	Base   uint64   `msgpack:"base"`
 	Data   []byte   `msgpack:"data"`
 	Keys   []string `msgpack:"keys"`
@@ -34,6 +37,11 @@ type staged struct {
 }
 
 func stageName(n uint64) string { return fmt.Sprintf("stage/%020d", n) }
+
+func sentName(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sent/" + hex.EncodeToString(sum[:16])
+}
 func ownName(pos uint64) string { return fmt.Sprintf("own/%020d", pos) }
 
 func u64(b []byte) uint64 {
@@ -175,6 +183,10 @@ func (r *Replica) stageOutbox(ctx context.Context) ([]*staged, error) {
 			}
 			enc := segment.NewEncoder()
 			cand := &staged{N: n, Base: u64(cb)}
+			id, err := tx.ReplicaID()
+			if err != nil {
+				return err
+			}
 			used := 0
 			for _, key := range keys {
 				if enc.Count() > 0 && enc.Len() >= limit {
@@ -198,6 +210,11 @@ func (r *Replica) stageOutbox(ctx context.Context) ([]*staged, error) {
 				if err := enc.Add(key, rec.Record); err != nil {
 					return err
 				}
+				for _, v := range rec.Versions {
+					if v.Dot.Replica == id {
+						cand.MaxOwn = max(cand.MaxOwn, v.Dot.Counter)
+					}
+				}
 				cand.Keys = append(cand.Keys, key)
 				cand.Marks = append(cand.Marks, mark)
 			}
@@ -205,7 +222,6 @@ func (r *Replica) stageOutbox(ctx context.Context) ([]*staged, error) {
 			if enc.Count() == 0 {
 				return nil
 			}
-			id, _ := tx.ReplicaID()
 			data, err := enc.Finish(segment.Header{Origin: id, Base: cand.Base, HLC: tx.Now()}, codec)
 			if err != nil {
 				return err
@@ -216,6 +232,10 @@ func (r *Replica) stageOutbox(ctx context.Context) ([]*staged, error) {
 				return err
 			}
 			tx.SetMeta(stageName(n), b)
+			// Remember every segment this replica ever staged: a pulled
+			// segment under our id that is not one of them was published by
+			// another directory using our id.
+			tx.SetMeta(sentName(data), []byte{1})
 			tx.SetMeta("stage_seq", p64(n))
 			s = cand
 			return nil
@@ -331,6 +351,11 @@ func (r *Replica) commitStaged(ctx context.Context, s *staged, pos uint64) error
 			}
 		}
 		tx.DeleteMeta(stageName(s.N))
+		if pb, _, err := tx.Meta("published"); err != nil {
+			return err
+		} else if s.MaxOwn > u64(pb) {
+			tx.SetMeta("published", p64(s.MaxOwn))
+		}
 		tx.SetMeta(ownName(pos), []byte{1})
 		tb, _, err := tx.Meta("tip")
 		if err != nil {

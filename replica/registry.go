@@ -224,7 +224,7 @@ func (r *Replica) connectLocked(ctx context.Context) (bool, error) {
 
 func (r *Replica) registryBody(seq uint64, nonce string, ack uint64) []byte {
 	capped, _ := r.st.Clock().SkewStats()
-	body := RegistryBody{Format: FormatVersion, ReplicaID: r.id.String(), Seq: seq, Nonce: nonce,
+	body := RegistryBody{Format: FormatVersion, ReplicaID: r.ID().String(), Seq: seq, Nonce: nonce,
 		Ack: ack, SkewCapped: capped, Wall: r.now().UTC()}
 	b, _ := json.MarshalIndent(body, "", "  ")
 	return b
@@ -240,7 +240,7 @@ func (r *Replica) now() time.Time {
 // register creates replicas/<id>.json create-only.
 func (r *Replica) register(ctx context.Context, rs *regState) error {
 	b := r.opts.Backend
-	key := remote.RegistryKey(r.id)
+	key := remote.RegistryKey(r.ID())
 	if rs.PendingNonce == "" {
 		rs.PendingSeq, rs.PendingNonce = 1, newNonce()
 		if err := r.saveJSON(ctx, "registry", rs); err != nil {
@@ -276,7 +276,7 @@ func (r *Replica) register(ctx context.Context, rs *regState) error {
 // means the write landed.
 func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 	b := r.opts.Backend
-	key := remote.RegistryKey(r.id)
+	key := remote.RegistryKey(r.ID())
 	rs := &r.reg
 	confirmed := false
 	for attempt := 0; ; attempt++ {
@@ -288,6 +288,9 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 		}
 		etag, err := b.PutIfMatch(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, ack), rs.ETag)
 		if err == nil {
+			if err := r.step("registry:swapped"); err != nil {
+				return err
+			}
 			*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce}
 			return r.saveJSON(ctx, "registry", rs)
 		}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -122,6 +123,7 @@ type Options struct {
 // crashes the engine and reopens). Steps:
 //
 //	push:staged     segments staged, registry not yet swapped
+//	registry:swapped  the registry object swapped, its ETag not yet persisted
 //	push:fenced     registry swapped, nothing uploaded
 //	push:uploaded   a segment created on the remote, not yet committed locally
 //	push:committed  a segment committed locally
@@ -187,7 +189,7 @@ type Replica struct {
 	dir   string
 	opts  Options
 	st    *store.Store
-	id    clock.ReplicaID
+	idp   atomic.Pointer[clock.ReplicaID]
 	close sync.Once
 
 	syncMu   sync.Mutex // serialises Push, Pull, Sync and registry writes
@@ -281,12 +283,12 @@ func Open(dir string, opts *Options) (*Replica, error) {
 		st.Close()
 		return nil, err
 	}
-	r.id = id
+	r.idp.Store(&id)
 	return r, nil
 }
 
 // ID returns the replica id.
-func (r *Replica) ID() clock.ReplicaID { return r.id }
+func (r *Replica) ID() clock.ReplicaID { return *r.idp.Load() }
 
 // Dir returns the replica's directory.
 func (r *Replica) Dir() string { return r.dir }
@@ -628,7 +630,7 @@ type Status struct {
 func (r *Replica) Status() (Status, error) {
 	capped, ahead := r.st.Clock().SkewStats()
 	s := Status{
-		ReplicaID: r.id.String(), Dir: r.dir, Keys: r.st.Len(), Pending: r.st.Pending(),
+		ReplicaID: r.ID().String(), Dir: r.dir, Keys: r.st.Len(), Pending: r.st.Pending(),
 		HLC: r.st.Clock().Last().String(), SkewCapped: capped, MaxSkew: ahead,
 		Durability: r.st.Durability().String(), Commits: r.st.Commits(),
 	}

@@ -233,6 +233,14 @@ func (t *Tx) NextDot() (clock.Dot, error) {
 	return clock.Dot{Replica: id, Counter: t.counter}, nil
 }
 
+// ChangeReplicaID gives the store a new replica id (reidentify). The dot
+// counter restarts for the new id.
+func (t *Tx) ChangeReplicaID(id clock.ReplicaID) {
+	t.set(keyReplica, id[:])
+	t.newID = &id
+	t.counter = 0
+}
+
 // Counter returns the last dot counter issued.
 func (t *Tx) Counter() uint64 { return t.counter }
 

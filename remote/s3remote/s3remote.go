@@ -9,8 +9,10 @@
 // Every request goes through the SDK's standard retryer, configured by
 // [Options]: exponential backoff with jitter, retrying throttling (503
 // SlowDown, 429), 5xx, timeouts and connection errors, never other 4xx
-// answers. SDK errors are folded into remote's sentinel errors in one
-// function (see errors.go).
+// answers. A Get whose body breaks off after the answer's headers is not
+// retried; it fails with an error wrapping remote.ErrTransient. SDK errors
+// are folded into remote's sentinel errors in one function (see errors.go).
+// A retried conditional put can be ambiguous; see PutIfAbsent.
 //
 // Counters ([remote.Stats]) count logical operations as issued, successful or
 // not: one per Get, Put, PutIfAbsent, PutIfMatch and Delete call and one per
@@ -113,8 +115,9 @@ type Backend struct {
 // New returns a Backend storing objects in bucket under prefix through
 // client. The client is used as configured (endpoint, credentials, HTTP
 // transport), except that every request uses the retry policy and checksum
-// setting of opts, overriding the client's; nil opts means the defaults. Leading and trailing slashes
-// of prefix are ignored.
+// setting of opts, overriding the client's; nil opts means the defaults.
+// Leading and trailing slashes of prefix are ignored. New sends no request:
+// a missing bucket or bad credentials show on the first operation.
 func New(client *s3.Client, bucket, prefix string, opts *Options) (*Backend, error) {
 	o, err := opts.validate()
 	if err != nil {

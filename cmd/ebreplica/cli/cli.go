@@ -116,6 +116,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	err := run(ctx, e, args)
 	if e.rep != nil {

@@ -133,6 +133,7 @@ func TestInitErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	failsWith(t, ExitError, nil, []string{"init", "--dir", file, "--remote", "mem://x"}, file)
+	failsWith(t, ExitError, nil, []string{"init", "--dir", filepath.Join(file, "sub"), "--remote", "mem://x"}, file)
 	if b, err := os.ReadFile(file); err != nil || string(b) != "x" {
 		t.Errorf("file DIR changed: %q %v", b, err)
 	}
@@ -140,8 +141,9 @@ func TestInitErrors(t *testing.T) {
 
 func TestSnapshotDirUndo(t *testing.T) {
 	t.Parallel()
-	// A DIR that did not exist is removed.
-	dir := filepath.Join(t.TempDir(), "new")
+	// A DIR that did not exist is removed, with its parents that did not.
+	base := t.TempDir()
+	dir := filepath.Join(base, "new", "deeper", "dir")
 	undo, err := snapshotDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +152,10 @@ func TestSnapshotDirUndo(t *testing.T) {
 		t.Fatal(err)
 	}
 	undo()
-	noDir(t, dir)
+	noDir(t, filepath.Join(base, "new"))
+	if _, err := os.Stat(base); err != nil {
+		t.Fatal(err)
+	}
 
 	// In a DIR that existed, only what was added goes.
 	dir = t.TempDir()

@@ -48,14 +48,9 @@ func ok(t *testing.T, stdin []byte, args ...string) result {
 	return r
 }
 
-// fails runs the command line and checks it exits with code and one line
-// on stderr, starting "ebreplica: " and containing each of want. Nothing
-// may go to stdout.
-func fails(t *testing.T, code int, stdin []byte, args ...string) result {
-	t.Helper()
-	return failsWith(t, code, stdin, args)
-}
-
+// failsWith runs the command line and checks it exits with code and one
+// line on stderr, starting "ebreplica: " and containing each of want, and
+// nothing on stdout.
 func failsWith(t *testing.T, code int, stdin []byte, args []string, want ...string) result {
 	t.Helper()
 	r := cli(t, stdin, args...)

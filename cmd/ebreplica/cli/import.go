@@ -213,7 +213,11 @@ func readRecords(ctx context.Context, in io.Reader, label string, fn func(key st
 			return n, nil
 		}
 		bad := func(format string, args ...any) (int, error) {
-			return n, errorf(nil, "%s line %d: %s (nothing imported)", label, lineNo, fmt.Sprintf(format, args...))
+			msg := fmt.Sprintf("%s line %d: %s", label, lineNo, fmt.Sprintf(format, args...))
+			if fn == nil {
+				msg += " (nothing imported)"
+			}
+			return n, errorf(nil, "%s", msg)
 		}
 		if errors.Is(err, errLineTooLong) {
 			return bad("longer than %d bytes", maxLineLen)

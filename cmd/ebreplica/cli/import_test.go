@@ -128,6 +128,7 @@ func TestImportMalformedWritesNothing(t *testing.T) {
 	before := state(t, dir)
 	good := `{"key":"a","value":"1"}` + "\n" + `{"key":"b","value_b64":"AA=="}` + "\n"
 	long := strings.Repeat("k", 1025)
+	i := 0
 	for _, tc := range []struct {
 		bad  string
 		want string
@@ -149,10 +150,14 @@ func TestImportMalformedWritesNothing(t *testing.T) {
 		{`{"key":"` + long + `","value":"1"}`, "longer than"},
 		{"{\"key\":\"c\",\"value\":\"\xff\"}", "UTF-8"},
 	} {
+		i++
 		// The bad line is line 4, after good ones (and one blank line).
 		input := good + "\n" + tc.bad + "\n" + `{"key":"z","value":"1"}` + "\n"
 		failsWith(t, ExitError, []byte(input), []string{"import", "--dir", dir}, "stdin line 4", tc.want, "nothing imported")
 
+		if i > 3 {
+			continue // the file path is the same check; a few cases suffice
+		}
 		file := filepath.Join(t.TempDir(), "in.jsonl")
 		if err := os.WriteFile(file, []byte(input), 0o644); err != nil {
 			t.Fatal(err)

@@ -74,12 +74,24 @@ func runInit(ctx context.Context, e *env) error {
 }
 
 // snapshotDir notes what dir holds now and returns a function that removes
-// whatever was added since (dir itself when it did not exist), so a failed
-// init leaves the file system as it found it.
+// whatever was added since, so a failed init leaves the file system as it
+// found it: when dir did not exist, its highest ancestor that did not exist
+// either goes; else the entries of dir that are new.
 func snapshotDir(dir string) (undo func(), err error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return func() { os.RemoveAll(dir) }, nil
+		top := filepath.Clean(dir)
+		for {
+			parent := filepath.Dir(top)
+			if parent == top {
+				break
+			}
+			if _, err := os.Lstat(parent); !errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			top = parent
+		}
+		return func() { os.RemoveAll(top) }, nil
 	}
 	if err != nil {
 		if fi, serr := os.Stat(dir); serr == nil && !fi.IsDir() {

@@ -8,7 +8,10 @@ import (
 var lsCmd = &command{
 	name:    "ls",
 	summary: "list the live keys, sorted, one per line",
-	help: `--json prints {"key","size","versions"} per line: the value's size in
+	help: `Keys are printed as they are, one per line; a key holding a newline is
+unambiguous only in the --json form.
+
+--json prints {"key","size","versions"} per line: the value's size in
 bytes and the number of concurrent versions stored; a key whose versions
 the mv policy surfaces also has "conflict":true (and size 0).`,
 	flags: []flagDef{
