@@ -88,7 +88,7 @@ func Open(ctx context.Context, raw string) (remote.Backend, error) {
 		defer memMu.Unlock()
 		b, ok := mems[name]
 		if !ok {
-			b = memremote.New("mem://" + name)
+			b = memremote.New(name)
 			mems[name] = b
 		}
 		return b, nil

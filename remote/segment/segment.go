@@ -40,7 +40,10 @@ const Version = 1
 // or hostile headers).
 const MaxBody = 1 << 30
 
-var magic = []byte("EBRS")
+var (
+	magic     = []byte("EBRS") // delta segment
+	partMagic = []byte("EBRN") // snapshot part: entries also carry pos
+)
 
 // Codec of the body.
 type Codec byte
@@ -89,9 +92,12 @@ type Header struct {
 	Note string
 }
 
-// Entry is one key's merged record.
+// Entry is one key's merged record. Pos (snapshot parts only) is the
+// highest log position whose application changed the record at the
+// snapshot's writer.
 type Entry struct {
 	Key    string
+	Pos    uint64
 	Record merge.Record
 }
 
@@ -107,22 +113,42 @@ type Encoder struct {
 	body  bytes.Buffer
 	enc   *msgpack.Encoder
 	count int
+	part  bool
 }
 
-// NewEncoder returns an empty encoder.
+// NewEncoder returns an empty segment encoder.
 func NewEncoder() *Encoder {
 	e := &Encoder{}
 	e.enc = msgpack.NewEncoder(&e.body)
 	return e
 }
 
+// NewPartEncoder returns an empty snapshot-part encoder.
+func NewPartEncoder() *Encoder {
+	e := NewEncoder()
+	e.part = true
+	return e
+}
+
 // Add appends one record.
-func (e *Encoder) Add(key string, r merge.Record) error {
-	if err := e.enc.EncodeArrayLen(2); err != nil {
+func (e *Encoder) Add(key string, r merge.Record) error { return e.AddPos(key, 0, r) }
+
+// AddPos appends one record with its pos (kept only in snapshot parts).
+func (e *Encoder) AddPos(key string, pos uint64, r merge.Record) error {
+	n := 2
+	if e.part {
+		n = 3
+	}
+	if err := e.enc.EncodeArrayLen(n); err != nil {
 		return err
 	}
 	if err := e.enc.EncodeString(key); err != nil {
 		return err
+	}
+	if e.part {
+		if err := e.enc.EncodeUint(pos); err != nil {
+			return err
+		}
 	}
 	if err := merge.EncodeRecordTo(e.enc, r); err != nil {
 		return err
@@ -163,7 +189,11 @@ func (e *Encoder) Finish(h Header, codec Codec) ([]byte, error) {
 	_ = he.EncodeUint(uint64(len(raw)))
 	_ = he.EncodeString(h.Note)
 	out := make([]byte, 0, 10+hb.Len()+len(body)+sha256.Size)
-	out = append(out, magic...)
+	if e.part {
+		out = append(out, partMagic...)
+	} else {
+		out = append(out, magic...)
+	}
 	out = append(out, Version, byte(codec))
 	out = binary.BigEndian.AppendUint32(out, uint32(hb.Len()))
 	out = append(out, hb.Bytes()...)
@@ -185,27 +215,42 @@ func Encode(h Header, codec Codec, entries []Entry) ([]byte, error) {
 
 // Decode parses and verifies a segment. name identifies the object in
 // errors (e.g. "log/00000000000000000042").
-func Decode(name string, b []byte) (*Segment, error) {
-	s, body, err := decodeHeader(name, b)
+func Decode(name string, b []byte) (*Segment, error) { return decode(name, b, magic) }
+
+// DecodePart parses and verifies a snapshot part.
+func DecodePart(name string, b []byte) (*Segment, error) { return decode(name, b, partMagic) }
+
+func decode(name string, b []byte, want []byte) (*Segment, error) {
+	s, body, err := decodeHeader(name, b, want)
 	if err != nil {
 		return nil, err
+	}
+	fields := 2
+	if bytes.Equal(want, partMagic) {
+		fields = 3
 	}
 	dec := msgpack.NewDecoder(bytes.NewReader(body))
 	s.Entries = make([]Entry, 0, min(s.Count, len(body)/8+1))
 	for i := range s.Count {
 		n, err := dec.DecodeArrayLen()
-		if err != nil || n != 2 {
+		if err != nil || n != fields {
 			return nil, corrupt(name, "record %d: bad framing", i)
 		}
 		key, err := dec.DecodeString()
 		if err != nil || key == "" {
 			return nil, corrupt(name, "record %d: bad key", i)
 		}
+		var pos uint64
+		if fields == 3 {
+			if pos, err = dec.DecodeUint64(); err != nil {
+				return nil, corrupt(name, "record %d: bad pos", i)
+			}
+		}
 		rec, err := merge.DecodeRecordFrom(dec)
 		if err != nil {
 			return nil, corrupt(name, "record %d (%q): %v", i, key, err)
 		}
-		s.Entries = append(s.Entries, Entry{Key: key, Record: rec})
+		s.Entries = append(s.Entries, Entry{Key: key, Pos: pos, Record: rec})
 	}
 	if _, err := dec.PeekCode(); !errors.Is(err, io.EOF) {
 		return nil, corrupt(name, "trailing bytes after %d records", s.Count)
@@ -215,7 +260,7 @@ func Decode(name string, b []byte) (*Segment, error) {
 
 // DecodeHeader verifies a segment and returns its header only.
 func DecodeHeader(name string, b []byte) (Header, error) {
-	s, _, err := decodeHeader(name, b)
+	s, _, err := decodeHeader(name, b, magic)
 	if err != nil {
 		return Header{}, err
 	}
@@ -226,11 +271,14 @@ func corrupt(name, format string, a ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrCorrupt, name, fmt.Sprintf(format, a...))
 }
 
-func decodeHeader(name string, b []byte) (*Segment, []byte, error) {
+func decodeHeader(name string, b []byte, want []byte) (*Segment, []byte, error) {
 	if len(b) < 10+sha256.Size {
 		return nil, nil, corrupt(name, "truncated (%d bytes)", len(b))
 	}
-	if !bytes.Equal(b[:4], magic) {
+	if !bytes.Equal(b[:4], want) {
+		if bytes.Equal(want, partMagic) {
+			return nil, nil, corrupt(name, "not an ebreplica snapshot part (bad magic)")
+		}
 		return nil, nil, corrupt(name, "not an ebreplica segment (bad magic)")
 	}
 	// The SHA-256 trailer is part of every format version, so it is
