@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
@@ -70,6 +71,18 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	if _, err := r.connectLocked(ctx); err != nil {
 		return ps, err
 	}
+	if boot, _ := r.meta("bootstrapped"); boot == nil && r.cursor() == 0 {
+		// A new replica loads the newest snapshot instead of replaying the log.
+		if _, err := r.bootstrap(ctx); err != nil {
+			return ps, err
+		}
+		if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			tx.SetMeta("bootstrapped", []byte{1})
+			return nil
+		}); err != nil {
+			return ps, wrapClosed(err)
+		}
+	}
 	cursor := r.cursor()
 	ps.Cursor = cursor
 	var positions []uint64
@@ -100,6 +113,20 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	expect := cursor + 1
 	for _, p := range positions {
 		if p != expect {
+			if p > expect && expect == cursor+1 && !r.rebasing {
+				// Positions right after the cursor are gone: pruned below
+				// a snapshot while this replica was away. Rebase on it.
+				complete, _, err := r.snapshots(ctx)
+				if err != nil {
+					return ps, err
+				}
+				if len(complete) > 0 && complete[0] >= expect {
+					if err := r.rebase(ctx); err != nil {
+						return ps, err
+					}
+					return r.pullLocked(ctx)
+				}
+			}
 			return ps, fmt.Errorf("%w: %s on %s (next listed is %s)", ErrGap, remote.LogKey(expect), b, remote.LogKey(p))
 		}
 		expect++
@@ -165,11 +192,43 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	// Everything listed is applied: the tip we listed after registering is
 	// reached, so pushing is allowed from now on. The final state is synced
 	// before any ack can be published from it.
-	return ps, wrapClosed(r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+	if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 		tx.SetMeta("ready", []byte{1})
 		tx.SetMeta("last_pull", p64(uint64(r.now().UnixMilli())))
 		return nil
-	}))
+	}); err != nil {
+		return ps, wrapClosed(err)
+	}
+	// Publish the ack (durable now) at a bounded rate.
+	if r.rebasing || ps.Cursor == r.ackPos {
+		return ps, nil
+	}
+	if iv := r.ackInterval(); iv > 0 && !r.ackAt.IsZero() && r.now().Sub(r.ackAt) < iv {
+		return ps, nil
+	}
+	ack, err := r.ackNow()
+	if err != nil {
+		return ps, err
+	}
+	err = r.swapRegistry(ctx, ack)
+	if errors.Is(err, ErrRetired) {
+		if err := r.rebase(ctx); err != nil {
+			return ps, err
+		}
+		return ps, nil
+	}
+	if err != nil {
+		return ps, err
+	}
+	r.ackAt, r.ackPos = r.now(), ps.Cursor
+	return ps, nil
+}
+
+func (r *Replica) ackInterval() time.Duration {
+	if r.opts.AckInterval == 0 {
+		return DefaultAckInterval
+	}
+	return r.opts.AckInterval
 }
 
 // advance moves the cursor over an own segment.

@@ -99,6 +99,14 @@ func (r *Replica) pushLocked(ctx context.Context) (ps PushStats, err error) {
 		ack = min(ack, s.Base)
 	}
 	if err := r.swapRegistry(ctx, ack); err != nil {
+		if errors.Is(err, ErrRetired) && !r.rebasing {
+			// Retired while away: rebase (the staged segments are thrown
+			// away, the dirty keys re-stamped), then push those.
+			if err := r.rebase(ctx); err != nil {
+				return ps, err
+			}
+			return r.pushLocked(ctx)
+		}
 		return ps, err
 	}
 	if err := r.step("push:fenced"); err != nil {

@@ -115,7 +115,17 @@ type Options struct {
 	Codec string
 	// Knobs are hooks for tests and the simulator; leave nil.
 	Knobs *Knobs
+	// Progress, when set, is called as long operations advance (stage is
+	// "bootstrap" while a snapshot loads).
+	Progress func(stage string, done, total int64)
+	// AckInterval bounds how often a pull rewrites the registry to publish
+	// its ack (DefaultAckInterval when 0; negative: after every pull that
+	// moved the cursor).
+	AckInterval time.Duration
 }
+
+// DefaultAckInterval is how often pulls publish acks at most.
+const DefaultAckInterval = time.Minute
 
 // Knobs let tests and the simulator interrupt the sync protocol at named
 // steps. Step is called at each; a non-nil error aborts the operation there
@@ -195,6 +205,9 @@ type Replica struct {
 	syncMu   sync.Mutex // serialises Push, Pull, Sync and registry writes
 	manifest *Manifest  // set once connected
 	reg      regState
+	rebasing bool
+	ackAt    time.Time // when a pull last published an ack
+	ackPos   uint64    // the ack it published
 }
 
 const dataDir = "data"

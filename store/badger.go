@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -107,7 +108,7 @@ func (r badgerReader) Scan(prefix, start []byte, fn func(k, v []byte) (bool, err
 	it := r.txn.NewIterator(io)
 	defer it.Close()
 	seek := prefix
-	if start != nil {
+	if bytes.Compare(start, prefix) > 0 { // a start before the prefix starts at the prefix
 		seek = start
 	}
 	for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {

@@ -489,11 +489,11 @@ func testGroupCommitConcurrent(t *testing.T, s *Store) {
 		case opPut:
 			st.record, st.live, st.mark, st.val = true, true, true, o.val
 		case opDel:
-			st.record, st.live, st.mark = true, false, true
+			st.record, st.live, st.mark, st.val = true, false, true, ""
 		case opClearMark:
 			st.mark = false
 		case opDeleteRecord:
-			st.record, st.live = false, false
+			st.record, st.live, st.val = false, false, ""
 		}
 	}
 	var wantLive, wantMarks int64
@@ -762,14 +762,16 @@ func TestClose(t *testing.T) {
 		go func() { closed <- s.Close() }()
 		// Once Close has begun, new requests are refused...
 		for {
-			err := s.Update(ctx, func(tx *Tx) error { return nil })
-			if errors.Is(err, ErrClosed) {
+			s.closeMu.RLock()
+			c := s.closed
+			s.closeMu.RUnlock()
+			if c {
 				break
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
 			runtime.Gosched()
+		}
+		if err := s.Update(ctx, func(tx *Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Update while closing: %v", err)
 		}
 		// ...while the queued ones are still answered.
 		close(release)

@@ -123,13 +123,14 @@ func runImport(ctx context.Context, e *env) error {
 		err = fmt.Errorf("%s changed while it was imported: %d records checked, %d read", label, total, n)
 	}
 	if err != nil {
-		msg := err.Error()
+		var msg string
 		var ce *cliError
-		if errors.As(err, &ce) {
+		switch {
+		case errors.As(err, &ce):
 			msg = ce.msg
-		} else if errors.Is(err, context.Canceled) {
+		case errors.Is(err, context.Canceled):
 			msg = "interrupted"
-		} else {
+		default:
 			msg = trimLib(err)
 		}
 		return errorf(err, "%s; %d of %d records were imported before the failure", msg, done, total)

@@ -1,0 +1,838 @@
+package replica
+
+// Snapshots, bootstrap, collection, retirement and pruning.
+//
+// Acknowledgements. A replica's registry carries ack: its contiguous
+// applied position (the cursor), lowered to the base of any staged segment
+// not yet uploaded; the position of its own last push is never part of it.
+// Every segment reflects all positions up to its base, so ack(X) is at most
+// the base of every segment X will ever upload. Acks are written at each
+// push (before the upload) and after pulls, at most once per AckInterval.
+//
+// Collection. A record is deleted whole here, its clock joined into G, only
+// when (1) it reads as deleted with no user code involved (every sibling a
+// tombstone, or an lww winner that is a tombstone); (2) it has no outbox
+// mark (so sits in no staged segment); (3) its pos <= the minimum ack over
+// non-retired replicas; (4) this replica has applied every position up to a
+// tip it listed after reading those acks. It is safe: once min ack >= pos,
+// anything a non-retired replica publishes later already contains the
+// collected state or dominates it; anything published before sits below the
+// listed tip, which this replica has applied; retired replicas publish only
+// after rebasing; new replicas only after pulling past pos; and this
+// replica's later writes of the key start from G, which covers the collected
+// clock, so they dominate copies others still hold. A single tombstone
+// sibling is never dropped out of a record (under lww that would turn a
+// deleted key back into a live one), and a remote record for a collected key
+// is taken whole, not filtered through G.
+//
+// Snapshots. Compact pushes first and takes one consistent view in which
+// the outbox is empty and nothing is staged, at P = the cursor; it writes
+// snap/<P>/part-<nonce>-NNNN (create-only) and then snap/<P>/index
+// (create-only, last) listing the parts with their checksums. A snapshot
+// without its index is never used; two compactors at one P are harmless (the
+// index's create-only put picks one; the loser removes its parts).
+//
+// Pruning deletes log segments only at or below both the newest snapshot
+// and the minimum non-retired ack, and only once their server LastModified is
+// older than the grace period (judged against the LastModified of this
+// replica's own latest registry write: server time, not a local clock). A
+// non-retired pusher always creates positions above its cursor >= its ack >=
+// the floor, so no position it could still create is freed; a retired one
+// learns of its retirement at its registry swap, before any upload, and
+// rebases.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/store"
+	"golang.org/x/sync/errgroup"
+)
+
+// Defaults for compaction.
+const (
+	DefaultPartSize    = 4 << 20
+	DefaultGrace       = time.Hour
+	DefaultRetireAfter = 30 * 24 * time.Hour
+)
+
+// SnapIndex is snap/<P>/index.
+type SnapIndex struct {
+	Format   int               `json:"format"`
+	StoreID  string            `json:"store_id"`
+	Position uint64            `json:"position"`
+	Origin   string            `json:"origin"`
+	Nonce    string            `json:"nonce"`
+	G        map[string]uint64 `json:"g"`
+	Records  int64             `json:"records"`
+	Parts    []PartInfo        `json:"parts"`
+	Created  time.Time         `json:"created"`
+}
+
+// PartInfo describes one snapshot part.
+type PartInfo struct {
+	Name    string `json:"name"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+	Records int    `json:"records"`
+}
+
+// SnapKey returns the object name of a snapshot's index.
+func SnapKey(pos uint64) string { return fmt.Sprintf("%s%020d/index", remote.SnapPrefix, pos) }
+
+func partKey(pos uint64, nonce string, n int) string {
+	return fmt.Sprintf("%s%020d/part-%s-%04d", remote.SnapPrefix, pos, nonce, n)
+}
+
+// parseSnapKey splits snap/<P>/<rest>.
+func parseSnapKey(key string) (pos uint64, rest string, ok bool) {
+	s, found := strings.CutPrefix(key, remote.SnapPrefix)
+	if !found || len(s) < 22 || s[20] != '/' {
+		return 0, "", false
+	}
+	p, err := strconv.ParseUint(s[:20], 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return p, s[21:], true
+}
+
+// CompactOptions configures Compact.
+type CompactOptions struct {
+	// Prune deletes log segments the snapshot covers (see package doc),
+	// older snapshots and orphaned parts, and retires replicas silent for
+	// longer than RetireAfter.
+	Prune bool
+	// PartSize caps a snapshot part's raw size (DefaultPartSize when 0).
+	PartSize int
+	// Grace is how old (by server time) an object must be before pruning
+	// deletes it (DefaultGrace when 0; negative means none, for tests).
+	Grace time.Duration
+	// RetireAfter is how long a replica's registry may stay unwritten
+	// before Prune retires it (DefaultRetireAfter when 0).
+	RetireAfter time.Duration
+}
+
+// CompactStats reports a Compact.
+type CompactStats struct {
+	Position  uint64        `json:"position"`
+	Records   int64         `json:"records"`
+	Parts     int           `json:"parts"`
+	Pruned    int           `json:"pruned"`
+	Collected int           `json:"collected"`
+	Retired   []string      `json:"retired,omitempty"`
+	Reused    bool          `json:"reused,omitempty"` // another compactor's snapshot at P was kept
+	Requests  remote.Counts `json:"requests"`
+}
+
+type regInfo struct {
+	body RegistryBody
+	info remote.Info
+	etag string
+}
+
+// readRegistries lists and reads every registry object.
+func (r *Replica) readRegistries(ctx context.Context) ([]regInfo, error) {
+	b := r.opts.Backend
+	var out []regInfo
+	for info, err := range b.List(ctx, remote.ReplicasPrefix, "") {
+		if err != nil {
+			return nil, fmt.Errorf("replica: list %s on %s: %w", remote.ReplicasPrefix, b, err)
+		}
+		obj, err := b.Get(ctx, info.Key)
+		if errors.Is(err, remote.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("replica: read %s on %s: %w", info.Key, b, err)
+		}
+		var body RegistryBody
+		if err := json.Unmarshal(obj.Data, &body); err != nil {
+			return nil, fmt.Errorf("replica: %s on %s is not a registry object: %w", info.Key, b, err)
+		}
+		info.LastModified = obj.LastModified
+		out = append(out, regInfo{body: body, info: info, etag: obj.ETag})
+	}
+	return out, nil
+}
+
+// minAck is the minimum ack over non-retired replicas (ok false when none).
+func minAck(regs []regInfo) (uint64, bool) {
+	var m uint64
+	ok := false
+	for _, g := range regs {
+		if g.body.Retired {
+			continue
+		}
+		if !ok || g.body.Ack < m {
+			m, ok = g.body.Ack, true
+		}
+	}
+	return m, ok
+}
+
+// ackNow is this replica's ack: the cursor lowered to staged bases.
+func (r *Replica) ackNow() (uint64, error) {
+	st, err := r.loadStaged()
+	if err != nil {
+		return 0, err
+	}
+	ack := r.cursor()
+	for _, s := range st {
+		ack = min(ack, s.Base)
+	}
+	return ack, nil
+}
+
+// Compact collects what may be collected, writes a snapshot of this
+// replica's state and, with Prune, retires silent replicas and prunes the
+// log. See the package documentation for the rules.
+func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStats, err error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	b := r.opts.Backend
+	if b == nil {
+		return cs, ErrNoRemote
+	}
+	before := b.Stats().Snapshot()
+	defer func() { cs.Requests = b.Stats().Snapshot().Sub(before) }()
+	if o.PartSize <= 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.Grace == 0 {
+		o.Grace = DefaultGrace
+	}
+	if o.RetireAfter <= 0 {
+		o.RetireAfter = DefaultRetireAfter
+	}
+	if _, err := r.connectLocked(ctx); err != nil {
+		return cs, err
+	}
+	// Push first, so the outbox empties; our registry swap also gives the
+	// server's notion of now.
+	if _, err := r.pushLocked(ctx); err != nil {
+		return cs, err
+	}
+	ack, err := r.ackNow()
+	if err != nil {
+		return cs, err
+	}
+	if err := r.swapRegistry(ctx, ack); err != nil {
+		return cs, err
+	}
+	regs, err := r.readRegistries(ctx)
+	if err != nil {
+		return cs, err
+	}
+	var serverNow time.Time
+	for _, g := range regs {
+		if g.body.ReplicaID == r.ID().String() {
+			serverNow = g.info.LastModified
+		}
+	}
+	if o.Prune && !serverNow.IsZero() {
+		for _, g := range regs {
+			if g.body.Retired || g.body.ReplicaID == r.ID().String() || g.info.LastModified.IsZero() {
+				continue
+			}
+			if serverNow.Sub(g.info.LastModified) < o.RetireAfter {
+				continue
+			}
+			body := g.body
+			body.Retired = true
+			data, _ := json.MarshalIndent(body, "", "  ")
+			key := remote.ReplicasPrefix + g.body.ReplicaID + ".json"
+			if _, err := b.PutIfMatch(ctx, key, data, g.etag); err == nil {
+				cs.Retired = append(cs.Retired, g.body.ReplicaID)
+			} else if !errors.Is(err, remote.ErrPrecondition) {
+				return cs, fmt.Errorf("replica: retire %s: %w", key, err)
+			}
+		}
+		if len(cs.Retired) > 0 {
+			if regs, err = r.readRegistries(ctx); err != nil {
+				return cs, err
+			}
+		}
+	}
+	floorAck, _ := minAck(regs)
+	// Pull to a tip listed after reading the acks, then collect.
+	if _, err := r.pullLocked(ctx); err != nil {
+		return cs, err
+	}
+	if cs.Collected, err = r.collect(ctx, floorAck); err != nil {
+		return cs, err
+	}
+	// Snapshot, retrying if writes keep arriving.
+	for attempt := 0; ; attempt++ {
+		if _, err := r.pushLocked(ctx); err != nil {
+			return cs, err
+		}
+		if _, err := r.pullLocked(ctx); err != nil {
+			return cs, err
+		}
+		done, err := r.writeSnapshot(ctx, o.PartSize, &cs)
+		if err != nil {
+			return cs, err
+		}
+		if done {
+			break
+		}
+		if attempt >= 5 {
+			return cs, errors.New("replica: compact: local writes keep arriving; try again when quieter")
+		}
+	}
+	if o.Prune {
+		n, err := r.prune(ctx, regs, serverNow, o.Grace)
+		cs.Pruned = n
+		if err != nil {
+			return cs, err
+		}
+	}
+	return cs, nil
+}
+
+// collect deletes the records that may be collected (conditions in the
+// package doc; the caller has read the acks and pulled since) and joins
+// their clocks into G.
+func (r *Replica) collect(ctx context.Context, floor uint64) (int, error) {
+	var keys []string
+	err := r.st.View(func(v *store.View) error {
+		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
+			if st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
+				return true, nil
+			}
+			if _, dirty, err := v.Mark(key); err != nil || dirty {
+				return err == nil, err
+			}
+			keys = append(keys, key)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return 0, wrapClosed(err)
+	}
+	n := 0
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), applyChunk)]
+		keys = keys[len(chunk):]
+		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			g, err := tx.G()
+			if err != nil {
+				return err
+			}
+			for _, key := range chunk {
+				st, ok, err := tx.Record(key)
+				if err != nil {
+					return err
+				}
+				if !ok || st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
+					continue
+				}
+				if _, dirty, err := tx.Mark(key); err != nil || dirty {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				g.JoinInPlace(st.Clock)
+				if err := tx.DeleteRecord(key); err != nil {
+					return err
+				}
+				n++
+			}
+			tx.SetG(g)
+			return nil
+		})
+		if err != nil {
+			return n, wrapClosed(err)
+		}
+	}
+	return n, nil
+}
+
+// readsDeletedNoUserCode decides condition (1) of collection without
+// running user code: every sibling a tombstone, or an lww winner that is.
+func readsDeletedNoUserCode(p merge.Policy, rec merge.Record) bool {
+	if len(rec.Versions) == 0 {
+		return false
+	}
+	if rec.Deleted() {
+		return true
+	}
+	if _, ok := p.(merge.LWW); ok {
+		return rec.Versions[merge.LWWWinner(rec.Versions)].Deleted
+	}
+	return false
+}
+
+// writeSnapshot writes a snapshot from one consistent view with an empty
+// outbox and nothing staged. It reports false when the view was not clean.
+func (r *Replica) writeSnapshot(ctx context.Context, partSize int, cs *CompactStats) (bool, error) {
+	b := r.opts.Backend
+	nonce := newNonce()[:12]
+	codec, _ := segment.ParseCodec(r.manifest.Codec)
+	var idx SnapIndex
+	clean := true
+	err := r.st.View(func(v *store.View) error {
+		dirty := false
+		if err := v.Marks("", func(string, uint64) (bool, error) { dirty = true; return false, nil }); err != nil {
+			return err
+		}
+		if err := v.MetaScan("stage/", func(string, []byte) (bool, error) { dirty = true; return false, nil }); err != nil {
+			return err
+		}
+		if dirty {
+			clean = false
+			return nil
+		}
+		cb, _, err := v.Meta("cursor")
+		if err != nil {
+			return err
+		}
+		g, err := v.G()
+		if err != nil {
+			return err
+		}
+		idx = SnapIndex{Format: FormatVersion, StoreID: r.manifest.StoreID, Position: u64(cb),
+			Origin: r.ID().String(), Nonce: nonce, G: vectorJSON(g), Created: r.now().UTC()}
+		enc := segment.NewPartEncoder()
+		flush := func() error {
+			if enc.Count() == 0 && len(idx.Parts) > 0 {
+				return nil
+			}
+			data, err := enc.Finish(segment.Header{Origin: r.ID(), Base: idx.Position}, codec)
+			if err != nil {
+				return err
+			}
+			name := partKey(idx.Position, nonce, len(idx.Parts))
+			if _, err := b.PutIfAbsent(ctx, name, data); err != nil {
+				return fmt.Errorf("replica: write %s on %s: %w", name, b, err)
+			}
+			sum := sha256.Sum256(data)
+			idx.Parts = append(idx.Parts, PartInfo{Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Records: enc.Count()})
+			enc = segment.NewPartEncoder()
+			return nil
+		}
+		err = v.Records("", "", func(key string, st store.Stored) (bool, error) {
+			if err := enc.AddPos(key, st.Pos, st.Record); err != nil {
+				return false, err
+			}
+			idx.Records++
+			if enc.Len() >= partSize {
+				return true, flush()
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		return flush()
+	})
+	if err != nil || !clean {
+		return false, wrapClosed(err)
+	}
+	data, _ := json.MarshalIndent(idx, "", "  ")
+	_, err = b.PutIfAbsent(ctx, SnapKey(idx.Position), data)
+	if errors.Is(err, remote.ErrExists) || errors.Is(err, remote.ErrTransient) {
+		// Another compactor's snapshot at P won (or ours landed
+		// ambiguously): keep whichever index is there, drop unused parts.
+		obj, gerr := b.Get(ctx, SnapKey(idx.Position))
+		if gerr != nil {
+			return false, fmt.Errorf("replica: write %s on %s: %w", SnapKey(idx.Position), b, err)
+		}
+		var other SnapIndex
+		if json.Unmarshal(obj.Data, &other) == nil && other.Nonce != nonce {
+			for _, p := range idx.Parts {
+				_ = b.Delete(ctx, p.Name)
+			}
+			cs.Reused = true
+			idx = other
+		}
+		err = nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("replica: write %s on %s: %w", SnapKey(idx.Position), b, err)
+	}
+	cs.Position, cs.Records, cs.Parts = idx.Position, idx.Records, len(idx.Parts)
+	return true, nil
+}
+
+func vectorJSON(v clock.Vector) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, d := range v.Entries() {
+		out[d.Replica.String()] = d.Counter
+	}
+	return out
+}
+
+func vectorFromJSON(m map[string]uint64) (clock.Vector, error) {
+	v := clock.Vector{}
+	for s, c := range m {
+		id, err := clock.ParseReplicaID(s)
+		if err != nil {
+			return nil, err
+		}
+		if c > 0 {
+			v[id] = c
+		}
+	}
+	return v, nil
+}
+
+// snapshots lists the complete snapshots (with an index), newest first, and
+// every object under snap/.
+func (r *Replica) snapshots(ctx context.Context) (complete []uint64, all []remote.Info, err error) {
+	b := r.opts.Backend
+	for info, err := range b.List(ctx, remote.SnapPrefix, "") {
+		if err != nil {
+			return nil, nil, fmt.Errorf("replica: list %s on %s: %w", remote.SnapPrefix, b, err)
+		}
+		all = append(all, info)
+		if p, rest, ok := parseSnapKey(info.Key); ok && rest == "index" {
+			complete = append(complete, p)
+		}
+	}
+	slices.Sort(complete)
+	slices.Reverse(complete)
+	return complete, all, nil
+}
+
+// readIndex fetches and checks a snapshot index.
+func (r *Replica) readIndex(ctx context.Context, pos uint64) (SnapIndex, error) {
+	var idx SnapIndex
+	b := r.opts.Backend
+	obj, err := b.Get(ctx, SnapKey(pos))
+	if err != nil {
+		return idx, fmt.Errorf("replica: read %s on %s: %w", SnapKey(pos), b, err)
+	}
+	if err := json.Unmarshal(obj.Data, &idx); err != nil || idx.Position != pos {
+		return idx, fmt.Errorf("%w: %s on %s: not a snapshot index", segment.ErrCorrupt, SnapKey(pos), b)
+	}
+	if idx.Format > FormatVersion {
+		return idx, fmt.Errorf("%w: %s", ErrNewerFormat, SnapKey(pos))
+	}
+	if r.manifest != nil && idx.StoreID != r.manifest.StoreID {
+		return idx, fmt.Errorf("%w: %s on %s belongs to another store", segment.ErrCorrupt, SnapKey(pos), b)
+	}
+	return idx, nil
+}
+
+// loadSnapshot merges a snapshot into the local state: parts fetched in
+// parallel, verified against the index's checksums, applied in large
+// batches; then G joins the snapshot's and the cursor moves up to P.
+func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
+	b := r.opts.Backend
+	g, err := vectorFromJSON(idx.G)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", segment.ErrCorrupt, SnapKey(idx.Position), err)
+	}
+	var done int64
+	progress := func() {
+		if r.opts.Progress != nil {
+			r.opts.Progress("bootstrap", done, idx.Records)
+		}
+	}
+	progress()
+	for start := 0; start < len(idx.Parts); start += pullWindow {
+		win := idx.Parts[start:min(start+pullWindow, len(idx.Parts))]
+		segs := make([]*segment.Segment, len(win))
+		eg, gctx := errgroup.WithContext(ctx)
+		for i, p := range win {
+			eg.Go(func() error {
+				obj, err := b.Get(gctx, p.Name)
+				if err != nil {
+					return fmt.Errorf("replica: fetch %s from %s: %w", p.Name, b, err)
+				}
+				sum := sha256.Sum256(obj.Data)
+				if hex.EncodeToString(sum[:]) != p.SHA256 {
+					return fmt.Errorf("%w: %s on %s: checksum does not match the index", segment.ErrCorrupt, p.Name, b)
+				}
+				s, err := segment.DecodePart(p.Name+" on "+b.String(), obj.Data)
+				if err != nil {
+					return err
+				}
+				segs[i] = s
+				return nil
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
+		}
+		for _, s := range segs {
+			for es := s.Entries; len(es) > 0; {
+				chunk := es[:min(len(es), 4*applyChunk)]
+				es = es[len(chunk):]
+				err := r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
+					for _, e := range chunk {
+						for _, v := range e.Record.Versions {
+							tx.Observe(v.Time)
+						}
+						cur, had, err := tx.Record(e.Key)
+						if err != nil {
+							return err
+						}
+						st := store.Stored{Record: e.Record, Pos: e.Pos}
+						if had {
+							st.Record = merge.Merge(cur.Record, e.Record)
+							st.Pos = max(cur.Pos, e.Pos)
+							if st.Record.Equal(cur.Record) && st.Pos == cur.Pos {
+								continue
+							}
+						}
+						if err := tx.PutRecord(e.Key, st); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return wrapClosed(err)
+				}
+				done += int64(len(chunk))
+				progress()
+			}
+		}
+	}
+	return wrapClosed(r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+		cur, err := tx.G()
+		if err != nil {
+			return err
+		}
+		tx.SetG(cur.Join(g))
+		if cb, _, err := tx.Meta("cursor"); err != nil {
+			return err
+		} else if u64(cb) < idx.Position {
+			setCursor(tx, idx.Position)
+		}
+		tx.SetMeta("bootstrapped", []byte{1})
+		return nil
+	}))
+}
+
+// bootstrap loads the newest snapshot into a replica that has applied
+// nothing yet. It reports whether it loaded one.
+func (r *Replica) bootstrap(ctx context.Context) (bool, error) {
+	complete, _, err := r.snapshots(ctx)
+	if err != nil || len(complete) == 0 {
+		return false, err
+	}
+	idx, err := r.readIndex(ctx, complete[0])
+	if err != nil {
+		return false, err
+	}
+	return true, r.loadSnapshot(ctx, idx)
+}
+
+// rebase brings back a replica that was retired or fell below the prune
+// floor: it keeps the values of its dirty and staged keys, discards every
+// record, loads the newest snapshot with its G, pulls to the tip, re-stamps
+// the kept keys as new local writes (so they win over concurrent ones),
+// throws the staged segments away, and clears its retired flag.
+func (r *Replica) rebase(ctx context.Context) error {
+	complete, _, err := r.snapshots(ctx)
+	if err != nil {
+		return err
+	}
+	if len(complete) == 0 {
+		return fmt.Errorf("replica: rebase: no snapshot on %s", r.opts.Backend)
+	}
+	idx, err := r.readIndex(ctx, complete[0])
+	if err != nil {
+		return err
+	}
+	type kept struct {
+		key     string
+		value   []byte
+		deleted bool
+	}
+	var dirty []kept
+	var all, meta []string
+	err = r.st.View(func(v *store.View) error {
+		if err := v.Marks("", func(key string, _ uint64) (bool, error) {
+			st, ok, err := v.Record(key)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+			res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
+			if err != nil || res.Conflict {
+				res, _ = merge.LWW{}.Resolve(key, st.Versions)
+			}
+			dirty = append(dirty, kept{key, res.Value, res.Deleted})
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		if err := v.Records("", "", func(key string, _ store.Stored) (bool, error) {
+			all = append(all, key)
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		for _, pre := range []string{"stage/", "own/"} {
+			if err := v.MetaScan(pre, func(name string, _ []byte) (bool, error) {
+				meta = append(meta, name)
+				return true, nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return wrapClosed(err)
+	}
+	for len(all) > 0 || len(meta) > 0 {
+		chunk := all[:min(len(all), applyChunk)]
+		all = all[len(chunk):]
+		mchunk := meta
+		meta = nil
+		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			for _, key := range chunk {
+				if err := tx.DeleteRecord(key); err != nil {
+					return err
+				}
+				if err := tx.ClearMark(key); err != nil {
+					return err
+				}
+			}
+			for _, n := range mchunk {
+				tx.DeleteMeta(n)
+			}
+			tx.SetMeta("cursor", p64(0))
+			return nil
+		})
+		if err != nil {
+			return wrapClosed(err)
+		}
+	}
+	if err := r.loadSnapshot(ctx, idx); err != nil {
+		return err
+	}
+	if _, err := r.pullAfterRebase(ctx); err != nil {
+		return err
+	}
+	for len(dirty) > 0 {
+		chunk := dirty[:min(len(dirty), applyChunk)]
+		dirty = dirty[len(chunk):]
+		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			for _, d := range chunk {
+				if _, err := tx.Write(d.key, d.value, d.deleted); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return wrapClosed(err)
+		}
+	}
+	return r.unretire(ctx)
+}
+
+// pullAfterRebase pulls without the retirement handling (the caller is
+// rebasing).
+func (r *Replica) pullAfterRebase(ctx context.Context) (PullStats, error) {
+	r.rebasing = true
+	defer func() { r.rebasing = false }()
+	return r.pullLocked(ctx)
+}
+
+// unretire rewrites this replica's registry object with retired cleared,
+// by compare-and-swap on the object's current ETag.
+func (r *Replica) unretire(ctx context.Context) error {
+	b := r.opts.Backend
+	key := remote.RegistryKey(r.ID())
+	obj, err := b.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("replica: read %s on %s: %w", key, b, err)
+	}
+	ack, err := r.ackNow()
+	if err != nil {
+		return err
+	}
+	rs := regState{Registered: true, Seq: r.reg.Seq + 1, Nonce: newNonce()}
+	rs.PendingSeq, rs.PendingNonce = rs.Seq, rs.Nonce
+	if err := r.saveJSON(ctx, "registry", rs); err != nil {
+		return err
+	}
+	etag, err := b.PutIfMatch(ctx, key, r.registryBody(rs.Seq, rs.Nonce, ack), obj.ETag)
+	if err != nil {
+		return fmt.Errorf("replica: clear retired on %s: %w", key, err)
+	}
+	r.reg = regState{Registered: true, ETag: etag, Seq: rs.Seq, Nonce: rs.Nonce}
+	return r.saveJSON(ctx, "registry", r.reg)
+}
+
+// prune deletes log segments at or below both the newest snapshot and the
+// minimum non-retired ack, older snapshots, and orphaned parts, each only
+// once older than grace by server time.
+func (r *Replica) prune(ctx context.Context, regs []regInfo, serverNow time.Time, grace time.Duration) (int, error) {
+	b := r.opts.Backend
+	if serverNow.IsZero() {
+		return 0, nil
+	}
+	old := func(t time.Time) bool { return grace < 0 || (!t.IsZero() && serverNow.Sub(t) >= grace) }
+	complete, all, err := r.snapshots(ctx)
+	if err != nil || len(complete) == 0 {
+		return 0, err
+	}
+	newest := complete[0]
+	ack, ok := minAck(regs)
+	if !ok {
+		return 0, nil
+	}
+	floor := min(newest, ack)
+	n := 0
+	for info, err := range b.List(ctx, remote.LogPrefix, "") {
+		if err != nil {
+			return n, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
+		}
+		p, okp := remote.ParseLogKey(info.Key)
+		if !okp || p > floor {
+			break
+		}
+		if !old(info.LastModified) {
+			continue
+		}
+		if err := b.Delete(ctx, info.Key); err != nil {
+			return n, fmt.Errorf("replica: prune %s on %s: %w", info.Key, b, err)
+		}
+		n++
+	}
+	// Snapshot objects: keep the newest snapshot's index and listed parts;
+	// drop older snapshots and parts no index lists, once old enough.
+	idx, err := r.readIndex(ctx, newest)
+	if err != nil {
+		return n, err
+	}
+	keep := map[string]bool{SnapKey(newest): true}
+	for _, p := range idx.Parts {
+		keep[p.Name] = true
+	}
+	for _, info := range all {
+		p, _, okp := parseSnapKey(info.Key)
+		if keep[info.Key] || !old(info.LastModified) {
+			continue
+		}
+		if okp && p > newest {
+			continue // a snapshot being written now
+		}
+		if err := b.Delete(ctx, info.Key); err != nil {
+			return n, fmt.Errorf("replica: prune %s on %s: %w", info.Key, b, err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,269 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// Policy names accepted by Config.Policy (the built-in policies; a user's
+// own goes in Config.UserPolicy).
+const (
+	PolicyLWW     = merge.NameLWW
+	PolicyMV      = merge.NameMV
+	PolicyCounter = merge.NameCounter
+	PolicySet     = merge.NameSet
+)
+
+// Engines accepted by Config.Engine.
+const (
+	EngineMem    = "mem"    // store.Mem: map-backed, crashable (power loss of unsynced writes)
+	EngineBadger = "badger" // in-memory Badger: a crash cannot be modelled (see Config.Crashes)
+)
+
+// Defaults of the zero Config fields.
+const (
+	DefaultReplicas   = 3
+	DefaultOps        = 40
+	DefaultKeys       = 6
+	DefaultHot        = 1.3
+	DefaultSkew       = 24 * time.Hour
+	DefaultDriftPPM   = 500
+	DefaultJumps      = 0.03
+	DefaultFaults     = 0.10
+	DefaultPartitions = 0.04
+	DefaultCrashes    = 0.05
+	DefaultSegmentCap = 256
+	DefaultMaxRounds  = 4
+	DefaultShrinkRuns = 300
+	// MaxFaults is the highest remote fault rate accepted.
+	MaxFaults = 0.5
+)
+
+// Config describes one simulation. The zero value of each field means its
+// default (see the field); for the rates and the skew, a negative value
+// turns the feature off. Run validates it in one place.
+type Config struct {
+	// Seed seeds everything: replica ids, wall clocks, the schedule and the
+	// faults. The same Config gives the same trace, byte for byte.
+	Seed uint64
+	// Replicas is the number of replicas, 1 to 26, named A, B, C...
+	// (default 3).
+	Replicas int
+	// Ops is the number of scheduled operations before the faults stop and
+	// the replicas converge (default 40).
+	Ops int
+	// Keys is the size of the key space, k0..k<n-1> (default 6).
+	Keys int
+	// Hot is the Zipf exponent of key popularity: above 1, k0 is the
+	// hottest key (default 1.3); a value in (0, 1] or below 0 means
+	// uniform.
+	Hot float64
+	// Skew bounds each replica's wall-clock offset: drawn uniformly from
+	// [-Skew, +Skew] (default 24h; negative: no offset).
+	Skew time.Duration
+	// Offsets, when set, fixes each replica's offset (scripted scenarios);
+	// its length must be Replicas. Drift and Jumps still apply.
+	Offsets []time.Duration
+	// DriftPPM bounds each replica's clock drift, in parts per million
+	// (default 500; negative: none).
+	DriftPPM float64
+	// Jumps is the share of operations that jump one replica's wall clock
+	// back by up to 30 minutes (default 0.03; negative: none).
+	Jumps float64
+	// Faults is the probability that a remote request fails (500, 503 or
+	// a timeout, wrapping remote.ErrTransient); writes are also reported
+	// failed after being applied (ambiguous) at Faults/2, reads come back
+	// torn or corrupt at Faults/8 each, and create-only writes are applied
+	// again a few requests later (late duplicates, same bytes) at
+	// Faults/4. At most MaxFaults (default 0.10; negative: none).
+	Faults float64
+	// Partitions is the share of operations that cut one replica off the
+	// remote for the next 1 to 8 operations (default 0.04; negative: none).
+	Partitions float64
+	// Crashes is the share of operations that crash one replica: at a
+	// named step of push or pull (replica.Knobs.Step), or at rest. On the
+	// mem engine a crash is a power loss (store.Mem.Crash: writes not
+	// fsynced are lost) and the replica is reopened on the same engine and
+	// id. Badger in memory cannot lose power: there a step crash aborts
+	// the operation at the step and the replica carries on, and crashes at
+	// rest are skipped (default 0.05; negative: none).
+	Crashes float64
+	// Policy is the merge policy of every key: "lww" (default), "mv",
+	// "counter" (updates are increments) or "set" (updates add and remove
+	// members).
+	Policy string
+	// UserPolicy, when set, replaces Policy: a user's own policy (for
+	// example a merge.NewFunc) for every key. Updates are puts, deletes and
+	// batches; the invariants checked are the policy-independent ones, and
+	// that every replica reads the same.
+	UserPolicy merge.Policy
+	// Engine is "mem" (default) or "badger" (in memory).
+	Engine string
+	// Durability of local writes: store.Sync (default) or store.Relaxed.
+	// With Relaxed, a crash may lose the writes no fsync has covered yet;
+	// the oracle models which (see package doc).
+	Durability store.Durability
+	// Codec of segments: "raw" (default) or "zstd".
+	Codec string
+	// SegmentCap is the replicas' segment cap in bytes; small, so pushes
+	// split into several segments (default 256).
+	SegmentCap int
+	// MaxDrift is the replicas' HLC MaxDrift (clock.DefaultMaxDrift when
+	// 0): remote timestamps further ahead are capped.
+	MaxDrift time.Duration
+	// MaxRounds bounds the sync rounds (every replica syncs once per
+	// round) after the faults stop; at least 2 are run (default 4).
+	MaxRounds int
+	// NoShrink reports a failure with the whole schedule, unshrunk.
+	NoShrink bool
+	// ShrinkRuns bounds the re-runs spent shrinking a failing schedule
+	// (default 300).
+	ShrinkRuns int
+
+	// Old rules, for tests that show the simulator catches them. Leave
+	// them unset.
+
+	// Merge replaces merge.Merge where replicas apply pulled records
+	// (replica.Knobs.Merge).
+	Merge func(local, remote merge.Record) merge.Record
+	// UnsyncedStaging stages pushes without fsync
+	// (replica.Knobs.UnsyncedStaging).
+	UnsyncedStaging bool
+}
+
+func orDefault[T int | float64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func rate(v, def float64) float64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
+// validate fills in the defaults and checks the config: the one place
+// that does so.
+func (c Config) validate() (Config, error) {
+	c.Replicas = orDefault(c.Replicas, DefaultReplicas)
+	c.Ops = orDefault(c.Ops, DefaultOps)
+	c.Keys = orDefault(c.Keys, DefaultKeys)
+	c.Hot = orDefault(c.Hot, DefaultHot)
+	if c.Hot <= 1 {
+		c.Hot = -1 // uniform
+	}
+	switch {
+	case c.Skew == 0:
+		c.Skew = DefaultSkew
+	case c.Skew < 0:
+		c.Skew = 0
+	}
+	c.DriftPPM = rate(c.DriftPPM, DefaultDriftPPM)
+	c.Jumps = rate(c.Jumps, DefaultJumps)
+	c.Faults = rate(c.Faults, DefaultFaults)
+	c.Partitions = rate(c.Partitions, DefaultPartitions)
+	c.Crashes = rate(c.Crashes, DefaultCrashes)
+	if c.Policy == "" {
+		c.Policy = PolicyLWW
+	}
+	if c.Engine == "" {
+		c.Engine = EngineMem
+	}
+	if c.Codec == "" {
+		c.Codec = "raw"
+	}
+	c.SegmentCap = orDefault(c.SegmentCap, DefaultSegmentCap)
+	c.MaxRounds = max(orDefault(c.MaxRounds, DefaultMaxRounds), 2)
+	c.ShrinkRuns = orDefault(c.ShrinkRuns, DefaultShrinkRuns)
+
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("sim: "+format, a...)) }
+	if c.Replicas < 1 || c.Replicas > 26 {
+		bad("Replicas %d: want 1 to 26", c.Replicas)
+	}
+	if c.Ops < 0 {
+		bad("Ops %d: must not be negative", c.Ops)
+	}
+	if c.Keys < 1 {
+		bad("Keys %d: want at least 1", c.Keys)
+	}
+	if c.Offsets != nil && len(c.Offsets) != c.Replicas {
+		bad("Offsets has %d entries for %d replicas", len(c.Offsets), c.Replicas)
+	}
+	if c.Faults > MaxFaults {
+		bad("Faults %v: at most %v", c.Faults, MaxFaults)
+	}
+	for name, p := range map[string]float64{"Jumps": c.Jumps, "Partitions": c.Partitions, "Crashes": c.Crashes} {
+		if p > 1 {
+			bad("%s %v: at most 1", name, p)
+		}
+	}
+	if c.Jumps+c.Partitions+c.Crashes > 0.9 {
+		bad("Jumps+Partitions+Crashes %v: at most 0.9, leave room for writes and syncs", c.Jumps+c.Partitions+c.Crashes)
+	}
+	if c.UserPolicy == nil {
+		if _, ok := merge.Builtin(c.Policy); !ok {
+			bad("unknown Policy %q (want lww, mv, counter or set, or set UserPolicy)", c.Policy)
+		}
+	}
+	if c.Engine != EngineMem && c.Engine != EngineBadger {
+		bad("unknown Engine %q (want mem or badger)", c.Engine)
+	}
+	if c.Durability != store.Sync && c.Durability != store.Relaxed {
+		bad("unknown Durability %d", c.Durability)
+	}
+	if c.Codec != "raw" && c.Codec != "zstd" {
+		bad("unknown Codec %q (want raw or zstd)", c.Codec)
+	}
+	if c.SegmentCap < 0 || c.MaxDrift < 0 || c.MaxRounds < 0 || c.ShrinkRuns < 0 {
+		bad("SegmentCap, MaxDrift, MaxRounds and ShrinkRuns must not be negative")
+	}
+	return c, errors.Join(errs...)
+}
+
+// policyName is the policy in force, for reports.
+func (c Config) policyName() string {
+	if c.UserPolicy != nil {
+		return c.UserPolicy.Name()
+	}
+	return c.Policy
+}
+
+// kind says which writes and checks the policy calls for.
+type policyKind int
+
+const (
+	kindRegister policyKind = iota // lww, mv or a user policy: put, delete, batch
+	kindCounter
+	kindSet
+)
+
+func (c Config) kind() policyKind {
+	switch {
+	case c.UserPolicy != nil:
+		return kindRegister
+	case c.Policy == PolicyCounter:
+		return kindCounter
+	case c.Policy == PolicySet:
+		return kindSet
+	}
+	return kindRegister
+}
+
+func (c Config) policy() merge.Policy {
+	if c.UserPolicy != nil {
+		return c.UserPolicy
+	}
+	p, _ := merge.Builtin(c.Policy)
+	return p
+}
