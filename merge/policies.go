@@ -38,22 +38,22 @@ package merge
 //
 // # Deletes
 //
-// A delete of a counter or set key is a tombstone version like any other.
-// A read joins only the live siblings, so:
+// A delete of a counter or set key is a tombstone version like any other,
+// and a read joins only the live siblings. A tombstone carries no state, so:
 //
-//   - A replica that saw the delete and updates the key starts from the
-//     empty state (a counter from zero): CounterOf/SetOf of a record whose
-//     versions are all tombstones is empty. Its context is its record
-//     clock, which covers everything the delete saw, so once joined with a
-//     sibling written concurrently with the delete, the entries that the
-//     delete saw are dropped from it.
-//   - An update concurrent with a delete survives it: until a replica that
-//     saw both writes again, the key reads as the concurrent updates' states,
-//     which include what their writers had seen before the delete. A
-//     counter entry holds a replica's running total, so a replica that
-//     incremented concurrently with the delete keeps its whole total; a set
-//     entry is one add, so only adds the delete did not see come back once
-//     a replica that saw the delete writes.
+//   - A replica that has seen the delete, and no update concurrent with
+//     it, starts from the empty state (a counter from zero). Its context is
+//     its record clock, which covers everything the delete saw, so when its
+//     update later meets an update made concurrently with the delete, the
+//     entries the delete saw are dropped from the join: the delete wins
+//     over what it saw, and the concurrent update's own changes survive. (A
+//     counter entry is its replica's running total, so the concurrent
+//     updater's whole total survives.)
+//   - An update concurrent with a delete survives it whole: a replica that
+//     holds both reads the update's state, including what its writer had
+//     seen before the delete, and an update made after seeing both starts
+//     from that state. The update wins over the delete, as a write wins
+//     over a concurrent delete under mv's resolution by the application.
 
 import (
 	"bytes"

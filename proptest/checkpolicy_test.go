@@ -100,6 +100,7 @@ func TestBuiltinsPassCheckPolicy(t *testing.T) {
 		{merge.NewFunc("json-merge", jsonMerge), jsonVersions()},
 	} {
 		t.Run(tc.p.Name(), func(t *testing.T) {
+			t.Parallel()
 			c := &counting{T: t}
 			proptest.CheckPolicy(c, tc.p, tc.gen)
 			want := int64(proptest.DefaultPolicyChecks)
@@ -231,7 +232,7 @@ func TestCheckPolicyCatchesBrokenPolicies(t *testing.T) {
 		{
 			name: "random",
 			p: policyFunc{"random", func(_ string, vs []merge.Version) (merge.Result, error) {
-				return merge.Result{Value: vs[rand.IntN(len(vs))].Value, Winner: -1}, nil
+				return merge.Result{Value: strconv.AppendUint(nil, rand.Uint64(), 10), Winner: -1}, nil
 			}},
 			want: []string{"is not deterministic"},
 		},
@@ -247,9 +248,10 @@ func TestCheckPolicyCatchesBrokenPolicies(t *testing.T) {
 		},
 		{
 			name: "modifies its input",
-			p: policyFunc{"sorter", func(_ string, vs []merge.Version) (merge.Result, error) {
-				slices.SortFunc(vs, func(a, b merge.Version) int { return bytes.Compare(a.Value, b.Value) })
-				return merge.Result{Value: vs[0].Value, Deleted: vs[0].Deleted, Winner: 0}, nil
+			p: policyFunc{"tamper", func(key string, vs []merge.Version) (merge.Result, error) {
+				res, err := merge.LWW{}.Resolve(key, vs)
+				vs[len(vs)-1].Time++
+				return res, err
 			}},
 			want: []string{"Resolve modified its input"},
 		},

@@ -136,8 +136,16 @@ func Universes() *rapid.Generator[Universe] {
 	})
 }
 
-// RecordFrom draws a valid record whose versions come from u: a clock from
-// Vector(), then any subset of the dots it covers, in canonical order.
+var clockEntries = func() []int {
+	var out []int
+	for c := MaxCounter; c >= -1; c-- {
+		out = append(out, c)
+	}
+	return out
+}()
+
+// RecordFrom draws a valid record whose versions come from u: a clock over
+// DefaultIDs ids, then any subset of the dots it covers, in canonical order.
 // Records may have several siblings of one replica, no versions at all, or
 // be the zero record: they are valid inputs for the merge laws even when no
 // history produces them.
@@ -147,7 +155,16 @@ func RecordFrom(u Universe) *rapid.Generator[merge.Record] {
 		if rapid.IntRange(0, 15).Draw(t, "zero") == 0 {
 			return merge.Record{}
 		}
-		r := merge.Record{Clock: Vector().Draw(t, "clock")}
+		// Clock entries drawn about uniformly (rapid's integer generators
+		// favour the minimum) cover more dots than Vector() tends to, so
+		// that records often share versions. -1: no entry; 0: an explicit
+		// zero entry.
+		r := merge.Record{Clock: clock.Vector{}}
+		for _, id := range Pool(DefaultIDs) {
+			if c := rapid.SampledFrom(clockEntries).Draw(t, "clock entry"); c >= 0 {
+				r.Clock[id] = uint64(c)
+			}
+		}
 		for _, d := range dots {
 			if r.Clock.Covers(d) && rapid.Bool().Draw(t, "keep "+d.String()) {
 				r.Versions = append(r.Versions, u[d])
@@ -336,8 +353,12 @@ func (h History) Written() DotSet {
 // HLC() with no regard for causality.
 func Histories(maxReplicas, maxSteps int) *rapid.Generator[History] {
 	maxReplicas = min(max(maxReplicas, 2), PoolSize)
+	counts := make([]int, max(maxSteps, maxReplicas)+1)
+	for i := range counts {
+		counts[i] = i
+	}
 	return rapid.Custom(func(t *rapid.T) History {
-		n := rapid.IntRange(2, maxReplicas).Draw(t, "replicas")
+		n := rapid.SampledFrom(counts[2:maxReplicas+1]).Draw(t, "replicas")
 		ids := rapid.Permutation(Pool(PoolSize)).Draw(t, "ids")[:n]
 		step := rapid.Custom(func(t *rapid.T) Step {
 			s := Step{At: rapid.IntRange(0, n-1).Draw(t, "at")}
@@ -350,7 +371,11 @@ func Histories(maxReplicas, maxSteps int) *rapid.Generator[History] {
 			}
 			return s
 		})
-		steps := rapid.SliceOfN(step, 0, maxSteps).Draw(t, "steps")
+		// SampledFrom is about uniform; IntRange would favour short histories.
+		steps := make([]Step, rapid.SampledFrom(counts[:max(maxSteps, 0)+1]).Draw(t, "steps"))
+		for i := range steps {
+			steps[i] = step.Draw(t, "step")
+		}
 		return Run(ids, steps)
 	})
 }

@@ -376,3 +376,43 @@ func (r *Replica) commitStaged(ctx context.Context, s *staged, pos uint64) error
 		return nil
 	}))
 }
+
+// PushAll re-sends every record this replica holds: each key is marked in
+// the outbox, then pushed. It lets the origin of a lost or quarantined
+// segment publish its contents again.
+func (r *Replica) PushAll(ctx context.Context) (PushStats, error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	var keys []string
+	err := r.st.View(func(v *store.View) error {
+		return v.Records("", "", func(key string, _ store.Stored) (bool, error) {
+			keys = append(keys, key)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return PushStats{}, wrapClosed(err)
+	}
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), applyChunk)]
+		keys = keys[len(chunk):]
+		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			for _, key := range chunk {
+				if _, dirty, err := tx.Mark(key); err != nil || dirty {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				if err := tx.SetMark(key, 0); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return PushStats{}, wrapClosed(err)
+		}
+	}
+	return r.pushLocked(ctx)
+}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
@@ -338,4 +339,34 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 			return fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
 		}
 	}
+}
+
+// ReadManifest reads a store's manifest; ok is false when the store does
+// not exist yet. New replicas that were given no policies adopt the
+// manifest's (see Manifest.Registry).
+func ReadManifest(ctx context.Context, b remote.Backend) (m Manifest, ok bool, err error) {
+	obj, err := b.Get(ctx, remote.ManifestKey)
+	if errors.Is(err, remote.ErrNotExist) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, err)
+	}
+	if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
+		return m, false, fmt.Errorf("%w: %s on %s", ErrNotStore, remote.ManifestKey, b)
+	}
+	if m.Format > FormatVersion {
+		return m, false, fmt.Errorf("%w: store format %d, this build supports %d", ErrNewerFormat, m.Format, FormatVersion)
+	}
+	return m, true, nil
+}
+
+// Registry builds the policy registry the manifest names, from built-ins
+// and funcs.
+func (m Manifest) Registry(funcs map[string]merge.Policy) (*merge.Registry, error) {
+	specs := make([]string, 0, len(m.Policies))
+	for prefix, name := range m.Policies {
+		specs = append(specs, prefix+"="+name)
+	}
+	return merge.ParsePolicies(specs, funcs)
 }

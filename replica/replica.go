@@ -15,9 +15,11 @@ package replica
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -102,8 +104,14 @@ type Options struct {
 	// MaxDrift caps how far a remote HLC can drag the local clock ahead of
 	// wall time (clock.DefaultMaxDrift when 0).
 	MaxDrift time.Duration
-	// Policies maps key prefixes to merge policies (lww for all when nil).
+	// Policies maps key prefixes to merge policies. A new replica records
+	// the names; when nil, Open rebuilds the registry from the recorded
+	// names (built-ins, or Funcs), so every later open reads the state the
+	// same way. lww for all when nothing is recorded.
 	Policies *merge.Registry
+	// Funcs provides user policies (merge.NewFunc) by name, for recorded
+	// names that are not built-ins.
+	Funcs map[string]merge.Policy
 	// Backend is the shared remote that Push, Pull and Sync use (nil: local
 	// only; they return ErrNoRemote).
 	Backend remote.Backend
@@ -175,9 +183,6 @@ func (o *Options) validate() (Options, error) {
 	}
 	if out.MaxDrift < 0 {
 		return out, errors.New("replica: MaxDrift must not be negative")
-	}
-	if out.Policies == nil {
-		out.Policies = merge.NewRegistry()
 	}
 	if out.SegmentCap == 0 {
 		out.SegmentCap = DefaultSegmentCap
@@ -266,6 +271,13 @@ func Open(dir string, opts *Options) (*Replica, error) {
 		}
 		eng = b
 	}
+	givenPolicies := o.Policies != nil
+	if !givenPolicies {
+		if o.Policies, err = recordedPolicies(eng, o.Funcs); err != nil {
+			eng.Close()
+			return nil, err
+		}
+	}
 	st, err := store.Open(eng, &store.Options{
 		Durability: o.Durability, Wall: o.Wall, MaxDrift: o.MaxDrift, Policies: o.Policies,
 	})
@@ -284,12 +296,23 @@ func Open(dir string, opts *Options) (*Replica, error) {
 		if id.IsZero() {
 			id = clock.NewReplicaID()
 		}
+		names, _ := json.Marshal(o.Policies.Names())
 		err = st.UpdateSync(context.Background(), func(tx *store.Tx) error {
 			tx.SetMeta("remote", []byte(o.Remote))
+			tx.SetMeta("policies", names)
 			return nil
 		})
 		if err == nil {
 			err = st.Init(context.Background(), id)
+		}
+	}
+	if err == nil && givenPolicies {
+		// A replica reads its state one way for life: the policies given
+		// must be the ones it recorded.
+		if rec, rerr := recordedPolicies(eng, o.Funcs); rerr == nil {
+			if a, b := o.Policies.Names(), rec.Names(); !maps.Equal(a, b) {
+				err = fmt.Errorf("%w: this replica was created with %v, Open was given %v", ErrPolicyMismatch, b, a)
+			}
 		}
 	}
 	if err != nil {
@@ -298,6 +321,51 @@ func Open(dir string, opts *Options) (*Replica, error) {
 	}
 	r.idp.Store(&id)
 	return r, nil
+}
+
+// recordedPolicies rebuilds the policy registry from the names a replica
+// recorded at init (lww for all when none).
+func recordedPolicies(eng store.Engine, funcs map[string]merge.Policy) (*merge.Registry, error) {
+	var raw []byte
+	err := eng.View(func(rd store.Reader) error {
+		var err error
+		raw, _, err = rd.Get([]byte("m/policies"))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg := merge.NewRegistry()
+	if raw == nil {
+		return reg, nil
+	}
+	var names map[string]string
+	if err := json.Unmarshal(raw, &names); err != nil {
+		return nil, fmt.Errorf("%w: m/policies: %v", store.ErrCorrupt, err)
+	}
+	for prefix, name := range names {
+		p, ok := merge.Builtin(name)
+		if !ok {
+			p, ok = funcs[name]
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: this replica uses policy %q for prefix %q: register it in Options.Funcs", merge.ErrUnknownPolicy, name, prefix)
+		}
+		reg.Set(prefix, p)
+	}
+	return reg, nil
+}
+
+// Policies returns the policy registry in force.
+func (r *Replica) Policies() *merge.Registry { return r.opts.Policies }
+
+// SetBackend binds the replica to a remote after Open (the command line
+// opens the replica first, then the remote it recorded).
+func (r *Replica) SetBackend(b remote.Backend) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	r.opts.Backend = b
+	r.manifest = nil
 }
 
 // ID returns the replica id.

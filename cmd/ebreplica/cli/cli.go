@@ -60,6 +60,12 @@ func commandTable() []*command {
 		exportCmd,
 		pendingCmd,
 		statusCmd,
+		pushCmd,
+		pullCmd,
+		syncCmd,
+		compactCmd,
+		reidentifyCmd,
+		demoCmd,
 		versionCmd,
 	}
 }

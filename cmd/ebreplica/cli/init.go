@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
 	"github.com/ebreplica/ebreplica/replica"
 )
@@ -46,17 +48,43 @@ func runInit(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	// The policies are checked here; the library binds them when the store
-	// manifest arrives with sync, until then they are not recorded.
-	if _, err := parsePolicies(e.flags.all("policy")); err != nil {
+	names, err := parsePolicies(e.flags.all("policy"))
+	if err != nil {
 		return err
+	}
+	specs := make([]string, 0, len(names))
+	for prefix, name := range names {
+		specs = append(specs, prefix+"="+name)
+	}
+	reg, err := merge.ParsePolicies(specs, nil)
+	if err != nil {
+		return usageErrorf("--policy: %v", err)
+	}
+	b, err := remoteurl.Open(ctx, remote)
+	if err != nil {
+		return errorf(err, "remote %s: %s", remote, trimLib(err))
+	}
+	if len(specs) == 0 {
+		// A later replica adopts the store's policies.
+		m, ok, err := replica.ReadManifest(ctx, b)
+		if err != nil {
+			return errorf(err, "remote %s: %s", remote, trimLib(err))
+		}
+		if ok {
+			if reg, err = m.Registry(nil); err != nil {
+				return errorf(err, "the store at %s uses %v: %s", remote, m.Policies, trimLib(err))
+			}
+		}
 	}
 
 	undo, err := snapshotDir(e.dir)
 	if err != nil {
 		return errorf(err, "creating replica in %s: %v", e.dir, err)
 	}
-	r, err := replica.Init(e.dir, remote, e.options())
+	opts := e.options()
+	opts.Policies = reg
+	opts.Backend = b
+	r, err := replica.Init(e.dir, remote, opts)
 	if err != nil {
 		if errors.Is(err, replica.ErrAlreadyInitialized) || errors.Is(err, replica.ErrLocked) {
 			return openError(e.dir, err)
@@ -64,9 +92,17 @@ func runInit(ctx context.Context, e *env) error {
 		undo()
 		return errorf(err, "creating replica in %s: %s", e.dir, trimLib(err))
 	}
+	// Bind to the store: create its manifest (first replica) or adopt it,
+	// and register this replica's id. Nothing stays behind on failure.
+	created, err := r.Connect(ctx)
+	if err != nil {
+		r.Close()
+		undo()
+		return errorf(err, "remote %s: %s", remote, trimLib(err))
+	}
 	e.rep = r
 	if e.json {
-		return writeJSON(e.stdout, initOutput{ReplicaID: r.ID().String(), Remote: remote, Dir: e.dir})
+		return writeJSON(e.stdout, initOutput{ReplicaID: r.ID().String(), Remote: remote, CreatedStore: created, Dir: e.dir})
 	}
 	o := newOutput(e.stdout)
 	o.printf("%s\n", r.ID())

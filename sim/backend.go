@@ -1,0 +1,319 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"iter"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/faultremote"
+)
+
+// errPartition is what a cut-off replica's remote calls return.
+var errPartition = fmt.Errorf("sim: replica cut off the remote by a partition: %w", remote.ErrTransient)
+
+// meter counts the requests that reach the shared store, by verb, and the
+// bytes moved. It is the simulator's own count rather than the memory
+// backend's because the store manifest's body holds the wall-clock time it
+// was made at (replica.Manifest.Created), whose length varies: the
+// manifest's bytes are left out so that a report is the same on every run.
+type meter struct {
+	inner remote.Backend
+	stats remote.Stats
+}
+
+var _ remote.Backend = (*meter)(nil)
+
+func (m *meter) String() string        { return m.inner.String() }
+func (m *meter) Stats() *remote.Stats  { return &m.stats }
+func countable(key string) bool        { return key != remote.ManifestKey }
+func (m *meter) out(key string, n int) { m.put(key, n) }
+
+func (m *meter) put(key string, n int) {
+	m.stats.Puts.Add(1)
+	if countable(key) {
+		m.stats.BytesOut.Add(int64(n))
+	}
+}
+
+func (m *meter) Get(ctx context.Context, key string) (remote.Object, error) {
+	m.stats.Gets.Add(1)
+	obj, err := m.inner.Get(ctx, key)
+	if err == nil && countable(key) {
+		m.stats.BytesIn.Add(int64(len(obj.Data)))
+	}
+	return obj, err
+}
+
+func (m *meter) Put(ctx context.Context, key string, data []byte) (string, error) {
+	m.out(key, len(data))
+	return m.inner.Put(ctx, key, data)
+}
+
+func (m *meter) PutIfAbsent(ctx context.Context, key string, data []byte) (string, error) {
+	m.out(key, len(data))
+	return m.inner.PutIfAbsent(ctx, key, data)
+}
+
+func (m *meter) PutIfMatch(ctx context.Context, key string, data []byte, etag string) (string, error) {
+	m.out(key, len(data))
+	return m.inner.PutIfMatch(ctx, key, data, etag)
+}
+
+func (m *meter) Delete(ctx context.Context, key string) error {
+	m.stats.Deletes.Add(1)
+	return m.inner.Delete(ctx, key)
+}
+
+func (m *meter) List(ctx context.Context, prefix, startAfter string) iter.Seq2[remote.Info, error] {
+	// The memory backend lists one page of up to 1000 objects per request;
+	// count its pages.
+	return func(yield func(remote.Info, error) bool) {
+		n := 0
+		m.stats.Lists.Add(1)
+		for info, err := range m.inner.List(ctx, prefix, startAfter) {
+			if n++; n > 1000 && n%1000 == 1 {
+				m.stats.Lists.Add(1)
+			}
+			if !yield(info, err) {
+				return
+			}
+		}
+	}
+}
+
+// faultPlan is what the world tells the views about the operation running
+// now: its fault rates and the seed of its faults.
+type faultPlan struct {
+	rates Faults
+	seed  uint64 // mixes Config.Seed and the operation's ID
+}
+
+// view is one replica's window on the shared store: the partition switch
+// and the fault injection of the operation running now. It is the
+// replica's remote.Backend.
+//
+// Faults come from faultremote, seeded per operation (from the run's seed
+// and the operation's ID, so an operation draws the same faults whatever
+// ran before it) for the calls a replica makes one at a time, and seeded
+// per call (from the operation, the object key and how many times this
+// operation read it) for Get, which a pull issues from several goroutines
+// at once: the faults of concurrent reads cannot depend on the order in
+// which the goroutines happen to run. For the same reason a Get runs to
+// completion even when a sibling read's error cancels the pull's context:
+// which reads succeed must not depend on timing.
+type view struct {
+	w    *World
+	node int
+
+	mu       sync.Mutex
+	cut      bool
+	plan     *faultPlan             // nil: no faults
+	seq      *faultremote.Backend   // the operation's sequential fault injector
+	reads    map[string]int         // Gets per key during this operation
+	injected []faultremote.Fault    // faults injected during this operation
+	kinds    map[faultremote.Kind]int64
+}
+
+var _ remote.Backend = (*view)(nil)
+
+func (v *view) String() string       { return "sim://" + replicaName(v.node) }
+func (v *view) Stats() *remote.Stats { return v.w.meter.Stats() }
+
+// begin starts an operation: plan nil means no faults.
+func (v *view) begin(plan *faultPlan) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.plan, v.seq, v.reads, v.injected = plan, nil, map[string]int{}, nil
+	if plan != nil {
+		v.seq = faultremote.New(v.w.meter, rand.New(rand.NewPCG(plan.seed, 0xfa17)), v.options(plan.rates, true))
+	}
+}
+
+// end returns the faults injected during the operation, sorted.
+func (v *view) end() []faultremote.Fault {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := v.injected
+	v.plan, v.seq, v.injected = nil, nil, nil
+	sort.Slice(out, func(i, j int) bool { return faultLess(out[i], out[j]) })
+	return out
+}
+
+func faultLess(a, b faultremote.Fault) bool {
+	if a.Op != b.Op {
+		return a.Op < b.Op
+	}
+	if a.Key != b.Key {
+		return a.Key < b.Key
+	}
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	return a.Offset < b.Offset
+}
+
+func (v *view) setCut(on bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.cut = on
+}
+
+func (v *view) isCut() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.cut
+}
+
+func (v *view) options(f Faults, sequential bool) faultremote.Options {
+	o := faultremote.Options{
+		ErrorRate:       faultremote.EveryOp(f.Errors),
+		AmbiguousRate:   f.Ambiguous,
+		TornReadRate:    f.TornReads,
+		CorruptReadRate: f.CorruptReads,
+		Sleep:           func(context.Context, time.Duration) error { return nil },
+		OnFault:         v.record,
+	}
+	if sequential {
+		// Late duplicates of create-only writes only: a duplicate is the
+		// same bytes under the same key, which is what a delayed retry of
+		// a create does. (A duplicate of a compare-and-swap applied
+		// unconditionally is something no real store does.)
+		o.LateDuplicateRate = f.LateDuplicates
+		o.LateDuplicateOps = []faultremote.Op{faultremote.OpPutIfAbsent}
+		o.LateDuplicateMaxDelay = 3
+	}
+	return o
+}
+
+func (v *view) record(f faultremote.Fault) {
+	if f.Kind == faultremote.KindLatency {
+		return
+	}
+	v.mu.Lock()
+	v.injected = append(v.injected, f)
+	v.mu.Unlock()
+}
+
+// route returns the backend a call goes to, or the partition error.
+func (v *view) route() (remote.Backend, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch {
+	case v.cut:
+		return nil, errPartition
+	case v.seq != nil:
+		return v.seq, nil
+	}
+	return v.w.meter, nil
+}
+
+func (v *view) Get(ctx context.Context, key string) (remote.Object, error) {
+	v.mu.Lock()
+	if v.cut {
+		v.mu.Unlock()
+		return remote.Object{}, errPartition
+	}
+	plan := v.plan
+	var n int
+	if plan != nil {
+		n = v.reads[key]
+		v.reads[key] = n + 1
+	}
+	v.mu.Unlock()
+	ctx = context.WithoutCancel(ctx) // see the type's doc
+	if plan == nil {
+		return v.w.meter.Get(ctx, key)
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%d", key, n)
+	fr := faultremote.New(v.w.meter, rand.New(rand.NewPCG(plan.seed, h.Sum64())), v.options(plan.rates, false))
+	return fr.Get(ctx, key)
+}
+
+func (v *view) Put(ctx context.Context, key string, data []byte) (string, error) {
+	b, err := v.route()
+	if err != nil {
+		return "", err
+	}
+	return b.Put(ctx, key, data)
+}
+
+func (v *view) PutIfAbsent(ctx context.Context, key string, data []byte) (string, error) {
+	b, err := v.route()
+	if err != nil {
+		return "", err
+	}
+	return b.PutIfAbsent(ctx, key, data)
+}
+
+func (v *view) PutIfMatch(ctx context.Context, key string, data []byte, etag string) (string, error) {
+	b, err := v.route()
+	if err != nil {
+		return "", err
+	}
+	return b.PutIfMatch(ctx, key, data, etag)
+}
+
+func (v *view) Delete(ctx context.Context, key string) error {
+	b, err := v.route()
+	if err != nil {
+		return err
+	}
+	return b.Delete(ctx, key)
+}
+
+func (v *view) List(ctx context.Context, prefix, startAfter string) iter.Seq2[remote.Info, error] {
+	b, err := v.route()
+	if err != nil {
+		return func(yield func(remote.Info, error) bool) { yield(remote.Info{}, err) }
+	}
+	return b.List(ctx, prefix, startAfter)
+}
+
+// describeFaults renders the faults of one operation for the trace:
+// deterministic, counted by operation and kind.
+func describeFaults(fs []faultremote.Fault) string {
+	if len(fs) == 0 {
+		return ""
+	}
+	type k struct {
+		op   faultremote.Op
+		kind faultremote.Kind
+	}
+	counts := map[k]int{}
+	var order []k
+	for _, f := range fs {
+		kk := k{f.Op, f.Kind}
+		if counts[kk] == 0 {
+			order = append(order, kk)
+		}
+		counts[kk]++
+	}
+	sort.Slice(order, func(i, j int) bool {
+		if order[i].op != order[j].op {
+			return order[i].op < order[j].op
+		}
+		return order[i].kind < order[j].kind
+	})
+	parts := make([]string, len(order))
+	for i, kk := range order {
+		parts[i] = fmt.Sprintf("%s %s", kk.op, kk.kind)
+		if c := counts[kk]; c > 1 {
+			parts[i] += fmt.Sprintf(" x%d", c)
+		}
+	}
+	return "faults[" + strings.Join(parts, ", ") + "]"
+}
+
+// injectedBy reports whether err can be explained by a fault, a partition.
+func injectedBy(err error) bool {
+	return errors.Is(err, remote.ErrTransient) || errors.Is(err, faultremote.ErrInjected) || errors.Is(err, errPartition)
+}

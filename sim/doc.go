@@ -1,0 +1,2 @@
+// Package sim is a deterministic, seeded simulator of many real replicas.
+package sim

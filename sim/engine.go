@@ -1,0 +1,57 @@
+package sim
+
+import (
+	"sync/atomic"
+
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// engine wraps a replica's store.Engine and keeps the durability model the
+// oracle needs: it numbers every non-empty Apply, and remembers the last
+// number an fsync covered (an Apply with sync, or Sync: either makes every
+// earlier Apply durable, as on store.Mem and on a real disk). A local write
+// acknowledged at apply number n survives a power loss exactly when an
+// fsync covered n.
+type engine struct {
+	store.Engine
+	mem *store.Mem // nil on Badger: no power loss
+
+	applied atomic.Uint64
+	durable atomic.Uint64
+}
+
+var _ store.Engine = (*engine)(nil)
+
+func (e *engine) Apply(muts []store.Mutation, sync bool) error {
+	if err := e.Engine.Apply(muts, sync); err != nil {
+		return err
+	}
+	if len(muts) > 0 {
+		e.applied.Add(1)
+	}
+	if sync {
+		e.durable.Store(e.applied.Load())
+	}
+	return nil
+}
+
+func (e *engine) Sync() error {
+	if err := e.Engine.Sync(); err != nil {
+		return err
+	}
+	e.durable.Store(e.applied.Load())
+	return nil
+}
+
+// Close leaves a Mem engine usable (a replica reopens on it); it closes
+// Badger for good.
+func (e *engine) Close() error { return e.Engine.Close() }
+
+// powerLoss throws away what no fsync covered and returns the apply number
+// up to which state survived.
+func (e *engine) powerLoss() uint64 {
+	e.mem.Crash()
+	d := e.durable.Load()
+	e.durable.Store(e.applied.Load()) // what is left is on disk
+	return d
+}

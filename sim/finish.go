@@ -1,0 +1,259 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// Finish stops the faults (partitions end, no more injected faults or
+// crashes), runs sync rounds — every replica syncs once per round, in
+// order — until the replicas are identical and a round moved nothing (at
+// least 2 rounds, at most Config.MaxRounds), then checks every invariant
+// against the oracle. It returns the report (also on failure) and the
+// violation, if any.
+func (w *World) Finish() (Report, error) {
+	if w.done {
+		return w.rep, errors.New("sim: Finish called twice")
+	}
+	w.done = true
+	v := w.finish()
+	w.collectStats()
+	if v != nil {
+		w.rep.Failure = v.Error()
+		return w.rep, v
+	}
+	return w.rep, nil
+}
+
+func (w *World) finish() *violation {
+	ctx := context.Background()
+	for _, n := range w.nodes {
+		n.cutUntil = 0
+		n.view.setCut(false)
+		n.armed = ""
+		n.view.begin(nil)
+	}
+	var digests []string
+	var records []map[string]merge.Record
+	for round := 1; round <= w.cfg.MaxRounds; round++ {
+		moved := 0
+		var parts []string
+		for _, n := range w.nodes {
+			s, err := n.r.Sync(ctx)
+			w.rep.Conflicts += int64(s.Pull.Conflicts)
+			if err != nil {
+				return violate(RuleError, "final sync round %d: %s: %v", round, n.name(), err)
+			}
+			moved += s.Push.Segments + s.Pull.Changed
+			parts = append(parts, fmt.Sprintf("%s pulled %d pushed %d", n.name(), s.Pull.Segments, s.Push.Segments))
+		}
+		digests, records = digests[:0], records[:0]
+		for _, n := range w.nodes {
+			d, recs, err := w.digest(n)
+			if err != nil {
+				return violate(RuleError, "digest of %s: %v", n.name(), err)
+			}
+			digests = append(digests, d)
+			records = append(records, recs)
+		}
+		same := true
+		for _, d := range digests {
+			same = same && d == digests[0]
+		}
+		w.tracef("final round %d: %s; identical=%v", round, strings.Join(parts, ", "), same)
+		switch {
+		case !same:
+			w.rep.Rounds = 0
+		case w.rep.Rounds == 0:
+			w.rep.Rounds = round
+		}
+		if same && moved == 0 && round >= 2 {
+			break
+		}
+	}
+	if w.rep.Rounds == 0 {
+		return w.diverged(records)
+	}
+	w.rep.Converged = true
+	w.rep.Digest = digests[0]
+	for _, n := range w.nodes {
+		if v := w.checkNode(n); v != nil {
+			return v
+		}
+		if p := n.r.Store().Pending(); p != 0 {
+			return violate(RuleConvergence, "%s still has %d unpushed keys after the final rounds", n.name(), p)
+		}
+		var live int64
+		if err := n.r.Store().View(func(v *store.View) error {
+			var err error
+			live, err = v.CountLive()
+			return err
+		}); err != nil {
+			return violate(RuleError, "recount at %s: %v", n.name(), err)
+		}
+		if live != n.r.Len() {
+			return violate(RuleCount, "%s: Len says %d live keys, a recount finds %d", n.name(), n.r.Len(), live)
+		}
+	}
+	final := records[0]
+	keys := w.or.keys()
+	for k := range final {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		rec, ok := final[k]
+		if !ok && len(w.or.maximal(k)) > 0 {
+			return violate(RuleCausality, "%s is gone from every replica; its latest writes were %s", k, fmtEvents(w.or.maximal(k)))
+		}
+		if v := w.or.checkSiblings(k, rec.Versions); v != nil {
+			return v
+		}
+		if v := w.checkRead(k); v != nil {
+			return v
+		}
+		if w.cfg.UserPolicy == nil && w.cfg.Policy == PolicyLWW && len(rec.Versions) > 1 {
+			w.rep.LostUpdates += int64(len(rec.Versions) - 1)
+		}
+	}
+	return nil
+}
+
+func fmtEvents(evs []*event) string {
+	s := make([]string, len(evs))
+	for i, e := range evs {
+		s[i] = e.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// diverged describes the first key on which the replicas differ.
+func (w *World) diverged(records []map[string]merge.Record) *violation {
+	var keys []string
+	for _, recs := range records {
+		for k := range recs {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		var lines []string
+		differ := false
+		for i, recs := range records {
+			r, ok := recs[k]
+			if !ok || !r.Equal(records[0][k]) {
+				differ = true
+			}
+			if ok {
+				lines = append(lines, fmt.Sprintf("%s has %s", replicaName(i), fmtRecord(w.or, r)))
+			} else {
+				lines = append(lines, fmt.Sprintf("%s has no record", replicaName(i)))
+			}
+		}
+		if differ {
+			return violate(RuleConvergence, "replicas differ on %s after %d sync rounds: %s", k, w.cfg.MaxRounds, strings.Join(lines, "; "))
+		}
+	}
+	return violate(RuleConvergence, "replicas differ after %d sync rounds", w.cfg.MaxRounds)
+}
+
+// read is what a Get returns, for comparisons.
+type read struct {
+	value    string
+	notFound bool
+	conflict int // siblings surfaced
+	err      string
+}
+
+func (r read) String() string {
+	switch {
+	case r.notFound:
+		return "not found"
+	case r.conflict > 0:
+		return fmt.Sprintf("conflict of %d versions", r.conflict)
+	case r.err != "":
+		return "error " + r.err
+	}
+	return strconv.Quote(r.value)
+}
+
+func get(r *replica.Replica, key string) read {
+	v, err := r.Get(key)
+	var ce *replica.ConflictError
+	switch {
+	case err == nil:
+		return read{value: string(v)}
+	case errors.Is(err, replica.ErrNotFound):
+		return read{notFound: true}
+	case errors.As(err, &ce):
+		return read{conflict: len(ce.Versions)}
+	}
+	return read{err: err.Error()}
+}
+
+// checkRead compares every replica's read of key with what the policy
+// must return given the oracle's writes.
+func (w *World) checkRead(key string) *violation {
+	maximal := w.or.maximal(key)
+	var want read
+	switch {
+	case w.cfg.UserPolicy != nil:
+		want = get(w.nodes[0].r, key) // only agreement can be checked
+	case len(maximal) == 0:
+		want = read{notFound: true}
+	case w.cfg.Policy == PolicyLWW || w.cfg.Policy == PolicyMV && len(maximal) == 1:
+		e := lwwWinner(maximal)
+		if e.del {
+			want = read{notFound: true}
+		} else {
+			want = read{value: string(e.value)}
+		}
+	case w.cfg.Policy == PolicyMV:
+		want = read{notFound: true}
+		for _, e := range maximal {
+			if !e.del {
+				want = read{conflict: len(maximal)}
+			}
+		}
+	case w.cfg.Policy == PolicyCounter:
+		sum, _ := w.or.counterSum(key)
+		want = read{value: strconv.FormatInt(sum, 10)}
+	case w.cfg.Policy == PolicySet:
+		want = read{value: strings.Join(w.or.setMembers(key), "\n")}
+	}
+	for _, n := range w.nodes {
+		if got := get(n.r, key); got != want {
+			return violate(RuleRead, "%s reads %s as %s, want %s (policy %s; its latest writes: %s)",
+				n.name(), key, got, want, w.cfg.policyName(), fmtEvents(maximal))
+		}
+	}
+	return nil
+}
+
+// collectStats adds the request counts and the clock skew seen to the
+// report.
+func (w *World) collectStats() {
+	c := w.meter.Stats().Snapshot()
+	w.rep.Requests = Requests{Put: c.Put, Get: c.Get, List: c.List, Delete: c.Delete}
+	w.rep.BytesOut, w.rep.BytesIn = c.BytesOut, c.BytesIn
+	w.rep.Cost = estimate(w.rep.Requests)
+	for _, n := range w.nodes {
+		if n.r == nil {
+			continue
+		}
+		capped, _ := n.r.Store().Clock().SkewStats()
+		w.rep.SkewCapped += int64(capped)
+	}
+}

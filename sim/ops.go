@@ -1,0 +1,241 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// Kind is the kind of a scheduled operation.
+type Kind uint8
+
+// The operations.
+const (
+	OpPut       Kind = iota + 1 // Put(Key, Value)
+	OpDelete                    // Delete(Key)
+	OpBatch                     // Batch(Items): puts and deletes of distinct keys, atomically
+	OpAdd                       // counter: Add(Key, Delta)
+	OpSetAdd                    // set: SetAdd(Key, Elem)
+	OpSetRemove                 // set: SetRemove(Key, Elem)
+	OpPush                      // Push
+	OpPull                      // Pull
+	OpSync                      // Sync (pull, then push)
+	OpCrash                     // crash at Step during Via, or at rest when Step is ""
+	OpPartition                 // cut the replica off the remote for the next For operations
+	OpHeal                      // end the replica's partition
+	OpClockJump                 // move the replica's wall clock by Jump
+)
+
+var kindNames = [...]string{"", "put", "del", "batch", "add", "sadd", "srem", "push", "pull", "sync",
+	"crash", "partition", "heal", "jump"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && k != 0 {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", k)
+}
+
+// Steps are the points of push and pull at which a crash can be scheduled
+// (replica.Knobs.Step names).
+var Steps = []string{"push:staged", "registry:swapped", "push:fenced", "push:uploaded", "push:committed",
+	"pull:listed", "pull:chunk", "pull:applied"}
+
+// Item is one write of a batch.
+type Item struct {
+	Key    string
+	Value  string
+	Delete bool
+}
+
+// Faults overrides the fault rates of one operation (scripted scenarios).
+// Rates are probabilities per remote request.
+type Faults struct {
+	Errors         float64 // fail before reaching the store
+	Ambiguous      float64 // a write applied, reported failed
+	TornReads      float64
+	CorruptReads   float64
+	LateDuplicates float64 // a create-only write applied again later, same bytes
+}
+
+// faultsAt is the mix a Config.Faults rate stands for.
+func faultsAt(p float64) Faults {
+	return Faults{Errors: p, Ambiguous: p / 2, TornReads: p / 8, CorruptReads: p / 8, LateDuplicates: p / 4}
+}
+
+func (f Faults) none() bool { return f == Faults{} }
+
+// Op is one scheduled operation of replica R. A schedule is a []Op; the
+// simulator runs it in order on one goroutine.
+type Op struct {
+	// ID is the operation's number in the schedule it was generated in.
+	// It seeds the operation's faults and names its values, so an
+	// operation behaves the same when a shrinker removes others around it.
+	ID   int
+	Kind Kind
+	R    int // replica index (0 = A)
+	// Advance is the logical time that passes before the operation.
+	Advance time.Duration
+
+	Key   string
+	Value string
+	Delta int64  // OpAdd
+	Elem  string // OpSetAdd, OpSetRemove
+	Items []Item // OpBatch
+	Step  string // OpCrash: the step ("" = at rest)
+	Via   Kind   // OpCrash: OpPush, OpPull or OpSync
+	For   int    // OpPartition: operations it lasts
+	Jump  time.Duration
+	// Faults, when set, replaces the configured fault rates for this
+	// operation.
+	Faults *Faults
+}
+
+func replicaName(i int) string { return string(rune('A' + i)) }
+
+// String describes the operation on one line, e.g. "B put k1=B7".
+func (o Op) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", replicaName(o.R), o.Kind)
+	switch o.Kind {
+	case OpPut:
+		fmt.Fprintf(&b, " %s=%s", o.Key, o.Value)
+	case OpDelete:
+		fmt.Fprintf(&b, " %s", o.Key)
+	case OpBatch:
+		for _, it := range o.Items {
+			if it.Delete {
+				fmt.Fprintf(&b, " -%s", it.Key)
+			} else {
+				fmt.Fprintf(&b, " %s=%s", it.Key, it.Value)
+			}
+		}
+	case OpAdd:
+		fmt.Fprintf(&b, " %s%+d", o.Key, o.Delta)
+	case OpSetAdd, OpSetRemove:
+		fmt.Fprintf(&b, " %s %s", o.Key, o.Elem)
+	case OpCrash:
+		if o.Step == "" {
+			b.WriteString(" at rest")
+		} else {
+			fmt.Fprintf(&b, " at %s during %s", o.Step, o.Via)
+		}
+	case OpPartition:
+		fmt.Fprintf(&b, " for %d ops", o.For)
+	case OpClockJump:
+		fmt.Fprintf(&b, " %s", o.Jump)
+	}
+	if o.Faults != nil {
+		fmt.Fprintf(&b, " faults%+v", *o.Faults)
+	}
+	return b.String()
+}
+
+// FormatSchedule renders a schedule one operation a line, with its number
+// and the logical time that passes before it.
+func FormatSchedule(ops []Op) string {
+	var b strings.Builder
+	for _, o := range ops {
+		fmt.Fprintf(&b, "  #%-4d +%-7s %s\n", o.ID, o.Advance, o)
+	}
+	return b.String()
+}
+
+// Generate returns the seeded schedule of cfg (after defaults): cfg.Ops
+// operations over cfg.Replicas replicas and cfg.Keys keys, hot keys drawn
+// from a Zipf distribution. The same cfg gives the same schedule.
+func Generate(cfg Config) ([]Op, error) {
+	cfg, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	return generate(cfg), nil
+}
+
+func generate(cfg Config) []Op {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5c4ed01e))
+	var zipf *rand.Zipf
+	if cfg.Hot > 1 && cfg.Keys > 1 {
+		zipf = rand.NewZipf(rng, cfg.Hot, 1, uint64(cfg.Keys-1))
+	}
+	key := func() string {
+		if zipf != nil {
+			return fmt.Sprintf("k%d", zipf.Uint64())
+		}
+		return fmt.Sprintf("k%d", rng.IntN(cfg.Keys))
+	}
+	kind := cfg.kind()
+	ops := make([]Op, 0, cfg.Ops)
+	for id := range cfg.Ops {
+		o := Op{ID: id, R: rng.IntN(cfg.Replicas), Advance: time.Duration(1+rng.IntN(3000)) * time.Millisecond}
+		val := fmt.Sprintf("%s%d", replicaName(o.R), id)
+		x := rng.Float64()
+		switch {
+		case x < cfg.Crashes:
+			o.Kind = OpCrash
+			if rng.IntN(5) > 0 {
+				o.Step = Steps[rng.IntN(len(Steps))]
+				o.Via = OpSync
+				if strings.HasPrefix(o.Step, "pull:") && rng.IntN(2) == 0 {
+					o.Via = OpPull
+				} else if !strings.HasPrefix(o.Step, "pull:") && rng.IntN(2) == 0 {
+					o.Via = OpPush
+				}
+			}
+		case x < cfg.Crashes+cfg.Partitions:
+			o.Kind, o.For = OpPartition, 1+rng.IntN(8)
+		case x < cfg.Crashes+cfg.Partitions+cfg.Jumps:
+			o.Kind, o.Jump = OpClockJump, -time.Duration(1+rng.IntN(30*60))*time.Second
+		default:
+			switch y := rng.IntN(100); {
+			case y < 40:
+				switch kind {
+				case kindCounter:
+					o.Kind, o.Key, o.Delta = OpAdd, key(), int64(rng.IntN(9)-2)
+				case kindSet:
+					o.Kind, o.Key, o.Elem = OpSetAdd, key(), fmt.Sprintf("e%d", rng.IntN(4))
+				default:
+					o.Kind, o.Key, o.Value = OpPut, key(), val
+				}
+			case y < 50:
+				switch kind {
+				case kindCounter:
+					o.Kind, o.Key, o.Delta = OpAdd, key(), -int64(1+rng.IntN(3))
+				case kindSet:
+					o.Kind, o.Key, o.Elem = OpSetRemove, key(), fmt.Sprintf("e%d", rng.IntN(4))
+				default:
+					o.Kind, o.Key = OpDelete, key()
+				}
+			case y < 56 && kind == kindRegister:
+				o.Kind = OpBatch
+				seen := map[string]bool{}
+				for i := range 1 + rng.IntN(3) {
+					k := key()
+					if seen[k] {
+						continue
+					}
+					seen[k] = true
+					it := Item{Key: k}
+					if rng.IntN(4) == 0 {
+						it.Delete = true
+					} else {
+						it.Value = fmt.Sprintf("%s.%d", val, i)
+					}
+					o.Items = append(o.Items, it)
+				}
+			case y < 70:
+				o.Kind = OpPush
+			case y < 84:
+				o.Kind = OpPull
+			default:
+				o.Kind = OpSync
+			}
+		}
+		if o.Kind == 0 { // a batch slot under a CRDT policy
+			o.Kind = OpSync
+		}
+		ops = append(ops, o)
+	}
+	return ops
+}

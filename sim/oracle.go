@@ -1,0 +1,306 @@
+package sim
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+)
+
+// event is one acknowledged local write: the ground truth the oracle keeps
+// outside the replicas.
+type event struct {
+	n     int // index in oracle.events
+	key   string
+	node  int
+	opID  int
+	dot   clock.Dot
+	value []byte
+	del   bool
+	time  clock.HLC
+	// past: the events of the same key that happened before this one (its
+	// writer had seen them), transitively closed.
+	past map[int]bool
+	// applied: the engine's apply number of the write (for durability).
+	applied uint64
+	// lost: a power loss took the write before any fsync covered it (only
+	// possible with Relaxed durability); it never happened.
+	lost bool
+
+	kind  Kind   // the operation that wrote it (OpBatch items count as put or del)
+	delta int64  // OpAdd: the increment
+	elem  string // OpSetAdd, OpSetRemove: the member
+}
+
+func (e *event) String() string {
+	var what string
+	switch {
+	case e.del:
+		what = "del " + e.key
+	case e.kind == OpSetAdd || e.kind == OpSetRemove:
+		what = fmt.Sprintf("%s %s %s", e.kind, e.key, e.elem)
+	case e.kind == OpAdd:
+		what = fmt.Sprintf("add %s%+d", e.key, e.delta)
+	default:
+		what = fmt.Sprintf("%s=%s", e.key, e.value)
+	}
+	return fmt.Sprintf("%s (op #%d by %s, dot %s)", what, e.opID, replicaName(e.node), dotName(e.dot))
+}
+
+// oracle is the ground truth: every acknowledged write, with the writes
+// its writer had seen.
+type oracle struct {
+	names  map[clock.ReplicaID]string
+	events []*event
+	byKey  map[string][]*event
+	byDot  map[clock.Dot]*event // the event a dot names now (a lost one may be reissued)
+}
+
+func newOracle(names map[clock.ReplicaID]string) *oracle {
+	return &oracle{names: names, byKey: map[string][]*event{}, byDot: map[clock.Dot]*event{}}
+}
+
+func dotName(d clock.Dot) string { return fmt.Sprintf("%s:%d", d.Replica.Short(), d.Counter) }
+
+func (o *oracle) dot(d clock.Dot) string {
+	if n, ok := o.names[d.Replica]; ok {
+		return fmt.Sprintf("%s:%d", n, d.Counter)
+	}
+	return dotName(d)
+}
+
+// violation is a broken invariant.
+type violation struct {
+	rule   string
+	detail string
+}
+
+func (v *violation) Error() string { return v.rule + ": " + v.detail }
+
+func violate(rule, format string, a ...any) *violation {
+	return &violation{rule: rule, detail: fmt.Sprintf(format, a...)}
+}
+
+// Rules, as failures name them.
+const (
+	RuleConvergence = "convergence" // (1) replicas differ after syncing
+	RuleCausality   = "causality"   // (2) a write lost to one it happened before, or survived one that saw it
+	RuleSiblings    = "siblings"    // (3) a concurrent write is missing from the siblings
+	RuleDurability  = "durability"  // (4) an acknowledged, fsynced write was lost
+	RuleDots        = "dots"        // (5) a dot names two versions, or a lost write was published
+	RuleRead        = "read"        // the policy's read disagrees with the oracle (lww winner, counter sum, set members)
+	RuleCount       = "count"       // Len disagrees with a recount
+	RuleError       = "error"       // an operation failed with no fault to explain it
+)
+
+// checkVersion checks one version seen on some replica against the
+// ground truth: its dot names exactly this version.
+func (o *oracle) checkVersion(where, key string, v merge.Version) *violation {
+	e := o.byDot[v.Dot]
+	if e == nil {
+		return violate(RuleDots, "%s holds version %s of %s that no acknowledged write made (a write lost in a crash was published?)", where, o.dot(v.Dot), key)
+	}
+	if e.lost {
+		return violate(RuleDots, "%s holds %s, a write lost in a power loss of its writer before any fsync: it was published", where, e)
+	}
+	if e.key != key || e.del != v.Deleted || e.time != v.Time || !bytes.Equal(e.value, v.Value) {
+		return violate(RuleDots, "dot %s names two versions: %s holds %s deleted=%v time=%s value=%q, but it was issued for %s deleted=%v time=%s value=%q",
+			o.dot(v.Dot), where, key, v.Deleted, v.Time, v.Value, e.key, e.del, e.time, e.value)
+	}
+	return nil
+}
+
+// record adds a write made at node with the given dot and version, whose
+// writer had the record before (the zero Record if none).
+func (o *oracle) record(node, opID int, key string, before merge.Record, v merge.Version, applied uint64) (*event, *violation) {
+	if old := o.byDot[v.Dot]; old != nil && !old.lost {
+		return nil, violate(RuleDots, "write %s at %s reuses dot %s of %s", key, replicaName(node), o.dot(v.Dot), old)
+	}
+	e := &event{n: len(o.events), key: key, node: node, opID: opID, dot: v.Dot, value: v.Value, del: v.Deleted,
+		time: v.Time, applied: applied, past: map[int]bool{}}
+	for _, p := range o.byKey[key] {
+		if p.lost {
+			continue
+		}
+		if before.Clock.Covers(p.dot) && o.byDot[p.dot] == p || before.Contains(p.dot) {
+			e.past[p.n] = true
+			for q := range p.past {
+				if !o.events[q].lost {
+					e.past[q] = true
+				}
+			}
+		}
+	}
+	o.events = append(o.events, e)
+	o.byKey[key] = append(o.byKey[key], e)
+	o.byDot[v.Dot] = e
+	return e, nil
+}
+
+// loseAfter marks node's writes acknowledged after apply number durable as
+// lost (a power loss). It returns them.
+func (o *oracle) loseAfter(node int, durable uint64) []*event {
+	var lost []*event
+	for _, e := range o.events {
+		if e.node == node && !e.lost && e.applied > durable {
+			e.lost = true
+			lost = append(lost, e)
+		}
+	}
+	return lost
+}
+
+// maximal returns the writes of key that no other write happened after,
+// in canonical dot order: what the siblings must be once every replica
+// has every write.
+func (o *oracle) maximal(key string) []*event {
+	evs := o.byKey[key]
+	dominated := map[int]bool{}
+	for _, e := range evs {
+		if e.lost {
+			continue
+		}
+		for p := range e.past {
+			dominated[p] = true
+		}
+	}
+	var out []*event
+	for _, e := range evs {
+		if !e.lost && !dominated[e.n] {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b *event) int { return a.dot.Compare(b.dot) })
+	return out
+}
+
+// live returns the writes of key that were not lost.
+func (o *oracle) live(key string) []*event {
+	var out []*event
+	for _, e := range o.byKey[key] {
+		if !e.lost {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// keys returns every key written, sorted.
+func (o *oracle) keys() []string {
+	var out []string
+	for k, evs := range o.byKey {
+		for _, e := range evs {
+			if !e.lost {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkSiblings compares the final versions of key with the maximal
+// writes: invariants (2) and (3).
+func (o *oracle) checkSiblings(key string, got []merge.Version) *violation {
+	want := o.maximal(key)
+	has := map[clock.Dot]bool{}
+	for _, v := range got {
+		has[v.Dot] = true
+	}
+	wanted := map[clock.Dot]bool{}
+	for _, e := range want {
+		wanted[e.dot] = true
+	}
+	for _, e := range want {
+		if has[e.dot] {
+			continue
+		}
+		// Who beat it? A surviving version it did not happen before, or
+		// nothing at all.
+		var over []string
+		for _, v := range got {
+			if f := o.byDot[v.Dot]; f != nil && !f.past[e.n] {
+				over = append(over, f.String())
+			}
+		}
+		if len(want) > 1 {
+			return violate(RuleSiblings, "%s is missing from the siblings of %s: no write saw it, yet the replicas keep only %s",
+				e, key, strings.Join(over, ", "))
+		}
+		return violate(RuleCausality, "%s, the latest write of %s, lost to %s", e, key, strings.Join(over, ", "))
+	}
+	for _, v := range got {
+		if wanted[v.Dot] {
+			continue
+		}
+		f := o.byDot[v.Dot]
+		var after []string
+		for _, e := range want {
+			if f != nil && e.past[f.n] {
+				after = append(after, e.String())
+			}
+		}
+		what := o.dot(v.Dot)
+		if f != nil {
+			what = f.String()
+		}
+		return violate(RuleCausality, "%s survives on %s although %s happened after it", what, key, strings.Join(after, " and "))
+	}
+	return nil
+}
+
+// lwwWinner is the lww rule, written out independently of merge: the
+// largest HLC, then the largest replica id, then the largest counter.
+func lwwWinner(evs []*event) *event {
+	var best *event
+	for _, e := range evs {
+		if best == nil || e.time > best.time ||
+			e.time == best.time && (e.dot.Replica.Compare(best.dot.Replica) > 0 ||
+				e.dot.Replica == best.dot.Replica && e.dot.Counter > best.dot.Counter) {
+			best = e
+		}
+	}
+	return best
+}
+
+// counterSum is the exact value a counter must read: the sum of every
+// acknowledged increment that was not lost.
+func (o *oracle) counterSum(key string) (sum int64, any bool) {
+	for _, e := range o.live(key) {
+		sum += e.delta
+		any = true
+	}
+	return sum, any
+}
+
+// setMembers is the add-wins observed-remove set: an element is in when
+// some add of it was seen by no remove of it.
+func (o *oracle) setMembers(key string) []string {
+	evs := o.live(key)
+	in := map[string]bool{}
+	for _, a := range evs {
+		if a.kind != OpSetAdd {
+			continue
+		}
+		removed := false
+		for _, r := range evs {
+			if r.kind == OpSetRemove && r.elem == a.elem && r.past[a.n] {
+				removed = true
+				break
+			}
+		}
+		if !removed {
+			in[a.elem] = true
+		}
+	}
+	out := []string{}
+	for e := range in {
+		out = append(out, e)
+	}
+	slices.Sort(out)
+	return out
+}

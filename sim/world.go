@@ -1,0 +1,544 @@
+package sim
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote/faultremote"
+	"github.com/ebreplica/ebreplica/remote/memremote"
+	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// Epoch is the logical time at which every simulation starts.
+var Epoch = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
+// errCrash is what Knobs.Step returns at the armed step: the process dies
+// there.
+var errCrash = errors.New("sim: crash")
+
+// node is one replica of the world.
+type node struct {
+	w    *World
+	i    int
+	id   clock.ReplicaID
+	eng  *engine
+	r    *replica.Replica
+	view *view
+
+	offset   time.Duration
+	driftPPM float64
+	jump     time.Duration // backward jumps so far
+
+	armed    string // step at which the running operation dies
+	cutUntil int    // operation position at which the partition ends (0: none)
+}
+
+func (n *node) name() string { return replicaName(n.i) }
+
+// wall is the replica's wall clock: logical time, plus its offset, its
+// drift and its jumps. It never reads the real clock.
+func (n *node) wall() time.Time {
+	t := n.w.now
+	return Epoch.Add(t + n.offset + time.Duration(float64(t)*n.driftPPM/1e6) + n.jump)
+}
+
+func (n *node) step(name string) error {
+	if n.armed != "" && name == n.armed {
+		n.armed = ""
+		return errCrash
+	}
+	return nil
+}
+
+func (n *node) open() error {
+	reg := merge.NewRegistry()
+	reg.Set("", n.w.cfg.policy())
+	r, err := replica.Open("", &replica.Options{
+		Engine: n.eng, Create: true, ID: n.id, Backend: n.view, Wall: n.wall,
+		Durability: n.w.cfg.Durability, MaxDrift: n.w.cfg.MaxDrift, Policies: reg,
+		SegmentCap: n.w.cfg.SegmentCap, Codec: n.w.cfg.Codec,
+		Knobs: &replica.Knobs{Step: n.step, Merge: n.w.cfg.Merge, UnsyncedStaging: n.w.cfg.UnsyncedStaging},
+	})
+	if err != nil {
+		return fmt.Errorf("sim: open replica %s: %w", n.name(), err)
+	}
+	n.r = r
+	return nil
+}
+
+// World is a running simulation: the replicas, the shared store, the
+// logical clock and the oracle. It is driven from one goroutine: Do runs
+// one operation to completion, Finish stops the faults, syncs until the
+// replicas agree and checks every invariant. Run and Replay drive it from
+// a schedule; tests (proptest's state machine) drive it one operation at a
+// time.
+type World struct {
+	cfg   Config
+	mem   *memremote.Backend
+	meter *meter
+	nodes []*node
+	or    *oracle
+	now   time.Duration // logical time since Epoch
+	pos   int           // operations run
+	trace []string
+	rep   Report
+	done  bool
+}
+
+// NewWorld opens cfg.Replicas replicas on one shared memory store.
+func NewWorld(cfg Config) (*World, error) {
+	cfg, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	w := &World{cfg: cfg}
+	w.mem, err = memremote.NewWithOptions("sim", memremote.Options{Now: func() time.Time { return Epoch.Add(w.now) }})
+	if err != nil {
+		return nil, err
+	}
+	w.meter = &meter{inner: w.mem}
+	ids := rand.New(rand.NewPCG(cfg.Seed, 0x1d5))
+	clocks := rand.New(rand.NewPCG(cfg.Seed, 0xc10c))
+	names := map[clock.ReplicaID]string{}
+	for i := range cfg.Replicas {
+		n := &node{w: w, i: i}
+		binary.BigEndian.PutUint64(n.id[:8], ids.Uint64())
+		binary.BigEndian.PutUint64(n.id[8:], ids.Uint64())
+		n.id[6] = n.id[6]&0x0f | 0x40 // a version 4 UUID
+		n.id[8] = n.id[8]&0x3f | 0x80
+		names[n.id] = n.name()
+		off := time.Duration((clocks.Float64()*2 - 1) * float64(cfg.Skew))
+		if cfg.Offsets != nil {
+			off = cfg.Offsets[i]
+		}
+		n.offset = off.Truncate(time.Millisecond)
+		n.driftPPM = (clocks.Float64()*2 - 1) * cfg.DriftPPM
+		n.view = &view{w: w, node: i}
+		n.eng = &engine{}
+		if cfg.Engine == EngineBadger {
+			b, err := store.OpenBadger("", store.BadgerOptions{InMemory: true})
+			if err != nil {
+				w.Close()
+				return nil, err
+			}
+			n.eng.Engine = b
+		} else {
+			n.eng.mem = store.NewMem()
+			n.eng.Engine = n.eng.mem
+		}
+		w.nodes = append(w.nodes, n)
+		if err := n.open(); err != nil {
+			n.eng.Close()
+			w.nodes = w.nodes[:i]
+			w.Close()
+			return nil, err
+		}
+	}
+	w.or = newOracle(names)
+	w.rep = Report{Seed: cfg.Seed, Runs: 1, Policy: cfg.policyName(), Engine: cfg.Engine,
+		Durability: cfg.Durability.String(), Replicas: cfg.Replicas, Keys: cfg.Keys,
+		FaultsByKind: map[string]int64{}}
+	for _, n := range w.nodes {
+		w.tracef("%s id %s offset %s drift %+.0fppm", n.name(), n.id.Short(), n.offset, n.driftPPM)
+	}
+	return w, nil
+}
+
+// Close closes every replica.
+func (w *World) Close() error {
+	var errs []error
+	for _, n := range w.nodes {
+		if n.r != nil {
+			if err := n.r.Close(); err != nil && !errors.Is(err, replica.ErrClosed) {
+				errs = append(errs, err)
+			}
+			n.r = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Trace returns the lines traced so far: one per operation, with its
+// outcome and the faults injected, then the final rounds. The same
+// schedule gives the same trace, byte for byte.
+func (w *World) Trace() []string { return slices.Clone(w.trace) }
+
+func (w *World) tracef(format string, a ...any) {
+	w.trace = append(w.trace, fmt.Sprintf(format, a...))
+}
+
+// Do runs one operation. It returns a *Violation-carrying error when an
+// invariant breaks or an operation fails with no fault to explain it.
+func (w *World) Do(op Op) error {
+	if w.done {
+		return errors.New("sim: Do after Finish")
+	}
+	if op.R < 0 || op.R >= len(w.nodes) {
+		return fmt.Errorf("sim: operation %s: no replica %d", op, op.R)
+	}
+	w.now += max(op.Advance, 0)
+	w.pos++
+	w.rep.Ops++
+	for _, n := range w.nodes {
+		if n.cutUntil != 0 && w.pos >= n.cutUntil {
+			n.cutUntil = 0
+			n.view.setCut(false)
+		}
+	}
+	n := w.nodes[op.R]
+	rates := faultsAt(w.cfg.Faults)
+	if op.Faults != nil {
+		rates = *op.Faults
+	}
+	var plan *faultPlan
+	if !rates.none() {
+		plan = &faultPlan{rates: rates, seed: w.cfg.Seed ^ (uint64(op.ID)+1)*0x9e3779b97f4a7c15}
+	}
+	n.view.begin(plan)
+	out, v := w.exec(n, op)
+	faults := n.view.end()
+	for _, f := range faults {
+		w.rep.FaultsInjected++
+		w.rep.FaultsByKind[f.Kind.String()]++
+	}
+	if v != nil {
+		out += "VIOLATION " + v.rule
+	}
+	line := fmt.Sprintf("#%-3d %9s %s -> %s", op.ID, fmtDur(w.now), op, out)
+	if d := describeFaults(faults); d != "" {
+		line += " " + d
+	}
+	w.trace = append(w.trace, line)
+	if v == nil {
+		v = w.checkNode(n)
+	}
+	if v != nil {
+		return v
+	}
+	return nil
+}
+
+func fmtDur(d time.Duration) string {
+	return fmt.Sprintf("%d.%03ds", d/time.Second, d%time.Second/time.Millisecond)
+}
+
+func (w *World) exec(n *node, op Op) (string, *violation) {
+	switch op.Kind {
+	case OpPut, OpDelete, OpBatch, OpAdd, OpSetAdd, OpSetRemove:
+		return w.write(n, op)
+	case OpPush, OpPull, OpSync:
+		return w.syncOp(n, op.Kind)
+	case OpCrash:
+		if op.Step == "" {
+			if n.eng.mem == nil {
+				return "skipped (badger cannot lose power)", nil
+			}
+			return w.powerLoss(n, "at rest")
+		}
+		n.armed = op.Step
+		via := op.Via
+		if via != OpPush && via != OpPull {
+			via = OpSync
+		}
+		out, v := w.syncOp(n, via)
+		n.armed = ""
+		return out, v
+	case OpPartition:
+		w.rep.Partitions++
+		n.view.setCut(true)
+		n.cutUntil = w.pos + max(op.For, 1)
+		return "cut off", nil
+	case OpHeal:
+		n.cutUntil = 0
+		n.view.setCut(false)
+		return "healed", nil
+	case OpClockJump:
+		w.rep.ClockJumps++
+		n.jump += op.Jump
+		return "wall now " + n.wall().Format("2006-01-02T15:04:05.000Z07:00"), nil
+	}
+	return "", violate(RuleError, "unknown operation kind %d", op.Kind)
+}
+
+// powerLoss crashes node n: its unsynced writes are lost, and it reopens
+// on the same engine and id.
+func (w *World) powerLoss(n *node, where string) (string, *violation) {
+	if err := n.r.Close(); err != nil && !errors.Is(err, replica.ErrClosed) {
+		return "", violate(RuleError, "closing %s: %v", n.name(), err)
+	}
+	n.r = nil
+	durable := n.eng.powerLoss()
+	lost := w.or.loseAfter(n.i, durable)
+	w.rep.Crashes++
+	w.rep.LostWrites += int64(len(lost))
+	if len(lost) > 0 && w.cfg.Durability == store.Sync {
+		return "", violate(RuleDurability, "power loss of %s %s lost %s, acknowledged under Sync durability", n.name(), where, lost[0])
+	}
+	if err := n.open(); err != nil {
+		return "", violate(RuleError, "%v", err)
+	}
+	out := "power loss " + where
+	if len(lost) > 0 {
+		out += fmt.Sprintf(", %d unsynced writes lost", len(lost))
+	}
+	return out, nil
+}
+
+// syncOp runs a push, pull or sync, with the crash armed if any.
+func (w *World) syncOp(n *node, kind Kind) (string, *violation) {
+	ctx := context.Background()
+	var (
+		push replica.PushStats
+		pull replica.PullStats
+		err  error
+	)
+	switch kind {
+	case OpPush:
+		push, err = n.r.Push(ctx)
+	case OpPull:
+		pull, err = n.r.Pull(ctx)
+	default:
+		var s replica.SyncStats
+		s, err = n.r.Sync(ctx)
+		push, pull = s.Push, s.Pull
+	}
+	w.rep.Conflicts += int64(pull.Conflicts)
+	var parts []string
+	if pull.Segments+pull.Skipped > 0 {
+		parts = append(parts, fmt.Sprintf("pulled %d seg (skipped %d own, %d changed) to %d", pull.Segments, pull.Skipped, pull.Changed, pull.Cursor))
+	}
+	if push.Segments > 0 {
+		parts = append(parts, fmt.Sprintf("pushed %d seg at %v", push.Segments, push.Positions))
+	}
+	out := "ok"
+	if len(parts) > 0 {
+		out = strings.Join(parts, ", ")
+	}
+	if err == nil {
+		return out, nil
+	}
+	if errors.Is(err, errCrash) {
+		if n.eng.mem == nil {
+			w.rep.Crashes++
+			return out + "; aborted at the step (badger: no power loss)", nil
+		}
+		crashed, v := w.powerLoss(n, "at a step")
+		return out + "; " + crashed, v
+	}
+	return w.failed(n, out, err)
+}
+
+// fatal errors are never explained by a fault: each is a false verdict
+// (or real damage) that stops a replica for good.
+var fatal = []error{replica.ErrCloned, replica.ErrGap, replica.ErrDuplicateID, replica.ErrRetired,
+	replica.ErrPolicyMismatch, replica.ErrNewerFormat, store.ErrCorrupt}
+
+// failed classifies an operation's error: explained by an injected fault
+// or a partition (then it is part of the run), or a violation.
+func (w *World) failed(n *node, out string, err error) (string, *violation) {
+	for _, f := range fatal {
+		if errors.Is(err, f) {
+			return "", violate(RuleError, "%s failed with %v", n.name(), err)
+		}
+	}
+	n.view.mu.Lock()
+	explained := len(n.view.injected) > 0 || n.view.cut
+	n.view.mu.Unlock()
+	if !explained {
+		return "", violate(RuleError, "%s failed with no fault injected: %v", n.name(), err)
+	}
+	class := "fault"
+	switch {
+	case errors.Is(err, errPartition):
+		class = "partition"
+	case errors.Is(err, faultremote.ErrInjected):
+		class = "injected"
+	}
+	return out + "; failed (" + class + ")", nil
+}
+
+// write runs a local write and records it in the oracle.
+func (w *World) write(n *node, op Op) (string, *violation) {
+	ctx := context.Background()
+	var keys []string
+	switch op.Kind {
+	case OpBatch:
+		for _, it := range op.Items {
+			keys = append(keys, it.Key)
+		}
+	default:
+		keys = []string{op.Key}
+	}
+	before := make([]merge.Record, len(keys))
+	for i, k := range keys {
+		rec, v := w.record(n, k)
+		if v != nil {
+			return "", v
+		}
+		before[i] = rec
+	}
+	var err error
+	switch op.Kind {
+	case OpPut:
+		err = n.r.Put(ctx, op.Key, []byte(op.Value))
+	case OpDelete:
+		err = n.r.Delete(ctx, op.Key)
+	case OpBatch:
+		err = n.r.Batch(ctx, func(b *replica.Batch) error {
+			for _, it := range op.Items {
+				if it.Delete {
+					b.Delete(it.Key)
+				} else {
+					b.Put(it.Key, []byte(it.Value))
+				}
+			}
+			return nil
+		})
+	case OpAdd, OpSetAdd, OpSetRemove:
+		err = crdtWrite(ctx, n.r, op)
+	}
+	if errors.Is(err, replica.ErrNotFound) {
+		return "not found: nothing written", nil
+	}
+	if err != nil {
+		return "", violate(RuleError, "%s %s failed: %v", n.name(), op, err)
+	}
+	applied := n.eng.applied.Load()
+	var dots []string
+	for i, k := range keys {
+		after, err := readRecord(n, k)
+		if err != nil {
+			return "", violate(RuleError, "reading %s at %s: %v", k, n.name(), err)
+		}
+		if after.Equal(before[i]) {
+			continue // a batch delete of a key that was not live
+		}
+		if len(after.Versions) != 1 || after.Versions[0].Dot.Replica != n.id || before[i].Clock.Covers(after.Versions[0].Dot) {
+			return "", violate(RuleCausality, "a local write of %s at %s must replace every sibling with one new version; the record went from %s to %s",
+				k, n.name(), fmtRecord(w.or, before[i]), fmtRecord(w.or, after))
+		}
+		nv := after.Versions[0]
+		e, v := w.or.record(n.i, op.ID, k, before[i], nv, applied)
+		if v != nil {
+			return "", v
+		}
+		e.kind, e.delta, e.elem = op.Kind, op.Delta, op.Elem
+		if op.Kind == OpBatch {
+			e.kind = OpPut
+			if nv.Deleted {
+				e.kind = OpDelete
+			}
+		}
+		w.rep.Writes++
+		if sib := len(before[i].Versions); sib > 1 && w.cfg.UserPolicy == nil && w.cfg.Policy == PolicyLWW {
+			// lww showed the writer one of them: the others are overwritten
+			// unread.
+			w.rep.LostUpdates += int64(sib - 1)
+		}
+		dots = append(dots, w.or.dot(nv.Dot))
+	}
+	if len(dots) == 0 {
+		return "ok, nothing written", nil
+	}
+	return "ok " + strings.Join(dots, " "), nil
+}
+
+func readRecord(n *node, key string) (merge.Record, error) {
+	var rec merge.Record
+	err := n.r.Store().View(func(v *store.View) error {
+		st, _, err := v.Record(key)
+		rec = st.Record
+		return err
+	})
+	return rec, err
+}
+
+// record reads key's record at n and checks its versions.
+func (w *World) record(n *node, key string) (merge.Record, *violation) {
+	rec, err := readRecord(n, key)
+	if err != nil {
+		return rec, violate(RuleError, "reading %s at %s: %v", key, n.name(), err)
+	}
+	return rec, w.checkRecord(n, key, rec)
+}
+
+func (w *World) checkRecord(n *node, key string, rec merge.Record) *violation {
+	w.rep.MaxSiblings = max(w.rep.MaxSiblings, len(rec.Versions))
+	for _, ver := range rec.Versions {
+		if v := w.or.checkVersion(n.name(), key, ver); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// checkNode checks every version node n holds against the oracle
+// (invariant 5, throughout the run).
+func (w *World) checkNode(n *node) *violation {
+	var out *violation
+	err := n.r.Store().View(func(v *store.View) error {
+		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
+			out = w.checkRecord(n, key, st.Record)
+			return out == nil, nil
+		})
+	})
+	if err != nil {
+		return violate(RuleError, "scanning %s: %v", n.name(), err)
+	}
+	return out
+}
+
+func fmtRecord(o *oracle, r merge.Record) string {
+	var b strings.Builder
+	b.WriteString("{clock ")
+	var entries []string
+	for _, d := range r.Clock.Entries() {
+		entries = append(entries, o.dot(d))
+	}
+	b.WriteString("[" + strings.Join(entries, " ") + "]")
+	for _, v := range r.Versions {
+		if v.Deleted {
+			fmt.Fprintf(&b, " %s:deleted@%s", o.dot(v.Dot), v.Time)
+		} else {
+			fmt.Fprintf(&b, " %s:%q@%s", o.dot(v.Dot), v.Value, v.Time)
+		}
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// digest is a hash of node n's whole state: every key with its clock and
+// versions (merge.EncodeRecord), in key order.
+func (w *World) digest(n *node) (string, map[string]merge.Record, error) {
+	h := sha256.New()
+	recs := map[string]merge.Record{}
+	err := n.r.Store().View(func(v *store.View) error {
+		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
+			b, err := merge.EncodeRecord(st.Record)
+			if err != nil {
+				return false, err
+			}
+			var l [8]byte
+			binary.BigEndian.PutUint64(l[:], uint64(len(key)))
+			h.Write(l[:])
+			h.Write([]byte(key))
+			binary.BigEndian.PutUint64(l[:], uint64(len(b)))
+			h.Write(l[:])
+			h.Write(b)
+			recs[key] = st.Record
+			return true, nil
+		})
+	})
+	return hex.EncodeToString(h.Sum(nil)[:12]), recs, err
+}
