@@ -52,8 +52,7 @@ package merge
 //   - An update concurrent with a delete survives it whole: a replica that
 //     holds both reads the update's state, including what its writer had
 //     seen before the delete, and an update made after seeing both starts
-//     from that state. The update wins over the delete, as a write wins
-//     over a concurrent delete under mv's resolution by the application.
+//     from that state: the update wins over the delete.
 
 import (
 	"bytes"

@@ -216,24 +216,14 @@ func TestCrashKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
+	var counterBefore uint64 // the persisted dot counter when a round starts
 
 	model := map[string]crashAck{} // per key: the latest acknowledged or observed durable state
 	var totalAcks int
 	start := time.Now()
 	for round := 1; round <= kills; round++ {
-		// The persisted dot counter before the child starts: every write
-		// it acknowledges must get a larger one (no dot reuse).
-		r, err := replica.Open(dir, nil)
-		if err != nil {
-			t.Fatalf("round %d: open: %v", round, err)
-		}
-		st, err := r.Status()
-		r.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		counterBefore := st.Counter
-
+		// Every write the child acknowledges must get a dot counter above
+		// the one persisted when it started (no dot reuse).
 		killAt := rng.IntN(crashMaxAcks + 1)
 		acks, err := crashRound(dir, round, killAt, func(key string, a crashAck) error {
 			if a.counter <= counterBefore {
@@ -249,7 +239,7 @@ func TestCrashKill(t *testing.T) {
 			t.Fatalf("round %d (kill after %d acks, seed %d): %v", round, killAt, seed, err)
 		}
 		totalAcks += acks
-		if err := checkAfterCrash(dir, model); err != nil {
+		if counterBefore, err = checkAfterCrash(dir, model); err != nil {
 			t.Fatalf("round %d (kill after %d acks, seed %d): %v", round, killAt, seed, err)
 		}
 	}
@@ -326,43 +316,44 @@ func crashRound(dir string, round, killAt int, ack func(key string, a crashAck) 
 // checkAfterCrash reopens the replica and checks it against the model:
 // each key's current write is its last acknowledged write or a later one,
 // and the counters equal full recounts. The model then takes the observed
-// state, which the reopen has made durable.
-func checkAfterCrash(dir string, model map[string]crashAck) error {
+// state, which the reopen has made durable. It returns the persisted dot
+// counter.
+func checkAfterCrash(dir string, model map[string]crashAck) (uint64, error) {
 	r, err := replica.Open(dir, nil)
 	if err != nil {
-		return fmt.Errorf("reopen after kill: %w", err)
+		return 0, fmt.Errorf("reopen after kill: %w", err)
 	}
 	defer r.Close()
 	for key, want := range model {
 		vs, err := r.Versions(key)
 		if errors.Is(err, replica.ErrNotFound) {
-			return fmt.Errorf("%s: acknowledged write (counter %d) lost: no record", key, want.counter)
+			return 0, fmt.Errorf("%s: acknowledged write (counter %d) lost: no record", key, want.counter)
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if len(vs) != 1 {
-			return fmt.Errorf("%s: %d versions", key, len(vs))
+			return 0, fmt.Errorf("%s: %d versions", key, len(vs))
 		}
 		got := crashAck{del: vs[0].Deleted, val: string(vs[0].Value), counter: vs[0].Counter}
 		switch {
 		case got.counter < want.counter:
-			return fmt.Errorf("%s: acknowledged write lost: holds counter %d (%+v), acknowledged %d (%+v)", key, got.counter, got, want.counter, want)
+			return 0, fmt.Errorf("%s: acknowledged write lost: holds counter %d (%+v), acknowledged %d (%+v)", key, got.counter, got, want.counter, want)
 		case got.counter == want.counter && (got.del != want.del || got.val != want.val):
-			return fmt.Errorf("%s: dot counter %d names two writes: %+v and %+v", key, got.counter, got, want)
+			return 0, fmt.Errorf("%s: dot counter %d names two writes: %+v and %+v", key, got.counter, got, want)
 		case got.counter > want.counter && !got.del && !want.del:
 			gr, gs := valueOrder(got.val)
 			wr, ws := valueOrder(want.val)
 			if gr < wr || gr == wr && gs <= ws {
-				return fmt.Errorf("%s: holds %q (counter %d), older than the acknowledged %q (counter %d)", key, got.val, got.counter, want.val, want.counter)
+				return 0, fmt.Errorf("%s: holds %q (counter %d), older than the acknowledged %q (counter %d)", key, got.val, got.counter, want.val, want.counter)
 			}
 		}
 		v, err := r.Get(key)
 		switch {
 		case got.del && !errors.Is(err, replica.ErrNotFound):
-			return fmt.Errorf("%s: deleted, Get = %q %v", key, v, err)
+			return 0, fmt.Errorf("%s: deleted, Get = %q %v", key, v, err)
 		case !got.del && (err != nil || string(v) != got.val):
-			return fmt.Errorf("%s: Get = %q %v, version %q", key, v, err, got.val)
+			return 0, fmt.Errorf("%s: Get = %q %v, version %q", key, v, err, got.val)
 		}
 		model[key] = got
 	}
@@ -375,10 +366,21 @@ func checkAfterCrash(dir string, model map[string]crashAck) error {
 		return v.Marks("", func(string, uint64) (bool, error) { marks++; return true, nil })
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if r.Len() != live || r.Store().Pending() != marks {
-		return fmt.Errorf("counters: Len %d (recount %d), Pending %d (marks %d)", r.Len(), live, r.Store().Pending(), marks)
+		return 0, fmt.Errorf("counters: Len %d (recount %d), Pending %d (marks %d)", r.Len(), live, r.Store().Pending(), marks)
 	}
-	return r.Close()
+	st, err := r.Status()
+	if err != nil {
+		return 0, err
+	}
+	var maxSeen uint64
+	for _, a := range model {
+		maxSeen = max(maxSeen, a.counter)
+	}
+	if st.Counter < maxSeen {
+		return 0, fmt.Errorf("persisted dot counter %d below a stored dot %d", st.Counter, maxSeen)
+	}
+	return st.Counter, r.Close()
 }

@@ -77,6 +77,9 @@ type Report struct {
 	// capped (as of the end; a crash resets a replica's count).
 	SkewCapped     int64            `json:"skew_capped"`
 	FaultsInjected int64            `json:"faults_injected"`
+	// FalseVerdicts counts manifest verdicts (policy mismatch, newer
+	// format, not a store) given on a damaged read of the manifest.
+	FalseVerdicts int64 `json:"false_verdicts,omitempty"`
 	FaultsByKind   map[string]int64 `json:"faults_by_kind"`
 	Requests       Requests         `json:"requests"`
 	BytesOut       int64            `json:"bytes_out"` // log segments and registry objects (the manifest excluded)
@@ -119,6 +122,7 @@ func (r *Report) add(o Report) {
 	r.ClockJumps += o.ClockJumps
 	r.SkewCapped += o.SkewCapped
 	r.FaultsInjected += o.FaultsInjected
+	r.FalseVerdicts += o.FalseVerdicts
 	for k, v := range o.FaultsByKind {
 		r.FaultsByKind[k] += v
 	}

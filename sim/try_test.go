@@ -18,7 +18,7 @@ func TestTrySweep(t *testing.T) {
 	start := time.Now()
 	fails := 0
 	for seed := uint64(0); seed < 1000; seed++ {
-		_, err := Run(Config{Seed: seed, Ops: 40, Faults: 0.3})
+		_, err := Run(Config{Seed: seed, Ops: 40, Faults: 0.5})
 		if err != nil {
 			fails++
 			if fails < 4 {
