@@ -114,13 +114,15 @@ func Run(ctx context.Context, w io.Writer) (bool, error) {
 	if _, err := phone.Pull(ctx); err != nil {
 		return false, err
 	}
-	if err := put(phone, "settings/font", "serif"); err != nil {
+	if err := put(phone, "settings/theme", "solarized"); err != nil {
 		return false, err
 	}
 	if err := put(phone, "profile/alice", "Alice Liddell"); err != nil {
 		return false, err
 	}
+	p(`  phone   put settings/theme = "solarized"     (after seeing the laptop's "dark")`)
 	p(`  phone   put profile/alice = "Alice Liddell"  (after seeing the laptop's "Alice")`)
+	p(`  (the tablet's "blue" is still unseen by anyone: it stays concurrent)`)
 
 	p("\n4. Everyone syncs (pull, then push; twice around).")
 	if err := syncAll(); err != nil {
@@ -147,6 +149,15 @@ func Run(ctx context.Context, w io.Writer) (bool, error) {
 		digests[n.name] = fmt.Sprintf("%x", sha256.Sum256([]byte(sb.String())))[:16]
 	}
 	converged := digests["laptop"] == digests["phone"] && digests["phone"] == digests["tablet"]
+	p("\n6. Clock skew seen: remote timestamps more than 1 h (MaxDrift) ahead of a replica's")
+	p("   wall clock are merged but cap its clock at wall + 1 h, and are counted:")
+	for _, n := range nodes {
+		st, err := n.r.Status()
+		if err != nil {
+			return false, err
+		}
+		p("  %-7s %d capped, furthest ahead %s", n.name, st.SkewCapped, st.MaxSkew.Round(time.Minute))
+	}
 	p("")
 	for _, n := range nodes {
 		p("  digest %-7s %s", n.name, digests[n.name])
@@ -192,7 +203,7 @@ func explain(r *replica.Replica, key string, name map[string]string) (string, er
 	who := name[win.Replica.String()]
 	var why string
 	if len(vs) == 1 {
-		why = fmt.Sprintf("the only version, by %s: every other write of this key happened before it", who)
+		why = fmt.Sprintf("one version, by %s: no concurrent write (earlier ones it saw were superseded)", who)
 	} else {
 		var others []string
 		for _, v := range vs {
