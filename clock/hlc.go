@@ -113,6 +113,14 @@ func (c *Clock) Observe(remote HLC) (capped bool) {
 	return capped
 }
 
+// SeedSkewStats restores skew statistics persisted by an earlier process.
+func (c *Clock) SeedSkewStats(capped uint64, maxAhead time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.capped += capped
+	c.maxSkew = max(c.maxSkew, maxAhead)
+}
+
 // SkewStats reports how many observed timestamps were capped, and the
 // largest amount by which an observed timestamp was ahead of local wall time.
 func (c *Clock) SkewStats() (capped uint64, maxAhead time.Duration) {

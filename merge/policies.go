@@ -36,23 +36,34 @@ package merge
 // which would lose the new entry (a PN-counter keyed by replica alone
 // loses increments exactly that way).
 //
+// A CRDT key with no entries — a counter no replica has changed, a set with
+// no members — reads as deleted (as Redis drops an empty set), so an
+// update that empties it deletes it, and Clear is an observed-remove
+// delete.
+//
 // # Deletes
 //
-// A delete of a counter or set key is a tombstone version like any other,
-// and a read joins only the live siblings. A tombstone carries no state, so:
+// A tombstone (Replica.Delete) carries no state, and a read joins only the
+// live siblings, so:
 //
 //   - A replica that has seen the delete, and no update concurrent with
 //     it, starts from the empty state (a counter from zero). Its context is
 //     its record clock, which covers everything the delete saw, so when its
 //     update later meets an update made concurrently with the delete, the
-//     entries the delete saw are dropped from the join: the delete wins
-//     over what it saw, and the concurrent update's own changes survive. (A
-//     counter entry is its replica's running total, so the concurrent
-//     updater's whole total survives.)
+//     entries the delete saw are dropped from the join.
 //   - An update concurrent with a delete survives it whole: a replica that
 //     holds both reads the update's state, including what its writer had
 //     seen before the delete, and an update made after seeing both starts
-//     from that state: the update wins over the delete.
+//     from that state. This can bring back a member that was removed just
+//     before the delete, since the tombstone replaced the state that
+//     recorded the removal.
+//
+// Writing the cleared state (CounterOf/SetOf, then Clear) instead of a
+// tombstone deletes with observed-remove semantics, exactly: the delete
+// wins over every change it saw, a concurrent change wins over the delete,
+// nothing else comes back. (A counter entry is its replica's running
+// total, so the total of a replica that changed the counter concurrently
+// with the clear survives whole.)
 
 import (
 	"bytes"
@@ -295,8 +306,9 @@ func badState(format string, a ...any) error {
 // Counter is the counter policy: Version.Value holds a CounterState. A
 // read joins the states of the live siblings; Result.Value is the decimal
 // text of the counter's value (for instance "-3") and Winner -1. A key
-// whose siblings are all tombstones reads as deleted. A value that is not
-// a valid state makes the read fail (ErrBadState).
+// whose siblings are all tombstones, or whose joined state has no entries
+// (see CounterState.Clear), reads as deleted. A value that is not a valid
+// state makes the read fail (ErrBadState).
 type Counter struct{}
 
 // Name returns "counter".
@@ -304,45 +316,44 @@ func (Counter) Name() string { return NameCounter }
 
 // Resolve joins the live siblings' states.
 func (Counter) Resolve(_ string, vs []Version) (Result, error) {
-	s, live, err := joinCounters(vs)
+	s, err := joinCounters(vs)
 	if err != nil {
 		return Result{}, err
 	}
-	if !live {
+	if s.Empty() {
 		return Result{Deleted: true, Winner: -1}, nil
 	}
 	return Result{Value: strconv.AppendInt(nil, s.Value(), 10), Winner: -1}, nil
 }
 
-func joinCounters(vs []Version) (CounterState, bool, error) {
+func joinCounters(vs []Version) (CounterState, error) {
 	var s CounterState
-	live := false
 	for _, v := range vs {
 		if v.Deleted {
 			continue
 		}
 		o, err := DecodeCounter(v.Value)
 		if err != nil {
-			return CounterState{}, false, fmt.Errorf("version %s: %w", v.Dot, err)
+			return CounterState{}, fmt.Errorf("version %s: %w", v.Dot, err)
 		}
-		s, live = s.Join(o), true
+		s = s.Join(o)
 	}
-	return s, live, nil
+	return s, nil
 }
 
 // CounterOf returns the state a read of the record sees and a local update
 // of the key starts from: the join of the states of r's live versions,
 // with r's clock joined into its context (the writer has seen every dot
-// the clock covers). live is false when r has no live version: the key
-// reads as deleted and an update starts from zero. For a key with no
-// record, pass Record{Clock: G}, as a local write starts from G.
-func CounterOf(r Record) (s CounterState, live bool, err error) {
-	s, live, err = joinCounters(r.Versions)
+// the clock covers). For a key with no record, pass Record{Clock: G}, as a
+// local write starts from G. The key reads as deleted when the state is
+// Empty.
+func CounterOf(r Record) (CounterState, error) {
+	s, err := joinCounters(r.Versions)
 	if err != nil {
-		return CounterState{}, false, err
+		return CounterState{}, err
 	}
 	s.ctx = s.ctx.Join(r.Clock)
-	return s, live, nil
+	return s, nil
 }
 
 // CounterState is the state of a counter: a PN-counter whose per-replica
@@ -441,6 +452,18 @@ func (s CounterState) Value() int64 {
 // Context returns a copy of the state's causal context.
 func (s CounterState) Context() clock.Vector { return s.ctx.Clone() }
 
+// Empty reports whether s has no entries: no replica has changed the
+// counter since it was created or cleared. An empty counter reads as
+// deleted.
+func (s CounterState) Empty() bool { return len(s.entries) == 0 }
+
+// Clear returns s without entries (value 0, reads as deleted). The
+// entries' dots stay in the context, so the clear wins over every change
+// it saw; a replica's concurrent change survives with its running total.
+func (s CounterState) Clear() CounterState {
+	return CounterState{ctx: s.ctx.Clone(), entries: map[clock.Dot]pn{}}
+}
+
 // Join returns the join of s and o: commutative, associative, idempotent.
 func (s CounterState) Join(o CounterState) CounterState {
 	out := CounterState{ctx: s.ctx.Join(o.ctx), entries: make(map[clock.Dot]pn, max(len(s.entries), len(o.entries)))}
@@ -509,11 +532,11 @@ func (s CounterState) String() string {
 
 // Set is the set policy: Version.Value holds a SetState, an add-wins
 // observed-remove set. A read joins the states of the live siblings;
-// Result.Value is the members in byte order joined by newlines ("" for a
-// live empty set; ambiguous for members holding a newline — use
-// SetState.Members or replica's SetMembers for the exact list) and Winner
-// -1. A key whose siblings are all tombstones reads as deleted. A value
-// that is not a valid state makes the read fail (ErrBadState).
+// Result.Value is the members in byte order joined by newlines (ambiguous
+// for members holding a newline: SetState.Members and replica's
+// SetMembers give the exact list) and Winner -1. A key whose siblings are
+// all tombstones, or whose joined state has no members, reads as deleted.
+// A value that is not a valid state makes the read fail (ErrBadState).
 type Set struct{}
 
 // Name returns "set".
@@ -521,41 +544,41 @@ func (Set) Name() string { return NameSet }
 
 // Resolve joins the live siblings' states.
 func (Set) Resolve(_ string, vs []Version) (Result, error) {
-	s, live, err := joinSets(vs)
+	s, err := joinSets(vs)
 	if err != nil {
 		return Result{}, err
 	}
-	if !live {
+	if s.Len() == 0 {
 		return Result{Deleted: true, Winner: -1}, nil
 	}
 	return Result{Value: []byte(strings.Join(s.Members(), "\n")), Winner: -1}, nil
 }
 
-func joinSets(vs []Version) (SetState, bool, error) {
+func joinSets(vs []Version) (SetState, error) {
 	var s SetState
-	live := false
 	for _, v := range vs {
 		if v.Deleted {
 			continue
 		}
 		o, err := DecodeSet(v.Value)
 		if err != nil {
-			return SetState{}, false, fmt.Errorf("version %s: %w", v.Dot, err)
+			return SetState{}, fmt.Errorf("version %s: %w", v.Dot, err)
 		}
-		s, live = s.Join(o), true
+		s = s.Join(o)
 	}
-	return s, live, nil
+	return s, nil
 }
 
 // SetOf returns the state a read of the record sees and a local update of
-// the key starts from, as CounterOf does for counters.
-func SetOf(r Record) (s SetState, live bool, err error) {
-	s, live, err = joinSets(r.Versions)
+// the key starts from, as CounterOf does for counters. The key reads as
+// deleted when the state has no members.
+func SetOf(r Record) (SetState, error) {
+	s, err := joinSets(r.Versions)
 	if err != nil {
-		return SetState{}, false, err
+		return SetState{}, err
 	}
 	s.ctx = s.ctx.Join(r.Clock)
-	return s, live, nil
+	return s, nil
 }
 
 // SetState is the state of an add-wins observed-remove set without
@@ -739,6 +762,11 @@ func (s SetState) Remove(elems ...string) SetState {
 	}
 	return out
 }
+
+// Clear returns s without members (it reads as deleted), with
+// observed-remove semantics: it wins over every add it saw, and a
+// concurrent add survives.
+func (s SetState) Clear() SetState { return SetState{ctx: s.ctx.Clone(), entries: map[string][]clock.Dot{}} }
 
 func (s SetState) clone() SetState {
 	out := SetState{ctx: s.ctx.Clone(), entries: make(map[string][]clock.Dot, len(s.entries)+1)}

@@ -226,6 +226,13 @@ func TestCounterBasics(t *testing.T) {
 	if s.Value() != 7 {
 		t.Fatalf("value %d, want 7 (%v)", s.Value(), s)
 	}
+	if s.Empty() || !(merge.CounterState{}).Empty() || !s.Clear().Empty() || s.Clear().Value() != 0 ||
+		!s.Clear().Context().Equal(s.Context()) {
+		t.Fatalf("Empty or Clear wrong")
+	}
+	if (merge.CounterState{}).Add(pdot(0, 1), 0).Empty() {
+		t.Fatalf("an add of 0 leaves the counter empty")
+	}
 	if got := s.String(); strings.Count(got, "=+") != 2 {
 		t.Fatalf("one entry per replica expected: %s", got)
 	}
@@ -276,6 +283,16 @@ func TestCounterResolve(t *testing.T) {
 	res, err = merge.Counter{}.Resolve("k", []merge.Version{{Deleted: true, Dot: pdot(0, 1)}, {Deleted: true, Dot: pdot(1, 1)}})
 	if err != nil || !res.Deleted || res.Value != nil {
 		t.Fatalf("all tombstones: %+v, %v", res, err)
+	}
+	// No entries: deleted. Entries summing to 0: live 0.
+	res, err = merge.Counter{}.Resolve("k", []merge.Version{{Value: a.Join(b).Clear().Encode(), Dot: pdot(0, 2)}})
+	if err != nil || !res.Deleted {
+		t.Fatalf("cleared: %+v, %v", res, err)
+	}
+	zero := a.Add(pdot(0, 2), -3)
+	res, err = merge.Counter{}.Resolve("k", []merge.Version{{Value: zero.Encode(), Dot: pdot(0, 2)}})
+	if err != nil || res.Deleted || string(res.Value) != "0" {
+		t.Fatalf("zero: %+v, %v", res, err)
 	}
 	_, err = merge.Counter{}.Resolve("k", []merge.Version{{Value: []byte("7"), Dot: pdot(0, 1)}})
 	if !errors.Is(err, merge.ErrBadState) || !strings.Contains(err.Error(), pdot(0, 1).String()) {
@@ -432,10 +449,16 @@ func TestSetBasics(t *testing.T) {
 	if err != nil || string(res.Value) != "a\nc" || res.Winner != -1 {
 		t.Fatalf("Resolve = %+v, %v", res, err)
 	}
-	empty := s.Remove("a", "c")
-	res, err = merge.Set{}.Resolve("k", []merge.Version{{Value: empty.Encode(), Dot: pdot(0, 1)}, {Deleted: true, Dot: pdot(1, 1)}})
-	if err != nil || res.Deleted || res.Value == nil || len(res.Value) != 0 {
-		t.Fatalf("empty live set: %+v, %v", res, err)
+	// A set without members reads as deleted (Redis drops empty sets too),
+	// however it got there.
+	for _, empty := range []merge.SetState{s.Remove("a", "c"), s.Clear()} {
+		if empty.Len() != 0 || !empty.Context().Equal(s.Context()) {
+			t.Fatalf("emptied %v", empty)
+		}
+		res, err = merge.Set{}.Resolve("k", []merge.Version{{Value: empty.Encode(), Dot: pdot(0, 1)}, {Deleted: true, Dot: pdot(1, 1)}})
+		if err != nil || !res.Deleted || res.Value != nil {
+			t.Fatalf("empty set: %+v, %v", res, err)
+		}
 	}
 	res, err = merge.Set{}.Resolve("k", []merge.Version{{Deleted: true, Dot: pdot(1, 1)}})
 	if err != nil || !res.Deleted {
@@ -547,10 +570,22 @@ func (m *model) syncAll() {
 	}
 }
 
+// deleteMode is how a history deletes a CRDT key: never, with tombstones
+// (Replica.Delete), or by writing the cleared state.
+type deleteMode int
+
+const (
+	noDeletes deleteMode = iota
+	tombstones
+	clears
+)
+
+func (d deleteMode) String() string { return [...]string{"none", "tombstones", "clears"}[d] }
+
 func TestCounterHistories(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(2, 4).Draw(t, "replicas")
-		withDeletes := rapid.Bool().Draw(t, "deletes")
+		mode := rapid.SampledFrom([]deleteMode{noDeletes, tombstones, clears}).Draw(t, "deletes")
 		m := newModel(n)
 		deltas := map[clock.Dot]int64{}
 		deletes := map[clock.Dot]bool{}
@@ -576,7 +611,7 @@ func TestCounterHistories(t *testing.T) {
 					}
 				}
 			}
-			if !withDeletes && got != all {
+			if mode == noDeletes && got != all {
 				t.Fatalf("replica %d reads %d, want the sum %d of every increment it has seen", i, got, all)
 			}
 			// With deletes (and only positive deltas): no increment that no
@@ -585,24 +620,28 @@ func TestCounterHistories(t *testing.T) {
 				t.Fatalf("replica %d reads %d, want between %d (increments no delete saw) and %d (all)", i, got, unobserved, all)
 			}
 		}
+		update := func(i int, f func(merge.CounterState, clock.Dot) merge.CounterState) clock.Dot {
+			return m.write(t, i, func(r merge.Record, d clock.Dot) []byte {
+				s, err := merge.CounterOf(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f(s, d).Encode()
+			})
+		}
 		for range rapid.IntRange(0, 30).Draw(t, "steps") {
 			i := rapid.IntRange(0, n-1).Draw(t, "at")
 			switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
 			case op < 4:
 				delta := rapid.Int64Range(-3, 5).Draw(t, "delta")
-				if withDeletes {
+				if mode != noDeletes {
 					delta = rapid.Int64Range(1, 5).Draw(t, "positive delta")
 				}
-				d := m.write(t, i, func(r merge.Record, d clock.Dot) []byte {
-					s, _, err := merge.CounterOf(r)
-					if err != nil {
-						t.Fatal(err)
-					}
-					return s.Add(d, delta).Encode()
-				})
-				deltas[d] = delta
-			case op == 4 && withDeletes:
+				deltas[update(i, func(s merge.CounterState, d clock.Dot) merge.CounterState { return s.Add(d, delta) })] = delta
+			case op == 4 && mode == tombstones:
 				deletes[m.write(t, i, func(merge.Record, clock.Dot) []byte { return nil })] = true
+			case op == 4 && mode == clears:
+				deletes[update(i, func(s merge.CounterState, _ clock.Dot) merge.CounterState { return s.Clear() })] = true
 			default:
 				m.receive(i, rapid.IntRange(0, n-1).Draw(t, "from"))
 			}
@@ -622,65 +661,58 @@ func TestSetHistories(t *testing.T) {
 	elems := []string{"a", "b", "c"}
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(2, 4).Draw(t, "replicas")
-		withDeletes := rapid.Bool().Draw(t, "deletes")
+		mode := rapid.SampledFrom([]deleteMode{noDeletes, tombstones, clears}).Draw(t, "deletes")
 		m := newModel(n)
 		adds := map[clock.Dot]string{}
-		removes := map[clock.Dot]string{}
-		deletes := map[clock.Dot]bool{}
+		removes := map[clock.Dot]string{} // "" for a delete or clear: every member
 		check := func(i int) {
-			s, _, err := merge.SetOf(m.recs[i])
+			s, err := merge.SetOf(m.recs[i])
 			if err != nil {
 				t.Fatalf("replica %d: %v", i, err)
 			}
 			for _, e := range elems {
-				// e must be present when an add of e is not in the past of
-				// any remove of e (or any delete), and absent when every add
-				// of e is in the past of some remove of e.
-				surviving, unremoved := false, false
+				// Add-wins, observed-remove: e is a member when some add of
+				// e is in the past of no remove of e (nor delete).
+				want := false
 				for a, ae := range adds {
 					if ae != e || !m.seen[i][a] {
 						continue
 					}
-					removed, deleted := false, false
+					removed := false
 					for r, re := range removes {
-						removed = removed || (re == e && m.seen[i][r] && m.before(a, r))
+						removed = removed || ((re == e || re == "") && m.seen[i][r] && m.before(a, r))
 					}
-					for x := range deletes {
-						deleted = deleted || (m.seen[i][x] && m.before(a, x))
-					}
-					unremoved = unremoved || !removed
-					surviving = surviving || (!removed && !deleted)
+					want = want || !removed
 				}
-				if !withDeletes && s.Contains(e) != surviving {
-					t.Fatalf("replica %d: member %q is %v, want %v (%v)", i, e, s.Contains(e), surviving, s)
-				}
-				if surviving && !s.Contains(e) {
-					t.Fatalf("replica %d lost %q: an add of it that no remove or delete saw", i, e)
-				}
-				if !unremoved && s.Contains(e) {
-					t.Fatalf("replica %d holds %q, though every add of it was removed", i, e)
+				// A tombstone replaces the state that recorded earlier
+				// removes: an update concurrent with it can bring a removed
+				// member back (see the package doc). Nothing is ever lost.
+				if got := s.Contains(e); got != want && (mode != tombstones || want) {
+					t.Fatalf("replica %d: member %q is %v, want %v (%v)", i, e, got, want, s)
 				}
 			}
+		}
+		update := func(i int, f func(merge.SetState, clock.Dot) merge.SetState) clock.Dot {
+			return m.write(t, i, func(r merge.Record, d clock.Dot) []byte {
+				s, err := merge.SetOf(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f(s, d).Encode()
+			})
 		}
 		for range rapid.IntRange(0, 30).Draw(t, "steps") {
 			i := rapid.IntRange(0, n-1).Draw(t, "at")
 			e := rapid.SampledFrom(elems).Draw(t, "member")
-			update := func(f func(merge.SetState, clock.Dot) merge.SetState) clock.Dot {
-				return m.write(t, i, func(r merge.Record, d clock.Dot) []byte {
-					s, _, err := merge.SetOf(r)
-					if err != nil {
-						t.Fatal(err)
-					}
-					return f(s, d).Encode()
-				})
-			}
 			switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
 			case op < 3:
-				adds[update(func(s merge.SetState, d clock.Dot) merge.SetState { return s.Add(d, e) })] = e
+				adds[update(i, func(s merge.SetState, d clock.Dot) merge.SetState { return s.Add(d, e) })] = e
 			case op < 5:
-				removes[update(func(s merge.SetState, _ clock.Dot) merge.SetState { return s.Remove(e) })] = e
-			case op == 5 && withDeletes:
-				deletes[m.write(t, i, func(merge.Record, clock.Dot) []byte { return nil })] = true
+				removes[update(i, func(s merge.SetState, _ clock.Dot) merge.SetState { return s.Remove(e) })] = e
+			case op == 5 && mode == tombstones:
+				removes[m.write(t, i, func(merge.Record, clock.Dot) []byte { return nil })] = ""
+			case op == 5 && mode == clears:
+				removes[update(i, func(s merge.SetState, _ clock.Dot) merge.SetState { return s.Clear() })] = ""
 			default:
 				m.receive(i, rapid.IntRange(0, n-1).Draw(t, "from"))
 			}
@@ -693,12 +725,48 @@ func TestSetHistories(t *testing.T) {
 	})
 }
 
+// The anomaly of tombstones that the package doc describes, and how
+// clearing avoids it: B removes x, then deletes the key; A, concurrently,
+// adds y to the state it had, which still holds x.
+func TestSetDeleteAfterRemove(t *testing.T) {
+	a, b := pid(0), pid(1)
+	write := func(r merge.Record, d clock.Dot, f func(merge.SetState) merge.SetState) merge.Record {
+		s, err := merge.SetOf(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return merge.LocalWrite(r, nil, merge.Version{Value: f(s).Encode(), Dot: d})
+	}
+	members := func(r merge.Record) []string {
+		s, err := merge.SetOf(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Members()
+	}
+	ra := write(merge.Record{}, clock.Dot{Replica: a, Counter: 1}, func(s merge.SetState) merge.SetState {
+		return s.Add(clock.Dot{Replica: a, Counter: 1}, "x")
+	})
+	rb := write(ra, clock.Dot{Replica: b, Counter: 1}, func(s merge.SetState) merge.SetState { return s.Remove("x") })
+	ra = write(ra, clock.Dot{Replica: a, Counter: 2}, func(s merge.SetState) merge.SetState {
+		return s.Add(clock.Dot{Replica: a, Counter: 2}, "y")
+	})
+	tomb := merge.LocalWrite(rb, nil, merge.Version{Deleted: true, Dot: clock.Dot{Replica: b, Counter: 2}})
+	if got := members(merge.Merge(ra, tomb)); !slices.Equal(got, []string{"x", "y"}) {
+		t.Fatalf("tombstone: %v, want [x y] (the concurrent update survives whole)", got)
+	}
+	cleared := write(rb, clock.Dot{Replica: b, Counter: 2}, merge.SetState.Clear)
+	if got := members(merge.Merge(ra, cleared)); !slices.Equal(got, []string{"y"}) {
+		t.Fatalf("clear: %v, want [y]", got)
+	}
+}
+
 // S2 (DESIGN.md): Z and B increment concurrently; C increments after seeing
 // Z. Every order of merging reads 3.
 func TestCounterS2(t *testing.T) {
 	z, b, c := pid(0), pid(1), pid(2)
 	inc := func(r merge.Record, d clock.Dot) merge.Record {
-		s, _, err := merge.CounterOf(r)
+		s, err := merge.CounterOf(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -719,7 +787,7 @@ func TestCounterS2(t *testing.T) {
 func TestCounterAfterDelete(t *testing.T) {
 	a, b := pid(0), pid(1)
 	inc := func(r merge.Record, d clock.Dot, delta int64) merge.Record {
-		s, _, err := merge.CounterOf(r)
+		s, err := merge.CounterOf(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -770,15 +838,15 @@ func TestCounterAfterDelete(t *testing.T) {
 
 func TestCounterOfStartsFromContext(t *testing.T) {
 	g := clock.Vector{pid(0): 7, pid(1): 2}
-	s, live, err := merge.CounterOf(merge.Record{Clock: g})
-	if err != nil || live || s.Value() != 0 || !s.Context().Equal(g) {
-		t.Fatalf("CounterOf(G) = %v, %v, %v", s, live, err)
+	s, err := merge.CounterOf(merge.Record{Clock: g})
+	if err != nil || !s.Empty() || s.Value() != 0 || !s.Context().Equal(g) {
+		t.Fatalf("CounterOf(G) = %v, %v", s, err)
 	}
-	st, live, err := merge.SetOf(merge.Record{Clock: g})
-	if err != nil || live || st.Len() != 0 || !st.Context().Equal(g) {
-		t.Fatalf("SetOf(G) = %v, %v, %v", st, live, err)
+	st, err := merge.SetOf(merge.Record{Clock: g})
+	if err != nil || st.Len() != 0 || !st.Context().Equal(g) {
+		t.Fatalf("SetOf(G) = %v, %v", st, err)
 	}
-	if _, _, err := merge.SetOf(merge.Record{Clock: g, Versions: []merge.Version{{Value: []byte("x"), Dot: pdot(0, 1)}}}); !errors.Is(err, merge.ErrBadState) {
+	if _, err := merge.SetOf(merge.Record{Clock: g, Versions: []merge.Version{{Value: []byte("x"), Dot: pdot(0, 1)}}}); !errors.Is(err, merge.ErrBadState) {
 		t.Fatalf("SetOf(junk) = %v", err)
 	}
 }

@@ -344,17 +344,20 @@ func permutations(vs []merge.Version) [][]merge.Version {
 
 // CounterStates draws valid counter states over ids (the first DefaultIDs
 // pool ids when empty): the join of one to three histories of adds of
-// small (now and then extreme) deltas under drawn dots, with contexts
-// widened now and then as a writer's record clock widens them.
+// small (now and then extreme) deltas under drawn dots and clears, with
+// contexts widened now and then as a writer's record clock widens them.
 func CounterStates(ids []clock.ReplicaID) *rapid.Generator[merge.CounterState] {
 	ids = idsOrPool(ids)
 	deltas := rapid.OneOf(rapid.Int64Range(-3, 5), rapid.Int64())
 	history := rapid.Custom(func(t *rapid.T) merge.CounterState {
 		var s merge.CounterState
 		for range rapid.IntRange(0, 3).Draw(t, "ops") {
-			if rapid.IntRange(0, 3).Draw(t, "widen") == 0 {
+			switch rapid.IntRange(0, 5).Draw(t, "op") {
+			case 0:
 				s = widen(s.Encode(), vectorOver(ids).Draw(t, "seen"), merge.CounterOf)
-			} else {
+			case 1:
+				s = s.Clear()
+			default:
 				s = s.Add(dotOver(ids).Draw(t, "dot"), deltas.Draw(t, "delta"))
 			}
 		}
@@ -401,10 +404,10 @@ func SetStates(ids []clock.ReplicaID) *rapid.Generator[merge.SetState] {
 
 // widen joins seen into a state's context the way a local update does:
 // through the record its writer holds.
-func widen[S any](state []byte, seen clock.Vector, of func(merge.Record) (S, bool, error)) S {
+func widen[S any](state []byte, seen clock.Vector, of func(merge.Record) (S, error)) S {
 	id := Pool(1)[0]
 	seen = seen.Join(clock.Vector{id: 1})
-	s, _, err := of(merge.Record{Clock: seen, Versions: []merge.Version{{Value: state, Dot: clock.Dot{Replica: id, Counter: 1}}}})
+	s, err := of(merge.Record{Clock: seen, Versions: []merge.Version{{Value: state, Dot: clock.Dot{Replica: id, Counter: 1}}}})
 	if err != nil {
 		panic(fmt.Sprintf("proptest: a generated state does not decode: %v", err))
 	}

@@ -126,9 +126,9 @@ func NewWorld(cfg Config) (*World, error) {
 		n.offset = off.Truncate(time.Millisecond)
 		n.driftPPM = (clocks.Float64()*2 - 1) * cfg.DriftPPM
 		n.view = &view{w: w, node: i}
-		n.eng = &engine{}
+		n.eng = &engine{oldUnsyncedPush: cfg.UnsyncedStaging}
 		if cfg.Engine == EngineBadger {
-			b, err := store.OpenBadger("", store.BadgerOptions{InMemory: true})
+			b, err := store.OpenBadger("", store.BadgerOptions{InMemory: true, LowMemory: true})
 			if err != nil {
 				w.Close()
 				return nil, err

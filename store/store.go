@@ -172,6 +172,15 @@ func Open(eng Engine, o *Options) (*Store, error) {
 		return nil, err
 	}
 	s.clock = clock.NewClock(s.opts.Wall, clock.HLC(hlc), s.opts.MaxDrift)
+	if err := eng.View(func(r Reader) error {
+		v, ok, err := r.Get(keySkew)
+		if err == nil && ok && len(v) == 16 {
+			s.clock.SeedSkewStats(binary.BigEndian.Uint64(v), time.Duration(binary.BigEndian.Uint64(v[8:])))
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
 	go s.writer()
 	return s, nil
 }
@@ -364,6 +373,8 @@ func (s *Store) group(queue []*request) []*request {
 	if len(g.m) > 0 {
 		g.put(keyCounter, putUint(s.counter))
 		g.put(keyHLC, putUint(uint64(s.clock.Last())))
+		capped, ahead := s.clock.SkewStats()
+		g.put(keySkew, binary.BigEndian.AppendUint64(putUint(capped), uint64(max(ahead, 0))))
 		g.put(keyLive, putUint(uint64(live)))
 		g.put(keyPending, putUint(uint64(pending)))
 	}

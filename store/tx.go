@@ -20,6 +20,7 @@ var (
 	keyLive      = []byte("m/live")
 	keyPending   = []byte("m/pending")
 	keyG         = []byte("m/gc")
+	keySkew      = []byte("m/skew")
 )
 
 func recordKey(k string) []byte { return append(append([]byte(nil), prefixRecord...), k...) }

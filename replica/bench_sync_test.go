@@ -1,0 +1,483 @@
+package replica_test
+
+// Sync benchmarks: push cost against store size, pull-merge throughput
+// against raw Badger writes, push and pull on the local S3 server, and
+// bootstrap of a large store from a snapshot. Results and commands are in
+// docs/bench-sync.md. Every benchmark here uses b.Loop, so its (heavy) setup
+// runs once per -count, and nothing here runs without -bench.
+//
+//	go test -run '^$' -bench '^BenchmarkPushChanged$' -benchtime 30x ./replica/
+//	go test -run '^$' -bench '^BenchmarkPullMerge$' -benchtime 5x ./replica/
+//	eval "$(scripts/s3server.sh start)"
+//	go test -run '^$' -bench '^BenchmarkS3PushPull10k$' -benchtime 5x ./replica/
+//	go test -run '^$' -bench '^BenchmarkBootstrapS3$' -benchtime 1x -timeout 60m ./replica/
+//	scripts/s3server.sh stop
+//
+// Sizes can be lowered for a quick look: EBREPLICA_BENCH_PUSH_BIG (keys of
+// the large store of BenchmarkPushChanged, default 1000000),
+// EBREPLICA_BENCH_PULL_N (default 100000), EBREPLICA_BENCH_BOOT_KEYS
+// (default 1000000), EBREPLICA_BENCH_BOOT_SEGCAP (SegmentCap of the
+// bootstrap store's loader, default DefaultSegmentCap).
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ebreplica/ebreplica/internal/s3test"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/fileremote"
+	"github.com/ebreplica/ebreplica/remote/memremote"
+	"github.com/ebreplica/ebreplica/remote/s3remote"
+	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// bsValueSize is the size of every benchmark value.
+const bsValueSize = 100
+
+// bsLoadBatch is the number of keys written per Batch while loading.
+const bsLoadBatch = 10_000
+
+func bsKey(i int) string { return fmt.Sprintf("bench/%08d", i) }
+
+// bsValue returns a fresh incompressible value.
+func bsValue(rng *rand.Rand) []byte {
+	v := make([]byte, bsValueSize)
+	for i := 0; i < len(v); i += 8 {
+		x := rng.Uint64()
+		for j := 0; j < 8 && i+j < len(v); j++ {
+			v[i+j] = byte(x >> (8 * j))
+		}
+	}
+	return v
+}
+
+func bsEnvInt(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return n
+}
+
+// bsOpen opens (creating) an on-disk replica in dir with Relaxed durability.
+func bsOpen(b *testing.B, dir string, be remote.Backend, segCap int) *replica.Replica {
+	b.Helper()
+	r, err := replica.Open(dir, &replica.Options{
+		Create: true, Backend: be, Durability: store.Relaxed, SegmentCap: segCap,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// bsLoad writes keys [0, n) with random values in batches of bsLoadBatch.
+func bsLoad(b *testing.B, r *replica.Replica, n int, rng *rand.Rand) {
+	b.Helper()
+	ctx := context.Background()
+	for start := 0; start < n; start += bsLoadBatch {
+		err := r.Batch(ctx, func(bt *replica.Batch) error {
+			for i := start; i < min(start+bsLoadBatch, n); i++ {
+				bt.Put(bsKey(i), bsValue(rng))
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatalf("load keys from %d: %v", start, err)
+		}
+	}
+}
+
+func bsPush(b *testing.B, r *replica.Replica) replica.PushStats {
+	b.Helper()
+	ps, err := r.Push(context.Background())
+	if err != nil {
+		b.Fatalf("push: %v", err)
+	}
+	return ps
+}
+
+func bsPull(b *testing.B, r *replica.Replica) replica.PullStats {
+	b.Helper()
+	ps, err := r.Pull(context.Background())
+	if err != nil {
+		b.Fatalf("pull: %v", err)
+	}
+	return ps
+}
+
+func bsMedian(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func bsMean(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	var t time.Duration
+	for _, x := range d {
+		t += x
+	}
+	return t / time.Duration(len(d))
+}
+
+// BenchmarkPushChanged times "write 1k random existing keys (one Batch) +
+// Push" in a 10k-key store and in a 1M-key store, both on-disk Badger with
+// Relaxed durability and a memremote backend, loaded in big batches and
+// pushed once so the outbox starts empty. Each b.Loop iteration does one
+// round on each store, alternately, so machine load hits both alike. Metrics:
+// mean and median ms per round for each size, the push part alone, and the
+// ratios big/small (goal: within 1.2x).
+func BenchmarkPushChanged(b *testing.B) {
+	const changed = 1000
+	small, big := 10_000, bsEnvInt(b, "EBREPLICA_BENCH_PUSH_BIG", 1_000_000)
+	type fixture struct {
+		n     int
+		r     *replica.Replica
+		round []time.Duration // batch + push
+		push  []time.Duration // push alone
+	}
+	var fx []*fixture
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, n := range []int{small, big} {
+		start := time.Now()
+		r := bsOpen(b, b.TempDir(), memremote.New(fmt.Sprintf("push-%d", n)), 0)
+		b.Cleanup(func() { r.Close() })
+		bsLoad(b, r, n, rng)
+		loaded := time.Now()
+		ps := bsPush(b, r)
+		if ps.Records != n || r.Len() != int64(n) {
+			b.Fatalf("initial push of %d keys sent %d records; Len %d", n, ps.Records, r.Len())
+		}
+		b.Logf("store of %d keys: load %v, initial push %v (%d segments, %d bytes)",
+			n, loaded.Sub(start).Round(time.Millisecond), time.Since(loaded).Round(time.Millisecond), ps.Segments, ps.Bytes)
+		fx = append(fx, &fixture{n: n, r: r})
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		for _, f := range fx {
+			t0 := time.Now()
+			err := f.r.Batch(ctx, func(bt *replica.Batch) error {
+				for range changed {
+					bt.Put(bsKey(rng.IntN(f.n)), bsValue(rng))
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			ps := bsPush(b, f.r)
+			t2 := time.Now()
+			if ps.Records == 0 || ps.Records > changed || ps.Segments != 1 {
+				b.Fatalf("push of %d changes in a %d-key store: %+v", changed, f.n, ps)
+			}
+			f.round = append(f.round, t2.Sub(t0))
+			f.push = append(f.push, t2.Sub(t1))
+		}
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	for _, f := range fx {
+		tag := fmt.Sprintf("%dk", f.n/1000)
+		b.ReportMetric(ms(bsMean(f.round)), "ms/round@"+tag)
+		b.ReportMetric(ms(bsMedian(f.round)), "ms-median/round@"+tag)
+		b.ReportMetric(ms(bsMedian(f.push)), "ms-median/push@"+tag)
+	}
+	b.ReportMetric(float64(bsMean(fx[1].round))/float64(bsMean(fx[0].round)), "ratio-mean")
+	b.ReportMetric(float64(bsMedian(fx[1].round))/float64(bsMedian(fx[0].round)), "ratio-median")
+	b.ReportMetric(float64(bsMedian(fx[1].push))/float64(bsMedian(fx[0].push)), "ratio-median-push")
+}
+
+// BenchmarkPullMerge measures a fresh on-disk replica pulling N=100k records
+// (100 B values, pushed by one replica in segments of the default cap) from
+// memremote and from fileremote (a byte-for-byte copy of the same store), and
+// a raw Badger WriteBatch of the same keys and values into a fresh database
+// opened with the same options (store.OpenBadger with BadgerOptions{}). Each
+// b.Loop iteration runs all three; only the pull (or the batch write and its
+// Flush) is timed. Metrics: records/s of each and the pull/raw ratios (goals:
+// >= 100k records/s and >= 0.5x).
+func BenchmarkPullMerge(b *testing.B) {
+	n := bsEnvInt(b, "EBREPLICA_BENCH_PULL_N", 100_000)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(2, 2))
+	mem := memremote.New("pull")
+	src := bsOpen(b, b.TempDir(), mem, 0)
+	b.Cleanup(func() { src.Close() })
+	bsLoad(b, src, n, rng)
+	ps := bsPush(b, src)
+	if ps.Records != n {
+		b.Fatalf("pushed %d records, want %d", ps.Records, n)
+	}
+	// The same objects, in a directory.
+	fileRoot := b.TempDir()
+	file, err := fileremote.New(fileRoot, &fileremote.Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for k, v := range mem.Objects() {
+		if _, err := file.Put(ctx, k, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The raw baseline writes the same keys and values as the loader.
+	keys := make([][]byte, n)
+	vals := make([][]byte, n)
+	err = src.Store().View(func(v *store.View) error {
+		i := 0
+		return v.Records("", "", func(key string, _ store.Stored) (bool, error) {
+			val, err := src.Get(key)
+			if err != nil {
+				return false, err
+			}
+			keys[i], vals[i] = []byte(key), val
+			i++
+			return true, nil
+		})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d records in %d segments, %d bytes", ps.Records, ps.Segments, ps.Bytes)
+
+	scratch := b.TempDir()
+	var raw, onMem, onFile time.Duration
+	var pullReq [2]remote.Counts
+	iter := 0
+	for b.Loop() {
+		iter++
+		// Raw Badger.
+		b.StopTimer()
+		dir := filepath.Join(scratch, fmt.Sprintf("raw-%d", iter))
+		bg, err := store.OpenBadger(dir, store.BadgerOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		wb := bg.DB().NewWriteBatch()
+		for i := range keys {
+			if err := wb.Set(keys[i], vals[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		raw += time.Since(t0)
+		b.StopTimer()
+		bg.Close()
+		os.RemoveAll(dir)
+		b.StartTimer()
+
+		for j, be := range []remote.Backend{mem, file} {
+			b.StopTimer()
+			dir := filepath.Join(scratch, fmt.Sprintf("pull-%d-%d", iter, j))
+			r := bsOpen(b, dir, be, 0)
+			if _, err := r.Connect(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			t0 := time.Now()
+			ps := bsPull(b, r)
+			d := time.Since(t0)
+			b.StopTimer()
+			if ps.Records != n || r.Len() != int64(n) {
+				b.Fatalf("pull from %s: %d records, Len %d, want %d", be, ps.Records, r.Len(), n)
+			}
+			pullReq[j] = ps.Requests
+			if j == 0 {
+				onMem += d
+			} else {
+				onFile += d
+			}
+			r.Close()
+			os.RemoveAll(dir)
+			b.StartTimer()
+		}
+	}
+	rate := func(d time.Duration) float64 { return float64(n) * float64(b.N) / d.Seconds() }
+	b.ReportMetric(rate(raw), "rec/s-raw")
+	b.ReportMetric(rate(onMem), "rec/s-mem")
+	b.ReportMetric(rate(onFile), "rec/s-file")
+	b.ReportMetric(rate(onMem)/rate(raw), "ratio-mem/raw")
+	b.ReportMetric(rate(onFile)/rate(raw), "ratio-file/raw")
+	b.Logf("one pull's requests: mem %+v; file %+v", pullReq[0], pullReq[1])
+}
+
+// bsS3 returns a backend on a fresh bucket of the local S3 server, with the
+// client and bucket for listing.
+func bsS3(b *testing.B, prefix string) (*s3remote.Backend, *s3.Client, string) {
+	b.Helper()
+	client, bucket := s3test.NewBucket(b)
+	be, err := s3remote.New(client, bucket, prefix, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return be, client, bucket
+}
+
+// bsListBucket counts the objects and bytes under prefix/.
+func bsListBucket(b *testing.B, client *s3.Client, bucket, prefix string) (objects, bytes int64) {
+	b.Helper()
+	p := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix + "/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			objects++
+			bytes += aws.ToInt64(o.Size)
+		}
+	}
+	return objects, bytes
+}
+
+// BenchmarkS3PushPull10k pushes 10k changed keys from one replica and pulls
+// them into another, through s3remote on the local S3 server. Both replicas
+// are on-disk, connected and in sync before the loop; each iteration rewrites
+// the same 10k keys (untimed), then times the push and the pull. Metrics:
+// wall ms, requests and bytes of each.
+func BenchmarkS3PushPull10k(b *testing.B) {
+	const n = 10_000
+	be, _, _ := bsS3(b, "bench")
+	rng := rand.New(rand.NewPCG(3, 3))
+	a := bsOpen(b, b.TempDir(), be, 0)
+	b.Cleanup(func() { a.Close() })
+	c := bsOpen(b, b.TempDir(), be, 0)
+	b.Cleanup(func() { c.Close() })
+	bsLoad(b, a, n, rng)
+	bsPush(b, a)
+	bsPull(b, c)
+	if c.Len() != n {
+		b.Fatalf("warm-up: Len %d, want %d", c.Len(), n)
+	}
+	var push, pull time.Duration
+	var pushReq, pullReq remote.Counts
+	add := func(x *remote.Counts, y remote.Counts) {
+		x.Put += y.Put
+		x.Get += y.Get
+		x.List += y.List
+		x.Delete += y.Delete
+		x.BytesIn += y.BytesIn
+		x.BytesOut += y.BytesOut
+	}
+	for b.Loop() {
+		b.StopTimer()
+		bsLoad(b, a, n, rng)
+		b.StartTimer()
+		t0 := time.Now()
+		ps := bsPush(b, a)
+		t1 := time.Now()
+		ls := bsPull(b, c)
+		t2 := time.Now()
+		if ps.Records != n || ls.Records != n || ls.Changed != n {
+			b.Fatalf("push %+v, pull %+v: want %d records", ps, ls, n)
+		}
+		push += t1.Sub(t0)
+		pull += t2.Sub(t1)
+		add(&pushReq, ps.Requests)
+		add(&pullReq, ls.Requests)
+	}
+	per := func(v int64) float64 { return float64(v) / float64(b.N) }
+	b.ReportMetric(float64(push)/1e6/float64(b.N), "ms/push")
+	b.ReportMetric(float64(pull)/1e6/float64(b.N), "ms/pull")
+	b.ReportMetric(per(pushReq.Requests()), "req/push")
+	b.ReportMetric(per(pushReq.BytesOut+pushReq.BytesIn), "B/push")
+	b.ReportMetric(per(pullReq.Requests()), "req/pull")
+	b.ReportMetric(per(pullReq.BytesIn+pullReq.BytesOut), "B/pull")
+	b.Logf("per push: %+v; per pull: %+v (sums over %d iterations)", pushReq, pullReq, b.N)
+}
+
+// BenchmarkBootstrapS3 builds a store of 1M keys x 100 B on the local S3
+// server (one on-disk replica loads it with Relaxed durability in big
+// batches and pushes), compacts it into a snapshot with pruning, then times
+// a fresh on-disk replica's first Pull, which bootstraps from the snapshot
+// (goal: <= 30 s). It reports the setup times and the objects and bytes
+// under the store's prefix before and after the Compact.
+func BenchmarkBootstrapS3(b *testing.B) {
+	n := bsEnvInt(b, "EBREPLICA_BENCH_BOOT_KEYS", 1_000_000)
+	segCap := bsEnvInt(b, "EBREPLICA_BENCH_BOOT_SEGCAP", replica.DefaultSegmentCap)
+	const prefix = "boot"
+	be, client, bucket := bsS3(b, prefix)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(4, 4))
+	a := bsOpen(b, b.TempDir(), be, segCap)
+	b.Cleanup(func() { a.Close() })
+	t0 := time.Now()
+	bsLoad(b, a, n, rng)
+	t1 := time.Now()
+	ps := bsPush(b, a)
+	t2 := time.Now()
+	objBefore, bytesBefore := bsListBucket(b, client, bucket, prefix)
+	t3 := time.Now()
+	cs, err := a.Compact(ctx, replica.CompactOptions{Prune: true, Grace: -1})
+	if err != nil {
+		b.Fatalf("compact: %v", err)
+	}
+	t4 := time.Now()
+	objAfter, bytesAfter := bsListBucket(b, client, bucket, prefix)
+	b.Logf("setup of %d keys: load %v, push %v (%d segments, %d bytes, %d requests), compact %v (%d parts, %d records, pruned %d, requests %+v)",
+		n, t1.Sub(t0).Round(time.Millisecond), t2.Sub(t1).Round(time.Millisecond), ps.Segments, ps.Bytes, ps.Requests.Requests(),
+		t4.Sub(t3).Round(time.Millisecond), cs.Parts, cs.Records, cs.Pruned, cs.Requests)
+	b.Logf("under %s/: before compact %d objects, %d bytes; after %d objects, %d bytes", prefix, objBefore, bytesBefore, objAfter, bytesAfter)
+	if cs.Records != int64(n) {
+		b.Fatalf("snapshot of %d records, want %d", cs.Records, n)
+	}
+
+	scratch := b.TempDir()
+	var boot, open time.Duration
+	var last replica.PullStats
+	iter := 0
+	for b.Loop() {
+		iter++
+		dir := filepath.Join(scratch, fmt.Sprintf("boot-%d", iter))
+		s0 := time.Now()
+		r := bsOpen(b, dir, be, 0)
+		if _, err := r.Connect(ctx); err != nil {
+			b.Fatal(err)
+		}
+		s1 := time.Now()
+		last = bsPull(b, r)
+		s2 := time.Now()
+		b.StopTimer()
+		if r.Len() != int64(n) {
+			b.Fatalf("bootstrapped replica has %d keys, want %d", r.Len(), n)
+		}
+		open += s1.Sub(s0)
+		boot += s2.Sub(s1)
+		r.Close()
+		os.RemoveAll(dir)
+		b.StartTimer()
+	}
+	b.ReportMetric(boot.Seconds()/float64(b.N), "s/bootstrap-pull")
+	b.ReportMetric(open.Seconds()/float64(b.N), "s/open+connect")
+	b.ReportMetric(float64(n)*float64(b.N)/boot.Seconds(), "rec/s")
+	b.ReportMetric(float64(objBefore), "objects-before")
+	b.ReportMetric(float64(bytesBefore), "bytes-before")
+	b.ReportMetric(float64(objAfter), "objects-after")
+	b.ReportMetric(float64(bytesAfter), "bytes-after")
+	b.ReportMetric(t1.Sub(t0).Seconds(), "s-load")
+	b.ReportMetric(t2.Sub(t1).Seconds(), "s-push")
+	b.ReportMetric(t4.Sub(t3).Seconds(), "s-compact")
+	b.Logf("bootstrap pull: %+v", last)
+}
