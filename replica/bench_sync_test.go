@@ -481,3 +481,18 @@ func BenchmarkBootstrapS3(b *testing.B) {
 	b.ReportMetric(t4.Sub(t3).Seconds(), "s-compact")
 	b.Logf("bootstrap pull: %+v", last)
 }
+
+func BenchmarkZZProbe(b *testing.B) {
+	for _, n := range []int{30000, 40000, 45000, 50000, 55000} {
+		var last string
+		r, err := replica.Open(b.TempDir(), &replica.Options{Create: true, Backend: memremote.New("p"), Durability: store.Relaxed,
+			Knobs: &replica.Knobs{Step: func(s string) error { last = s; return nil }}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bsLoad(b, r, n, rand.New(rand.NewPCG(1, 1)))
+		ps, err := r.Push(context.Background())
+		b.Logf("n=%d: last step %q, err %v, stats %d segs %d bytes", n, last, err, ps.Segments, ps.Bytes)
+		r.Close()
+	}
+}

@@ -239,10 +239,7 @@ func TestCrashKill(t *testing.T) {
 			t.Fatalf("round %d (kill after %d acks, seed %d): %v", round, killAt, seed, err)
 		}
 		totalAcks += acks
-		tc := time.Now()
-		counterBefore, err = checkAfterCrash(dir, model)
-		fmt.Fprintf(os.Stderr, "TIMING check %v\n", time.Since(tc))
-		if err != nil {
+		if counterBefore, err = checkAfterCrash(dir, model); err != nil {
 			t.Fatalf("round %d (kill after %d acks, seed %d): %v", round, killAt, seed, err)
 		}
 	}
@@ -275,15 +272,10 @@ func crashRound(dir string, round, killAt int, ack func(key string, a crashAck) 
 	n := 0
 	var ackErr error
 	sc := bufio.NewScanner(out)
-	t0 := time.Now()
-	var tReady, tKill time.Time
-	defer func() { fmt.Fprintf(os.Stderr, "TIMING ready %v kill %v wait %v\n", tReady.Sub(t0), tKill.Sub(tReady), time.Since(tKill)) }()
 	for sc.Scan() {
 		line := sc.Text()
-		if n == killAt && tKill.IsZero() && killed { tKill = time.Now() }
 		switch {
 		case line == "ready":
-			tReady = time.Now()
 			if killAt == 0 {
 				kill()
 			}
@@ -327,12 +319,10 @@ func crashRound(dir string, round, killAt int, ack func(key string, a crashAck) 
 // state, which the reopen has made durable. It returns the persisted dot
 // counter.
 func checkAfterCrash(dir string, model map[string]crashAck) (uint64, error) {
-	to := time.Now()
 	r, err := replica.Open(dir, nil)
 	if err != nil {
 		return 0, fmt.Errorf("reopen after kill: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "TIMING open %v\n", time.Since(to))
 	defer r.Close()
 	for key, want := range model {
 		vs, err := r.Versions(key)
@@ -392,7 +382,5 @@ func checkAfterCrash(dir string, model map[string]crashAck) (uint64, error) {
 	if st.Counter < maxSeen {
 		return 0, fmt.Errorf("persisted dot counter %d below a stored dot %d", st.Counter, maxSeen)
 	}
-	tc := time.Now()
-	defer func() { fmt.Fprintf(os.Stderr, "TIMING close %v\n", time.Since(tc)) }()
 	return st.Counter, r.Close()
 }

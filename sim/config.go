@@ -142,15 +142,17 @@ func orDefault[T int | float64 | time.Duration](v, def T) T {
 	return v
 }
 
+// rate gives a rate its default; a negative rate (off) stays negative so
+// that validate is idempotent. Use on() to read it.
 func rate(v, def float64) float64 {
-	switch {
-	case v == 0:
+	if v == 0 {
 		return def
-	case v < 0:
-		return 0
 	}
 	return v
 }
+
+// on is a validated rate as a probability: 0 when turned off.
+func on(p float64) float64 { return max(p, 0) }
 
 // validate fills in the defaults and checks the config: the one place
 // that does so.
@@ -162,11 +164,8 @@ func (c Config) validate() (Config, error) {
 	if c.Hot <= 1 {
 		c.Hot = -1 // uniform
 	}
-	switch {
-	case c.Skew == 0:
+	if c.Skew == 0 {
 		c.Skew = DefaultSkew
-	case c.Skew < 0:
-		c.Skew = 0
 	}
 	c.DriftPPM = rate(c.DriftPPM, DefaultDriftPPM)
 	c.Jumps = rate(c.Jumps, DefaultJumps)
@@ -208,8 +207,8 @@ func (c Config) validate() (Config, error) {
 			bad("%s %v: at most 1", name, p)
 		}
 	}
-	if c.Jumps+c.Partitions+c.Crashes > 0.9 {
-		bad("Jumps+Partitions+Crashes %v: at most 0.9, leave room for writes and syncs", c.Jumps+c.Partitions+c.Crashes)
+	if sum := on(c.Jumps) + on(c.Partitions) + on(c.Crashes); sum > 0.9 {
+		bad("Jumps+Partitions+Crashes %v: at most 0.9, leave room for writes and syncs", sum)
 	}
 	if c.UserPolicy == nil {
 		if _, ok := merge.Builtin(c.Policy); !ok {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strings"
 	"sync/atomic"
 
 	"github.com/ebreplica/ebreplica/store"
@@ -34,6 +35,13 @@ var _ store.Engine = (*engine)(nil)
 func (e *engine) Apply(muts []store.Mutation, sync bool) error {
 	if e.oldUnsyncedPush && sync && len(muts) > 0 && onlyRegistry(muts) {
 		sync = false
+	}
+	if e.oldUnsyncedPush && sync {
+		var ks []string
+		for _, m := range muts {
+			ks = append(ks, string(m.Key))
+		}
+		println("SYNC", strings.Join(ks, " "))
 	}
 	if err := e.Engine.Apply(muts, sync); err != nil {
 		return err

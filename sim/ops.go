@@ -61,6 +61,7 @@ type Faults struct {
 
 // faultsAt is the mix a Config.Faults rate stands for.
 func faultsAt(p float64) Faults {
+	p = on(p)
 	return Faults{Errors: p, Ambiguous: p / 2, TornReads: p / 8, CorruptReads: p / 8, LateDuplicates: p / 4}
 }
 
@@ -171,8 +172,9 @@ func generate(cfg Config) []Op {
 		o := Op{ID: id, R: rng.IntN(cfg.Replicas), Advance: time.Duration(1+rng.IntN(3000)) * time.Millisecond}
 		val := fmt.Sprintf("%s%d", replicaName(o.R), id)
 		x := rng.Float64()
+		crashes, partitions, jumps := on(cfg.Crashes), on(cfg.Partitions), on(cfg.Jumps)
 		switch {
-		case x < cfg.Crashes:
+		case x < crashes:
 			o.Kind = OpCrash
 			if rng.IntN(5) > 0 {
 				o.Step = Steps[rng.IntN(len(Steps))]
@@ -183,9 +185,9 @@ func generate(cfg Config) []Op {
 					o.Via = OpPush
 				}
 			}
-		case x < cfg.Crashes+cfg.Partitions:
+		case x < crashes+partitions:
 			o.Kind, o.For = OpPartition, 1+rng.IntN(8)
-		case x < cfg.Crashes+cfg.Partitions+cfg.Jumps:
+		case x < crashes+partitions+jumps:
 			o.Kind, o.Jump = OpClockJump, -time.Duration(1+rng.IntN(30*60))*time.Second
 		default:
 			switch y := rng.IntN(100); {
@@ -231,9 +233,6 @@ func generate(cfg Config) []Op {
 			default:
 				o.Kind = OpSync
 			}
-		}
-		if o.Kind == 0 { // a batch slot under a CRDT policy
-			o.Kind = OpSync
 		}
 		ops = append(ops, o)
 	}

@@ -119,12 +119,12 @@ func NewWorld(cfg Config) (*World, error) {
 		n.id[6] = n.id[6]&0x0f | 0x40 // a version 4 UUID
 		n.id[8] = n.id[8]&0x3f | 0x80
 		names[n.id] = n.name()
-		off := time.Duration((clocks.Float64()*2 - 1) * float64(cfg.Skew))
+		off := time.Duration((clocks.Float64()*2 - 1) * float64(max(cfg.Skew, 0)))
 		if cfg.Offsets != nil {
 			off = cfg.Offsets[i]
 		}
 		n.offset = off.Truncate(time.Millisecond)
-		n.driftPPM = (clocks.Float64()*2 - 1) * cfg.DriftPPM
+		n.driftPPM = (clocks.Float64()*2 - 1) * on(cfg.DriftPPM)
 		n.view = &view{w: w, node: i}
 		n.eng = &engine{oldUnsyncedPush: cfg.UnsyncedStaging}
 		if cfg.Engine == EngineBadger {

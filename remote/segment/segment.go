@@ -164,7 +164,15 @@ func (e *Encoder) Len() int { return e.body.Len() }
 func (e *Encoder) Count() int { return e.count }
 
 var zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-var zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBody))
+
+// zdec decodes into the capacity it is given and no further
+// (WithDecodeAllCapLimit): a body cannot expand past the size its header
+// declares.
+var zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBody), zstd.WithDecodeAllCapLimit(true))
+
+// maxZstdRatio bounds how much zstd can expand: every block takes at least
+// 4 bytes of input and yields at most 128 KiB.
+const maxZstdRatio = (128 << 10) / 4
 
 // Finish returns the segment bytes.
 func (e *Encoder) Finish(h Header, codec Codec) ([]byte, error) {
@@ -306,12 +314,16 @@ func decodeHeader(name string, b []byte, want []byte) (*Segment, []byte, error) 
 		return nil, nil, corrupt(name, "bad header")
 	}
 	s := &Segment{Codec: codec}
-	ob, err := hd.DecodeBytes()
-	if err != nil || len(ob) != 16 {
+	// The length is checked before reading: DecodeBytes would allocate
+	// whatever length the header claims (up to 4 GiB).
+	if n, err := hd.DecodeBytesLen(); err != nil || n != len(s.Origin) {
 		return nil, nil, corrupt(name, "bad origin")
 	}
-	copy(s.Origin[:], ob)
+	if err := hd.ReadFull(s.Origin[:]); err != nil {
+		return nil, nil, corrupt(name, "bad origin")
+	}
 	var hlc, count, rawLen uint64
+	var err error
 	if s.Base, err = hd.DecodeUint64(); err != nil {
 		return nil, nil, corrupt(name, "bad base")
 	}
@@ -335,6 +347,11 @@ func decodeHeader(name string, b []byte, want []byte) (*Segment, []byte, error) 
 	switch codec {
 	case Raw:
 	case Zstd:
+		// Checked before allocating rawLen bytes; the body then decodes
+		// into exactly that room, never more.
+		if rawLen > uint64(len(body))*maxZstdRatio {
+			return nil, nil, corrupt(name, "header says %d bytes, more than %d compressed bytes can hold", rawLen, len(body))
+		}
 		out, err := zdec.DecodeAll(body, make([]byte, 0, rawLen))
 		if err != nil {
 			return nil, nil, corrupt(name, "zstd: %v", err)

@@ -1,0 +1,358 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// CRDT values and conflict resolution.
+//
+// A counter or set update is one local write in one transaction: it reads
+// the key's record, joins the states of its live siblings (merge.CounterOf,
+// merge.SetOf), applies the change under the dot the write is about to
+// take, and writes one new version, which supersedes every sibling this
+// replica holds. Siblings it has not seen yet stay siblings elsewhere and
+// are joined at read time, so concurrent updates on any number of replicas
+// all count. See package merge for the semantics of deletes.
+
+// ErrWrongPolicy: a counter or set operation on a key whose merge policy is
+// another one.
+var ErrWrongPolicy = errors.New("replica: operation does not fit the key's merge policy")
+
+// crdtKind returns merge.NameCounter or merge.NameSet for the built-in
+// CRDT policies, "" for any other.
+func crdtKind(p merge.Policy) string {
+	switch p.(type) {
+	case merge.Counter, *merge.Counter:
+		return merge.NameCounter
+	case merge.Set, *merge.Set:
+		return merge.NameSet
+	}
+	return ""
+}
+
+// joined returns the encoded join of the live states of rec under a CRDT
+// policy of kind, with rec's clock as its context, emptied when clear.
+// empty reports that it has no entries (it reads as deleted).
+func joined(kind string, rec merge.Record, clear bool) (state []byte, empty bool, err error) {
+	if kind == merge.NameCounter {
+		s, err := merge.CounterOf(rec)
+		if clear {
+			s = s.Clear()
+		}
+		return s.Encode(), s.Empty(), err
+	}
+	s, err := merge.SetOf(rec)
+	if clear {
+		s = s.Clear()
+	}
+	return s.Encode(), s.Len() == 0, err
+}
+
+func (r *Replica) requirePolicy(key, want string) (merge.Policy, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	p := r.opts.Policies.For(key)
+	if crdtKind(p) != want {
+		return nil, fmt.Errorf("%w: key %q is governed by policy %q, not %q", ErrWrongPolicy, key, p.Name(), want)
+	}
+	return p, nil
+}
+
+// crdtStart returns the record a local update of key starts from (the
+// stored one, or one holding only G when the key has none, as Tx.Write
+// does) and the dot the update's write will take.
+func crdtStart(tx *store.Tx, key string) (merge.Record, clock.Dot, error) {
+	cur, ok, err := tx.Record(key)
+	if err != nil {
+		return merge.Record{}, clock.Dot{}, err
+	}
+	rec := cur.Record
+	if !ok || rec.IsZero() {
+		g, err := tx.G()
+		if err != nil {
+			return merge.Record{}, clock.Dot{}, err
+		}
+		rec = merge.Record{Clock: g}
+	}
+	id, err := tx.ReplicaID()
+	if err != nil {
+		return merge.Record{}, clock.Dot{}, err
+	}
+	d := clock.Dot{Replica: id, Counter: tx.Counter() + 1}
+	if rec.Clock.Covers(d) {
+		return merge.Record{}, clock.Dot{}, fmt.Errorf("%w: key %q has already seen dot %v of this replica", ErrCloned, key, d)
+	}
+	return rec, d, nil
+}
+
+// crdtWrite writes an updated state of key under dot d, the dot crdtStart
+// predicted. The transaction is abandoned if the store issued another.
+func (r *Replica) crdtWrite(tx *store.Tx, key string, d clock.Dot, state []byte) error {
+	if err := r.checkValue(key, state); err != nil {
+		return err
+	}
+	v, err := tx.Write(key, state, false)
+	if err != nil {
+		return err
+	}
+	if v.Dot != d {
+		return fmt.Errorf("replica: internal error: update of %q expected dot %v, the store issued %v", key, d, v.Dot)
+	}
+	return nil
+}
+
+func policyErr(key string, p merge.Policy, err error) error {
+	return &merge.PolicyError{Key: key, Policy: p.Name(), Err: err}
+}
+
+// Add adds delta (which may be negative) to the counter key and returns the
+// counter's value here after the write. The key's policy must be
+// merge.Counter (ErrWrongPolicy otherwise). A key that does not exist, or
+// reads as deleted here, starts from zero.
+func (r *Replica) Add(ctx context.Context, key string, delta int64) (int64, error) {
+	p, err := r.requirePolicy(key, merge.NameCounter)
+	if err != nil {
+		return 0, err
+	}
+	var out int64
+	err = r.st.Update(ctx, func(tx *store.Tx) error {
+		rec, d, err := crdtStart(tx, key)
+		if err != nil {
+			return err
+		}
+		s, err := merge.CounterOf(rec)
+		if err != nil {
+			return policyErr(key, p, err)
+		}
+		s = s.Add(d, delta)
+		out = s.Value()
+		return r.crdtWrite(tx, key, d, s.Encode())
+	})
+	return out, wrapClosed(err)
+}
+
+// Counter returns the value of the counter key: ErrNotFound when the key
+// does not exist or reads as deleted, ErrWrongPolicy when its policy is not
+// merge.Counter.
+func (r *Replica) Counter(key string) (int64, error) {
+	p, err := r.requirePolicy(key, merge.NameCounter)
+	if err != nil {
+		return 0, err
+	}
+	var out int64
+	err = r.st.View(func(v *store.View) error {
+		st, ok, err := v.Record(key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		s, err := merge.CounterOf(st.Record)
+		if err != nil {
+			return policyErr(key, p, err)
+		}
+		if s.Empty() {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		out = s.Value()
+		return nil
+	})
+	return out, wrapClosed(err)
+}
+
+// checkMembers: set members are non-empty valid UTF-8 without newlines, so
+// that the newline-joined text a plain read returns is unambiguous.
+func checkMembers(key string, members []string) error {
+	for _, m := range members {
+		if m == "" || !utf8.ValidString(m) || strings.ContainsRune(m, '\n') {
+			return fmt.Errorf("replica: set %q: member %q must be non-empty valid UTF-8 without newlines", key, m)
+		}
+	}
+	return nil
+}
+
+// SetAdd adds members to the set key. An add wins over a concurrent remove
+// of the same member; adding a member already there renews it. The key's
+// policy must be merge.Set (ErrWrongPolicy otherwise). Members must be
+// non-empty valid UTF-8 without newlines. Adding nothing writes nothing.
+func (r *Replica) SetAdd(ctx context.Context, key string, members ...string) error {
+	p, err := r.requirePolicy(key, merge.NameSet)
+	if err != nil {
+		return err
+	}
+	if err := checkMembers(key, members); err != nil || len(members) == 0 {
+		return err
+	}
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		rec, d, err := crdtStart(tx, key)
+		if err != nil {
+			return err
+		}
+		s, err := merge.SetOf(rec)
+		if err != nil {
+			return policyErr(key, p, err)
+		}
+		return r.crdtWrite(tx, key, d, s.Add(d, members...).Encode())
+	}))
+}
+
+// SetRemove removes members from the set key. It removes the adds of them
+// this replica has seen; an add made concurrently elsewhere survives.
+// Members that are not in the set here are ignored, and when none is,
+// nothing is written. A set whose last member goes reads as deleted.
+func (r *Replica) SetRemove(ctx context.Context, key string, members ...string) error {
+	p, err := r.requirePolicy(key, merge.NameSet)
+	if err != nil {
+		return err
+	}
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		rec, d, err := crdtStart(tx, key)
+		if err != nil {
+			return err
+		}
+		s, err := merge.SetOf(rec)
+		if err != nil {
+			return policyErr(key, p, err)
+		}
+		present := false
+		for _, m := range members {
+			present = present || s.Contains(m)
+		}
+		if !present {
+			return nil
+		}
+		return r.crdtWrite(tx, key, d, s.Remove(members...).Encode())
+	}))
+}
+
+// SetMembers returns the members of the set key in byte order: ErrNotFound
+// when the key does not exist or reads as deleted (a set without members
+// does), ErrWrongPolicy when its policy is not merge.Set.
+func (r *Replica) SetMembers(key string) ([]string, error) {
+	p, err := r.requirePolicy(key, merge.NameSet)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = r.st.View(func(v *store.View) error {
+		st, ok, err := v.Record(key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		s, err := merge.SetOf(st.Record)
+		if err != nil {
+			return policyErr(key, p, err)
+		}
+		if s.Len() == 0 {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		out = s.Members()
+		return nil
+	})
+	return out, wrapClosed(err)
+}
+
+// Clear deletes the counter or set key with observed-remove semantics: it
+// writes the empty state, which reads as deleted, wins over every change
+// this replica has seen, and loses to changes made concurrently elsewhere,
+// nothing else. Delete writes a tombstone instead, which an update made
+// concurrently with it survives whole (see package merge). A key that does
+// not exist, or already reads as deleted, gives ErrNotFound and writes
+// nothing.
+func (r *Replica) Clear(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	p := r.opts.Policies.For(key)
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		cur, ok, err := tx.Record(key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		kind := crdtKind(p)
+		if kind == "" {
+			return fmt.Errorf("%w: key %q is governed by policy %q, not a counter or set (use Delete)", ErrWrongPolicy, key, p.Name())
+		}
+		if _, empty, err := joined(kind, cur.Record, false); err != nil {
+			return policyErr(key, p, err)
+		} else if empty {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		state, _, _ := joined(kind, cur.Record, true)
+		_, err = tx.Write(key, state, false)
+		return err
+	}))
+}
+
+// Resolve collapses the concurrent versions of key into one, as a local
+// write of what the key's policy reads: the winner under lww (a tombstone
+// when the winner is one), the callback's result under a merge.NewFunc
+// policy, the joined state under counter and set. Under mv, two or more
+// versions are a choice only the application can make: Resolve returns a
+// *ConflictError (ErrConflict) holding them, and the application settles
+// it by writing (Put or Delete). A key with at most one version is left
+// alone; a key with no record gives ErrNotFound. A policy error (a failing
+// callback, a malformed CRDT state) is returned and nothing is written.
+func (r *Replica) Resolve(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	p := r.opts.Policies.For(key)
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		cur, ok, err := tx.Record(key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		if len(cur.Versions) <= 1 {
+			return nil
+		}
+		var state []byte
+		switch kind := crdtKind(p); {
+		case kind != "" && cur.Deleted():
+			// Only tombstones: nothing to keep but the delete.
+			_, err = tx.Write(key, nil, true)
+			return err
+		case kind != "":
+			if state, _, err = joined(kind, cur.Record, false); err != nil {
+				return policyErr(key, p, err)
+			}
+		default:
+			res, err := merge.Read(p, key, cur.Record)
+			switch {
+			case err != nil:
+				return err
+			case res.Conflict:
+				return fmt.Errorf("replica: resolve %q: policy %q leaves concurrent versions to the application: write the value you want: %w",
+					key, p.Name(), &ConflictError{Key: key, Versions: versions(cur.Record, res)})
+			case res.Deleted:
+				_, err = tx.Write(key, nil, true)
+				return err
+			}
+			state = res.Value
+		}
+		if err := r.checkValue(key, state); err != nil {
+			return err
+		}
+		_, err = tx.Write(key, state, false)
+		return err
+	}))
+}
