@@ -1,7 +1,7 @@
 package sim
 
 import (
-	"strings"
+	"bytes"
 	"sync/atomic"
 
 	"github.com/ebreplica/ebreplica/store"
@@ -22,8 +22,8 @@ type engine struct {
 	// fsynced. The knob alone leaves the staged segment unsynced, but the
 	// registry's pending record, saved with fsync before every upload,
 	// covers it on any engine that syncs everything at once (as Mem and
-	// Badger do): so the fsync of an Apply that writes only m/registry is
-	// dropped too.
+	// Badger do): so the fsync of a transaction that saves m/registry and
+	// no record is dropped too.
 	oldUnsyncedPush bool
 
 	applied atomic.Uint64
@@ -35,13 +35,6 @@ var _ store.Engine = (*engine)(nil)
 func (e *engine) Apply(muts []store.Mutation, sync bool) error {
 	if e.oldUnsyncedPush && sync && len(muts) > 0 && onlyRegistry(muts) {
 		sync = false
-	}
-	if e.oldUnsyncedPush && sync {
-		var ks []string
-		for _, m := range muts {
-			ks = append(ks, string(m.Key))
-		}
-		println("SYNC", strings.Join(ks, " "))
 	}
 	if err := e.Engine.Apply(muts, sync); err != nil {
 		return err
@@ -76,14 +69,18 @@ func (e *engine) powerLoss() uint64 {
 	return d
 }
 
+// onlyRegistry reports whether a transaction saves the registry state
+// and no record or outbox mark (the store rewrites its counters in every
+// transaction).
 func onlyRegistry(muts []store.Mutation) bool {
+	registry := false
 	for _, m := range muts {
-		switch string(m.Key) {
-		case "m/registry", "m/counter", "m/hlc", "m/live", "m/pending":
-			// The store rewrites its counters with every transaction.
-		default:
+		switch {
+		case string(m.Key) == "m/registry":
+			registry = true
+		case bytes.HasPrefix(m.Key, []byte("r/")), bytes.HasPrefix(m.Key, []byte("o/")):
 			return false
 		}
 	}
-	return true
+	return registry
 }

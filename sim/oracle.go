@@ -29,6 +29,9 @@ type event struct {
 	// lost: a power loss took the write before any fsync covered it (only
 	// possible with Relaxed durability); it never happened.
 	lost bool
+	// published: where the write was first seen outside its writer (a log
+	// position or another replica); "" while only its writer has it.
+	published string
 
 	kind  Kind   // the operation that wrote it (OpBatch items count as put or del)
 	delta int64  // OpAdd: the increment
@@ -96,9 +99,10 @@ const (
 	RuleError       = "error"       // an operation failed with no fault to explain it
 )
 
-// checkVersion checks one version seen on some replica against the
-// ground truth: its dot names exactly this version.
-func (o *oracle) checkVersion(where, key string, v merge.Version) *violation {
+// checkVersion checks one version seen somewhere (a replica, or a log
+// segment when node is -1) against the ground truth: its dot names
+// exactly this version.
+func (o *oracle) checkVersion(node int, where, key string, v merge.Version) *violation {
 	e := o.byDot[v.Dot]
 	if e == nil {
 		return violate(RuleDots, "%s holds version %s of %s that no acknowledged write made (a write lost in a crash was published?)", where, o.dot(v.Dot), key)
@@ -109,6 +113,9 @@ func (o *oracle) checkVersion(where, key string, v merge.Version) *violation {
 	if e.key != key || e.del != v.Deleted || e.time != v.Time || !bytes.Equal(e.value, v.Value) {
 		return violate(RuleDots, "dot %s names two versions: %s holds %s deleted=%v time=%s value=%q, but it was issued for %s deleted=%v time=%s value=%q",
 			o.dot(v.Dot), where, key, v.Deleted, v.Time, v.Value, e.key, e.del, e.time, e.value)
+	}
+	if e.published == "" && node != e.node {
+		e.published = where
 	}
 	return nil
 }
@@ -141,16 +148,22 @@ func (o *oracle) record(node, opID int, key string, before merge.Record, v merge
 }
 
 // loseAfter marks node's writes acknowledged after apply number durable as
-// lost (a power loss). It returns them.
-func (o *oracle) loseAfter(node int, durable uint64) []*event {
+// lost (a power loss). It returns them; a lost write that was already
+// published is a violation: its dot will be issued again.
+func (o *oracle) loseAfter(node int, durable uint64) ([]*event, *violation) {
 	var lost []*event
+	var v *violation
 	for _, e := range o.events {
 		if e.node == node && !e.lost && e.applied > durable {
 			e.lost = true
 			lost = append(lost, e)
+			if e.published != "" && v == nil {
+				v = violate(RuleDots, "a power loss of %s forgot %s, which was already published (%s): its dot will be issued again",
+					replicaName(node), e, e.published)
+			}
 		}
 	}
-	return lost
+	return lost, v
 }
 
 // maximal returns the writes of key that no other write happened after,

@@ -17,6 +17,7 @@ import (
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/faultremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
+	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -92,6 +93,8 @@ type World struct {
 	or    *oracle
 	now   time.Duration // logical time since Epoch
 	pos   int           // operations run
+	// logChecked is the last log position checkLog has read.
+	logChecked uint64
 	trace []string
 	rep   Report
 	done  bool
@@ -224,8 +227,40 @@ func (w *World) Do(op Op) error {
 	if v == nil {
 		v = w.checkNode(n)
 	}
+	if v == nil {
+		v = w.checkLog()
+	}
 	if v != nil {
 		return v
+	}
+	return nil
+}
+
+// checkLog checks the versions of every log segment created since the
+// last check against the oracle (invariant 5 on the shared log).
+func (w *World) checkLog() *violation {
+	ctx := context.Background()
+	for _, key := range w.mem.Keys() {
+		pos, ok := remote.ParseLogKey(key)
+		if !ok || pos <= w.logChecked {
+			continue
+		}
+		obj, err := w.mem.Get(ctx, key) // not metered: the simulator's own look
+		if err != nil {
+			return violate(RuleError, "reading %s: %v", key, err)
+		}
+		seg, err := segment.Decode(key, obj.Data)
+		if err != nil {
+			return violate(RuleError, "the log holds a damaged segment: %v", err)
+		}
+		for _, e := range seg.Entries {
+			for _, ver := range e.Record.Versions {
+				if v := w.or.checkVersion(-1, key, e.Key, ver); v != nil {
+					return v
+				}
+			}
+		}
+		w.logChecked = pos
 	}
 	return nil
 }
@@ -280,9 +315,12 @@ func (w *World) powerLoss(n *node, where string) (string, *violation) {
 	}
 	n.r = nil
 	durable := n.eng.powerLoss()
-	lost := w.or.loseAfter(n.i, durable)
+	lost, v := w.or.loseAfter(n.i, durable)
 	w.rep.Crashes++
 	w.rep.LostWrites += int64(len(lost))
+	if v != nil {
+		return "", v
+	}
 	if len(lost) > 0 && w.cfg.Durability == store.Sync {
 		return "", violate(RuleDurability, "power loss of %s %s lost %s, acknowledged under Sync durability", n.name(), where, lost[0])
 	}
@@ -502,7 +540,7 @@ func (w *World) record(n *node, key string) (merge.Record, *violation) {
 func (w *World) checkRecord(n *node, key string, rec merge.Record) *violation {
 	w.rep.MaxSiblings = max(w.rep.MaxSiblings, len(rec.Versions))
 	for _, ver := range rec.Versions {
-		if v := w.or.checkVersion(n.name(), key, ver); v != nil {
+		if v := w.or.checkVersion(n.i, n.name(), key, ver); v != nil {
 			return v
 		}
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/replica"
@@ -30,3 +31,5 @@ func (e *env) openSynced(ctx context.Context) (*replica.Replica, error) {
 func syncError(op string, err error) error {
 	return errorf(err, "%s: %s", op, trimLib(err))
 }
+
+func isNotFound(err error) bool { return errors.Is(err, replica.ErrNotFound) }

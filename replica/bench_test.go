@@ -1,0 +1,334 @@
+package replica_test
+
+// Benchmarks of the local replica against raw Badger, measured in the same
+// run. Each comparison reports a "ratio" metric: our throughput divided by
+// raw Badger's (for Len: the time at 1M keys divided by the time at 1k).
+// See BENCHMARKS.md for the figures and the commands.
+//
+// The raw Badger side is opened with the options our store uses
+// (store.OpenBadger, then DB()), except where a benchmark says otherwise.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+const benchValueSize = 100
+
+func benchKey(i int) string { return fmt.Sprintf("%016d", i) } // 16 bytes
+
+func benchValue(i int) []byte {
+	v := make([]byte, benchValueSize)
+	for j := range v {
+		v[j] = byte(i + j*7)
+	}
+	return v
+}
+
+func benchReplica(b *testing.B, dur store.Durability, low bool) *replica.Replica {
+	b.Helper()
+	r, err := replica.Init(b.TempDir(), "mem://bench", &replica.Options{Durability: dur, LowMemory: low})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	return r
+}
+
+// rawBadger opens Badger in dir with exactly the options of store.OpenBadger.
+func rawBadger(b *testing.B) *badger.DB {
+	b.Helper()
+	e, err := store.OpenBadger(b.TempDir(), store.BadgerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	return e.DB()
+}
+
+// rawBadgerSyncWrites opens Badger with the store's options plus
+// SyncWrites=true: every commit is fsynced by Badger itself.
+func rawBadgerSyncWrites(b *testing.B) *badger.DB {
+	b.Helper()
+	opts := badger.DefaultOptions(b.TempDir()).
+		WithSyncWrites(true).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false).
+		WithLogger(nil).
+		WithValueThreshold(256 << 10).
+		WithNumCompactors(2)
+	db, err := badger.Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// BenchmarkBatchPut: replica.Batch of 1000 stamped puts (16-byte keys,
+// 100-byte values) against a raw Badger WriteBatch of the same keys and
+// values with the same sync setting (sync: fsync once per batch). The two
+// run interleaved, batch by batch, so disk noise hits both alike. Goal:
+// ratio >= 0.5.
+func BenchmarkBatchPut(b *testing.B) {
+	for _, dur := range []store.Durability{store.Sync, store.Relaxed} {
+		b.Run(dur.String(), func(b *testing.B) {
+			ctx := context.Background()
+			const batch = 1000
+			r := benchReplica(b, dur, false)
+			db := rawBadger(b)
+			vals := make([][]byte, batch)
+			for j := range vals {
+				vals[j] = benchValue(j)
+			}
+			var ours, raw time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				t0 := time.Now()
+				err := r.Batch(ctx, func(bt *replica.Batch) error {
+					for j := range batch {
+						bt.Put(benchKey(i*batch+j), vals[j])
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				wb := db.NewWriteBatch()
+				for j := range batch {
+					if err := wb.Set([]byte(benchKey(i*batch+j)), vals[j]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := wb.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				if dur == store.Sync {
+					if err := db.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				t2 := time.Now()
+				ours += t1.Sub(t0)
+				raw += t2.Sub(t1)
+			}
+			b.StopTimer()
+			puts := float64(b.N * batch)
+			b.ReportMetric(puts/ours.Seconds(), "puts/s")
+			b.ReportMetric(puts/raw.Seconds(), "raw-puts/s")
+			b.ReportMetric(raw.Seconds()/ours.Seconds(), "ratio")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// runWorkers runs fn(i) for i in [from, to) from workers goroutines and
+// returns the elapsed time.
+func runWorkers(workers, from, to int, fn func(i int) error) (time.Duration, error) {
+	var next atomic.Int64
+	next.Store(int64(from))
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	t0 := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= to {
+					return
+				}
+				if err := fn(i); err != nil {
+					errMu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					errMu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(t0), firstErr
+}
+
+// BenchmarkParallelDurablePut: single durable (Sync) puts from 32
+// goroutines, grouped by the store's group commit, against raw Badger
+// single-key db.Update with SyncWrites=true from 32 goroutines (Badger
+// groups concurrent commits too). Interleaved in chunks of 2000 puts.
+// Goal: >= 10k puts/s on 2 cores; the ratio is reported.
+func BenchmarkParallelDurablePut(b *testing.B) {
+	ctx := context.Background()
+	const workers, chunk = 32, 2000
+	r := benchReplica(b, store.Sync, false)
+	db := rawBadgerSyncWrites(b)
+	val := benchValue(1)
+	var ours, raw time.Duration
+	commits0 := r.Store().Commits()
+	b.ResetTimer()
+	for from := 0; from < b.N; from += chunk {
+		to := min(from+chunk, b.N)
+		d, err := runWorkers(workers, from, to, func(i int) error {
+			return r.Put(ctx, benchKey(i), val)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ours += d
+		d, err = runWorkers(workers, from, to, func(i int) error {
+			return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(benchKey(i)), val) })
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw += d
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(n/ours.Seconds(), "puts/s")
+	b.ReportMetric(n/raw.Seconds(), "raw-puts/s")
+	b.ReportMetric(raw.Seconds()/ours.Seconds(), "ratio")
+	b.ReportMetric(n/float64(max(1, r.Store().Commits()-commits0)), "puts/commit")
+	b.ReportMetric(0, "ns/op")
+}
+
+// loadReplica writes keys [0, n) with Relaxed durability in big batches.
+func loadReplica(b *testing.B, r *replica.Replica, n int) {
+	b.Helper()
+	ctx := context.Background()
+	const batch = 10000
+	for from := 0; from < n; from += batch {
+		err := r.Batch(ctx, func(bt *replica.Batch) error {
+			for i := from; i < min(from+batch, n); i++ {
+				bt.Put(benchKey(i), benchValue(i))
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := r.Store().Engine().Sync(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkLen: Len at 1k keys and at 1M keys (goal: within 2x, i.e. O(1)).
+// The 1M sub-benchmark reports "ratio" = its ns/op over the 1k one, and
+// "recount-ms", the time of one full recount (View.CountLive) that an
+// O(N) Len would cost. Loading 1M keys takes a while; it only runs under
+// -bench.
+func BenchmarkLen(b *testing.B) {
+	var at1k float64
+	for _, n := range []int{1000, 1_000_000} {
+		name := fmt.Sprintf("keys=%dk", n/1000)
+		if n >= 1_000_000 {
+			name = fmt.Sprintf("keys=%dM", n/1_000_000)
+		}
+		r := benchReplica(b, store.Relaxed, false)
+		loadReplica(b, r, n)
+		if r.Len() != int64(n) {
+			b.Fatalf("Len %d after loading %d", r.Len(), n)
+		}
+		b.Run(name, func(b *testing.B) {
+			var sink int64
+			for b.Loop() {
+				sink += r.Len()
+			}
+			if sink == 0 {
+				b.Fatal("no Len")
+			}
+			perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if n == 1000 {
+				at1k = perOp
+				return
+			}
+			b.ReportMetric(perOp/at1k, "ratio")
+			t0 := time.Now()
+			var c int64
+			if err := r.Store().View(func(v *store.View) error {
+				var err error
+				c, err = v.CountLive()
+				return err
+			}); err != nil || c != int64(n) {
+				b.Fatalf("recount %d %v", c, err)
+			}
+			b.ReportMetric(float64(time.Since(t0).Milliseconds()), "recount-ms")
+		})
+	}
+}
+
+// BenchmarkGet: random Gets of existing keys on the same data (200k keys,
+// 16-byte keys, 100-byte values), raw Badger (db.View + Get + ValueCopy)
+// and replica.Get (View + record decode + lww read). The replica
+// sub-benchmark reports "ratio" = raw ns/op over ours (goal >= 0.8).
+func BenchmarkGet(b *testing.B) {
+	const n = 200_000
+	r := benchReplica(b, store.Relaxed, false)
+	loadReplica(b, r, n)
+	db := rawBadger(b)
+	for from := 0; from < n; from += 10000 {
+		wb := db.NewWriteBatch()
+		for i := from; i < min(from+10000, n); i++ {
+			if err := wb.Set([]byte(benchKey(i)), benchValue(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	keys := make([][]byte, 1<<16)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range keys {
+		keys[i] = []byte(benchKey(rng.IntN(n)))
+	}
+	var rawNs float64
+	b.Run("raw", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			k := keys[i&(len(keys)-1)]
+			i++
+			err := db.View(func(txn *badger.Txn) error {
+				it, err := txn.Get(k)
+				if err != nil {
+					return err
+				}
+				v, err := it.ValueCopy(nil)
+				if len(v) != benchValueSize {
+					return fmt.Errorf("value of %d bytes", len(v))
+				}
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		rawNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("replica", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			k := keys[i&(len(keys)-1)]
+			i++
+			v, err := r.Get(string(k))
+			if err != nil || len(v) != benchValueSize {
+				b.Fatalf("get %s: %d bytes, %v", k, len(v), err)
+			}
+		}
+		b.ReportMetric(rawNs/(float64(b.Elapsed().Nanoseconds())/float64(b.N)), "ratio")
+	})
+}
