@@ -571,6 +571,9 @@ func fmtRecord(o *oracle, r merge.Record) string {
 		entries = append(entries, o.dot(d))
 	}
 	b.WriteString("[" + strings.Join(entries, " ") + "]")
+	if len(r.Versions) == 0 {
+		b.WriteString(" no versions")
+	}
 	for _, v := range r.Versions {
 		if v.Deleted {
 			fmt.Fprintf(&b, " %s:deleted@%s", o.dot(v.Dot), v.Time)

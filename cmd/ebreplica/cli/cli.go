@@ -102,7 +102,25 @@ type env struct {
 
 // options returns the replica options every command opens with.
 func (e *env) options() *replica.Options {
-	return &replica.Options{Wall: e.wall}
+	return &replica.Options{Wall: e.wall, Progress: e.progress()}
+}
+
+// progress returns a progress printer when stderr is a terminal (a
+// bootstrap from a snapshot shows how far it got), else nil.
+func (e *env) progress() func(stage string, done, total int64) {
+	f, ok := e.stderr.(*os.File)
+	if !ok {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return func(stage string, done, total int64) {
+		fmt.Fprintf(f, "\r%s: %d/%d records", stage, done, total)
+		if done >= total {
+			fmt.Fprintln(f)
+		}
+	}
 }
 
 // open opens the replica in the directory. Run closes it after the command.
