@@ -166,6 +166,14 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 			if err != nil {
 				return ps, err
 			}
+			if seg.Origin == r.ID() && r.knob(func(k *Knobs) bool { return k.SkipOwnByOrigin }) {
+				if err := r.advance(ctx, p); err != nil {
+					return ps, err
+				}
+				ps.Skipped++
+				ps.Cursor = p
+				continue
+			}
 			if seg.Origin == r.ID() {
 				sent, err := r.meta(sentName(data[i]))
 				if err != nil {
@@ -258,6 +266,7 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 	}
 	entries := seg.Entries
 	first := true
+	filterG := r.knob(func(k *Knobs) bool { return k.FilterThroughG })
 	mergeFn := merge.Merge
 	if r.opts.Knobs != nil && r.opts.Knobs.Merge != nil {
 		mergeFn = r.opts.Knobs.Merge
@@ -294,6 +303,13 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 					}
 				} else {
 					merged = e.Record // a record for an unknown key is taken whole
+					if filterG {
+						g, err := tx.G()
+						if err != nil {
+							return err
+						}
+						merged = merge.Merge(merge.Record{Clock: g}, e.Record)
+					}
 				}
 				if err := tx.PutRecord(e.Key, store.Stored{Record: merged, Pos: p}); err != nil {
 					return err

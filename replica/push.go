@@ -74,7 +74,7 @@ func (r *Replica) pushLocked(ctx context.Context) (ps PushStats, err error) {
 		return ps, err
 	}
 	// A new replica pushes nothing until it has pulled to a listed tip.
-	if ready, _ := r.meta("ready"); ready == nil {
+	if ready, _ := r.meta("ready"); ready == nil && !r.knob(func(k *Knobs) bool { return k.PushBeforePull }) {
 		if _, err := r.pullLocked(ctx); err != nil {
 			return ps, err
 		}

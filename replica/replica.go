@@ -156,9 +156,41 @@ type Knobs struct {
 	// Merge replaces merge.Merge when pulled records are applied.
 	Merge func(local, remote merge.Record) merge.Record
 	// UnsyncedStaging stages push segments without fsync (with Relaxed
-	// durability a power loss after the upload then reuses dots).
+	// durability a power loss after the upload then reuses dots). S13.
 	UnsyncedStaging bool
+	// AckIncludesOwnPush publishes max(cursor, own last push) as the ack. S3.
+	AckIncludesOwnPush bool
+	// CollectAgainstMaxAck collects against the maximum ack, without
+	// pulling to a tip listed after reading the acks. S4.
+	CollectAgainstMaxAck bool
+	// WriteIgnoresG starts a local write of a key with no record from an
+	// empty clock instead of G. S5.
+	WriteIgnoresG bool
+	// AckIgnoresStaged does not lower the ack to the base of staged
+	// segments. S6.
+	AckIgnoresStaged bool
+	// PushBeforePull lets a new replica push before it pulled to a tip. S7.
+	PushBeforePull bool
+	// DropTombstoneSibling collects a winning tombstone sibling out of a
+	// record instead of the whole record. S8.
+	DropTombstoneSibling bool
+	// FilterThroughG filters a record for a collected key through G
+	// instead of taking it whole. S9.
+	FilterThroughG bool
+	// PruneIgnoresAcks prunes up to the newest snapshot whatever the acks. S10.
+	PruneIgnoresAcks bool
+	// SkipOwnByOrigin skips pulled segments whose origin is this replica
+	// instead of the positions m/own lists. S11.
+	SkipOwnByOrigin bool
+	// SnapshotDirty writes a snapshot even with a dirty outbox. S12.
+	SnapshotDirty bool
+	// PartsWithoutNonce names snapshot parts without the compactor's nonce
+	// and writes them unconditionally. S15.
+	PartsWithoutNonce bool
 }
+
+// knob reports whether a test knob is set.
+func (r *Replica) knob(f func(*Knobs) bool) bool { return r.opts.Knobs != nil && f(r.opts.Knobs) }
 
 func (r *Replica) step(name string) error {
 	if r.opts.Knobs == nil || r.opts.Knobs.Step == nil {
@@ -280,6 +312,7 @@ func Open(dir string, opts *Options) (*Replica, error) {
 	}
 	st, err := store.Open(eng, &store.Options{
 		Durability: o.Durability, Wall: o.Wall, MaxDrift: o.MaxDrift, Policies: o.Policies,
+		WriteIgnoresG: o.Knobs != nil && o.Knobs.WriteIgnoresG,
 	})
 	if err != nil {
 		eng.Close()

@@ -190,10 +190,30 @@ func (r *Replica) ackNow() (uint64, error) {
 		return 0, err
 	}
 	ack := r.cursor()
-	for _, s := range st {
-		ack = min(ack, s.Base)
+	if !r.knob(func(k *Knobs) bool { return k.AckIgnoresStaged }) {
+		for _, s := range st {
+			ack = min(ack, s.Base)
+		}
+	}
+	if r.knob(func(k *Knobs) bool { return k.AckIncludesOwnPush }) {
+		ack = max(ack, r.lastOwn())
 	}
 	return ack, nil
+}
+
+// lastOwn is the highest position of this replica's own pushes.
+func (r *Replica) lastOwn() uint64 {
+	var last uint64
+	_ = r.st.View(func(v *store.View) error {
+		return v.MetaScan("own/", func(name string, _ []byte) (bool, error) {
+			var p uint64
+			if _, err := fmt.Sscanf(name, "own/%d", &p); err == nil {
+				last = max(last, p)
+			}
+			return true, nil
+		})
+	})
+	return last
 }
 
 // Compact collects what may be collected, writes a snapshot of this
@@ -267,8 +287,12 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 		}
 	}
 	floorAck, _ := minAck(regs)
-	// Pull to a tip listed after reading the acks, then collect.
-	if _, err := r.pullLocked(ctx); err != nil {
+	if r.knob(func(k *Knobs) bool { return k.CollectAgainstMaxAck }) {
+		for _, g := range regs {
+			floorAck = max(floorAck, g.body.Ack)
+		}
+	} else if _, err := r.pullLocked(ctx); err != nil {
+		// Pull to a tip listed after reading the acks, then collect.
 		return cs, err
 	}
 	if cs.Collected, err = r.collect(ctx, floorAck); err != nil {
@@ -346,6 +370,16 @@ func (r *Replica) collect(ctx context.Context, floor uint64) (int, error) {
 					}
 					continue
 				}
+				if r.knob(func(k *Knobs) bool { return k.DropTombstoneSibling }) && !st.Deleted() {
+					// Old rule: drop only the winning tombstone sibling.
+					w := merge.LWWWinner(st.Versions)
+					st.Versions = append(slices.Clone(st.Versions[:w]), st.Versions[w+1:]...)
+					if err := tx.PutRecord(key, st); err != nil {
+						return err
+					}
+					n++
+					continue
+				}
 				g.JoinInPlace(st.Clock)
 				if err := tx.DeleteRecord(key); err != nil {
 					return err
@@ -393,7 +427,7 @@ func (r *Replica) writeSnapshot(ctx context.Context, partSize int, cs *CompactSt
 		if err := v.MetaScan("stage/", func(string, []byte) (bool, error) { dirty = true; return false, nil }); err != nil {
 			return err
 		}
-		if dirty {
+		if dirty && !r.knob(func(k *Knobs) bool { return k.SnapshotDirty }) {
 			clean = false
 			return nil
 		}
@@ -417,7 +451,12 @@ func (r *Replica) writeSnapshot(ctx context.Context, partSize int, cs *CompactSt
 				return err
 			}
 			name := partKey(idx.Position, nonce, len(idx.Parts))
-			if _, err := b.PutIfAbsent(ctx, name, data); err != nil {
+			put := b.PutIfAbsent
+			if r.knob(func(k *Knobs) bool { return k.PartsWithoutNonce }) {
+				name = partKey(idx.Position, "shared", len(idx.Parts))
+				put = b.Put
+			}
+			if _, err := put(ctx, name, data); err != nil {
 				return fmt.Errorf("replica: write %s on %s: %w", name, b, err)
 			}
 			sum := sha256.Sum256(data)
@@ -794,6 +833,9 @@ func (r *Replica) prune(ctx context.Context, regs []regInfo, serverNow time.Time
 		return 0, nil
 	}
 	floor := min(newest, ack)
+	if r.knob(func(k *Knobs) bool { return k.PruneIgnoresAcks }) {
+		floor = newest
+	}
 	n := 0
 	for info, err := range b.List(ctx, remote.LogPrefix, "") {
 		if err != nil {

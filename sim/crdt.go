@@ -2,12 +2,21 @@ package sim
 
 import (
 	"context"
-	"errors"
 
 	"github.com/ebreplica/ebreplica/replica"
 )
 
-// crdtWrite runs a counter or set update.
+// crdtWrite runs a counter or set update through the replica's CRDT API.
+// A SetRemove of members not in the set here writes nothing (the caller
+// sees the record unchanged).
 func crdtWrite(ctx context.Context, r *replica.Replica, op Op) error {
-	return errors.New("sim: CRDT updates not available yet")
+	switch op.Kind {
+	case OpAdd:
+		_, err := r.Add(ctx, op.Key, op.Delta)
+		return err
+	case OpSetAdd:
+		return r.SetAdd(ctx, op.Key, op.Elem)
+	default:
+		return r.SetRemove(ctx, op.Key, op.Elem)
+	}
 }

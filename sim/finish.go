@@ -231,7 +231,8 @@ func (w *World) checkRead(key string) *violation {
 		sum, _ := w.or.counterSum(key)
 		want = read{value: strconv.FormatInt(sum, 10)}
 	case w.cfg.Policy == PolicySet:
-		want = read{value: strings.Join(w.or.setMembers(key), "\n")}
+		members := w.or.setMembers(key)
+		want = read{value: strings.Join(members, "\n"), notFound: len(members) == 0}
 	}
 	for _, n := range w.nodes {
 		if got := get(n.r, key); got != want {

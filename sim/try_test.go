@@ -3,6 +3,8 @@ package sim
 import (
 	"testing"
 	"time"
+
+	"github.com/ebreplica/ebreplica/store"
 )
 
 func sweep(t *testing.T, name string, n int, cfg func(seed uint64) Config) {
@@ -21,7 +23,8 @@ func sweep(t *testing.T, name string, n int, cfg func(seed uint64) Config) {
 }
 
 func TestTrySweep(t *testing.T) {
-	sweep(t, "lww40", 200, func(s uint64) Config { return Config{Seed: s, Faults: 0.3} })
-	sweep(t, "lww30", 200, func(s uint64) Config { return Config{Seed: s, Ops: 30, Faults: 0.3} })
-	sweep(t, "badger", 20, func(s uint64) Config { return Config{Seed: s, Engine: "badger"} })
+	sweep(t, "counter", 500, func(s uint64) Config { return Config{Seed: s, Policy: "counter", Faults: 0.3, Crashes: 0.1} })
+	sweep(t, "set", 500, func(s uint64) Config { return Config{Seed: s, Policy: "set", Faults: 0.3, Crashes: 0.1} })
+	sweep(t, "set relaxed", 500, func(s uint64) Config { return Config{Seed: s, Policy: "set", Faults: 0.3, Crashes: 0.1, Durability: store.Relaxed} })
+	sweep(t, "mv relaxed", 500, func(s uint64) Config { return Config{Seed: s, Policy: "mv", Faults: 0.5, Crashes: 0.1, Durability: store.Relaxed} })
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -224,7 +225,9 @@ func (w *World) Do(op Op) error {
 		line += " " + d
 	}
 	w.trace = append(w.trace, line)
-	if v == nil {
+	if v == nil && op.Kind != OpPut && op.Kind != OpDelete && op.Kind != OpBatch && op.Kind != OpAdd &&
+		op.Kind != OpSetAdd && op.Kind != OpSetRemove {
+		// A write checked the records it touched already.
 		v = w.checkNode(n)
 	}
 	if v == nil {
@@ -486,7 +489,7 @@ func (w *World) write(n *node, op Op) (string, *violation) {
 			return "", violate(RuleError, "reading %s at %s: %v", k, n.name(), err)
 		}
 		if after.Equal(before[i]) {
-			continue // a batch delete of a key that was not live
+			continue // a delete of a key that was not live, a remove of an absent member
 		}
 		if len(after.Versions) != 1 || after.Versions[0].Dot.Replica != n.id || before[i].Clock.Covers(after.Versions[0].Dot) {
 			return "", violate(RuleCausality, "a local write of %s at %s must replace every sibling with one new version; the record went from %s to %s",
@@ -578,11 +581,22 @@ func fmtRecord(o *oracle, r merge.Record) string {
 		if v.Deleted {
 			fmt.Fprintf(&b, " %s:deleted@%s", o.dot(v.Dot), v.Time)
 		} else {
-			fmt.Fprintf(&b, " %s:%q@%s", o.dot(v.Dot), v.Value, v.Time)
+			fmt.Fprintf(&b, " %s:%s@%s", o.dot(v.Dot), fmtValue(v.Value), v.Time)
 		}
 	}
 	b.WriteString("}")
 	return b.String()
+}
+
+// fmtValue shows a value, or a counter or set state decoded.
+func fmtValue(b []byte) string {
+	if s, err := merge.DecodeCounter(b); err == nil {
+		return s.String()
+	}
+	if s, err := merge.DecodeSet(b); err == nil {
+		return s.String()
+	}
+	return strconv.Quote(string(b))
 }
 
 // digest is a hash of node n's whole state: every key with its clock and

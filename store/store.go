@@ -84,6 +84,9 @@ type Options struct {
 	// GroupBytes caps the bytes written by one group commit (default 4 MiB);
 	// a single request may exceed it.
 	GroupBytes int
+	// WriteIgnoresG is a test knob: local writes of keys with no record
+	// start from an empty clock instead of G (an old, divergent rule).
+	WriteIgnoresG bool
 }
 
 func (o *Options) withDefaults() Options {

@@ -283,7 +283,7 @@ func (t *Tx) Write(key string, value []byte, deleted bool) (merge.Version, error
 		return merge.Version{}, err
 	}
 	var g clock.Vector
-	if cur.IsZero() {
+	if cur.IsZero() && !t.s.opts.WriteIgnoresG {
 		if g, err = t.G(); err != nil {
 			return merge.Version{}, err
 		}
