@@ -169,7 +169,7 @@ func DecodeVector(dec *msgpack.Decoder) (clock.Vector, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := make(clock.Vector, n)
+	v := make(clock.Vector, min(n, 64))
 	for range n {
 		if _, err := arrayLen(dec, 2); err != nil {
 			return nil, err
@@ -205,7 +205,7 @@ func DecodeRecordFrom(dec *msgpack.Decoder) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	r := Record{Clock: c, Versions: make([]Version, 0, n)}
+	r := Record{Clock: c, Versions: make([]Version, 0, min(n, 64))}
 	for range n {
 		if _, err := arrayLen(dec, 5); err != nil {
 			return Record{}, err

@@ -182,7 +182,8 @@ type Knobs struct {
 	// SkipOwnByOrigin skips pulled segments whose origin is this replica
 	// instead of the positions m/own lists. S11.
 	SkipOwnByOrigin bool
-	// SnapshotDirty writes a snapshot even with a dirty outbox. S12.
+	// SnapshotDirty makes Compact snapshot the local state as it is, with
+	// no push or pull first, even with a dirty outbox. S12.
 	SnapshotDirty bool
 	// PartsWithoutNonce names snapshot parts without the compactor's nonce
 	// and writes them unconditionally. S15.

@@ -240,6 +240,11 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 	if _, err := r.connectLocked(ctx); err != nil {
 		return cs, err
 	}
+	if r.knob(func(k *Knobs) bool { return k.SnapshotDirty }) {
+		// Old rule: snapshot the local state as it is, unpushed data and all.
+		_, err := r.writeSnapshot(ctx, o.PartSize, &cs)
+		return cs, err
+	}
 	// Push first, so the outbox empties; our registry swap also gives the
 	// server's notion of now.
 	if _, err := r.pushLocked(ctx); err != nil {

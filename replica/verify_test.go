@@ -14,6 +14,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/replica"
 )
@@ -162,6 +163,33 @@ func hasFinding(list []replica.Problem, f finding) bool {
 	return false
 }
 
+// modify replaces an object's bytes with f(old) and returns the undo.
+func (s *verifyStore) modify(t *testing.T, key string, f func(old []byte) []byte) func() {
+	t.Helper()
+	old := s.get(t, key)
+	s.put(t, key, f(bytes.Clone(old)))
+	return func() { s.put(t, key, old) }
+}
+
+// add creates objects and returns the undo.
+func (s *verifyStore) add(t *testing.T, objs map[string][]byte) func() {
+	t.Helper()
+	for k, v := range objs {
+		s.put(t, k, v)
+	}
+	return func() {
+		for k := range objs {
+			s.del(t, k)
+		}
+	}
+}
+
+// resum recomputes a segment's SHA-256 trailer.
+func resum(b []byte) []byte {
+	sum := sha256.Sum256(b[:len(b)-sha256.Size])
+	return append(b[:len(b)-sha256.Size], sum[:]...)
+}
+
 func TestVerify(t *testing.T) {
 	for name, mk := range backends() {
 		t.Run(name, func(t *testing.T) {
@@ -177,35 +205,324 @@ func TestVerify(t *testing.T) {
 			if r2, err := s.rs[0].Verify(ctx, replica.VerifyOptions{}); err != nil || !r2.OK || r2.Segments != rep.Segments {
 				t.Fatalf("Replica.Verify: %s, %v", dumpReport(r2), err)
 			}
-			above := ps[len(ps)-2] // a segment above the snapshot, not the tip
+			above, tip := ps[len(ps)-2], ps[len(ps)-1] // above the snapshot
 			if above <= s.snap {
 				t.Fatalf("positions %v, snapshot %d", ps, s.snap)
 			}
-			idx := s.index(t)
-			part := idx.Parts[0].Name
-			regKey := remote.RegistryKey(s.rs[0].ID())
-			otherID := clock.NewReplicaID()
-
-			type damage struct {
+			logKey, tipKey := remote.LogKey(above), remote.LogKey(tip)
+			idxKey := replica.SnapKey(s.snap)
+			part := s.index(t).Parts[0].Name
+			stranger := clock.NewReplicaID()
+			strangerSeg, err := segment.Encode(segment.Header{Origin: stranger, Base: tip}, segment.Raw, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cases := []struct {
 				name    string
 				inject  func(t *testing.T) (undo func())
-				problem *finding // nil: no problem, OK stays true
+				problem *finding // nil: none, OK stays true
 				warning *finding
+			}{
+				{"flipped byte in a segment", func(t *testing.T) func() {
+					return s.modify(t, logKey, func(b []byte) []byte { b[len(b)/2] ^= 0x20; return b })
+				}, &finding{logKey, replica.KindCorrupt, []string{"checksum mismatch", "verify --repair"}}, nil},
+				{"segment of a newer format", func(t *testing.T) func() {
+					return s.modify(t, logKey, func(b []byte) []byte { b[4] = segment.Version + 1; return resum(b) })
+				}, &finding{logKey, replica.KindVersion, []string{"upgrade"}}, nil},
+				{"truncated snapshot part", func(t *testing.T) func() {
+					return s.modify(t, part, func(b []byte) []byte { return b[:len(b)/2] })
+				}, &finding{part, replica.KindCorrupt, []string{"bytes", idxKey, "compact"}}, nil},
+				{"snapshot part replaced", func(t *testing.T) func() {
+					return s.modify(t, part, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
+				}, &finding{part, replica.KindCorrupt, []string{"checksum does not match " + idxKey}}, nil},
+				{"snapshot part missing", func(t *testing.T) func() {
+					old := s.get(t, part)
+					s.del(t, part)
+					return func() { s.put(t, part, old) }
+				}, &finding{part, replica.KindMissing, []string{"listed by " + idxKey}}, nil},
+				{"snapshot of another store", func(t *testing.T) func() {
+					return s.modify(t, idxKey, func(b []byte) []byte {
+						var m map[string]any
+						if err := json.Unmarshal(b, &m); err != nil {
+							t.Fatal(err)
+						}
+						m["store_id"] = "someone-else"
+						b, _ = json.Marshal(m)
+						return b
+					})
+				}, &finding{idxKey, replica.KindForeign, []string{"someone-else"}}, nil},
+				{"snapshot index not JSON", func(t *testing.T) func() {
+					return s.modify(t, idxKey, func(b []byte) []byte { return b[:len(b)/2] })
+				}, &finding{idxKey, replica.KindCorrupt, []string{"not a snapshot index"}}, nil},
+				{"segment missing above the floor", func(t *testing.T) func() {
+					old := s.get(t, logKey)
+					s.del(t, logKey)
+					return func() { s.put(t, logKey, old) }
+				}, &finding{logKey, replica.KindMissing, []string{logKey + " is missing", "push --all"}}, nil},
+				{"acknowledged tip missing", func(t *testing.T) func() {
+					old := s.get(t, tipKey)
+					s.del(t, tipKey)
+					return func() { s.put(t, tipKey, old) }
+				}, &finding{tipKey, replica.KindMissing, []string{"acknowledged", "push --all"}}, nil},
+				{"junk at the top", func(t *testing.T) func() {
+					return s.add(t, map[string][]byte{"junk.txt": []byte("hello")})
+				}, &finding{"junk.txt", replica.KindForeign, []string{"not an ebreplica object"}}, nil},
+				{"junk in log/", func(t *testing.T) func() {
+					return s.add(t, map[string][]byte{"log/notanumber": []byte("hello")})
+				}, &finding{"log/notanumber", replica.KindForeign, []string{"log/<20-digit position"}}, nil},
+				{"log position 0", func(t *testing.T) func() {
+					return s.add(t, map[string][]byte{remote.LogKey(0): strangerSeg})
+				}, &finding{remote.LogKey(0), replica.KindForeign, nil}, nil},
+				{"junk in snap/", func(t *testing.T) func() {
+					return s.add(t, map[string][]byte{"snap/" + fmt.Sprintf("%020d", s.snap) + "/notes": []byte("x")})
+				}, &finding{"snap/" + fmt.Sprintf("%020d", s.snap) + "/notes", replica.KindForeign, nil}, nil},
+				{"junk in replicas/", func(t *testing.T) func() {
+					return s.add(t, map[string][]byte{"replicas/bob.json": []byte("{}")})
+				}, &finding{"replicas/bob.json", replica.KindForeign, []string{"replicas/<replica id>.json"}}, nil},
+				{"registry not JSON", func(t *testing.T) func() {
+					return s.add(t, map[string][]byte{remote.RegistryKey(stranger): []byte(`{"format":1,"replica_id":`)})
+				}, &finding{remote.RegistryKey(stranger), replica.KindCorrupt, []string{"not a registry object"}}, nil},
+				{"registry under another name", func(t *testing.T) func() {
+					body := s.get(t, remote.RegistryKey(s.rs[1].ID()))
+					return s.add(t, map[string][]byte{remote.RegistryKey(stranger): body})
+				}, &finding{remote.RegistryKey(stranger), replica.KindCorrupt, []string{"does not match the object's name"}}, nil},
+				{"manifest missing", func(t *testing.T) func() {
+					old := s.get(t, remote.ManifestKey)
+					s.del(t, remote.ManifestKey)
+					return func() { s.put(t, remote.ManifestKey, old) }
+				}, &finding{remote.ManifestKey, replica.KindMissing, []string{"no store manifest"}}, nil},
+				{"manifest corrupt", func(t *testing.T) func() {
+					return s.modify(t, remote.ManifestKey, func(b []byte) []byte { return b[:len(b)-3] })
+				}, &finding{remote.ManifestKey, replica.KindCorrupt, []string{"not an ebreplica store manifest"}}, nil},
+				{"manifest of a newer format", func(t *testing.T) func() {
+					return s.modify(t, remote.ManifestKey, func(b []byte) []byte {
+						return bytes.Replace(b, []byte(`"format": 1`), []byte(`"format": 9`), 1)
+					})
+				}, &finding{remote.ManifestKey, replica.KindVersion, []string{"upgrade"}}, nil},
+				{"orphan parts", func(t *testing.T) func() {
+					dir := fmt.Sprintf("snap/%020d/", s.snap+1)
+					return s.add(t, map[string][]byte{dir + "part-0123456789ab-0000": []byte("x"), dir + "part-0123456789ab-0001": []byte("y")})
+				}, nil, &finding{fmt.Sprintf("snap/%020d/part-0123456789ab-0000", s.snap+1), replica.KindOrphan, []string{"2 snapshot part(s)", "listed by no index"}}},
+				{"segment from an unregistered origin", func(t *testing.T) func() {
+					return s.add(t, map[string][]byte{remote.LogKey(tip + 1): strangerSeg})
+				}, nil, &finding{remote.LogKey(tip + 1), replica.KindUnregistered, []string{stranger.String()}}},
 			}
-			replace := func(key string, data []byte) func(t *testing.T) func() {
-				return func(t *testing.T) func() {
-					old := s.get(t, key)
-					s.put(t, key, data)
-					return func() { s.put(t, old.key(key), old) }
+			for _, c := range cases {
+				t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+					undo := c.inject(t)
+					rep := verify(t, s.b, replica.VerifyOptions{})
+					undo()
+					if c.problem == nil {
+						if !rep.OK || len(rep.Problems) != 0 {
+							t.Fatalf("not OK: %s", dumpReport(rep))
+						}
+					} else if rep.OK || !hasFinding(rep.Problems, *c.problem) {
+						t.Fatalf("want problem %+v in %s", *c.problem, dumpReport(rep))
+					}
+					if c.warning != nil && !hasFinding(rep.Warnings, *c.warning) {
+						t.Fatalf("want warning %+v in %s", *c.warning, dumpReport(rep))
+					}
+					mustBeHealthy(t, verify(t, s.b, replica.VerifyOptions{}))
+				})
+			}
+			// Cancelled: an error, not a report.
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if _, err := replica.Verify(cctx, s.b, replica.VerifyOptions{}); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled verify: %v", err)
+			}
+		})
+	}
+}
+
+// listing maps every object to its ETag.
+func listing(t *testing.T, b remote.Backend) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for info, err := range b.List(context.Background(), "", "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[info.Key] = info.ETag
+	}
+	return out
+}
+
+// TestVerifyRepair: a corrupt segment stops a pull; repair quarantines its
+// bytes, puts a valid placeholder in its place and changes nothing else;
+// the pull then goes on, and push --all on the origin brings the lost
+// records back.
+func TestVerifyRepair(t *testing.T) {
+	for name, mk := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newVerifyStore(t, mk(t))
+			origin, behind := s.rs[1], s.rs[2]
+			if err := origin.Put(ctx, "lost", []byte("and found")); err != nil {
+				t.Fatal(err)
+			}
+			ps, err := origin.Push(ctx)
+			if err != nil || len(ps.Positions) != 1 {
+				t.Fatalf("push %+v, %v", ps, err)
+			}
+			key := remote.LogKey(ps.Positions[0])
+			good := s.get(t, key)
+			bad := bytes.Clone(good)
+			bad[len(bad)/3] ^= 0x55
+			s.put(t, key, bad)
+			if _, err := behind.Pull(ctx); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), key) {
+				t.Fatalf("pull over a corrupt segment: %v", err)
+			}
+			before := listing(t, s.b)
+
+			rep := verify(t, s.b, replica.VerifyOptions{Repair: true})
+			if !rep.OK || len(rep.Problems) != 0 || len(rep.Repaired) != 1 || rep.Repaired[0].Object != key ||
+				!strings.Contains(rep.Repaired[0].Message, "quarantine/") || !strings.Contains(rep.Repaired[0].Message, "push --all") {
+				t.Fatalf("repair: %s", dumpReport(rep))
+			}
+			after := listing(t, s.b)
+			var quarantined []string
+			for k, etag := range after {
+				switch {
+				case strings.HasPrefix(k, remote.QuarantinePref):
+					quarantined = append(quarantined, k)
+				case k == key:
+					if etag == before[k] {
+						t.Fatalf("%s unchanged", k)
+					}
+				case before[k] != etag:
+					t.Fatalf("repair changed %s", k)
 				}
 			}
-			_ = replace
-			cases := []damage{}
-			_ = cases
-			_ = part
-			_ = regKey
-			_ = otherID
-			_ = above
+			for k := range before {
+				if _, ok := after[k]; !ok {
+					t.Fatalf("repair deleted %s", k)
+				}
+			}
+			if len(quarantined) != 1 || len(after) != len(before)+1 ||
+				!strings.HasPrefix(quarantined[0], remote.QuarantinePref+"log-"+key[len(remote.LogPrefix):]+"-") {
+				t.Fatalf("quarantined %v; objects %d -> %d", quarantined, len(before), len(after))
+			}
+			if q := s.get(t, quarantined[0]); !bytes.Equal(q, bad) {
+				t.Fatal("the quarantined copy is not the damaged segment's bytes")
+			}
+			ph, err := segment.Decode(key, s.get(t, key))
+			if err != nil || len(ph.Entries) != 0 || !ph.Origin.IsZero() || !strings.Contains(ph.Note, quarantined[0]) {
+				t.Fatalf("placeholder %+v, %v", ph, err)
+			}
+
+			// The pull goes on; the origin republishes what was lost.
+			if _, err := behind.Pull(ctx); err != nil {
+				t.Fatalf("pull after repair: %v", err)
+			}
+			if _, err := behind.Get("lost"); !errors.Is(err, replica.ErrNotFound) {
+				t.Fatalf("lost key before push --all: %v", err)
+			}
+			if _, err := origin.PushAll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := behind.Pull(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := behind.Get("lost"); err != nil || string(v) != "and found" {
+				t.Fatalf("after push --all: %q, %v", v, err)
+			}
+			s.syncAll(t)
+			if a, b := state(t, s.rs[0]), state(t, behind); a != b {
+				t.Fatalf("replicas differ after repair:\n%s\nvs\n%s", a, b)
+			}
+
+			// Healthy again; the repair's traces are listed as info.
+			rep = verify(t, s.b, replica.VerifyOptions{Repair: true})
+			mustBeHealthy(t, rep)
+			kinds := map[string]string{}
+			for _, p := range rep.Info {
+				kinds[p.Object] = p.Kind
+			}
+			if want := map[string]string{key: replica.KindPlaceholder, quarantined[0]: replica.KindQuarantine}; !maps.Equal(kinds, want) {
+				t.Fatalf("info %v, want %v", kinds, want)
+			}
 		})
+	}
+}
+
+// TestVerifyRepairOnlyCorruptSegments: repair touches nothing but corrupt
+// log segments.
+func TestVerifyRepairOnlyCorruptSegments(t *testing.T) {
+	s := newVerifyStore(t, memremote.New("verify"))
+	ps := s.positions(t)
+	key := remote.LogKey(ps[len(ps)-1])
+	// A newer-format segment is not damage to repair, and neither is a
+	// broken snapshot: both stay as they are.
+	undo := s.modify(t, key, func(b []byte) []byte { b[4] = segment.Version + 1; return resum(b) })
+	defer undo()
+	part := s.index(t).Parts[0].Name
+	undoPart := s.modify(t, part, func(b []byte) []byte { return b[:10] })
+	defer undoPart()
+	before := listing(t, s.b)
+	rep := verify(t, s.b, replica.VerifyOptions{Repair: true})
+	if rep.OK || len(rep.Repaired) != 0 || len(rep.Problems) != 2 {
+		t.Fatalf("%s", dumpReport(rep))
+	}
+	if after := listing(t, s.b); !maps.Equal(before, after) {
+		t.Fatalf("repair changed objects it may not repair: %v", slices.Sorted(maps.Keys(after)))
+	}
+}
+
+func TestVerifyEmptyBackend(t *testing.T) {
+	rep := verify(t, memremote.New("verify"), replica.VerifyOptions{})
+	if rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Kind != replica.KindMissing || rep.Objects != 0 {
+		t.Fatalf("%s", dumpReport(rep))
+	}
+	if _, err := replica.Verify(context.Background(), nil, replica.VerifyOptions{}); !errors.Is(err, replica.ErrNoRemote) {
+		t.Fatalf("nil backend: %v", err)
+	}
+	b, _ := json.Marshal(rep)
+	if !bytes.Contains(b, []byte(`"ok":false`)) || !bytes.Contains(b, []byte(`"problems":[{"object":"store.json","kind":"missing"`)) ||
+		!bytes.Contains(b, []byte(`"warnings":[]`)) {
+		t.Fatalf("JSON form %s", b)
+	}
+}
+
+// racer changes an object just before a compare-and-swap on it, as
+// another writer would.
+type racer struct {
+	remote.Backend
+	raced []string
+}
+
+func (r *racer) PutIfMatch(ctx context.Context, key string, data []byte, etag string) (string, error) {
+	if strings.HasPrefix(key, remote.LogPrefix) {
+		r.raced = append(r.raced, key)
+		if _, err := r.Backend.Put(ctx, key, []byte("someone else's bytes")); err != nil {
+			return "", err
+		}
+	}
+	return r.Backend.PutIfMatch(ctx, key, data, etag)
+}
+
+// TestVerifyRepairLosesRace: a segment replaced between the read and the
+// swap is left as the other writer made it, and the quarantine copy of the
+// bytes read goes away.
+func TestVerifyRepairLosesRace(t *testing.T) {
+	s := newVerifyStore(t, memremote.New("verify"))
+	ps := s.positions(t)
+	key := remote.LogKey(ps[len(ps)-1])
+	s.modify(t, key, func(b []byte) []byte { b[20] ^= 1; return b })
+	before := listing(t, s.b)
+	rb := &racer{Backend: s.b}
+	rep := verify(t, rb, replica.VerifyOptions{Repair: true})
+	if len(rb.raced) != 1 || rep.OK || len(rep.Repaired) != 0 ||
+		!hasFinding(rep.Problems, finding{key, replica.KindCorrupt, []string{"not repaired", "changed while verifying"}}) {
+		t.Fatalf("%s", dumpReport(rep))
+	}
+	after := listing(t, s.b)
+	if string(s.get(t, key)) != "someone else's bytes" {
+		t.Fatal("the other writer's bytes were overwritten")
+	}
+	delete(before, key)
+	delete(after, key)
+	if !maps.Equal(before, after) {
+		t.Fatalf("objects changed: %v", slices.Sorted(maps.Keys(after)))
 	}
 }
