@@ -94,9 +94,9 @@ func (r *Replica) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	if err := r.step("push:staged"); err != nil {
 		return ps, err
 	}
-	ack := r.cursor()
-	for _, s := range st {
-		ack = min(ack, s.Base)
+	ack, err := r.ackNow() // the cursor, lowered to every staged base
+	if err != nil {
+		return ps, err
 	}
 	if err := r.swapRegistry(ctx, ack); err != nil {
 		if errors.Is(err, ErrRetired) && !r.rebasing {
