@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -131,7 +132,7 @@ func (r *Replica) ensureManifest(ctx context.Context) (m Manifest, created bool,
 		if !errors.Is(err, remote.ErrExists) && !errors.Is(err, remote.ErrTransient) {
 			return m, false, fmt.Errorf("replica: create %s on %s: %w", remote.ManifestKey, b, err)
 		}
-		obj, gerr := b.Get(ctx, remote.ManifestKey)
+		obj, gerr := readStable(ctx, b, remote.ManifestKey)
 		if errors.Is(gerr, remote.ErrNotExist) && attempt < 3 {
 			continue // the create did not land: try again
 		}
@@ -323,6 +324,18 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 			continue // write the current ack too
 		case body.Retired:
 			return fmt.Errorf("%w (%s)", ErrRetired, key)
+		case body.Nonce == rs.Nonce && obj.ETag != rs.ETag:
+			// Our last body under a new ETag (a restored or copied bucket, a
+			// store that re-applied a delayed write): nobody swapped since
+			// our last write, so adopt the ETag and try again.
+			rs.ETag = obj.ETag
+			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+				return err
+			}
+			if attempt > 2 {
+				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
+			}
+			continue
 		case obj.ETag == rs.ETag || body.Nonce == rs.Nonce:
 			// Unchanged: the swap did not land. Try again once.
 			if attempt > 0 {
@@ -345,7 +358,7 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 // not exist yet. New replicas that were given no policies adopt the
 // manifest's (see Manifest.Registry).
 func ReadManifest(ctx context.Context, b remote.Backend) (m Manifest, ok bool, err error) {
-	obj, err := b.Get(ctx, remote.ManifestKey)
+	obj, err := readStable(ctx, b, remote.ManifestKey)
 	if errors.Is(err, remote.ErrNotExist) {
 		return m, false, nil
 	}
@@ -369,4 +382,25 @@ func (m Manifest) Registry(funcs map[string]merge.Policy) (*merge.Registry, erro
 		specs = append(specs, prefix+"="+name)
 	}
 	return merge.ParsePolicies(specs, funcs)
+}
+
+// readStable reads an object that carries no checksum of its own (the
+// manifest) until two reads agree, so one damaged read never becomes a
+// verdict or a saved copy.
+func readStable(ctx context.Context, b remote.Backend, key string) (remote.Object, error) {
+	prev, err := b.Get(ctx, key)
+	if err != nil {
+		return prev, err
+	}
+	for range 4 {
+		obj, err := b.Get(ctx, key)
+		if err != nil {
+			return obj, err
+		}
+		if bytes.Equal(obj.Data, prev.Data) {
+			return obj, nil
+		}
+		prev = obj
+	}
+	return prev, fmt.Errorf("%w: %s on %s reads differently every time", remote.ErrTransient, key, b)
 }
