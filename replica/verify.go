@@ -31,7 +31,8 @@ package replica
 // A Warning is not damage:
 //
 //	orphan        snapshot parts no index lists: a compactor writing now, or
-//	              one that crashed (compact --prune removes them once old)
+//	              one that crashed (compact --prune removes them once old and
+//	              covered by a snapshot)
 //	unregistered  a segment whose origin has no registry object
 //
 // Info lists what earlier repairs left: quarantine/ copies and the
@@ -46,9 +47,11 @@ package replica
 // changes. Its records are gone from the log: replicas that applied the
 // segment before the damage still hold them, and `push --all` on one of
 // them (ideally its origin) publishes them again. A missing position cannot
-// be repaired so (there is nothing to swap), nor can snapshots (a newer
-// snapshot from `compact` supersedes a damaged one), registries (their
-// owner fences on them) or the manifest: those are reported with what to do.
+// be repaired so (there is nothing to swap): `compact` on a replica that
+// applied it writes a snapshot that covers it (replicas below rebase onto
+// it). Nor can snapshots (a newer snapshot from `compact` supersedes a
+// damaged one), registries (their owner fences on them) or the manifest:
+// each problem says what to do.
 
 import (
 	"bytes"
@@ -146,7 +149,7 @@ func Verify(ctx context.Context, b remote.Backend, o VerifyOptions) (VerifyRepor
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	v := &verifier{b: b, o: o, regs: map[string]bool{}, parts: map[string]remote.Info{}, used: map[string]bool{}}
+	v := &verifier{b: b, o: o, regs: map[string]bool{}, acks: map[string]uint64{}, parts: map[string]remote.Info{}, used: map[string]bool{}}
 	if err := v.run(ctx); err != nil {
 		return VerifyReport{}, err
 	}
@@ -155,9 +158,7 @@ func Verify(ctx context.Context, b remote.Backend, o VerifyOptions) (VerifyRepor
 		if *l == nil {
 			*l = []Problem{}
 		}
-		slices.SortStableFunc(*l, func(a, b Problem) int {
-			return cmpProblem(a, b)
-		})
+		slices.SortFunc(*l, cmpProblem)
 	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
@@ -167,7 +168,10 @@ func cmpProblem(a, b Problem) int {
 	if c := strings.Compare(a.Object, b.Object); c != 0 {
 		return c
 	}
-	return strings.Compare(a.Kind, b.Kind)
+	if c := strings.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Message, b.Message)
 }
 
 type verifier struct {
@@ -178,7 +182,8 @@ type verifier struct {
 	mu sync.Mutex // guards rep's lists while checks run concurrently
 
 	regs     map[string]bool        // registry object names seen
-	acks     uint64                 // highest ack read before listing the log
+	acks     map[string]uint64      // replica id -> ack, read before listing the log
+	maxAck   uint64                 // the highest of acks
 	manifest *Manifest              // nil when missing or unreadable
 	logs     []uint64               // listed log positions, ascending
 	indexes  []uint64               // listed snapshot index positions, ascending
@@ -333,7 +338,8 @@ func (v *verifier) checkRegistry(ctx context.Context, key string, first bool) er
 		v.problem(key, KindCorrupt, "registry without seq or nonce")
 	default:
 		if first {
-			v.acks = max(v.acks, body.Ack)
+			v.acks[body.ReplicaID] = body.Ack
+			v.maxAck = max(v.maxAck, body.Ack)
 		}
 	}
 	return nil
@@ -514,11 +520,11 @@ func (v *verifier) checkGaps() {
 	if n := len(v.indexes); n > 0 {
 		floor = slices.Max(v.indexes)
 	}
-	tip := v.acks
+	tip := v.maxAck
 	if n := len(v.logs); n > 0 {
 		tip = max(tip, v.logs[n-1])
 	}
-	where := "no snapshot, so nothing may be pruned"
+	where := "there is no snapshot, so nothing may have been pruned"
 	if len(v.indexes) > 0 {
 		where = fmt.Sprintf("the newest snapshot is at %d", floor)
 	}
@@ -527,8 +533,20 @@ func (v *verifier) checkGaps() {
 		if to > from {
 			what = fmt.Sprintf("%s to %s are missing (%d positions)", remote.LogKey(from), remote.LogKey(to), to-from+1)
 		}
-		v.problem(remote.LogKey(from), KindMissing, "%s above the prune floor (%s): pulls stop there; "+
-			"replicas that applied them still hold their records: run `ebreplica push --all` on one (ideally the origin)", what, where)
+		var past []string
+		for id, ack := range v.acks {
+			if ack >= to {
+				past = append(past, id)
+			}
+		}
+		slices.Sort(past)
+		fix := "no replica acknowledges having applied it: one that did (ideally its origin) can publish its records again with " +
+			"`ebreplica push --all` and cover the gap with `ebreplica compact`; if none did, pulls cannot pass it"
+		if len(past) > 0 {
+			fix = fmt.Sprintf("replica(s) %s applied it: run `ebreplica compact` on one, its snapshot covers the gap and replicas below it rebase onto it",
+				strings.Join(past, ", "))
+		}
+		v.problem(remote.LogKey(from), KindMissing, "%s above the prune floor (%s): pulls stop there; %s", what, where, fix)
 	}
 	next := floor + 1
 	for _, p := range v.logs {
@@ -541,9 +559,7 @@ func (v *verifier) checkGaps() {
 		next = p + 1
 	}
 	if tip >= next {
-		v.problem(remote.LogKey(next), KindMissing, "%s to %s are missing above the prune floor (%s), yet replicas have acknowledged position %d: "+
-			"replicas that applied them still hold their records: run `ebreplica push --all` on one (ideally the origin)",
-			remote.LogKey(next), remote.LogKey(tip), where, tip)
+		report(next, tip) // acknowledged, yet gone
 	}
 }
 
@@ -684,6 +700,6 @@ func (v *verifier) checkOrphans() {
 	for set, names := range groups {
 		slices.Sort(names)
 		v.warn(names[0], KindOrphan, "%d snapshot part(s) %s* listed by no index: a compactor writing now, or one that crashed "+
-			"(`compact --prune` removes them once older than its grace)", len(names), set)
+			"(`compact --prune` removes them once old, when a snapshot at or above their position exists)", len(names), set)
 	}
 }

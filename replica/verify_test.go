@@ -258,12 +258,12 @@ func TestVerify(t *testing.T) {
 					old := s.get(t, logKey)
 					s.del(t, logKey)
 					return func() { s.put(t, logKey, old) }
-				}, &finding{logKey, replica.KindMissing, []string{logKey + " is missing", "push --all"}}, nil},
+				}, &finding{logKey, replica.KindMissing, []string{logKey + " is missing", "compact", s.rs[0].ID().String()}}, nil},
 				{"acknowledged tip missing", func(t *testing.T) func() {
 					old := s.get(t, tipKey)
 					s.del(t, tipKey)
 					return func() { s.put(t, tipKey, old) }
-				}, &finding{tipKey, replica.KindMissing, []string{"acknowledged", "push --all"}}, nil},
+				}, &finding{tipKey, replica.KindMissing, []string{tipKey + " is missing", "compact", s.rs[2].ID().String()}}, nil},
 				{"junk at the top", func(t *testing.T) func() {
 					return s.add(t, map[string][]byte{"junk.txt": []byte("hello")})
 				}, &finding{"junk.txt", replica.KindForeign, []string{"not an ebreplica object"}}, nil},
@@ -524,5 +524,69 @@ func TestVerifyRepairLosesRace(t *testing.T) {
 	delete(after, key)
 	if !maps.Equal(before, after) {
 		t.Fatalf("objects changed: %v", slices.Sorted(maps.Keys(after)))
+	}
+}
+
+// TestVerifyGap: a segment deleted above the floor is reported with the
+// replicas that applied it; compact on one of them covers the gap, and a
+// replica stuck below it rebases and catches up. A gap nobody applied says
+// to republish.
+func TestVerifyGap(t *testing.T) {
+	ctx := context.Background()
+	s := newVerifyStore(t, memremote.New("verify"))
+	a, b, behind := s.rs[0], s.rs[1], s.rs[2]
+	if err := a.Put(ctx, "gap", []byte("applied by a and b")); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := a.Push(ctx)
+	if err != nil || len(ps.Positions) != 1 {
+		t.Fatalf("push %+v, %v", ps, err)
+	}
+	mustSync(t, b)
+	mustSync(t, a)
+	if err := b.Put(ctx, "later", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, b)
+	mustSync(t, a)
+	key := remote.LogKey(ps.Positions[0])
+	s.del(t, key)
+	rep := verify(t, s.b, replica.VerifyOptions{Repair: true})
+	want := finding{key, replica.KindMissing, []string{key + " is missing", "pulls stop there", a.ID().String(), b.ID().String(), "compact"}}
+	if rep.OK || len(rep.Problems) != 1 || len(rep.Repaired) != 0 || !hasFinding(rep.Problems, want) ||
+		strings.Contains(rep.Problems[0].Message, behind.ID().String()) {
+		t.Fatalf("want %+v in %s", want, dumpReport(rep))
+	}
+	if _, err := behind.Pull(ctx); !errors.Is(err, replica.ErrGap) {
+		t.Fatalf("pull over the gap: %v", err)
+	}
+	if _, err := a.Compact(ctx, replica.CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustBeHealthy(t, verify(t, s.b, replica.VerifyOptions{}))
+	mustSync(t, behind)
+	if v, err := behind.Get("gap"); err != nil || string(v) != "applied by a and b" {
+		t.Fatalf("after compact: %q, %v", v, err)
+	}
+
+	// Nobody applied it: republish.
+	if err := a.Put(ctx, "unseen", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	ps, err = a.Push(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "unseen2", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key = remote.LogKey(ps.Positions[0])
+	s.del(t, key)
+	rep = verify(t, s.b, replica.VerifyOptions{})
+	if !hasFinding(rep.Problems, finding{key, replica.KindMissing, []string{"no replica acknowledges", "push --all"}}) {
+		t.Fatalf("%s", dumpReport(rep))
 	}
 }

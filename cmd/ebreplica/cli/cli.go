@@ -68,6 +68,7 @@ func commandTable() []*command {
 		pullCmd,
 		syncCmd,
 		compactCmd,
+		verifyCmd,
 		reidentifyCmd,
 		demoCmd,
 		versionCmd,
