@@ -1,69 +1,7 @@
 package merge
 
 // The built-in policies besides LWW: mv, the Func adapter for user
-// callbacks, and the CRDT values counter and set, plus Builtin and
-// ParsePolicies.
-//
-// # CRDT values
-//
-// A counter or set key stores a CRDT state inside Version.Value. Merging
-// never looks at it: the record keeps concurrent states as siblings like
-// any other values, and a read joins the states of the live (non-deleted)
-// siblings. A local update starts from the state CounterOf or SetOf
-// returns for the key's record (the join of its live siblings), applies
-// the change and writes one new version, which supersedes every sibling
-// its writer saw; siblings it did not see stay and are joined at read time.
-//
-// Both states are causal CRDTs (Almeida, Shoker, Baquero, "Delta state
-// replicated data types", 2018): a set of entries, each tagged with the dot
-// of the write that made it, plus a causal context — every dot the state's
-// writer had seen. The context is the writer's record clock (which covers
-// exactly the writes of the key it has seen, and G), joined with the
-// contexts of the states it joined. The join keeps an entry when both
-// states hold it, or when one holds it and the other's context does not
-// cover its dot (the other has not seen it; had it seen it and dropped it,
-// the entry was removed). For every single dot this is the maximum in the
-// chain unseen < present < removed, so the join is commutative,
-// associative and idempotent for any states whose entries their contexts
-// cover, and an update (new entries under a fresh dot, dropped entries
-// still in the context) is an inflation: it dominates every state it was
-// derived from.
-//
-// Tagging entries with the record dot of the write that made them (not a
-// per-key counter of the CRDT's own) makes entry dots unique forever,
-// across deletes: a replica that restarts a key from zero after a delete
-// can never reissue an entry dot that a concurrent sibling still carries,
-// which would lose the new entry (a PN-counter keyed by replica alone
-// loses increments exactly that way).
-//
-// A CRDT key with no entries — a counter no replica has changed, a set with
-// no members — reads as deleted (as Redis drops an empty set), so an
-// update that empties it deletes it, and Clear is an observed-remove
-// delete.
-//
-// # Deletes
-//
-// A tombstone (Replica.Delete) carries no state, and a read joins only the
-// live siblings, so:
-//
-//   - A replica that has seen the delete, and no update concurrent with
-//     it, starts from the empty state (a counter from zero). Its context is
-//     its record clock, which covers everything the delete saw, so when its
-//     update later meets an update made concurrently with the delete, the
-//     entries the delete saw are dropped from the join.
-//   - An update concurrent with a delete survives it whole: a replica that
-//     holds both reads the update's state, including what its writer had
-//     seen before the delete, and an update made after seeing both starts
-//     from that state. This can bring back a member that was removed just
-//     before the delete, since the tombstone replaced the state that
-//     recorded the removal.
-//
-// Writing the cleared state (CounterOf/SetOf, then Clear) instead of a
-// tombstone deletes with observed-remove semantics, exactly: the delete
-// wins over every change it saw, a concurrent change wins over the delete,
-// nothing else comes back. (A counter entry is its replica's running
-// total, so the total of a replica that changed the counter concurrently
-// with the clear survives whole.)
+// callbacks, the CRDT values counter and set, Builtin and ParsePolicies.
 
 import (
 	"bytes"
@@ -309,6 +247,65 @@ func badState(format string, a ...any) error {
 // whose siblings are all tombstones, or whose joined state has no entries
 // (see CounterState.Clear), reads as deleted. A value that is not a valid
 // state makes the read fail (ErrBadState).
+//
+// How CRDT values (Counter and Set) work:
+//
+// A counter or set key stores a CRDT state inside Version.Value. Merging
+// never looks at it: the record keeps concurrent states as siblings like
+// any other values, and a read joins the states of the live (non-deleted)
+// siblings. A local update starts from the state CounterOf or SetOf
+// returns for the key's record (the join of its live siblings), applies
+// the change and writes one new version, which supersedes every sibling
+// its writer saw; siblings it did not see stay and are joined at read time.
+//
+// Both states are causal CRDTs (Almeida, Shoker, Baquero, "Delta state
+// replicated data types", 2018): a set of entries, each tagged with the dot
+// of the write that made it, plus a causal context — every dot the state's
+// writer had seen. The context is the writer's record clock (which covers
+// exactly the writes of the key it has seen, and G), joined with the
+// contexts of the states it joined. The join keeps an entry when both
+// states hold it, or when one holds it and the other's context does not
+// cover its dot (the other has not seen it; had it seen it and dropped it,
+// the entry was removed). For every single dot this is the maximum in the
+// chain unseen < present < removed, so the join is commutative,
+// associative and idempotent for any states whose entries their contexts
+// cover, and an update (new entries under a fresh dot, dropped entries
+// still in the context) is an inflation: it dominates every state it was
+// derived from.
+//
+// Tagging entries with the record dot of the write that made them (not a
+// per-key counter of the CRDT's own) makes entry dots unique forever,
+// across deletes: a replica that restarts a key from zero after a delete
+// can never reissue an entry dot that a concurrent sibling still carries,
+// which would lose the new entry (a PN-counter keyed by replica alone
+// loses increments exactly that way).
+//
+// A CRDT key with no entries — a counter no replica has changed, a set with
+// no members — reads as deleted (as Redis drops an empty set), so an
+// update that empties it deletes it, and Clear is an observed-remove
+// delete.
+//
+// Deletes. A tombstone (Replica.Delete) carries no state, and a read joins only the
+// live siblings, so:
+//
+//   - A replica that has seen the delete, and no update concurrent with
+//     it, starts from the empty state (a counter from zero). Its context is
+//     its record clock, which covers everything the delete saw, so when its
+//     update later meets an update made concurrently with the delete, the
+//     entries the delete saw are dropped from the join.
+//   - An update concurrent with a delete survives it whole: a replica that
+//     holds both reads the update's state, including what its writer had
+//     seen before the delete, and an update made after seeing both starts
+//     from that state. This can bring back a member that was removed just
+//     before the delete, since the tombstone replaced the state that
+//     recorded the removal.
+//
+// Writing the cleared state (CounterOf/SetOf, then Clear) instead of a
+// tombstone deletes with observed-remove semantics, exactly: the delete
+// wins over every change it saw, a concurrent change wins over the delete,
+// nothing else comes back. (A counter entry is its replica's running
+// total, so the total of a replica that changed the counter concurrently
+// with the clear survives whole.)
 type Counter struct{}
 
 // Name returns "counter".
@@ -376,7 +373,9 @@ type pn struct{ p, n uint64 }
 // wrapping ErrBadState.
 func DecodeCounter(b []byte) (CounterState, error) {
 	r := bytes.NewReader(b)
-	dec := msgpack.NewDecoder(r)
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(r)
 	if err := stateHeader(dec, tagCounter); err != nil {
 		return CounterState{}, err
 	}
@@ -421,7 +420,9 @@ func DecodeCounter(b []byte) (CounterState, error) {
 //	  [ [replica bin16, counter, P, N]... sorted by dot ] ]
 func (s CounterState) Encode() []byte {
 	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
 	// Writes to memory cannot fail.
 	_ = enc.EncodeArrayLen(3)
 	_ = enc.EncodeString(tagCounter)
@@ -537,6 +538,7 @@ func (s CounterState) String() string {
 // SetMembers give the exact list) and Winner -1. A key whose siblings are
 // all tombstones, or whose joined state has no members, reads as deleted.
 // A value that is not a valid state makes the read fail (ErrBadState).
+// Updates, joins and deletes work as described at Counter.
 type Set struct{}
 
 // Name returns "set".
@@ -601,7 +603,9 @@ type SetState struct {
 // is an error wrapping ErrBadState.
 func DecodeSet(b []byte) (SetState, error) {
 	r := bytes.NewReader(b)
-	dec := msgpack.NewDecoder(r)
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(r)
 	if err := stateHeader(dec, tagSet); err != nil {
 		return SetState{}, err
 	}
@@ -660,7 +664,9 @@ func DecodeSet(b []byte) (SetState, error) {
 //	  [ [member str, [ [replica bin16, counter]... sorted ]]... sorted by member ] ]
 func (s SetState) Encode() []byte {
 	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
 	_ = enc.EncodeArrayLen(3)
 	_ = enc.EncodeString(tagSet)
 	_ = EncodeVector(enc, s.ctx)
@@ -766,7 +772,9 @@ func (s SetState) Remove(elems ...string) SetState {
 // Clear returns s without members (it reads as deleted), with
 // observed-remove semantics: it wins over every add it saw, and a
 // concurrent add survives.
-func (s SetState) Clear() SetState { return SetState{ctx: s.ctx.Clone(), entries: map[string][]clock.Dot{}} }
+func (s SetState) Clear() SetState {
+	return SetState{ctx: s.ctx.Clone(), entries: map[string][]clock.Dot{}}
+}
 
 func (s SetState) clone() SetState {
 	out := SetState{ctx: s.ctx.Clone(), entries: make(map[string][]clock.Dot, len(s.entries)+1)}

@@ -17,7 +17,7 @@ import (
 const DefaultPolicyChecks = 10_000
 
 // MaxSiblings is the largest number of siblings CheckPolicy hands to
-// Resolve at once. Sets of up to 4 are tried in every order.
+// Resolve at once. Sets of up to 3 are tried in every order.
 const MaxSiblings = 6
 
 // Folder is implemented by policies that fold a binary merge over the
@@ -50,10 +50,11 @@ func CheckPolicy(t rapid.TB, p merge.Policy, gen *rapid.Generator[merge.Version]
 //   - the Result is consistent: Winner is -1 or the index of a version
 //     whose Value and Deleted the result carries, and -1 on a conflict;
 //   - the result does not depend on the order of the siblings: every
-//     permutation of up to 4 siblings (a few random ones of more) gives the
-//     same result — the fold is commutative and associative. Siblings reach
-//     Resolve in dot order, so a policy that fails this still converges,
-//     but what it reads depends on which replica ids its writers drew;
+//     permutation of up to 3 siblings (of more, the reverse and a few drawn
+//     at random) gives the same result — the fold is commutative and
+//     associative. Siblings reach Resolve in dot order, so a policy that
+//     fails this still converges, but what it reads depends on which
+//     replica ids its writers drew;
 //   - for a Folder, also that the fold is idempotent (fold(a, a) ≈ a),
 //     commutative and associative on versions drawn from gen, where ≈
 //     compares Value (unless deleted), Deleted and failure.
@@ -108,8 +109,8 @@ func seedFixed() bool {
 var checkKeys = []string{"k", "users/42", "a/b/c"}
 
 // Siblings draws 1..MaxSiblings versions from gen with distinct dots (a
-// repeated dot keeps its first version), in canonical dot order: a valid
-// Record.Versions.
+// repeated dot keeps its first version), in canonical dot order, as
+// Resolve receives them.
 func Siblings(gen *rapid.Generator[merge.Version]) *rapid.Generator[[]merge.Version] {
 	return rapid.Custom(func(t *rapid.T) []merge.Version {
 		raw := rapid.SliceOfN(gen, 1, MaxSiblings).Draw(t, "versions")
@@ -133,6 +134,7 @@ type outcome struct {
 	deleted  bool
 	conflict bool
 	failed   bool
+	err      string
 	panicked string
 	res      merge.Result
 }
@@ -152,7 +154,7 @@ func (o outcome) String() string {
 	case o.panicked != "":
 		return "panic: " + o.panicked
 	case o.failed:
-		return "error"
+		return "error: " + o.err
 	case o.conflict:
 		return "conflict"
 	case o.deleted:
@@ -169,14 +171,14 @@ func resolve(p merge.Policy, key string, vs []merge.Version) (o outcome) {
 	}()
 	res, err := p.Resolve(key, vs)
 	if err != nil {
-		return outcome{failed: true}
+		return outcome{failed: true, err: err.Error()}
 	}
 	return outcome{value: res.Value, deleted: res.Deleted, conflict: res.Conflict, res: res}
 }
 
 func versionOutcome(v merge.Version, err error) outcome {
 	if err != nil {
-		return outcome{failed: true}
+		return outcome{failed: true, err: err.Error()}
 	}
 	return outcome{value: v.Value, deleted: v.Deleted}
 }
@@ -264,12 +266,15 @@ func policyProperty(p merge.Policy, gen *rapid.Generator[merge.Version]) func(*r
 			checkFold(t, name, folder, key, gen)
 		}
 
-		// Order: every permutation of a few siblings, some of more.
+		// Order: every permutation of up to 3 siblings; of more, the
+		// reverse and a few drawn at random.
 		var perms [][]merge.Version
-		if len(vs) <= 4 {
+		if len(vs) <= 3 {
 			perms = permutations(vs)
 		} else {
-			for i := range 4 {
+			perms = append(perms, slices.Clone(vs))
+			slices.Reverse(perms[0])
+			for i := range 3 {
 				perms = append(perms, rapid.Permutation(vs).Draw(t, fmt.Sprintf("permutation %d", i)))
 			}
 		}
@@ -294,13 +299,13 @@ func checkFold(t *rapid.T, name string, f Folder, key string, gen *rapid.Generat
 		if left {
 			xy, err := fold(f, key, x, y)
 			if err != nil {
-				return outcome{failed: true}
+				return versionOutcome(xy, err)
 			}
 			return versionOutcome(fold(f, key, xy, z))
 		}
 		yz, err := fold(f, key, y, z)
 		if err != nil {
-			return outcome{failed: true}
+			return versionOutcome(yz, err)
 		}
 		return versionOutcome(fold(f, key, x, yz))
 	}

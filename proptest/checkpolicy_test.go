@@ -195,9 +195,9 @@ func TestCheckPolicyCatchesBrokenPolicies(t *testing.T) {
 		return merge.Version{Dot: proptest.Dot().Draw(t, "dot"), Value: []byte(strconv.Itoa(rapid.IntRange(0, 9).Draw(t, "n")))}
 	})
 	for _, tc := range []struct {
-		name string
-		p    merge.Policy
-		gen  *rapid.Generator[merge.Version]
+		name  string
+		p     merge.Policy
+		gen   *rapid.Generator[merge.Version]
 		want  []string // in the report
 		anyOf []string // one of them in the report
 	}{

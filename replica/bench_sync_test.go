@@ -24,8 +24,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,6 +168,14 @@ func bsPull(b *testing.B, r *replica.Replica) replica.PullStats {
 	return ps
 }
 
+// bsLabel runs fn with the pprof label phase=name. Goroutines started inside
+// fn inherit it, among them the store writer of a replica opened there and
+// Badger's own, so `go tool pprof -tagfocus phase=NAME` isolates one phase
+// of a -cpuprofile from the setup around it.
+func bsLabel(name string, fn func()) {
+	pprof.Do(context.Background(), pprof.Labels("phase", name), func(context.Context) { fn() })
+}
+
 func bsMedian(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -206,7 +216,10 @@ func BenchmarkPushChanged(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, n := range []int{small, big} {
 		start := time.Now()
-		r := bsOpen(b, b.TempDir(), memremote.New(fmt.Sprintf("push-%d", n)), 0)
+		var r *replica.Replica
+		bsLabel(fmt.Sprintf("push-store-%d", n), func() {
+			r = bsOpen(b, b.TempDir(), memremote.New(fmt.Sprintf("push-%d", n)), 0)
+		})
 		b.Cleanup(func() { r.Close() })
 		ps := bsLoadPush(b, r, n, rng)
 		if ps.Records != n || r.Len() != int64(n) || r.Store().Pending() != 0 {
@@ -219,19 +232,23 @@ func BenchmarkPushChanged(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
 		for _, f := range fx {
-			t0 := time.Now()
-			err := f.r.Batch(ctx, func(bt *replica.Batch) error {
-				for range changed {
-					bt.Put(bsKey(rng.IntN(f.n)), bsValue(rng))
+			var t0, t1, t2 time.Time
+			var ps replica.PushStats
+			bsLabel(fmt.Sprintf("push-round-%d", f.n), func() {
+				t0 = time.Now()
+				err := f.r.Batch(ctx, func(bt *replica.Batch) error {
+					for range changed {
+						bt.Put(bsKey(rng.IntN(f.n)), bsValue(rng))
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
 				}
-				return nil
+				t1 = time.Now()
+				ps = bsPush(b, f.r)
+				t2 = time.Now()
 			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			t1 := time.Now()
-			ps := bsPush(b, f.r)
-			t2 := time.Now()
 			if ps.Records == 0 || ps.Records > changed || ps.Segments != 1 {
 				b.Fatalf("push of %d changes in a %d-key store: %+v", changed, f.n, ps)
 			}
@@ -310,22 +327,26 @@ func BenchmarkPullMerge(b *testing.B) {
 		// Raw Badger.
 		b.StopTimer()
 		dir := filepath.Join(scratch, fmt.Sprintf("raw-%d", iter))
-		bg, err := store.OpenBadger(dir, store.BadgerOptions{})
+		var bg *store.Badger
+		var err error
+		bsLabel("raw", func() { bg, err = store.OpenBadger(dir, store.BadgerOptions{}) })
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		t0 := time.Now()
-		wb := bg.DB().NewWriteBatch()
-		for i := range keys {
-			if err := wb.Set(keys[i], vals[i]); err != nil {
+		bsLabel("raw", func() {
+			t0 := time.Now()
+			wb := bg.DB().NewWriteBatch()
+			for i := range keys {
+				if err := wb.Set(keys[i], vals[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := wb.Flush(); err != nil {
 				b.Fatal(err)
 			}
-		}
-		if err := wb.Flush(); err != nil {
-			b.Fatal(err)
-		}
-		raw += time.Since(t0)
+			raw += time.Since(t0)
+		})
 		b.StopTimer()
 		bg.Close()
 		os.RemoveAll(dir)
@@ -334,14 +355,20 @@ func BenchmarkPullMerge(b *testing.B) {
 		for j, be := range []remote.Backend{mem, file} {
 			b.StopTimer()
 			dir := filepath.Join(scratch, fmt.Sprintf("pull-%d-%d", iter, j))
-			r := bsOpen(b, dir, be, 0)
+			label := []string{"pull-mem", "pull-file"}[j]
+			var r *replica.Replica
+			bsLabel(label, func() { r = bsOpen(b, dir, be, 0) })
 			if _, err := r.Connect(ctx); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			t0 := time.Now()
-			ps := bsPull(b, r)
-			d := time.Since(t0)
+			var ps replica.PullStats
+			var d time.Duration
+			bsLabel(label, func() {
+				t0 := time.Now()
+				ps = bsPull(b, r)
+				d = time.Since(t0)
+			})
 			b.StopTimer()
 			if ps.Records != n || r.Len() != int64(n) {
 				b.Fatalf("pull from %s: %d records, Len %d, want %d", be, ps.Records, r.Len(), n)
@@ -483,14 +510,18 @@ func BenchmarkBootstrapS3(b *testing.B) {
 	for b.Loop() {
 		iter++
 		dir := filepath.Join(scratch, fmt.Sprintf("boot-%d", iter))
-		s0 := time.Now()
-		r := bsOpen(b, dir, be, 0)
-		if _, err := r.Connect(ctx); err != nil {
-			b.Fatal(err)
-		}
-		s1 := time.Now()
-		last = bsPull(b, r)
-		s2 := time.Now()
+		var s0, s1, s2 time.Time
+		var r *replica.Replica
+		bsLabel("bootstrap", func() {
+			s0 = time.Now()
+			r = bsOpen(b, dir, be, 0)
+			if _, err := r.Connect(ctx); err != nil {
+				b.Fatal(err)
+			}
+			s1 = time.Now()
+			last = bsPull(b, r)
+			s2 = time.Now()
+		})
 		b.StopTimer()
 		if r.Len() != int64(n) {
 			b.Fatalf("bootstrapped replica has %d keys, want %d", r.Len(), n)
@@ -511,4 +542,22 @@ func BenchmarkBootstrapS3(b *testing.B) {
 	b.ReportMetric(t1.Sub(t0).Seconds(), "s-load+push")
 	b.ReportMetric(t4.Sub(t3).Seconds(), "s-compact")
 	b.Logf("bootstrap pull: %+v", last)
+}
+
+func BenchmarkZZProbe(b *testing.B) {
+	for _, n := range []int{50000} {
+		mem := memremote.New("p")
+		r := bsOpen(b, b.TempDir(), mem, 0)
+		ps := bsLoadPush(b, r, n, rand.New(rand.NewPCG(1, 1)))
+		st, _ := r.Status()
+		for k, v := range mem.Objects() {
+			if strings.HasPrefix(k, "replicas/") {
+				b.Logf("%s: %s", k, v)
+			}
+		}
+		cs, err := r.Compact(context.Background(), replica.CompactOptions{Prune: true, Grace: -1})
+		st2, _ := r.Status()
+		b.Logf("n=%d segs=%d cursor before %d after %d; compact %+v err %v; keys %v", n, ps.Segments, st.Cursor, st2.Cursor, cs, err, len(mem.Keys()))
+		r.Close()
+	}
 }

@@ -78,9 +78,9 @@ func rawBadgerSyncWrites(b *testing.B) *badger.DB {
 
 // BenchmarkBatchPut: replica.Batch of 1000 stamped puts (16-byte keys,
 // 100-byte values) against a raw Badger WriteBatch of the same keys and
-// values with the same sync setting (sync: fsync once per batch). The two
-// run interleaved, batch by batch, so disk noise hits both alike. Goal:
-// ratio >= 0.5.
+// values with the same sync setting (sync: one fsync per batch, as the
+// store does). The two run interleaved, batch by batch, so load on the
+// machine hits both alike. One op = one batch on each. Goal: ratio >= 0.5.
 func BenchmarkBatchPut(b *testing.B) {
 	for _, dur := range []store.Durability{store.Sync, store.Relaxed} {
 		b.Run(dur.String(), func(b *testing.B) {
@@ -93,8 +93,8 @@ func BenchmarkBatchPut(b *testing.B) {
 				vals[j] = benchValue(j)
 			}
 			var ours, raw time.Duration
-			b.ResetTimer()
-			for i := range b.N {
+			i := 0
+			for b.Loop() {
 				t0 := time.Now()
 				err := r.Batch(ctx, func(bt *replica.Batch) error {
 					for j := range batch {
@@ -123,8 +123,8 @@ func BenchmarkBatchPut(b *testing.B) {
 				t2 := time.Now()
 				ours += t1.Sub(t0)
 				raw += t2.Sub(t1)
+				i++
 			}
-			b.StopTimer()
 			puts := float64(b.N * batch)
 			b.ReportMetric(puts/ours.Seconds(), "puts/s")
 			b.ReportMetric(puts/raw.Seconds(), "raw-puts/s")
@@ -168,36 +168,35 @@ func runWorkers(workers, from, to int, fn func(i int) error) (time.Duration, err
 // BenchmarkParallelDurablePut: single durable (Sync) puts from 32
 // goroutines, grouped by the store's group commit, against raw Badger
 // single-key db.Update with SyncWrites=true from 32 goroutines (Badger
-// groups concurrent commits too). Interleaved in chunks of 2000 puts.
+// groups concurrent commits too). One op = 1000 puts on each, interleaved.
 // Goal: >= 10k puts/s on 2 cores; the ratio is reported.
 func BenchmarkParallelDurablePut(b *testing.B) {
 	ctx := context.Background()
-	const workers, chunk = 32, 2000
+	const workers, chunk = 32, 1000
 	r := benchReplica(b, store.Sync, false)
 	db := rawBadgerSyncWrites(b)
 	val := benchValue(1)
 	var ours, raw time.Duration
 	commits0 := r.Store().Commits()
-	b.ResetTimer()
-	for from := 0; from < b.N; from += chunk {
-		to := min(from+chunk, b.N)
-		d, err := runWorkers(workers, from, to, func(i int) error {
+	from := 0
+	for b.Loop() {
+		d, err := runWorkers(workers, from, from+chunk, func(i int) error {
 			return r.Put(ctx, benchKey(i), val)
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
 		ours += d
-		d, err = runWorkers(workers, from, to, func(i int) error {
+		d, err = runWorkers(workers, from, from+chunk, func(i int) error {
 			return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(benchKey(i)), val) })
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
 		raw += d
+		from += chunk
 	}
-	b.StopTimer()
-	n := float64(b.N)
+	n := float64(from)
 	b.ReportMetric(n/ours.Seconds(), "puts/s")
 	b.ReportMetric(n/raw.Seconds(), "raw-puts/s")
 	b.ReportMetric(raw.Seconds()/ours.Seconds(), "ratio")
@@ -224,64 +223,80 @@ func loadReplica(b *testing.B, r *replica.Replica, n int) {
 	if err := r.Store().Engine().Sync(); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// BenchmarkLen: Len at 1k keys and at 1M keys (goal: within 2x, i.e. O(1)).
-// The 1M sub-benchmark reports "ratio" = its ns/op over the 1k one, and
-// "recount-ms", the time of one full recount (View.CountLive) that an
-// O(N) Len would cost. Loading 1M keys takes a while; it only runs under
-// -bench.
-func BenchmarkLen(b *testing.B) {
-	var at1k float64
-	for _, n := range []int{1000, 1_000_000} {
-		name := fmt.Sprintf("keys=%dk", n/1000)
-		if n >= 1_000_000 {
-			name = fmt.Sprintf("keys=%dM", n/1_000_000)
-		}
-		r := benchReplica(b, store.Relaxed, false)
-		loadReplica(b, r, n)
-		if r.Len() != int64(n) {
-			b.Fatalf("Len %d after loading %d", r.Len(), n)
-		}
-		b.Run(name, func(b *testing.B) {
-			var sink int64
-			for b.Loop() {
-				sink += r.Len()
-			}
-			if sink == 0 {
-				b.Fatal("no Len")
-			}
-			perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-			if n == 1000 {
-				at1k = perOp
-				return
-			}
-			b.ReportMetric(perOp/at1k, "ratio")
-			t0 := time.Now()
-			var c int64
-			if err := r.Store().View(func(v *store.View) error {
-				var err error
-				c, err = v.CountLive()
-				return err
-			}); err != nil || c != int64(n) {
-				b.Fatalf("recount %d %v", c, err)
-			}
-			b.ReportMetric(float64(time.Since(t0).Milliseconds()), "recount-ms")
-		})
+	if r.Len() != int64(n) {
+		b.Fatalf("Len %d after loading %d keys", r.Len(), n)
 	}
 }
 
+// BenchmarkLen: Len at 1k keys and at 1M keys, interleaved in blocks of
+// 1024 calls (goal: within 2x, i.e. O(1)). It reports ns per Len at each
+// size, "ratio" = 1M over 1k, and "recount-ms", the time of one full
+// recount (View.CountLive) at 1M that an O(N) Len would cost. Loading 1M
+// keys takes a while; benchmarks only run under -bench.
+func BenchmarkLen(b *testing.B) {
+	small := benchReplica(b, store.Relaxed, false)
+	loadReplica(b, small, 1000)
+	big := benchReplica(b, store.Relaxed, false)
+	loadReplica(b, big, 1_000_000)
+	t0 := time.Now()
+	var c int64
+	if err := big.Store().View(func(v *store.View) error {
+		var err error
+		c, err = v.CountLive()
+		return err
+	}); err != nil || c != 1_000_000 {
+		b.Fatalf("recount %d %v", c, err)
+	}
+	recount := time.Since(t0)
+	const block = 1024
+	var tSmall, tBig time.Duration
+	var sink int64
+	for b.Loop() {
+		t0 := time.Now()
+		for range block {
+			sink += small.Len()
+		}
+		t1 := time.Now()
+		for range block {
+			sink += big.Len()
+		}
+		tSmall += t1.Sub(t0)
+		tBig += time.Since(t1)
+	}
+	if sink == 0 {
+		b.Fatal("no Len")
+	}
+	calls := float64(b.N * block)
+	b.ReportMetric(float64(tSmall.Nanoseconds())/calls, "ns/len@1k")
+	b.ReportMetric(float64(tBig.Nanoseconds())/calls, "ns/len@1M")
+	b.ReportMetric(tBig.Seconds()/tSmall.Seconds(), "ratio")
+	b.ReportMetric(float64(recount.Milliseconds()), "recount-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
 // BenchmarkGet: random Gets of existing keys on the same data (200k keys,
-// 16-byte keys, 100-byte values), raw Badger (db.View + Get + ValueCopy)
-// and replica.Get (View + record decode + lww read). The replica
-// sub-benchmark reports "ratio" = raw ns/op over ours (goal >= 0.8).
+// 16-byte keys, 100-byte values): raw Badger (db.View + Get + ValueCopy)
+// and replica.Get (View + record decode + lww read), interleaved in blocks
+// of 256 Gets of the same keys. "ratio" = raw time over ours (goal >= 0.8).
+// Sub-benchmark memtable reads the data as loaded (still in Badger's
+// memtable); sst reads it after a close and reopen of both databases has
+// flushed it to tables.
 func BenchmarkGet(b *testing.B) {
 	const n = 200_000
-	r := benchReplica(b, store.Relaxed, false)
+	dir, rawDir := b.TempDir(), b.TempDir()
+	r, err := replica.Init(dir, "mem://bench", &replica.Options{Durability: store.Relaxed})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { r.Close() }()
 	loadReplica(b, r, n)
-	db := rawBadger(b)
+	rawEngine, err := store.OpenBadger(rawDir, store.BadgerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { rawEngine.Close() }()
 	for from := 0; from < n; from += 10000 {
-		wb := db.NewWriteBatch()
+		wb := rawEngine.DB().NewWriteBatch()
 		for i := from; i < min(from+10000, n); i++ {
 			if err := wb.Set([]byte(benchKey(i)), benchValue(i)); err != nil {
 				b.Fatal(err)
@@ -291,44 +306,66 @@ func BenchmarkGet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	keys := make([][]byte, 1<<16)
+	keys := make([]string, 1<<16)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range keys {
-		keys[i] = []byte(benchKey(rng.IntN(n)))
+		keys[i] = benchKey(rng.IntN(n))
 	}
-	var rawNs float64
-	b.Run("raw", func(b *testing.B) {
-		i := 0
+	run := func(b *testing.B) {
+		db := rawEngine.DB()
+		const block = 256
+		var ours, raw time.Duration
+		next := 0
 		for b.Loop() {
-			k := keys[i&(len(keys)-1)]
-			i++
-			err := db.View(func(txn *badger.Txn) error {
-				it, err := txn.Get(k)
-				if err != nil {
+			t0 := time.Now()
+			for j := range block {
+				k := []byte(keys[(next+j)&(len(keys)-1)])
+				err := db.View(func(txn *badger.Txn) error {
+					it, err := txn.Get(k)
+					if err != nil {
+						return err
+					}
+					v, err := it.ValueCopy(nil)
+					if len(v) != benchValueSize {
+						return fmt.Errorf("value of %d bytes", len(v))
+					}
 					return err
+				})
+				if err != nil {
+					b.Fatal(err)
 				}
-				v, err := it.ValueCopy(nil)
-				if len(v) != benchValueSize {
-					return fmt.Errorf("value of %d bytes", len(v))
+			}
+			t1 := time.Now()
+			for j := range block {
+				k := keys[(next+j)&(len(keys)-1)]
+				v, err := r.Get(k)
+				if err != nil || len(v) != benchValueSize {
+					b.Fatalf("get %s: %d bytes, %v", k, len(v), err)
 				}
-				return err
-			})
-			if err != nil {
-				b.Fatal(err)
 			}
+			raw += t1.Sub(t0)
+			ours += time.Since(t1)
+			next += block
 		}
-		rawNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	})
-	b.Run("replica", func(b *testing.B) {
-		i := 0
-		for b.Loop() {
-			k := keys[i&(len(keys)-1)]
-			i++
-			v, err := r.Get(string(k))
-			if err != nil || len(v) != benchValueSize {
-				b.Fatalf("get %s: %d bytes, %v", k, len(v), err)
-			}
-		}
-		b.ReportMetric(rawNs/(float64(b.Elapsed().Nanoseconds())/float64(b.N)), "ratio")
-	})
+		gets := float64(b.N * block)
+		b.ReportMetric(float64(ours.Nanoseconds())/gets, "ns/get")
+		b.ReportMetric(float64(raw.Nanoseconds())/gets, "raw-ns/get")
+		b.ReportMetric(raw.Seconds()/ours.Seconds(), "ratio")
+		b.ReportMetric(0, "ns/op")
+	}
+	b.Run("memtable", run)
+	// Close and reopen both: Badger flushes the memtable to tables.
+	if err := r.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if r, err = replica.Open(dir, &replica.Options{Durability: store.Relaxed}); err != nil {
+		b.Fatal(err)
+	}
+	if err := rawEngine.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if rawEngine, err = store.OpenBadger(rawDir, store.BadgerOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sst", run)
 }

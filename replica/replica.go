@@ -11,6 +11,37 @@
 // A Replica is safe for concurrent use. Writes from many goroutines are
 // grouped into shared transactions (group commit); with Durability Sync a
 // write returns after its group's fsync.
+//
+// # Sync protocol
+//
+// Replicas share one global log of delta segments on the remote
+// (log/<position>, created create-only at tip+1). Push (push.go) stages the
+// outbox's current merged records into segments in one synced transaction
+// (the write-ahead record: a crash leaves the outbox or a staged segment,
+// never neither), fences by swapping this replica's registry object, uploads
+// each staged segment unchanged, and commits (clearing only the marks
+// unchanged since staging). Pull (pull.go) lists after its cursor and merges
+// segments in position order; merging is a join, so re-applying is harmless.
+// Registry, fencing and the manifest are in registry.go; snapshots,
+// collection, pruning, retirement and rebase in snapshot.go (whose doc states
+// the safety argument); verify.go is the fsck.
+//
+// Where this implementation goes beyond DESIGN.md, and why:
+//   - Every segment this replica stages is remembered by hash (m/sent/); a
+//     pulled segment whose origin is this replica's id but that it never
+//     staged was published by a copy of this directory: the pull stops with
+//     ErrCloned before merging it. The design's check (a clock entry above
+//     our counter) misses a copy that has issued fewer dots than we have.
+//   - The manifest has no checksum, so it is read until two reads agree
+//     before any verdict (newer format, other policies) or local copy; one
+//     damaged read is never a verdict. A registry object holding our own last
+//     body under a new ETag (a restored or copied bucket) is adopted rather
+//     than retried forever. Both were found by the simulator.
+//   - A replica bootstrapping from a snapshot joins the snapshot's G into the
+//     clocks of keys it wrote before the snapshot arrived (schedule S7; see
+//     snapshot.go).
+//   - Compaction pulls before publishing its own ack, so a compactor can
+//     collect its own deletes in the same run.
 package replica
 
 import (

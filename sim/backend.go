@@ -115,11 +115,11 @@ type view struct {
 
 	mu       sync.Mutex
 	cut      bool
-	plan     *faultPlan             // nil: no faults
-	seq      *faultremote.Backend   // the operation's sequential fault injector for log/
-	seqMeta  *faultremote.Backend   // ... and for the other objects (no late duplicates)
-	reads    map[string]int         // Gets per key during this operation
-	injected []faultremote.Fault    // faults injected during this operation
+	plan     *faultPlan           // nil: no faults
+	seq      *faultremote.Backend // the operation's sequential fault injector for log/
+	seqMeta  *faultremote.Backend // ... and for the other objects (no late duplicates)
+	reads    map[string]int       // Gets per key during this operation
+	injected []faultremote.Fault  // faults injected during this operation
 	kinds    map[faultremote.Kind]int64
 }
 

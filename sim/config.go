@@ -154,6 +154,10 @@ func rate(v, def float64) float64 {
 // on is a validated rate as a probability: 0 when turned off.
 func on(p float64) float64 { return max(p, 0) }
 
+// Validate returns the config with its defaults filled in, or the
+// reasons it is invalid. Run and the other entry points call it.
+func (c Config) Validate() (Config, error) { return c.validate() }
+
 // validate fills in the defaults and checks the config: the one place
 // that does so.
 func (c Config) validate() (Config, error) {

@@ -1,2 +1,114 @@
-// Package sim is a deterministic, seeded simulator of many real replicas.
+// Package sim is a deterministic, seeded simulator of many real replicas
+// (replica.Replica, unchanged) sharing one in-memory object store, in the
+// style of etcd-io/raft's rafttest interaction environment: one thread,
+// explicit work, logical time, a seeded chooser, and the seed printed on
+// failure.
+//
+// # The world
+//
+// A World holds Config.Replicas replicas, each on its own store engine
+// (store.Mem, a crashable map, or in-memory Badger), all syncing through
+// one memremote.Backend. Every replica sees the store through its own
+// view, which can be cut off (a partition: every request fails with an
+// error wrapping remote.ErrTransient) and which injects faults with
+// faultremote: errors (500, 503, timeouts), ambiguous writes (applied,
+// reported failed), torn and corrupt reads, and late duplicates of the
+// create-only writes of log segments.
+//
+// Time is logical. Each operation advances the world's clock by its
+// Advance; each replica's wall clock is that plus its own offset (up to
+// ±Config.Skew, ±24 h by default), drift (ppm) and backward jumps; the
+// store's LastModified is the world's clock. Nothing reads time.Now and
+// nothing sleeps (faultremote's Sleep is a no-op).
+//
+// # Determinism
+//
+// One goroutine runs the schedule, one operation at a time, each to
+// completion. Replicas use goroutines inside (the store's single writer,
+// the pull's bounded fetches), but every call returns before the next
+// starts, so the only concurrency is a pull's parallel Gets. Their faults
+// are therefore seeded per call (from the seed, the operation's ID, the
+// object key and how often the operation read it), never by call order,
+// and a Get completes even when a sibling's error cancels the pull: which
+// reads succeed cannot depend on timing. The other requests of an
+// operation draw from a faultremote seeded by the seed and the
+// operation's ID, so an operation draws the same faults whatever ran
+// before it — which also keeps a schedule's meaning when the shrinker
+// drops operations around it. Replica ids are drawn from the seed. The
+// same Config (or the same schedule) gives the same trace, byte for byte,
+// and the same Report. (The store manifest holds its creation time and
+// registry bodies random nonces; neither reaches a trace or a report: the
+// manifest's bytes are left out of the byte counts.)
+//
+// # The oracle and the invariants
+//
+// Every acknowledged local write becomes an event of the ground truth:
+// its key, dot and version (read back after the write: the one new version
+// of the writer, which must have replaced every sibling), and its causal
+// past: the writes of that key its writer had seen, taken from the
+// siblings the write replaced and the key's clock before it, closed
+// transitively. After the schedule the faults stop, partitions heal, and
+// every replica syncs, once per round, until all are identical with
+// nothing left to push (at least two rounds, at most Config.MaxRounds).
+// Then:
+//
+//  1. convergence: every replica holds the same state, compared by a
+//     digest of every key's merge.EncodeRecord (clock and versions);
+//     nothing is left unpushed, and Len equals a recount;
+//  2. causality: the surviving versions of each key are exactly its
+//     maximal writes, those in no other write's causal past: a write made
+//     after another never loses to it, whatever the clocks said, and no
+//     superseded write survives; under lww the read is the lww rule
+//     (largest HLC, then replica id, then counter, written out
+//     independently of package merge) over them;
+//  3. siblings: every concurrent (maximal) write survives as a sibling;
+//     under mv a key with several reads as a conflict of all of them;
+//  4. durability: no acknowledged write is lost in a crash. The engine
+//     wrapper numbers every transaction and remembers the last one an
+//     fsync covered; a power loss takes exactly the writes after it. With
+//     Sync durability that must be none; with Relaxed the lost writes are
+//     dropped from the oracle (they never happened), and one that was
+//     already published (seen in the log or on another replica) is a
+//     violation: its dot will be issued again;
+//  5. dots: a dot names exactly one version everywhere. Every version seen
+//     on any replica (after every push, pull, sync and crash, and at the
+//     end) and in every log segment (decoded as it appears) must be the
+//     event the oracle holds for its dot: same key, value, tombstone and
+//     HLC. Nothing is applied twice.
+//
+// For counters the read must be the exact sum of every acknowledged
+// increment that was not lost; for sets, the add-wins observed-remove set:
+// a member is in when some add of it was seen by no remove of it. A user
+// policy (Config.UserPolicy) is checked for the policy-independent rules
+// and for every replica reading the same.
+//
+// An operation that fails is part of the run when a fault or a partition
+// explains it; a failure with no fault injected, or a verdict that stops a
+// replica for good (cloned, duplicate id, gap, policy mismatch...), is a
+// violation. Two exceptions, documented at World.failed, are counted
+// rather than failed: fencing verdicts after two damaged reads in a row
+// of the registry object (fencing confirms on a second read, by design),
+// and manifest verdicts after a damaged read of store.json (a known bug,
+// see TestKnownBugManifestVerdictOnDamagedRead).
+//
+// # Failures
+//
+// A violation stops the run with a *Failure: the seed, the rule, and the
+// shortest failing schedule found by delta debugging (drop chunks of
+// operations, keep a drop that still breaks the same rule, refine;
+// bounded by Config.ShrinkRuns re-runs), with its trace. Replay runs a
+// schedule again.
+//
+// # Scenarios and old rules
+//
+// Scenarios returns the regression schedules of DESIGN.md that apply to
+// the features built so far (S1, S2, S6, S11, S13, S14) as scripted
+// schedules. Each must converge, and each old rule it guards, restored
+// through replica.Knobs (MergeByHLC, MergePruneLosers, UnsyncedStaging),
+// must make it fail.
+//
+// Crashes: on the mem engine a crash is a power loss (store.Mem.Crash)
+// followed by a reopen on the same engine and id. In-memory Badger cannot
+// lose power: a crash at a step aborts the operation there and the
+// replica carries on, and a crash at rest is skipped.
 package sim

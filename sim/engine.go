@@ -23,7 +23,8 @@ type engine struct {
 	// registry's pending record, saved with fsync before every upload,
 	// covers it on any engine that syncs everything at once (as Mem and
 	// Badger do): so the fsync of a transaction that saves m/registry and
-	// no record is dropped too.
+	// no record while a segment is staged (the push's fencing) is dropped
+	// too.
 	oldUnsyncedPush bool
 
 	applied atomic.Uint64
@@ -33,7 +34,7 @@ type engine struct {
 var _ store.Engine = (*engine)(nil)
 
 func (e *engine) Apply(muts []store.Mutation, sync bool) error {
-	if e.oldUnsyncedPush && sync && len(muts) > 0 && onlyRegistry(muts) {
+	if e.oldUnsyncedPush && sync && len(muts) > 0 && onlyRegistry(muts) && e.staging() {
 		sync = false
 	}
 	if err := e.Engine.Apply(muts, sync); err != nil {
@@ -83,4 +84,16 @@ func onlyRegistry(muts []store.Mutation) bool {
 		}
 	}
 	return registry
+}
+
+// staging reports whether a push segment is staged (m/stage/...).
+func (e *engine) staging() bool {
+	found := false
+	_ = e.Engine.View(func(r store.Reader) error {
+		return r.Scan([]byte("m/stage/"), nil, func(k, v []byte) (bool, error) {
+			found = true
+			return false, nil
+		})
+	})
+	return found
 }

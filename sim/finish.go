@@ -15,7 +15,7 @@ import (
 
 // Finish stops the faults (partitions end, no more injected faults or
 // crashes), runs sync rounds — every replica syncs once per round, in
-// order — until the replicas are identical and a round moved nothing (at
+// order — until the replicas are identical with nothing left to push (at
 // least 2 rounds, at most Config.MaxRounds), then checks every invariant
 // against the oracle. It returns the report (also on failure) and the
 // violation, if any.
@@ -33,7 +33,7 @@ func (w *World) Finish() (Report, error) {
 	return w.rep, nil
 }
 
-func (w *World) finish() *violation {
+func (w *World) finish() *Violation {
 	ctx := context.Background()
 	for _, n := range w.nodes {
 		n.cutUntil = 0
@@ -44,7 +44,6 @@ func (w *World) finish() *violation {
 	var digests []string
 	var records []map[string]merge.Record
 	for round := 1; round <= w.cfg.MaxRounds; round++ {
-		moved := 0
 		var parts []string
 		for _, n := range w.nodes {
 			s, err := n.r.Sync(ctx)
@@ -52,7 +51,6 @@ func (w *World) finish() *violation {
 			if err != nil {
 				return violate(RuleError, "final sync round %d: %s: %v", round, n.name(), err)
 			}
-			moved += s.Push.Segments + s.Pull.Changed
 			parts = append(parts, fmt.Sprintf("%s pulled %d pushed %d", n.name(), s.Pull.Segments, s.Push.Segments))
 		}
 		digests, records = digests[:0], records[:0]
@@ -75,8 +73,12 @@ func (w *World) finish() *violation {
 		case w.rep.Rounds == 0:
 			w.rep.Rounds = round
 		}
-		if same && moved == 0 && round >= 2 {
-			break
+		quiet := true
+		for _, n := range w.nodes {
+			quiet = quiet && n.r.Store().Pending() == 0
+		}
+		if same && quiet && round >= 2 {
+			break // identical, nothing left to push: more rounds move nothing
 		}
 	}
 	if w.rep.Rounds == 0 {
@@ -138,7 +140,7 @@ func fmtEvents(evs []*event) string {
 }
 
 // diverged describes the first key on which the replicas differ.
-func (w *World) diverged(records []map[string]merge.Record) *violation {
+func (w *World) diverged(records []map[string]merge.Record) *Violation {
 	var keys []string
 	for _, recs := range records {
 		for k := range recs {
@@ -205,7 +207,7 @@ func get(r *replica.Replica, key string) read {
 
 // checkRead compares every replica's read of key with what the policy
 // must return given the oracle's writes.
-func (w *World) checkRead(key string) *violation {
+func (w *World) checkRead(key string) *Violation {
 	maximal := w.or.maximal(key)
 	var want read
 	switch {

@@ -75,16 +75,17 @@ func (o *oracle) dot(d clock.Dot) string {
 	return dotName(d)
 }
 
-// violation is a broken invariant.
-type violation struct {
-	rule   string
-	detail string
+// Violation is a broken invariant, as World.Do and World.Finish return it
+// (Run and Replay wrap it in a *Failure).
+type Violation struct {
+	Rule   string // one of the Rule constants
+	Detail string
 }
 
-func (v *violation) Error() string { return v.rule + ": " + v.detail }
+func (v *Violation) Error() string { return v.Rule + ": " + v.Detail }
 
-func violate(rule, format string, a ...any) *violation {
-	return &violation{rule: rule, detail: fmt.Sprintf(format, a...)}
+func violate(rule, format string, a ...any) *Violation {
+	return &Violation{Rule: rule, Detail: fmt.Sprintf(format, a...)}
 }
 
 // Rules, as failures name them.
@@ -102,7 +103,7 @@ const (
 // checkVersion checks one version seen somewhere (a replica, or a log
 // segment when node is -1) against the ground truth: its dot names
 // exactly this version.
-func (o *oracle) checkVersion(node int, where, key string, v merge.Version) *violation {
+func (o *oracle) checkVersion(node int, where, key string, v merge.Version) *Violation {
 	e := o.byDot[v.Dot]
 	if e == nil {
 		return violate(RuleDots, "%s holds version %s of %s that no acknowledged write made (a write lost in a crash was published?)", where, o.dot(v.Dot), key)
@@ -122,7 +123,7 @@ func (o *oracle) checkVersion(node int, where, key string, v merge.Version) *vio
 
 // record adds a write made at node with the given dot and version, whose
 // writer had the record before (the zero Record if none).
-func (o *oracle) record(node, opID int, key string, before merge.Record, v merge.Version, applied uint64) (*event, *violation) {
+func (o *oracle) record(node, opID int, key string, before merge.Record, v merge.Version, applied uint64) (*event, *Violation) {
 	if old := o.byDot[v.Dot]; old != nil && !old.lost {
 		return nil, violate(RuleDots, "write %s at %s reuses dot %s of %s", key, replicaName(node), o.dot(v.Dot), old)
 	}
@@ -150,9 +151,9 @@ func (o *oracle) record(node, opID int, key string, before merge.Record, v merge
 // loseAfter marks node's writes acknowledged after apply number durable as
 // lost (a power loss). It returns them; a lost write that was already
 // published is a violation: its dot will be issued again.
-func (o *oracle) loseAfter(node int, durable uint64) ([]*event, *violation) {
+func (o *oracle) loseAfter(node int, durable uint64) ([]*event, *Violation) {
 	var lost []*event
-	var v *violation
+	var v *Violation
 	for _, e := range o.events {
 		if e.node == node && !e.lost && e.applied > durable {
 			e.lost = true
@@ -218,7 +219,7 @@ func (o *oracle) keys() []string {
 
 // checkSiblings compares the final versions of key with the maximal
 // writes: invariants (2) and (3).
-func (o *oracle) checkSiblings(key string, got []merge.Version) *violation {
+func (o *oracle) checkSiblings(key string, got []merge.Version) *Violation {
 	want := o.maximal(key)
 	has := map[clock.Dot]bool{}
 	for _, v := range got {

@@ -75,16 +75,16 @@ type Report struct {
 	ClockJumps int64 `json:"clock_jumps"`
 	// SkewCapped counts remote timestamps beyond MaxDrift that replicas
 	// capped (as of the end; a crash resets a replica's count).
-	SkewCapped     int64            `json:"skew_capped"`
-	FaultsInjected int64            `json:"faults_injected"`
+	SkewCapped     int64 `json:"skew_capped"`
+	FaultsInjected int64 `json:"faults_injected"`
 	// FalseVerdicts counts manifest verdicts (policy mismatch, newer
 	// format, not a store) given on a damaged read of the manifest.
-	FalseVerdicts int64 `json:"false_verdicts,omitempty"`
-	FaultsByKind   map[string]int64 `json:"faults_by_kind"`
-	Requests       Requests         `json:"requests"`
-	BytesOut       int64            `json:"bytes_out"` // log segments and registry objects (the manifest excluded)
-	BytesIn        int64            `json:"bytes_in"`
-	Cost           Cost             `json:"estimated_cost"`
+	FalseVerdicts int64            `json:"false_verdicts,omitempty"`
+	FaultsByKind  map[string]int64 `json:"faults_by_kind"`
+	Requests      Requests         `json:"requests"`
+	BytesOut      int64            `json:"bytes_out"` // log segments and registry objects (the manifest excluded)
+	BytesIn       int64            `json:"bytes_in"`
+	Cost          Cost             `json:"estimated_cost"`
 	// Digest is a hash of the final state (one run).
 	Digest string `json:"digest,omitempty"`
 	// Failure is the first broken invariant, with its seed.
@@ -156,9 +156,12 @@ func (r Report) WriteText(w io.Writer) error {
 		return "NO"
 	}
 	conv := yes(r.Converged)
-	if r.Converged {
+	switch {
+	case r.Converged && r.Runs > 1:
+		conv += fmt.Sprintf(", each after at most %d sync round(s)", r.Rounds)
+	case r.Converged:
 		conv += fmt.Sprintf(", after %d sync round(s)", r.Rounds)
-	} else if r.Runs > 1 {
+	case r.Runs > 1:
 		conv += fmt.Sprintf(" (%d of %d runs failed)", r.Failed, r.Runs)
 	}
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, fmt.Sprintf(format, a...)) }

@@ -74,12 +74,12 @@ func runShrunk(cfg Config, ops []Op) (Report, error) {
 	}
 	rep.Converged = false
 	rep.Failed = 1
-	f := &Failure{Seed: cfg.Seed, Rule: v.rule, Detail: v.detail, Config: cfg, Generated: len(ops),
+	f := &Failure{Seed: cfg.Seed, Rule: v.Rule, Detail: v.Detail, Config: cfg, Generated: len(ops),
 		Schedule: ops, Trace: rep.Trace}
 	if !cfg.NoShrink {
-		f.Schedule, f.Reruns = shrink(cfg, ops, v.rule)
+		f.Schedule, f.Reruns = shrink(cfg, ops, v.Rule)
 		if r, v2, err := runSchedule(cfg, f.Schedule); err == nil && v2 != nil {
-			f.Trace, f.Detail = r.Trace, v2.detail
+			f.Trace, f.Detail = r.Trace, v2.Detail
 		}
 	}
 	rep.Failure = f.Error()
@@ -88,7 +88,7 @@ func runShrunk(cfg Config, ops []Op) (Report, error) {
 
 // runSchedule runs ops in a new world. err is a set-up error; v the
 // violation.
-func runSchedule(cfg Config, ops []Op) (rep Report, v *violation, err error) {
+func runSchedule(cfg Config, ops []Op) (rep Report, v *Violation, err error) {
 	w, err := NewWorld(cfg)
 	if err != nil {
 		return Report{}, nil, err
@@ -126,7 +126,7 @@ func shrink(cfg Config, ops []Op, rule string) ([]Op, int) {
 	fails := func(cand []Op) bool {
 		runs++
 		_, v, err := runSchedule(cfg, cand)
-		return err == nil && v != nil && v.rule == rule
+		return err == nil && v != nil && v.Rule == rule
 	}
 	n := 2
 	for len(ops) >= 2 && runs < cfg.ShrinkRuns {

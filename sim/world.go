@@ -96,9 +96,9 @@ type World struct {
 	pos   int           // operations run
 	// logChecked is the last log position checkLog has read.
 	logChecked uint64
-	trace []string
-	rep   Report
-	done  bool
+	trace      []string
+	rep        Report
+	done       bool
 }
 
 // NewWorld opens cfg.Replicas replicas on one shared memory store.
@@ -183,8 +183,9 @@ func (w *World) tracef(format string, a ...any) {
 	w.trace = append(w.trace, fmt.Sprintf(format, a...))
 }
 
-// Do runs one operation. It returns a *Violation-carrying error when an
-// invariant breaks or an operation fails with no fault to explain it.
+// Do runs one operation. It returns a *Violation when an invariant breaks
+// or the operation fails with no fault to explain it; the world should
+// not be used further then (but Close).
 func (w *World) Do(op Op) error {
 	if w.done {
 		return errors.New("sim: Do after Finish")
@@ -218,7 +219,7 @@ func (w *World) Do(op Op) error {
 		w.rep.FaultsByKind[f.Kind.String()]++
 	}
 	if v != nil {
-		out += "VIOLATION " + v.rule
+		out += "VIOLATION " + v.Rule
 	}
 	line := fmt.Sprintf("#%-3d %9s %s -> %s", op.ID, fmtDur(w.now), op, out)
 	if d := describeFaults(faults); d != "" {
@@ -241,7 +242,7 @@ func (w *World) Do(op Op) error {
 
 // checkLog checks the versions of every log segment created since the
 // last check against the oracle (invariant 5 on the shared log).
-func (w *World) checkLog() *violation {
+func (w *World) checkLog() *Violation {
 	ctx := context.Background()
 	for _, key := range w.mem.Keys() {
 		pos, ok := remote.ParseLogKey(key)
@@ -272,7 +273,7 @@ func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%d.%03ds", d/time.Second, d%time.Second/time.Millisecond)
 }
 
-func (w *World) exec(n *node, op Op) (string, *violation) {
+func (w *World) exec(n *node, op Op) (string, *Violation) {
 	switch op.Kind {
 	case OpPut, OpDelete, OpBatch, OpAdd, OpSetAdd, OpSetRemove:
 		return w.write(n, op)
@@ -312,7 +313,7 @@ func (w *World) exec(n *node, op Op) (string, *violation) {
 
 // powerLoss crashes node n: its unsynced writes are lost, and it reopens
 // on the same engine and id.
-func (w *World) powerLoss(n *node, where string) (string, *violation) {
+func (w *World) powerLoss(n *node, where string) (string, *Violation) {
 	if err := n.r.Close(); err != nil && !errors.Is(err, replica.ErrClosed) {
 		return "", violate(RuleError, "closing %s: %v", n.name(), err)
 	}
@@ -338,7 +339,7 @@ func (w *World) powerLoss(n *node, where string) (string, *violation) {
 }
 
 // syncOp runs a push, pull or sync, with the crash armed if any.
-func (w *World) syncOp(n *node, kind Kind) (string, *violation) {
+func (w *World) syncOp(n *node, kind Kind) (string, *Violation) {
 	ctx := context.Background()
 	var (
 		push replica.PushStats
@@ -387,7 +388,12 @@ var fatal = []error{replica.ErrCloned, replica.ErrGap, replica.ErrDuplicateID, r
 	replica.ErrPolicyMismatch, replica.ErrNewerFormat, replica.ErrNotStore, store.ErrCorrupt}
 
 // failed classifies an operation's error: explained by an injected fault
-// or a partition (then it is part of the run), or a violation.
+// or a partition (then it is part of the run), or a violation. Explained
+// are the errors that wrap the injected ones (remote.ErrTransient), a
+// segment that fails to verify (segment.ErrCorrupt), and any other error
+// of an operation that had a read come back damaged (a torn registry
+// object fails to parse, for one) — unless it is a verdict that stops a
+// replica for good (see fatal).
 //
 // Two verdicts are explained by damaged reads, as the design allows:
 //   - replica.ErrCloned and replica.ErrDuplicateID after two or more torn
@@ -398,14 +404,16 @@ var fatal = []error{replica.ErrCloned, replica.ErrGap, replica.ErrDuplicateID, r
 //     ErrNotStore) after a damaged read of store.json: the manifest has no
 //     checksum and the verdict is not confirmed (a known weakness, see
 //     TestKnownBugManifestVerdictOnDamagedRead); the verdict is not
-//     persisted, and the next connect reads the manifest again.
-func (w *World) failed(n *node, out string, err error) (string, *violation) {
+//     persisted, and the next connect reads the manifest again. They are
+//     counted in Report.FalseVerdicts.
+func (w *World) failed(n *node, out string, err error) (string, *Violation) {
 	n.view.mu.Lock()
-	explained := len(n.view.injected) > 0 || n.view.cut
 	damaged := map[string]int{}
+	reads := 0
 	for _, f := range n.view.injected {
 		if f.Kind == faultremote.KindTornRead || f.Kind == faultremote.KindCorruptRead {
 			damaged[f.Key]++
+			reads++
 		}
 	}
 	n.view.mu.Unlock()
@@ -422,21 +430,24 @@ func (w *World) failed(n *node, out string, err error) (string, *violation) {
 		}
 		return "", violate(RuleError, "%s failed with %v", n.name(), err)
 	}
-	if !explained {
-		return "", violate(RuleError, "%s failed with no fault injected: %v", n.name(), err)
-	}
-	class := "fault"
+	var class string
 	switch {
 	case errors.Is(err, errPartition):
 		class = "partition"
-	case errors.Is(err, faultremote.ErrInjected):
+	case errors.Is(err, faultremote.ErrInjected) || errors.Is(err, remote.ErrTransient):
 		class = "injected"
+	case errors.Is(err, segment.ErrCorrupt):
+		class = "damaged segment"
+	case reads > 0:
+		class = "damaged read"
+	default:
+		return "", violate(RuleError, "%s failed with no fault to explain it: %v", n.name(), err)
 	}
 	return out + "; failed (" + class + ")", nil
 }
 
 // write runs a local write and records it in the oracle.
-func (w *World) write(n *node, op Op) (string, *violation) {
+func (w *World) write(n *node, op Op) (string, *Violation) {
 	ctx := context.Background()
 	var keys []string
 	switch op.Kind {
@@ -532,7 +543,7 @@ func readRecord(n *node, key string) (merge.Record, error) {
 }
 
 // record reads key's record at n and checks its versions.
-func (w *World) record(n *node, key string) (merge.Record, *violation) {
+func (w *World) record(n *node, key string) (merge.Record, *Violation) {
 	rec, err := readRecord(n, key)
 	if err != nil {
 		return rec, violate(RuleError, "reading %s at %s: %v", key, n.name(), err)
@@ -540,7 +551,7 @@ func (w *World) record(n *node, key string) (merge.Record, *violation) {
 	return rec, w.checkRecord(n, key, rec)
 }
 
-func (w *World) checkRecord(n *node, key string, rec merge.Record) *violation {
+func (w *World) checkRecord(n *node, key string, rec merge.Record) *Violation {
 	w.rep.MaxSiblings = max(w.rep.MaxSiblings, len(rec.Versions))
 	for _, ver := range rec.Versions {
 		if v := w.or.checkVersion(n.i, n.name(), key, ver); v != nil {
@@ -552,8 +563,8 @@ func (w *World) checkRecord(n *node, key string, rec merge.Record) *violation {
 
 // checkNode checks every version node n holds against the oracle
 // (invariant 5, throughout the run).
-func (w *World) checkNode(n *node) *violation {
-	var out *violation
+func (w *World) checkNode(n *node) *Violation {
+	var out *Violation
 	err := n.r.Store().View(func(v *store.View) error {
 		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
 			out = w.checkRecord(n, key, st.Record)
