@@ -1,3 +1,5 @@
+//go:build linux || darwin
+
 package replica_test
 
 // Sync benchmarks: push cost against store size, pull-merge throughput
@@ -27,7 +29,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,6 +178,17 @@ func bsLabel(name string, fn func()) {
 	pprof.Do(context.Background(), pprof.Labels("phase", name), func(context.Context) { fn() })
 }
 
+// bsCPU returns the CPU time (user + system) this process has used so far.
+// Comparing it with wall time shows how much of a slow figure is waiting
+// (for I/O, or for a CPU the machine's other work holds).
+func bsCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func bsMedian(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -211,6 +224,7 @@ func BenchmarkPushChanged(b *testing.B) {
 		r     *replica.Replica
 		round []time.Duration // batch + push
 		push  []time.Duration // push alone
+		cpu   time.Duration   // process CPU during the rounds
 	}
 	var fx []*fixture
 	rng := rand.New(rand.NewPCG(1, 1))
@@ -234,6 +248,7 @@ func BenchmarkPushChanged(b *testing.B) {
 		for _, f := range fx {
 			var t0, t1, t2 time.Time
 			var ps replica.PushStats
+			c0 := bsCPU()
 			bsLabel(fmt.Sprintf("push-round-%d", f.n), func() {
 				t0 = time.Now()
 				err := f.r.Batch(ctx, func(bt *replica.Batch) error {
@@ -249,6 +264,7 @@ func BenchmarkPushChanged(b *testing.B) {
 				ps = bsPush(b, f.r)
 				t2 = time.Now()
 			})
+			f.cpu += bsCPU() - c0
 			if ps.Records == 0 || ps.Records > changed || ps.Segments != 1 {
 				b.Fatalf("push of %d changes in a %d-key store: %+v", changed, f.n, ps)
 			}
@@ -262,6 +278,7 @@ func BenchmarkPushChanged(b *testing.B) {
 		b.ReportMetric(ms(bsMean(f.round)), "ms/round@"+tag)
 		b.ReportMetric(ms(bsMedian(f.round)), "ms-median/round@"+tag)
 		b.ReportMetric(ms(bsMedian(f.push)), "ms-median/push@"+tag)
+		b.ReportMetric(ms(f.cpu)/float64(len(f.round)), "ms-cpu/round@"+tag)
 	}
 	b.ReportMetric(float64(bsMean(fx[1].round))/float64(bsMean(fx[0].round)), "ratio-mean")
 	b.ReportMetric(float64(bsMedian(fx[1].round))/float64(bsMedian(fx[0].round)), "ratio-median")
@@ -273,8 +290,8 @@ func BenchmarkPushChanged(b *testing.B) {
 // memremote and from fileremote (a byte-for-byte copy of the same store), and
 // a raw Badger WriteBatch of the same keys and values into a fresh database
 // opened with the same options (store.OpenBadger with BadgerOptions{}). Each
-// b.Loop iteration runs all three; only the pull (or the batch write and its
-// Flush) is timed. Metrics: records/s of each and the pull/raw ratios (goals:
+// b.Loop iteration runs all three, in a rotating order; only the pull (or
+// the batch write and its Flush) is timed. Metrics: records/s of each and the pull/raw ratios (goals:
 // >= 100k records/s and >= 0.5x).
 func BenchmarkPullMerge(b *testing.B) {
 	n := bsEnvInt(b, "EBREPLICA_BENCH_PULL_N", 100_000)
@@ -320,11 +337,10 @@ func BenchmarkPullMerge(b *testing.B) {
 
 	scratch := b.TempDir()
 	var raw, onMem, onFile time.Duration
+	var cpuRaw, cpuPull time.Duration
 	var pullReq [2]remote.Counts
 	iter := 0
-	for b.Loop() {
-		iter++
-		// Raw Badger.
+	runRaw := func() {
 		b.StopTimer()
 		dir := filepath.Join(scratch, fmt.Sprintf("raw-%d", iter))
 		var bg *store.Badger
@@ -334,6 +350,7 @@ func BenchmarkPullMerge(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		c0 := bsCPU()
 		bsLabel("raw", func() {
 			t0 := time.Now()
 			wb := bg.DB().NewWriteBatch()
@@ -347,47 +364,61 @@ func BenchmarkPullMerge(b *testing.B) {
 			}
 			raw += time.Since(t0)
 		})
+		cpuRaw += bsCPU() - c0
 		b.StopTimer()
 		bg.Close()
 		os.RemoveAll(dir)
 		b.StartTimer()
-
-		for j, be := range []remote.Backend{mem, file} {
-			b.StopTimer()
-			dir := filepath.Join(scratch, fmt.Sprintf("pull-%d-%d", iter, j))
-			label := []string{"pull-mem", "pull-file"}[j]
-			var r *replica.Replica
-			bsLabel(label, func() { r = bsOpen(b, dir, be, 0) })
-			if _, err := r.Connect(ctx); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-			var ps replica.PullStats
-			var d time.Duration
-			bsLabel(label, func() {
-				t0 := time.Now()
-				ps = bsPull(b, r)
-				d = time.Since(t0)
-			})
-			b.StopTimer()
-			if ps.Records != n || r.Len() != int64(n) {
-				b.Fatalf("pull from %s: %d records, Len %d, want %d", be, ps.Records, r.Len(), n)
-			}
-			pullReq[j] = ps.Requests
-			if j == 0 {
-				onMem += d
-			} else {
-				onFile += d
-			}
-			r.Close()
-			os.RemoveAll(dir)
-			b.StartTimer()
+	}
+	runPull := func(j int) {
+		be := []remote.Backend{mem, file}[j]
+		label := []string{"pull-mem", "pull-file"}[j]
+		b.StopTimer()
+		dir := filepath.Join(scratch, fmt.Sprintf("pull-%d-%d", iter, j))
+		var r *replica.Replica
+		bsLabel(label, func() { r = bsOpen(b, dir, be, 0) })
+		if _, err := r.Connect(ctx); err != nil {
+			b.Fatal(err)
 		}
+		b.StartTimer()
+		var ps replica.PullStats
+		var d time.Duration
+		c0 := bsCPU()
+		bsLabel(label, func() {
+			t0 := time.Now()
+			ps = bsPull(b, r)
+			d = time.Since(t0)
+		})
+		cpuPull += bsCPU() - c0
+		b.StopTimer()
+		if ps.Records != n || r.Len() != int64(n) {
+			b.Fatalf("pull from %s: %d records, Len %d, want %d", be, ps.Records, r.Len(), n)
+		}
+		pullReq[j] = ps.Requests
+		if j == 0 {
+			onMem += d
+		} else {
+			onFile += d
+		}
+		r.Close()
+		os.RemoveAll(dir)
+		b.StartTimer()
+	}
+	steps := []func(){runRaw, func() { runPull(0) }, func() { runPull(1) }}
+	for b.Loop() {
+		// The three in a rotating order, so none always runs right after
+		// another's clean-up.
+		for k := range steps {
+			steps[(iter+k)%len(steps)]()
+		}
+		iter++
 	}
 	rate := func(d time.Duration) float64 { return float64(n) * float64(b.N) / d.Seconds() }
 	b.ReportMetric(rate(raw), "rec/s-raw")
 	b.ReportMetric(rate(onMem), "rec/s-mem")
 	b.ReportMetric(rate(onFile), "rec/s-file")
+	b.ReportMetric(cpuRaw.Seconds()*1e6/float64(n*b.N), "us-cpu/rec-raw")
+	b.ReportMetric(cpuPull.Seconds()*1e6/float64(2*n*b.N), "us-cpu/rec-pull")
 	b.ReportMetric(rate(onMem)/rate(raw), "ratio-mem/raw")
 	b.ReportMetric(rate(onFile)/rate(raw), "ratio-file/raw")
 	b.Logf("one pull's requests: mem %+v; file %+v", pullReq[0], pullReq[1])
@@ -441,17 +472,21 @@ func BenchmarkS3PushPull10k(b *testing.B) {
 	if c.Len() != n {
 		b.Fatalf("warm-up: Len %d, want %d", c.Len(), n)
 	}
-	var push, pull time.Duration
+	var push, pull, cpuPush, cpuPull time.Duration
 	var pushReq, pullReq remote.Counts
 	for b.Loop() {
 		b.StopTimer()
 		bsLoad(b, a, n, rng)
 		b.StartTimer()
+		c0 := bsCPU()
 		t0 := time.Now()
 		ps := bsPush(b, a)
 		t1 := time.Now()
+		c1 := bsCPU()
 		ls := bsPull(b, c)
 		t2 := time.Now()
+		cpuPush += c1 - c0
+		cpuPull += bsCPU() - c1
 		if ps.Records != n || ls.Records != n || ls.Changed != n {
 			b.Fatalf("push %+v, pull %+v: want %d records", ps, ls, n)
 		}
@@ -463,6 +498,8 @@ func BenchmarkS3PushPull10k(b *testing.B) {
 	per := func(v int64) float64 { return float64(v) / float64(b.N) }
 	b.ReportMetric(float64(push)/1e6/float64(b.N), "ms/push")
 	b.ReportMetric(float64(pull)/1e6/float64(b.N), "ms/pull")
+	b.ReportMetric(float64(cpuPush)/1e6/float64(b.N), "ms-cpu/push")
+	b.ReportMetric(float64(cpuPull)/1e6/float64(b.N), "ms-cpu/pull")
 	b.ReportMetric(per(pushReq.Requests()), "req/push")
 	b.ReportMetric(per(pushReq.BytesOut+pushReq.BytesIn), "B/push")
 	b.ReportMetric(per(pullReq.Requests()), "req/pull")
@@ -504,13 +541,14 @@ func BenchmarkBootstrapS3(b *testing.B) {
 	}
 
 	scratch := b.TempDir()
-	var boot, open time.Duration
+	var boot, open, cpu time.Duration
 	var last replica.PullStats
 	iter := 0
 	for b.Loop() {
 		iter++
 		dir := filepath.Join(scratch, fmt.Sprintf("boot-%d", iter))
 		var s0, s1, s2 time.Time
+		var c1, c2 time.Duration
 		var r *replica.Replica
 		bsLabel("bootstrap", func() {
 			s0 = time.Now()
@@ -518,9 +556,9 @@ func BenchmarkBootstrapS3(b *testing.B) {
 			if _, err := r.Connect(ctx); err != nil {
 				b.Fatal(err)
 			}
-			s1 = time.Now()
+			s1, c1 = time.Now(), bsCPU()
 			last = bsPull(b, r)
-			s2 = time.Now()
+			s2, c2 = time.Now(), bsCPU()
 		})
 		b.StopTimer()
 		if r.Len() != int64(n) {
@@ -528,12 +566,14 @@ func BenchmarkBootstrapS3(b *testing.B) {
 		}
 		open += s1.Sub(s0)
 		boot += s2.Sub(s1)
+		cpu += c2 - c1
 		r.Close()
 		os.RemoveAll(dir)
 		b.StartTimer()
 	}
 	b.ReportMetric(boot.Seconds()/float64(b.N), "s/bootstrap-pull")
 	b.ReportMetric(open.Seconds()/float64(b.N), "s/open+connect")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "s-cpu/bootstrap-pull")
 	b.ReportMetric(float64(n)*float64(b.N)/boot.Seconds(), "rec/s")
 	b.ReportMetric(float64(objBefore), "objects-before")
 	b.ReportMetric(float64(bytesBefore), "bytes-before")
@@ -542,22 +582,4 @@ func BenchmarkBootstrapS3(b *testing.B) {
 	b.ReportMetric(t1.Sub(t0).Seconds(), "s-load+push")
 	b.ReportMetric(t4.Sub(t3).Seconds(), "s-compact")
 	b.Logf("bootstrap pull: %+v", last)
-}
-
-func BenchmarkZZProbe(b *testing.B) {
-	for _, n := range []int{50000} {
-		mem := memremote.New("p")
-		r := bsOpen(b, b.TempDir(), mem, 0)
-		ps := bsLoadPush(b, r, n, rand.New(rand.NewPCG(1, 1)))
-		st, _ := r.Status()
-		for k, v := range mem.Objects() {
-			if strings.HasPrefix(k, "replicas/") {
-				b.Logf("%s: %s", k, v)
-			}
-		}
-		cs, err := r.Compact(context.Background(), replica.CompactOptions{Prune: true, Grace: -1})
-		st2, _ := r.Status()
-		b.Logf("n=%d segs=%d cursor before %d after %d; compact %+v err %v; keys %v", n, ps.Segments, st.Cursor, st2.Cursor, cs, err, len(mem.Keys()))
-		r.Close()
-	}
 }

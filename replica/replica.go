@@ -478,6 +478,19 @@ func ValidateKey(key string) error {
 	return nil
 }
 
+// checkPlainKey validates a key written with a raw value: CRDT keys take
+// their updates through their own methods.
+func (r *Replica) checkPlainKey(key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if p := r.opts.Policies.For(key); crdtKind(p) != "" {
+		return fmt.Errorf("%w: key %q is a %s: write it with %s", ErrWrongPolicy, key, p.Name(),
+			map[string]string{merge.NameCounter: "Add (incr)", merge.NameSet: "SetAdd/SetRemove (sadd/srem)"}[crdtKind(p)])
+	}
+	return nil
+}
+
 func (r *Replica) checkValue(key string, v []byte) error {
 	if len(v) > r.opts.MaxValueSize {
 		return fmt.Errorf("%w: value of %q is %d bytes, limit %d", ErrValueTooLarge, key, len(v), r.opts.MaxValueSize)
@@ -485,9 +498,10 @@ func (r *Replica) checkValue(key string, v []byte) error {
 	return nil
 }
 
-// Put writes value under key.
+// Put writes value under key. Counter and set keys are written through
+// Add, SetAdd and SetRemove only (ErrWrongPolicy).
 func (r *Replica) Put(ctx context.Context, key string, value []byte) error {
-	if err := ValidateKey(key); err != nil {
+	if err := r.checkPlainKey(key); err != nil {
 		return err
 	}
 	if err := r.checkValue(key, value); err != nil {
@@ -500,10 +514,15 @@ func (r *Replica) Put(ctx context.Context, key string, value []byte) error {
 }
 
 // Delete deletes key. A key that is not live here gives ErrNotFound and
-// writes nothing.
+// writes nothing. A counter or set key is cleared instead (Clear): the
+// empty state reads as deleted and removes exactly what this replica had
+// observed, while increments and adds made concurrently survive.
 func (r *Replica) Delete(ctx context.Context, key string) error {
 	if err := ValidateKey(key); err != nil {
 		return err
+	}
+	if crdtKind(r.opts.Policies.For(key)) != "" {
+		return r.Clear(ctx, key)
 	}
 	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
 		cur, ok, err := tx.Record(key)
@@ -534,7 +553,7 @@ type batchOp struct {
 // Put queues a write. Invalid input makes the whole batch fail.
 func (b *Batch) Put(key string, value []byte) {
 	if b.err == nil {
-		if b.err = ValidateKey(key); b.err == nil {
+		if b.err = b.r.checkPlainKey(key); b.err == nil {
 			b.err = b.r.checkValue(key, value)
 		}
 	}

@@ -424,10 +424,17 @@ func readsDeletedNoUserCode(p merge.Policy, rec merge.Record) bool {
 	if rec.Deleted() {
 		return true
 	}
-	if _, ok := p.(merge.LWW); ok {
-		return rec.Versions[merge.LWWWinner(rec.Versions)].Deleted
+	if _, ok := merge.Builtin(p.Name()); ok && !isFunc(p) {
+		// Built-in reads (lww's winner, an emptied counter or set) run no
+		// user code.
+		return !merge.Live(p, "", rec)
 	}
 	return false
+}
+
+func isFunc(p merge.Policy) bool {
+	_, ok := p.(*merge.Func)
+	return ok
 }
 
 // writeSnapshot writes a snapshot from one consistent view with an empty

@@ -1,0 +1,147 @@
+package replica_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// TestRSS measures the memory of the default and LowMemory profiles at 1M
+// keys. Each profile runs in a fresh child process (this test binary
+// re-executed with -test.run=^TestRSSChild$) so they do not pollute each
+// other: the child loads 1M keys (16-byte keys, 100-byte values, Relaxed
+// durability, batches of 1000) into a fresh directory, then does 100k
+// random Gets, and reports VmHWM (peak RSS) and VmRSS from /proc/self/status.
+//
+//	EBREPLICA_RSS=1 go test -run '^TestRSS$' -v -timeout 30m ./replica
+//	EBREPLICA_RSS_KEYS=n   keys to load (default 1000000)
+func TestRSS(t *testing.T) {
+	if os.Getenv("EBREPLICA_RSS") == "" {
+		t.Skip("set EBREPLICA_RSS=1 to measure RSS at 1M keys (a few minutes)")
+	}
+	if os.Getenv(rssChildEnv) != "" {
+		t.Skip("in the child")
+	}
+	var table []string
+	for _, profile := range []string{"default", "lowmemory"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRSSChild$", "-test.count=1", "-test.timeout=30m")
+		cmd.Env = append(os.Environ(), rssChildEnv+"="+profile, rssDirEnv+"="+t.TempDir())
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s\n%s", profile, err, out, stderr.String())
+		}
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		found := false
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "RSS "); ok {
+				table = append(table, line)
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("%s: no RSS line in\n%s\n%s", profile, out, stderr.String())
+		}
+	}
+	for _, line := range table {
+		t.Log(line)
+	}
+}
+
+const (
+	rssChildEnv = "EBREPLICA_RSS_CHILD"
+	rssDirEnv   = "EBREPLICA_RSS_DIR"
+)
+
+// TestRSSChild is the measuring process of TestRSS.
+func TestRSSChild(t *testing.T) {
+	profile := os.Getenv(rssChildEnv)
+	if profile == "" {
+		t.Skip("helper process of TestRSS")
+	}
+	n := 1_000_000
+	if s := os.Getenv("EBREPLICA_RSS_KEYS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	low := profile == "lowmemory"
+	ctx := context.Background()
+	r, err := replica.Init(os.Getenv(rssDirEnv), "mem://rss", &replica.Options{LowMemory: low, Durability: store.Relaxed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	val := make([]byte, 100)
+	t0 := time.Now()
+	const batch = 1000
+	for from := 0; from < n; from += batch {
+		err := r.Batch(ctx, func(b *replica.Batch) error {
+			for i := from; i < min(from+batch, n); i++ {
+				val[0], val[1] = byte(i), byte(i>>8)
+				b.Put(fmt.Sprintf("%016d", i), val)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := time.Since(t0)
+	if r.Len() != int64(n) {
+		t.Fatalf("Len %d", r.Len())
+	}
+	hwmLoad, rssLoad := procStatus(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	t1 := time.Now()
+	const gets = 100_000
+	for range gets {
+		if _, err := r.Get(fmt.Sprintf("%016d", rng.IntN(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getTime := time.Since(t1)
+	hwm, rss := procStatus(t)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("RSS profile=%s keys=%d load=%.1fs (%.0f puts/s) VmHWM-after-load=%dMiB VmRSS-after-load=%dMiB gets=%d in %.2fs (%.1fus/get) VmHWM=%dMiB VmRSS=%dMiB go-heap-inuse=%dMiB go-sys=%dMiB\n",
+		profile, n, load.Seconds(), float64(n)/load.Seconds(), hwmLoad>>10, rssLoad>>10,
+		gets, getTime.Seconds(), float64(getTime.Microseconds())/gets, hwm>>10, rss>>10,
+		ms.HeapInuse>>20, ms.Sys>>20)
+}
+
+// procStatus returns VmHWM and VmRSS in KiB.
+func procStatus(t *testing.T) (hwm, rss int64) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmHWM:":
+			hwm = v
+		case "VmRSS:":
+			rss = v
+		}
+	}
+	return hwm, rss
+}
