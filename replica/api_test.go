@@ -733,11 +733,11 @@ func TestLowMemoryProfile(t *testing.T) {
 }
 
 // TestLowMemoryConcurrentBatches: batches that each fit in one transaction
-// must not fail because the writer grouped them together. Known bug (see
-// BENCHMARKS.md / the store notes): under LowMemory the group byte budget
-// (4 MiB) exceeds Badger's transaction limit (15% of a 4 MiB memtable), so a
-// group of concurrent batches fails as a whole with ErrTooBig. Run with
-// EBREPLICA_KNOWN_BUGS=1.
+// must not fail because the writer grouped them together. Known bug: under
+// LowMemory the group byte budget (store.Options.GroupBytes, 4 MiB) exceeds
+// Badger's transaction limit (15% of a 4 MiB memtable, about 600 KiB), so a
+// group of concurrent batches fails as a whole with ErrTooBig, although each
+// fits alone. Run with EBREPLICA_KNOWN_BUGS=1.
 func TestLowMemoryConcurrentBatches(t *testing.T) {
 	if os.Getenv("EBREPLICA_KNOWN_BUGS") == "" {
 		t.Skip("known bug: group commit exceeds Badger's transaction limit under LowMemory; set EBREPLICA_KNOWN_BUGS=1")

@@ -8,12 +8,15 @@ package replica_test
 // docs/bench-sync.md. Every benchmark here uses b.Loop, so its (heavy) setup
 // runs once per -count, and nothing here runs without -bench.
 //
-//	go test -run '^$' -bench '^BenchmarkPushChanged$' -benchtime 30x ./replica/
-//	go test -run '^$' -bench '^BenchmarkPullMerge$' -benchtime 5x ./replica/
+//	go test -run '^$' -bench '^BenchmarkPushChanged$' -benchtime 20x -timeout 60m ./replica/
+//	go test -run '^$' -bench '^BenchmarkPullMerge$' -benchtime 5x -count 3 ./replica/
 //	eval "$(scripts/s3server.sh start)"
 //	go test -run '^$' -bench '^BenchmarkS3PushPull10k$' -benchtime 5x ./replica/
-//	go test -run '^$' -bench '^BenchmarkBootstrapS3$' -benchtime 1x -timeout 60m ./replica/
+//	go test -run '^$' -bench '^BenchmarkBootstrapS3$' -benchtime 3x -timeout 60m ./replica/
 //	scripts/s3server.sh stop
+//
+// Timed sections run under pprof labels (phase=...), so a -cpuprofile can be
+// narrowed to one of them with -tagfocus, e.g. 'phase=^pull-mem$'.
 //
 // Sizes can be lowered for a quick look: EBREPLICA_BENCH_PUSH_BIG (keys of
 // the large store of BenchmarkPushChanged, default 1000000),
@@ -212,10 +215,12 @@ func bsMean(d []time.Duration) time.Duration {
 // BenchmarkPushChanged times "write 1k random existing keys (one Batch) +
 // Push" in a 10k-key store and in a 1M-key store, both on-disk Badger with
 // Relaxed durability and a memremote backend, loaded in big batches and
-// pushed once so the outbox starts empty. Each b.Loop iteration does one
-// round on each store, alternately, so machine load hits both alike. Metrics:
-// mean and median ms per round for each size, the push part alone, and the
-// ratios big/small (goal: within 1.2x).
+// pushed as they load (see bsPushEvery) so the outbox starts empty. Each
+// b.Loop iteration does one round on each store, alternately, so machine load
+// hits both alike. Metrics: mean and median ms per round for each size, the
+// push part alone, process CPU per round (all goroutines, Badger's background
+// compaction of both stores included), and the ratios big/small (goal:
+// within 1.2x).
 func BenchmarkPushChanged(b *testing.B) {
 	const changed = 1000
 	small, big := 10_000, bsEnvInt(b, "EBREPLICA_BENCH_PUSH_BIG", 1_000_000)
@@ -275,6 +280,9 @@ func BenchmarkPushChanged(b *testing.B) {
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	for _, f := range fx {
 		tag := fmt.Sprintf("%dk", f.n/1000)
+		if f.n%1_000_000 == 0 {
+			tag = fmt.Sprintf("%dM", f.n/1_000_000)
+		}
 		b.ReportMetric(ms(bsMean(f.round)), "ms/round@"+tag)
 		b.ReportMetric(ms(bsMedian(f.round)), "ms-median/round@"+tag)
 		b.ReportMetric(ms(bsMedian(f.push)), "ms-median/push@"+tag)
@@ -291,8 +299,9 @@ func BenchmarkPushChanged(b *testing.B) {
 // a raw Badger WriteBatch of the same keys and values into a fresh database
 // opened with the same options (store.OpenBadger with BadgerOptions{}). Each
 // b.Loop iteration runs all three, in a rotating order; only the pull (or
-// the batch write and its Flush) is timed. Metrics: records/s of each and the pull/raw ratios (goals:
-// >= 100k records/s and >= 0.5x).
+// the batch write and its Flush) is timed. Metrics: records/s of each, the
+// pull/raw ratios (goals: >= 100k records/s and >= 0.5x), and process CPU
+// per record.
 func BenchmarkPullMerge(b *testing.B) {
 	n := bsEnvInt(b, "EBREPLICA_BENCH_PULL_N", 100_000)
 	ctx := context.Background()

@@ -158,15 +158,38 @@ func (r *Replica) loadStaged() ([]*staged, error) {
 // segments and stages each, with the marks it covers, in one synced
 // transaction.
 func (r *Replica) stageOutbox(ctx context.Context) ([]*staged, error) {
+	// The outbox queue, from its low mark: only the dirty keys, in mark
+	// order, whatever the store's size and history.
 	var keys []string
+	first, empty := uint64(0), true
 	err := r.st.View(func(v *store.View) error {
-		return v.Marks("", func(key string, _ uint64) (bool, error) {
+		low, err := v.QueueLow()
+		if err != nil {
+			return err
+		}
+		return v.Queue(low, func(key string, mark uint64) (bool, error) {
+			if empty {
+				first, empty = mark, false
+			}
 			keys = append(keys, key)
 			return true, nil
 		})
 	})
 	if err != nil {
 		return nil, wrapClosed(err)
+	}
+	if !empty {
+		// Nothing is queued below the first mark seen: later scans seek past
+		// the deleted entries below it. (New marks are dot counters, above.)
+		if err := r.st.Update(ctx, func(tx *store.Tx) error {
+			if low, err := tx.QueueLow(); err != nil || low >= first {
+				return err
+			}
+			tx.SetQueueLow(first)
+			return nil
+		}); err != nil {
+			return nil, wrapClosed(err)
+		}
 	}
 	codec, _ := segment.ParseCodec(r.manifest.Codec)
 	limit := r.manifest.SegmentCap
@@ -334,47 +357,66 @@ func (r *Replica) listTip(ctx context.Context, from uint64) (uint64, error) {
 
 // commitStaged ends a staged segment's upload at pos: it drops the stage,
 // clears the marks unchanged since staging (a key written again stays
-// dirty), records pos as an own position and as the records' pos.
+// dirty), records pos as an own position and as the records' pos. Large
+// segments commit in several transactions (each key's update is
+// idempotent); the stage itself is dropped in the last, so a crash midway
+// leaves it staged and the next push re-uploads it harmlessly.
 func (r *Replica) commitStaged(ctx context.Context, s *staged, pos uint64) error {
-	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
-		for i, key := range s.Keys {
-			mark, ok, err := tx.Mark(key)
+	keys, marks := s.Keys, s.Marks
+	for {
+		n := min(len(keys), applyChunk)
+		chunkKeys, chunkMarks := keys[:n], marks[:n]
+		keys, marks = keys[n:], marks[n:]
+		last := len(keys) == 0
+		err := r.st.Update(ctx, func(tx *store.Tx) error {
+			for i, key := range chunkKeys {
+				mark, ok, err := tx.Mark(key)
+				if err != nil {
+					return err
+				}
+				if ok && mark == chunkMarks[i] {
+					if err := tx.ClearMark(key); err != nil {
+						return err
+					}
+				}
+				rec, ok, err := tx.Record(key)
+				if err != nil {
+					return err
+				}
+				if ok && rec.Pos < pos {
+					rec.Pos = pos
+					if err := tx.PutRecord(key, rec); err != nil {
+						return err
+					}
+				}
+			}
+			if !last {
+				return nil
+			}
+			tx.DeleteMeta(stageName(s.N))
+			if pb, _, err := tx.Meta("published"); err != nil {
+				return err
+			} else if s.MaxOwn > u64(pb) {
+				tx.SetMeta("published", p64(s.MaxOwn))
+			}
+			tx.SetMeta(ownName(pos), []byte{1})
+			tb, _, err := tx.Meta("tip")
 			if err != nil {
 				return err
 			}
-			if ok && mark == s.Marks[i] {
-				if err := tx.ClearMark(key); err != nil {
-					return err
-				}
+			if pos > u64(tb) {
+				tx.SetMeta("tip", p64(pos))
 			}
-			rec, ok, err := tx.Record(key)
-			if err != nil {
-				return err
-			}
-			if ok && rec.Pos < pos {
-				rec.Pos = pos
-				if err := tx.PutRecord(key, rec); err != nil {
-					return err
-				}
-			}
-		}
-		tx.DeleteMeta(stageName(s.N))
-		if pb, _, err := tx.Meta("published"); err != nil {
-			return err
-		} else if s.MaxOwn > u64(pb) {
-			tx.SetMeta("published", p64(s.MaxOwn))
-		}
-		tx.SetMeta(ownName(pos), []byte{1})
-		tb, _, err := tx.Meta("tip")
+			tx.SetMeta("last_push", p64(uint64(r.now().UnixMilli())))
+			return nil
+		})
 		if err != nil {
-			return err
+			return wrapClosed(err)
 		}
-		if pos > u64(tb) {
-			tx.SetMeta("tip", p64(pos))
+		if last {
+			return nil
 		}
-		tx.SetMeta("last_push", p64(uint64(r.now().UnixMilli())))
-		return nil
-	}))
+	}
 }
 
 // PushAll re-sends every record this replica holds: each key is marked in
@@ -404,7 +446,9 @@ func (r *Replica) PushAll(ctx context.Context) (PushStats, error) {
 					}
 					continue
 				}
-				if err := tx.SetMark(key, 0); err != nil {
+				// The current counter, not a new dot: at or above the
+				// queue's low mark, and distinct from any later write's.
+				if err := tx.SetMark(key, tx.Counter()); err != nil {
 					return err
 				}
 			}

@@ -23,7 +23,8 @@ import (
 // re-executed with -test.run=^TestRSSChild$) so they do not pollute each
 // other: the child loads 1M keys (16-byte keys, 100-byte values, Relaxed
 // durability, batches of 1000) into a fresh directory, then does 100k
-// random Gets, and reports VmHWM (peak RSS) and VmRSS from /proc/self/status.
+// random Gets, and reports VmHWM (peak RSS), VmRSS, RssAnon and RssFile from
+// /proc/self/status.
 //
 //	EBREPLICA_RSS=1 go test -run '^TestRSS$' -v -timeout 30m ./replica
 //	EBREPLICA_RSS_KEYS=n   keys to load (default 1000000)
@@ -105,7 +106,7 @@ func TestRSSChild(t *testing.T) {
 	if r.Len() != int64(n) {
 		t.Fatalf("Len %d", r.Len())
 	}
-	hwmLoad, rssLoad := procStatus(t)
+	hwmLoad, rssLoad, _, _ := procStatus(t)
 	rng := rand.New(rand.NewPCG(7, 7))
 	t1 := time.Now()
 	const gets = 100_000
@@ -115,17 +116,19 @@ func TestRSSChild(t *testing.T) {
 		}
 	}
 	getTime := time.Since(t1)
-	hwm, rss := procStatus(t)
+	hwm, rss, anon, file := procStatus(t)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Printf("RSS profile=%s keys=%d load=%.1fs (%.0f puts/s) VmHWM-after-load=%dMiB VmRSS-after-load=%dMiB gets=%d in %.2fs (%.1fus/get) VmHWM=%dMiB VmRSS=%dMiB go-heap-inuse=%dMiB go-sys=%dMiB\n",
+	fmt.Printf("RSS profile=%s keys=%d load=%.1fs (%.0f puts/s) VmHWM-after-load=%dMiB VmRSS-after-load=%dMiB gets=%d in %.2fs (%.1fus/get) VmHWM=%dMiB VmRSS=%dMiB (RssAnon=%dMiB RssFile=%dMiB) go-heap-inuse=%dMiB go-sys=%dMiB\n",
 		profile, n, load.Seconds(), float64(n)/load.Seconds(), hwmLoad>>10, rssLoad>>10,
-		gets, getTime.Seconds(), float64(getTime.Microseconds())/gets, hwm>>10, rss>>10,
+		gets, getTime.Seconds(), float64(getTime.Microseconds())/gets, hwm>>10, rss>>10, anon>>10, file>>10,
 		ms.HeapInuse>>20, ms.Sys>>20)
 }
 
-// procStatus returns VmHWM and VmRSS in KiB.
-func procStatus(t *testing.T) (hwm, rss int64) {
+// procStatus returns VmHWM, VmRSS, RssAnon (heap and other anonymous
+// memory) and RssFile (resident pages of mapped files: Badger's tables and
+// logs) in KiB.
+func procStatus(t *testing.T) (hwm, rss, anon, file int64) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +144,11 @@ func procStatus(t *testing.T) (hwm, rss int64) {
 			hwm = v
 		case "VmRSS:":
 			rss = v
+		case "RssAnon:":
+			anon = v
+		case "RssFile:":
+			file = v
 		}
 	}
-	return hwm, rss
+	return hwm, rss, anon, file
 }

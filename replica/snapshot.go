@@ -447,7 +447,11 @@ func (r *Replica) writeSnapshot(ctx context.Context, partSize int, cs *CompactSt
 	clean := true
 	err := r.st.View(func(v *store.View) error {
 		dirty := false
-		if err := v.Marks("", func(string, uint64) (bool, error) { dirty = true; return false, nil }); err != nil {
+		low, err := v.QueueLow()
+		if err != nil {
+			return err
+		}
+		if err := v.Queue(low, func(string, uint64) (bool, error) { dirty = true; return false, nil }); err != nil {
 			return err
 		}
 		if err := v.MetaScan("stage/", func(string, []byte) (bool, error) { dirty = true; return false, nil }); err != nil {

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
 )
 
 // TestMemCrash: Mem.Crash models a power loss. Relaxed writes not yet
@@ -131,4 +134,62 @@ func TestMemCrashIdempotent(t *testing.T) {
 	if m.Len() != 2 {
 		t.Fatalf("Len %d after sync and crash, want 2", m.Len())
 	}
+}
+
+// syncFailEngine is a Mem whose Sync fails on demand, after the commit has
+// happened: the writes are visible, their durability unknown.
+type syncFailEngine struct {
+	*Mem
+	fail atomic.Bool
+}
+
+var errSyncFailed = errors.New("fsync failed")
+
+func (e *syncFailEngine) Apply(muts []Mutation, sync bool) error {
+	if err := e.Mem.Apply(muts, false); err != nil {
+		return err
+	}
+	if sync {
+		return e.Sync()
+	}
+	return nil
+}
+
+func (e *syncFailEngine) Sync() error {
+	if e.fail.Load() {
+		return errSyncFailed
+	}
+	return e.Mem.Sync()
+}
+
+// TestSyncFailureAfterCommit: when the fsync after a commit fails, the
+// writers get the error, but the committed writes are there, so the
+// store's counters must follow them: no dot counter is reissued and Len
+// and Pending still equal recounts.
+func TestSyncFailureAfterCommit(t *testing.T) {
+	e := &syncFailEngine{Mem: NewMem()}
+	s := openStore(t, e, nil)
+	if err := s.Init(ctx, clock.NewReplicaID()); err != nil {
+		t.Fatal(err)
+	}
+	v1 := put(t, s, "k1", "1")
+	e.fail.Store(true)
+	var v2 merge.Version
+	err := s.Update(ctx, func(tx *Tx) error {
+		var err error
+		v2, err = tx.Write("k2", []byte("2"), false)
+		return err
+	})
+	if !errors.Is(err, errSyncFailed) {
+		t.Fatalf("write with a failing fsync: %v", err)
+	}
+	e.fail.Store(false)
+	v3 := put(t, s, "k3", "3")
+	if v3.Dot.Counter <= v2.Dot.Counter || v2.Dot.Counter <= v1.Dot.Counter {
+		t.Errorf("dot counters %d, %d, %d: reissued after a failed fsync", v1.Dot.Counter, v2.Dot.Counter, v3.Dot.Counter)
+	}
+	if v, ok := value(t, s, "k2"); ok && v != "2" {
+		t.Errorf("k2 = %q", v)
+	}
+	recount(t, s)
 }

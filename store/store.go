@@ -381,14 +381,13 @@ func (s *Store) group(queue []*request) []*request {
 		g.put(keyLive, putUint(uint64(live)))
 		g.put(keyPending, putUint(uint64(pending)))
 	}
-	err := s.eng.Apply(g.mutations(), needSync)
+	// Commit, then fsync separately: when the fsync fails the commit has
+	// still happened (the writes are visible and may well be durable), so
+	// the counters must follow it — rolling the dot counter back would
+	// reissue dots that name committed versions. The writers get the error.
+	err := s.eng.Apply(g.mutations(), false)
 	if err != nil {
 		s.counter = startCounter
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
-			}
-		}
 	} else {
 		if len(g.m) > 0 {
 			s.commits.Add(1)
@@ -397,6 +396,16 @@ func (s *Store) group(queue []*request) []*request {
 		s.pending.Store(pending)
 		if newID != nil {
 			s.id.Store(newID)
+		}
+		if needSync {
+			err = s.eng.Sync()
+		}
+	}
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
 		}
 	}
 	for i, r := range taken {

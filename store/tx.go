@@ -13,6 +13,8 @@ import (
 var (
 	prefixRecord = []byte("r/")
 	prefixOutbox = []byte("o/")
+	prefixQueue  = []byte("q/")
+	keyQueueLow  = []byte("m/qlow")
 	prefixMeta   = []byte("m/")
 	keyReplica   = []byte("m/replica")
 	keyCounter   = []byte("m/counter")
@@ -26,6 +28,12 @@ var (
 func recordKey(k string) []byte { return append(append([]byte(nil), prefixRecord...), k...) }
 func outboxKey(k string) []byte { return append(append([]byte(nil), prefixOutbox...), k...) }
 func metaKey(n string) []byte   { return append(append([]byte(nil), prefixMeta...), n...) }
+
+// queueKey orders the outbox by mark: q/<8-byte mark><key>.
+func queueKey(c uint64, k string) []byte {
+	b := binary.BigEndian.AppendUint64(append([]byte(nil), prefixQueue...), c)
+	return append(b, k...)
+}
 
 // Stored is a record as kept locally: the merged state of the key and pos,
 // the highest log position whose application changed it here (0 when only
@@ -200,29 +208,44 @@ func (t *Tx) DeleteRecord(key string) error {
 // Mark returns the outbox mark of key.
 func (t *Tx) Mark(key string) (uint64, bool, error) { return readMark(t, key) }
 
-// SetMark records that key changed locally at dot counter c.
+// SetMark records that key changed locally at dot counter c. Marks are
+// kept twice: o/<key> (by key) and q/<c><key> (by mark, the outbox queue),
+// so a push finds the dirty keys by seeking past everything already pushed
+// (QueueLow) instead of stepping over the deleted marks of every key ever
+// pushed: staging costs O(changed keys), not O(store). A mark must never be
+// below QueueLow (marks are dot counters, which only grow).
 func (t *Tx) SetMark(key string, c uint64) error {
-	_, had, err := readMark(t, key)
+	old, had, err := readMark(t, key)
 	if err != nil {
 		return err
 	}
 	if !had {
 		t.pending++
+	} else {
+		t.del(queueKey(old, key))
 	}
 	t.set(outboxKey(key), putUint(c))
+	t.set(queueKey(c, key), nil)
 	return nil
 }
 
 // ClearMark removes the outbox mark of key.
 func (t *Tx) ClearMark(key string) error {
-	_, had, err := readMark(t, key)
+	old, had, err := readMark(t, key)
 	if err != nil || !had {
 		return err
 	}
 	t.pending--
 	t.del(outboxKey(key))
+	t.del(queueKey(old, key))
 	return nil
 }
+
+// QueueLow returns the mark below which the outbox queue holds nothing.
+func (t *Tx) QueueLow() (uint64, error) { return getUintG(t, keyQueueLow) }
+
+// SetQueueLow records that the outbox queue holds nothing below c.
+func (t *Tx) SetQueueLow(c uint64) { t.set(keyQueueLow, putUint(c)) }
 
 // NextDot issues the next dot of this replica.
 func (t *Tx) NextDot() (clock.Dot, error) {
@@ -240,6 +263,7 @@ func (t *Tx) ChangeReplicaID(id clock.ReplicaID) {
 	t.set(keyReplica, id[:])
 	t.newID = &id
 	t.counter = 0
+	t.SetQueueLow(0) // marks restart with the counter
 }
 
 // Counter returns the last dot counter issued.
@@ -354,6 +378,21 @@ func (v *View) Marks(prefix string, fn func(key string, counter uint64) (bool, e
 	})
 }
 
+// QueueLow returns the mark below which the outbox queue holds nothing.
+func (v *View) QueueLow() (uint64, error) { return getUintG(v, keyQueueLow) }
+
+// Queue calls fn for each outbox mark at or above from, in mark order (then
+// key order), until fn returns false or an error.
+func (v *View) Queue(from uint64, fn func(key string, mark uint64) (bool, error)) error {
+	return v.r.Scan(prefixQueue, queueKey(from, ""), func(k, _ []byte) (bool, error) {
+		if len(k) < len(prefixQueue)+8 {
+			return false, fmt.Errorf("%w: outbox queue entry %q", ErrCorrupt, k)
+		}
+		c := binary.BigEndian.Uint64(k[len(prefixQueue):])
+		return fn(string(k[len(prefixQueue)+8:]), c)
+	})
+}
+
 // MetaScan calls fn for each metadata entry whose name has the prefix.
 func (v *View) MetaScan(prefix string, fn func(name string, val []byte) (bool, error)) error {
 	return v.r.Scan(metaKey(prefix), nil, func(k, val []byte) (bool, error) {
@@ -372,4 +411,15 @@ func (v *View) CountLive() (int64, error) {
 		return true, nil
 	})
 	return n, err
+}
+
+func getUintG(g getter, k []byte) (uint64, error) {
+	v, ok, err := g.get(k)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: %s is %d bytes", ErrCorrupt, k, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
