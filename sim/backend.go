@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"iter"
@@ -31,12 +30,11 @@ type meter struct {
 
 var _ remote.Backend = (*meter)(nil)
 
-func (m *meter) String() string        { return m.inner.String() }
-func (m *meter) Stats() *remote.Stats  { return &m.stats }
-func countable(key string) bool        { return key != remote.ManifestKey }
-func (m *meter) out(key string, n int) { m.put(key, n) }
+func (m *meter) String() string       { return m.inner.String() }
+func (m *meter) Stats() *remote.Stats { return &m.stats }
+func countable(key string) bool       { return key != remote.ManifestKey }
 
-func (m *meter) put(key string, n int) {
+func (m *meter) out(key string, n int) {
 	m.stats.Puts.Add(1)
 	if countable(key) {
 		m.stats.BytesOut.Add(int64(n))
@@ -186,9 +184,11 @@ func (v *view) options(f Faults, sequential bool) faultremote.Options {
 	if sequential {
 		// Late duplicates of the create-only writes of log segments only:
 		// the same bytes under the same key again, as a store that
-		// mishandles a delayed retry of a create would. (Registry objects
-		// are left out: a rewrite with the same bytes but a new ETag
-		// wedges fencing, see TestKnownBugRegistryRewrite.)
+		// mishandles a delayed retry of a create would. Registry objects
+		// are left out: a replayed registration would revert the object
+		// past later swaps, which no real store does with a create (a
+		// rewrite with the same bytes is covered by
+		// TestRegistryRewrittenWithItsOwnBytes).
 		o.LateDuplicateRate = f.LateDuplicates
 		o.LateDuplicateOps = []faultremote.Op{faultremote.OpPutIfAbsent}
 		o.LateDuplicateMaxDelay = 3
@@ -317,9 +317,4 @@ func describeFaults(fs []faultremote.Fault) string {
 		}
 	}
 	return "faults[" + strings.Join(parts, ", ") + "]"
-}
-
-// injectedBy reports whether err can be explained by a fault, a partition.
-func injectedBy(err error) bool {
-	return errors.Is(err, remote.ErrTransient) || errors.Is(err, faultremote.ErrInjected) || errors.Is(err, errPartition)
 }

@@ -85,11 +85,10 @@
 // An operation that fails is part of the run when a fault or a partition
 // explains it; a failure with no fault injected, or a verdict that stops a
 // replica for good (cloned, duplicate id, gap, policy mismatch...), is a
-// violation. Two exceptions, documented at World.failed, are counted
-// rather than failed: fencing verdicts after two damaged reads in a row
-// of the registry object (fencing confirms on a second read, by design),
-// and manifest verdicts after a damaged read of store.json (a known bug,
-// see TestKnownBugManifestVerdictOnDamagedRead).
+// violation. One exception, documented at World.failed, is counted
+// (Report.FalseVerdicts) rather than failed: a fencing verdict after two
+// damaged reads in a row of the registry object (fencing confirms on a
+// second read, by design).
 //
 // # Failures
 //

@@ -26,6 +26,7 @@ type engine struct {
 	// no record while a segment is staged (the push's fencing) is dropped
 	// too.
 	oldUnsyncedPush bool
+	skipSync        bool // the last Apply was such a save (writer goroutine only)
 
 	applied atomic.Uint64
 	durable atomic.Uint64
@@ -34,7 +35,10 @@ type engine struct {
 var _ store.Engine = (*engine)(nil)
 
 func (e *engine) Apply(muts []store.Mutation, sync bool) error {
-	if e.oldUnsyncedPush && sync && len(muts) > 0 && onlyRegistry(muts) && e.staging() {
+	// The store may fsync through Apply or through the Sync call that
+	// follows it: drop either for a push's registry save.
+	e.skipSync = e.oldUnsyncedPush && len(muts) > 0 && onlyRegistry(muts) && e.staging()
+	if e.skipSync {
 		sync = false
 	}
 	if err := e.Engine.Apply(muts, sync); err != nil {
@@ -50,6 +54,10 @@ func (e *engine) Apply(muts []store.Mutation, sync bool) error {
 }
 
 func (e *engine) Sync() error {
+	if e.skipSync {
+		e.skipSync = false
+		return nil
+	}
 	if err := e.Engine.Sync(); err != nil {
 		return err
 	}

@@ -77,8 +77,9 @@ type Report struct {
 	// capped (as of the end; a crash resets a replica's count).
 	SkewCapped     int64 `json:"skew_capped"`
 	FaultsInjected int64 `json:"faults_injected"`
-	// FalseVerdicts counts manifest verdicts (policy mismatch, newer
-	// format, not a store) given on a damaged read of the manifest.
+	// FalseVerdicts counts fencing verdicts (cloned, duplicate id) given
+	// after two damaged reads in a row of a registry object, which the
+	// design's confirm-on-a-second-read cannot rule out.
 	FalseVerdicts int64            `json:"false_verdicts,omitempty"`
 	FaultsByKind  map[string]int64 `json:"faults_by_kind"`
 	Requests      Requests         `json:"requests"`

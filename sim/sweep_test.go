@@ -98,9 +98,9 @@ func TestSweep(t *testing.T) {
 	}
 	close(seeds)
 	wg.Wait()
-	t.Logf("%d simulations (%d on badger) in %v: %d failed %v; %d ops, %d writes, %d crashes, %d partitions, %d faults, %d capped timestamps, max %d siblings",
+	t.Logf("%d simulations (%d on badger) in %v: %d failed %v; %d ops, %d writes, %d crashes, %d partitions, %d faults (%d fencing verdicts after two damaged reads), %d capped timestamps, max %d siblings",
 		n, badger, time.Since(start).Round(time.Millisecond), len(failed), failed, total.Ops, total.Writes, total.Crashes,
-		total.Partitions, total.FaultsInjected, total.SkewCapped, total.MaxSiblings)
+		total.Partitions, total.FaultsInjected, total.FalseVerdicts, total.SkewCapped, total.MaxSiblings)
 	if len(failed) > 3 {
 		t.Errorf("%d more seeds failed: %v", len(failed)-3, failed[3:])
 	}
@@ -113,13 +113,13 @@ func TestSweepCovers(t *testing.T) {
 	seen := map[string]int{}
 	lo, hi := 1.0, 0.0
 	for s := range uint64(10000) {
-		c := sweepConfig(s)
+		c, err := sweepConfig(s).validate()
+		if err != nil {
+			t.Fatal(err)
+		}
 		seen[c.Policy]++
 		seen[c.Engine+"/"+c.Durability.String()]++
 		lo, hi = min(lo, c.Faults), max(hi, c.Faults)
-		if _, err := c.validate(); err != nil {
-			t.Fatal(err)
-		}
 	}
 	for _, k := range []string{"lww", "mv", "counter", "set", "mem/sync", "mem/relaxed", "badger/sync", "badger/relaxed"} {
 		if seen[k] == 0 {

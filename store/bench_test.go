@@ -8,8 +8,9 @@ package store
 //
 //	raw-writebatch   badger WriteBatch, 1000 entries (the baseline)
 //	engine-apply     Badger.Apply of the same 1000 entries: our engine's txn path
-//	engine-layout    Badger.Apply of the entries a stamped put produces
-//	                 (r/<key> record and o/<key> mark, 2000 entries), pre-encoded
+//	engine-layout    Badger.Apply of the entries a stamped put of a new key
+//	                 produces, pre-encoded: r/<key> record, o/<key> mark and
+//	                 q/<mark><key> outbox queue entry (3000 entries)
 //	store-write      Store.Update with 1000 Tx.Write: the full stamped path
 //	                 (reads, stamping, encoding, overlay, group commit)
 
@@ -68,10 +69,12 @@ func BenchmarkWritePath(b *testing.B) {
 			return apply.Apply(muts, false)
 		},
 		func(i int) error {
-			muts := make([]Mutation, 0, 2*batch)
+			muts := make([]Mutation, 0, 3*batch)
 			for j := range batch {
 				k := benchStoreKey(i*batch + j)
-				muts = append(muts, Mutation{Key: recordKey(k), Value: enc}, Mutation{Key: outboxKey(k), Value: putUint(uint64(j))})
+				c := uint64(i*batch + j)
+				muts = append(muts, Mutation{Key: recordKey(k), Value: enc},
+					Mutation{Key: outboxKey(k), Value: putUint(c)}, Mutation{Key: queueKey(c, k)})
 			}
 			return layout.Apply(muts, false)
 		},

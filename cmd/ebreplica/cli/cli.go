@@ -71,6 +71,7 @@ func commandTable() []*command {
 		verifyCmd,
 		reidentifyCmd,
 		demoCmd,
+		simCmd,
 		versionCmd,
 	}
 }

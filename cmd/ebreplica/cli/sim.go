@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ebreplica/ebreplica/sim"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+var simCmd = &command{
+	name:    "sim",
+	summary: "simulate replicas with skewed clocks, faults, partitions and crashes, and check they converge",
+	help: `Runs real replicas in memory against one in-memory object store, from
+one thread, on logical time: every replica has its own wall clock (offset
+up to ±--skew, drift, backward jumps); the seeded schedule interleaves
+writes on hot keys (Zipf), pushes, pulls, syncs, partitions, remote faults
+(errors, ambiguous writes, torn and corrupt reads, late duplicates) and
+crashes at every step of push and pull. Then the faults stop, every replica
+syncs until all agree, and the result is checked against a ground-truth
+oracle: identical state, no write lost to one it happened before, every
+concurrent write kept as a sibling, no acknowledged write lost in a crash,
+one version per dot, exact counters, add-wins sets.
+
+The report: converged or not, sync rounds, conflicts, lost updates (lww),
+max siblings, requests by verb, bytes, and an estimated S3 request cost.
+The same flags print the same report. A failure prints the seed and the
+shortest failing schedule. Exit 0 when converged, 1 otherwise.
+
+--json prints the report as one object.`,
+	flags: []flagDef{
+		{name: "replicas", value: true, arg: "N", usage: "replicas, 1 to 26 (default 3)"},
+		{name: "ops", value: true, arg: "N", usage: "scheduled operations per run (default 200)"},
+		{name: "keys", value: true, arg: "N", usage: "size of the key space (default 8)"},
+		{name: "hot", value: true, arg: "S", usage: "Zipf exponent of key popularity, above 1; 0 for uniform (default 1.3)"},
+		{name: "skew", value: true, arg: "D", usage: "clock offsets drawn from ±D, a Go duration (default 24h; 0 for none)"},
+		{name: "faults", value: true, arg: "P", usage: "remote fault rate, 0 to 0.5 (default 0.1)"},
+		{name: "partitions", value: true, arg: "P", usage: "share of operations that cut a replica off (default 0.04)"},
+		{name: "crashes", value: true, arg: "P", usage: "share of operations that crash a replica (default 0.05)"},
+		{name: "policy", value: true, arg: "NAME", usage: "lww, mv, counter or set (default lww)"},
+		{name: "engine", value: true, arg: "NAME", usage: "mem (crashable) or badger (in memory) (default mem)"},
+		{name: "durability", value: true, arg: "MODE", usage: "sync or relaxed (default sync)"},
+		{name: "seed", value: true, arg: "N", usage: "seed of the first run (default 1)"},
+		{name: "runs", value: true, arg: "N", usage: "runs over consecutive seeds, summed in one report (default 1)"},
+	},
+	maxArgs: 0,
+	run:     runSim,
+}
+
+// simConfig builds the simulation config from the flags.
+func simConfig(p *parsed) (sim.Config, int, error) {
+	cfg := sim.Config{Seed: 1, Replicas: 3, Ops: 200, Keys: 8, Hot: sim.DefaultHot}
+	runs := 1
+	ints := []struct {
+		name string
+		dst  *int
+		min  int
+	}{{"replicas", &cfg.Replicas, 1}, {"ops", &cfg.Ops, 1}, {"keys", &cfg.Keys, 1}, {"runs", &runs, 1}}
+	for _, f := range ints {
+		if s, ok := p.value(f.name); ok {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < f.min {
+				return cfg, 0, usageErrorf("--%s %q: expected a whole number, at least %d", f.name, s, f.min)
+			}
+			*f.dst = n
+		}
+	}
+	// Rates: 0 turns the feature off (the library reads 0 as its default
+	// and a negative rate as off).
+	rates := []struct {
+		name string
+		dst  *float64
+		max  float64
+	}{{"hot", &cfg.Hot, 100}, {"faults", &cfg.Faults, sim.MaxFaults}, {"partitions", &cfg.Partitions, 0.5}, {"crashes", &cfg.Crashes, 0.5}}
+	for _, f := range rates {
+		if s, ok := p.value(f.name); ok {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || v < 0 || v > f.max {
+				return cfg, 0, usageErrorf("--%s %q: expected a number from 0 to %v", f.name, s, f.max)
+			}
+			if v == 0 {
+				v = -1
+			}
+			*f.dst = v
+		}
+	}
+	if s, ok := p.value("skew"); ok {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return cfg, 0, usageErrorf("--skew %q: expected a Go duration such as 90m or 24h", s)
+		}
+		cfg.Skew = d
+		if d == 0 {
+			cfg.Skew = -1
+		}
+	}
+	if s, ok := p.value("seed"); ok {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return cfg, 0, usageErrorf("--seed %q: expected a whole number, 0 or more", s)
+		}
+		cfg.Seed = n
+	}
+	if s, ok := p.value("policy"); ok {
+		cfg.Policy = s
+	}
+	if s, ok := p.value("engine"); ok {
+		cfg.Engine = s
+	}
+	if s, ok := p.value("durability"); ok {
+		switch s {
+		case "sync":
+			cfg.Durability = store.Sync
+		case "relaxed":
+			cfg.Durability = store.Relaxed
+		default:
+			return cfg, 0, usageErrorf("--durability %q: expected sync or relaxed", s)
+		}
+	}
+	if _, err := cfg.Validate(); err != nil {
+		msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), "sim: ", ""), "\n", "; ")
+		return cfg, 0, usageErrorf("%s", msg)
+	}
+	return cfg, runs, nil
+}
+
+func runSim(ctx context.Context, e *env) error {
+	cfg, runs, err := simConfig(e.flags)
+	if err != nil {
+		return err
+	}
+	rep, failure := sim.RunMany(cfg, runs)
+	var f *sim.Failure
+	if failure != nil && !errors.As(failure, &f) {
+		return errorf(failure, "simulation: %v", failure)
+	}
+	if e.json {
+		if err := writeJSON(e.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		o := newOutput(e.stdout)
+		if err := rep.WriteText(o.w); err != nil {
+			return outputError(err)
+		}
+		if err := o.flush(); err != nil {
+			return err
+		}
+	}
+	if f != nil {
+		return errorf(failure, "did not converge: seed %d broke %s (%d of %d runs failed; the report shows the shortest failing schedule)",
+			f.Seed, f.Rule, rep.Failed, rep.Runs)
+	}
+	return nil
+}
