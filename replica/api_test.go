@@ -733,15 +733,10 @@ func TestLowMemoryProfile(t *testing.T) {
 }
 
 // TestLowMemoryConcurrentBatches: batches that each fit in one transaction
-// must not fail because the writer grouped them together. Known bug: under
-// LowMemory the group byte budget (store.Options.GroupBytes, 4 MiB) exceeds
-// Badger's transaction limit (15% of a 4 MiB memtable, about 600 KiB), so a
-// group of concurrent batches fails as a whole with ErrTooBig, although each
-// fits alone. Run with EBREPLICA_KNOWN_BUGS=1.
+// must not fail because the writer grouped them together (the group budget
+// follows the engine's transaction limits; under LowMemory Badger's is about
+// 600 KiB).
 func TestLowMemoryConcurrentBatches(t *testing.T) {
-	if os.Getenv("EBREPLICA_KNOWN_BUGS") == "" {
-		t.Skip("known bug: group commit exceeds Badger's transaction limit under LowMemory; set EBREPLICA_KNOWN_BUGS=1")
-	}
 	ctx := context.Background()
 	r := openTemp(t, &replica.Options{LowMemory: true, Durability: store.Relaxed})
 	var wg sync.WaitGroup

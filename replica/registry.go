@@ -133,8 +133,11 @@ func (r *Replica) ensureManifest(ctx context.Context) (m Manifest, created bool,
 			return m, false, fmt.Errorf("replica: create %s on %s: %w", remote.ManifestKey, b, err)
 		}
 		obj, gerr := readStable(ctx, b, remote.ManifestKey)
-		if errors.Is(gerr, remote.ErrNotExist) && attempt < 3 {
-			continue // the create did not land: try again
+		if errors.Is(gerr, remote.ErrNotExist) {
+			if attempt < 3 {
+				continue // the create did not land: try again
+			}
+			return m, false, fmt.Errorf("replica: create %s on %s: %w", remote.ManifestKey, b, err)
 		}
 		if gerr != nil {
 			return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, gerr)

@@ -289,7 +289,21 @@ func Init(dir, remoteURL string, opts *Options) (*Replica, error) {
 		o = *opts
 	}
 	if o.Engine == nil && !o.InMemory && exists(dir) {
-		return nil, fmt.Errorf("%w: %s", ErrAlreadyInitialized, dir)
+		// A directory whose init crashed before the id was written holds
+		// a database but no replica: init may finish it.
+		probe := o
+		probe.Create = false
+		r, err := Open(dir, &probe)
+		if err == nil {
+			r.Close()
+			return nil, fmt.Errorf("%w: %s", ErrAlreadyInitialized, dir)
+		}
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("%w: %s (and it is in use by another process)", ErrAlreadyInitialized, dir)
+		}
+		if !errors.Is(err, ErrNotInitialized) {
+			return nil, err
+		}
 	}
 	o.Create = true
 	o.Remote = remoteURL
@@ -361,15 +375,17 @@ func Open(dir string, opts *Options) (*Replica, error) {
 		if id.IsZero() {
 			id = clock.NewReplicaID()
 		}
+		// One synced transaction: a crash leaves no replica or a whole one.
 		names, _ := json.Marshal(o.Policies.Names())
 		err = st.UpdateSync(context.Background(), func(tx *store.Tx) error {
+			if _, err := tx.ReplicaID(); err == nil {
+				return store.ErrReplicaExists
+			}
 			tx.SetMeta("remote", []byte(o.Remote))
 			tx.SetMeta("policies", names)
+			tx.ChangeReplicaID(id)
 			return nil
 		})
-		if err == nil {
-			err = st.Init(context.Background(), id)
-		}
 	}
 	if err == nil && givenPolicies {
 		// A replica reads its state one way for life: the policies given

@@ -81,6 +81,10 @@ func OpenBadger(dir string, o BadgerOptions) (*Badger, error) {
 	return &Badger{db: db}, nil
 }
 
+// Limits reports the largest transaction Badger commits at once, in bytes
+// (its own estimate, which counts per-entry overhead) and entries.
+func (b *Badger) Limits() (bytes, entries int64) { return b.db.MaxBatchSize(), b.db.MaxBatchCount() }
+
 // DB exposes the underlying database (benchmarks compare against it).
 func (b *Badger) DB() *badger.DB { return b.db }
 

@@ -64,11 +64,15 @@ func (r memReader) Scan(prefix, start []byte, fn func(k, v []byte) (bool, error)
 	return nil
 }
 
-// View implements Engine.
+// View implements Engine. It reads a copy taken under the lock (values are
+// never modified in place), so writes may proceed while fn runs: a write
+// inside a scan does not deadlock. Copying is O(keys): Mem is for small
+// stores (the simulator, tests).
 func (m *Mem) View(fn func(Reader) error) error {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return fn(memReader{m, true})
+	snap := &Mem{keys: slices.Clone(m.keys), data: maps.Clone(m.data)}
+	m.mu.RUnlock()
+	return fn(memReader{snap, true})
 }
 
 // Reader implements Engine.

@@ -81,9 +81,12 @@ type Options struct {
 	MaxDrift time.Duration
 	// Policies decide liveness for the live-key count (lww for all when nil).
 	Policies *merge.Registry
-	// GroupBytes caps the bytes written by one group commit (default 4 MiB);
-	// a single request may exceed it.
-	GroupBytes int
+	// GroupBytes and GroupEntries cap one group commit (default 4 MiB and
+	// 65536 entries, lowered to a quarter of the engine's transaction limit
+	// when it reports one); a single request may exceed them, and fails
+	// with ErrTooBig only when it alone exceeds the engine's limit.
+	GroupBytes   int
+	GroupEntries int
 	// WriteIgnoresG is a test knob: local writes of keys with no record
 	// start from an empty clock instead of G (an old, divergent rule).
 	WriteIgnoresG bool
@@ -100,6 +103,9 @@ func (o *Options) withDefaults() Options {
 	if out.GroupBytes <= 0 {
 		out.GroupBytes = 4 << 20
 	}
+	if out.GroupEntries <= 0 {
+		out.GroupEntries = 1 << 16
+	}
 	return out
 }
 
@@ -115,6 +121,7 @@ type Store struct {
 	closeOnce sync.Once
 	closeMu   sync.RWMutex // held for reading while submitting
 	closed    bool
+	views     sync.WaitGroup // running Views
 
 	// Writer-owned state, mirrored into atomics for readers.
 	id      atomic.Pointer[clock.ReplicaID]
@@ -134,9 +141,17 @@ type request struct {
 // Open starts a Store on eng. It reads the persisted counters; it does not
 // require a replica id (see Init).
 func Open(eng Engine, o *Options) (*Store, error) {
+	opts := o.withDefaults()
+	if l, ok := eng.(interface{ Limits() (int64, int64) }); ok {
+		// Badger's own size estimate counts per-entry overhead that ours
+		// does not: keep groups well inside its limits.
+		b, n := l.Limits()
+		opts.GroupBytes = int(min(int64(opts.GroupBytes), b/4))
+		opts.GroupEntries = int(min(int64(opts.GroupEntries), n/4))
+	}
 	s := &Store{
 		eng:  eng,
-		opts: o.withDefaults(),
+		opts: opts,
 		reqs: make(chan *request, 1024),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
@@ -269,13 +284,18 @@ func (s *Store) submit(ctx context.Context, fn func(*Tx) error, sync bool) error
 	return <-r.err
 }
 
-// View runs fn against a consistent snapshot of committed state.
+// View runs fn against a consistent snapshot of committed state. fn may
+// write through the store (a Put inside a Scan loop); Close waits for
+// running views before it closes the engine.
 func (s *Store) View(fn func(*View) error) error {
 	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
 	if s.closed {
+		s.closeMu.RUnlock()
 		return ErrClosed
 	}
+	s.views.Add(1)
+	s.closeMu.RUnlock()
+	defer s.views.Done()
 	return s.eng.View(func(r Reader) error { return fn(&View{r: r, s: s}) })
 }
 
@@ -289,6 +309,7 @@ func (s *Store) Close() error {
 		s.closeMu.Unlock()
 		close(s.quit)
 		<-s.done
+		s.views.Wait()
 		err = s.eng.Close()
 	})
 	return err
@@ -348,7 +369,7 @@ func (s *Store) group(queue []*request) []*request {
 	n := 0
 	for ; n < len(queue); n++ {
 		r := queue[n]
-		if n > 0 && g.bytes >= s.opts.GroupBytes {
+		if n > 0 && (g.bytes >= s.opts.GroupBytes || len(g.m) >= s.opts.GroupEntries) {
 			break
 		}
 		taken = append(taken, r)
