@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/vmihailenco/msgpack/v5"
@@ -19,14 +20,101 @@ var ErrBadRecord = errors.New("merge: malformed record")
 //	[ [ [replica bin16, counter uint]... sorted by replica ],
 //	  [ [value bin (nil for a tombstone), deleted bool, replica bin16, counter uint, hlc uint]... in dot order ] ]
 
-// EncodeRecord appends nothing and returns the canonical bytes of r.
+// EncodeRecord returns the canonical bytes of r (the error is always nil;
+// it stays for callers written against the encoder form).
 func EncodeRecord(r Record) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	if err := EncodeRecordTo(enc, r); err != nil {
-		return nil, err
+	return AppendRecord(make([]byte, 0, RecordSizeHint(r)), r), nil
+}
+
+// RecordSizeHint is an upper bound of the canonical size of r when its
+// counters and lengths fit 32 bits (a capacity hint, not a limit).
+func RecordSizeHint(r Record) int {
+	n := 8 + len(r.Clock)*(3+16+9)
+	for _, v := range r.Versions {
+		n += 1 + 5 + len(v.Value) + 1 + 2 + 16 + 9 + 9
 	}
-	return buf.Bytes(), nil
+	return n
+}
+
+// AppendRecord appends the canonical form of r to dst: byte for byte what
+// EncodeRecordTo writes through a msgpack encoder, without the encoder
+// (the local store encodes a record per write).
+func AppendRecord(dst []byte, r Record) []byte {
+	dst = appendArrayLen(dst, 2)
+	dst = AppendVector(dst, r.Clock)
+	dst = appendArrayLen(dst, len(r.Versions))
+	for _, v := range r.Versions {
+		dst = appendArrayLen(dst, 5)
+		switch { // as in EncodeRecordTo
+		case v.Deleted && len(v.Value) == 0:
+			dst = append(dst, 0xc0)
+		case v.Value == nil:
+			dst = appendBytesLen(dst, 0)
+		default:
+			dst = append(appendBytesLen(dst, len(v.Value)), v.Value...)
+		}
+		if v.Deleted {
+			dst = append(dst, 0xc3)
+		} else {
+			dst = append(dst, 0xc2)
+		}
+		dst = append(appendBytesLen(dst, 16), v.Dot.Replica[:]...)
+		dst = appendUint(dst, v.Dot.Counter)
+		dst = appendUint(dst, uint64(v.Time))
+	}
+	return dst
+}
+
+// AppendVector appends what EncodeVector writes.
+func AppendVector(dst []byte, v clock.Vector) []byte {
+	es := v.Entries()
+	dst = appendArrayLen(dst, len(es))
+	for _, d := range es {
+		dst = appendArrayLen(dst, 2)
+		dst = append(appendBytesLen(dst, 16), d.Replica[:]...)
+		dst = appendUint(dst, d.Counter)
+	}
+	return dst
+}
+
+// The msgpack forms the encoder picks (msgpack v5 EncodeArrayLen,
+// EncodeBytesLen, EncodeUint).
+func appendArrayLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x90|byte(n))
+	case n <= 0xffff:
+		return append(b, 0xdc, byte(n>>8), byte(n))
+	default:
+		return append(b, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+func appendBytesLen(b []byte, n int) []byte {
+	switch {
+	case n < 256:
+		return append(b, 0xc4, byte(n))
+	case n <= 0xffff:
+		return append(b, 0xc5, byte(n>>8), byte(n))
+	default:
+		return append(b, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+func appendUint(b []byte, n uint64) []byte {
+	switch {
+	case n <= 0x7f:
+		return append(b, byte(n))
+	case n <= 0xff:
+		return append(b, 0xcc, byte(n))
+	case n <= 0xffff:
+		return append(b, 0xcd, byte(n>>8), byte(n))
+	case n <= 0xffffffff:
+		return append(b, 0xce, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	default:
+		return append(b, 0xcf, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
+			byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
 }
 
 // EncodeRecordTo writes the canonical form of r to enc.
@@ -98,13 +186,29 @@ func EncodeVector(enc *msgpack.Encoder, v clock.Vector) error {
 // DecodeRecord parses the canonical form and validates it: every version's
 // dot is non-zero and covered by the clock, dots are unique and in order.
 func DecodeRecord(b []byte) (Record, error) {
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
-	r, err := DecodeRecordFrom(dec)
+	d := decoders.Get().(*pooledDecoder)
+	d.rd.Reset(b)
+	d.dec.Reset(&d.rd)
+	r, err := DecodeRecordFrom(d.dec)
+	d.rd.Reset(nil)
+	d.dec.Reset(nil)
+	decoders.Put(d)
 	if err != nil {
 		return Record{}, err
 	}
 	return r, nil
 }
+
+// pooledDecoder saves DecodeRecord a decoder allocation per record. The
+// decoded record never aliases the input (readBytes copies).
+type pooledDecoder struct {
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	return &pooledDecoder{dec: msgpack.NewDecoder(nil)}
+}}
 
 func bad(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadRecord, fmt.Sprintf(format, a...))

@@ -183,3 +183,13 @@ func (b *Badger) Sync() error {
 
 // Close implements Engine.
 func (b *Badger) Close() error { return b.db.Close() }
+
+// concurrentSync is false: Badger's DB.Sync syncs only the current
+// memtable's log and the value log. If a later commit rotates the memtable
+// between an earlier group's commit and its fsync, the earlier group's
+// entries sit in an immutable memtable whose log is not synced until it is
+// flushed, so an acknowledged Sync write could be lost to a power loss. So
+// the writer fsyncs right after each commit, before the next one (no
+// rotation can intervene). The pipelined path stays for engines whose Sync
+// covers every earlier commit.
+func (b *Badger) concurrentSync() bool { return false }

@@ -167,8 +167,23 @@ func (e *syncFailEngine) Sync() error {
 // store's counters must follow them: no dot counter is reissued and Len
 // and Pending still equal recounts.
 func TestSyncFailureAfterCommit(t *testing.T) {
-	e := &syncFailEngine{Mem: NewMem()}
-	s := openStore(t, e, nil)
+	for _, pipelined := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pipelined=%v", pipelined), func(t *testing.T) {
+			e := &syncFailEngine{Mem: NewMem()}
+			var eng Engine = e
+			if pipelined {
+				eng = pipelinedSyncFail{e}
+			}
+			testSyncFailureAfterCommit(t, e, openStore(t, eng, nil))
+		})
+	}
+}
+
+type pipelinedSyncFail struct{ *syncFailEngine }
+
+func (pipelinedSyncFail) concurrentSync() bool { return true }
+
+func testSyncFailureAfterCommit(t *testing.T, e *syncFailEngine, s *Store) {
 	if err := s.Init(ctx, clock.NewReplicaID()); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,6 +128,20 @@ type Store struct {
 	live    atomic.Int64
 	pending atomic.Int64
 	commits atomic.Int64 // engine commits (group commits)
+
+	// Pipelined fsync (engines that allow Sync during commits): nil
+	// syncWake means the writer fsyncs itself.
+	syncWake chan struct{}
+	syncDone chan struct{}
+	syncMu   sync.Mutex
+	syncJobs []syncJob
+}
+
+// concurrentSyncer is an engine whose Sync may run while Apply commits
+// (Badger): the store then pipelines commit and fsync. Engines without it
+// (Mem, the simulator's) keep the writer's sequential commit-then-fsync.
+type concurrentSyncer interface {
+	concurrentSync() bool
 }
 
 type request struct {
@@ -198,6 +211,11 @@ func Open(eng Engine, o *Options) (*Store, error) {
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if cs, ok := eng.(concurrentSyncer); ok && cs.concurrentSync() {
+		s.syncWake = make(chan struct{}, 1)
+		s.syncDone = make(chan struct{})
+		go s.syncer()
 	}
 	go s.writer()
 	return s, nil
@@ -318,6 +336,12 @@ func (s *Store) Close() error {
 // writer is the single goroutine that applies every write.
 func (s *Store) writer() {
 	defer close(s.done)
+	if s.syncWake != nil {
+		defer func() {
+			close(s.syncWake) // the syncer answers what is left, then ends
+			<-s.syncDone
+		}()
+	}
 	var queue []*request
 	for {
 		if len(queue) == 0 {
@@ -358,18 +382,18 @@ func (s *Store) writer() {
 func (s *Store) group(queue []*request) []*request {
 	reader, release := s.eng.Reader()
 	defer release()
-	g := &overlay{m: map[string]ovEntry{}}
+	g := newOverlay()
 	startCounter := s.counter
 	startLive, startPending := s.live.Load(), s.pending.Load()
 	live, pending := startLive, startPending
-	var taken []*request
-	var errs []error
+	taken := make([]*request, 0, min(len(queue), 64))
+	errs := make([]error, 0, cap(taken))
 	needSync := false
 	var newID *clock.ReplicaID
 	n := 0
 	for ; n < len(queue); n++ {
 		r := queue[n]
-		if n > 0 && (g.bytes >= s.opts.GroupBytes || len(g.m) >= s.opts.GroupEntries) {
+		if n > 0 && (g.bytes >= s.opts.GroupBytes || len(g.muts) >= s.opts.GroupEntries) {
 			break
 		}
 		taken = append(taken, r)
@@ -377,15 +401,15 @@ func (s *Store) group(queue []*request) []*request {
 			errs = append(errs, err)
 			continue
 		}
-		tx := &Tx{s: s, reader: reader, group: g, own: &overlay{m: map[string]ovEntry{}},
-			counter: s.counter, live: live, pending: pending}
+		g.begin()
+		tx := &Tx{s: s, reader: reader, group: g, counter: s.counter, live: live, pending: pending}
 		err := r.fn(tx)
 		if err != nil {
+			g.rollback()
 			errs = append(errs, err)
 			continue
 		}
 		errs = append(errs, nil)
-		g.absorb(tx.own)
 		s.counter, live, pending = tx.counter, tx.live, tx.pending
 		if tx.newID != nil {
 			newID = tx.newID
@@ -394,7 +418,8 @@ func (s *Store) group(queue []*request) []*request {
 			needSync = true
 		}
 	}
-	if len(g.m) > 0 {
+	g.begin() // nothing below is undone
+	if len(g.muts) > 0 {
 		g.put(keyCounter, putUint(s.counter))
 		g.put(keyHLC, putUint(uint64(s.clock.Last())))
 		capped, ahead := s.clock.SkewStats()
@@ -410,7 +435,7 @@ func (s *Store) group(queue []*request) []*request {
 	if err != nil {
 		s.counter = startCounter
 	} else {
-		if len(g.m) > 0 {
+		if len(g.muts) > 0 {
 			s.commits.Add(1)
 		}
 		s.live.Store(live)
@@ -419,62 +444,146 @@ func (s *Store) group(queue []*request) []*request {
 			s.id.Store(newID)
 		}
 		if needSync {
+			if s.syncWake != nil {
+				// Pipelined: the syncer answers these requests after an
+				// fsync that starts after this commit, while the writer
+				// goes on with the next group.
+				s.syncMu.Lock()
+				s.syncJobs = append(s.syncJobs, syncJob{taken, errs})
+				s.syncMu.Unlock()
+				select {
+				case s.syncWake <- struct{}{}:
+				default:
+				}
+				return queue[n:]
+			}
 			err = s.eng.Sync()
 		}
 	}
-	if err != nil {
-		for i := range errs {
-			if errs[i] == nil {
-				errs[i] = err
-			}
-		}
-	}
-	for i, r := range taken {
-		r.err <- errs[i]
-	}
+	answer(taken, errs, err)
 	return queue[n:]
 }
 
-type ovEntry struct {
-	val []byte
-	del bool
+// answer replies to the requests of a group: err (a failed commit or
+// fsync) goes to every request that did not fail on its own.
+func answer(taken []*request, errs []error, err error) {
+	for i, r := range taken {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+		r.err <- errs[i]
+	}
 }
 
+// syncJob is a committed group waiting for an fsync.
+type syncJob struct {
+	taken []*request
+	errs  []error
+}
+
+// syncer fsyncs for the writer when the engine allows a Sync concurrent
+// with commits (pipelining): one Sync covers every group committed before
+// it starts, so while it runs the writer commits the next groups, and the
+// next Sync covers all of them. On a failed fsync the commits stand (the
+// writer never rolls back counters for it) and the waiting writers get the
+// error. It returns when the writer has closed syncWake and every job is
+// answered.
+func (s *Store) syncer() {
+	defer close(s.syncDone)
+	for {
+		_, ok := <-s.syncWake
+		s.syncMu.Lock()
+		jobs := s.syncJobs
+		s.syncJobs = nil
+		s.syncMu.Unlock()
+		if len(jobs) > 0 {
+			err := s.eng.Sync()
+			for _, j := range jobs {
+				answer(j.taken, j.errs, err)
+			}
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// overlay holds a group's writes in the order first written (an
+// insertion-ordered map: idx finds a key's mutation). A request writes
+// straight into it; begin/rollback undo a failed request's writes.
 type overlay struct {
-	m     map[string]ovEntry
+	idx   map[string]int
+	muts  []Mutation
 	bytes int
+
+	// The undo state of the running request.
+	base      int        // len(muts) when it began
+	baseBytes int        // bytes when it began
+	undo      []undoItem // earlier mutations it overwrote
+
+	// G as decoded in this group; gOK false when not (yet) known.
+	g   clock.Vector
+	gOK bool
 }
 
-func (o *overlay) put(k, v []byte) {
-	o.m[string(k)] = ovEntry{val: v}
-	o.bytes += len(k) + len(v)
+type undoItem struct {
+	i int
+	m Mutation
 }
 
-func (o *overlay) del(k []byte) {
-	o.m[string(k)] = ovEntry{del: true}
-	o.bytes += len(k)
-}
+func newOverlay() *overlay { return &overlay{idx: map[string]int{}} }
 
-func (o *overlay) absorb(x *overlay) {
-	for k, e := range x.m {
-		o.m[k] = e
+func (o *overlay) get(k []byte) (Mutation, bool) {
+	i, ok := o.idx[string(k)]
+	if !ok {
+		return Mutation{}, false
 	}
-	o.bytes += x.bytes
+	return o.muts[i], true
 }
 
-func (o *overlay) mutations() []Mutation {
-	keys := make([]string, 0, len(o.m))
-	for k := range o.m {
-		keys = append(keys, k)
+func (o *overlay) write(m Mutation) {
+	if string(m.Key) == string(keyG) {
+		o.gOK, o.g = false, nil
 	}
-	slices.Sort(keys)
-	out := make([]Mutation, len(keys))
-	for i, k := range keys {
-		e := o.m[k]
-		out[i] = Mutation{Key: []byte(k), Value: e.val, Delete: e.del}
+	if i, ok := o.idx[string(m.Key)]; ok {
+		if i < o.base {
+			o.undo = append(o.undo, undoItem{i, o.muts[i]})
+		}
+		m.Key = o.muts[i].Key
+		o.muts[i] = m
+	} else {
+		o.idx[string(m.Key)] = len(o.muts)
+		o.muts = append(o.muts, m)
 	}
-	return out
+	o.bytes += len(m.Key) + len(m.Value)
 }
+
+func (o *overlay) put(k, v []byte) { o.write(Mutation{Key: k, Value: v}) }
+func (o *overlay) del(k []byte)    { o.write(Mutation{Key: k, Delete: true}) }
+
+// begin starts a request.
+func (o *overlay) begin() {
+	o.base, o.baseBytes, o.undo = len(o.muts), o.bytes, o.undo[:0]
+}
+
+// rollback undoes every write since begin.
+func (o *overlay) rollback() {
+	for j := len(o.undo) - 1; j >= 0; j-- {
+		o.muts[o.undo[j].i] = o.undo[j].m
+	}
+	for _, m := range o.muts[o.base:] {
+		delete(o.idx, string(m.Key))
+	}
+	clear(o.muts[o.base:])
+	o.muts = o.muts[:o.base]
+	o.bytes = o.baseBytes
+	o.undo = o.undo[:0]
+	o.gOK, o.g = false, nil
+}
+
+// mutations returns the group's writes, in the order first written
+// (engines do not need them sorted, and the order is deterministic).
+func (o *overlay) mutations() []Mutation { return o.muts }
 
 func putUint(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 

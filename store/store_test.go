@@ -50,7 +50,17 @@ var engineKinds = []engineKind{
 		m := NewMem()
 		return m, func(testing.TB) Engine { return m }
 	}},
+	// Mem with the pipelined fsync of Badger: the store's syncer goroutine
+	// fsyncs while the writer commits the next groups.
+	{"mem-pipelined", func(t testing.TB) (Engine, func(testing.TB) Engine) {
+		m := pipelinedMem{NewMem()}
+		return m, func(testing.TB) Engine { return m }
+	}},
 }
+
+type pipelinedMem struct{ *Mem }
+
+func (pipelinedMem) concurrentSync() bool { return true }
 
 // forEachEngine runs fn as a subtest per engine kind.
 func forEachEngine(t *testing.T, fn func(t *testing.T, k engineKind)) {

@@ -44,13 +44,9 @@ type Stored struct {
 }
 
 func encodeStored(st Stored) ([]byte, error) {
-	b, err := merge.EncodeRecord(st.Record)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 8, 8+len(b))
+	out := make([]byte, 8, 8+merge.RecordSizeHint(st.Record))
 	binary.BigEndian.PutUint64(out, st.Pos)
-	return append(out, b...), nil
+	return merge.AppendRecord(out, st.Record), nil
 }
 
 func decodeStored(key string, v []byte) (Stored, error) {
@@ -101,11 +97,7 @@ func readVector(g getter, k []byte) (clock.Vector, error) {
 	return vec, nil
 }
 
-func encodeVector(v clock.Vector) []byte {
-	var buf bytes.Buffer
-	_ = merge.EncodeVector(msgpack.NewEncoder(&buf), v) // writes to memory: cannot fail
-	return buf.Bytes()
-}
+func encodeVector(v clock.Vector) []byte { return merge.AppendVector(nil, v) }
 
 // Tx is one request running in the writer. It sees committed state, the
 // writes of earlier requests in its group, and its own writes. A Tx is only
@@ -113,8 +105,7 @@ func encodeVector(v clock.Vector) []byte {
 type Tx struct {
 	s       *Store
 	reader  Reader
-	group   *overlay
-	own     *overlay
+	group   *overlay // the group's writes; this request's are undone if it fails
 	counter uint64
 	live    int64
 	pending int64
@@ -123,17 +114,14 @@ type Tx struct {
 }
 
 func (t *Tx) get(k []byte) ([]byte, bool, error) {
-	if e, ok := t.own.m[string(k)]; ok {
-		return e.val, !e.del, nil
-	}
-	if e, ok := t.group.m[string(k)]; ok {
-		return e.val, !e.del, nil
+	if m, ok := t.group.get(k); ok {
+		return m.Value, !m.Delete, nil
 	}
 	return t.reader.Get(k)
 }
 
-func (t *Tx) set(k, v []byte) { t.own.put(k, v) }
-func (t *Tx) del(k []byte)    { t.own.del(k) }
+func (t *Tx) set(k, v []byte) { t.group.put(k, v) }
+func (t *Tx) del(k []byte)    { t.group.del(k) }
 
 // ReplicaID returns this replica's id (ErrNoReplica before Init).
 func (t *Tx) ReplicaID() (clock.ReplicaID, error) {
@@ -283,8 +271,26 @@ func (t *Tx) Now() clock.HLC { return t.s.clock.Now() }
 // Observe folds a remote HLC into the clock (see clock.Clock.Observe).
 func (t *Tx) Observe(h clock.HLC) bool { return t.s.clock.Observe(h) }
 
-// G returns the collected context.
-func (t *Tx) G() (clock.Vector, error) { return readVector(t, keyG) }
+// G returns the collected context (the caller's own copy).
+func (t *Tx) G() (clock.Vector, error) {
+	g, err := t.sharedG()
+	return g.Clone(), err
+}
+
+// sharedG returns G as the group sees it, decoded once per group: the
+// group overlay drops its copy whenever m/gc is written or a request is
+// undone. The caller must not modify it.
+func (t *Tx) sharedG() (clock.Vector, error) {
+	if t.group.gOK {
+		return t.group.g, nil
+	}
+	g, err := readVector(t, keyG)
+	if err != nil {
+		return nil, err
+	}
+	t.group.g, t.group.gOK = g, true
+	return g, nil
+}
 
 // SetG stores the collected context.
 func (t *Tx) SetG(v clock.Vector) { t.set(keyG, encodeVector(v)) }
@@ -308,7 +314,7 @@ func (t *Tx) Write(key string, value []byte, deleted bool) (merge.Version, error
 	}
 	var g clock.Vector
 	if cur.IsZero() && !t.s.opts.WriteIgnoresG {
-		if g, err = t.G(); err != nil {
+		if g, err = t.sharedG(); err != nil { // LocalWrite clones it
 			return merge.Version{}, err
 		}
 	}
