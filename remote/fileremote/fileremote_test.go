@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,11 +69,49 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
+// TestPermissionDenied checks that permission errors map to
+// ErrAccessDenied. Root ignores permissions, so as root the test re-runs
+// itself as the unprivileged user nobody, in a directory nobody may use.
 func TestPermissionDenied(t *testing.T) {
+	dir := os.Getenv("EBREPLICA_PERM_DIR")
 	if os.Geteuid() == 0 {
-		t.Skip("root ignores permissions")
+		shared, err := os.MkdirTemp("", "perm-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shared) })
+		if err := os.Chmod(shared, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		// The test binary sits in a directory only root may enter: copy it.
+		bin := filepath.Join(shared, "fileremote.test")
+		data, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		work := filepath.Join(shared, "work")
+		if err := os.Mkdir(work, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(work, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-test.run=^TestPermissionDenied$", "-test.count=1", "-test.v")
+		cmd.Dir = work
+		cmd.Env = append(os.Environ(), "EBREPLICA_PERM_DIR="+work, "TMPDIR="+work, "GOCOVERDIR=")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestPermissionDenied") {
+			t.Fatalf("as nobody: %v\n%s", err, out)
+		}
+		return
 	}
-	dir := t.TempDir()
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	b := newBackend(t, dir, nil)
 	ctx := context.Background()
 	if _, err := b.Put(ctx, "locked/x", []byte("x")); err != nil {
