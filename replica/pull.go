@@ -71,6 +71,9 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	if _, err := r.connectLocked(ctx); err != nil {
 		return ps, err
 	}
+	if err := r.resumeRebase(ctx); err != nil {
+		return ps, err
+	}
 	if boot, _ := r.meta("bootstrapped"); boot == nil && r.cursor() == 0 {
 		// A new replica loads the newest snapshot instead of replaying the log.
 		if _, err := r.bootstrap(ctx); err != nil {

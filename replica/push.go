@@ -73,6 +73,9 @@ func (r *Replica) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	if _, err := r.connectLocked(ctx); err != nil {
 		return ps, err
 	}
+	if err := r.resumeRebase(ctx); err != nil {
+		return ps, err
+	}
 	// A new replica pushes nothing until it has pulled to a listed tip.
 	if ready, _ := r.meta("ready"); ready == nil && !r.knob(func(k *Knobs) bool { return k.PushBeforePull }) {
 		if _, err := r.pullLocked(ctx); err != nil {

@@ -69,6 +69,7 @@ import (
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
+	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -251,6 +252,9 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 	if _, err := r.connectLocked(ctx); err != nil {
 		return cs, err
 	}
+	if err := r.resumeRebase(ctx); err != nil {
+		return cs, err
+	}
 	if r.knob(func(k *Knobs) bool { return k.SnapshotDirty }) {
 		// Old rule: snapshot the local state as it is, unpushed data and all.
 		_, err := r.writeSnapshot(ctx, o.PartSize, &cs)
@@ -269,7 +273,19 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 		return cs, err
 	}
 	if err := r.swapRegistry(ctx, ack); err != nil {
-		return cs, err
+		if !errors.Is(err, ErrRetired) {
+			return cs, err
+		}
+		// Retired while silent: rebase first, as push and pull do.
+		if err := r.rebase(ctx); err != nil {
+			return cs, err
+		}
+		if ack, err = r.ackNow(); err != nil {
+			return cs, err
+		}
+		if err := r.swapRegistry(ctx, ack); err != nil {
+			return cs, err
+		}
 	}
 	regs, err := r.readRegistries(ctx)
 	if err != nil {
@@ -279,30 +295,6 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 	for _, g := range regs {
 		if g.body.ReplicaID == r.ID().String() {
 			serverNow = g.info.LastModified
-		}
-	}
-	if o.Prune && !serverNow.IsZero() {
-		for _, g := range regs {
-			if g.body.Retired || g.body.ReplicaID == r.ID().String() || g.info.LastModified.IsZero() {
-				continue
-			}
-			if serverNow.Sub(g.info.LastModified) < o.RetireAfter {
-				continue
-			}
-			body := g.body
-			body.Retired = true
-			data, _ := json.MarshalIndent(body, "", "  ")
-			key := remote.ReplicasPrefix + g.body.ReplicaID + ".json"
-			if _, err := b.PutIfMatch(ctx, key, data, g.etag); err == nil {
-				cs.Retired = append(cs.Retired, g.body.ReplicaID)
-			} else if !errors.Is(err, remote.ErrPrecondition) {
-				return cs, fmt.Errorf("replica: retire %s: %w", key, err)
-			}
-		}
-		if len(cs.Retired) > 0 {
-			if regs, err = r.readRegistries(ctx); err != nil {
-				return cs, err
-			}
 		}
 	}
 	floorAck, _ := minAck(regs)
@@ -334,6 +326,31 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 		}
 		if attempt >= 5 {
 			return cs, errors.New("replica: compact: local writes keep arriving; try again when quieter")
+		}
+	}
+	// Retire silent replicas only now that a snapshot exists to rebase on.
+	if o.Prune && !serverNow.IsZero() {
+		for _, g := range regs {
+			if g.body.Retired || g.body.ReplicaID == r.ID().String() || g.info.LastModified.IsZero() {
+				continue
+			}
+			if serverNow.Sub(g.info.LastModified) < o.RetireAfter {
+				continue
+			}
+			body := g.body
+			body.Retired = true
+			data, _ := json.MarshalIndent(body, "", "  ")
+			key := remote.ReplicasPrefix + g.body.ReplicaID + ".json"
+			if _, err := b.PutIfMatch(ctx, key, data, g.etag); err == nil {
+				cs.Retired = append(cs.Retired, g.body.ReplicaID)
+			} else if !errors.Is(err, remote.ErrPrecondition) {
+				return cs, fmt.Errorf("replica: retire %s: %w", key, err)
+			}
+		}
+		if len(cs.Retired) > 0 {
+			if regs, err = r.readRegistries(ctx); err != nil {
+				return cs, err
+			}
 		}
 	}
 	if o.Prune {
@@ -738,40 +755,36 @@ func (r *Replica) bootstrap(ctx context.Context) (bool, error) {
 // record, loads the newest snapshot with its G, pulls to the tip, re-stamps
 // the kept keys as new local writes (so they win over concurrent ones),
 // throws the staged segments away, and clears its retired flag.
+//
+// It is crash-safe: the kept values are first written to m/rebase/<key>
+// (synced), and m/rebasing marks a rebase in progress; a push, pull or
+// compaction that finds the mark resumes the rebase (every step is
+// idempotent) before anything else, so an error or a crash midway never
+// loses an offline edit.
 func (r *Replica) rebase(ctx context.Context) error {
 	complete, _, err := r.snapshots(ctx)
 	if err != nil {
 		return err
 	}
 	if len(complete) == 0 {
-		return fmt.Errorf("replica: rebase: no snapshot on %s", r.opts.Backend)
+		return fmt.Errorf("replica: rebase: no snapshot on %s (a compaction must write one first)", r.opts.Backend)
 	}
 	idx, err := r.readIndex(ctx, complete[0])
 	if err != nil {
 		return err
 	}
-	type kept struct {
-		key     string
-		value   []byte
-		deleted bool
+	// Keep the dirty keys' values. Resuming, keep those of earlier
+	// rebase attempts too: a key written since then is dirty again and its
+	// newer value replaces the kept one.
+	mark, err := r.meta("rebasing")
+	if err != nil {
+		return err
 	}
-	var dirty []kept
+	if err := r.keepDirty(ctx, mark == nil); err != nil {
+		return err
+	}
 	var all, meta []string
 	err = r.st.View(func(v *store.View) error {
-		if err := v.Marks("", func(key string, _ uint64) (bool, error) {
-			st, ok, err := v.Record(key)
-			if err != nil || !ok {
-				return err == nil, err
-			}
-			res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
-			if err != nil || res.Conflict {
-				res, _ = merge.LWW{}.Resolve(key, st.Versions)
-			}
-			dirty = append(dirty, kept{key, res.Value, res.Deleted})
-			return true, nil
-		}); err != nil {
-			return err
-		}
 		if err := v.Records("", "", func(key string, _ store.Stored) (bool, error) {
 			all = append(all, key)
 			return true, nil
@@ -821,12 +834,29 @@ func (r *Replica) rebase(ctx context.Context) error {
 	if _, err := r.pullAfterRebase(ctx); err != nil {
 		return err
 	}
-	for len(dirty) > 0 {
-		chunk := dirty[:min(len(dirty), applyChunk)]
-		dirty = dirty[len(chunk):]
-		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
-			for _, d := range chunk {
-				if _, err := tx.Write(d.key, d.value, d.deleted); err != nil {
+	// Re-stamp the kept keys. The m/rebase/ entries stay until the rebase
+	// is over: a resumed rebase discards the re-stamped records (their dots
+	// never left the machine) and re-stamps again from them.
+	var kept []keptValue
+	err = r.st.View(func(v *store.View) error {
+		return v.MetaScan("rebase/", func(name string, val []byte) (bool, error) {
+			var k keptValue
+			if err := msgpack.Unmarshal(val, &k); err != nil {
+				return false, fmt.Errorf("%w: m/%s: %v", store.ErrCorrupt, name, err)
+			}
+			kept = append(kept, k)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return wrapClosed(err)
+	}
+	for rest := kept; len(rest) > 0; {
+		batch := rest[:min(len(rest), applyChunk)]
+		rest = rest[len(batch):]
+		err = r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			for _, k := range batch {
+				if _, err := tx.Write(k.Key, k.Value, k.Deleted); err != nil {
 					return err
 				}
 			}
@@ -836,7 +866,113 @@ func (r *Replica) rebase(ctx context.Context) error {
 			return wrapClosed(err)
 		}
 	}
-	return r.unretire(ctx)
+	if err := r.unretire(ctx); err != nil {
+		return err
+	}
+	// Over: clear the mark first (a crash after it leaves only stale
+	// entries, which the next rebase's keepDirty clears before use).
+	if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+		tx.DeleteMeta("rebasing")
+		return nil
+	}); err != nil {
+		return wrapClosed(err)
+	}
+	return r.dropKept(ctx)
+}
+
+// dropKept deletes every m/rebase/ entry.
+func (r *Replica) dropKept(ctx context.Context) error {
+	var names []string
+	if err := r.st.View(func(v *store.View) error {
+		return v.MetaScan("rebase/", func(name string, _ []byte) (bool, error) {
+			names = append(names, name)
+			return true, nil
+		})
+	}); err != nil {
+		return wrapClosed(err)
+	}
+	for len(names) > 0 {
+		chunk := names[:min(len(names), applyChunk)]
+		names = names[len(chunk):]
+		if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			for _, n := range chunk {
+				tx.DeleteMeta(n)
+			}
+			return nil
+		}); err != nil {
+			return wrapClosed(err)
+		}
+	}
+	return nil
+}
+
+// keptValue is a dirty key's value kept across a rebase (m/rebase/<key>).
+type keptValue struct {
+	Key     string `msgpack:"k"`
+	Value   []byte `msgpack:"v"`
+	Deleted bool   `msgpack:"d"`
+}
+
+// keepDirty writes the values of the dirty keys (as they read now) to
+// m/rebase/<key>, then marks the rebase in progress: both synced before
+// anything is discarded.
+func (r *Replica) keepDirty(ctx context.Context, fresh bool) error {
+	if fresh {
+		if err := r.dropKept(ctx); err != nil { // stale entries of an earlier rebase
+			return err
+		}
+	}
+	var kept []keptValue
+	err := r.st.View(func(v *store.View) error {
+		return v.Marks("", func(key string, _ uint64) (bool, error) {
+			st, ok, err := v.Record(key)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+			res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
+			if err != nil || res.Conflict {
+				res, _ = merge.LWW{}.Resolve(key, st.Versions)
+			}
+			kept = append(kept, keptValue{Key: key, Value: res.Value, Deleted: res.Deleted})
+			return true, nil
+		})
+	})
+	if err != nil {
+		return wrapClosed(err)
+	}
+	for len(kept) > 0 {
+		chunk := kept[:min(len(kept), applyChunk)]
+		kept = kept[len(chunk):]
+		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			for _, k := range chunk {
+				b, err := msgpack.Marshal(k)
+				if err != nil {
+					return err
+				}
+				tx.SetMeta("rebase/"+k.Key, b)
+			}
+			return nil
+		})
+		if err != nil {
+			return wrapClosed(err)
+		}
+	}
+	return wrapClosed(r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+		tx.SetMeta("rebasing", []byte{1})
+		return nil
+	}))
+}
+
+// resumeRebase finishes a rebase an error or a crash interrupted.
+func (r *Replica) resumeRebase(ctx context.Context) error {
+	if r.rebasing {
+		return nil
+	}
+	mark, err := r.meta("rebasing")
+	if err != nil || mark == nil {
+		return err
+	}
+	return r.rebase(ctx)
 }
 
 // pullAfterRebase pulls without the retirement handling (the caller is

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -124,6 +125,34 @@ type Config struct {
 	// (default 300).
 	ShrinkRuns int
 
+	// Collection, snapshots, bootstrap and retirement (issue 7). Unlike the
+	// rates above, zero means none: these are off unless asked for.
+
+	// Compactions is the share of operations that run Compact on one
+	// replica (OpCompact): half of them prune, with a grace period that is
+	// either none or 1 to 20 s of logical time, retiring replicas whose
+	// registry is older than RetireAfter.
+	Compactions float64
+	// Joins is the number of new replicas that join mid-run (OpBootstrap):
+	// each bootstraps from the newest snapshot on its first pull.
+	// Replicas+Joins is at most 26.
+	Joins int
+	// Offline is the share of operations that take one replica offline
+	// (OpOffline) for the next 8 to 24 operations: it keeps writing but
+	// neither pushes nor pulls, so a compactor may retire it; back online,
+	// its push or pull rebases.
+	Offline float64
+	// RetireAfter is the CompactOptions.RetireAfter of generated
+	// compactions (replica.DefaultRetireAfter, 30 days, when 0: nobody is
+	// retired in a run of minutes).
+	RetireAfter time.Duration
+	// AckInterval is the replicas' Options.AckInterval (the replica's
+	// default when 0; negative: an ack after every pull).
+	AckInterval time.Duration
+	// Knobs, when set, adjusts the test knobs of replica i (old rules of
+	// the collection schedules; see OldRule). Leave it unset.
+	Knobs func(i int, k *replica.Knobs)
+
 	// Old rules, for tests that show the simulator catches them. Leave
 	// them unset.
 
@@ -194,6 +223,15 @@ func (c Config) validate() (Config, error) {
 	if c.Replicas < 1 || c.Replicas > 26 {
 		bad("Replicas %d: want 1 to 26", c.Replicas)
 	}
+	if c.Joins < 0 || c.Replicas+c.Joins > 26 {
+		bad("Joins %d: want 0 to %d", c.Joins, 26-c.Replicas)
+	}
+	if c.Compactions < 0 || c.Offline < 0 || c.Compactions+c.Offline > 0.5 {
+		bad("Compactions %v and Offline %v: want at least 0, at most 0.5 together", c.Compactions, c.Offline)
+	}
+	if c.RetireAfter < 0 {
+		bad("RetireAfter must not be negative")
+	}
 	if c.Ops < 0 {
 		bad("Ops %d: must not be negative", c.Ops)
 	}
@@ -211,8 +249,8 @@ func (c Config) validate() (Config, error) {
 			bad("%s %v: at most 1", name, p)
 		}
 	}
-	if sum := on(c.Jumps) + on(c.Partitions) + on(c.Crashes); sum > 0.9 {
-		bad("Jumps+Partitions+Crashes %v: at most 0.9, leave room for writes and syncs", sum)
+	if sum := on(c.Jumps) + on(c.Partitions) + on(c.Crashes) + c.Compactions + c.Offline; sum > 0.9 {
+		bad("Jumps+Partitions+Crashes+Compactions+Offline %v: at most 0.9, leave room for writes and syncs", sum)
 	}
 	if c.UserPolicy == nil {
 		if _, ok := merge.Builtin(c.Policy); !ok {

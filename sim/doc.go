@@ -98,13 +98,24 @@
 // bounded by Config.ShrinkRuns re-runs), with its trace. Replay runs a
 // schedule again.
 //
+// # Collection, bootstrap, retirement
+//
+// With Config.Compactions, Joins and Offline, schedules also compact
+// (OpCompact: collection, snapshots, pruning, retirement), let new
+// replicas join and bootstrap from the newest snapshot (OpBootstrap), and
+// take replicas offline long enough to be retired (OpOffline), after which
+// they rebase. How the oracle follows these, and the two invariants they
+// change (convergence compared by reads plus the records of live keys; no
+// resurrection of a key every replica read as deleted), is described in
+// collect.go.
+//
 // # Scenarios and old rules
 //
-// Scenarios returns the regression schedules of DESIGN.md that apply to
-// the features built so far (S1, S2, S6, S11, S13, S14) as scripted
-// schedules. Each must converge, and each old rule it guards, restored
-// through replica.Knobs (MergeByHLC, MergePruneLosers, UnsyncedStaging),
-// must make it fail.
+// Scenarios returns the regression schedules of DESIGN.md (S1-S15) as
+// scripted schedules. Each must converge, and each old rule it guards,
+// restored through replica.Knobs (MergeByHLC, MergePruneLosers,
+// UnsyncedStaging, and the collection knobs on the replicas each schedule
+// names), must make it fail.
 //
 // Crashes: on the mem engine a crash is a power loss (store.Mem.Crash)
 // followed by a reopen on the same engine and id. In-memory Badger cannot

@@ -25,10 +25,13 @@ const (
 	OpPartition                 // cut the replica off the remote for the next For operations
 	OpHeal                      // end the replica's partition
 	OpClockJump                 // move the replica's wall clock by Jump
+	OpCompact                   // Compact(Prune, Grace, RetireAfter)
+	OpBootstrap                 // a new replica R joins (offset Jump); it bootstraps on its first pull
+	OpOffline                   // the replica stops syncing for the next For operations (it keeps writing)
 )
 
 var kindNames = [...]string{"", "put", "del", "batch", "add", "sadd", "srem", "push", "pull", "sync",
-	"crash", "partition", "heal", "jump"}
+	"crash", "partition", "heal", "jump", "compact", "join", "offline"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -88,6 +91,11 @@ type Op struct {
 	Via   Kind   // OpCrash: OpPush, OpPull or OpSync
 	For   int    // OpPartition: operations it lasts
 	Jump  time.Duration
+	// OpCompact: CompactOptions.Prune, Grace (negative: none) and
+	// RetireAfter (0: the replica's default).
+	Prune       bool
+	Grace       time.Duration
+	RetireAfter time.Duration
 	// Faults, when set, replaces the configured fault rates for this
 	// operation.
 	Faults *Faults
@@ -126,6 +134,14 @@ func (o Op) String() string {
 		fmt.Fprintf(&b, " for %d ops", o.For)
 	case OpClockJump:
 		fmt.Fprintf(&b, " %s", o.Jump)
+	case OpCompact:
+		if o.Prune {
+			fmt.Fprintf(&b, " prune grace %s retire after %s", o.Grace, o.RetireAfter)
+		}
+	case OpBootstrap:
+		fmt.Fprintf(&b, " offset %s", o.Jump)
+	case OpOffline:
+		fmt.Fprintf(&b, " for %d ops", o.For)
 	}
 	if o.Faults != nil {
 		fmt.Fprintf(&b, " faults%+v", *o.Faults)
@@ -168,8 +184,23 @@ func generate(cfg Config) []Op {
 	}
 	kind := cfg.kind()
 	ops := make([]Op, 0, cfg.Ops)
+	// Joins: the operations at which new replicas join (drawn only when
+	// asked for, so that the schedules of other configs stay the same).
+	joinAt := map[int]int{}
+	for range cfg.Joins {
+		joinAt[rng.IntN(max(cfg.Ops, 1))]++
+	}
+	replicas := cfg.Replicas
 	for id := range cfg.Ops {
-		o := Op{ID: id, R: rng.IntN(cfg.Replicas), Advance: time.Duration(1+rng.IntN(3000)) * time.Millisecond}
+		if n := joinAt[id]; n > 0 {
+			// A join is an extra operation, numbered after the schedule.
+			for range n {
+				off := time.Duration((rng.Float64()*2 - 1) * float64(max(cfg.Skew, 0))).Truncate(time.Millisecond)
+				ops = append(ops, Op{ID: cfg.Ops + replicas, Kind: OpBootstrap, R: replicas, Advance: time.Millisecond, Jump: off})
+				replicas++
+			}
+		}
+		o := Op{ID: id, R: rng.IntN(replicas), Advance: time.Duration(1+rng.IntN(3000)) * time.Millisecond}
 		val := fmt.Sprintf("%s%d", replicaName(o.R), id)
 		x := rng.Float64()
 		crashes, partitions, jumps := on(cfg.Crashes), on(cfg.Partitions), on(cfg.Jumps)
@@ -189,6 +220,16 @@ func generate(cfg Config) []Op {
 			o.Kind, o.For = OpPartition, 1+rng.IntN(8)
 		case x < crashes+partitions+jumps:
 			o.Kind, o.Jump = OpClockJump, -time.Duration(1+rng.IntN(30*60))*time.Second
+		case x < crashes+partitions+jumps+cfg.Compactions:
+			o.Kind, o.RetireAfter = OpCompact, cfg.RetireAfter
+			if o.Prune = rng.IntN(2) == 0; o.Prune {
+				o.Grace = -1
+				if rng.IntN(2) == 0 {
+					o.Grace = time.Duration(1+rng.IntN(20)) * time.Second
+				}
+			}
+		case x < crashes+partitions+jumps+cfg.Compactions+cfg.Offline:
+			o.Kind, o.For = OpOffline, 8+rng.IntN(17)
 		default:
 			switch y := rng.IntN(100); {
 			case y < 40:

@@ -82,10 +82,32 @@ type Report struct {
 	// design's confirm-on-a-second-read cannot rule out.
 	FalseVerdicts int64            `json:"false_verdicts,omitempty"`
 	FaultsByKind  map[string]int64 `json:"faults_by_kind"`
-	Requests      Requests         `json:"requests"`
-	BytesOut      int64            `json:"bytes_out"` // log segments and registry objects (the manifest excluded)
-	BytesIn       int64            `json:"bytes_in"`
-	Cost          Cost             `json:"estimated_cost"`
+	// Compactions, collection, bootstrap and retirement (zero in runs
+	// without them): Compacts that succeeded, records they collected, log
+	// segments and snapshot objects they pruned, replicas they retired;
+	// replicas that joined; offline stretches; rebases seen (a replica
+	// re-stamping its offline edits).
+	Compactions int64 `json:"compactions,omitempty"`
+	Collected   int64 `json:"collected,omitempty"`
+	Pruned      int64 `json:"pruned,omitempty"`
+	Retired     int64 `json:"retired,omitempty"`
+	Joins       int64 `json:"joins,omitempty"`
+	Offline     int64 `json:"offline,omitempty"`
+	Restamped   int64 `json:"restamped,omitempty"`
+	// RetiredCompacts counts Compacts that failed with ErrRetired on a
+	// retired replica that had not rebased yet (a known replica bug, see
+	// World.failed).
+	RetiredCompacts int64 `json:"retired_compacts,omitempty"`
+	// StuckRebases counts pushes and pulls of a retired replica that
+	// failed for want of a snapshot to rebase on (a known replica bug).
+	StuckRebases int64 `json:"stuck_rebases,omitempty"`
+	// RebaseLost counts offline edits a rebase that failed half-way lost
+	// (a known replica bug).
+	RebaseLost int64    `json:"rebase_lost,omitempty"`
+	Requests   Requests `json:"requests"`
+	BytesOut   int64    `json:"bytes_out"` // log segments and registry objects (the manifest excluded)
+	BytesIn    int64    `json:"bytes_in"`
+	Cost       Cost     `json:"estimated_cost"`
 	// Digest is a hash of the final state (one run).
 	Digest string `json:"digest,omitempty"`
 	// Failure is the first broken invariant, with its seed.
@@ -124,6 +146,16 @@ func (r *Report) add(o Report) {
 	r.SkewCapped += o.SkewCapped
 	r.FaultsInjected += o.FaultsInjected
 	r.FalseVerdicts += o.FalseVerdicts
+	r.Compactions += o.Compactions
+	r.Collected += o.Collected
+	r.Pruned += o.Pruned
+	r.Retired += o.Retired
+	r.Joins += o.Joins
+	r.Offline += o.Offline
+	r.Restamped += o.Restamped
+	r.RetiredCompacts += o.RetiredCompacts
+	r.StuckRebases += o.StuckRebases
+	r.RebaseLost += o.RebaseLost
 	for k, v := range o.FaultsByKind {
 		r.FaultsByKind[k] += v
 	}
@@ -175,6 +207,10 @@ func (r Report) WriteText(w io.Writer) error {
 	row("max siblings", "%d", r.MaxSiblings)
 	row("crashes", "%d", r.Crashes)
 	row("partitions", "%d", r.Partitions)
+	if r.Compactions+r.Joins+r.Offline > 0 {
+		row("compaction", "%d compactions: %d records collected, %d objects pruned, %d replicas retired", r.Compactions, r.Collected, r.Pruned, r.Retired)
+		row("membership", "%d joins, %d offline stretches, %d offline edits re-stamped by a rebase", r.Joins, r.Offline, r.Restamped)
+	}
 	row("clock", "%d backward jumps; %d remote timestamps capped at MaxDrift", r.ClockJumps, r.SkewCapped)
 	kinds := slices.Sorted(func(yield func(string) bool) {
 		for k := range r.FaultsByKind {

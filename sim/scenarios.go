@@ -110,11 +110,11 @@ const (
 	D
 )
 
-// Scenarios returns the regression schedules of DESIGN.md that apply to
-// the features that exist now: S1, S2, S6, S11, S13 and S14. (S3-S5 and
-// S7-S10, S12, S15 need collection, snapshots, pruning or retirement.)
+// Scenarios returns the regression schedules of DESIGN.md: S1, S2, S6,
+// S11, S13 and S14, and those of collection, pruning, bootstrap and
+// snapshots (S3, S4, S5, S7, S8, S9, S10, S12, S15; scenarios_collect.go).
 func Scenarios() []Scenario {
-	return []Scenario{s1(), s2(), s6(), s11(), s13(), s14()}
+	return []Scenario{s1(), s2(), s3(), s4(), s5(), s6(), s7(), s8(), s9(), s10(), s11(), s12(), s13(), s14(), s15()}
 }
 
 // S1: A's clock is 2 h ahead. A puts; C pulls — its HLC is capped at

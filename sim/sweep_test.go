@@ -45,6 +45,23 @@ func sweepConfig(s uint64) Config {
 	if (s/4)%2 == 1 {
 		c.Durability = store.Relaxed
 	}
+	// Collection, snapshots, bootstrap and retirement: compactions in 30%
+	// of the seeds, a replica joining mid-run in 20%, offline stretches
+	// long enough for retirement (and rebase) in 10%. Mixed over the other
+	// dimensions by a multiplicative hash of the seed.
+	switch h := s * 2654435761 % 100; {
+	case h < 10:
+		c.Compactions, c.Joins, c.Offline, c.AckInterval = 0.1, 1, 0.05, -1
+		if c.Policy == PolicyLWW || c.Policy == PolicyMV {
+			// Retirement rebases a counter or set through its read value:
+			// register policies only.
+			c.RetireAfter = time.Duration(10+h) * time.Second
+		}
+	case h < 20:
+		c.Compactions, c.Joins, c.AckInterval = 0.08, 1, -1
+	case h < 30:
+		c.Compactions, c.AckInterval = 0.08, -1
+	}
 	if s%20 == 7 {
 		// 5%: 500 of 10,000. Opening Badger costs most of such a run, so
 		// two replicas.
@@ -101,6 +118,9 @@ func TestSweep(t *testing.T) {
 	t.Logf("%d simulations (%d on badger) in %v: %d failed %v; %d ops, %d writes, %d crashes, %d partitions, %d faults (%d fencing verdicts after two damaged reads), %d capped timestamps, max %d siblings",
 		n, badger, time.Since(start).Round(time.Millisecond), len(failed), failed, total.Ops, total.Writes, total.Crashes,
 		total.Partitions, total.FaultsInjected, total.FalseVerdicts, total.SkewCapped, total.MaxSiblings)
+	t.Logf("collection: %d compactions, %d records collected, %d objects pruned, %d retirements, %d joins, %d offline stretches, %d offline edits re-stamped; known replica bugs seen: %d compacts failing with ErrRetired, %d syncs with no snapshot to rebase on, %d offline edits lost by a failed rebase",
+		total.Compactions, total.Collected, total.Pruned, total.Retired, total.Joins, total.Offline, total.Restamped,
+		total.RetiredCompacts, total.StuckRebases, total.RebaseLost)
 	if len(failed) > 3 {
 		t.Errorf("%d more seeds failed: %v", len(failed)-3, failed[3:])
 	}
@@ -120,6 +140,21 @@ func TestSweepCovers(t *testing.T) {
 		seen[c.Policy]++
 		seen[c.Engine+"/"+c.Durability.String()]++
 		lo, hi = min(lo, c.Faults), max(hi, c.Faults)
+	}
+	for s := range uint64(10000) {
+		c := sweepConfig(s)
+		if c.Compactions > 0 {
+			seen["compact"]++
+		}
+		if c.Joins > 0 {
+			seen["join"]++
+		}
+		if c.RetireAfter > 0 {
+			seen["retire/"+c.Policy]++
+		}
+	}
+	if seen["compact"] < 2500 || seen["join"] < 1500 || seen["retire/lww"]+seen["retire/mv"] < 400 {
+		t.Errorf("collection seeds: %d compacting, %d joining, %d retiring", seen["compact"], seen["join"], seen["retire/lww"]+seen["retire/mv"])
 	}
 	for _, k := range []string{"lww", "mv", "counter", "set", "mem/sync", "mem/relaxed", "badger/sync", "badger/relaxed"} {
 		if seen[k] == 0 {

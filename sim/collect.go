@@ -1,0 +1,444 @@
+package sim
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// Collection, snapshots, bootstrap, retirement and rebase (issue 7): how
+// the simulator runs them and how the oracle follows them.
+//
+//   - OpCompact runs replica.Compact. Collection deletes a record whole and
+//     joins its clock into the replica's G; a later local write of the key
+//     starts from G, so the oracle takes G as what such a write had seen
+//     (World.write). A snapshot's G is joined into the clocks of the
+//     records a new replica wrote before it bootstrapped; the oracle adds
+//     the writes G covers to the causal past of those writes (afterSync),
+//     as the replica claims.
+//   - A rebase (a retired replica back online, or one that fell below the
+//     prune floor) discards the replica's records, loads the newest
+//     snapshot, pulls and re-stamps the keys that were dirty (its offline
+//     edits) as new local writes with new dots. The oracle records each
+//     re-stamped version as a new write of that replica, made after every
+//     earlier write of the key by that replica (whose value it carries)
+//     and after what its clock covers (afterSync). Only a key that was
+//     marked dirty before the operation may be re-stamped; any other new
+//     version is reported by the dots invariant as a version no write made.
+//   - Convergence: after collection one replica may have collected a record
+//     another still holds as a tombstone; both read the key as deleted.
+//     With these operations on, the replicas are compared by what their
+//     reads show plus the full record (versions and clock) of every key
+//     that reads as live (a conflict counts as live), not by the raw
+//     records of deleted keys. Causality and siblings are checked on every
+//     record any replica still holds; a key no replica holds must read as
+//     deleted by the oracle's writes (it was collected whole: no
+//     acknowledged write may have vanished with it).
+//   - No resurrection: a key every replica reads as deleted between two
+//     operations, each having seen every write of it (its record's clock,
+//     or its G when it holds none, covers them: a quiescent point for the
+//     key), with no write of it since (and no write of it lost to a
+//     power loss since), must never read live again (checkDead). A power
+//     loss clears these marks: it may take back pulled state not yet
+//     fsynced (a pull that failed half-way), which is not a resurrection.
+
+// RuleResurrection: a key every replica read as deleted, with no write
+// since, reads live again.
+const RuleResurrection = "resurrection"
+
+// compact runs Compact on n.
+func (w *World) compact(n *node, op Op) (string, *Violation) {
+	cs, err := n.r.Compact(context.Background(), replica.CompactOptions{Prune: op.Prune, Grace: op.Grace,
+		RetireAfter: op.RetireAfter, PartSize: 256})
+	var retired []string
+	for _, id := range cs.Retired {
+		name := id
+		for _, m := range w.nodes {
+			if m.id.String() == id {
+				name = m.name()
+			}
+		}
+		retired = append(retired, name)
+	}
+	out := fmt.Sprintf("snapshot at %d (%d records, %d parts), collected %d, pruned %d", cs.Position, cs.Records, cs.Parts, cs.Collected, cs.Pruned)
+	if len(retired) > 0 {
+		out += ", retired " + strings.Join(retired, " ")
+	}
+	w.rep.Collected += int64(cs.Collected)
+	w.rep.Pruned += int64(cs.Pruned)
+	w.rep.Retired += int64(len(cs.Retired))
+	if err != nil {
+		return w.failedOp(n, out, err, true)
+	}
+	w.rep.Compactions++
+	return out, nil
+}
+
+func readG(n *node) (clock.Vector, error) {
+	var g clock.Vector
+	err := n.r.Store().View(func(v *store.View) error {
+		var err error
+		g, err = v.G()
+		return err
+	})
+	return g, err
+}
+
+// preSync is what afterSync needs to know of a replica before a push,
+// pull, sync or compaction: its dirty keys, and whether it has yet to
+// bootstrap.
+type preSync struct {
+	marked  map[string]bool
+	fresh   bool
+	retired bool
+}
+
+// retired reports whether n's registry object says it was retired.
+func (w *World) retired(n *node) bool {
+	obj, err := w.mem.Get(context.Background(), remote.RegistryKey(n.id))
+	if err != nil {
+		return false
+	}
+	var body replica.RegistryBody
+	return json.Unmarshal(obj.Data, &body) == nil && body.Retired
+}
+
+func (w *World) beforeSync(n *node) preSync {
+	p := preSync{marked: map[string]bool{}, retired: w.retired(n)}
+	_ = n.r.Store().View(func(v *store.View) error {
+		_, boot, _ := v.Meta("bootstrapped")
+		p.fresh = !boot
+		// Keys kept for an unfinished rebase (m/rebase/) are re-stamped
+		// when it resumes: they count as dirty.
+		if err := v.MetaScan("rebase/", func(name string, _ []byte) (bool, error) {
+			p.marked[strings.TrimPrefix(name, "rebase/")] = true
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		return v.Marks("", func(key string, _ uint64) (bool, error) {
+			p.marked[key] = true
+			return true, nil
+		})
+	})
+	return p
+}
+
+// afterSync follows what a push, pull, sync or compaction did that the
+// oracle cannot see from outside: a rebase's re-stamped writes, and a
+// bootstrap's G joined into the clocks of the writes made before it.
+func (w *World) afterSync(n *node, opID int, pre preSync) *Violation {
+	if n.r == nil {
+		return nil
+	}
+	type held struct {
+		key string
+		rec merge.Record
+	}
+	var recs []held
+	var boot bool
+	var g clock.Vector
+	err := n.r.Store().View(func(v *store.View) error {
+		_, boot, _ = v.Meta("bootstrapped")
+		var err error
+		if g, err = v.G(); err != nil {
+			return err
+		}
+		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
+			recs = append(recs, held{key, st.Record})
+			return true, nil
+		})
+	})
+	if err != nil {
+		return violate(RuleError, "scanning %s: %v", n.name(), err)
+	}
+	if pre.retired && w.retired(n) {
+		// A rebase that failed half-way (a fault while loading the
+		// snapshot or pulling) must still hold every offline edit
+		// (TestFoundRebaseLosesOfflineEdits, fixed): an unpublished write
+		// of a key neither dirty nor kept is a violation.
+		lostKey := ""
+		// Dirty keys stay dirty, or are kept for an unfinished rebase in
+		// m/rebase/<key> (re-stamped when the rebase resumes).
+		marked := map[string]bool{}
+		_ = n.r.Store().View(func(v *store.View) error {
+			if err := v.MetaScan("rebase/", func(name string, _ []byte) (bool, error) {
+				marked[strings.TrimPrefix(name, "rebase/")] = true
+				return true, nil
+			}); err != nil {
+				return err
+			}
+			return v.Marks("", func(key string, _ uint64) (bool, error) {
+				marked[key] = true
+				return true, nil
+			})
+		})
+		for k := range pre.marked {
+			if marked[k] {
+				continue
+			}
+			for _, e := range w.or.byKey[k] {
+				if e.node == n.i && !e.lost && e.published == "" {
+					// Rebase keeps offline edits through errors and crashes
+					// (m/rebase/): losing one is a violation.
+					e.lost = true
+					w.rep.RebaseLost++
+					lostKey = k
+				}
+			}
+		}
+		if lostKey != "" {
+			return violate(RuleDurability, "%s: a rebase that stopped half-way lost the offline edit of %s", n.name(), lostKey)
+		}
+	}
+	applied := n.eng.applied.Load()
+	for _, h := range recs {
+		for _, v := range h.rec.Versions {
+			if v.Dot.Replica != n.id {
+				continue
+			}
+			e := w.or.byDot[v.Dot]
+			switch {
+			case (e == nil || e.lost) && pre.marked[h.key]:
+				ne, viol := w.or.restamp(n.i, opID, h.key, h.rec.Clock, v, applied)
+				if viol != nil {
+					return viol
+				}
+				ne.kind = OpPut
+				if v.Deleted {
+					ne.kind = OpDelete
+				}
+				w.rep.Restamped++
+				w.rep.Writes++
+			case e != nil && !e.lost && pre.fresh && boot && len(g) > 0:
+				w.or.joinG(e, g, h.rec)
+			}
+		}
+	}
+	return nil
+}
+
+// restamp records a version a rebase wrote at node: a new write made after
+// every earlier write of key by node (it carries the value of the last)
+// and after every write its clock covers.
+func (o *oracle) restamp(node, opID int, key string, clk clock.Vector, v merge.Version, applied uint64) (*event, *Violation) {
+	e, viol := o.record(node, opID, key, merge.Record{Clock: clk}, v, applied)
+	if viol != nil {
+		return nil, viol
+	}
+	for _, p := range o.byKey[key] {
+		if p == e || p.lost || p.node != node {
+			continue
+		}
+		e.past[p.n] = true
+		for q := range p.past {
+			if !o.events[q].lost {
+				e.past[q] = true
+			}
+		}
+	}
+	return e, nil
+}
+
+// joinG adds to e's causal past the writes of its key that g covers and
+// that e's record (rec, after the bootstrap) no longer holds: the
+// bootstrap joined the snapshot's G into the clock of e's record, which
+// then dominates every record collected before the snapshot. G is a
+// version vector, so it also covers writes of the key that were never
+// collected (a writer's dots need not reach the log in order); those the
+// record still holds as siblings stay concurrent. (A weakening: the
+// oracle takes the replica's word for what G superseded.)
+func (o *oracle) joinG(e *event, g clock.Vector, rec merge.Record) {
+	for _, p := range o.byKey[e.key] {
+		if p == e || p.lost || !g.Covers(p.dot) || rec.Contains(p.dot) || o.byDot[p.dot] != p || p.past[e.n] {
+			continue
+		}
+		e.past[p.n] = true
+		for q := range p.past {
+			if !o.events[q].lost && q != e.n {
+				e.past[q] = true
+			}
+		}
+	}
+}
+
+// eventCounts counts the events of key, all and lost.
+func (o *oracle) eventCounts(key string) deadMark {
+	var m deadMark
+	for _, e := range o.byKey[key] {
+		m.events++
+		if e.lost {
+			m.lost++
+		}
+	}
+	return m
+}
+
+// checkDead checks the no-resurrection rule (see the top of this file) and
+// marks the keys every replica reads as deleted now.
+func (w *World) checkDead() *Violation {
+	if w.cfg.kind() != kindRegister || w.cfg.UserPolicy != nil {
+		return nil
+	}
+	for _, key := range w.or.keys() {
+		cur := w.or.eventCounts(key)
+		if mark, ok := w.dead[key]; ok {
+			if mark != cur {
+				delete(w.dead, key)
+				continue
+			}
+			for _, n := range w.nodes {
+				if got := get(n.r, key); !got.notFound && got.err == "" {
+					return violate(RuleResurrection, "%s reads %s as %s, but every replica read it as deleted earlier and nobody wrote it since (its latest writes: %s)",
+						n.name(), key, got, fmtEvents(w.or.maximal(key)))
+				}
+			}
+			continue
+		}
+		all := true
+		for _, n := range w.nodes {
+			if !get(n.r, key).notFound || !w.seenAll(n, key) {
+				all = false
+				break
+			}
+		}
+		if all {
+			w.dead[key] = cur
+		}
+	}
+	return nil
+}
+
+// seenAll reports whether node n has seen every write of key (its record's
+// clock covers each, or its G does when it holds no record): a quiescent
+// point for the key at n.
+func (w *World) seenAll(n *node, key string) bool {
+	var clk clock.Vector
+	err := n.r.Store().View(func(v *store.View) error {
+		st, ok, err := v.Record(key)
+		if err != nil {
+			return err
+		}
+		if ok {
+			clk = st.Clock
+			return nil
+		}
+		clk, err = v.G()
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	for _, e := range w.or.byKey[key] {
+		if !e.lost && !clk.Covers(e.dot) {
+			return false
+		}
+	}
+	return true
+}
+
+// visibleDigest is a hash of what node n's reads show: every key that
+// reads live (or as a conflict) with its full record; keys that read as
+// deleted are left out, whether their record is held or was collected.
+func (w *World) visibleDigest(n *node) (string, map[string]string, error) {
+	h := sha256.New()
+	shown := map[string]string{}
+	var keys []string
+	recs := map[string]merge.Record{}
+	err := n.r.Store().View(func(v *store.View) error {
+		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
+			keys = append(keys, key)
+			recs[key] = st.Record
+			return true, nil
+		})
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	for _, key := range keys {
+		rd := get(n.r, key)
+		if rd.notFound {
+			continue
+		}
+		b, err := merge.EncodeRecord(recs[key])
+		if err != nil {
+			return "", nil, err
+		}
+		shown[key] = rd.String() + " " + fmtRecord(w.or, recs[key])
+		for _, part := range [][]byte{[]byte(key), []byte(rd.String()), b} {
+			var l [8]byte
+			binary.BigEndian.PutUint64(l[:], uint64(len(part)))
+			h.Write(l[:])
+			h.Write(part)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12]), shown, nil
+}
+
+// divergedVisible describes the first key the replicas read differently.
+func (w *World) divergedVisible(shown []map[string]string) *Violation {
+	var keys []string
+	for _, m := range shown {
+		for k := range m {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		var lines []string
+		differ := false
+		for i, m := range shown {
+			s, ok := m[k]
+			if !ok {
+				s = "reads it as deleted"
+			}
+			if s != shown[0][k] || ok != (shown[0][k] != "") {
+				differ = true
+			}
+			lines = append(lines, fmt.Sprintf("%s: %s", replicaName(i), s))
+		}
+		if differ {
+			return violate(RuleConvergence, "replicas read %s differently after %d sync rounds: %s", k, w.cfg.MaxRounds, strings.Join(lines, "; "))
+		}
+	}
+	return violate(RuleConvergence, "replicas differ after %d sync rounds", w.cfg.MaxRounds)
+}
+
+// readsDeleted reports whether key's maximal writes read as deleted under
+// cfg's policy without user code: every one a tombstone, or (lww) the lww
+// winner is one, or (set) the set is empty. Only such a key may be
+// collected.
+func (o *oracle) readsDeleted(key string, cfg Config) bool {
+	switch cfg.kind() {
+	case kindCounter:
+		return false // a counter always reads its sum
+	case kindSet:
+		return len(o.setMembers(key)) == 0 // an emptied set reads as absent
+	}
+	max := o.maximal(key)
+	if len(max) == 0 {
+		return true
+	}
+	if cfg.UserPolicy == nil && cfg.Policy == PolicyLWW {
+		return lwwWinner(max).del
+	}
+	for _, e := range max {
+		if !e.del {
+			return false
+		}
+	}
+	return true
+}
