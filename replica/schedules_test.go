@@ -239,6 +239,44 @@ var schedules = []schedule{
 		},
 	},
 	{
+		name: "S6", guard: "ack not lowered to the staging base",
+		knob: func(k *replica.Knobs) { k.AckIgnoresStaged = true },
+		run: func(w *world, old *replica.Knobs) error {
+			r := w.node("R", time.Hour, nil)
+			y := w.node("Y", 0, nil)
+			// X crashes once, right after staging its push.
+			crashed := false
+			k := &replica.Knobs{}
+			if old != nil {
+				*k = *old
+			}
+			k.Step = func(step string) error {
+				if step == "push:staged" && !crashed {
+					crashed = true
+					return errCrash
+				}
+				return nil
+			}
+			x := w.node("X", -time.Hour, k)
+			r.put("k", "v0")
+			r.sync()
+			x.sync()
+			y.sync()
+			x.put("k", "w") // concurrent with the delete below
+			if _, err := x.r.Push(w.ctx); !errors.Is(err, errCrash) {
+				return fmt.Errorf("X was to crash after staging: %v", err)
+			}
+			x.crash() // the staged segment (k=[w], base before the delete) survives
+			r.del("k")
+			r.sync()
+			y.sync()
+			x.pull() // X pulls past the delete and acks
+			r.compact(false)
+			x.push() // uploads the stale staged segment: k=[w] without T
+			return w.settle("R", "X", "Y")
+		},
+	},
+	{
 		name: "S7", guard: "pull to the tip before the first push",
 		knob: func(k *replica.Knobs) { k.PushBeforePull = true },
 		run: func(w *world, old *replica.Knobs) error {
