@@ -268,8 +268,7 @@ func (r *Replica) SetMembers(key string) ([]string, error) {
 // Clear deletes the counter or set key with observed-remove semantics: it
 // writes the empty state, which reads as deleted, wins over every change
 // this replica has seen, and loses to changes made concurrently elsewhere,
-// nothing else. Delete writes a tombstone instead, which an update made
-// concurrently with it survives whole (see package merge). A key that does
+// nothing else. Delete of a counter or set key calls Clear. A key that does
 // not exist, or already reads as deleted, gives ErrNotFound and writes
 // nothing.
 func (r *Replica) Clear(ctx context.Context, key string) error {

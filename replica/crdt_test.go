@@ -224,8 +224,6 @@ func TestCRDTWrongPolicyAndBadInput(t *testing.T) {
 	if _, err := r.Get("ok"); !errors.Is(err, replica.ErrNotFound) {
 		t.Fatalf("a refused batch wrote: %v", err)
 	}
-	var pe *merge.PolicyError
-	_ = pe
 }
 
 func TestSetOneReplica(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -145,5 +144,4 @@ func TestRegistrySwapCrashIsNotAClone(t *testing.T) {
 	if v, _ := n.r.Get("k"); v[0] != 14 {
 		t.Fatalf("k = %v", v)
 	}
-	_ = os.Getpid
 }

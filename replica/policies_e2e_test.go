@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
-	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -126,7 +125,6 @@ func TestPoliciesAcrossBackends(t *testing.T) {
 			if after := objects(t, b, ""); fmt.Sprint(after) != fmt.Sprint(before) {
 				t.Fatalf("a refused replica changed the store:\n%v\n%v", before, after)
 			}
-			_ = remote.LogPrefix
 		})
 	}
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
-	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
@@ -416,5 +415,3 @@ func TestRegressionSchedules(t *testing.T) {
 		})
 	}
 }
-
-var _ = remote.LogPrefix

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/replica"
@@ -140,7 +139,6 @@ func TestClonedDirectoryFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = clock.ReplicaID{}
 	if _, err := c.Connect(ctx); !errors.Is(err, replica.ErrDuplicateID) {
 		t.Fatalf("second registration of one id: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/ebreplica/ebreplica/clock"
@@ -388,16 +387,7 @@ func (w *World) visibleDigest(n *node) (string, map[string]string, error) {
 
 // divergedVisible describes the first key the replicas read differently.
 func (w *World) divergedVisible(shown []map[string]string) *Violation {
-	var keys []string
-	for _, m := range shown {
-		for k := range m {
-			if !slices.Contains(keys, k) {
-				keys = append(keys, k)
-			}
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range unionKeys(shown) {
 		var lines []string
 		differ := false
 		for i, m := range shown {

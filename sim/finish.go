@@ -213,16 +213,7 @@ func fmtEvents(evs []*event) string {
 
 // diverged describes the first key on which the replicas differ.
 func (w *World) diverged(records []map[string]merge.Record) *Violation {
-	var keys []string
-	for _, recs := range records {
-		for k := range recs {
-			if !slices.Contains(keys, k) {
-				keys = append(keys, k)
-			}
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range unionKeys(records) {
 		var lines []string
 		differ := false
 		for i, recs := range records {
@@ -331,4 +322,20 @@ func (w *World) collectStats() {
 		capped, _ := n.r.Store().Clock().SkewStats()
 		w.rep.SkewCapped += int64(capped)
 	}
+}
+
+// unionKeys returns every key of the maps, sorted.
+func unionKeys[V any](ms []map[string]V) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range ms {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
