@@ -67,47 +67,21 @@ func (r *Replica) requirePolicy(key, want string) (merge.Policy, error) {
 	return p, nil
 }
 
-// crdtStart returns the record a local update of key starts from (the
-// stored one, or one holding only G when the key has none, as Tx.Write
-// does) and the dot the update's write will take.
-func crdtStart(tx *store.Tx, key string) (merge.Record, clock.Dot, error) {
-	cur, ok, err := tx.Record(key)
-	if err != nil {
-		return merge.Record{}, clock.Dot{}, err
-	}
-	rec := cur.Record
-	if !ok || rec.IsZero() {
-		g, err := tx.G()
-		if err != nil {
-			return merge.Record{}, clock.Dot{}, err
+// crdtUpdate writes a new state of a CRDT key computed by fn from the
+// record the update starts from (the stored one, or one holding only G) and
+// the write's dot; fn reports false to write nothing.
+func (r *Replica) crdtUpdate(tx *store.Tx, key string, fn func(start merge.Record, d clock.Dot) ([]byte, bool, error)) error {
+	_, _, err := tx.WriteFunc(key, func(start merge.Record, d clock.Dot) ([]byte, bool, bool, error) {
+		if start.Clock.Covers(d) {
+			return nil, false, false, fmt.Errorf("%w: key %q has already seen dot %v of this replica", ErrCloned, key, d)
 		}
-		rec = merge.Record{Clock: g}
-	}
-	id, err := tx.ReplicaID()
-	if err != nil {
-		return merge.Record{}, clock.Dot{}, err
-	}
-	d := clock.Dot{Replica: id, Counter: tx.Counter() + 1}
-	if rec.Clock.Covers(d) {
-		return merge.Record{}, clock.Dot{}, fmt.Errorf("%w: key %q has already seen dot %v of this replica", ErrCloned, key, d)
-	}
-	return rec, d, nil
-}
-
-// crdtWrite writes an updated state of key under dot d, the dot crdtStart
-// predicted. The transaction is abandoned if the store issued another.
-func (r *Replica) crdtWrite(tx *store.Tx, key string, d clock.Dot, state []byte) error {
-	if err := r.checkValue(key, state); err != nil {
-		return err
-	}
-	v, err := tx.Write(key, state, false)
-	if err != nil {
-		return err
-	}
-	if v.Dot != d {
-		return fmt.Errorf("replica: internal error: update of %q expected dot %v, the store issued %v", key, d, v.Dot)
-	}
-	return nil
+		state, write, err := fn(start, d)
+		if err == nil && write {
+			err = r.checkValue(key, state)
+		}
+		return state, false, write, err
+	})
+	return err
 }
 
 func policyErr(key string, p merge.Policy, err error) error {
@@ -125,17 +99,15 @@ func (r *Replica) Add(ctx context.Context, key string, delta int64) (int64, erro
 	}
 	var out int64
 	err = r.st.Update(ctx, func(tx *store.Tx) error {
-		rec, d, err := crdtStart(tx, key)
-		if err != nil {
-			return err
-		}
-		s, err := merge.CounterOf(rec)
-		if err != nil {
-			return policyErr(key, p, err)
-		}
-		s = s.Add(d, delta)
-		out = s.Value()
-		return r.crdtWrite(tx, key, d, s.Encode())
+		return r.crdtUpdate(tx, key, func(rec merge.Record, d clock.Dot) ([]byte, bool, error) {
+			s, err := merge.CounterOf(rec)
+			if err != nil {
+				return nil, false, policyErr(key, p, err)
+			}
+			s = s.Add(d, delta)
+			out = s.Value()
+			return s.Encode(), true, nil
+		})
 	})
 	return out, wrapClosed(err)
 }
@@ -194,15 +166,13 @@ func (r *Replica) SetAdd(ctx context.Context, key string, members ...string) err
 		return err
 	}
 	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
-		rec, d, err := crdtStart(tx, key)
-		if err != nil {
-			return err
-		}
-		s, err := merge.SetOf(rec)
-		if err != nil {
-			return policyErr(key, p, err)
-		}
-		return r.crdtWrite(tx, key, d, s.Add(d, members...).Encode())
+		return r.crdtUpdate(tx, key, func(rec merge.Record, d clock.Dot) ([]byte, bool, error) {
+			s, err := merge.SetOf(rec)
+			if err != nil {
+				return nil, false, policyErr(key, p, err)
+			}
+			return s.Add(d, members...).Encode(), true, nil
+		})
 	}))
 }
 
@@ -216,22 +186,17 @@ func (r *Replica) SetRemove(ctx context.Context, key string, members ...string) 
 		return err
 	}
 	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
-		rec, d, err := crdtStart(tx, key)
-		if err != nil {
-			return err
-		}
-		s, err := merge.SetOf(rec)
-		if err != nil {
-			return policyErr(key, p, err)
-		}
-		present := false
-		for _, m := range members {
-			present = present || s.Contains(m)
-		}
-		if !present {
-			return nil
-		}
-		return r.crdtWrite(tx, key, d, s.Remove(members...).Encode())
+		return r.crdtUpdate(tx, key, func(rec merge.Record, _ clock.Dot) ([]byte, bool, error) {
+			s, err := merge.SetOf(rec)
+			if err != nil {
+				return nil, false, policyErr(key, p, err)
+			}
+			present := false
+			for _, m := range members {
+				present = present || s.Contains(m)
+			}
+			return s.Remove(members...).Encode(), present, nil
+		})
 	}))
 }
 

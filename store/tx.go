@@ -308,19 +308,41 @@ func (t *Tx) DeleteMeta(name string) { t.del(metaKey(name)) }
 // a fresh dot and HLC, replacing every sibling, starting from G when the key
 // has no record, and marks the key dirty. It returns the new version.
 func (t *Tx) Write(key string, value []byte, deleted bool) (merge.Version, error) {
+	v, _, err := t.WriteFunc(key, func(merge.Record, clock.Dot) ([]byte, bool, bool, error) {
+		return value, deleted, true, nil
+	})
+	return v, err
+}
+
+// WriteFunc is Write for a value computed from the state the write starts
+// from and the dot it will carry (CRDT states tag their entries with it).
+// fn gets the key's record, or one holding only G when the key has none,
+// and the write's dot; it returns the value, whether it is a tombstone, and
+// whether to write at all (when not, no dot is issued and nothing changes).
+// fn must not keep start.
+func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (value []byte, deleted, write bool, err error)) (merge.Version, bool, error) {
 	cur, _, err := t.Record(key)
 	if err != nil {
-		return merge.Version{}, err
+		return merge.Version{}, false, err
 	}
 	var g clock.Vector
 	if cur.IsZero() && !t.s.opts.WriteIgnoresG {
 		if g, err = t.sharedG(); err != nil { // LocalWrite clones it
-			return merge.Version{}, err
+			return merge.Version{}, false, err
 		}
 	}
 	dot, err := t.NextDot()
 	if err != nil {
-		return merge.Version{}, err
+		return merge.Version{}, false, err
+	}
+	start := cur.Record
+	if cur.IsZero() {
+		start = merge.Record{Clock: g.Clone()} // fn must not reach the shared G
+	}
+	value, deleted, write, err := fn(start, dot)
+	if err != nil || !write {
+		t.counter-- // the dot was not used: nothing else ran since NextDot
+		return merge.Version{}, false, err
 	}
 	v := merge.Version{Dot: dot, Time: t.Now(), Deleted: deleted}
 	if !deleted {
@@ -331,9 +353,9 @@ func (t *Tx) Write(key string, value []byte, deleted bool) (merge.Version, error
 	}
 	rec := merge.LocalWrite(cur.Record, g, v)
 	if err := t.PutRecord(key, Stored{Record: rec, Pos: cur.Pos}); err != nil {
-		return merge.Version{}, err
+		return merge.Version{}, false, err
 	}
-	return v, t.SetMark(key, dot.Counter)
+	return v, true, t.SetMark(key, dot.Counter)
 }
 
 // View reads committed state. Only valid during its function.
