@@ -171,14 +171,26 @@ const DefaultAckInterval = time.Minute
 // with that error, as if the process had died at that point (the caller then
 // crashes the engine and reopens). Steps:
 //
-//	push:staged     segments staged, registry not yet swapped
+//	push:staged       segments staged, registry not yet swapped
 //	registry:swapped  the registry object swapped, its ETag not yet persisted
-//	push:fenced     registry swapped, nothing uploaded
-//	push:uploaded   a segment created on the remote, not yet committed locally
-//	push:committed  a segment committed locally
-//	pull:listed     log listed, nothing applied
-//	pull:chunk      one transaction of a segment applied (cursor may lag)
-//	pull:applied    one segment applied with its cursor
+//	push:fenced       registry swapped, nothing uploaded
+//	push:uploaded     a segment created on the remote, registry not yet re-read
+//	push:checked      registry re-read (not retired), segment not yet committed
+//	push:committed    a segment committed locally
+//	pull:listed       log listed, nothing applied
+//	pull:chunk        one transaction of a segment applied (cursor may lag)
+//	pull:applied      one segment applied with its cursor
+//	compact:pushed    compaction pushed and pulled, own ack not yet written
+//	compact:acks      every registry read (the acks), not yet pulled to a tip
+//	compact:collected records collected, snapshot not yet written
+//	compact:snapshot  snapshot index written, nobody retired yet
+//	compact:retired   silent replicas retired, log not yet pruned
+//	rebase:kept       dirty values kept, nothing discarded
+//	rebase:loaded     records discarded and the snapshot loaded, not pulled
+//	rebase:restamped  kept values written again, registry not yet un-retired
+//
+// Steps are where the simulator crashes a replica, or pauses it (runs
+// other replicas' operations and moves the clocks on, then returns).
 //
 // The other fields swap in rules that earlier drafts of the protocol had and
 // that diverge; tests use them to show that the simulator catches each.
@@ -219,6 +231,36 @@ type Knobs struct {
 	// PartsWithoutNonce names snapshot parts without the compactor's nonce
 	// and writes them unconditionally. S15.
 	PartsWithoutNonce bool
+
+	// Old rules of the absence cases (issue 10; DESIGN.md "Absence rules").
+
+	// RetiredNotSticky: a registry read-back checks "my own pending nonce"
+	// before "retired", and a retirer rewrites the retired replica's body
+	// with only the flag flipped (same seq, same nonce). S16.
+	RetiredNotSticky bool
+	// CommitUnchecked: a push commits a segment (clears its outbox marks)
+	// right after the create, without reading its registry first. S17.
+	CommitUnchecked bool
+	// InheritedFence: a pending registry write found landed on read-back is
+	// taken as this call's fence even when this call did not make it (a
+	// crash's leftover, or one copied with the directory). S18.
+	InheritedFence bool
+	// NothingListedUpToDate: a replica that lists nothing after its cursor
+	// takes itself for up to date, whatever the newest snapshot is. S19.
+	NothingListedUpToDate bool
+	// RebaseAnyRegistry: rebase and un-retire without checking that this
+	// directory wrote the registry body, and load a snapshot holding this
+	// id's dots above the local counter. S19.
+	RebaseAnyRegistry bool
+	// RestampAsText: rebase and reidentify keep a dirty counter or set key
+	// as it reads (its text) and write it back as a raw value. S20.
+	RestampAsText bool
+	// RefreshOnlyOnMove: a pull rewrites the registry only when its cursor
+	// moved, so an idle replica's registry ages until it is retired. S21.
+	RefreshOnlyOnMove bool
+	// RetireAtTip: compaction retires every silent replica, also one whose
+	// ack does not hold the prune floor down.
+	RetireAtTip bool
 }
 
 // knob reports whether a test knob is set.

@@ -268,6 +268,9 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 	if _, err := r.pullLocked(ctx); err != nil {
 		return cs, err
 	}
+	if err := r.step("compact:pushed"); err != nil {
+		return cs, err
+	}
 	ack, err := r.ackNow()
 	if err != nil {
 		return cs, err
@@ -297,6 +300,9 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 			serverNow = g.info.LastModified
 		}
 	}
+	if err := r.step("compact:acks"); err != nil {
+		return cs, err
+	}
 	floorAck, _ := minAck(regs)
 	if r.knob(func(k *Knobs) bool { return k.CollectAgainstMaxAck }) {
 		for _, g := range regs {
@@ -307,6 +313,9 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 		return cs, err
 	}
 	if cs.Collected, err = r.collect(ctx, floorAck); err != nil {
+		return cs, err
+	}
+	if err := r.step("compact:collected"); err != nil {
 		return cs, err
 	}
 	// Snapshot, retrying if writes keep arriving.
@@ -327,6 +336,9 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 		if attempt >= 5 {
 			return cs, errors.New("replica: compact: local writes keep arriving; try again when quieter")
 		}
+	}
+	if err := r.step("compact:snapshot"); err != nil {
+		return cs, err
 	}
 	// Retire silent replicas only now that a snapshot exists to rebase on.
 	if o.Prune && !serverNow.IsZero() {
@@ -352,6 +364,9 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 				return cs, err
 			}
 		}
+	}
+	if err := r.step("compact:retired"); err != nil {
+		return cs, err
 	}
 	if o.Prune {
 		n, err := r.prune(ctx, regs, serverNow, o.Grace)
@@ -783,6 +798,9 @@ func (r *Replica) rebase(ctx context.Context) error {
 	if err := r.keepDirty(ctx, mark == nil); err != nil {
 		return err
 	}
+	if err := r.step("rebase:kept"); err != nil {
+		return err
+	}
 	var all, meta []string
 	err = r.st.View(func(v *store.View) error {
 		if err := v.Records("", "", func(key string, _ store.Stored) (bool, error) {
@@ -831,6 +849,9 @@ func (r *Replica) rebase(ctx context.Context) error {
 	if err := r.loadSnapshot(ctx, idx); err != nil {
 		return err
 	}
+	if err := r.step("rebase:loaded"); err != nil {
+		return err
+	}
 	if _, err := r.pullAfterRebase(ctx); err != nil {
 		return err
 	}
@@ -865,6 +886,9 @@ func (r *Replica) rebase(ctx context.Context) error {
 		if err != nil {
 			return wrapClosed(err)
 		}
+	}
+	if err := r.step("rebase:restamped"); err != nil {
+		return err
 	}
 	if err := r.unretire(ctx); err != nil {
 		return err
