@@ -376,23 +376,24 @@ func DecodeCounter(b []byte) (CounterState, error) {
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	dec.Reset(r)
-	if err := stateHeader(dec, tagCounter); err != nil {
+	sd := stateDec{dec: dec, r: r}
+	if err := sd.header(tagCounter); err != nil {
 		return CounterState{}, err
 	}
-	ctx, err := stateVector(dec)
+	ctx, err := sd.vector()
 	if err != nil {
 		return CounterState{}, err
 	}
-	n, err := stateArrayLen(dec, -1)
+	n, err := sd.count(minCounterEntry)
 	if err != nil {
 		return CounterState{}, err
 	}
 	s := CounterState{ctx: ctx, entries: make(map[clock.Dot]pn, n)}
 	for range n {
-		if _, err := stateArrayLen(dec, 4); err != nil {
+		if _, err := sd.arrayLen(4); err != nil {
 			return CounterState{}, err
 		}
-		d, err := stateDot(dec, ctx)
+		d, err := sd.dot(ctx)
 		if err != nil {
 			return CounterState{}, err
 		}
@@ -606,30 +607,31 @@ func DecodeSet(b []byte) (SetState, error) {
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	dec.Reset(r)
-	if err := stateHeader(dec, tagSet); err != nil {
+	sd := stateDec{dec: dec, r: r}
+	if err := sd.header(tagSet); err != nil {
 		return SetState{}, err
 	}
-	ctx, err := stateVector(dec)
+	ctx, err := sd.vector()
 	if err != nil {
 		return SetState{}, err
 	}
-	n, err := stateArrayLen(dec, -1)
+	n, err := sd.count(minSetMember)
 	if err != nil {
 		return SetState{}, err
 	}
 	s := SetState{ctx: ctx, entries: make(map[string][]clock.Dot, n)}
 	for range n {
-		if _, err := stateArrayLen(dec, 2); err != nil {
+		if _, err := sd.arrayLen(2); err != nil {
 			return SetState{}, err
 		}
-		elem, err := dec.DecodeString()
+		elem, err := sd.member()
 		if err != nil {
-			return SetState{}, badState("member: %v", err)
+			return SetState{}, err
 		}
 		if _, dup := s.entries[elem]; dup {
 			return SetState{}, badState("duplicate member %q", elem)
 		}
-		m, err := stateArrayLen(dec, -1)
+		m, err := sd.count(minDot)
 		if err != nil {
 			return SetState{}, err
 		}
@@ -638,10 +640,10 @@ func DecodeSet(b []byte) (SetState, error) {
 		}
 		dots := make([]clock.Dot, 0, m)
 		for range m {
-			if _, err := stateArrayLen(dec, 2); err != nil {
+			if _, err := sd.arrayLen(2); err != nil {
 				return SetState{}, err
 			}
-			d, err := stateDot(dec, ctx)
+			d, err := sd.dot(ctx)
 			if err != nil {
 				return SetState{}, err
 			}
@@ -804,62 +806,122 @@ const (
 	tagSet     = "orswot1"
 )
 
-func stateArrayLen(dec *msgpack.Decoder, want int) (int, error) {
-	n, err := dec.DecodeArrayLen()
+// stateDec reads a CRDT state from memory. Every length header is checked
+// against the bytes left (r.Len(): dec reads r directly, bytes.Reader being
+// a byte scanner) before anything is allocated for it, so a few bytes
+// claiming a million entries or a 4 GiB member fail at once instead of
+// allocating what they claim.
+type stateDec struct {
+	dec *msgpack.Decoder
+	r   *bytes.Reader
+}
+
+// The fewest bytes each repeated element of a state takes in its canonical
+// form: a bin16 replica id is 18 bytes, an integer at least 1, an array
+// header 1.
+const (
+	minDot          = 1 + 18 + 1         // [replica, counter] (a context entry too)
+	minCounterEntry = 1 + 18 + 1 + 1 + 1 // [replica, counter, P, N]
+	minSetMember    = 1 + 1 + 1 + minDot // [member str, [dot, ...]]
+)
+
+// arrayLen reads an array header of exactly want elements.
+func (sd stateDec) arrayLen(want int) (int, error) {
+	n, err := sd.dec.DecodeArrayLen()
 	if err != nil {
 		return 0, badState("%v", err)
 	}
-	if n < 0 || n > maxEntries || (want >= 0 && n != want) {
-		return 0, badState("array length %d", n)
+	if n != want {
+		return 0, badState("array length %d, want %d", n, want)
 	}
 	return n, nil
 }
 
-func stateHeader(dec *msgpack.Decoder, tag string) error {
-	if _, err := stateArrayLen(dec, 3); err != nil {
+// count reads the header of an array whose elements take at least size
+// bytes each, and fails unless that many elements fit in the bytes left.
+func (sd stateDec) count(size int) (int, error) {
+	n, err := sd.dec.DecodeArrayLen()
+	if err != nil {
+		return 0, badState("%v", err)
+	}
+	if n < 0 || n > maxEntries || n > sd.r.Len()/size {
+		return 0, badState("array length %d with %d bytes left", n, sd.r.Len())
+	}
+	return n, nil
+}
+
+func (sd stateDec) header(tag string) error {
+	if _, err := sd.arrayLen(3); err != nil {
 		return err
 	}
-	got, err := dec.DecodeString()
+	n, err := sd.dec.DecodeBytesLen()
 	if err != nil {
 		return badState("tag: %v", err)
 	}
-	if got != tag {
-		return badState("tag %q, want %q", got, tag)
+	if n != len(tag) {
+		return badState("tag of %d bytes, want %q", n, tag)
+	}
+	var got [16]byte
+	if err := sd.dec.ReadFull(got[:n]); err != nil {
+		return badState("tag: %v", err)
+	}
+	if string(got[:n]) != tag {
+		return badState("tag %q, want %q", got[:n], tag)
 	}
 	return nil
 }
 
-func stateReplica(dec *msgpack.Decoder) (clock.ReplicaID, error) {
-	b, err := dec.DecodeBytes()
+// member reads a set member: a string no longer than the bytes left.
+func (sd stateDec) member() (string, error) {
+	n, err := sd.dec.DecodeBytesLen()
 	if err != nil {
-		return clock.ReplicaID{}, badState("replica: %v", err)
+		return "", badState("member: %v", err)
 	}
+	if n < 0 || n > sd.r.Len() {
+		return "", badState("member of %d bytes with %d bytes left", n, sd.r.Len())
+	}
+	b := make([]byte, n)
+	if err := sd.dec.ReadFull(b); err != nil {
+		return "", badState("member: %v", err)
+	}
+	return string(b), nil
+}
+
+// replica reads a replica id; its length is checked before reading
+// (DecodeBytes would allocate whatever length the header claims).
+func (sd stateDec) replica() (clock.ReplicaID, error) {
 	var id clock.ReplicaID
-	if len(b) != len(id) {
-		return id, badState("replica id of %d bytes", len(b))
+	n, err := sd.dec.DecodeBytesLen()
+	if err != nil {
+		return id, badState("replica: %v", err)
 	}
-	copy(id[:], b)
+	if n != len(id) {
+		return id, badState("replica id of %d bytes", n)
+	}
+	if err := sd.dec.ReadFull(id[:]); err != nil {
+		return id, badState("replica: %v", err)
+	}
 	if id.IsZero() {
 		return id, badState("zero replica id")
 	}
 	return id, nil
 }
 
-func stateVector(dec *msgpack.Decoder) (clock.Vector, error) {
-	n, err := stateArrayLen(dec, -1)
+func (sd stateDec) vector() (clock.Vector, error) {
+	n, err := sd.count(minDot)
 	if err != nil {
 		return nil, err
 	}
 	v := make(clock.Vector, n)
 	for range n {
-		if _, err := stateArrayLen(dec, 2); err != nil {
+		if _, err := sd.arrayLen(2); err != nil {
 			return nil, err
 		}
-		id, err := stateReplica(dec)
+		id, err := sd.replica()
 		if err != nil {
 			return nil, err
 		}
-		c, err := dec.DecodeUint64()
+		c, err := sd.dec.DecodeUint64()
 		if err != nil {
 			return nil, badState("counter: %v", err)
 		}
@@ -871,14 +933,14 @@ func stateVector(dec *msgpack.Decoder) (clock.Vector, error) {
 	return v, nil
 }
 
-// stateDot reads [replica, counter] (the array header already read) and
-// checks that ctx covers it.
-func stateDot(dec *msgpack.Decoder, ctx clock.Vector) (clock.Dot, error) {
-	id, err := stateReplica(dec)
+// dot reads [replica, counter] (the array header already read) and checks
+// that ctx covers it.
+func (sd stateDec) dot(ctx clock.Vector) (clock.Dot, error) {
+	id, err := sd.replica()
 	if err != nil {
 		return clock.Dot{}, err
 	}
-	c, err := dec.DecodeUint64()
+	c, err := sd.dec.DecodeUint64()
 	if err != nil {
 		return clock.Dot{}, badState("counter: %v", err)
 	}

@@ -373,7 +373,9 @@ func TestDecodeStatesReject(t *testing.T) {
 }
 
 // FuzzDecodeStates: the state decoders never panic, and what they accept
-// re-encodes to the same bytes.
+// re-encodes to the same bytes. The checked-in corpus in
+// testdata/fuzz/FuzzDecodeStates holds valid states and hostile length
+// headers (see TestDecodeStatesHostileLengths).
 //
 //	go test -run='^$' -fuzz=FuzzDecodeStates -fuzztime=60s ./merge/
 func FuzzDecodeStates(f *testing.F) {
