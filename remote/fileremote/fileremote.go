@@ -13,6 +13,22 @@
 // remote.ErrInvalidKey. Files in the tree that cannot be objects (symbolic
 // links, special files, names that fail remote.ValidateKey) are ignored.
 //
+// # Symbolic links
+//
+// The backend never follows a symbolic link inside the root, wherever it
+// points, even to another file of the store: anyone who can plant a link
+// could otherwise make it read, overwrite or remove files outside the
+// root, or redirect one object onto another. On Unix every path is opened
+// one component at a time from the root directory with openat(2) and
+// O_NOFOLLOW, and the writes use renameat, linkat and unlinkat on those
+// open directories, so a link at any component (of an object, a
+// temporary file or a lock file) fails the operation with an error
+// wrapping ErrSymlink and changes nothing; List neither lists links nor
+// walks into linked directories. (os.Root was not enough: it follows links
+// that stay inside the root.) The root itself may be reached through
+// links: New resolves them once. On other systems each component is
+// checked with Lstat before use, which a concurrent swap can defeat.
+//
 // # Writes
 //
 // Every write first goes to a new temporary file, which is written in full
@@ -133,8 +149,6 @@ func (o Options) validate() (Options, error) {
 // that is correct.
 type Backend struct {
 	root     string // absolute, cleaned, symbolic links resolved
-	tmpDir   string
-	lockDir  string
 	pageSize int
 	noSync   bool
 	stats    remote.Stats
@@ -178,8 +192,6 @@ func New(root string, opts *Options) (*Backend, error) {
 	f.Close()
 	b := &Backend{
 		root:     abs,
-		tmpDir:   filepath.Join(abs, tmpDirName),
-		lockDir:  filepath.Join(abs, lockDirName),
 		pageSize: o.PageSize,
 		noSync:   o.NoSync,
 	}
@@ -216,34 +228,32 @@ func opErr(op, key string, err error) error {
 	return wrapErr(fmt.Sprintf("%s %q", op, key), err)
 }
 
-// begin checks ctx and key, the preamble of every request, and returns the
-// object's path.
-func (b *Backend) begin(ctx context.Context, op, key string) (string, error) {
+// begin checks ctx and key, the preamble of every request.
+func (b *Backend) begin(ctx context.Context, op, key string) error {
 	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("fileremote: %s %q: %w", op, key, err)
+		return fmt.Errorf("fileremote: %s %q: %w", op, key, err)
 	}
-	p, err := b.path(key)
-	if err != nil {
-		return "", fmt.Errorf("fileremote: %s: %w", op, err)
+	if err := b.checkKey(key); err != nil {
+		return fmt.Errorf("fileremote: %s: %w", op, err)
 	}
-	return p, nil
+	return nil
 }
 
-// path validates key and returns its file's path.
-func (b *Backend) path(key string) (string, error) {
+// checkKey validates key as an object's name under the root.
+func (b *Backend) checkKey(key string) error {
 	if err := remote.ValidateKey(key); err != nil {
-		return "", err
+		return err
 	}
 	if first, _, _ := strings.Cut(key, "/"); strings.HasPrefix(first, ReservedPrefix) {
-		return "", fmt.Errorf("%w %q: names starting with %q are reserved", remote.ErrInvalidKey, key, ReservedPrefix)
+		return fmt.Errorf("%w %q: names starting with %q are reserved", remote.ErrInvalidKey, key, ReservedPrefix)
 	}
 	p := filepath.Join(b.root, filepath.FromSlash(key))
 	// ValidateKey already rules out escaping the root; check anyway.
 	rel, err := filepath.Rel(b.root, p)
 	if err != nil || !filepath.IsLocal(rel) || filepath.ToSlash(rel) != key {
-		return "", fmt.Errorf("%w %q: not a path inside the root", remote.ErrInvalidKey, key)
+		return fmt.Errorf("%w %q: not a path inside the root", remote.ErrInvalidKey, key)
 	}
-	return p, nil
+	return nil
 }
 
 // ETag returns the ETag of content, as this backend computes it.
@@ -254,12 +264,11 @@ func ETag(data []byte) string {
 
 // Get returns the object stored under key.
 func (b *Backend) Get(ctx context.Context, key string) (remote.Object, error) {
-	p, err := b.begin(ctx, "get", key)
-	if err != nil {
+	if err := b.begin(ctx, "get", key); err != nil {
 		return remote.Object{}, err
 	}
 	b.stats.Gets.Add(1)
-	data, mod, err := readFile(p)
+	data, mod, err := b.readObject(key)
 	if err != nil {
 		if missing(err) {
 			return remote.Object{}, fmt.Errorf("fileremote: get %q: %w", key, remote.ErrNotExist)
@@ -270,13 +279,16 @@ func (b *Backend) Get(ctx context.Context, key string) (remote.Object, error) {
 	return remote.Object{Data: data, ETag: ETag(data), LastModified: mod}, nil
 }
 
-// errIsDir reports that an object's path is a directory.
-var errIsDir = errors.New("is a directory")
-
-// readFile returns the content and modification time of the regular file
-// p; a directory is errIsDir.
-func readFile(p string) ([]byte, time.Time, error) {
-	f, err := os.Open(p)
+// readObject returns the content and modification time of the object
+// key; a directory or special file is errNotObject.
+func (b *Backend) readObject(key string) ([]byte, time.Time, error) {
+	dir, base := splitKey(key)
+	d, err := b.openDir(dir, false)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer d.close()
+	f, err := openFile(d, base, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -285,8 +297,8 @@ func readFile(p string) ([]byte, time.Time, error) {
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if fi.IsDir() {
-		return nil, time.Time{}, errIsDir
+	if !fi.Mode().IsRegular() {
+		return nil, time.Time{}, errNotObject
 	}
 	data := make([]byte, 0, fi.Size()+1) // +1: see EOF without growing
 	for {
@@ -306,13 +318,12 @@ func readFile(p string) ([]byte, time.Time, error) {
 
 // missing reports whether err means "no object at this path".
 func missing(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, errIsDir) || isNotDir(err)
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotObject) || isNotDir(err)
 }
 
 // Put stores data under key unconditionally.
 func (b *Backend) Put(ctx context.Context, key string, data []byte) (string, error) {
-	p, err := b.begin(ctx, "put", key)
-	if err != nil {
+	if err := b.begin(ctx, "put", key); err != nil {
 		return "", err
 	}
 	b.countPut(data)
@@ -320,22 +331,31 @@ func (b *Backend) Put(ctx context.Context, key string, data []byte) (string, err
 	if err != nil {
 		return "", opErr("put", key, err)
 	}
-	defer removeIfExists(tmp)
+	defer tmp.remove()
 	unlock, err := b.lock(key)
 	if err != nil {
 		return "", opErr("put", key, err)
 	}
 	defer unlock()
-	if err := b.install(tmp, p, os.Rename); err != nil {
+	if err := b.install(tmp, key, renameOver); err != nil {
 		return "", opErr("put", key, err)
 	}
 	return ETag(data), nil
 }
 
+// renameOver renames the temporary file over the object base in d,
+// refusing a symbolic link there (rename would replace the link, not
+// follow it, but a link in the store is refused everywhere).
+func renameOver(tmp *tempFile, d *dirHandle, base string) error {
+	if err := refuseLink(d, base); err != nil {
+		return err
+	}
+	return sysRename(tmp.dir, tmp.name, d, base)
+}
+
 // PutIfAbsent stores data under key unless the key exists (ErrExists).
 func (b *Backend) PutIfAbsent(ctx context.Context, key string, data []byte) (string, error) {
-	p, err := b.begin(ctx, "put-if-absent", key)
-	if err != nil {
+	if err := b.begin(ctx, "put-if-absent", key); err != nil {
 		return "", err
 	}
 	b.countPut(data)
@@ -343,12 +363,17 @@ func (b *Backend) PutIfAbsent(ctx context.Context, key string, data []byte) (str
 	if err != nil {
 		return "", opErr("put-if-absent", key, err)
 	}
-	defer removeIfExists(tmp) // after a link the object keeps the inode
-	err = b.install(tmp, p, func(tmp, p string) error {
-		err := os.Link(tmp, p)
+	defer tmp.remove() // after a link the object keeps the inode
+	err = b.install(tmp, key, func(tmp *tempFile, d *dirHandle, base string) error {
+		err := sysLink(tmp.dir, tmp.name, d, base)
 		switch {
-		case errors.Is(err, fs.ErrExist) && sameFile(tmp, p):
-			return nil // our own link, reported as existing after a retry
+		case errors.Is(err, fs.ErrExist):
+			if lerr := refuseLink(d, base); lerr != nil {
+				return lerr
+			}
+			if sysSameFile(tmp.dir, tmp.name, d, base) {
+				return nil // our own link, reported as existing after a retry
+			}
 		case linkUnsupported(err):
 			return fmt.Errorf("%w (create-only writes need hard links: does this filesystem support them?)", err)
 		}
@@ -367,8 +392,7 @@ func (b *Backend) PutIfAbsent(ctx context.Context, key string, data []byte) (str
 // or if the key is missing, it returns ErrPrecondition (for a missing key
 // the error also wraps ErrNotExist).
 func (b *Backend) PutIfMatch(ctx context.Context, key string, data []byte, etag string) (string, error) {
-	p, err := b.begin(ctx, "put-if-match", key)
-	if err != nil {
+	if err := b.begin(ctx, "put-if-match", key); err != nil {
 		return "", err
 	}
 	b.countPut(data)
@@ -376,13 +400,13 @@ func (b *Backend) PutIfMatch(ctx context.Context, key string, data []byte, etag 
 	if err != nil {
 		return "", opErr("put-if-match", key, err)
 	}
-	defer removeIfExists(tmp)
+	defer tmp.remove()
 	unlock, err := b.lock(key)
 	if err != nil {
 		return "", opErr("put-if-match", key, err)
 	}
 	defer unlock()
-	cur, _, err := readFile(p)
+	cur, _, err := b.readObject(key)
 	switch {
 	case err != nil && missing(err):
 		return "", fmt.Errorf("fileremote: put-if-match %q: %w: %w", key, remote.ErrPrecondition, remote.ErrNotExist)
@@ -392,7 +416,7 @@ func (b *Backend) PutIfMatch(ctx context.Context, key string, data []byte, etag 
 	if got := ETag(cur); got != etag {
 		return "", fmt.Errorf("fileremote: put-if-match %q: etag is %s, not %s: %w", key, got, etag, remote.ErrPrecondition)
 	}
-	if err := b.install(tmp, p, os.Rename); err != nil {
+	if err := b.install(tmp, key, renameOver); err != nil {
 		return "", opErr("put-if-match", key, err)
 	}
 	return ETag(data), nil
@@ -401,54 +425,73 @@ func (b *Backend) PutIfMatch(ctx context.Context, key string, data []byte, etag 
 // Delete removes key; a missing key is not an error. Directories it
 // leaves empty are removed, best effort.
 func (b *Backend) Delete(ctx context.Context, key string) error {
-	p, err := b.begin(ctx, "delete", key)
-	if err != nil {
+	if err := b.begin(ctx, "delete", key); err != nil {
 		return err
 	}
 	b.stats.Deletes.Add(1)
-	if err := b.remove(key, p); err != nil {
+	if err := b.remove(key); err != nil {
 		return opErr("delete", key, err)
 	}
-	b.pruneDirs(filepath.Dir(p))
+	dir, _ := splitKey(key)
+	b.pruneDirs(dir)
 	return nil
 }
 
-// remove deletes the regular file p of key under the key's lock.
-func (b *Backend) remove(key, p string) error {
+// remove deletes the regular file of key under the key's lock.
+func (b *Backend) remove(key string) error {
 	unlock, err := b.lock(key)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	fi, err := os.Lstat(p)
+	dir, base := splitKey(key)
+	d, err := b.openDir(dir, false)
 	if err != nil {
 		if missing(err) {
 			return nil
 		}
 		return err
 	}
-	if fi.IsDir() {
+	defer d.close()
+	mode, err := sysLstat(d, base)
+	switch {
+	case err != nil && missing(err):
+		return nil
+	case err != nil:
+		return err
+	case mode&fs.ModeSymlink != 0:
+		return symlinkError(key)
+	case mode.IsDir():
 		return nil // not an object
 	}
-	if err := os.Remove(p); err != nil {
+	if err := sysUnlink(d, base); err != nil {
 		if missing(err) {
 			return nil
 		}
 		return err
 	}
-	return b.syncDir(filepath.Dir(p))
+	return b.syncDir(d)
 }
 
-// pruneDirs removes dir and its parents up to (not including) the root
-// while they are empty. Errors only stop it: a concurrent write may have
-// put something in, and installs retry if a directory vanishes under them.
+// pruneDirs removes the directory dir (slash-separated under the root) and
+// its parents up to (not including) the root while they are empty. Errors
+// only stop it: a concurrent write may have put something in, and installs
+// retry if a directory vanishes under them.
 func (b *Backend) pruneDirs(dir string) {
-	for dir != b.root && strings.HasPrefix(dir, b.root+string(filepath.Separator)) {
-		if rmdir(dir) != nil {
+	for dir != "" {
+		parent, name := splitKey(dir)
+		d, err := b.openDir(parent, false)
+		if err != nil {
 			return
 		}
-		parent := filepath.Dir(dir)
-		_ = b.syncDir(parent)
+		err = sysRmdir(d, name)
+		if err == nil {
+			_ = b.syncDir(d)
+		}
+		d.close()
+		if err != nil {
+			return
+		}
 		dir = parent
 	}
 }
@@ -458,24 +501,41 @@ func (b *Backend) countPut(data []byte) {
 	b.stats.BytesOut.Add(int64(len(data)))
 }
 
-// writeTemp writes data to a new, fsynced temporary file and returns its
-// path. It checks ctx once more at the end, so that a write cancelled
-// while the data was being written stores nothing.
-func (b *Backend) writeTemp(ctx context.Context, data []byte) (path string, err error) {
-	if err := os.MkdirAll(b.tmpDir, 0o777); err != nil {
-		return "", err
+// tempFile is a temporary file being written, in the temporary directory.
+type tempFile struct {
+	dir  *dirHandle
+	name string
+}
+
+// remove removes the temporary file, if it is still there, and closes its
+// directory.
+func (t *tempFile) remove() {
+	_ = sysUnlink(t.dir, t.name)
+	t.dir.close()
+}
+
+// writeTemp writes data to a new, fsynced temporary file. It checks ctx
+// once more at the end, so that a write cancelled while the data was being
+// written stores nothing.
+func (b *Backend) writeTemp(ctx context.Context, data []byte) (*tempFile, error) {
+	d, err := b.openDir(tmpDirName, true)
+	if err != nil {
+		return nil, err
 	}
+	var name string
 	var f *os.File
 	for {
-		path = filepath.Join(b.tmpDir, fmt.Sprintf("%d-%s", os.Getpid(), rand.Text()))
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		name = fmt.Sprintf("%d-%s", os.Getpid(), rand.Text())
+		f, err = openFile(d, name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
 		if !errors.Is(err, fs.ErrExist) {
 			break
 		}
 	}
 	if err != nil {
-		return "", err
+		d.close()
+		return nil, err
 	}
+	tmp := &tempFile{dir: d, name: name}
 	_, err = f.Write(data)
 	if err == nil && !b.noSync {
 		err = f.Sync()
@@ -487,90 +547,36 @@ func (b *Backend) writeTemp(ctx context.Context, data []byte) (path string, err 
 		err = ctx.Err()
 	}
 	if err != nil {
-		os.Remove(path)
-		return "", err
+		tmp.remove()
+		return nil, err
 	}
-	return path, nil
+	return tmp, nil
 }
 
-func removeIfExists(path string) { _ = os.Remove(path) }
-
-// install gives the temporary file tmp the name p with place (rename or
-// link), creating p's directory first, and fsyncs the directory. A
-// concurrent Delete can remove a directory it just created, so it retries
-// a few times if the directory vanished.
-func (b *Backend) install(tmp, p string, place func(tmp, p string) error) error {
-	dir := filepath.Dir(p)
+// install gives the temporary file tmp the object's name with place
+// (rename or link), creating the object's directory first, and fsyncs the
+// directory. A concurrent Delete can remove a directory it just created,
+// so it retries a few times if the directory vanished.
+func (b *Backend) install(tmp *tempFile, key string, place func(tmp *tempFile, d *dirHandle, base string) error) error {
+	dir, base := splitKey(key)
 	for attempt := 0; ; attempt++ {
-		err := b.mkdirs(dir)
+		d, err := b.openDir(dir, true)
 		if err == nil {
-			err = place(tmp, p)
+			err = place(tmp, d, base)
+			if err == nil {
+				err = b.syncDir(d)
+				d.close()
+				return err
+			}
+			d.close()
 		}
-		if err == nil {
-			break
-		}
-		if attempt >= 10 || !errors.Is(err, fs.ErrNotExist) {
+		if attempt >= maxMkdirAttempts || !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if _, serr := os.Stat(tmp); serr != nil {
+		if _, serr := sysLstat(tmp.dir, tmp.name); serr != nil {
 			return err // the temporary file itself is gone
 		}
 	}
-	return b.syncDir(dir)
-}
-
-// mkdirs creates dir and any missing parents, fsyncing each parent that
-// gained an entry.
-func (b *Backend) mkdirs(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return &fs.PathError{Op: "mkdir", Path: dir, Err: errors.New("a parent of the object is an object")}
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) || dir == b.root {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if err := b.mkdirs(parent); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o777); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil
-		}
-		return err
-	}
-	return b.syncDir(parent)
-}
-
-// syncDir fsyncs a directory so that changes to its entries are durable.
-// Filesystems that cannot fsync a directory are tolerated.
-func (b *Backend) syncDir(dir string) error {
-	if b.noSync {
-		return nil
-	}
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	f.Close()
-	if err != nil && syncUnsupported(err) {
-		return nil
-	}
-	return err
-}
-
-// sameFile reports whether the paths a and b are the same file.
-func sameFile(a, b string) bool {
-	fa, err := os.Lstat(a)
-	if err != nil {
-		return false
-	}
-	fb, err := os.Lstat(b)
-	return err == nil && os.SameFile(fa, fb)
 }
 
 // lock takes the lock stripe of key, within this process and across
@@ -582,11 +588,13 @@ func (b *Backend) lock(key string) (unlock func(), err error) {
 	h.Write([]byte(key))
 	s := h.Sum32() % lockStripes
 	b.stripes[s].Lock()
-	if err := os.MkdirAll(b.lockDir, 0o777); err != nil {
+	d, err := b.openDir(lockDirName, true)
+	if err != nil {
 		b.stripes[s].Unlock()
 		return nil, err
 	}
-	release, err := lockFile(filepath.Join(b.lockDir, fmt.Sprintf("%02x", s)))
+	release, err := lockFile(d, fmt.Sprintf("%02x", s))
+	d.close()
 	if err != nil {
 		b.stripes[s].Unlock()
 		return nil, err
@@ -599,13 +607,27 @@ func (b *Backend) lock(key string) (unlock func(), err error) {
 
 // removeStaleTemp removes temporary files last modified before cutoff.
 func (b *Backend) removeStaleTemp(cutoff time.Time) {
-	entries, err := os.ReadDir(b.tmpDir)
+	d, err := b.openDir(tmpDirName, false)
+	if err != nil {
+		return
+	}
+	defer d.close()
+	entries, err := d.f.ReadDir(-1)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(cutoff) {
-			_ = os.Remove(filepath.Join(b.tmpDir, e.Name()))
+		if !e.Type().IsRegular() {
+			continue
+		}
+		f, err := openFile(d, e.Name(), os.O_RDONLY, 0)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		f.Close()
+		if err == nil && fi.Mode().IsRegular() && fi.ModTime().Before(cutoff) {
+			_ = sysUnlink(d, e.Name())
 		}
 	}
 }
@@ -618,8 +640,10 @@ func (b *Backend) removeStaleTemp(cutoff time.Time) {
 // order of the keys they hold (a subdirectory "a" sorts as "a/", so "a.b"
 // comes before the objects under "a/"); the walk starts at the deepest
 // directory the prefix implies and skips subtrees outside the prefix or
-// before startAfter. The listing is not a snapshot: objects written or
-// deleted meanwhile may or may not appear.
+// before startAfter. Symbolic links are neither listed nor followed: a
+// link where the prefix implies a directory lists nothing. The listing is
+// not a snapshot: objects written or deleted meanwhile may or may not
+// appear.
 func (b *Backend) List(ctx context.Context, prefix, startAfter string) iter.Seq2[remote.Info, error] {
 	return func(yield func(remote.Info, error) bool) {
 		if err := remote.ValidatePrefix(prefix); err != nil {
@@ -627,8 +651,9 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string) iter.Seq2
 			return
 		}
 		w := &walker{b: b, prefix: prefix, startAfter: startAfter}
+		defer w.close()
 		start := prefix[:strings.LastIndexByte(prefix, '/')+1]
-		if err := w.push(start); err != nil {
+		if err := w.push(nil, start); err != nil {
 			// Reported with the first page, below.
 			w.err = err
 		}
@@ -660,25 +685,55 @@ type walker struct {
 	b                  *Backend
 	prefix, startAfter string
 	stack              []frame
-	next               string // the next object's key, found ahead; "" if none
-	err                error  // an error to report with the next page
+	next               string     // the next object's key, found ahead; "" if none
+	nextDir            *dirHandle // the directory holding next (owned by a frame)
+	err                error      // an error to report with the next page
 }
 
-// frame is a directory being walked: the keys (directories end in "/")
-// still to visit, in byte order.
-type frame struct{ keys []string }
+// frame is a directory being walked, open, and the keys (directories end
+// in "/") still to visit, in byte order.
+type frame struct {
+	dir  *dirHandle
+	keys []string
+}
+
+// close closes the directories of the frames left.
+func (w *walker) close() {
+	for _, f := range w.stack {
+		f.dir.close()
+	}
+	w.stack = nil
+}
 
 // push reads the directory holding the keys that start with dirKey ("" for
 // the root, else ending in "/") and pushes the entries that can hold
-// listed keys.
-func (w *walker) push(dirKey string) error {
+// listed keys. parent is the open directory holding dirKey's directory,
+// or nil to walk from the root. A directory that vanished or is a
+// symbolic link holds nothing.
+func (w *walker) push(parent *dirHandle, dirKey string) error {
 	if dirKey != "" && w.b.reserved(dirKey) {
 		return nil
 	}
-	entries, err := os.ReadDir(filepath.Join(w.b.root, filepath.FromSlash(dirKey)))
+	rel := strings.TrimSuffix(dirKey, "/")
+	var d *dirHandle
+	var err error
+	if parent == nil {
+		d, err = w.b.openDir(rel, false)
+	} else {
+		_, name := splitKey(rel)
+		d, err = w.b.openChild(parent, name, false)
+	}
 	if err != nil {
+		if missing(err) || errors.Is(err, ErrSymlink) {
+			return nil // vanished, nothing under this prefix, or a link
+		}
+		return err
+	}
+	entries, err := d.f.ReadDir(-1)
+	if err != nil {
+		d.close()
 		if missing(err) {
-			return nil // vanished, or nothing under this prefix
+			return nil
 		}
 		return err
 	}
@@ -709,31 +764,34 @@ func (w *walker) push(dirKey string) error {
 			}
 		}
 	}
-	if len(keys) > 0 {
-		slices.Sort(keys)
-		w.stack = append(w.stack, frame{keys: keys})
+	if len(keys) == 0 {
+		d.close()
+		return nil
 	}
+	slices.Sort(keys)
+	w.stack = append(w.stack, frame{dir: d, keys: keys})
 	return nil
 }
 
-// advance finds the next object's key, or "" at the end.
-func (w *walker) advance() (string, error) {
+// advance finds the next object's key and its directory, or "" at the end.
+func (w *walker) advance() (string, *dirHandle, error) {
 	for len(w.stack) > 0 {
 		top := &w.stack[len(w.stack)-1]
 		if len(top.keys) == 0 {
+			top.dir.close()
 			w.stack = w.stack[:len(w.stack)-1]
 			continue
 		}
 		k := top.keys[0]
 		top.keys = top.keys[1:]
 		if !strings.HasSuffix(k, "/") {
-			return k, nil
+			return k, top.dir, nil
 		}
-		if err := w.push(k); err != nil {
-			return "", err
+		if err := w.push(top.dir, k); err != nil {
+			return "", nil, err
 		}
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 // page returns up to n objects, and whether more may follow.
@@ -742,7 +800,7 @@ func (w *walker) page(n int) (page []remote.Info, more bool, err error) {
 		return nil, false, w.err
 	}
 	if w.next == "" {
-		if w.next, err = w.advance(); err != nil {
+		if w.next, w.nextDir, err = w.advance(); err != nil {
 			return nil, false, err
 		}
 	}
@@ -750,25 +808,27 @@ func (w *walker) page(n int) (page []remote.Info, more bool, err error) {
 		if len(page) == n {
 			return page, true, nil
 		}
-		info, ok, err := w.b.info(w.next)
+		info, ok, err := info(w.nextDir, w.next)
 		if err != nil {
 			return page, false, err
 		}
 		if ok {
 			page = append(page, info)
 		}
-		if w.next, err = w.advance(); err != nil {
+		if w.next, w.nextDir, err = w.advance(); err != nil {
 			return page, false, err
 		}
 	}
 	return page, false, nil
 }
 
-// info describes the object key; ok is false if it vanished.
-func (b *Backend) info(key string) (info remote.Info, ok bool, err error) {
-	f, err := os.Open(filepath.Join(b.root, filepath.FromSlash(key)))
+// info describes the object key in the directory d; ok is false if it
+// vanished or is not an object.
+func info(d *dirHandle, key string) (info remote.Info, ok bool, err error) {
+	_, base := splitKey(key)
+	f, err := openFile(d, base, os.O_RDONLY, 0)
 	if err != nil {
-		if missing(err) {
+		if missing(err) || errors.Is(err, ErrSymlink) {
 			return remote.Info{}, false, nil
 		}
 		return remote.Info{}, false, err
