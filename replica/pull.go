@@ -113,12 +113,34 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	if err := r.step("pull:listed"); err != nil {
 		return ps, err
 	}
+	// Absence rule 4: "nothing listed" means "up to date" only at or above
+	// the newest snapshot. A replica not yet ready (new, reidentified)
+	// lists snap/ once: a cursor below the newest snapshot without a
+	// contiguous log up to it was pruned past (a directory restored from a
+	// backup), and rebases before it may push. Any hole at or below the
+	// newest snapshot means "pruned"; above it, damage.
+	if len(positions) == 0 || positions[0] != cursor+1 {
+		if ready, err := r.meta("ready"); err != nil {
+			return ps, err
+		} else if ready == nil && !r.rebasing && !r.knob(func(k *Knobs) bool { return k.NothingListedUpToDate }) {
+			complete, _, err := r.snapshots(ctx)
+			if err != nil {
+				return ps, err
+			}
+			if len(complete) > 0 && complete[0] > cursor {
+				if err := r.rebase(ctx); err != nil {
+					return ps, err
+				}
+				return r.pullLocked(ctx)
+			}
+		}
+	}
 	expect := cursor + 1
 	for _, p := range positions {
 		if p != expect {
-			if p > expect && expect == cursor+1 && !r.rebasing {
-				// Positions right after the cursor are gone: pruned below
-				// a snapshot while this replica was away. Rebase on it.
+			if p > expect && !r.rebasing {
+				// A hole: pruned below a snapshot while this replica was
+				// away (rebase on it), or damage.
 				complete, _, err := r.snapshots(ctx)
 				if err != nil {
 					return ps, err
@@ -210,16 +232,20 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	}); err != nil {
 		return ps, wrapClosed(err)
 	}
-	// Publish the ack (durable now) at a bounded rate.
-	if r.rebasing || ps.Cursor == r.ackPos {
-		return ps, nil
-	}
-	if iv := r.ackInterval(); iv > 0 && !r.ackAt.IsZero() && r.now().Sub(r.ackAt) < iv {
+	// Publish the ack (durable now) at a bounded rate, and refresh the
+	// registry of an idle replica before it ages into retirement (case 6
+	// of issue 10): an idle pull is one request, plus a registry write at
+	// most once per AckInterval when the ack moved, and once per
+	// RegistryRefresh when it did not.
+	if r.rebasing {
 		return ps, nil
 	}
 	ack, err := r.ackNow()
 	if err != nil {
 		return ps, err
+	}
+	if !r.registryDue(ack) {
+		return ps, nil
 	}
 	err = r.swapRegistry(ctx, ack)
 	if errors.Is(err, ErrRetired) {
@@ -231,7 +257,6 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	if err != nil {
 		return ps, err
 	}
-	r.ackAt, r.ackPos = r.now(), ps.Cursor
 	return ps, nil
 }
 
@@ -240,6 +265,36 @@ func (r *Replica) ackInterval() time.Duration {
 		return DefaultAckInterval
 	}
 	return r.opts.AckInterval
+}
+
+// registryDue reports whether a pull should write the registry: its ack
+// moved and the last write is at least AckInterval old (any age when
+// AckInterval is negative), or the last write is RegistryRefresh old
+// whatever the ack. Ages are judged by this replica's wall clock against
+// the time of its last registry write (persisted); a clock that went back
+// counts as due.
+func (r *Replica) registryDue(ack uint64) bool {
+	rs := r.reg
+	age := time.Duration(r.now().UnixMilli()-rs.At) * time.Millisecond
+	if rs.At == 0 || age < 0 {
+		age = 1<<63 - 1
+	}
+	if ack != rs.Ack {
+		if iv := r.ackInterval(); iv < 0 || age >= iv {
+			return true
+		}
+	}
+	if r.knob(func(k *Knobs) bool { return k.RefreshOnlyOnMove }) {
+		return false
+	}
+	return age >= r.registryRefresh()
+}
+
+func (r *Replica) registryRefresh() time.Duration {
+	if r.opts.RegistryRefresh <= 0 {
+		return DefaultRegistryRefresh
+	}
+	return r.opts.RegistryRefresh
 }
 
 // advance moves the cursor over an own segment.

@@ -123,6 +123,31 @@ func (r *Replica) pushLocked(ctx context.Context) (ps PushStats, err error) {
 		if err := r.step("push:uploaded"); err != nil {
 			return ps, err
 		}
+		// Absence rule 3: commit only after reading the registry not
+		// retired, after the create. A pause between the fence and the
+		// create (a laptop asleep) may have outlived the retirement age;
+		// the position may then have been freed by a pruner, which reads
+		// this registry retired first. Retired: keep the outbox, rebase
+		// (the kept keys are re-stamped), push again.
+		if !r.knob(func(k *Knobs) bool { return k.CommitUnchecked }) {
+			if err := r.checkRegistry(ctx); err != nil {
+				if errors.Is(err, ErrRetired) && !r.rebasing {
+					if err := r.rebase(ctx); err != nil {
+						return ps, err
+					}
+					more, err := r.pushLocked(ctx)
+					ps.Segments += more.Segments
+					ps.Records += more.Records
+					ps.Bytes += more.Bytes
+					ps.Positions = append(ps.Positions, more.Positions...)
+					return ps, err
+				}
+				return ps, err
+			}
+		}
+		if err := r.step("push:checked"); err != nil {
+			return ps, err
+		}
 		if err := r.commitStaged(ctx, s, pos); err != nil {
 			return ps, err
 		}

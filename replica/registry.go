@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
@@ -65,6 +66,10 @@ type RegistryBody struct {
 	// of any staged segment not yet uploaded.
 	Ack     uint64 `json:"ack"`
 	Retired bool   `json:"retired"`
+	// RetiredNonce is the nonce of the body a retirer retired: a retirement
+	// is a write of its own (seq+1, a fresh nonce), so the retired replica
+	// can tell that the body it retired was its own.
+	RetiredNonce string `json:"retired_nonce,omitempty"`
 	// SkewCapped counts remote timestamps beyond MaxDrift this replica saw.
 	SkewCapped uint64    `json:"skew_capped"`
 	Wall       time.Time `json:"wall"`
@@ -78,6 +83,33 @@ type regState struct {
 	Nonce        string `json:"nonce"`
 	PendingSeq   uint64 `json:"pending_seq,omitempty"`
 	PendingNonce string `json:"pending_nonce,omitempty"`
+	// Prior holds earlier pending nonces of this directory that may have
+	// landed (a crash left them pending): a body carrying one was written
+	// here, but finding it proves nothing to this call (see swapRegistry).
+	Prior []string `json:"prior,omitempty"`
+	// Ack and At are the ack of the last registry write and when it was
+	// made (this replica's wall clock, ms): pulls refresh the registry at
+	// a bounded rate from them.
+	Ack uint64 `json:"ack,omitempty"`
+	At  int64  `json:"at,omitempty"`
+}
+
+// maxPrior bounds regState.Prior (each entry is one crash between a
+// pending registry write and its outcome).
+const maxPrior = 8
+
+// wrote reports whether this directory wrote a body with this nonce.
+func (rs *regState) wrote(nonce string) bool {
+	if nonce == "" {
+		return false
+	}
+	return nonce == rs.Nonce || nonce == rs.PendingNonce || slices.Contains(rs.Prior, nonce)
+}
+
+// owns reports whether body was written by this directory, or is the
+// retirement of a body it wrote.
+func (rs *regState) owns(body RegistryBody) bool {
+	return rs.wrote(body.Nonce) || body.Retired && rs.wrote(body.RetiredNonce)
 }
 
 func newNonce() string {
@@ -209,6 +241,9 @@ func (r *Replica) connectLocked(ctx context.Context) (bool, error) {
 	if r.manifest != nil {
 		return false, nil
 	}
+	if err := r.probeIfDue(ctx); err != nil { // see probe.go
+		return false, err
+	}
 	m, created, err := r.ensureManifest(ctx)
 	if err != nil {
 		return false, err
@@ -253,6 +288,7 @@ func (r *Replica) register(ctx context.Context, rs *regState) error {
 		}
 	}
 	etag, err := b.PutIfAbsent(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, 0))
+	foreign := 0
 	for attempt := 0; err != nil; attempt++ {
 		if ctx.Err() != nil {
 			return err
@@ -263,30 +299,59 @@ func (r *Replica) register(ctx context.Context, rs *regState) error {
 		}
 		var body RegistryBody
 		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil || body.Nonce != rs.PendingNonce {
-			if attempt == 0 {
-				continue // confirm on a second read: a torn read is no verdict
+			// A verdict needs two reads that decode and name another
+			// writer: a torn or corrupt read is no verdict.
+			if jerr == nil {
+				foreign++
+			}
+			if foreign < 2 && attempt < 6 {
+				continue
+			}
+			if foreign < 2 {
+				return fmt.Errorf("replica: register %s on %s: %w (read-back does not decode)", key, b, err)
 			}
 			return fmt.Errorf("%w: %s", ErrDuplicateID, key)
 		}
 		etag, err = obj.ETag, nil // our own ambiguous create
 	}
-	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce}
+	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce, At: r.now().UnixMilli()}
 	return r.saveJSON(ctx, "registry", rs)
 }
 
 // swapRegistry rewrites this replica's registry object by compare-and-swap
 // on the ETag last written (fencing). A crash or an ambiguous error never
 // gives a false verdict: {seq, nonce} are persisted as pending first, and
-// on a failed or ambiguous swap the object is read back — our own nonce
-// means the write landed.
+// on a failed or ambiguous swap the object is read back.
+//
+// Absence rules 1 and 2 (DESIGN.md): the read-back checks "retired" before
+// anything else, so a replica retired after its own write landed is still
+// retired; and only a write made by this call is a fence. A pending write
+// inherited from a crash (or copied with the directory) that is found to
+// have landed is adopted for its ETag and followed by a fresh
+// compare-and-swap with a new nonce, so of two copies of a directory only
+// one can win. An inherited pending nonce is never sent again: it moves to
+// Prior and a fresh one replaces it before the first request.
 func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 	b := r.opts.Backend
 	key := remote.RegistryKey(r.ID())
 	rs := &r.reg
+	oldRule := r.knob(func(k *Knobs) bool { return k.InheritedFence })
+	notSticky := r.knob(func(k *Knobs) bool { return k.RetiredNotSticky })
+	made := "" // the pending nonce this call created: only it can fence
+	if rs.PendingNonce != "" && oldRule {
+		made = rs.PendingNonce // old rule: an inherited write counts as ours
+	}
 	confirmed := false
 	for attempt := 0; ; attempt++ {
-		if rs.PendingNonce == "" {
-			rs.PendingSeq, rs.PendingNonce = rs.Seq+1, newNonce()
+		if made == "" || rs.PendingNonce == "" {
+			if rs.PendingNonce != "" {
+				rs.Prior = append(rs.Prior, rs.PendingNonce)
+				if len(rs.Prior) > maxPrior {
+					rs.Prior = rs.Prior[len(rs.Prior)-maxPrior:]
+				}
+			}
+			rs.PendingSeq, rs.PendingNonce = max(rs.Seq, rs.PendingSeq)+1, newNonce()
+			made = rs.PendingNonce
 			if err := r.saveJSON(ctx, "registry", rs); err != nil {
 				return err
 			}
@@ -296,8 +361,7 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 			if err := r.step("registry:swapped"); err != nil {
 				return err
 			}
-			*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce}
-			return r.saveJSON(ctx, "registry", rs)
+			return r.landed(ctx, etag, ack)
 		}
 		if ctx.Err() != nil {
 			return err
@@ -311,22 +375,48 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 		}
 		var body RegistryBody
 		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil {
+			if attempt < 3 {
+				continue // a torn read is no verdict
+			}
 			return fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, jerr)
 		}
 		switch {
-		case body.Nonce == rs.PendingNonce:
-			// Our write landed (a crash before persisting its ETag, or an
-			// ambiguous answer): adopt it.
-			*rs = regState{Registered: true, ETag: obj.ETag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce}
-			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+		case body.Retired && !notSticky:
+			// Retired is sticky: even our own write, retired afterwards,
+			// is retired. Only a rebase clears it (rebase checks that the
+			// retired body was ours).
+			return fmt.Errorf("%w (%s)", ErrRetired, key)
+		case body.Nonce == made:
+			// This call's write landed (an ambiguous answer): a fence.
+			if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
 				return err
 			}
 			if ack == body.Ack || attempt > 0 {
 				return nil
 			}
 			continue // write the current ack too
+		case notSticky && rs.wrote(body.Nonce) && body.Nonce != rs.Nonce:
+			// Old rule: any pending write of ours found landed is adopted
+			// as this call's own, retired or not.
+			if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
+				return err
+			}
+			return nil
 		case body.Retired:
 			return fmt.Errorf("%w (%s)", ErrRetired, key)
+		case slices.Contains(rs.Prior, body.Nonce):
+			// A write left pending by a crash (or copied with this
+			// directory) landed: adopt its ETag, then swap again with this
+			// call's fresh nonce. A copy that adopted the same write loses
+			// that swap.
+			rs.ETag, rs.Seq, rs.Nonce, rs.Prior = obj.ETag, body.Seq, body.Nonce, nil
+			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+				return err
+			}
+			if attempt > 4 {
+				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
+			}
+			continue
 		case body.Nonce == rs.Nonce && obj.ETag != rs.ETag:
 			// Our last body under a new ETag (a restored or copied bucket, a
 			// store that re-applied a delayed write): nobody swapped since
@@ -355,6 +445,53 @@ func (r *Replica) swapRegistry(ctx context.Context, ack uint64) error {
 			return fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
 		}
 	}
+}
+
+// landed records a registry write of this replica's that is known to hold
+// the object now (ETag etag, publishing ack).
+func (r *Replica) landed(ctx context.Context, etag string, ack uint64) error {
+	rs := &r.reg
+	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce,
+		Ack: ack, At: r.now().UnixMilli()}
+	return r.saveJSON(ctx, "registry", rs)
+}
+
+// checkRegistry reads this replica's registry object after a segment's
+// create and before the push commits it (absence rule 3). A pruner frees a
+// log position only after reading this registry retired, and retired is
+// sticky, so a create that landed in a freed position is always noticed
+// here: ErrRetired, and the outbox is kept. A body written by another
+// directory gives ErrCloned (after a second read).
+func (r *Replica) checkRegistry(ctx context.Context) error {
+	b := r.opts.Backend
+	key := remote.RegistryKey(r.ID())
+	var last error
+	foreign := 0
+	for attempt := 0; attempt < 4; attempt++ {
+		obj, err := b.Get(ctx, key)
+		if err != nil {
+			if errors.Is(err, remote.ErrNotExist) {
+				return fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
+			}
+			return fmt.Errorf("replica: read %s on %s: %w", key, b, err)
+		}
+		var body RegistryBody
+		if err := json.Unmarshal(obj.Data, &body); err != nil {
+			last = fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, err)
+			continue
+		}
+		switch {
+		case body.Retired:
+			return fmt.Errorf("%w (%s)", ErrRetired, key)
+		case r.reg.wrote(body.Nonce):
+			return nil
+		}
+		if foreign++; foreign >= 2 {
+			return fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
+		}
+		last = fmt.Errorf("%w: %s", ErrCloned, key)
+	}
+	return last
 }
 
 // ReadManifest reads a store's manifest; ok is false when the store does

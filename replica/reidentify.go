@@ -41,6 +41,8 @@ func (r *Replica) Reidentify(ctx context.Context) (clock.ReplicaID, error) {
 		key     string
 		value   []byte
 		deleted bool
+		kind    string // a counter or set key: state holds its joined state
+		state   []byte
 	}
 	var dirty []redo
 	var suspect []string
@@ -50,7 +52,16 @@ func (r *Replica) Reidentify(ctx context.Context) (clock.ReplicaID, error) {
 			if err != nil || !ok {
 				return err == nil, err
 			}
-			res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
+			p := r.opts.Policies.For(key)
+			if kind := crdtKind(p); kind != "" && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
+				state, _, err := joined(kind, st.Record, false)
+				if err != nil {
+					return false, policyErr(key, p, err)
+				}
+				dirty = append(dirty, redo{key: key, kind: kind, state: state})
+				return true, nil
+			}
+			res, err := merge.Read(p, key, st.Record)
 			if err != nil || res.Conflict {
 				// Keep every sibling's value reachable: re-stamp the lww pick.
 				res, _ = merge.LWW{}.Resolve(key, st.Versions)
@@ -111,6 +122,14 @@ func (r *Replica) Reidentify(ctx context.Context) (clock.ReplicaID, error) {
 		tx.DeleteMeta("published")
 		tx.ChangeReplicaID(newID)
 		for _, d := range dirty {
+			if d.kind != "" {
+				// A counter or set key stays state: the old id's
+				// unpublished entries move to the new write's dot.
+				if err := r.reidentifyState(tx, d.key, d.kind, d.state, old, published); err != nil {
+					return err
+				}
+				continue
+			}
 			// A key that reads as deleted gets a fresh tombstone: others
 			// may hold it live.
 			if _, err := tx.Write(d.key, d.value, d.deleted); err != nil {
@@ -126,4 +145,34 @@ func (r *Replica) Reidentify(ctx context.Context) (clock.ReplicaID, error) {
 	r.manifest = nil
 	r.reg = regState{}
 	return newID, nil
+}
+
+// reidentifyState writes a dirty counter or set key again under the new
+// id: the key's cleaned state joined with its state before reidentify, the
+// old id's unpublished entries moved to the write's dot (see
+// merge.CounterState.Reidentify).
+func (r *Replica) reidentifyState(tx *store.Tx, key, kind string, state []byte, old clock.ReplicaID, published uint64) error {
+	p := r.opts.Policies.For(key)
+	return r.crdtUpdate(tx, key, func(start merge.Record, d clock.Dot) ([]byte, bool, error) {
+		if kind == merge.NameCounter {
+			kept, err := merge.DecodeCounter(state)
+			if err != nil {
+				return nil, false, policyErr(key, p, err)
+			}
+			cur, err := merge.CounterOf(start)
+			if err != nil {
+				return nil, false, policyErr(key, p, err)
+			}
+			return cur.Join(kept.Reidentify(old, published, d)).Encode(), true, nil
+		}
+		kept, err := merge.DecodeSet(state)
+		if err != nil {
+			return nil, false, policyErr(key, p, err)
+		}
+		cur, err := merge.SetOf(start)
+		if err != nil {
+			return nil, false, policyErr(key, p, err)
+		}
+		return cur.Join(kept.Reidentify(old, published, d)).Encode(), true, nil
+	})
 }

@@ -161,10 +161,19 @@ type Options struct {
 	// its ack (DefaultAckInterval when 0; negative: after every pull that
 	// moved the cursor).
 	AckInterval time.Duration
+	// RegistryRefresh is how old this replica's registry write may grow
+	// before a pull rewrites it even though nothing moved, so that an
+	// online, idle replica is never retired (DefaultRegistryRefresh when
+	// 0). Keep it far below the store's retirement age.
+	RegistryRefresh time.Duration
 }
 
 // DefaultAckInterval is how often pulls publish acks at most.
 const DefaultAckInterval = time.Minute
+
+// DefaultRegistryRefresh is how often an idle replica rewrites its
+// registry at least (DefaultRetireAfter is 30 days).
+const DefaultRegistryRefresh = 24 * time.Hour
 
 // Knobs let tests and the simulator interrupt the sync protocol at named
 // steps. Step is called at each; a non-nil error aborts the operation there
@@ -317,8 +326,6 @@ type Replica struct {
 	manifest *Manifest  // set once connected
 	reg      regState
 	rebasing bool
-	ackAt    time.Time // when a pull last published an ack
-	ackPos   uint64    // the ack it published
 }
 
 const dataDir = "data"

@@ -88,6 +88,11 @@ type SnapIndex struct {
 	Origin   string            `json:"origin"`
 	Nonce    string            `json:"nonce"`
 	G        map[string]uint64 `json:"g"`
+	// Top is the join of G and every record's clock: the highest dot of
+	// each replica the snapshot holds. A rebasing replica whose own entry
+	// here is above its counter was copied or restored (absence rule 5),
+	// and finds out before it discards anything.
+	Top map[string]uint64 `json:"top,omitempty"`
 	Records  int64             `json:"records"`
 	Parts    []PartInfo        `json:"parts"`
 	Created  time.Time         `json:"created"`
@@ -349,8 +354,20 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 			if serverNow.Sub(g.info.LastModified) < o.RetireAfter {
 				continue
 			}
+			// Absence rule 7: retire only a replica that holds the prune
+			// floor down; one at the snapshot gains nothing by it.
+			if g.body.Ack >= cs.Position && !r.knob(func(k *Knobs) bool { return k.RetireAtTip }) {
+				continue
+			}
+			// Absence rule 1: a retirement is a write of its own (seq+1, a
+			// fresh nonce, naming the body it retired), never the old body
+			// with the flag flipped: the retired replica then cannot take
+			// it for its own pending write.
 			body := g.body
 			body.Retired = true
+			if !r.knob(func(k *Knobs) bool { return k.RetiredNotSticky }) {
+				body.Seq, body.Nonce, body.RetiredNonce = body.Seq+1, newNonce(), g.body.Nonce
+			}
 			data, _ := json.MarshalIndent(body, "", "  ")
 			key := remote.ReplicasPrefix + g.body.ReplicaID + ".json"
 			if _, err := b.PutIfMatch(ctx, key, data, g.etag); err == nil {
@@ -526,10 +543,12 @@ func (r *Replica) writeSnapshot(ctx context.Context, partSize int, cs *CompactSt
 			enc = segment.NewPartEncoder()
 			return nil
 		}
+		top := g.Clone()
 		err = v.Records("", "", func(key string, st store.Stored) (bool, error) {
 			if err := enc.AddPos(key, st.Pos, st.Record); err != nil {
 				return false, err
 			}
+			top.JoinInPlace(st.Clock)
 			idx.Records++
 			if enc.Len() >= partSize {
 				return true, flush()
@@ -539,6 +558,7 @@ func (r *Replica) writeSnapshot(ctx context.Context, partSize int, cs *CompactSt
 		if err != nil {
 			return err
 		}
+		idx.Top = vectorJSON(top)
 		return flush()
 	})
 	if err != nil || !clean {
@@ -639,6 +659,11 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", segment.ErrCorrupt, SnapKey(idx.Position), err)
 	}
+	if err := r.checkOwnDots(idx.G, SnapKey(idx.Position)); err != nil {
+		return err
+	}
+	id := r.ID()
+	checkDots := !r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry })
 	var done int64
 	progress := func() {
 		if r.opts.Progress != nil {
@@ -677,6 +702,12 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 				es = es[len(chunk):]
 				err := r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
 					for _, e := range chunk {
+						if own := e.Record.Clock.Get(id); checkDots && own > tx.Counter() {
+							// Checked per record too: an index without Top
+							// (an older writer) or a lying one.
+							return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
+								ErrCloned, SnapKey(idx.Position), id.Short(), own, tx.Counter())
+						}
 						for _, v := range e.Record.Versions {
 							tx.Observe(v.Time)
 						}
@@ -795,6 +826,17 @@ func (r *Replica) rebase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if mark == nil {
+		// Absence rule 5: rebase only on a registry this directory wrote,
+		// and never load this id's future dots; checked before anything is
+		// discarded.
+		if _, _, err := r.ownRegistry(ctx); err != nil {
+			return err
+		}
+		if err := r.checkOwnDots(idx.Top, SnapKey(idx.Position)); err != nil {
+			return err
+		}
+	}
 	if err := r.keepDirty(ctx, mark == nil); err != nil {
 		return err
 	}
@@ -877,6 +919,12 @@ func (r *Replica) rebase(ctx context.Context) error {
 		rest = rest[len(batch):]
 		err = r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 			for _, k := range batch {
+				if k.Kind != "" {
+					if err := r.restampState(tx, k.Key, k.Kind, k.State); err != nil {
+						return err
+					}
+					continue
+				}
 				if _, err := tx.Write(k.Key, k.Value, k.Deleted); err != nil {
 					return err
 				}
@@ -931,10 +979,15 @@ func (r *Replica) dropKept(ctx context.Context) error {
 }
 
 // keptValue is a dirty key's value kept across a rebase (m/rebase/<key>).
+// A counter or set key keeps its joined CRDT state (with its context) in
+// State, Kind naming the CRDT: it is written back as current ⊔ kept, as
+// state, never as the text it reads as (absence rule 6).
 type keptValue struct {
 	Key     string `msgpack:"k"`
 	Value   []byte `msgpack:"v"`
 	Deleted bool   `msgpack:"d"`
+	Kind    string `msgpack:"c,omitempty"`
+	State   []byte `msgpack:"s,omitempty"`
 }
 
 // keepDirty writes the values of the dirty keys (as they read now) to
@@ -953,7 +1006,16 @@ func (r *Replica) keepDirty(ctx context.Context, fresh bool) error {
 			if err != nil || !ok {
 				return err == nil, err
 			}
-			res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
+			p := r.opts.Policies.For(key)
+			if kind := crdtKind(p); kind != "" && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
+				state, _, err := joined(kind, st.Record, false)
+				if err != nil {
+					return false, policyErr(key, p, err)
+				}
+				kept = append(kept, keptValue{Key: key, Kind: kind, State: state})
+				return true, nil
+			}
+			res, err := merge.Read(p, key, st.Record)
 			if err != nil || res.Conflict {
 				res, _ = merge.LWW{}.Resolve(key, st.Versions)
 			}
@@ -1007,30 +1069,126 @@ func (r *Replica) pullAfterRebase(ctx context.Context) (PullStats, error) {
 	return r.pullLocked(ctx)
 }
 
+// ownRegistry reads this replica's registry object and checks that this
+// directory wrote it (or that it is the retirement of a body it wrote):
+// else another directory publishes under this id, ErrCloned. A body that
+// does not decode is read again; the verdict needs two reads.
+func (r *Replica) ownRegistry(ctx context.Context) (RegistryBody, string, error) {
+	b := r.opts.Backend
+	key := remote.RegistryKey(r.ID())
+	var body RegistryBody
+	foreign := 0
+	for attempt := 0; ; attempt++ {
+		obj, err := b.Get(ctx, key)
+		if err != nil {
+			if errors.Is(err, remote.ErrNotExist) {
+				return body, "", fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
+			}
+			return body, "", fmt.Errorf("replica: read %s on %s: %w", key, b, err)
+		}
+		body = RegistryBody{}
+		if err := json.Unmarshal(obj.Data, &body); err != nil {
+			if attempt < 3 {
+				continue
+			}
+			return body, "", fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, err)
+		}
+		if r.reg.owns(body) || r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry }) {
+			return body, obj.ETag, nil
+		}
+		if foreign++; foreign >= 2 {
+			return body, "", fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
+		}
+	}
+}
+
+// checkOwnDots stops a replica from loading state that holds dots of its
+// own id above its counter: another directory issued them (a copy, or the
+// newer life of a directory restored from a backup).
+func (r *Replica) checkOwnDots(top map[string]uint64, where string) error {
+	if r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry }) {
+		return nil
+	}
+	own := top[r.ID().String()]
+	if own == 0 {
+		return nil
+	}
+	cb, err := r.meta("counter")
+	if err != nil {
+		return err
+	}
+	if c := u64(cb); own > c {
+		return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d", ErrCloned, where, r.ID().Short(), own, c)
+	}
+	return nil
+}
+
+// restampState writes a kept CRDT state back after a rebase: the join of
+// the key's current state (it starts from the record now, or G) and the
+// kept one, as one local write under a fresh dot. The kept state's own
+// entries carry dots that never reached the others, or that they already
+// hold: the join counts each exactly once.
+func (r *Replica) restampState(tx *store.Tx, key, kind string, state []byte) error {
+	p := r.opts.Policies.For(key)
+	return r.crdtUpdate(tx, key, func(start merge.Record, d clock.Dot) ([]byte, bool, error) {
+		if kind == merge.NameCounter {
+			kept, err := merge.DecodeCounter(state)
+			if err != nil {
+				return nil, false, policyErr(key, p, err)
+			}
+			cur, err := merge.CounterOf(start)
+			if err != nil {
+				return nil, false, policyErr(key, p, err)
+			}
+			return cur.Join(kept).Encode(), true, nil
+		}
+		kept, err := merge.DecodeSet(state)
+		if err != nil {
+			return nil, false, policyErr(key, p, err)
+		}
+		cur, err := merge.SetOf(start)
+		if err != nil {
+			return nil, false, policyErr(key, p, err)
+		}
+		return cur.Join(kept).Encode(), true, nil
+	})
+}
+
 // unretire rewrites this replica's registry object with retired cleared,
-// by compare-and-swap on the object's current ETag.
+// by compare-and-swap on the ETag of a body it read and found its own (or
+// the retirement of its own): never over a body another directory wrote.
 func (r *Replica) unretire(ctx context.Context) error {
 	b := r.opts.Backend
 	key := remote.RegistryKey(r.ID())
-	obj, err := b.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("replica: read %s on %s: %w", key, b, err)
-	}
 	ack, err := r.ackNow()
 	if err != nil {
 		return err
 	}
-	rs := regState{Registered: true, Seq: r.reg.Seq + 1, Nonce: newNonce()}
-	rs.PendingSeq, rs.PendingNonce = rs.Seq, rs.Nonce
-	if err := r.saveJSON(ctx, "registry", rs); err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		body, etag, err := r.ownRegistry(ctx)
+		if err != nil {
+			return err
+		}
+		rs := &r.reg
+		if rs.PendingNonce != "" && body.Nonce == rs.PendingNonce && !body.Retired {
+			// Our un-retire landed (an ambiguous answer, or a crash).
+			return r.landed(ctx, etag, body.Ack)
+		}
+		if rs.PendingNonce != "" && !slices.Contains(rs.Prior, rs.PendingNonce) {
+			rs.Prior = append(rs.Prior, rs.PendingNonce)
+		}
+		rs.PendingSeq, rs.PendingNonce = max(rs.Seq, body.Seq, rs.PendingSeq)+1, newNonce()
+		if err := r.saveJSON(ctx, "registry", rs); err != nil {
+			return err
+		}
+		newETag, err := b.PutIfMatch(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, ack), etag)
+		if err == nil {
+			return r.landed(ctx, newETag, ack)
+		}
+		if ctx.Err() != nil || attempt >= 3 {
+			return fmt.Errorf("replica: clear retired on %s: %w", key, err)
+		}
 	}
-	etag, err := b.PutIfMatch(ctx, key, r.registryBody(rs.Seq, rs.Nonce, ack), obj.ETag)
-	if err != nil {
-		return fmt.Errorf("replica: clear retired on %s: %w", key, err)
-	}
-	r.reg = regState{Registered: true, ETag: etag, Seq: rs.Seq, Nonce: rs.Nonce}
-	return r.saveJSON(ctx, "registry", r.reg)
 }
 
 // prune deletes log segments at or below both the newest snapshot and the
