@@ -148,31 +148,26 @@ func (r *Replica) Reidentify(ctx context.Context) (clock.ReplicaID, error) {
 }
 
 // reidentifyState writes a dirty counter or set key again under the new
-// id: the key's cleaned state joined with its state before reidentify, the
-// old id's unpublished entries moved to the write's dot (see
-// merge.CounterState.Reidentify).
+// id: its joined state as it was before reidentify, the old id's
+// unpublished entries moved to the write's dot (see
+// merge.CounterState.Reidentify). It is not joined with the cleaned record:
+// dropping the old id's unpublished versions also dropped entries of other
+// replicas they carried, which the cleaned clock still covers, so a join
+// would take them for removed.
 func (r *Replica) reidentifyState(tx *store.Tx, key, kind string, state []byte, old clock.ReplicaID, published uint64) error {
 	p := r.opts.Policies.For(key)
-	return r.crdtUpdate(tx, key, func(start merge.Record, d clock.Dot) ([]byte, bool, error) {
+	return r.crdtUpdate(tx, key, func(_ merge.Record, d clock.Dot) ([]byte, bool, error) {
 		if kind == merge.NameCounter {
 			kept, err := merge.DecodeCounter(state)
 			if err != nil {
 				return nil, false, policyErr(key, p, err)
 			}
-			cur, err := merge.CounterOf(start)
-			if err != nil {
-				return nil, false, policyErr(key, p, err)
-			}
-			return cur.Join(kept.Reidentify(old, published, d)).Encode(), true, nil
+			return kept.Reidentify(old, published, d).Encode(), true, nil
 		}
 		kept, err := merge.DecodeSet(state)
 		if err != nil {
 			return nil, false, policyErr(key, p, err)
 		}
-		cur, err := merge.SetOf(start)
-		if err != nil {
-			return nil, false, policyErr(key, p, err)
-		}
-		return cur.Join(kept.Reidentify(old, published, d)).Encode(), true, nil
+		return kept.Reidentify(old, published, d).Encode(), true, nil
 	})
 }

@@ -29,6 +29,7 @@ type world struct {
 	knobs *replica.Knobs
 	nodes map[string]*snode
 	err   error // the first failure of a step (a schedule may stop early)
+	pol   *merge.Registry // the policies, when not schedPolicy for all
 }
 
 type snode struct {
@@ -39,6 +40,10 @@ type snode struct {
 	r     *replica.Replica
 	knobs *replica.Knobs
 	w     *world
+	// armed: the step at which the next operation dies; pauses: what
+	// happens while the replica sleeps at a step (run once).
+	armed  string
+	pauses map[string]func()
 }
 
 func newWorld(t *testing.T, knobs *replica.Knobs) *world {
@@ -65,8 +70,27 @@ func (w *world) node(name string, offset time.Duration, k *replica.Knobs) *snode
 }
 
 func (n *snode) open() {
+	k := &replica.Knobs{}
+	if n.knobs != nil {
+		*k = *n.knobs
+	}
+	inner := k.Step
+	k.Step = func(s string) error {
+		if n.armed == s {
+			n.armed = ""
+			return errCrash
+		}
+		if f := n.pauses[s]; f != nil {
+			delete(n.pauses, s)
+			f()
+		}
+		if inner != nil {
+			return inner(s)
+		}
+		return nil
+	}
 	r, err := replica.Open("", &replica.Options{Engine: n.eng, Create: true, ID: n.id, Backend: n.w.b,
-		Wall: n.wall.now, Durability: store.Relaxed, AckInterval: -1, Knobs: n.knobs,
+		Wall: n.wall.now, Durability: store.Relaxed, AckInterval: -1, Knobs: k,
 		Policies: n.w.policies()})
 	if err != nil {
 		n.w.t.Fatal(err)
@@ -77,6 +101,9 @@ func (n *snode) open() {
 var schedPolicy = "lww"
 
 func (w *world) policies() *merge.Registry {
+	if w.pol != nil {
+		return w.pol
+	}
 	reg := merge.NewRegistry()
 	if p, ok := merge.Builtin(schedPolicy); ok {
 		reg.Set("", p)

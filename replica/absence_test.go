@@ -1,0 +1,378 @@
+package replica_test
+
+// The absence schedules of DESIGN.md (S16-S21): a replica that sleeps in
+// the middle of a push, crashes right after a registry swap and stays away,
+// is copied while a swap is pending, is restored from a backup below the
+// prune floor, keeps unpushed counter and set changes across a rebase or a
+// reidentify, or only pulls while nobody pushes. Each converges, with every
+// acknowledged write kept, under the real rules, and loses a write or
+// diverges with the old rule it guards (replica.Knobs).
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/replica"
+)
+
+// advance moves the store's clock and every replica's wall clock on by d
+// (time passing while replicas sleep).
+func (w *world) advance(d time.Duration) {
+	w.now = w.now.Add(d)
+	for _, n := range w.nodes {
+		n.wall.t = n.wall.t.Add(d)
+	}
+}
+
+// compactRetire compacts with pruning and retires replicas silent for an
+// hour (by server time).
+func (n *snode) compactRetire() replica.CompactStats {
+	cs, err := n.r.Compact(n.w.ctx, replica.CompactOptions{Prune: true, Grace: -1, RetireAfter: time.Hour})
+	n.w.step(err)
+	return cs
+}
+
+// busy makes n write and push a few times, so the log grows past every
+// position a sleeping replica knew.
+func (n *snode) busy(tag string, times int) {
+	for i := range times {
+		n.put(fmt.Sprintf("%s%d", tag, i), "x")
+		n.sync()
+	}
+}
+
+// copyOf opens a second directory holding a copy of n's (same id).
+func (w *world) copyOf(n *snode, name string) *snode {
+	c := &snode{name: name, eng: n.eng.Clone(), id: n.id, w: w, knobs: n.knobs,
+		wall: &fakeWall{t: n.wall.t}}
+	c.open()
+	w.nodes[name] = c
+	w.t.Cleanup(func() { c.r.Close() })
+	return c
+}
+
+// restore puts a backup of n's directory back in place (same id).
+func (n *snode) restore(backup *snode) {
+	n.r.Close()
+	n.eng = backup.eng.Clone()
+	n.open()
+}
+
+// want checks that every named replica reads key as value.
+func (w *world) want(key, value string, names ...string) error {
+	for _, name := range names {
+		got := reads(w.nodes[name])
+		if !strings.Contains(" "+got, " "+key+"="+value+" ") {
+			return fmt.Errorf("lost: %s reads %q, want %s=%s", name, got, key, value)
+		}
+	}
+	return nil
+}
+
+// settleReidentify is settle for schedules where a copy is expected to be
+// told it is a copy: a replica stopped with ErrCloned reidentifies (as the
+// error tells its user to) and syncs on.
+func (w *world) settleReidentify(names ...string) error {
+	for range 4 {
+		for _, name := range names {
+			n := w.nodes[name]
+			_, err := n.r.Sync(w.ctx)
+			if errors.Is(err, replica.ErrCloned) {
+				if _, err := n.r.Reidentify(w.ctx); err != nil {
+					return fmt.Errorf("%s: reidentify: %w", name, err)
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("%s: final sync: %w", name, err)
+			}
+		}
+	}
+	ref := reads(w.nodes[names[0]])
+	for _, name := range names[1:] {
+		if got := reads(w.nodes[name]); got != ref {
+			return fmt.Errorf("diverged: %s reads %q, %s reads %q", names[0], ref, name, got)
+		}
+	}
+	return nil
+}
+
+var absenceSchedules = []schedule{
+	{
+		name: "S16", guard: "adopting a retired body as one's own write",
+		knob: func(k *replica.Knobs) { k.RetiredNotSticky = true },
+		run: func(w *world, old *replica.Knobs) error {
+			r := w.node("R", 0, old)
+			x := w.node("X", 0, old)
+			r.put("a", "1")
+			r.sync()
+			x.sync()
+			x.put("k", "x1")
+			// X's swap lands; X dies before it records the new ETag.
+			x.armed = "registry:swapped"
+			if _, err := x.r.Push(w.ctx); !errors.Is(err, errCrash) {
+				return fmt.Errorf("X was to die after its swap: %v", err)
+			}
+			x.crash()
+			// X stays away; R works on, retires X and prunes past it.
+			r.busy("r", 3)
+			w.advance(26 * time.Hour)
+			if cs := r.compactRetire(); len(cs.Retired) != 1 {
+				return fmt.Errorf("X was not retired: %+v (%v)", cs, w.err)
+			}
+			// X comes back: a pull (nothing listed: the log is pruned to
+			// its tip), then a push.
+			x.pull()
+			x.push()
+			if err := w.settle("R", "X"); err != nil {
+				return err
+			}
+			return w.want("k", "x1", "R", "X")
+		},
+	},
+	{
+		name: "S17", guard: "creating a freed log position",
+		knob: func(k *replica.Knobs) { k.CommitUnchecked = true },
+		run: func(w *world, old *replica.Knobs) error {
+			r := w.node("R", 0, nil)
+			x := w.node("X", 0, old)
+			r.put("a", "1")
+			r.sync()
+			x.sync()
+			x.put("k", "x1")
+			// X sleeps between its fence and its upload, past the
+			// retirement age; meanwhile R retires it and prunes.
+			x.pauses = map[string]func(){"push:fenced": func() {
+				r.busy("r", 3)
+				w.advance(2 * time.Hour)
+				if cs := r.compactRetire(); len(cs.Retired) != 1 {
+					w.step(fmt.Errorf("X was not retired: %+v", cs))
+				}
+			}}
+			x.push()
+			if err := w.settle("R", "X"); err != nil {
+				return err
+			}
+			return w.want("k", "x1", "R", "X")
+		},
+	},
+	{
+		name: "S18", guard: "an adopted swap taken as a fence",
+		knob: func(k *replica.Knobs) { k.InheritedFence = true },
+		run: func(w *world, old *replica.Knobs) error {
+			r := w.node("R", 0, nil)
+			x := w.node("X", 0, old)
+			r.put("a", "1")
+			r.sync()
+			x.sync()
+			r.put("b", "2")
+			r.sync()
+			// X's ack swap lands, its ETag not yet recorded: the directory
+			// is copied now, pending nonce and all.
+			x.armed = "registry:swapped"
+			if _, err := x.r.Pull(w.ctx); !errors.Is(err, errCrash) {
+				return fmt.Errorf("X was to die after its swap: %v", err)
+			}
+			x.crash()
+			y := w.copyOf(x, "Y")
+			// Both copies write the same key (the same dot) and push.
+			x.put("k", "from-x")
+			y.put("k", "from-y")
+			x.push()
+			if _, err := y.r.Push(w.ctx); err != nil && !errors.Is(err, replica.ErrCloned) {
+				return fmt.Errorf("Y: push: %w", err)
+			}
+			if w.err != nil {
+				return w.err
+			}
+			return w.settleReidentify("R", "X", "Y")
+		},
+	},
+	{
+		name: "S19a", guard: `"nothing listed" taken for "up to date"`,
+		knob: func(k *replica.Knobs) { k.NothingListedUpToDate = true },
+		run: func(w *world, old *replica.Knobs) error {
+			r := w.node("R", 0, nil)
+			x := w.node("X", 0, old)
+			r.put("a", "1")
+			r.sync()
+			x.sync()
+			backup := w.copyOf(x, "backup")
+			backup.r.Close()
+			delete(w.nodes, "backup")
+			// X lives on; the store moves on and is pruned to its tip.
+			x.put("b", "x")
+			x.sync()
+			r.busy("r", 3)
+			x.sync()
+			r.compactRetire()
+			// X's directory is restored from the backup: it is a copy of
+			// an older self, and after the advised reidentify it writes.
+			x.restore(backup)
+			x.put("k", "after-restore")
+			if _, err := x.r.Push(w.ctx); !errors.Is(err, replica.ErrCloned) {
+				return fmt.Errorf("restored X pushed with no clone verdict: %v", err)
+			}
+			if _, err := x.r.Reidentify(w.ctx); err != nil {
+				return err
+			}
+			x.push()
+			if err := w.settle("R", "X"); err != nil {
+				return err
+			}
+			return w.want("k", "after-restore", "R", "X")
+		},
+	},
+	{
+		name: "S19b", guard: "a dot counter below the snapshot's own entries",
+		knob: func(k *replica.Knobs) { k.RebaseAnyRegistry = true },
+		run: func(w *world, old *replica.Knobs) error {
+			r := w.node("R", 0, nil)
+			x := w.node("X", 0, old)
+			r.put("a", "1")
+			r.sync()
+			x.sync()
+			backup := w.copyOf(x, "backup")
+			backup.r.Close()
+			delete(w.nodes, "backup")
+			// The newer life of X writes k and publishes it; R snapshots
+			// it, prunes, and the log goes on.
+			x.put("k", "newer-life")
+			x.sync()
+			r.sync()
+			r.busy("r", 2)
+			x.sync()
+			r.compactRetire()
+			r.busy("s", 2)
+			// Restored, X sees a gap and rebases; then it writes k again
+			// (its counter is the backup's).
+			x.restore(backup)
+			if _, err := x.r.Pull(w.ctx); err != nil && !errors.Is(err, replica.ErrCloned) {
+				return fmt.Errorf("restored X: pull: %w", err)
+			}
+			x.put("k", "restored")
+			return w.settleReidentify("R", "X")
+		},
+	},
+	{
+		name: "S20", guard: "re-stamping CRDT state as read text (rebase)",
+		knob: func(k *replica.Knobs) { k.RestampAsText = true },
+		run: func(w *world, old *replica.Knobs) error {
+			w.pol = absenceCRDTPolicies()
+			r := w.node("R", 0, nil)
+			x := w.node("X", 0, old)
+			if _, err := r.r.Add(w.ctx, "cnt/total", 1); err != nil {
+				return err
+			}
+			r.sync()
+			x.sync()
+			// X, offline, counts and adds; it is retired meanwhile.
+			if _, err := x.r.Add(w.ctx, "cnt/total", 5); err != nil {
+				return err
+			}
+			if err := x.r.SetAdd(w.ctx, "set/s", "a", "b"); err != nil {
+				return err
+			}
+			r.busy("r", 2)
+			w.advance(2 * time.Hour)
+			if cs := r.compactRetire(); len(cs.Retired) != 1 {
+				return fmt.Errorf("X was not retired: %+v (%v)", cs, w.err)
+			}
+			x.sync() // retired: rebases, re-stamps its counter and set
+			if err := w.settle("R", "X"); err != nil {
+				return err
+			}
+			if err := w.want("cnt/total", "6", "R", "X"); err != nil {
+				return err
+			}
+			return w.want("set/s", "a\nb", "R", "X")
+		},
+	},
+	{
+		name: "S20r", guard: "re-stamping CRDT state as read text (reidentify)",
+		knob: func(k *replica.Knobs) { k.RestampAsText = true },
+		run: func(w *world, old *replica.Knobs) error {
+			w.pol = absenceCRDTPolicies()
+			r := w.node("R", 0, nil)
+			x := w.node("X", 0, old)
+			if _, err := r.r.Add(w.ctx, "cnt/total", 1); err != nil {
+				return err
+			}
+			if err := r.r.SetAdd(w.ctx, "set/s", "z"); err != nil {
+				return err
+			}
+			r.sync()
+			x.sync()
+			if _, err := x.r.Add(w.ctx, "cnt/total", 5); err != nil {
+				return err
+			}
+			if err := x.r.SetAdd(w.ctx, "set/s", "a"); err != nil {
+				return err
+			}
+			if _, err := x.r.Reidentify(w.ctx); err != nil {
+				return err
+			}
+			if err := w.settle("R", "X"); err != nil {
+				return err
+			}
+			if err := w.want("cnt/total", "6", "R", "X"); err != nil {
+				return err
+			}
+			return w.want("set/s", "a\nz", "R", "X")
+		},
+	},
+	{
+		name: "S21", guard: "an ack refreshed only when the cursor moves",
+		knob: func(k *replica.Knobs) { k.RefreshOnlyOnMove = true },
+		run: func(w *world, old *replica.Knobs) error {
+			r := w.node("R", 0, nil)
+			x := w.node("X", 0, old)
+			r.put("a", "1")
+			r.sync()
+			x.sync()
+			// X pulls every day; nobody pushes for 40 days.
+			for range 40 {
+				w.advance(24*time.Hour + time.Minute)
+				x.pull()
+			}
+			r.put("b", "2")
+			r.sync()
+			cs, err := r.r.Compact(w.ctx, replica.CompactOptions{Prune: true, Grace: -1})
+			if err != nil {
+				return err
+			}
+			if len(cs.Retired) > 0 {
+				return fmt.Errorf("X, online and pulling daily, was retired: %v", cs.Retired)
+			}
+			return w.settle("R", "X")
+		},
+	},
+}
+
+func absenceCRDTPolicies() *merge.Registry {
+	reg := merge.NewRegistry()
+	reg.Set("cnt/", merge.Counter{})
+	reg.Set("set/", merge.Set{})
+	return reg
+}
+
+func TestAbsenceSchedules(t *testing.T) {
+	for _, s := range absenceSchedules {
+		t.Run(s.name, func(t *testing.T) {
+			if err := s.run(newWorld(t, nil), nil); err != nil {
+				t.Fatalf("%s (guards %s) failed with the real rules: %v", s.name, s.guard, err)
+			}
+			old := &replica.Knobs{}
+			s.knob(old)
+			err := s.run(newWorld(t, old), old)
+			if err == nil {
+				t.Fatalf("%s converged with the old rule (%s): the schedule does not test it", s.name, s.guard)
+			}
+			t.Logf("%s with the old rule (%s): %v", s.name, s.guard, err)
+		})
+	}
+}
