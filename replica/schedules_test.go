@@ -28,7 +28,7 @@ type world struct {
 	now   time.Time // the remote's clock (LastModified)
 	knobs *replica.Knobs
 	nodes map[string]*snode
-	err   error // the first failure of a step (a schedule may stop early)
+	err   error           // the first failure of a step (a schedule may stop early)
 	pol   *merge.Registry // the policies, when not schedPolicy for all
 }
 

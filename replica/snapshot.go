@@ -92,10 +92,10 @@ type SnapIndex struct {
 	// each replica the snapshot holds. A rebasing replica whose own entry
 	// here is above its counter was copied or restored (absence rule 5),
 	// and finds out before it discards anything.
-	Top map[string]uint64 `json:"top,omitempty"`
-	Records  int64             `json:"records"`
-	Parts    []PartInfo        `json:"parts"`
-	Created  time.Time         `json:"created"`
+	Top     map[string]uint64 `json:"top,omitempty"`
+	Records int64             `json:"records"`
+	Parts   []PartInfo        `json:"parts"`
+	Created time.Time         `json:"created"`
 }
 
 // PartInfo describes one snapshot part.
