@@ -1,8 +1,10 @@
 package segment_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -16,7 +18,10 @@ import (
 // behind the checksum (as a buggy or hostile writer would).
 //
 // The checked-in corpus in testdata/fuzz/FuzzDecode holds valid segments
-// and parts (raw and zstd), a newer format version and junk.
+// and parts (raw and zstd), a newer format version, junk, and hostile
+// sizes behind a valid checksum: a 6 KiB zstd body of one repeated record
+// declaring 64 MiB (testdata/hostile/amp-64mib.seg), counts beyond what the
+// body can hold, a key longer than the bytes left.
 //
 //	go test -run='^$' -fuzz=FuzzDecode -fuzztime=60s ./remote/segment/
 func FuzzDecode(f *testing.F) {
@@ -51,6 +56,54 @@ func checkDecodeAll(t *testing.T, data []byte) {
 	checkErr(t, "DecodePart", err)
 	if err == nil {
 		checkReencode(t, part, true)
+	}
+	checkStream(t, data, seg, false)
+	checkStream(t, data, part, true)
+}
+
+// checkStream: Open (OpenPart) accepts exactly what Decode (DecodePart)
+// accepts, streams the same records, and holds its budget until Close and
+// never after.
+func checkStream(t *testing.T, data []byte, whole *segment.Segment, part bool) {
+	t.Helper()
+	budget := segment.NewBudget(segment.DefaultMaxRaw)
+	d := segment.Decoder{Budget: budget}
+	open := d.Open
+	if part {
+		open = d.OpenPart
+	}
+	r, err := open(context.Background(), fuzzName, data)
+	checkErr(t, "Open", err)
+	if (err == nil) != (whole != nil) {
+		t.Fatalf("Open: %v, but Decode returned %v", err, whole != nil)
+	}
+	if err != nil {
+		if budget.Held() != 0 {
+			t.Fatalf("a failed Open holds %d bytes", budget.Held())
+		}
+		return
+	}
+	if r.Header() != whole.Header || r.Codec() != whole.Codec {
+		t.Fatalf("Open's header %+v %v, Decode's %+v %v", r.Header(), r.Codec(), whole.Header, whole.Codec)
+	}
+	var got []segment.Entry
+	for {
+		es, err := r.Next(3)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next after a successful Open: %v", err)
+		}
+		got = append(got, es...)
+	}
+	sameEntries(t, got, whole.Entries, part)
+	if budget.Held() != r.Cost() {
+		t.Fatalf("holds %d, cost %d", budget.Held(), r.Cost())
+	}
+	r.Close()
+	if budget.Held() != 0 {
+		t.Fatalf("%d bytes held after Close", budget.Held())
 	}
 }
 

@@ -11,12 +11,32 @@
 //	[..]     body: count × [key str, record] (merge's canonical record form), zstd-compressed when codec is 1
 //	[-32:]   SHA-256 of every byte before it
 //
-// Decode checks, in this order: length, magic (a foreign object), checksum
+// Decoding checks, in this order: length, magic (a foreign object), checksum
 // (the trailer is the same in every format version), format version (a
-// newer writer), codec, header and every record. Any
-// failure returns an error wrapping ErrCorrupt (or ErrVersion) that names
-// the object; decoding never panics and never allocates more than the
-// header's declared sizes allow (bounded by MaxBody).
+// newer writer), codec, header and every record. Any failure returns an
+// error wrapping ErrCorrupt (or ErrVersion) that names the object; decoding
+// never panics.
+//
+// Untrusted input. Anyone who can write one object under log/ can hand
+// every puller a segment with a valid checksum, so the checksum proves
+// nothing about the sizes inside. A [Decoder] bounds them by what an honest
+// writer can produce and by the bytes actually present:
+//
+//   - the raw body a header declares by Decoder.MaxRaw (the store's segment
+//     cap plus the largest record a segment may end with), checked before
+//     anything is decompressed: zstd expands a 96 KiB body of one repeated
+//     record to 1 GiB;
+//   - the record count by the fewest bytes a record takes, and every key,
+//     value, clock and version count by the bytes left (merge's record
+//     codec does the same inside a record).
+//
+// A decoded record takes several times its encoded size in memory (a
+// minimal 6-byte record becomes a map, a slice header and a string), so a
+// caller that decodes untrusted segments streams them: [Decoder.Open]
+// checks every record, keeps none, and returns a [Reader] whose Next yields
+// the records in chunks; a shared [Budget] bounds what concurrent decodes
+// hold together. [Decode] materialises every record and suits trusted
+// input (tests, the simulator) and small segments.
 package segment
 
 import (
@@ -25,7 +45,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
@@ -35,10 +54,6 @@ import (
 
 // Version is the segment format version this code writes and reads.
 const Version = 1
-
-// MaxBody bounds the decoded body of one segment (a guard against corrupt
-// or hostile headers).
-const MaxBody = 1 << 30
 
 var (
 	magic     = []byte("EBRS") // delta segment
@@ -165,15 +180,6 @@ func (e *Encoder) Count() int { return e.count }
 
 var zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 
-// zdec decodes into the capacity it is given and no further
-// (WithDecodeAllCapLimit): a body cannot expand past the size its header
-// declares.
-var zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxBody), zstd.WithDecodeAllCapLimit(true))
-
-// maxZstdRatio bounds how much zstd can expand: every block takes at least
-// 4 bytes of input and yields at most 128 KiB.
-const maxZstdRatio = (128 << 10) / 4
-
 // Finish returns the segment bytes.
 func (e *Encoder) Finish(h Header, codec Codec) ([]byte, error) {
 	h.Count = e.count
@@ -219,149 +225,4 @@ func Encode(h Header, codec Codec, entries []Entry) ([]byte, error) {
 		}
 	}
 	return e.Finish(h, codec)
-}
-
-// Decode parses and verifies a segment. name identifies the object in
-// errors (e.g. "log/00000000000000000042").
-func Decode(name string, b []byte) (*Segment, error) { return decode(name, b, magic) }
-
-// DecodePart parses and verifies a snapshot part.
-func DecodePart(name string, b []byte) (*Segment, error) { return decode(name, b, partMagic) }
-
-func decode(name string, b []byte, want []byte) (*Segment, error) {
-	s, body, err := decodeHeader(name, b, want)
-	if err != nil {
-		return nil, err
-	}
-	fields := 2
-	if bytes.Equal(want, partMagic) {
-		fields = 3
-	}
-	dec := msgpack.NewDecoder(bytes.NewReader(body))
-	s.Entries = make([]Entry, 0, min(s.Count, len(body)/8+1))
-	for i := range s.Count {
-		n, err := dec.DecodeArrayLen()
-		if err != nil || n != fields {
-			return nil, corrupt(name, "record %d: bad framing", i)
-		}
-		key, err := dec.DecodeString()
-		if err != nil || key == "" {
-			return nil, corrupt(name, "record %d: bad key", i)
-		}
-		var pos uint64
-		if fields == 3 {
-			if pos, err = dec.DecodeUint64(); err != nil {
-				return nil, corrupt(name, "record %d: bad pos", i)
-			}
-		}
-		rec, err := merge.DecodeRecordFrom(dec)
-		if err != nil {
-			return nil, corrupt(name, "record %d (%q): %v", i, key, err)
-		}
-		s.Entries = append(s.Entries, Entry{Key: key, Pos: pos, Record: rec})
-	}
-	if _, err := dec.PeekCode(); !errors.Is(err, io.EOF) {
-		return nil, corrupt(name, "trailing bytes after %d records", s.Count)
-	}
-	return s, nil
-}
-
-// DecodeHeader verifies a segment and returns its header only.
-func DecodeHeader(name string, b []byte) (Header, error) {
-	s, _, err := decodeHeader(name, b, magic)
-	if err != nil {
-		return Header{}, err
-	}
-	return s.Header, nil
-}
-
-func corrupt(name, format string, a ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrCorrupt, name, fmt.Sprintf(format, a...))
-}
-
-func decodeHeader(name string, b []byte, want []byte) (*Segment, []byte, error) {
-	if len(b) < 10+sha256.Size {
-		return nil, nil, corrupt(name, "truncated (%d bytes)", len(b))
-	}
-	if !bytes.Equal(b[:4], want) {
-		if bytes.Equal(want, partMagic) {
-			return nil, nil, corrupt(name, "not an ebreplica snapshot part (bad magic)")
-		}
-		return nil, nil, corrupt(name, "not an ebreplica segment (bad magic)")
-	}
-	// The SHA-256 trailer is part of every format version, so it is
-	// checked first: a flipped version byte reads as damage, not as a
-	// newer writer.
-	payload, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
-	if got := sha256.Sum256(payload); !bytes.Equal(got[:], sum) {
-		return nil, nil, corrupt(name, "checksum mismatch")
-	}
-	if b[4] > Version {
-		return nil, nil, fmt.Errorf("%w: %s: format %d, this build reads up to %d (upgrade ebreplica)", ErrVersion, name, b[4], Version)
-	}
-	if b[4] == 0 {
-		return nil, nil, corrupt(name, "format version 0")
-	}
-	codec := Codec(b[5])
-	hl := binary.BigEndian.Uint32(b[6:10])
-	if uint64(hl) > uint64(len(payload)-10) {
-		return nil, nil, corrupt(name, "header length %d", hl)
-	}
-	hdr := payload[10 : 10+hl]
-	body := payload[10+hl:]
-	hd := msgpack.NewDecoder(bytes.NewReader(hdr))
-	if n, err := hd.DecodeArrayLen(); err != nil || n != 6 {
-		return nil, nil, corrupt(name, "bad header")
-	}
-	s := &Segment{Codec: codec}
-	// The length is checked before reading: DecodeBytes would allocate
-	// whatever length the header claims (up to 4 GiB).
-	if n, err := hd.DecodeBytesLen(); err != nil || n != len(s.Origin) {
-		return nil, nil, corrupt(name, "bad origin")
-	}
-	if err := hd.ReadFull(s.Origin[:]); err != nil {
-		return nil, nil, corrupt(name, "bad origin")
-	}
-	var hlc, count, rawLen uint64
-	var err error
-	if s.Base, err = hd.DecodeUint64(); err != nil {
-		return nil, nil, corrupt(name, "bad base")
-	}
-	if hlc, err = hd.DecodeUint64(); err != nil {
-		return nil, nil, corrupt(name, "bad hlc")
-	}
-	if count, err = hd.DecodeUint64(); err != nil {
-		return nil, nil, corrupt(name, "bad count")
-	}
-	if rawLen, err = hd.DecodeUint64(); err != nil || rawLen > MaxBody {
-		return nil, nil, corrupt(name, "bad body length")
-	}
-	if s.Note, err = hd.DecodeString(); err != nil {
-		return nil, nil, corrupt(name, "bad note")
-	}
-	s.HLC = clock.HLC(hlc)
-	if count > rawLen { // every record takes at least one byte
-		return nil, nil, corrupt(name, "count %d exceeds body", count)
-	}
-	s.Count = int(count)
-	switch codec {
-	case Raw:
-	case Zstd:
-		// Checked before allocating rawLen bytes; the body then decodes
-		// into exactly that room, never more.
-		if rawLen > uint64(len(body))*maxZstdRatio {
-			return nil, nil, corrupt(name, "header says %d bytes, more than %d compressed bytes can hold", rawLen, len(body))
-		}
-		out, err := zdec.DecodeAll(body, make([]byte, 0, rawLen))
-		if err != nil {
-			return nil, nil, corrupt(name, "zstd: %v", err)
-		}
-		body = out
-	default:
-		return nil, nil, corrupt(name, "unknown codec %d", codec)
-	}
-	if uint64(len(body)) != rawLen {
-		return nil, nil, corrupt(name, "body is %d bytes, header says %d", len(body), rawLen)
-	}
-	return s, body, nil
 }
