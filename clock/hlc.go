@@ -72,11 +72,23 @@ func NewClock(wall func() time.Time, last HLC, maxDrift time.Duration) *Clock {
 }
 
 // Now returns a timestamp greater than every timestamp issued or observed
-// (observed ones as capped) before.
+// (observed ones as capped) before, as long as that one is at most
+// 2×MaxDrift ahead of the wall clock (Observe never takes the clock past
+// MaxDrift). A clock further ahead — the local wall clock was once far in
+// the future, and has been set right since — comes back to wall time +
+// MaxDrift instead of staying in the future for good, where its writes
+// would win every lww tie against concurrent writes for as long. That is
+// safe: version vectors decide causality, so a local write supersedes
+// every version it has seen whatever their timestamps; the HLC only orders
+// concurrent writes.
 func (c *Clock) Now() HLC {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pt := MakeHLC(c.wall().UnixMilli(), 0)
+	wall := c.wall()
+	pt := MakeHLC(wall.UnixMilli(), 0)
+	if far := MakeHLC(wall.Add(2*c.maxDrift).UnixMilli(), logicalMask); c.last > far {
+		c.last = MakeHLC(wall.Add(c.maxDrift).UnixMilli(), logicalMask)
+	}
 	if pt > c.last {
 		c.last = pt
 	} else {

@@ -71,12 +71,17 @@ func TestClockStateMachine(t *testing.T) {
 			"now": func(t *rapid.T) {
 				now := m.wall.Now()
 				h := m.c.Now()
-				if h <= m.last {
+				last := m.last
+				if last > limitHLC(now, 2*m.drift) {
+					// Far ahead of the wall clock (it was set back by more
+					// than twice MaxDrift): the clock comes back to the cap.
+					last = limitHLC(now, m.drift)
+				} else if h <= m.last {
 					t.Fatalf("Now() = %v, not after %v (wall %v)", h, m.last, now)
 				}
 				// Kulkarni's rule: the wall time when it is ahead, else one tick
 				// more. So the clock never runs ahead of what it must.
-				if want := max(m.last+1, wallHLC(now)); h != want {
+				if want := max(last+1, wallHLC(now)); h != want {
 					t.Fatalf("Now() = %v, want %v (last %v, wall %v)", h, want, m.last, now)
 				}
 				m.last = h
@@ -299,5 +304,30 @@ func TestNilWallUsesRealTime(t *testing.T) {
 	h := clock.NewClock(nil, 0, 0).Now()
 	if d := time.Since(h.Time()); d < -time.Minute || d > time.Minute {
 		t.Fatalf("Now() = %v, %v away from the real clock", h, d)
+	}
+}
+
+// TestNowComesBackFromFarFuture: a wall clock once far in the future (then
+// set right) does not keep the HLC there for good.
+func TestNowComesBackFromFarFuture(t *testing.T) {
+	wall := newFakeWall(base)
+	c := clock.NewClock(wall.Now, 0, time.Hour)
+	wall.Advance(10 * 365 * 24 * time.Hour) // set ten years ahead
+	future := c.Now()
+	wall.Advance(-10 * 365 * 24 * time.Hour) // set right
+	h := c.Now()
+	if h >= future || h > limitHLC(wall.Now(), time.Hour)+1 {
+		t.Fatalf("Now() = %v after a far-future %v: want back within MaxDrift of the wall clock", h, future)
+	}
+	// A clock restarted from the persisted far-future timestamp comes back too.
+	c2 := clock.NewClock(wall.Now, future, time.Hour)
+	if h2 := c2.Now(); h2 >= future {
+		t.Fatalf("restarted Now() = %v, still at %v", h2, future)
+	}
+	// Within 2×MaxDrift ahead, Now stays strictly increasing.
+	c3 := clock.NewClock(wall.Now, limitHLC(wall.Now(), 90*time.Minute), time.Hour)
+	prev := c3.Last()
+	if h3 := c3.Now(); h3 <= prev {
+		t.Fatalf("Now() = %v not after %v", h3, prev)
 	}
 }
