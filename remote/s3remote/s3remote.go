@@ -14,6 +14,11 @@
 // are folded into remote's sentinel errors in one function (see errors.go).
 // A retried conditional put can be ambiguous; see PutIfAbsent.
 //
+// Get reads an object whole into memory, up to Options.MaxObjectSize: a
+// larger object fails with an error wrapping ErrTooLarge. The buffer grows
+// as bytes arrive; a Content-Length header (chosen by whoever wrote the
+// object) sizes at most the first MiB of it in advance.
+//
 // Counters ([remote.Stats]) count logical operations as issued, successful or
 // not: one per Get, Put, PutIfAbsent, PutIfMatch and Delete call and one per
 // List page, never one per retry attempt. BytesOut adds the body size of every
@@ -27,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,7 +52,21 @@ const (
 	DefaultPageSize    = 1000
 	DefaultMaxAttempts = 5
 	DefaultMaxBackoff  = 5 * time.Second
+
+	// DefaultMaxObjectSize is the largest object Get reads by default.
+	DefaultMaxObjectSize = 1 << 30
+	// maxMaxObjectSize bounds Options.MaxObjectSize (Get holds an object
+	// in memory).
+	maxMaxObjectSize = 1 << 40
 )
+
+// ErrTooLarge: Get found an object larger than Options.MaxObjectSize. It is
+// not transient: retrying reads the same object.
+var ErrTooLarge = errors.New("s3remote: object too large")
+
+// maxPrealloc is the most Get allocates before the bytes arrive, whatever
+// the answer's Content-Length says.
+const maxPrealloc = 1 << 20
 
 // Options tunes a Backend. A nil *Options and zero fields mean the defaults.
 type Options struct {
@@ -74,6 +94,15 @@ type Options struct {
 	// of the SDK's default). Uploads stay protected: the SigV4 signature
 	// covers the payload's SHA-256 over plain HTTP, TLS over HTTPS.
 	SDKChecksums bool
+
+	// MaxObjectSize caps the size of an object Get reads, in bytes. A
+	// larger object fails with an error wrapping ErrTooLarge, before its
+	// body is read when its Content-Length says so, else as soon as the
+	// body passes the cap (Get never holds more than MaxObjectSize+1 bytes
+	// of it). Set it to what the caller can expect, e.g. the store's
+	// segment cap plus a value for log segments. Default
+	// DefaultMaxObjectSize (1 GiB); allowed 1..1 TiB.
+	MaxObjectSize int64
 }
 
 // validate checks o and returns a copy with the defaults filled in.
@@ -89,6 +118,8 @@ func (o *Options) validate() (Options, error) {
 		return v, fmt.Errorf("s3remote: Options.MaxAttempts %d is negative", v.MaxAttempts)
 	case v.MaxBackoff < 0:
 		return v, fmt.Errorf("s3remote: Options.MaxBackoff %v is negative", v.MaxBackoff)
+	case v.MaxObjectSize < 0 || v.MaxObjectSize > maxMaxObjectSize:
+		return v, fmt.Errorf("s3remote: Options.MaxObjectSize %d out of range 1..%d", v.MaxObjectSize, int64(maxMaxObjectSize))
 	}
 	if v.PageSize == 0 {
 		v.PageSize = DefaultPageSize
@@ -98,6 +129,9 @@ func (o *Options) validate() (Options, error) {
 	}
 	if v.MaxBackoff == 0 {
 		v.MaxBackoff = DefaultMaxBackoff
+	}
+	if v.MaxObjectSize == 0 {
+		v.MaxObjectSize = DefaultMaxObjectSize
 	}
 	return v, nil
 }
@@ -186,8 +220,9 @@ func (b *Backend) full(key string) string {
 }
 
 // Get reads an object. It returns an error wrapping remote.ErrNotExist when
-// the key is missing. The ETag is returned exactly as the server sent it
-// (quotes included).
+// the key is missing, and one wrapping ErrTooLarge when the object is
+// larger than Options.MaxObjectSize. The ETag is returned exactly as the
+// server sent it (quotes included).
 func (b *Backend) Get(ctx context.Context, key string) (remote.Object, error) {
 	if err := b.check(ctx, opGet, key); err != nil {
 		return remote.Object{}, err
@@ -201,8 +236,11 @@ func (b *Backend) Get(ctx context.Context, key string) (remote.Object, error) {
 		return remote.Object{}, b.mapError(opGet, key, err)
 	}
 	defer out.Body.Close()
-	data, err := readBody(out.Body, out.ContentLength)
+	data, err := readBody(out.Body, out.ContentLength, b.opts.MaxObjectSize)
 	b.stats.BytesIn.Add(int64(len(data)))
+	if errors.Is(err, ErrTooLarge) {
+		return remote.Object{}, fmt.Errorf("s3remote: %s %q in %s: %w", opGet, key, b, err)
+	}
 	if err != nil {
 		return remote.Object{}, b.mapError(opGet, key, &bodyError{err})
 	}
@@ -364,25 +402,48 @@ func info(key string, obj types.Object) remote.Info {
 	}
 }
 
-// readBody reads a whole response body in one allocation when its length is
-// known, and on to EOF, so that the SDK's checksum validation (which runs at
-// EOF) reports a mismatch.
-func readBody(body io.Reader, contentLength *int64) ([]byte, error) {
-	n := aws.ToInt64(contentLength)
-	if contentLength == nil || n < 0 || n > 1<<30 {
-		return io.ReadAll(body)
+// readBody reads a whole response body, on to EOF so that the SDK's
+// checksum validation (which runs at EOF) reports a mismatch. It allocates
+// as the bytes arrive: contentLength sizes at most maxPrealloc bytes in
+// advance (an object's writer chooses its length, and eight Gets of a
+// 1 GiB object in flight would otherwise reserve 8 GiB before a byte
+// arrived). A body longer than limit fails with ErrTooLarge, at once when
+// contentLength says so, else after reading limit+1 bytes.
+func readBody(body io.Reader, contentLength *int64, limit int64) ([]byte, error) {
+	n := int64(-1)
+	if contentLength != nil && *contentLength >= 0 {
+		n = *contentLength
 	}
-	data := make([]byte, n)
-	m, err := io.ReadFull(body, data)
-	if err != nil {
-		return data[:m], err
+	if n > limit {
+		return nil, fmt.Errorf("%w: %d bytes, more than Options.MaxObjectSize (%d)", ErrTooLarge, n, limit)
 	}
-	var extra [1]byte
-	if k, err := io.ReadFull(body, extra[:]); err != io.EOF {
-		if err == nil && k > 0 {
-			err = fmt.Errorf("body longer than its Content-Length %d", n)
+	first := int64(512)
+	if n >= 0 {
+		first = n + 1 // the +1 sees EOF without growing
+	}
+	data := make([]byte, 0, min(first, maxPrealloc, limit+1))
+	for {
+		if len(data) == cap(data) {
+			// Double, up to one byte past the limit.
+			data = slices.Grow(data, int(min(int64(cap(data)), limit+1-int64(len(data)))))
 		}
-		return data, err
+		m, err := body.Read(data[len(data):cap(data)])
+		data = data[:len(data)+m]
+		if int64(len(data)) > limit {
+			return nil, fmt.Errorf("%w: more than Options.MaxObjectSize (%d bytes)", ErrTooLarge, limit)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return data, err
+		}
+	}
+	switch {
+	case n >= 0 && int64(len(data)) < n:
+		return data, fmt.Errorf("%d bytes of a Content-Length of %d: %w", len(data), n, io.ErrUnexpectedEOF)
+	case n >= 0 && int64(len(data)) > n:
+		return data, fmt.Errorf("body longer than its Content-Length %d", n)
 	}
 	return data, nil
 }

@@ -208,6 +208,9 @@ func TestNewOptions(t *testing.T) {
 		{"negative attempts", client, "b", "", &s3remote.Options{MaxAttempts: -1}, false},
 		{"negative backoff", client, "b", "", &s3remote.Options{MaxBackoff: -1}, false},
 		{"max page size", client, "b", "", &s3remote.Options{PageSize: 1000, MaxAttempts: 1}, true},
+		{"negative max object size", client, "b", "", &s3remote.Options{MaxObjectSize: -1}, false},
+		{"max object size above 1 TiB", client, "b", "", &s3remote.Options{MaxObjectSize: 1<<40 + 1}, false},
+		{"max object size", client, "b", "", &s3remote.Options{MaxObjectSize: 1}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			be, err := s3remote.New(tc.client, tc.bucket, tc.prefix, tc.opts)
