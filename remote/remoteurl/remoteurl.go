@@ -25,7 +25,9 @@ import (
 var ErrUnsupported = errors.New("remoteurl: unsupported remote URL (use file://, s3:// or mem://)")
 
 // Normalize returns the canonical form of a remote URL: a bare path becomes
-// an absolute file:// URL. It checks the scheme and does no I/O.
+// an absolute file:// URL. It checks the scheme and does no I/O. User info
+// ("user:password@") is refused for every scheme, and no error message
+// shows a secret: the URL is quoted as s3remote.RedactURL shows it.
 func Normalize(raw string) (string, error) {
 	if raw == "" {
 		return "", fmt.Errorf("%w: empty", ErrUnsupported)
@@ -37,17 +39,22 @@ func Normalize(raw string) (string, error) {
 		}
 		return (&url.URL{Scheme: "file", Path: abs}).String(), nil
 	}
+	shown := s3remote.RedactURL(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("remoteurl: %q: %w", raw, err)
+		// url.Parse's message quotes the URL, or a part of it.
+		return "", fmt.Errorf("remoteurl: %q: not a URL", shown)
+	}
+	if u.Scheme != "s3" && u.User != nil {
+		return "", fmt.Errorf("remoteurl: %q: credentials do not belong in the URL", shown)
 	}
 	switch u.Scheme {
 	case "file":
 		if u.Host != "" && u.Host != "localhost" {
-			return "", fmt.Errorf("remoteurl: %q: file URLs must be file:///absolute/path", raw)
+			return "", fmt.Errorf("remoteurl: %q: file URLs must be file:///absolute/path", shown)
 		}
 		if !filepath.IsAbs(u.Path) {
-			return "", fmt.Errorf("remoteurl: %q: file URLs need an absolute path", raw)
+			return "", fmt.Errorf("remoteurl: %q: file URLs need an absolute path", shown)
 		}
 		return raw, nil
 	case "s3":
@@ -57,12 +64,18 @@ func Normalize(raw string) (string, error) {
 		return raw, nil
 	case "mem":
 		if u.Host == "" && u.Opaque == "" {
-			return "", fmt.Errorf("remoteurl: %q: mem URLs need a name (mem://name)", raw)
+			return "", fmt.Errorf("remoteurl: %q: mem URLs need a name (mem://name)", shown)
 		}
 		return raw, nil
 	}
-	return "", fmt.Errorf("%w: %q", ErrUnsupported, raw)
+	return "", fmt.Errorf("%w: %q", ErrUnsupported, shown)
 }
+
+// Redact returns s, a URL or a message that quotes URLs, with the
+// passwords and secret query values in it replaced by "REDACTED" (see
+// s3remote.Redact). The command line passes every error message through
+// it.
+func Redact(s string) string { return s3remote.Redact(s) }
 
 var (
 	memMu sync.Mutex
@@ -93,5 +106,5 @@ func Open(ctx context.Context, raw string) (remote.Backend, error) {
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("%w: %q", ErrUnsupported, raw)
+	return nil, fmt.Errorf("%w: %q", ErrUnsupported, s3remote.RedactURL(raw))
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -63,13 +64,21 @@ func (u URL) String() string {
 // ParseURL parses s3://bucket/prefix?endpoint=..&region=..&path_style=..
 // Unknown query parameters and credentials in the URL are refused
 // (credentials come from the AWS configuration, never from the URL).
+// Error messages never hold a secret: they quote the URL as RedactURL
+// shows it.
 func ParseURL(rawURL string) (URL, error) {
+	shown := RedactURL(rawURL)
 	bad := func(format string, args ...any) (URL, error) {
-		return URL{}, fmt.Errorf("s3remote: URL %q: %s", redact(rawURL), fmt.Sprintf(format, args...))
+		return URL{}, fmt.Errorf("s3remote: URL %q: %s", shown, Redact(fmt.Sprintf(format, args...)))
+	}
+	// Anything that looks like a secret is refused first, so that no
+	// later message can quote a part of it.
+	if Redact(rawURL) != rawURL {
+		return bad("credentials do not belong in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return bad("not a URL")
+		return bad("not a URL") // url.Parse's detail may quote a part of the URL
 	}
 	if u.Scheme != "s3" {
 		return bad("scheme must be s3://")
@@ -94,18 +103,18 @@ func ParseURL(rawURL string) (URL, error) {
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return bad("query: %v", err)
+		return bad("malformed query") // the detail may quote a value
 	}
 	for name, vals := range q {
 		if len(vals) != 1 {
-			return bad("query parameter %q given %d times", name, len(vals))
+			return bad("query parameter %s given %d times", showParam(name), len(vals))
 		}
 		v := vals[0]
 		switch name {
 		case "endpoint":
 			e, err := url.Parse(v)
 			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-				return bad("endpoint %q: want http://host[:port] or https://host[:port]", v)
+				return bad("endpoint %q: want http://host[:port] or https://host[:port]", RedactURL(v))
 			}
 			if e.User != nil {
 				return bad("endpoint: credentials do not belong in the URL")
@@ -119,24 +128,160 @@ func ParseURL(rawURL string) (URL, error) {
 		case "path_style":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return bad("path_style %q: want true or false", v)
+				return bad("path_style: want true or false")
 			}
 			p.PathStyle = &b
 		default:
-			return bad("unknown query parameter %q (known: endpoint, region, path_style)", name)
+			return bad("unknown query parameter %s (known: endpoint, region, path_style)", showParam(name))
 		}
 	}
 	return p, nil
 }
 
-// userinfo matches the user info of a URL or of a URL-encoded URL in a
-// query parameter.
-var userinfo = regexp.MustCompile(`(?i)(://|%3A%2F%2F)[^/?#@]*(@|%40)`)
+// The text patterns of Redact. Each separator may also be percent-encoded,
+// to any depth ("%253A" is "%3A" encoded again), as in a query parameter
+// holding a URL.
+var (
+	schemeSep   = regexp.MustCompile(`(?i)[a-z][a-z0-9+.-]*(?::|%(?:25)*3a)(?:/|%(?:25)*2f){2}`)
+	atSign      = regexp.MustCompile(`(?i)@|%(?:25)*40`)
+	colon       = regexp.MustCompile(`(?i):|%(?:25)*3a`)
+	slash       = regexp.MustCompile(`(?i)/|%(?:25)*2f`)
+	secretParam = regexp.MustCompile(`(?i)((?:^|[?&;]|%(?:25)*(?:3f|26))[^=&;?\s]*(?:secret|passw|pwd|token|signature|credential|key)[^=&;?\s]*(?:=|%(?:25)*3d))[^&;#\s]*`)
+)
 
-// redact removes user info (a secret, maybe) from a URL before it goes into
-// a message.
-func redact(rawURL string) string {
-	return userinfo.ReplaceAllString(rawURL, "${1}REDACTED@")
+// redacted replaces a secret in messages.
+const redacted = "REDACTED"
+
+// Redact returns s, a URL or a message that quotes URLs, with what may be
+// a secret replaced by "REDACTED":
+//
+//   - user info after "scheme://" (up to the last "@" before the next
+//     "scheme://"): the password after its first colon, or all of it
+//     when it has no colon and no slash (a token used as user name);
+//   - user info without "//" ("s3:user:pw@bkt", "user:pw@host"): what
+//     follows the first colon;
+//   - values of query parameters whose names say secret, password, pwd,
+//     token, signature, credential or key.
+//
+// Colons, slashes, "@", "?", "&" and "=" are also recognised
+// percent-encoded, to any depth. Redact works on text, word by word (a
+// password with a space in it is not recognised), and errs on the side of
+// redacting: a key that looks like "a:b@c" shows as "a:REDACTED@c".
+func Redact(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		i := strings.IndexFunc(s, unicode.IsSpace)
+		if i < 0 {
+			i = len(s)
+		}
+		b.WriteString(redactWord(s[:i]))
+		s = s[i:]
+		j := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsSpace(r) })
+		if j < 0 {
+			j = len(s)
+		}
+		b.WriteString(s[:j])
+		s = s[j:]
+	}
+	return b.String()
+}
+
+// redactWord is Redact for text without white space.
+func redactWord(w string) string {
+	seps := schemeSep.FindAllStringIndex(w, -1)
+	var b strings.Builder
+	first := len(w)
+	if len(seps) > 0 {
+		first = seps[0][0]
+	}
+	b.WriteString(redactUserinfo(w[:first], false))
+	for i, sep := range seps {
+		end := len(w)
+		if i+1 < len(seps) {
+			end = seps[i+1][0]
+		}
+		b.WriteString(w[sep[0]:sep[1]])
+		b.WriteString(redactUserinfo(w[sep[1]:end], true))
+	}
+	out := b.String()
+	if q := strings.IndexByte(out, '?'); q >= 0 {
+		out = out[:q] + secretParam.ReplaceAllString(out[q:], "${1}"+redacted)
+	}
+	return out
+}
+
+// redactUserinfo redacts the user info that ends at the last "@" of seg;
+// afterScheme: seg follows "scheme://".
+func redactUserinfo(seg string, afterScheme bool) string {
+	ats := atSign.FindAllStringIndex(seg, -1)
+	if len(ats) == 0 {
+		return seg
+	}
+	at := ats[len(ats)-1][0]
+	info := seg[:at]
+	if c := colon.FindStringIndex(info); c != nil {
+		return info[:c[1]] + redacted + seg[at:]
+	}
+	if afterScheme && info != "" && !slash.MatchString(info) {
+		return redacted + seg[at:]
+	}
+	return seg
+}
+
+// knownParams are the query parameters ParseURL takes; RedactURL shows
+// their values.
+var knownParams = map[string]bool{"endpoint": true, "region": true, "path_style": true}
+
+// RedactURL returns rawURL as error messages may show it: Redact's
+// result, with the values of query parameters other than endpoint, region
+// and path_style (and their values too unless short, lower-case words),
+// the names of parameters that do not look like parameter
+// names, and the fragment replaced by "REDACTED". It is meant for any URL
+// a user gave, not only s3:// ones.
+func RedactURL(rawURL string) string {
+	s := Redact(rawURL)
+	base, query, hasQuery := strings.Cut(s, "?")
+	query, _, hasFrag := strings.Cut(query, "#")
+	if !hasQuery {
+		base, _, hasFrag = strings.Cut(base, "#")
+	}
+	if hasQuery {
+		params := strings.Split(query, "&")
+		for i, p := range params {
+			name, value, hasValue := strings.Cut(p, "=")
+			n, err := url.QueryUnescape(name)
+			switch {
+			case err == nil && n == "endpoint":
+			case err == nil && knownParams[n] && (!hasValue || plainValue.MatchString(value)):
+			case err == nil && paramName.MatchString(n) && hasValue:
+				params[i] = name + "=" + redacted
+			case err == nil && paramName.MatchString(n):
+			default:
+				params[i] = redacted
+			}
+		}
+		base += "?" + strings.Join(params, "&")
+	}
+	if hasFrag {
+		base += "#" + redacted
+	}
+	return base
+}
+
+// paramName matches what may be shown of an unknown query parameter's
+// name: a short lower-case word, not a secret put where a name goes.
+var paramName = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,31}$`)
+
+// plainValue matches a region or path_style value that may be shown.
+var plainValue = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,31}$`)
+
+// showParam quotes a query parameter's name for a message, if it looks
+// like one.
+func showParam(name string) string {
+	if paramName.MatchString(name) {
+		return strconv.Quote(name)
+	}
+	return "(name not shown)"
 }
 
 // Open returns a Backend for an s3:// URL (see ParseURL), with a client built

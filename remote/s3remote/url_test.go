@@ -230,3 +230,90 @@ func TestOpenSettings(t *testing.T) {
 		t.Error("Open accepted bad options")
 	}
 }
+
+// Every error path of ParseURL, with a secret planted where a user might
+// put one: no message shows it, or any part of it.
+func TestParseURLNeverShowsSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		path, in string
+		secrets  []string // none may appear in the message
+	}{
+		{"credentials", "s3://AKID:S3cr3tPW@bkt/p", []string{"S3cr3tPW"}},
+		{"credentials, @ in the password", "s3://AKID:S3cr@3tPW@bkt/p", []string{"S3cr", "3tPW"}},
+		{"credentials, user name only", "s3://T0kenS3cr3t@bkt/p", []string{"T0kenS3cr3t"}},
+		{"credentials, encoded", "s3://AKID:S3cr3t%2FPW@bkt", []string{"S3cr3t"}},
+		{"not a URL: slash in the password", "s3://AKID:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY@bkt/p",
+			[]string{"wJalrXUtnFEMI", "K7MDENG", "bPxRfiCY"}},
+		{"not a URL: bad escape", "s3://AKID:S3cr3tPW@bkt/%zz", []string{"S3cr3tPW"}},
+		{"not a URL: query secret", "s3://bkt/%zz?foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"not a URL: space", "s3://AKID:S3cr3tPW@bkt /p", []string{"S3cr3tPW"}},
+		{"scheme", "s4://AKID:S3cr3tPW@bkt", []string{"S3cr3tPW"}},
+		{"scheme, query", "https://bkt?foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"opaque", "s3:AKID:S3cr3tPW@bkt", []string{"S3cr3tPW"}},
+		{"opaque, query", "s3:bkt?foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"missing bucket", "s3:/AKID:S3cr3tPW@bkt", []string{"S3cr3tPW"}},
+		{"missing bucket, three slashes", "s3:///AKID:S3cr3tPW@bkt", []string{"S3cr3tPW"}},
+		{"missing bucket, query", "s3:///p?foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"fragment", "s3://bkt/p#S3cr3tPW", []string{"S3cr3tPW"}},
+		{"fragment after query", "s3://bkt/p?region=x#S3cr3tPW", []string{"S3cr3tPW"}},
+		{"prefix", "s3://bkt/a//b?foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"prefix holding the password", "s3://AKID:123/S3cr//3tPW@bkt", []string{"S3cr", "3tPW"}},
+		{"malformed query", "s3://bkt?foo=S3cr3tPW;x=1", []string{"S3cr3tPW"}},
+		{"malformed query escape", "s3://bkt?foo=%zzS3cr3tPW", []string{"S3cr3tPW"}},
+		{"repeated parameter", "s3://bkt?foo=S3cr3tPW&foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"repeated endpoint", "s3://bkt?endpoint=http://u:S3cr3tPW@h&endpoint=http://h", []string{"S3cr3tPW"}},
+		{"endpoint credentials", "s3://bkt/p?endpoint=http://user:S3cr3tPW@host:9000", []string{"S3cr3tPW"}},
+		{"endpoint token", "s3://bkt/p?endpoint=http://T0kenS3cr3t@host:9000", []string{"T0kenS3cr3t"}},
+		{"endpoint credentials, encoded", "s3://bkt?endpoint=http%3A%2F%2Fu%3AS3cr3tPW%40host", []string{"S3cr3tPW"}},
+		{"endpoint credentials, encoded twice", "s3://bkt?endpoint=http%253A%252F%252Fu%253AS3cr3tPW%2540host", []string{"S3cr3tPW"}},
+		{"endpoint scheme", "s3://bkt?endpoint=ftp://u:S3cr3tPW@host", []string{"S3cr3tPW"}},
+		{"endpoint not a URL", "s3://bkt?endpoint=http://u:S3cr3t/PW@host", []string{"S3cr3t"}},
+		{"endpoint and another secret", "s3://bkt?endpoint=127.0.0.1&foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"empty region", "s3://bkt?region=&foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"path_style", "s3://bkt?path_style=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"unknown parameter", "s3://bkt/p?foo=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"unknown secret parameter", "s3://bkt/p?aws_secret_access_key=S3cr3tPW", []string{"S3cr3tPW"}},
+		{"unknown parameter named by the secret", "s3://bkt/p?wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY", []string{"wJalrXUtnFEMI"}},
+	} {
+		_, err := s3remote.ParseURL(tc.in)
+		if err == nil {
+			t.Errorf("%s: ParseURL(%q) succeeded, want an error", tc.path, tc.in)
+			continue
+		}
+		for _, s := range tc.secrets {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("%s: ParseURL(%q) = %q shows the secret %q", tc.path, tc.in, err, s)
+			}
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://u:pw@bkt/p": "s3://u:REDACTED@bkt/p",
+		"s3://u:p@ss@bkt": "s3://u:REDACTED@bkt",
+		"s3://tok@bkt":    "s3://REDACTED@bkt",
+		"s3:/u:pw@bkt":    "s3:REDACTED@bkt",
+		"remote s3://bkt/p?endpoint=http://u:pw@h:9 x": "remote s3://bkt/p?endpoint=http://u:REDACTED@h:9 x",
+		"endpoint=http%3A%2F%2Fu%3Apw%40h":             "endpoint=http%3A%2F%2Fu%3AREDACTED%40h",
+		"s3://bkt?x=1&aws_secret_access_key=k&token=t": "s3://bkt?x=1&aws_secret_access_key=REDACTED&token=REDACTED",
+		// Not secrets.
+		`key "a@b" not found`: `key "a@b" not found`,
+		"s3://bkt/a@b":        "s3://bkt/a@b",
+		"s3://bkt/p?region=x": "s3://bkt/p?region=x",
+	} {
+		if got := s3remote.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"s3://bkt/p?endpoint=http://h&region=r&path_style=1": "s3://bkt/p?endpoint=http://h&region=r&path_style=1",
+		"s3://bkt/p?foo=bar&Wh4tEver":                        "s3://bkt/p?foo=REDACTED&REDACTED",
+		"s3://bkt/p#frag":                                    "s3://bkt/p#REDACTED",
+		"mem://u:pw@x?a=b#c":                                 "mem://u:REDACTED@x?a=REDACTED#REDACTED",
+	} {
+		if got := s3remote.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

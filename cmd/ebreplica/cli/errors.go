@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/replica"
 )
 
@@ -93,6 +94,9 @@ func exitCode(err error) int {
 
 // errorLine is the one line printed on stderr for err: "ebreplica: ",
 // the command, and what failed. Usage errors add where to get help.
+// Whatever the error, the line shows no password, user-info secret or
+// secret query value of a URL it quotes (remoteurl.Redact): messages
+// quote the user's --remote as given.
 func errorLine(cmd string, err error) string {
 	var msg string
 	var ce *cliError
@@ -117,7 +121,7 @@ func errorLine(cmd string, err error) string {
 			b.WriteString("; run `ebreplica help` for usage")
 		}
 	}
-	return oneLine(b.String())
+	return remoteurl.Redact(oneLine(b.String()))
 }
 
 // trimLib drops the library's package prefix ("replica: invalid key: ...").

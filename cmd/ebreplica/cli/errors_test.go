@@ -182,3 +182,59 @@ func TestDirInUse(t *testing.T) {
 		t.Errorf("state changed while in use:\n%s\n%s", before, after)
 	}
 }
+
+// No command shows a secret held in a remote URL, whatever the error: one
+// given to init, or one a replica recorded earlier.
+func TestErrorsNeverShowSecrets(t *testing.T) {
+	t.Parallel()
+	const secret = "S3cr3tPW"
+	for _, remote := range []string{
+		"s3://bkt/p?endpoint=http://user:" + secret + "@host:9000",
+		"s3://bkt/p?endpoint=http%3A%2F%2Fuser%3A" + secret + "%40host",
+		"s3://AKID:" + secret + "@bkt/p",
+		"s3://AKID:" + secret + "/x@bkt/p", // not a URL: a slash in the password
+		"s3://bkt/p?aws_secret_access_key=" + secret,
+		"s3://bkt/p?foo=" + secret,
+		"s3:/AKID:" + secret + "@bkt",
+		"ftp://user:" + secret + "@host/x",
+		"file://user:" + secret + "@localhost/tmp/x",
+		"file://user:" + secret + "@host/tmp/x",
+		"mem://user:" + secret + "@name",
+	} {
+		for _, json := range []bool{false, true} {
+			dir := filepath.Join(t.TempDir(), "replica")
+			args := []string{"init", "--dir", dir, "--remote", remote}
+			if json {
+				args = append(args, "--json")
+			}
+			r := cli(t, nil, args...)
+			if r.code == ExitOK {
+				t.Errorf("ebreplica %q succeeded", args)
+			}
+			if strings.Contains(r.out()+r.stderr, secret) {
+				t.Errorf("ebreplica %q shows the secret: stdout %q, stderr %q", args, r.stdout, r.stderr)
+			}
+		}
+	}
+	// A replica that recorded such a remote (an older version accepted
+	// some): commands that open the remote fail without showing it.
+	for _, remote := range []string{"mem://user:" + secret + "@name", "s3://AKID:" + secret + "@bkt/p"} {
+		dir := filepath.Join(t.TempDir(), "replica")
+		r, err := replica.Init(dir, remote, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"push"}, {"pull"}, {"sync"}, {"verify"}} {
+			res := cli(t, nil, append(args, "--dir", dir)...)
+			if res.code == ExitOK {
+				t.Errorf("ebreplica %q on a remote with a password succeeded", args)
+			}
+			if strings.Contains(res.out()+res.stderr, secret) {
+				t.Errorf("ebreplica %q shows the secret: stdout %q, stderr %q", args, res.stdout, res.stderr)
+			}
+		}
+	}
+}
