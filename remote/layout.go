@@ -17,6 +17,7 @@ import (
 //	snap/<position>/index      snapshot index (written last)
 //	snap/<position>/part-<nonce>-NNNN
 //	quarantine/...             copies of objects that failed verification
+//	probe/<nonce>              scratch object of ProbeConditional, deleted at once
 //
 // No name is the "folder" of another.
 const (
@@ -25,6 +26,7 @@ const (
 	LogPrefix      = "log/"
 	SnapPrefix     = "snap/"
 	QuarantinePref = "quarantine/"
+	ProbePrefix    = "probe/"
 )
 
 // LogKey returns the object name of log position pos.

@@ -13,7 +13,10 @@
 //     it);
 //   - late duplicate writes: a write that succeeded is applied again, as an
 //     unconditional Put of the same bytes, a few operations later, as when
-//     a delayed retry of the request finally arrives.
+//     a delayed retry of the request finally arrives;
+//   - a server that ignores conditional writes (Options.IgnoreIfNoneMatch,
+//     Options.IgnoreIfMatch): create-only and compare-and-swap puts
+//     overwrite like plain puts, which remote.ProbeConditional must refuse.
 //
 // Every injected error wraps [remote.ErrTransient] and [ErrInjected] and
 // names its kind. The faults are a function of the seed of the rand.Rand
@@ -147,6 +150,15 @@ type Options struct {
 	// LateDuplicateMaxDelay is the largest delay of a late duplicate, in
 	// calls. Default 10.
 	LateDuplicateMaxDelay int
+	// IgnoreIfNoneMatch and IgnoreIfMatch model a server that ignores the
+	// condition of a create-only write (If-None-Match: *), or of a
+	// compare-and-swap write (If-Match): PutIfAbsent, or PutIfMatch, is
+	// passed on to the inner backend as a plain Put, so it always succeeds
+	// and overwrites. This is a property of the modelled server, not a
+	// fault: it holds whether injection is enabled or not (SetEnabled and
+	// Heal leave it), draws no random numbers and is not reported to
+	// OnFault; the other faults apply to such a call as to any other.
+	IgnoreIfNoneMatch, IgnoreIfMatch bool
 	// OnFault, if set, is called for every injected fault, in the calling
 	// goroutine, without locks held.
 	OnFault func(Fault)
@@ -547,15 +559,25 @@ func (b *Backend) Put(ctx context.Context, key string, data []byte) (string, err
 }
 
 // PutIfAbsent passes the call on, maybe failing it before or after
-// applying it.
+// applying it; with IgnoreIfNoneMatch, as a plain Put.
 func (b *Backend) PutIfAbsent(ctx context.Context, key string, data []byte) (string, error) {
-	return b.write(ctx, OpPutIfAbsent, key, data, func() (string, error) { return b.inner.PutIfAbsent(ctx, key, data) })
+	return b.write(ctx, OpPutIfAbsent, key, data, func() (string, error) {
+		if b.opts.IgnoreIfNoneMatch {
+			return b.inner.Put(ctx, key, data)
+		}
+		return b.inner.PutIfAbsent(ctx, key, data)
+	})
 }
 
 // PutIfMatch passes the call on, maybe failing it before or after
-// applying it.
+// applying it; with IgnoreIfMatch, as a plain Put.
 func (b *Backend) PutIfMatch(ctx context.Context, key string, data []byte, etag string) (string, error) {
-	return b.write(ctx, OpPutIfMatch, key, data, func() (string, error) { return b.inner.PutIfMatch(ctx, key, data, etag) })
+	return b.write(ctx, OpPutIfMatch, key, data, func() (string, error) {
+		if b.opts.IgnoreIfMatch {
+			return b.inner.Put(ctx, key, data)
+		}
+		return b.inner.PutIfMatch(ctx, key, data, etag)
+	})
 }
 
 // Delete passes the call on, maybe failing it before or after applying it.

@@ -25,6 +25,8 @@
 //   - List pages hold at most 1,000 objects, so 1,100 objects need at least
 //     two List requests, and breaking out of the loop after the first
 //     object fetches no second page.
+//   - remote.ProbeConditional accepts the backend, in four PUTs and one
+//     DELETE, and leaves no object behind.
 //
 // Objects whose name is the "folder" of another (a and a/b) are not tested:
 // ebreplica never creates them. Neither are keys differing only in case, so
@@ -81,6 +83,7 @@ func RunConformance(t *testing.T, newBackend func(t *testing.T) remote.Backend) 
 		{"InvalidKey", testInvalidKey},
 		{"Stats", testStats},
 		{"String", testString},
+		{"ProbeConditional", testProbeConditional},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -772,6 +775,23 @@ func testStats(t *testing.T, be remote.Backend) {
 func testString(t *testing.T, be remote.Backend) {
 	if be.String() == "" {
 		t.Error("String() is empty")
+	}
+}
+
+// testProbeConditional: the probe that init and connect run accepts every
+// conforming backend (a real S3 server included) and cleans up after itself.
+func testProbeConditional(t *testing.T, be remote.Backend) {
+	ctx := t.Context()
+	var err error
+	d := delta(be, func() { err = remote.ProbeConditional(ctx, be) })
+	if err != nil {
+		t.Fatalf("ProbeConditional refused a conforming backend: %v", err)
+	}
+	if d.Put != 4 || d.Delete != 1 || d.Get != 0 || d.List != 0 {
+		t.Errorf("ProbeConditional made %+v, want 4 puts and 1 delete", d)
+	}
+	if left := keysOf(listAll(t, be, "", "")); len(left) != 0 {
+		t.Errorf("ProbeConditional left %q behind", left)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
 	"github.com/ebreplica/ebreplica/replica"
@@ -21,6 +22,9 @@ var initCmd = &command{
 	summary: "create the replica in DIR, bound to the remote",
 	help: `URL is file:///abs/path (or a bare path, made absolute), s3://bucket/prefix
 (query parameters endpoint=, region=, path_style=true), or mem://name.
+The server must honour conditional writes (If-None-Match and If-Match):
+init checks that on a scratch object it deletes, and refuses a server that
+ignores them.
 --policy PREFIX=NAME binds keys starting with PREFIX to the merge policy
 NAME (lww, mv, counter or set); an empty PREFIX (--policy =mv) sets the
 default. Prints the new replica's id.`,
@@ -31,6 +35,10 @@ default. Prints the new replica's id.`,
 	maxArgs: 0,
 	run:     runInit,
 }
+
+// openRemote opens the backend init binds to (a test swaps in a server
+// that ignores conditional writes, which no URL names).
+var openRemote = remoteurl.Open
 
 type initOutput struct {
 	ReplicaID    string `json:"replica_id"`
@@ -44,7 +52,7 @@ func runInit(ctx context.Context, e *env) error {
 	if !ok {
 		return usageErrorf("missing --remote URL")
 	}
-	remote, err := normalizeRemote(raw)
+	remoteURL, err := normalizeRemote(raw)
 	if err != nil {
 		return err
 	}
@@ -60,19 +68,19 @@ func runInit(ctx context.Context, e *env) error {
 	if err != nil {
 		return usageErrorf("--policy: %v", err)
 	}
-	b, err := remoteurl.Open(ctx, remote)
+	b, err := openRemote(ctx, remoteURL)
 	if err != nil {
-		return errorf(err, "remote %s: %s", remote, trimLib(err))
+		return errorf(err, "remote %s: %s", remoteURL, trimLib(err))
 	}
 	if len(specs) == 0 {
 		// A later replica adopts the store's policies.
 		m, ok, err := replica.ReadManifest(ctx, b)
 		if err != nil {
-			return errorf(err, "remote %s: %s", remote, trimLib(err))
+			return errorf(err, "remote %s: %s", remoteURL, trimLib(err))
 		}
 		if ok {
 			if reg, err = m.Registry(nil); err != nil {
-				return errorf(err, "the store at %s uses %v: %s", remote, m.Policies, trimLib(err))
+				return errorf(err, "the store at %s uses %v: %s", remoteURL, m.Policies, trimLib(err))
 			}
 		}
 	}
@@ -84,7 +92,7 @@ func runInit(ctx context.Context, e *env) error {
 	opts := e.options()
 	opts.Policies = reg
 	opts.Backend = b
-	r, err := replica.Init(e.dir, remote, opts)
+	r, err := replica.Init(e.dir, remoteURL, opts)
 	if err != nil {
 		if errors.Is(err, replica.ErrAlreadyInitialized) || errors.Is(err, replica.ErrLocked) {
 			return openError(e.dir, err)
@@ -92,17 +100,22 @@ func runInit(ctx context.Context, e *env) error {
 		undo()
 		return errorf(err, "creating replica in %s: %s", e.dir, trimLib(err))
 	}
-	// Bind to the store: create its manifest (first replica) or adopt it,
-	// and register this replica's id. Nothing stays behind on failure.
+	// Bind to the store: probe that the server honours conditional writes,
+	// create the store's manifest (first replica) or adopt it, and register
+	// this replica's id. Nothing stays behind on failure.
 	created, err := r.Connect(ctx)
 	if err != nil {
 		r.Close()
 		undo()
-		return errorf(err, "remote %s: %s", remote, trimLib(err))
+		if errors.Is(err, remote.ErrNoConditionalWrites) {
+			return errorf(err, "%s; ebreplica needs create-only (If-None-Match) and compare-and-swap (If-Match) writes to keep concurrent pushes from overwriting each other, so it cannot keep a store there (nothing was created)",
+				strings.TrimPrefix(err.Error(), "remote: "))
+		}
+		return errorf(err, "remote %s: %s", remoteURL, trimLib(err))
 	}
 	e.rep = r
 	if e.json {
-		return writeJSON(e.stdout, initOutput{ReplicaID: r.ID().String(), Remote: remote, CreatedStore: created, Dir: e.dir})
+		return writeJSON(e.stdout, initOutput{ReplicaID: r.ID().String(), Remote: remoteURL, CreatedStore: created, Dir: e.dir})
 	}
 	o := newOutput(e.stdout)
 	o.printf("%s\n", r.ID())
