@@ -232,6 +232,9 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	}); err != nil {
 		return ps, wrapClosed(err)
 	}
+	if err := r.dropPassedOwn(ctx); err != nil {
+		return ps, err
+	}
 	// Publish the ack (durable now) at a bounded rate, and refresh the
 	// registry of an idle replica before it ages into retirement (case 6
 	// of issue 10): an idle pull is one request, plus a registry write at
@@ -295,6 +298,44 @@ func (r *Replica) registryRefresh() time.Duration {
 		return DefaultRegistryRefresh
 	}
 	return r.opts.RegistryRefresh
+}
+
+// dropPassedOwn deletes the m/own entries at or below the cursor, and the
+// m/sent entries they name: a pull lists only after its cursor, so they are
+// never read again, and every copy of an own segment's bytes sits at or
+// below the position its push committed (uploads only move up). Without
+// this both grew with every push, and every pull scanned m/own whole.
+func (r *Replica) dropPassedOwn(ctx context.Context) error {
+	cursor := r.cursor()
+	var names, sent []string
+	err := r.st.View(func(v *store.View) error {
+		return v.MetaScan("own/", func(name string, val []byte) (bool, error) {
+			var p uint64
+			if _, err := fmt.Sscanf(name, "own/%d", &p); err != nil {
+				return false, fmt.Errorf("%w: m/%s", store.ErrCorrupt, name)
+			}
+			if p > cursor {
+				return false, nil // names sort by position
+			}
+			names = append(names, name)
+			if len(val) > 1 {
+				sent = append(sent, string(val))
+			}
+			return true, nil
+		})
+	})
+	if err != nil || len(names) == 0 {
+		return wrapClosed(err)
+	}
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		for _, n := range names {
+			tx.DeleteMeta(n)
+		}
+		for _, n := range sent {
+			tx.DeleteMeta(n)
+		}
+		return nil
+	}))
 }
 
 // advance moves the cursor over an own segment.

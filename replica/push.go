@@ -323,12 +323,15 @@ func (r *Replica) knownTip() uint64 {
 
 // upload creates data at the next free log position: tip+1; on ErrExists
 // the next one; when that exists too, it lists from the known tip. After an
-// ambiguous answer it reads the object back and compares.
+// ambiguous answer it reads the object back and compares. A server that
+// answers "exists" for positions it does not list (a broken or hostile
+// store) cannot keep it looping: after maxPhantom such answers it fails.
 func (r *Replica) upload(ctx context.Context, data []byte) (uint64, error) {
 	b := r.opts.Backend
 	pos := r.knownTip() + 1
 	exists := 0
 	ambiguous := 0
+	phantom := 0
 	for {
 		_, err := b.PutIfAbsent(ctx, remote.LogKey(pos), data)
 		if err == nil {
@@ -360,14 +363,25 @@ func (r *Replica) upload(ctx context.Context, data []byte) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
+		if tip < pos {
+			// The position just answered "exists" but is not listed.
+			if phantom++; phantom >= maxPhantom {
+				return 0, fmt.Errorf("replica: upload to %s: %s answers that it exists, but no listing shows it (%d times): the store is inconsistent", b, remote.LogKey(pos), phantom)
+			}
+		}
 		pos = max(tip, pos) + 1
 	}
 }
 
-// listTip returns the highest listed log position at or after from.
+// maxPhantom bounds the "exists" answers for unlisted positions an upload
+// accepts before it gives up.
+const maxPhantom = 8
+
+// listTip returns the highest listed log position at or after from (from-1
+// when none is listed).
 func (r *Replica) listTip(ctx context.Context, from uint64) (uint64, error) {
 	b := r.opts.Backend
-	tip := from
+	tip := from - 1
 	after := ""
 	if from > 0 {
 		after = remote.LogKey(from - 1)
@@ -427,7 +441,9 @@ func (r *Replica) commitStaged(ctx context.Context, s *staged, pos uint64) error
 			} else if s.MaxOwn > u64(pb) {
 				tx.SetMeta("published", p64(s.MaxOwn))
 			}
-			tx.SetMeta(ownName(pos), []byte{1})
+			// own/<pos> names the segment's m/sent entry: both go when a
+			// pull's cursor passes pos (see dropPassedOwn).
+			tx.SetMeta(ownName(pos), []byte(sentName(s.Data)))
 			tb, _, err := tx.Meta("tip")
 			if err != nil {
 				return err

@@ -160,27 +160,78 @@ type regInfo struct {
 	etag string
 }
 
-// readRegistries lists and reads every registry object.
+// readRegistries lists and reads every registry object. A listing that
+// misses a registry must not make its ack be ignored (a higher minimum ack
+// would let collection and pruning outrun that replica), so it is
+// conservative: every replica id this directory has seen registered before
+// (m/peer/<id>) must be found again, by the listing or by a direct read;
+// one that cannot be read stops the compaction with an error. New ids are
+// remembered.
 func (r *Replica) readRegistries(ctx context.Context) ([]regInfo, error) {
 	b := r.opts.Backend
 	var out []regInfo
+	seen := map[string]bool{}
+	read := func(info remote.Info) error {
+		obj, err := b.Get(ctx, info.Key)
+		if err != nil {
+			return err
+		}
+		var body RegistryBody
+		if err := json.Unmarshal(obj.Data, &body); err != nil {
+			return fmt.Errorf("replica: %s on %s is not a registry object: %w", info.Key, b, err)
+		}
+		info.LastModified = obj.LastModified
+		out = append(out, regInfo{body: body, info: info, etag: obj.ETag})
+		// Remember the id the object is named by, once it parses.
+		name := strings.TrimSuffix(strings.TrimPrefix(info.Key, remote.ReplicasPrefix), ".json")
+		if id, err := clock.ParseReplicaID(name); err == nil {
+			seen[id.String()] = true
+		}
+		return nil
+	}
 	for info, err := range b.List(ctx, remote.ReplicasPrefix, "") {
 		if err != nil {
 			return nil, fmt.Errorf("replica: list %s on %s: %w", remote.ReplicasPrefix, b, err)
 		}
-		obj, err := b.Get(ctx, info.Key)
-		if errors.Is(err, remote.ErrNotExist) {
+		if err := read(info); errors.Is(err, remote.ErrNotExist) {
 			continue
-		}
-		if err != nil {
+		} else if err != nil {
 			return nil, fmt.Errorf("replica: read %s on %s: %w", info.Key, b, err)
 		}
-		var body RegistryBody
-		if err := json.Unmarshal(obj.Data, &body); err != nil {
-			return nil, fmt.Errorf("replica: %s on %s is not a registry object: %w", info.Key, b, err)
+	}
+	var known []string
+	if err := r.st.View(func(v *store.View) error {
+		return v.MetaScan("peer/", func(name string, _ []byte) (bool, error) {
+			known = append(known, strings.TrimPrefix(name, "peer/"))
+			return true, nil
+		})
+	}); err != nil {
+		return nil, wrapClosed(err)
+	}
+	for _, id := range known {
+		if seen[id] {
+			continue
 		}
-		info.LastModified = obj.LastModified
-		out = append(out, regInfo{body: body, info: info, etag: obj.ETag})
+		key := remote.ReplicasPrefix + id + ".json"
+		if err := read(remote.Info{Key: key}); err != nil {
+			return nil, fmt.Errorf("replica: registry %s of a known replica is missing from the listing of %s and cannot be read (%w): its ack cannot be counted, so nothing is collected or pruned", key, b, err)
+		}
+	}
+	var fresh []string
+	for id := range seen {
+		if !slices.Contains(known, id) {
+			fresh = append(fresh, id)
+		}
+	}
+	if len(fresh) > 0 {
+		if err := r.st.Update(ctx, func(tx *store.Tx) error {
+			for _, id := range fresh {
+				tx.SetMeta("peer/"+id, []byte{1})
+			}
+			return nil
+		}); err != nil {
+			return nil, wrapClosed(err)
+		}
 	}
 	return out, nil
 }
