@@ -16,17 +16,42 @@ package replica
 //   - snap/<P>/index parses, names P and this store, and every part it lists
 //     is there with the listed size and SHA-256 and decodes
 //     (segment.DecodePart) with the listed record count;
+//   - every record of every segment and snapshot part reads under its key's
+//     policy (merge.Read): a counter or set key must hold a state that
+//     policy decodes. The policies are VerifyOptions.Policies, else the
+//     built-in ones the manifest names (keys under a user policy are then
+//     not checked, and Info says so);
 //   - nothing else is there.
+//
+// Replica.Verify also reads every record of the local store under its
+// policy (the store's records, not the remote's).
+//
+// One read is never a verdict. A read that fails verification may be the
+// network's or the store's damage in transit (a torn or bit-flipped
+// response), not the object's, so the object is read again, up to maxReads
+// times in all: it is damaged only when two reads return the same bytes
+// and both fail. A later read that verifies makes the object healthy (a
+// warning says a read was damaged); reads that all fail and all differ
+// make it unstable: reported, and never repaired.
 //
 // Severity. A Problem is damage or something this build cannot vouch for;
 // the report is OK only without problems (the CLI exits 1 otherwise):
 //
-//	corrupt  an object that fails to parse or verify
-//	missing  an object the layout requires (a log position, a listed part, store.json)
-//	foreign  an object that is not ours: a name outside the layout, or a
-//	         snapshot of another store. ebreplica never writes such names, so
-//	         one means the prefix is shared or a writer is broken
-//	version  an object made by a newer format version (upgrade to check it)
+//	corrupt     an object that fails to parse or verify, the same bytes
+//	            read twice (or a local record that does not decode)
+//	unreadable  a record that decodes but that its key's policy cannot read
+//	            (a counter or set key holding bytes that are not its CRDT
+//	            state): reads and updates of the key fail wherever the
+//	            record was applied. ebreplica never writes one: a writer is
+//	            broken
+//	unstable    reads of an object that each fail verification and all
+//	            differ: this run cannot tell damage from a faulty read, and
+//	            changes nothing (run verify again)
+//	missing     an object the layout requires (a log position, a listed part, store.json)
+//	foreign     an object that is not ours: a name outside the layout, or a
+//	            snapshot of another store. ebreplica never writes such names, so
+//	            one means the prefix is shared or a writer is broken
+//	version     an object made by a newer format version (upgrade to check it)
 //
 // A Warning is not damage:
 //
@@ -34,14 +59,19 @@ package replica
 //	              one that crashed (compact --prune removes them once old and
 //	              covered by a snapshot)
 //	unregistered  a segment whose origin has no registry object
+//	unstable      a read of the object failed verification and a later read
+//	              of the same version verified: the store or the network
+//	              damaged a read, the object is fine
 //
-// Info lists what earlier repairs left: quarantine/ copies and the
-// placeholder segments that replaced them.
+// Info lists what earlier repairs left (quarantine/ copies and the
+// placeholder segments that replaced them) and what was not checked
+// (unchecked: keys under a policy this verify does not have).
 //
 // Repair (VerifyOptions.Repair) handles corrupt log segments only: each is
 // copied, bytes unchanged, to quarantine/log-<pos>-<unix nanos>-<nonce>
 // (create-only), then overwritten in place by compare-and-swap on the ETag
-// it had when read with a small valid placeholder segment — no records, the
+// of the read whose bytes were quarantined (the second of two identical
+// reads) with a small valid placeholder segment — no records, the
 // all-zero origin (no replica's id, so no puller takes it for its own), and
 // a note naming the quarantined copy. Pulls then go on past it; nothing else
 // changes. Its records are gone from the log: replicas that applied the
@@ -50,8 +80,15 @@ package replica
 // be repaired so (there is nothing to swap): `compact` on a replica that
 // applied it writes a snapshot that covers it (replicas below rebase onto
 // it). Nor can snapshots (a newer snapshot from `compact` supersedes a
-// damaged one), registries (their owner fences on them) or the manifest:
+// damaged one), registries (their owner fences on them), the manifest, or
+// unreadable records (the segment verifies; its other records are good):
 // each problem says what to do.
+//
+// Memory. Segments and snapshot parts are read and decoded by at most
+// verifyWindow goroutines at once, and each drops its object before it
+// takes the next; a re-read keeps only a hash of the earlier reads. A
+// decode memory budget (remote/segment) would be taken around readJudged
+// in checkSegment and checkPart, sized by the object.
 
 import (
 	"bytes"
@@ -61,20 +98,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/store"
 	"golang.org/x/sync/errgroup"
 )
 
 // Problem kinds (Problem.Kind).
 const (
 	KindCorrupt      = "corrupt"
+	KindUnreadable   = "unreadable"
+	KindUnstable     = "unstable"
 	KindMissing      = "missing"
 	KindForeign      = "foreign"
 	KindVersion      = "version"
@@ -82,13 +124,28 @@ const (
 	KindUnregistered = "unregistered"
 	KindQuarantine   = "quarantine"
 	KindPlaceholder  = "placeholder"
+	KindUnchecked    = "unchecked"
 )
+
+// LocalObject prefixes the Problem.Object of a finding about the local
+// store: "local:" and the key.
+const LocalObject = "local:"
 
 // placeholderNote starts the note of a repair placeholder segment.
 const placeholderNote = "quarantined to "
 
-// verifyWindow bounds the objects Verify fetches concurrently.
+// verifyWindow bounds the objects Verify fetches and decodes concurrently.
 const verifyWindow = 8
+
+// maxReads bounds the reads of an object that fails verification; it is
+// damaged only when two of them return the same bytes.
+const maxReads = 4
+
+// maxKeysNamed bounds the keys one finding names.
+const maxKeysNamed = 5
+
+// maxLocalProblems bounds the local records reported one by one.
+const maxLocalProblems = 20
 
 // VerifyOptions configures Verify.
 type VerifyOptions struct {
@@ -97,6 +154,9 @@ type VerifyOptions struct {
 	Repair bool
 	// Now names quarantine copies (time.Now when nil).
 	Now func() time.Time
+	// Policies reads the records (nil: the built-in policies the manifest
+	// names; Replica.Verify: the replica's).
+	Policies *merge.Registry
 }
 
 // Problem is one finding of Verify, about one object.
@@ -112,19 +172,21 @@ func (p Problem) String() string { return p.Object + ": " + p.Kind + ": " + p.Me
 // when there is any); Warnings and Info are not. With Repair, the problems
 // repaired move from Problems to Repaired. Every list is sorted by object.
 type VerifyReport struct {
-	OK        bool      `json:"ok"`
-	Objects   int       `json:"objects"`   // objects listed
-	Segments  int       `json:"segments"`  // log segments checked
-	Snapshots int       `json:"snapshots"` // snapshot indexes checked
-	Problems  []Problem `json:"problems"`
-	Warnings  []Problem `json:"warnings"`
-	Repaired  []Problem `json:"repaired"`
-	Info      []Problem `json:"info"`
+	OK           bool      `json:"ok"`
+	Objects      int       `json:"objects"`       // objects listed
+	Segments     int       `json:"segments"`      // log segments checked
+	Snapshots    int       `json:"snapshots"`     // snapshot indexes checked
+	LocalRecords int       `json:"local_records"` // local records checked (Replica.Verify)
+	Problems     []Problem `json:"problems"`
+	Warnings     []Problem `json:"warnings"`
+	Repaired     []Problem `json:"repaired"`
+	Info         []Problem `json:"info"`
 }
 
 // Verify checks every object of the store on the replica's remote (see
-// the package-level Verify). It does not connect first, so it also works on
-// a store whose manifest is damaged.
+// the package-level Verify), then reads every record of the local store
+// under its policy (findings name LocalObject+key). It does not connect
+// first, so it also works on a store whose manifest is damaged.
 func (r *Replica) Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
@@ -134,7 +196,10 @@ func (r *Replica) Verify(ctx context.Context, o VerifyOptions) (VerifyReport, er
 	if o.Now == nil {
 		o.Now = r.now
 	}
-	return Verify(ctx, r.opts.Backend, o)
+	if o.Policies == nil {
+		o.Policies = r.opts.Policies
+	}
+	return verify(ctx, r.opts.Backend, o, r.st)
 }
 
 // Verify checks every object of the store on b and, with o.Repair,
@@ -143,15 +208,24 @@ func (r *Replica) Verify(ctx context.Context, o VerifyOptions) (VerifyReport, er
 // replicas sync and compact. The error is for a verification that could not
 // run (the remote failed); damage is reported in the VerifyReport.
 func Verify(ctx context.Context, b remote.Backend, o VerifyOptions) (VerifyReport, error) {
+	return verify(ctx, b, o, nil)
+}
+
+func verify(ctx context.Context, b remote.Backend, o VerifyOptions, local *store.Store) (VerifyReport, error) {
 	if b == nil {
 		return VerifyReport{}, ErrNoRemote
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	v := &verifier{b: b, o: o, regs: map[string]bool{}, acks: map[string]uint64{}, parts: map[string]remote.Info{}, used: map[string]bool{}}
+	v := &verifier{b: b, o: o, regs: map[string]bool{}, acks: map[string]uint64{}, parts: map[string]remote.Info{}, used: map[string]bool{}, sizes: map[string]int64{}}
 	if err := v.run(ctx); err != nil {
 		return VerifyReport{}, err
+	}
+	if local != nil {
+		if err := v.checkLocal(local); err != nil {
+			return VerifyReport{}, err
+		}
 	}
 	rep := v.rep
 	for _, l := range []*[]Problem{&rep.Problems, &rep.Warnings, &rep.Repaired, &rep.Info} {
@@ -179,13 +253,17 @@ type verifier struct {
 	o   VerifyOptions
 	rep VerifyReport
 
-	mu sync.Mutex // guards rep's lists while checks run concurrently
+	mu       sync.Mutex // guards rep while checks run concurrently
+	repairMu sync.Mutex // one repair at a time (o.Now need not be safe for concurrent use)
 
 	regs     map[string]bool        // registry object names seen
 	acks     map[string]uint64      // replica id -> ack, read before listing the log
 	maxAck   uint64                 // the highest of acks
 	manifest *Manifest              // nil when missing or unreadable
+	policies *merge.Registry        // nil: records are not checked
 	logs     []uint64               // listed log positions, ascending
+	logSizes []int64                // their listed sizes
+	sizes    map[string]int64       // listed sizes of the manifest, registries and indexes
 	indexes  []uint64               // listed snapshot index positions, ascending
 	parts    map[string]remote.Info // listed snapshot parts
 	used     map[string]bool        // parts some index lists
@@ -209,12 +287,143 @@ func (v *verifier) info(object, kind, format string, a ...any) {
 	v.add(&v.rep.Info, object, kind, format, a...)
 }
 
+func (v *verifier) count(n *int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	*n++
+}
+
 func (v *verifier) listErr(prefix string, err error) error {
 	return fmt.Errorf("replica: verify: list %q on %s: %w", prefix, v.b, err)
 }
 
 func (v *verifier) getErr(key string, err error) error {
 	return fmt.Errorf("replica: verify: read %s on %s: %w", key, v.b, err)
+}
+
+// flaw is a judge's verdict on bytes that fail verification: the kind and
+// message of the problem they make.
+type flaw struct{ kind, msg string }
+
+func (f *flaw) Error() string { return f.msg }
+
+func flawf(kind, format string, a ...any) *flaw {
+	return &flaw{kind: kind, msg: fmt.Sprintf(format, a...)}
+}
+
+// judged is what readJudged makes of an object.
+type judged[T any] struct {
+	obj  remote.Object // the last read
+	val  T             // the judge's value for obj.Data
+	err  error         // the judge's verdict on obj.Data: nil when it verified
+	gone bool          // not there (pruned or deleted)
+	// unstable: maxReads reads and no verdict: each failed and no two
+	// were the same (or, read twice, no two were the same). err is the
+	// last one's verdict, and obj must not be acted on.
+	unstable bool
+	// short: two reads returned the same failing bytes, but not the
+	// listed number: reads cut short the same way (or it changed since
+	// the listing); obj must not be acted on.
+	short  bool
+	listed int64 // the listed size
+	// transit is the verdict on a read that failed when a later read of
+	// the same version (the same ETag) verified: that read was damaged.
+	transit error
+}
+
+// Reading modes of readJudged.
+const (
+	readOnce  = false // a read that verifies is the verdict
+	readTwice = true  // only bytes read twice are (for objects without a checksum)
+)
+
+// readJudged reads key, of size bytes when listed, and judges its bytes
+// (nil error: they verify). A read that fails is followed by another, up to
+// maxReads in all. The verdict is the first read that verifies (with
+// twice, the first that verifies and repeats an earlier read); otherwise
+// the object is damaged only when two reads return the same bytes, as many
+// as listed (obj is then the later of them), and unstable when none do.
+// Only hashes of the earlier reads are kept.
+func readJudged[T any](ctx context.Context, v *verifier, key string, size int64, twice bool, judge func([]byte) (T, error)) (judged[T], error) {
+	var out judged[T]
+	var sums [][sha256.Size]byte
+	var first error
+	var firstETag string
+	for range maxReads {
+		obj, err := v.b.Get(ctx, key)
+		if errors.Is(err, remote.ErrNotExist) {
+			return judged[T]{gone: true}, nil
+		}
+		if err != nil {
+			return judged[T]{}, v.getErr(key, err)
+		}
+		out.obj = obj
+		out.val, out.err = judge(obj.Data)
+		sum := sha256.Sum256(obj.Data)
+		again := slices.Contains(sums, sum)
+		switch {
+		case out.err == nil && (again || !twice):
+			if first != nil && obj.ETag == firstETag {
+				out.transit = first
+			}
+			return out, nil
+		case out.err != nil && first == nil:
+			first, firstETag = out.err, obj.ETag
+		}
+		if again && out.err != nil {
+			// The same failing bytes twice: the object's own, unless the
+			// listing says it holds more.
+			out.short, out.listed = int64(len(obj.Data)) != size, size
+			return out, nil
+		}
+		sums = append(sums, sum)
+	}
+	out.unstable = true
+	return out, nil
+}
+
+// unstable returns the problem an object makes when its reads cannot be
+// judged (j.unstable or j.short).
+func unstable[T any](key string, j judged[T]) (string, bool) {
+	switch {
+	case j.unstable && j.err == nil:
+		return fmt.Sprintf("%d reads returned different bytes, none twice: "+
+			"the store or the network damages reads of it, so this run cannot tell whether the object is damaged; nothing was changed: run verify again",
+			maxReads), true
+	case j.unstable:
+		return fmt.Sprintf("%d reads returned different bytes and none verifies (the last: %s): "+
+			"the store or the network damages reads of it, so this run cannot tell whether the object is damaged; nothing was changed: run verify again",
+			maxReads, flawMsg(key, j.err)), true
+	case j.short:
+		return fmt.Sprintf("two reads returned the same %d bytes, which fail verification (%s), but the listing says %d: "+
+			"reads are cut short the same way, or it changed since the listing; nothing was changed: run verify again",
+			len(j.obj.Data), flawMsg(key, j.err), j.listed), true
+	}
+	return "", false
+}
+
+// reportRead reports what the reads of an object may show besides the
+// judge's verdict: reads that cannot be judged (a problem; true: nothing
+// else to say) and a read damaged in transit (a warning).
+func reportRead[T any](v *verifier, key string, j judged[T]) bool {
+	if msg, ok := unstable(key, j); ok {
+		v.problem(key, KindUnstable, "%s", msg)
+		return true
+	}
+	if j.transit != nil {
+		v.warn(key, KindUnstable, "a read failed verification (%s) and a later read of the same version verified: "+
+			"the store or the network damaged that read; the object is fine", flawMsg(key, j.transit))
+	}
+	return false
+}
+
+// flawMsg is a verdict's message without the object's name.
+func flawMsg(key string, err error) string {
+	var f *flaw
+	if errors.As(err, &f) {
+		return f.msg
+	}
+	return segErr(err, key)
 }
 
 func (v *verifier) run(ctx context.Context) error {
@@ -225,6 +434,7 @@ func (v *verifier) run(ctx context.Context) error {
 		if err != nil {
 			return v.listErr(remote.ReplicasPrefix, err)
 		}
+		v.sizes[info.Key] = info.Size
 		if err := v.checkRegistry(ctx, info.Key, true); err != nil {
 			return err
 		}
@@ -242,6 +452,7 @@ func (v *verifier) run(ctx context.Context) error {
 	if err := v.checkManifest(ctx, manifest); err != nil {
 		return err
 	}
+	v.choosePolicies()
 	if err := v.checkSnapshots(ctx); err != nil {
 		return err
 	}
@@ -258,14 +469,17 @@ func (v *verifier) classify(ctx context.Context, info remote.Info, manifest *boo
 	key := info.Key
 	switch {
 	case key == remote.ManifestKey:
+		v.sizes[key] = info.Size
 		*manifest = true
 	case strings.HasPrefix(key, remote.ReplicasPrefix):
 		if !v.regs[key] {
+			v.sizes[key] = info.Size
 			return v.checkRegistry(ctx, key, false) // registered since the first listing
 		}
 	case strings.HasPrefix(key, remote.LogPrefix):
 		if p, ok := remote.ParseLogKey(key); ok && p > 0 {
 			v.logs = append(v.logs, p)
+			v.logSizes = append(v.logSizes, info.Size)
 			return nil
 		}
 		v.problem(key, KindForeign, "not an ebreplica object: log segments are named log/<20-digit position from 1>")
@@ -274,6 +488,7 @@ func (v *verifier) classify(ctx context.Context, info remote.Info, manifest *boo
 		switch {
 		case ok && rest == "index" && key == SnapKey(p):
 			v.indexes = append(v.indexes, p)
+			v.sizes[key] = info.Size
 		case ok && isPartName(rest) && strings.HasPrefix(key, snapDir(p)):
 			v.parts[key] = info
 		default:
@@ -316,33 +531,44 @@ func (v *verifier) checkRegistry(ctx context.Context, key string, first bool) er
 		return nil
 	}
 	v.regs[key] = true
-	obj, err := v.b.Get(ctx, key)
-	if errors.Is(err, remote.ErrNotExist) {
-		delete(v.regs, key)
-		return nil
-	}
-	if err != nil {
-		return v.getErr(key, err)
-	}
-	var body RegistryBody
-	switch err := json.Unmarshal(obj.Data, &body); {
-	case err != nil:
-		v.problem(key, KindCorrupt, "not a registry object (%v): compaction and that replica's pushes fail until it is restored", err)
-	case body.Format > FormatVersion:
-		v.problem(key, KindVersion, "registry format %d, this build reads up to %d: upgrade ebreplica", body.Format, FormatVersion)
-	case body.Format < 1:
-		v.problem(key, KindCorrupt, "registry format %d", body.Format)
-	case body.ReplicaID != id.String():
-		v.problem(key, KindCorrupt, "replica_id %q does not match the object's name", body.ReplicaID)
-	case body.Seq == 0 || body.Nonce == "":
-		v.problem(key, KindCorrupt, "registry without seq or nonce")
-	default:
-		if first {
-			v.acks[body.ReplicaID] = body.Ack
-			v.maxAck = max(v.maxAck, body.Ack)
+	j, err := readJudged(ctx, v, key, v.sizes[key], readOnce, func(data []byte) (RegistryBody, error) {
+		var body RegistryBody
+		switch err := json.Unmarshal(data, &body); {
+		case err != nil:
+			return body, flawf(KindCorrupt, "not a registry object (%v): compaction and that replica's pushes fail until it is restored", err)
+		case body.Format > FormatVersion:
+			return body, flawf(KindVersion, "registry format %d, this build reads up to %d: upgrade ebreplica", body.Format, FormatVersion)
+		case body.Format < 1:
+			return body, flawf(KindCorrupt, "registry format %d", body.Format)
+		case body.ReplicaID != id.String():
+			return body, flawf(KindCorrupt, "replica_id %q does not match the object's name", body.ReplicaID)
+		case body.Seq == 0 || body.Nonce == "":
+			return body, flawf(KindCorrupt, "registry without seq or nonce")
 		}
+		return body, nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case j.gone:
+		delete(v.regs, key)
+	case reportRead(v, key, j):
+	case j.err != nil:
+		v.reportFlaw(key, j.err)
+	case first:
+		v.acks[j.val.ReplicaID] = j.val.Ack
+		v.maxAck = max(v.maxAck, j.val.Ack)
 	}
 	return nil
+}
+
+func (v *verifier) reportFlaw(key string, err error) {
+	var f *flaw
+	if errors.As(err, &f) {
+		v.problem(key, f.kind, "%s", f.msg)
+		return
+	}
+	v.problem(key, KindCorrupt, "%s", segErr(err, key))
 }
 
 func (v *verifier) checkManifest(ctx context.Context, listed bool) error {
@@ -351,117 +577,205 @@ func (v *verifier) checkManifest(ctx context.Context, listed bool) error {
 		v.problem(key, KindMissing, "no store manifest: %s holds no ebreplica store (or its manifest was deleted)", v.b)
 		return nil
 	}
-	obj, err := v.b.Get(ctx, key)
-	if errors.Is(err, remote.ErrNotExist) {
+	j, err := readJudged(ctx, v, key, v.sizes[key], readOnce, func(data []byte) (*Manifest, error) {
+		var m Manifest
+		if err := json.Unmarshal(data, &m); err != nil || m.StoreID == "" {
+			why := "no store_id"
+			if err != nil {
+				why = err.Error()
+			}
+			return nil, flawf(KindCorrupt, "not an ebreplica store manifest (%s)", why)
+		}
+		switch _, cerr := segment.ParseCodec(m.Codec); {
+		case m.Format > FormatVersion:
+			return &m, flawf(KindVersion, "store format %d, this build supports %d: upgrade ebreplica", m.Format, FormatVersion)
+		case m.Format < 1:
+			return &m, flawf(KindCorrupt, "store format %d", m.Format)
+		case cerr != nil:
+			return &m, flawf(KindCorrupt, "%v", cerr)
+		case m.SegmentCap < 0:
+			return &m, flawf(KindCorrupt, "segment_cap %d", m.SegmentCap)
+		}
+		return &m, nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case j.gone:
 		v.problem(key, KindMissing, "the store manifest vanished while verifying")
+		return nil
+	case reportRead(v, key, j):
+		return nil
+	case j.err != nil:
+		v.reportFlaw(key, j.err)
+	}
+	v.manifest = j.val
+	return nil
+}
+
+// unchecked stands for a policy this verify does not have: the records
+// under its prefix are not read.
+type unchecked struct{ name string }
+
+func (u unchecked) Name() string { return u.name }
+
+func (unchecked) Resolve(string, []merge.Version) (merge.Result, error) {
+	return merge.Result{Winner: -1}, nil
+}
+
+// choosePolicies sets the policies records are read with.
+func (v *verifier) choosePolicies() {
+	if v.o.Policies != nil {
+		v.policies = v.o.Policies
+		return
+	}
+	if v.manifest == nil {
+		return // reported: nothing says how to read the records
+	}
+	reg := merge.NewRegistry()
+	for _, prefix := range slices.Sorted(maps.Keys(v.manifest.Policies)) {
+		name := v.manifest.Policies[prefix]
+		p, ok := merge.Builtin(name)
+		if !ok {
+			p = unchecked{name}
+			v.info(remote.ManifestKey, KindUnchecked, "records under prefix %q (policy %q) were not read: this verify does not have that policy "+
+				"(verify in a replica directory that registers it does)", prefix, name)
+		}
+		reg.Set(prefix, p)
+	}
+	v.policies = reg
+}
+
+// readRecord reads one record under its key's policy; false when this
+// verify cannot (no policies, or a policy it does not have).
+func (v *verifier) readRecord(key string, r merge.Record) (bool, error) {
+	if v.policies == nil {
+		return false, nil
+	}
+	p := v.policies.For(key)
+	if _, ok := p.(unchecked); ok {
+		return false, nil
+	}
+	_, err := merge.Read(p, key, r)
+	return true, err
+}
+
+// checkRecords reports the records of object that their policies cannot
+// read, in one problem.
+func (v *verifier) checkRecords(object string, entries []segment.Entry, fix string) {
+	var keys []string
+	var first error
+	for _, e := range entries {
+		if _, err := v.readRecord(e.Key, e.Record); err != nil {
+			keys = append(keys, e.Key)
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	named := make([]string, 0, maxKeysNamed)
+	for _, k := range keys[:min(len(keys), maxKeysNamed)] {
+		named = append(named, fmt.Sprintf("%q", k))
+	}
+	more := ""
+	if len(keys) > maxKeysNamed {
+		more = fmt.Sprintf(" and %d more", len(keys)-maxKeysNamed)
+	}
+	v.problem(object, KindUnreadable, "%d record(s) that their policy cannot read, key(s) %s%s (%v): reads and updates of them fail "+
+		"on every replica that applied them; ebreplica never writes such state, so a writer is broken; %s",
+		len(keys), strings.Join(named, ", "), more, first, fix)
+}
+
+// checkLocal reads every record of the local store under its policy.
+func (v *verifier) checkLocal(st *store.Store) error {
+	if v.policies == nil {
+		v.policies = st.Policies()
+	}
+	var bad int
+	last := ""
+	err := st.View(func(view *store.View) error {
+		return view.Records("", "", func(key string, s store.Stored) (bool, error) {
+			last = key
+			v.rep.LocalRecords++
+			if _, err := v.readRecord(key, s.Record); err != nil {
+				if bad++; bad <= maxLocalProblems {
+					v.problem(LocalObject+key, KindUnreadable, "%v: reads and updates of this key fail here", err)
+				}
+			}
+			return true, nil
+		})
+	})
+	if bad > maxLocalProblems {
+		v.problem(LocalObject, KindUnreadable, "%d more local records that their policy cannot read", bad-maxLocalProblems)
+	}
+	if errors.Is(err, store.ErrCorrupt) {
+		// The store stops at a record it cannot decode; the ones after
+		// it are not checked.
+		after := "after the first key"
+		if last != "" {
+			after = fmt.Sprintf("after %q", last)
+		}
+		v.problem(LocalObject, KindCorrupt, "%v (the first record %s); the records after it were not checked", err, after)
 		return nil
 	}
 	if err != nil {
-		return v.getErr(key, err)
+		return fmt.Errorf("replica: verify: local store: %w", wrapClosed(err))
 	}
-	var m Manifest
-	if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
-		why := "no store_id"
-		if err != nil {
-			why = err.Error()
-		}
-		v.problem(key, KindCorrupt, "not an ebreplica store manifest (%s)", why)
-		return nil
-	}
-	switch _, cerr := segment.ParseCodec(m.Codec); {
-	case m.Format > FormatVersion:
-		v.problem(key, KindVersion, "store format %d, this build supports %d: upgrade ebreplica", m.Format, FormatVersion)
-	case m.Format < 1:
-		v.problem(key, KindCorrupt, "store format %d", m.Format)
-	case cerr != nil:
-		v.problem(key, KindCorrupt, "%v", cerr)
-	case m.SegmentCap < 0:
-		v.problem(key, KindCorrupt, "segment_cap %d", m.SegmentCap)
-	}
-	v.manifest = &m
 	return nil
-}
-
-// segCheck is the verdict on one log segment.
-type segCheck struct {
-	pos    uint64
-	gone   bool // vanished since the listing (pruned)
-	err    error
-	origin clock.ReplicaID
-	note   string
-	etag   string
-	data   []byte // kept for repair
 }
 
 func (v *verifier) checkLog(ctx context.Context) error {
-	// In windows, so memory stays bounded however long the log is.
-	const window = 16 * verifyWindow
-	for start := 0; start < len(v.logs); start += window {
-		win := v.logs[start:min(start+window, len(v.logs))]
-		checks := make([]segCheck, len(win))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(verifyWindow)
-		for i, p := range win {
-			g.Go(func() error {
-				c, err := v.fetchSegment(gctx, p)
-				checks[i] = c
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		for _, c := range checks {
-			if err := v.judgeSegment(ctx, c); err != nil {
-				return err
-			}
-		}
+	// At most verifyWindow segments are in memory at once, however long
+	// the log is: g.Go waits for a free slot.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(verifyWindow)
+	for i, p := range v.logs {
+		g.Go(func() error { return v.checkSegment(gctx, p, v.logSizes[i]) })
 	}
-	return nil
+	return g.Wait()
 }
 
-func (v *verifier) fetchSegment(ctx context.Context, p uint64) (segCheck, error) {
+// segVerdict is a segment that verified: decoded, or of a newer format.
+type segVerdict struct {
+	seg     *segment.Segment
+	version error
+}
+
+func (v *verifier) checkSegment(ctx context.Context, p uint64, size int64) error {
 	key := remote.LogKey(p)
-	c := segCheck{pos: p}
-	obj, err := v.b.Get(ctx, key)
-	switch {
-	case errors.Is(err, remote.ErrNotExist):
-		c.gone = true
-	case err != nil:
-		return c, v.getErr(key, err)
+	j, err := readJudged(ctx, v, key, size, readOnce, func(data []byte) (segVerdict, error) {
+		s, err := segment.Decode(key, data)
+		if errors.Is(err, segment.ErrVersion) {
+			// Checked after the checksum: a newer writer, not damage.
+			return segVerdict{version: err}, nil
+		}
+		return segVerdict{seg: s}, err
+	})
+	if err != nil || j.gone {
+		return err // gone: pruned since the listing
+	}
+	defer v.count(&v.rep.Segments)
+	if reportRead(v, key, j) {
+		return nil
+	}
+	switch h := j.val.seg; {
+	case j.err != nil && v.o.Repair:
+		return v.repair(ctx, p, j.obj, segErr(j.err, key))
+	case j.err != nil:
+		v.problem(key, KindCorrupt, "%s: pulls stop here; `verify --repair` quarantines it and puts a placeholder in its place", segErr(j.err, key))
+	case j.val.version != nil:
+		v.problem(key, KindVersion, "%s: pulls by this build stop here; upgrade ebreplica", segErr(j.val.version, key))
+	case h.Origin.IsZero() && strings.HasPrefix(h.Note, placeholderNote):
+		v.info(key, KindPlaceholder, "placeholder for a segment that failed verification (%s)", h.Note)
 	default:
-		h, derr := segment.Decode(key, obj.Data)
-		if derr != nil {
-			c.err, c.etag = derr, obj.ETag
-			if v.o.Repair {
-				c.data = obj.Data
-			}
-		} else {
-			c.origin, c.note = h.Origin, h.Note
+		if !v.regs[remote.RegistryKey(h.Origin)] {
+			v.warn(key, KindUnregistered, "origin %s is not registered (no %s)", h.Origin, remote.RegistryKey(h.Origin))
 		}
+		v.checkRecords(key, h.Entries, "a later write of each key on a replica supersedes it")
 	}
-	return c, nil
-}
-
-func (v *verifier) judgeSegment(ctx context.Context, c segCheck) error {
-	key := remote.LogKey(c.pos)
-	switch {
-	case c.gone:
-		return nil // pruned since the listing
-	case errors.Is(c.err, segment.ErrVersion):
-		v.problem(key, KindVersion, "%s: pulls by this build stop here; upgrade ebreplica", segErr(c.err, key))
-	case c.err != nil && v.o.Repair:
-		if err := v.repair(ctx, c); err != nil {
-			return err
-		}
-	case c.err != nil:
-		v.problem(key, KindCorrupt, "%s: pulls stop here; `verify --repair` quarantines it and puts a placeholder in its place", segErr(c.err, key))
-	case c.origin.IsZero() && strings.HasPrefix(c.note, placeholderNote):
-		v.info(key, KindPlaceholder, "placeholder for a segment that failed verification (%s)", c.note)
-	case !v.regs[remote.RegistryKey(c.origin)]:
-		v.warn(key, KindUnregistered, "origin %s is not registered (no %s)", c.origin, remote.RegistryKey(c.origin))
-	}
-	v.rep.Segments++
 	return nil
 }
 
@@ -472,15 +786,18 @@ func segErr(err error, name string) string {
 	return strings.TrimPrefix(s, segment.ErrCorrupt.Error()+": ")
 }
 
-// repair quarantines a corrupt segment and puts a placeholder in its place.
-func (v *verifier) repair(ctx context.Context, c segCheck) error {
-	key := remote.LogKey(c.pos)
-	why := segErr(c.err, key)
+// repair quarantines a corrupt segment, whose bytes obj holds as two reads
+// returned them, and puts a placeholder in its place by compare-and-swap
+// on obj's ETag.
+func (v *verifier) repair(ctx context.Context, pos uint64, obj remote.Object, why string) error {
+	v.repairMu.Lock()
+	defer v.repairMu.Unlock()
+	key := remote.LogKey(pos)
 	fail := func(format string, a ...any) {
 		v.problem(key, KindCorrupt, "%s; not repaired: %s", why, fmt.Sprintf(format, a...))
 	}
-	qkey := fmt.Sprintf("%slog-%020d-%d-%s", remote.QuarantinePref, c.pos, v.o.Now().UnixNano(), newNonce()[:6])
-	if _, err := v.b.PutIfAbsent(ctx, qkey, c.data); err != nil {
+	qkey := fmt.Sprintf("%slog-%020d-%d-%s", remote.QuarantinePref, pos, v.o.Now().UnixNano(), newNonce()[:6])
+	if _, err := v.b.PutIfAbsent(ctx, qkey, obj.Data); err != nil {
 		if errors.Is(err, remote.ErrExists) {
 			fail("%s already exists; run verify --repair again", qkey)
 			return nil
@@ -491,10 +808,10 @@ func (v *verifier) repair(ctx context.Context, c segCheck) error {
 	if err != nil {
 		return err
 	}
-	_, err = v.b.PutIfMatch(ctx, key, ph, c.etag)
+	_, err = v.b.PutIfMatch(ctx, key, ph, obj.ETag)
 	if err != nil && !errors.Is(err, remote.ErrPrecondition) && ctx.Err() == nil {
 		// An ambiguous answer: look at what is there now.
-		if obj, gerr := v.b.Get(ctx, key); gerr == nil && bytes.Equal(obj.Data, ph) {
+		if now, gerr := v.b.Get(ctx, key); gerr == nil && bytes.Equal(now.Data, ph) {
 			err = nil
 		}
 	}
@@ -572,10 +889,49 @@ func (v *verifier) checkSnapshots(ctx context.Context) error {
 	return nil
 }
 
+// snapHint ends the problems of a snapshot that cannot be loaded.
+const snapHint = "this snapshot cannot be loaded: run `ebreplica compact` on a healthy replica to write a newer one"
+
+// judgeIndex checks a snapshot index at position p.
+func (v *verifier) judgeIndex(p uint64, data []byte) (*SnapIndex, error) {
+	var idx SnapIndex
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, flawf(KindCorrupt, "not a snapshot index (%v); %s", err, snapHint)
+	}
+	var records int64
+	for _, pi := range idx.Parts {
+		records += int64(pi.Records)
+	}
+	// A bad index still names its parts: they are no orphans.
+	switch _, gerr := vectorFromJSON(idx.G); {
+	case idx.Format > FormatVersion:
+		return &idx, flawf(KindVersion, "snapshot format %d, this build reads up to %d: upgrade ebreplica", idx.Format, FormatVersion)
+	case idx.Format < 1:
+		return &idx, flawf(KindCorrupt, "snapshot format %d; %s", idx.Format, snapHint)
+	case idx.Position != p:
+		return &idx, flawf(KindCorrupt, "index says position %d; %s", idx.Position, snapHint)
+	case v.manifest != nil && idx.StoreID != v.manifest.StoreID:
+		return &idx, flawf(KindForeign, "snapshot of store %q, this is store %q", idx.StoreID, v.manifest.StoreID)
+	case gerr != nil:
+		return &idx, flawf(KindCorrupt, "bad g: %v; %s", gerr, snapHint)
+	case len(idx.Parts) == 0:
+		return &idx, flawf(KindCorrupt, "index lists no parts; %s", snapHint)
+	case records != idx.Records:
+		return &idx, flawf(KindCorrupt, "index says %d records, its parts list %d; %s", idx.Records, records, snapHint)
+	}
+	return &idx, nil
+}
+
 func (v *verifier) checkSnapshot(ctx context.Context, p uint64) error {
 	key := SnapKey(p)
-	obj, err := v.b.Get(ctx, key)
-	if errors.Is(err, remote.ErrNotExist) {
+	// The index has no checksum of its own, so it is read until two reads
+	// agree: a damaged read that still parses would make healthy parts
+	// look damaged.
+	ij, err := readJudged(ctx, v, key, v.sizes[key], readTwice, func(data []byte) (*SnapIndex, error) { return v.judgeIndex(p, data) })
+	switch {
+	case err != nil:
+		return err
+	case ij.gone:
 		// Pruned since the listing; its parts are no orphans.
 		for name := range v.parts {
 			if strings.HasPrefix(name, snapDir(p)) {
@@ -584,65 +940,36 @@ func (v *verifier) checkSnapshot(ctx context.Context, p uint64) error {
 		}
 		return nil
 	}
-	if err != nil {
-		return v.getErr(key, err)
-	}
 	v.rep.Snapshots++
-	const hint = "this snapshot cannot be loaded: run `ebreplica compact` on a healthy replica to write a newer one"
-	var idx SnapIndex
-	if err := json.Unmarshal(obj.Data, &idx); err != nil {
-		v.problem(key, KindCorrupt, "not a snapshot index (%v); %s", err, hint)
+	if ij.val != nil { // even a bad index accounts for its parts
+		for _, pi := range ij.val.Parts {
+			v.used[pi.Name] = true
+		}
+	}
+	if reportRead(v, key, ij) {
 		return nil
 	}
-	// Its parts are accounted for even when the index is bad otherwise.
-	for _, pi := range idx.Parts {
-		v.used[pi.Name] = true
-	}
-	if idx.Format > FormatVersion {
-		v.problem(key, KindVersion, "snapshot format %d, this build reads up to %d: upgrade ebreplica", idx.Format, FormatVersion)
+	if ij.err != nil {
+		v.reportFlaw(key, ij.err)
 		return nil
 	}
-	switch _, gerr := vectorFromJSON(idx.G); {
-	case idx.Format < 1:
-		v.problem(key, KindCorrupt, "snapshot format %d; %s", idx.Format, hint)
-		return nil
-	case idx.Position != p:
-		v.problem(key, KindCorrupt, "index says position %d; %s", idx.Position, hint)
-		return nil
-	case v.manifest != nil && idx.StoreID != v.manifest.StoreID:
-		v.problem(key, KindForeign, "snapshot of store %q, this is store %q", idx.StoreID, v.manifest.StoreID)
-		return nil
-	case gerr != nil:
-		v.problem(key, KindCorrupt, "bad g: %v; %s", gerr, hint)
-		return nil
-	case len(idx.Parts) == 0:
-		v.problem(key, KindCorrupt, "index lists no parts; %s", hint)
-		return nil
-	}
-	var records int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(verifyWindow)
 	var indexGone bool
 	var goneOnce sync.Once
-	for _, pi := range idx.Parts {
-		records += int64(pi.Records)
+	for _, pi := range ij.val.Parts {
 		g.Go(func() error {
 			if !strings.HasPrefix(pi.Name, snapDir(p)+"part-") {
-				v.problem(key, KindCorrupt, "lists %q, outside its snapshot; %s", pi.Name, hint)
+				v.problem(key, KindCorrupt, "lists %q, outside its snapshot; %s", pi.Name, snapHint)
 				return nil
 			}
 			info, listed := v.parts[pi.Name]
-			var data []byte
 			if listed {
-				obj, err := v.b.Get(gctx, pi.Name)
-				switch {
-				case errors.Is(err, remote.ErrNotExist):
-					listed = false
-				case err != nil:
-					return v.getErr(pi.Name, err)
-				default:
-					data = obj.Data
+				gone, err := v.checkPart(gctx, key, p, pi, info)
+				if err != nil {
+					return err
 				}
+				listed = !gone
 			}
 			if !listed {
 				// Pruned with its index since the listing, or really lost.
@@ -651,39 +978,65 @@ func (v *verifier) checkSnapshot(ctx context.Context, p uint64) error {
 					indexGone = errors.Is(err, remote.ErrNotExist)
 				})
 				if !indexGone {
-					v.problem(pi.Name, KindMissing, "listed by %s but missing; %s", key, hint)
-				}
-				return nil
-			}
-			sum := sha256.Sum256(data)
-			switch {
-			case info.Size != int64(len(data)) || pi.Size != int64(len(data)):
-				v.problem(pi.Name, KindCorrupt, "%d bytes, %s lists %d; %s", len(data), key, pi.Size, hint)
-			case hex.EncodeToString(sum[:]) != pi.SHA256:
-				v.problem(pi.Name, KindCorrupt, "checksum does not match %s; %s", key, hint)
-			default:
-				s, err := segment.DecodePart(pi.Name, data)
-				switch {
-				case errors.Is(err, segment.ErrVersion):
-					v.problem(pi.Name, KindVersion, "%s", segErr(err, pi.Name))
-				case err != nil:
-					v.problem(pi.Name, KindCorrupt, "%s; %s", segErr(err, pi.Name), hint)
-				case s.Count != pi.Records:
-					v.problem(pi.Name, KindCorrupt, "%d records, %s lists %d; %s", s.Count, key, pi.Records, hint)
-				case s.Base != p:
-					v.problem(pi.Name, KindCorrupt, "part of position %d in the snapshot at %d; %s", s.Base, p, hint)
+					v.problem(pi.Name, KindMissing, "listed by %s but missing; %s", key, snapHint)
 				}
 			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
+	return g.Wait()
+}
+
+// partVerdict is a snapshot part that verified: decoded, or of a newer
+// format.
+type partVerdict struct {
+	seg     *segment.Segment
+	version error
+}
+
+// checkPart checks one part listed by the index of the snapshot at p
+// (key); gone reports that it is not there.
+func (v *verifier) checkPart(ctx context.Context, key string, p uint64, pi PartInfo, info remote.Info) (gone bool, err error) {
+	j, err := readJudged(ctx, v, pi.Name, info.Size, readOnce, func(data []byte) (partVerdict, error) {
+		sum := sha256.Sum256(data)
+		switch {
+		case info.Size != int64(len(data)) || pi.Size != int64(len(data)):
+			return partVerdict{}, flawf(KindCorrupt, "%d bytes, %s lists %d; %s", len(data), key, pi.Size, snapHint)
+		case hex.EncodeToString(sum[:]) != pi.SHA256:
+			return partVerdict{}, flawf(KindCorrupt, "checksum does not match %s; %s", key, snapHint)
+		}
+		s, err := segment.DecodePart(pi.Name, data)
+		switch {
+		case errors.Is(err, segment.ErrVersion):
+			return partVerdict{version: err}, nil
+		case err != nil:
+			return partVerdict{}, flawf(KindCorrupt, "%s; %s", segErr(err, pi.Name), snapHint)
+		case s.Count != pi.Records:
+			return partVerdict{}, flawf(KindCorrupt, "%d records, %s lists %d; %s", s.Count, key, pi.Records, snapHint)
+		case s.Base != p:
+			return partVerdict{}, flawf(KindCorrupt, "part of position %d in the snapshot at %d; %s", s.Base, p, snapHint)
+		}
+		return partVerdict{seg: s}, nil
+	})
+	switch {
+	case err != nil:
+		return false, err
+	case j.gone:
+		return true, nil
 	}
-	if records != idx.Records && !indexGone {
-		v.problem(key, KindCorrupt, "index says %d records, its parts list %d; %s", idx.Records, records, hint)
+	if reportRead(v, pi.Name, j) {
+		return false, nil
 	}
-	return nil
+	switch {
+	case j.err != nil:
+		v.reportFlaw(pi.Name, j.err)
+	case j.val.version != nil:
+		v.problem(pi.Name, KindVersion, "%s", segErr(j.val.version, pi.Name))
+	default:
+		v.checkRecords(pi.Name, j.val.seg.Entries, "replicas that bootstrap from this snapshot get them; "+
+			"a later write of each key supersedes them, and a newer snapshot from `ebreplica compact` then covers this one")
+	}
+	return false, nil
 }
 
 // checkOrphans reports the parts no index lists, one warning per
