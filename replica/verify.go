@@ -774,7 +774,7 @@ func (v *verifier) checkSegment(ctx context.Context, p uint64, size int64) error
 		if !v.regs[remote.RegistryKey(h.Origin)] {
 			v.warn(key, KindUnregistered, "origin %s is not registered (no %s)", h.Origin, remote.RegistryKey(h.Origin))
 		}
-		v.checkRecords(key, h.Entries, "a later write of each key on a replica supersedes it")
+		v.checkRecords(key, h.Entries, "verify --repair leaves the segment: it verifies, and its other records are good")
 	}
 	return nil
 }
@@ -1033,8 +1033,7 @@ func (v *verifier) checkPart(ctx context.Context, key string, p uint64, pi PartI
 	case j.val.version != nil:
 		v.problem(pi.Name, KindVersion, "%s", segErr(j.val.version, pi.Name))
 	default:
-		v.checkRecords(pi.Name, j.val.seg.Entries, "replicas that bootstrap from this snapshot get them; "+
-			"a later write of each key supersedes them, and a newer snapshot from `ebreplica compact` then covers this one")
+		v.checkRecords(pi.Name, j.val.seg.Entries, "replicas that bootstrap from this snapshot get them too")
 	}
 	return false, nil
 }
