@@ -110,6 +110,7 @@ type faultPlan struct {
 type view struct {
 	w    *World
 	node int
+	eng  *engine // a dead engine (power failed mid-operation) sends nothing
 
 	mu       sync.Mutex
 	cut      bool
@@ -211,6 +212,8 @@ func (v *view) route(key string) (remote.Backend, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	switch {
+	case v.eng != nil && v.eng.dead.Load():
+		return nil, errDead
 	case v.cut:
 		return nil, errPartition
 	case v.seq != nil && strings.HasPrefix(key, remote.LogPrefix):
@@ -223,6 +226,10 @@ func (v *view) route(key string) (remote.Backend, error) {
 
 func (v *view) Get(ctx context.Context, key string) (remote.Object, error) {
 	v.mu.Lock()
+	if v.eng != nil && v.eng.dead.Load() {
+		v.mu.Unlock()
+		return remote.Object{}, errDead
+	}
 	if v.cut {
 		v.mu.Unlock()
 		return remote.Object{}, errPartition

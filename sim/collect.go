@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
@@ -56,6 +57,39 @@ import (
 // since, reads live again.
 const RuleResurrection = "resurrection"
 
+// RuleRetiredOnline: a replica retired although it pulled successfully
+// within RetireAfter (with acks after every pull its registry is fresh).
+const RuleRetiredOnline = "retired-online"
+
+// checkRetired: a successful pull (or sync, or compaction) rewrites the
+// replica's registry once its last write is RegistryRefresh old by the
+// replica's wall clock. So a replica whose last successful pull started
+// less than RetireAfter - RegistryRefresh ago (less its backward clock
+// jumps and its drift) has a registry younger than RetireAfter by server
+// time, and must not be retired (S21).
+func (w *World) checkRetired(ids []string, after time.Duration) *Violation {
+	if after <= 0 {
+		after = replica.DefaultRetireAfter
+	}
+	refresh := w.cfg.RegistryRefresh
+	if refresh <= 0 {
+		refresh = replica.DefaultRegistryRefresh
+	}
+	for _, id := range ids {
+		for _, m := range w.nodes {
+			if m.id.String() != id || !m.pulled {
+				continue
+			}
+			slack := time.Duration(float64(refresh-m.jump)*1.001) + time.Second
+			if w.now-m.lastPull < after-slack {
+				return violate(RuleRetiredOnline, "%s was retired at %s although it pulled successfully at %s, less than RetireAfter (%s) less RegistryRefresh (%s) before",
+					m.name(), fmtDur(w.now), fmtDur(m.lastPull), after, refresh)
+			}
+		}
+	}
+	return nil
+}
+
 // compact runs Compact on n.
 func (w *World) compact(n *node, op Op) (string, *Violation) {
 	cs, err := n.r.Compact(context.Background(), replica.CompactOptions{Prune: op.Prune, Grace: op.Grace,
@@ -73,6 +107,9 @@ func (w *World) compact(n *node, op Op) (string, *Violation) {
 	out := fmt.Sprintf("snapshot at %d (%d records, %d parts), collected %d, pruned %d", cs.Position, cs.Records, cs.Parts, cs.Collected, cs.Pruned)
 	if len(retired) > 0 {
 		out += ", retired " + strings.Join(retired, " ")
+	}
+	if v := w.checkRetired(cs.Retired, op.RetireAfter); v != nil {
+		return out, v
 	}
 	w.rep.Collected += int64(cs.Collected)
 	w.rep.Pruned += int64(cs.Pruned)
@@ -207,7 +244,7 @@ func (w *World) afterSync(n *node, opID int, pre preSync) *Violation {
 			if v.Dot.Replica != n.id {
 				continue
 			}
-			e := w.or.byDot[v.Dot]
+			e := w.or.match(h.key, v)
 			switch {
 			case (e == nil || e.lost) && pre.marked[h.key]:
 				ne, viol := w.or.restamp(n.i, opID, h.key, h.rec.Clock, v, applied)

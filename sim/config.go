@@ -149,6 +149,41 @@ type Config struct {
 	// AckInterval is the replicas' Options.AckInterval (the replica's
 	// default when 0; negative: an ack after every pull).
 	AckInterval time.Duration
+
+	// The absence fault model (DESIGN.md: "a pause of any length at every
+	// step; restoring a directory from an earlier copy; copying a directory
+	// at any step; long absences across other replicas' pruning"). Zero
+	// means none, as above, so older configs keep their schedules.
+
+	// Pauses is the share of operations that pause one replica (OpPause):
+	// it runs a push, pull, sync or compaction and, at a step of
+	// AllSteps, stops while the logical clock moves on (up to MaxPause)
+	// and other replicas write, sync and compact with pruning and
+	// retirement; then it goes on.
+	Pauses float64
+	// MaxPause bounds the clock's move during a pause (5 × RetireAfter
+	// when 0, or 5 × replica.DefaultRetireAfter).
+	MaxPause time.Duration
+	// CrashTx is the share of operations that crash one replica after the
+	// Nth engine transaction of a push, pull, sync or compaction, N drawn
+	// from 1 to 12 (mem engine only: every transaction boundary of a
+	// multi-transaction step).
+	CrashTx float64
+	// Backups is the share of operations that save a copy of one replica's
+	// directory (OpBackup, at rest or at a step) or put its last saved copy
+	// back (OpRestore), half each (mem engine only).
+	Backups float64
+	// Copies is the number of directory copies made mid-run (OpCopy, at
+	// rest or at a step): each starts a new replica with the same id that
+	// runs alongside. Replicas+Joins+Copies is at most 26 (mem engine
+	// only).
+	Copies int
+
+	// RegistryRefresh is the replicas' Options.RegistryRefresh (the
+	// replica's default, 24 h, when 0): an idle pull rewrites a registry
+	// this old, so an online replica is never retired.
+	RegistryRefresh time.Duration
+
 	// Knobs, when set, adjusts the test knobs of replica i (old rules of
 	// the collection schedules; see OldRule). Leave it unset.
 	Knobs func(i int, k *replica.Knobs)
@@ -226,6 +261,12 @@ func (c Config) validate() (Config, error) {
 	if c.Joins < 0 || c.Replicas+c.Joins > 26 {
 		bad("Joins %d: want 0 to %d", c.Joins, 26-c.Replicas)
 	}
+	if c.Copies < 0 || c.Replicas+c.Joins+c.Copies > 26 {
+		bad("Copies %d: want 0 to %d", c.Copies, 26-c.Replicas-c.Joins)
+	}
+	if c.Pauses < 0 || c.CrashTx < 0 || c.Backups < 0 || c.MaxPause < 0 || c.RegistryRefresh < 0 {
+		bad("Pauses, CrashTx, Backups, MaxPause and RegistryRefresh must not be negative")
+	}
 	if c.Compactions < 0 || c.Offline < 0 || c.Compactions+c.Offline > 0.5 {
 		bad("Compactions %v and Offline %v: want at least 0, at most 0.5 together", c.Compactions, c.Offline)
 	}
@@ -249,8 +290,8 @@ func (c Config) validate() (Config, error) {
 			bad("%s %v: at most 1", name, p)
 		}
 	}
-	if sum := on(c.Jumps) + on(c.Partitions) + on(c.Crashes) + c.Compactions + c.Offline; sum > 0.9 {
-		bad("Jumps+Partitions+Crashes+Compactions+Offline %v: at most 0.9, leave room for writes and syncs", sum)
+	if sum := on(c.Jumps) + on(c.Partitions) + on(c.Crashes) + c.Compactions + c.Offline + c.Pauses + c.CrashTx + c.Backups; sum > 0.9 {
+		bad("Jumps+Partitions+Crashes+Compactions+Offline+Pauses+CrashTx+Backups %v: at most 0.9, leave room for writes and syncs", sum)
 	}
 	if c.UserPolicy == nil {
 		if _, ok := merge.Builtin(c.Policy); !ok {

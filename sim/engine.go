@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/ebreplica/ebreplica/store"
@@ -30,11 +31,32 @@ type engine struct {
 
 	applied atomic.Uint64
 	durable atomic.Uint64
+
+	// crashAfter, when positive, arms a power failure after that many
+	// transactions (non-empty Applies) of the running operation: the next
+	// Apply or Sync fails with errCrash and dead is set; the world then
+	// loses the unsynced writes and reopens (Config.CrashTx).
+	crashAfter int
+	txSeen     int
+	dead       atomic.Bool
 }
+
+// errDead is what a dead engine (and its replica's remote view) returns.
+var errDead = fmt.Errorf("sim: power failed after the armed transaction: %w", errCrash)
 
 var _ store.Engine = (*engine)(nil)
 
 func (e *engine) Apply(muts []store.Mutation, sync bool) error {
+	if e.dead.Load() {
+		return errDead
+	}
+	if e.crashAfter > 0 && len(muts) > 0 {
+		if e.txSeen >= e.crashAfter {
+			e.dead.Store(true)
+			return errDead
+		}
+		e.txSeen++
+	}
 	// The store may fsync through Apply or through the Sync call that
 	// follows it: drop either for a push's registry save.
 	e.skipSync = e.oldUnsyncedPush && len(muts) > 0 && onlyRegistry(muts) && e.staging()
@@ -54,6 +76,9 @@ func (e *engine) Apply(muts []store.Mutation, sync bool) error {
 }
 
 func (e *engine) Sync() error {
+	if e.dead.Load() {
+		return errDead
+	}
 	if e.skipSync {
 		e.skipSync = false
 		return nil
@@ -73,6 +98,8 @@ func (e *engine) Close() error { return e.Engine.Close() }
 // up to which state survived.
 func (e *engine) powerLoss() uint64 {
 	e.mem.Crash()
+	e.dead.Store(false)
+	e.crashAfter, e.txSeen = 0, 0
 	d := e.durable.Load()
 	e.durable.Store(e.applied.Load()) // what is left is on disk
 	return d
@@ -104,4 +131,24 @@ func (e *engine) staging() bool {
 		})
 	})
 	return found
+}
+
+// dirCopy is a copy of a replica's directory (store.Mem.Clone, taken
+// between two transactions: the simulator runs one operation at a time,
+// and a step is between transactions) and the apply number it reflects.
+type dirCopy struct {
+	mem     *store.Mem
+	applied uint64
+	id      [16]byte
+}
+
+// restore swaps in a copy of a directory: the engine now holds a clone of
+// it (all durable; the copy stays as it is, to be put back again), and its
+// apply numbers go on from where they were.
+func (e *engine) restore(c *store.Mem) {
+	m := c.Clone()
+	e.mem, e.Engine = m, m
+	e.dead.Store(false)
+	e.crashAfter, e.txSeen = 0, 0
+	e.durable.Store(e.applied.Load())
 }

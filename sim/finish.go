@@ -38,7 +38,7 @@ func (w *World) finish() *Violation {
 	for _, n := range w.nodes {
 		n.cutUntil = 0
 		n.view.setCut(false)
-		n.armed = ""
+		n.armed, n.pauseAt, n.atStep = "", "", ""
 		n.view.begin(nil)
 	}
 	anyRetired := false
@@ -77,6 +77,22 @@ func (w *World) finish() *Violation {
 			pre := w.beforeSync(n)
 			s, err := n.r.Sync(ctx)
 			w.rep.Conflicts += int64(s.Pull.Conflicts)
+			if (errors.Is(err, replica.ErrCloned) || errors.Is(err, replica.ErrDuplicateID)) && n.mayClone {
+				// A copied or restored directory: reidentify, as its user
+				// would, and sync again.
+				out, v := w.reidentify(n, 1_000_000+round)
+				w.tracef("final round %d: %s cloned (a correct verdict): %s", round, n.name(), out)
+				if v != nil {
+					return v
+				}
+				if v := w.afterSync(n, 1_000_000+round, pre); v != nil {
+					return v
+				}
+				pushed = true
+				pre = w.beforeSync(n)
+				s, err = n.r.Sync(ctx)
+				w.rep.Conflicts += int64(s.Pull.Conflicts)
+			}
 			if err != nil {
 				return violate(RuleError, "final sync round %d: %s: %v", round, n.name(), err)
 			}

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,10 +29,14 @@ const (
 	OpCompact                   // Compact(Prune, Grace, RetireAfter)
 	OpBootstrap                 // a new replica R joins (offset Jump); it bootstraps on its first pull
 	OpOffline                   // the replica stops syncing for the next For operations (it keeps writing)
+	OpPause                     // run Via; at Step the clock moves on by Pause and Nested runs; then Via goes on
+	OpBackup                    // save a copy of the replica's directory (at rest, or at Step during Via)
+	OpRestore                   // close the replica, put its saved copy back, reopen it with the same id
+	OpCopy                      // copy the replica's directory (at rest, or at Step during Via) into a new replica To with the same id
 )
 
 var kindNames = [...]string{"", "put", "del", "batch", "add", "sadd", "srem", "push", "pull", "sync",
-	"crash", "partition", "heal", "jump", "compact", "join", "offline"}
+	"crash", "partition", "heal", "jump", "compact", "join", "offline", "pause", "backup", "restore", "copy"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -44,6 +49,14 @@ func (k Kind) String() string {
 // (replica.Knobs.Step names).
 var Steps = []string{"push:staged", "registry:swapped", "push:fenced", "push:uploaded", "push:committed",
 	"pull:listed", "pull:chunk", "pull:applied"}
+
+// AllSteps are every step of replica.Knobs' list: where a replica can be
+// paused, copied or backed up mid-operation (and crashed, with Config.Pauses
+// on). A step a build does not have is never reached (the operation then
+// runs to its end, unpaused).
+var AllSteps = append(slices.Clone(Steps), "push:checked",
+	"compact:pushed", "compact:acks", "compact:collected", "compact:snapshot", "compact:retired",
+	"rebase:kept", "rebase:loaded", "rebase:restamped")
 
 // Item is one write of a batch.
 type Item struct {
@@ -87,8 +100,22 @@ type Op struct {
 	Delta int64  // OpAdd
 	Elem  string // OpSetAdd, OpSetRemove
 	Items []Item // OpBatch
-	Step  string // OpCrash: the step ("" = at rest)
-	Via   Kind   // OpCrash: OpPush, OpPull or OpSync
+	Step  string // OpCrash, OpPause, OpBackup, OpCopy: the step ("" = at rest)
+	Via   Kind   // OpCrash, OpPause, ...: OpPush, OpPull, OpSync or OpCompact
+	// Tx, for OpCrash with no Step: the power fails after the Tx-th
+	// engine transaction of Via (Config.CrashTx).
+	Tx int
+	// Pause (OpPause): how far the logical clock moves on at Step, before
+	// Nested runs.
+	Pause time.Duration
+	// Nested (OpPause): the operations other replicas run while R is
+	// paused. They must not sync R (it holds its sync lock); writes to R
+	// are allowed.
+	Nested []Op
+	// To (OpCopy): the index of the new replica; the copy is made only
+	// when it is the next index (a shrunk schedule may have dropped one
+	// before).
+	To int
 	For   int    // OpPartition: operations it lasts
 	Jump  time.Duration
 	// OpCompact: CompactOptions.Prune, Grace (negative: none) and
@@ -125,6 +152,20 @@ func (o Op) String() string {
 	case OpSetAdd, OpSetRemove:
 		fmt.Fprintf(&b, " %s %s", o.Key, o.Elem)
 	case OpCrash:
+		switch {
+		case o.Tx > 0:
+			fmt.Fprintf(&b, " after tx %d during %s", o.Tx, o.Via)
+		case o.Step == "":
+			b.WriteString(" at rest")
+		default:
+			fmt.Fprintf(&b, " at %s during %s", o.Step, o.Via)
+		}
+	case OpPause:
+		fmt.Fprintf(&b, " at %s during %s for %s, meanwhile %d ops", o.Step, o.Via, o.Pause, len(o.Nested))
+	case OpBackup, OpCopy:
+		if o.Kind == OpCopy {
+			fmt.Fprintf(&b, " to %s", replicaName(o.To))
+		}
 		if o.Step == "" {
 			b.WriteString(" at rest")
 		} else {
@@ -153,10 +194,17 @@ func (o Op) String() string {
 // and the logical time that passes before it.
 func FormatSchedule(ops []Op) string {
 	var b strings.Builder
-	for _, o := range ops {
-		fmt.Fprintf(&b, "  #%-4d +%-7s %s\n", o.ID, o.Advance, o)
-	}
+	formatOps(&b, ops, "  ")
 	return b.String()
+}
+
+func formatOps(b *strings.Builder, ops []Op, indent string) {
+	for _, o := range ops {
+		fmt.Fprintf(b, "%s#%-4d +%-7s %s\n", indent, o.ID, o.Advance, o)
+		if len(o.Nested) > 0 {
+			formatOps(b, o.Nested, indent+"    ")
+		}
+	}
 }
 
 // Generate returns the seeded schedule of cfg (after defaults): cfg.Ops
@@ -190,8 +238,22 @@ func generate(cfg Config) []Op {
 	for range cfg.Joins {
 		joinAt[rng.IntN(max(cfg.Ops, 1))]++
 	}
+	copyAt := map[int]int{}
+	for range cfg.Copies {
+		copyAt[rng.IntN(max(cfg.Ops, 1))]++
+	}
 	replicas := cfg.Replicas
 	for id := range cfg.Ops {
+		for range copyAt[id] {
+			// A copy is an extra operation too, numbered after the joins.
+			src := rng.IntN(replicas)
+			o := Op{ID: cfg.Ops + 26 + replicas, Kind: OpCopy, R: src, To: replicas, Advance: time.Millisecond}
+			if rng.IntN(2) == 0 {
+				o.Step, o.Via = AllSteps[rng.IntN(len(AllSteps))], []Kind{OpPush, OpPull, OpSync, OpCompact}[rng.IntN(4)]
+			}
+			ops = append(ops, o)
+			replicas++
+		}
 		if n := joinAt[id]; n > 0 {
 			// A join is an extra operation, numbered after the schedule.
 			for range n {
@@ -230,6 +292,20 @@ func generate(cfg Config) []Op {
 			}
 		case x < crashes+partitions+jumps+cfg.Compactions+cfg.Offline:
 			o.Kind, o.For = OpOffline, 8+rng.IntN(17)
+		case x < crashes+partitions+jumps+cfg.Compactions+cfg.Offline+cfg.Pauses:
+			// The pause and its nested operations draw from their own
+			// source, seeded by the operation: the main schedule is the same
+			// whatever they hold.
+			o = genPause(cfg, o, replicas)
+		case x < crashes+partitions+jumps+cfg.Compactions+cfg.Offline+cfg.Pauses+cfg.CrashTx:
+			o.Kind, o.Tx, o.Via = OpCrash, 1+rng.IntN(12), []Kind{OpPush, OpPull, OpSync, OpCompact}[rng.IntN(4)]
+		case x < crashes+partitions+jumps+cfg.Compactions+cfg.Offline+cfg.Pauses+cfg.CrashTx+cfg.Backups:
+			o.Kind = OpBackup
+			if rng.IntN(2) == 0 {
+				o.Kind = OpRestore
+			} else if rng.IntN(2) == 0 {
+				o.Step, o.Via = AllSteps[rng.IntN(len(AllSteps))], []Kind{OpPush, OpPull, OpSync, OpCompact}[rng.IntN(4)]
+			}
 		default:
 			switch y := rng.IntN(100); {
 			case y < 40:

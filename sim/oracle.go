@@ -60,10 +60,72 @@ type oracle struct {
 	events []*event
 	byKey  map[string][]*event
 	byDot  map[clock.Dot]*event // the event a dot names now (a lost one may be reissued)
+	// twins: events of a dot that byDot already names, issued again by a
+	// directory that shares its id with the first writer (a copy, or a
+	// restored copy of itself) before fencing caught it (absence.go).
+	twins map[clock.Dot][]*event
+	// family: the replica a copied replica was copied from (transitively);
+	// restored: replicas put back from a copy of themselves.
+	family   map[int]int
+	restored map[int]bool
 }
 
 func newOracle(names map[clock.ReplicaID]string) *oracle {
-	return &oracle{names: names, byKey: map[string][]*event{}, byDot: map[clock.Dot]*event{}}
+	return &oracle{names: names, byKey: map[string][]*event{}, byDot: map[clock.Dot]*event{},
+		twins: map[clock.Dot][]*event{}, family: map[int]int{}, restored: map[int]bool{}}
+}
+
+func (o *oracle) familyOf(i int) int {
+	if f, ok := o.family[i]; ok {
+		return f
+	}
+	return i
+}
+
+// mayTwin reports whether a write at node may reissue a dot that a write
+// at prev issued: they are copies of one directory, or node was put back
+// from a copy of itself.
+func (o *oracle) mayTwin(prev, node int) bool {
+	if prev == node {
+		return o.restored[node]
+	}
+	return o.familyOf(prev) == o.familyOf(node)
+}
+
+// dotEvents returns the events a dot names: byDot's, then its twins.
+func (o *oracle) dotEvents(d clock.Dot) []*event {
+	var out []*event
+	if e := o.byDot[d]; e != nil {
+		out = append(out, e)
+	}
+	return append(out, o.twins[d]...)
+}
+
+func (e *event) is(key string, v merge.Version) bool {
+	return e.key == key && e.del == v.Deleted && e.time == v.Time && bytes.Equal(e.value, v.Value)
+}
+
+// match returns the event that made version v of key: the one of its
+// dot with the same content, a live one first.
+func (o *oracle) match(key string, v merge.Version) *event {
+	var m *event
+	for _, e := range o.dotEvents(v.Dot) {
+		if e.is(key, v) && (m == nil || m.lost && !e.lost) {
+			m = e
+		}
+	}
+	return m
+}
+
+// seenBy reports whether a clock entry of node covering p's dot stands
+// for p: node's own event of that dot if it issued one, else byDot's.
+func (o *oracle) seenBy(node int, p *event) bool {
+	for _, q := range o.dotEvents(p.dot) {
+		if q.node == node && !q.lost {
+			return q == p
+		}
+	}
+	return o.byDot[p.dot] == p
 }
 
 func dotName(d clock.Dot) string { return fmt.Sprintf("%s:%d", d.Replica.Short(), d.Counter) }
@@ -105,18 +167,33 @@ const (
 // exactly this version.
 func (o *oracle) checkVersion(node int, where, key string, v merge.Version) *Violation {
 	e := o.byDot[v.Dot]
-	if e == nil {
+	if e == nil && len(o.twins[v.Dot]) == 0 {
 		return violate(RuleDots, "%s holds version %s of %s that no acknowledged write made (a write lost in a crash was published?)", where, o.dot(v.Dot), key)
 	}
-	if e.lost {
-		return violate(RuleDots, "%s holds %s, a write lost in a power loss of its writer before any fsync: it was published", where, e)
+	if m := o.match(key, v); m != nil {
+		e = m
+	} else if e == nil {
+		e = o.twins[v.Dot][0]
 	}
-	if e.key != key || e.del != v.Deleted || e.time != v.Time || !bytes.Equal(e.value, v.Value) {
+	if e.lost {
+		return violate(RuleDots, "%s holds %s, a write lost in a power loss of its writer (or with its disk) before it was published: it was published", where, e)
+	}
+	if !e.is(key, v) {
 		return violate(RuleDots, "dot %s names two versions: %s holds %s deleted=%v time=%s value=%q, but it was issued for %s deleted=%v time=%s value=%q",
 			o.dot(v.Dot), where, key, v.Deleted, v.Time, v.Value, e.key, e.del, e.time, e.value)
 	}
-	if e.published == "" && node != e.node {
+	// Publication: seen in the log, or on a replica that is no copy of
+	// the writer's directory.
+	if e.published == "" && node != e.node && (node < 0 || o.familyOf(node) != o.familyOf(e.node)) {
 		e.published = where
+	}
+	if e.published != "" {
+		for _, t := range o.dotEvents(v.Dot) {
+			if t != e && !t.lost && t.published != "" && !t.is(key, v) {
+				return violate(RuleDots, "dot %s names two published versions: %s (seen at %s) and %s (seen at %s): a copied or restored directory published a second history under its id",
+					o.dot(v.Dot), e, e.published, t, t.published)
+			}
+		}
 	}
 	return nil
 }
@@ -124,8 +201,12 @@ func (o *oracle) checkVersion(node int, where, key string, v merge.Version) *Vio
 // record adds a write made at node with the given dot and version, whose
 // writer had the record before (the zero Record if none).
 func (o *oracle) record(node, opID int, key string, before merge.Record, v merge.Version, applied uint64) (*event, *Violation) {
+	twin := false
 	if old := o.byDot[v.Dot]; old != nil && !old.lost {
-		return nil, violate(RuleDots, "write %s at %s reuses dot %s of %s", key, replicaName(node), o.dot(v.Dot), old)
+		if !o.mayTwin(old.node, node) {
+			return nil, violate(RuleDots, "write %s at %s reuses dot %s of %s", key, replicaName(node), o.dot(v.Dot), old)
+		}
+		twin = true
 	}
 	e := &event{n: len(o.events), key: key, node: node, opID: opID, dot: v.Dot, value: v.Value, del: v.Deleted,
 		time: v.Time, applied: applied, past: map[int]bool{}}
@@ -133,7 +214,7 @@ func (o *oracle) record(node, opID int, key string, before merge.Record, v merge
 		if p.lost {
 			continue
 		}
-		if before.Clock.Covers(p.dot) && o.byDot[p.dot] == p || before.Contains(p.dot) {
+		if before.Clock.Covers(p.dot) && o.seenBy(node, p) || holds(before, p) {
 			e.past[p.n] = true
 			for q := range p.past {
 				if !o.events[q].lost {
@@ -144,8 +225,22 @@ func (o *oracle) record(node, opID int, key string, before merge.Record, v merge
 	}
 	o.events = append(o.events, e)
 	o.byKey[key] = append(o.byKey[key], e)
-	o.byDot[v.Dot] = e
+	if twin {
+		o.twins[v.Dot] = append(o.twins[v.Dot], e)
+	} else {
+		o.byDot[v.Dot] = e
+	}
 	return e, nil
+}
+
+// holds reports whether rec holds p's version (its dot, with p's content).
+func holds(rec merge.Record, p *event) bool {
+	for _, v := range rec.Versions {
+		if v.Dot == p.dot && p.is(p.key, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // loseAfter marks node's writes acknowledged after apply number durable as

@@ -94,6 +94,13 @@ type Report struct {
 	Joins       int64 `json:"joins,omitempty"`
 	Offline     int64 `json:"offline,omitempty"`
 	Restamped   int64 `json:"restamped,omitempty"`
+	// The absence fault model: pauses, directory copies saved, put back
+	// and run alongside, and reidentifications after a correct ErrCloned.
+	Pauses       int64 `json:"pauses,omitempty"`
+	Backups      int64 `json:"backups,omitempty"`
+	Restores     int64 `json:"restores,omitempty"`
+	Copies       int64 `json:"copies,omitempty"`
+	Reidentified int64 `json:"reidentified,omitempty"`
 	// RetiredCompacts counts Compacts that failed with ErrRetired on a
 	// retired replica that had not rebased yet (a known replica bug, see
 	// World.failed).
@@ -153,6 +160,11 @@ func (r *Report) add(o Report) {
 	r.Joins += o.Joins
 	r.Offline += o.Offline
 	r.Restamped += o.Restamped
+	r.Pauses += o.Pauses
+	r.Backups += o.Backups
+	r.Restores += o.Restores
+	r.Copies += o.Copies
+	r.Reidentified += o.Reidentified
 	r.RetiredCompacts += o.RetiredCompacts
 	r.StuckRebases += o.StuckRebases
 	r.RebaseLost += o.RebaseLost
@@ -210,6 +222,9 @@ func (r Report) WriteText(w io.Writer) error {
 	if r.Compactions+r.Joins+r.Offline > 0 {
 		row("compaction", "%d compactions: %d records collected, %d objects pruned, %d replicas retired", r.Compactions, r.Collected, r.Pruned, r.Retired)
 		row("membership", "%d joins, %d offline stretches, %d offline edits re-stamped by a rebase", r.Joins, r.Offline, r.Restamped)
+	}
+	if r.Pauses+r.Backups+r.Restores+r.Copies > 0 {
+		row("absences", "%d pauses, %d directory copies saved, %d put back, %d run alongside, %d reidentified", r.Pauses, r.Backups, r.Restores, r.Copies, r.Reidentified)
 	}
 	row("clock", "%d backward jumps; %d remote timestamps capped at MaxDrift", r.ClockJumps, r.SkewCapped)
 	kinds := slices.Sorted(func(yield func(string) bool) {

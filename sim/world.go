@@ -46,6 +46,24 @@ type node struct {
 	armed    string // step at which the running operation dies
 	cutUntil int    // operation position at which the partition ends (0: none)
 	offUntil int    // operation position at which an offline stretch ends (0: none)
+
+	// The absence fault model (absence.go).
+	pauseAt  string // step at which the running operation pauses
+	pauseOp  *Op
+	paused   bool   // waiting inside an operation while nested ones run
+	atStep   string // step at which the running operation is backed up or copied
+	atStepOp *Op
+	atHit    bool // the armed backup or copy step was reached
+	// pausedPre is the preSync of the operation this replica waits in:
+	// writes made to it meanwhile count as dirty for that operation.
+	pausedPre *preSync
+	// mayClone: this directory shares its id with another history (it was
+	// copied, or restored from a copy): ErrCloned is a correct verdict.
+	mayClone, restored bool
+	// lastPull is when (logical time) its last pull, sync or compaction
+	// succeeded; pulled says there was one.
+	lastPull time.Duration
+	pulled   bool
 }
 
 func (n *node) name() string { return replicaName(n.i) }
@@ -58,9 +76,24 @@ func (n *node) wall() time.Time {
 }
 
 func (n *node) step(name string) error {
+	if n.eng.dead.Load() {
+		return errDead
+	}
 	if n.armed != "" && name == n.armed {
 		n.armed = ""
 		return errCrash
+	}
+	if n.pauseAt != "" && name == n.pauseAt {
+		op := n.pauseOp
+		n.pauseAt, n.pauseOp = "", nil
+		n.w.pause(n, op)
+	}
+	if n.atStep != "" && name == n.atStep {
+		n.atHit = true
+		n.atStepNow()
+	}
+	if n.w.nestedV != nil {
+		return errAbort
 	}
 	return nil
 }
@@ -76,6 +109,7 @@ func (n *node) open() error {
 		Engine: n.eng, Create: true, ID: n.id, Backend: n.view, Wall: n.wall,
 		Durability: n.w.cfg.Durability, MaxDrift: n.w.cfg.MaxDrift, Policies: reg,
 		SegmentCap: n.w.cfg.SegmentCap, Codec: n.w.cfg.Codec, AckInterval: n.w.cfg.AckInterval,
+		RegistryRefresh: n.w.cfg.RegistryRefresh,
 		Knobs: knobs,
 	})
 	if err != nil {
@@ -114,6 +148,16 @@ type World struct {
 	// dead holds the keys every replica read as deleted at some point
 	// between operations, with the events of the key then (see checkDead).
 	dead map[string]deadMark
+
+	// The absence fault model (absence.go): how deep in nested operations
+	// the world runs, the violation a nested operation found, the saved
+	// directory copies by replica, reidentifications by replica, and the
+	// operation running (for the oracle's records).
+	depth   int
+	nestedV *Violation
+	backups map[int]*dirCopy
+	reids   map[int]int
+	opID    int
 }
 
 // deadMark is the oracle's count of a key's events (all, and lost ones)
@@ -137,6 +181,8 @@ func NewWorld(cfg Config) (*World, error) {
 	w.or = newOracle(map[clock.ReplicaID]string{})
 	w.collecting = cfg.Compactions > 0 || cfg.Joins > 0 || cfg.Offline > 0
 	w.dead = map[string]deadMark{}
+	w.backups, w.reids = map[int]*dirCopy{}, map[int]int{}
+	w.collecting = w.collecting || cfg.Pauses > 0 || cfg.Backups > 0
 	for i := range cfg.Replicas {
 		var off *time.Duration
 		if cfg.Offsets != nil {
@@ -178,8 +224,8 @@ func (w *World) addNode(off *time.Duration) error {
 	if n.driftPPM = (w.clocks.Float64()*2 - 1) * on(cfg.DriftPPM); n.driftPPM == 0 {
 		n.driftPPM = 0 // not -0
 	}
-	n.view = &view{w: w, node: i}
 	n.eng = &engine{oldUnsyncedPush: cfg.UnsyncedStaging}
+	n.view = &view{w: w, node: i, eng: n.eng}
 	if cfg.Engine == EngineBadger {
 		b, err := store.OpenBadger("", store.BadgerOptions{InMemory: true, LowMemory: true})
 		if err != nil {
@@ -231,11 +277,21 @@ func (w *World) Do(op Op) error {
 	if op.R < 0 || op.R >= 26 || op.R >= len(w.nodes) && op.Kind != OpBootstrap {
 		if op.R >= 0 && op.R < 26 {
 			// Its join was dropped (by the shrinker): nothing to run.
-			w.tracef("#%-3d %9s %s -> skipped: no replica %s", op.ID, fmtDur(w.now), op, replicaName(op.R))
+			w.tracef("%s#%-3d %9s %s -> skipped: no replica %s", w.indent(), op.ID, fmtDur(w.now), op, replicaName(op.R))
 			return nil
 		}
 		return fmt.Errorf("sim: operation %s: no replica %d", op, op.R)
 	}
+	if op.Kind != OpBootstrap && w.nodes[op.R].paused && !allowedWhilePaused(op) {
+		w.tracef("%s#%-3d %9s %s -> skipped: %s waits inside an operation", w.indent(), op.ID, fmtDur(w.now), op, replicaName(op.R))
+		return nil
+	}
+	if op.Kind == OpPause && w.depth > 0 {
+		op.Kind, op.Nested = op.Via, nil // no pause inside a pause: run the operation whole
+	}
+	savedOp := w.opID
+	w.opID = op.ID
+	defer func() { w.opID = savedOp }()
 	w.now += max(op.Advance, 0)
 	w.pos++
 	w.rep.Ops++
@@ -262,7 +318,7 @@ func (w *World) Do(op Op) error {
 			out = fmt.Sprintf("joined: id %s offset %s drift %+.0fppm", n.id.Short(), n.offset, n.driftPPM)
 		}
 		w.rep.Joins++
-		w.trace = append(w.trace, fmt.Sprintf("#%-3d %9s %s -> %s", op.ID, fmtDur(w.now), op, out))
+		w.trace = append(w.trace, fmt.Sprintf("%s#%-3d %9s %s -> %s", w.indent(), op.ID, fmtDur(w.now), op, out))
 		return nil
 	}
 	n := w.nodes[op.R]
@@ -276,13 +332,29 @@ func (w *World) Do(op Op) error {
 	}
 	n.view.begin(plan)
 	var pre preSync
-	syncish := op.Kind == OpPush || op.Kind == OpPull || op.Kind == OpSync || op.Kind == OpCompact || op.Kind == OpCrash && op.Step != ""
+	syncish := op.Kind == OpPush || op.Kind == OpPull || op.Kind == OpSync || op.Kind == OpCompact ||
+		op.Kind == OpCrash && (op.Step != "" || op.Tx > 0) || op.Kind == OpPause ||
+		(op.Kind == OpBackup || op.Kind == OpCopy) && op.Step != ""
 	if syncish && n.offUntil == 0 {
 		pre = w.beforeSync(n)
+		n.pausedPre = &pre
 	}
+	crashes, start := w.rep.Crashes, w.now
 	out, v := w.exec(n, op)
+	if syncish {
+		n.pausedPre = nil
+	}
+	if w.nestedV != nil {
+		v, w.nestedV = w.nestedV, nil
+		out += "; a nested operation broke an invariant: "
+	}
 	if v == nil && syncish && n.offUntil == 0 {
 		v = w.afterSync(n, op.ID, pre)
+	}
+	pullish := op.Kind == OpPull || op.Kind == OpSync || op.Kind == OpCompact || op.Kind == OpPause && op.Via != OpPush
+	if v == nil && pullish && n.r != nil && w.rep.Crashes == crashes && !strings.Contains(out, "failed") &&
+		!strings.Contains(out, "skipped") && !strings.Contains(out, "cloned") && !strings.Contains(out, "crash") {
+		n.lastPull, n.pulled = start, true
 	}
 	faults := n.view.end()
 	for _, f := range faults {
@@ -292,7 +364,7 @@ func (w *World) Do(op Op) error {
 	if v != nil {
 		out += "VIOLATION " + v.Rule
 	}
-	line := fmt.Sprintf("#%-3d %9s %s -> %s", op.ID, fmtDur(w.now), op, out)
+	line := fmt.Sprintf("%s#%-3d %9s %s -> %s", w.indent(), op.ID, fmtDur(w.now), op, out)
 	if d := describeFaults(faults); d != "" {
 		line += " " + d
 	}
@@ -305,7 +377,7 @@ func (w *World) Do(op Op) error {
 	if v == nil {
 		v = w.checkLog()
 	}
-	if v == nil && w.collecting && syncish {
+	if v == nil && w.collecting && syncish && !w.anyPaused() {
 		v = w.checkDead()
 	}
 	if v != nil {
@@ -353,12 +425,32 @@ func (w *World) exec(n *node, op Op) (string, *Violation) {
 		case OpPush, OpPull, OpSync, OpCompact:
 			return "skipped: offline", nil
 		case OpCrash:
+			if op.Step != "" || op.Tx > 0 {
+				return "skipped: offline", nil
+			}
+		case OpPause:
+			return "skipped: offline", nil
+		case OpBackup, OpCopy:
 			if op.Step != "" {
 				return "skipped: offline", nil
 			}
 		}
 	}
 	switch op.Kind {
+	case OpPause:
+		n.pauseAt, n.pauseOp = op.Step, &op
+		out, v := w.runVia(n, op.Via)
+		if n.pauseAt != "" {
+			out += " (step not reached: no pause)"
+		}
+		n.pauseAt, n.pauseOp = "", nil
+		return out, v
+	case OpBackup:
+		return w.backup(n, op)
+	case OpRestore:
+		return w.restore(n)
+	case OpCopy:
+		return w.copyDir(n, op)
 	case OpCompact:
 		return w.compact(n, op)
 	case OpOffline:
@@ -370,6 +462,9 @@ func (w *World) exec(n *node, op Op) (string, *Violation) {
 	case OpPush, OpPull, OpSync:
 		return w.syncOp(n, op.Kind)
 	case OpCrash:
+		if op.Tx > 0 && op.Step == "" {
+			return w.crashVia(n, op)
+		}
 		if op.Step == "" {
 			if n.eng.mem == nil {
 				return "skipped (badger cannot lose power)", nil
@@ -509,11 +604,22 @@ func (w *World) failedOp(n *node, out string, err error, compacting bool) (strin
 		}
 	}
 	n.view.mu.Unlock()
+	if errors.Is(err, errCrash) {
+		return out + "; crashed", nil
+	}
+	if errors.Is(err, errAbort) {
+		return out + "; aborted", nil
+	}
 	for _, f := range fatal {
 		if !errors.Is(err, f) {
 			continue
 		}
 		switch {
+		case (f == replica.ErrCloned || f == replica.ErrDuplicateID) && n.mayClone:
+			// A copied or restored directory: the verdict is right. Give it
+			// a new id, as its user would.
+			s, v := w.reidentify(n, w.opID)
+			return out + "; cloned (a correct verdict): " + s, v
 		case (f == replica.ErrCloned || f == replica.ErrDuplicateID) && damaged[remote.RegistryKey(n.id)] >= 2:
 			w.rep.FalseVerdicts++
 			return out + "; failed (false fencing verdict after 2 damaged reads)", nil
@@ -639,6 +745,13 @@ func (w *World) write(n *node, op Op) (string, *Violation) {
 			w.rep.LostUpdates += int64(sib - 1)
 		}
 		dots = append(dots, w.or.dot(nv.Dot))
+	}
+	if n.paused && n.pausedPre != nil {
+		// Written while n waits inside an operation: dirty for what that
+		// operation does next (a rebase re-stamps it).
+		for _, k := range keys {
+			n.pausedPre.marked[k] = true
+		}
 	}
 	if len(dots) == 0 {
 		return "ok, nothing written", nil
