@@ -115,9 +115,9 @@ type Op struct {
 	// To (OpCopy): the index of the new replica; the copy is made only
 	// when it is the next index (a shrunk schedule may have dropped one
 	// before).
-	To int
-	For   int    // OpPartition: operations it lasts
-	Jump  time.Duration
+	To   int
+	For  int // OpPartition: operations it lasts
+	Jump time.Duration
 	// OpCompact: CompactOptions.Prune, Grace (negative: none) and
 	// RetireAfter (0: the replica's default).
 	Prune       bool

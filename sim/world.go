@@ -110,7 +110,7 @@ func (n *node) open() error {
 		Durability: n.w.cfg.Durability, MaxDrift: n.w.cfg.MaxDrift, Policies: reg,
 		SegmentCap: n.w.cfg.SegmentCap, Codec: n.w.cfg.Codec, AckInterval: n.w.cfg.AckInterval,
 		RegistryRefresh: n.w.cfg.RegistryRefresh,
-		Knobs: knobs,
+		Knobs:           knobs,
 	})
 	if err != nil {
 		return fmt.Errorf("sim: open replica %s: %w", n.name(), err)
