@@ -212,10 +212,11 @@ func TestConnectProbesDaily(t *testing.T) {
 	}
 }
 
-// TestRegisteringConnectAlwaysProbes: a new replica probes when it
-// registers, even with a fresh probe recorded (here: none can be, so the
-// second replica of a store is the case), and a new replica of an existing
-// store on an ignoring server is refused before it registers.
+// TestRegisteringConnectAlwaysProbes: a connect that registers the replica
+// probes even with a fresh probe on record. Here the record is left by a
+// registration refused as a duplicate id; without the probe, the retry on
+// a server that ignores If-None-Match would overwrite the other replica's
+// registry object.
 func TestRegisteringConnectAlwaysProbes(t *testing.T) {
 	ctx := context.Background()
 	inner := memremote.New("t")
@@ -224,14 +225,28 @@ func TestRegisteringConnectAlwaysProbes(t *testing.T) {
 	if _, err := a.r.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	objs := len(inner.Objects())
 	b := newProbeNode(t)
+	b.id = a.id
+	b.open(inner)
+	if _, err := b.r.Connect(ctx); !errors.Is(err, replica.ErrDuplicateID) {
+		t.Fatalf("a second replica with the same id: %v", err)
+	}
+	objs := inner.Objects()
 	b.open(ignoringServer(inner, true, false))
 	before := engineDump(t, b.eng)
 	if _, err := b.r.Connect(ctx); !errors.Is(err, remote.ErrNoConditionalWrites) {
-		t.Fatalf("second replica on an ignoring server: %v", err)
+		t.Fatalf("registering on an ignoring server with a fresh probe on record: %v", err)
 	}
-	if engineDump(t, b.eng) != before || len(inner.Objects()) != objs {
-		t.Fatal("a refused registration changed something")
+	if engineDump(t, b.eng) != before {
+		t.Error("a refused registration changed local state")
+	}
+	if after := inner.Objects(); len(after) != len(objs) {
+		t.Errorf("a refused registration changed the remote: %d objects, had %d", len(after), len(objs))
+	} else {
+		for k, v := range objs {
+			if string(after[k]) != string(v) {
+				t.Errorf("a refused registration rewrote %s", k)
+			}
+		}
 	}
 }
