@@ -71,22 +71,27 @@ func NewClock(wall func() time.Time, last HLC, maxDrift time.Duration) *Clock {
 	return &Clock{wall: wall, maxDrift: maxDrift, last: last}
 }
 
+// FarAhead is how far ahead of the wall clock the clock may be before Now
+// brings it back (see Now).
+const FarAhead = 30 * 24 * time.Hour
+
 // Now returns a timestamp greater than every timestamp issued or observed
 // (observed ones as capped) before, as long as that one is at most
-// 2×MaxDrift ahead of the wall clock (Observe never takes the clock past
-// MaxDrift). A clock further ahead — the local wall clock was once far in
-// the future, and has been set right since — comes back to wall time +
-// MaxDrift instead of staying in the future for good, where its writes
-// would win every lww tie against concurrent writes for as long. That is
-// safe: version vectors decide causality, so a local write supersedes
-// every version it has seen whatever their timestamps; the HLC only orders
-// concurrent writes.
+// FarAhead (30 days) ahead of the wall clock: a wall clock set back by
+// hours or days (a wrong time zone, a bad NTP answer) never makes Now go
+// back. A clock further ahead was broken — an RTC that booted in 2099,
+// set right since — and it comes back to wall time + MaxDrift instead of
+// staying in the future for good, where every write of this replica would
+// win every lww tie against concurrent writes for years. That is safe:
+// version vectors decide causality, so a local write supersedes every
+// version it has seen whatever their timestamps; the HLC only orders
+// concurrent writes. (Observe never takes the clock past MaxDrift.)
 func (c *Clock) Now() HLC {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	wall := c.wall()
 	pt := MakeHLC(wall.UnixMilli(), 0)
-	if far := MakeHLC(wall.Add(2*c.maxDrift).UnixMilli(), logicalMask); c.last > far {
+	if far := MakeHLC(wall.Add(FarAhead).UnixMilli(), logicalMask); c.last > far {
 		c.last = MakeHLC(wall.Add(c.maxDrift).UnixMilli(), logicalMask)
 	}
 	if pt > c.last {

@@ -72,9 +72,9 @@ func TestClockStateMachine(t *testing.T) {
 				now := m.wall.Now()
 				h := m.c.Now()
 				last := m.last
-				if last > limitHLC(now, 2*m.drift) {
+				if last > limitHLC(now, clock.FarAhead) {
 					// Far ahead of the wall clock (it was set back by more
-					// than twice MaxDrift): the clock comes back to the cap.
+					// than FarAhead): the clock comes back to the cap.
 					last = limitHLC(now, m.drift)
 				} else if h <= m.last {
 					t.Fatalf("Now() = %v, not after %v (wall %v)", h, m.last, now)
@@ -324,8 +324,8 @@ func TestNowComesBackFromFarFuture(t *testing.T) {
 	if h2 := c2.Now(); h2 >= future {
 		t.Fatalf("restarted Now() = %v, still at %v", h2, future)
 	}
-	// Within 2×MaxDrift ahead, Now stays strictly increasing.
-	c3 := clock.NewClock(wall.Now, limitHLC(wall.Now(), 90*time.Minute), time.Hour)
+	// Within FarAhead ahead, Now stays strictly increasing.
+	c3 := clock.NewClock(wall.Now, limitHLC(wall.Now(), clock.FarAhead-time.Hour), time.Hour)
 	prev := c3.Last()
 	if h3 := c3.Now(); h3 <= prev {
 		t.Fatalf("Now() = %v not after %v", h3, prev)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
@@ -187,29 +188,20 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 			if data[i] == nil {
 				return ps, gerr
 			}
-			seg, err := segment.Decode(remote.LogKey(p)+" on "+b.String(), data[i])
+			seg, err := r.decoder().Open(ctx, remote.LogKey(p)+" on "+b.String(), data[i])
 			if err != nil {
 				return ps, err
 			}
-			if seg.Origin == r.ID() && r.knob(func(k *Knobs) bool { return k.SkipOwnByOrigin }) {
-				if err := r.advance(ctx, p); err != nil {
-					return ps, err
-				}
+			skip, err := r.applyOne(ctx, seg, data[i], p, &ps)
+			seg.Close()
+			data[i] = nil // the window holds no applied segment
+			if err != nil {
+				return ps, err
+			}
+			if skip {
 				ps.Skipped++
 				ps.Cursor = p
 				continue
-			}
-			if seg.Origin == r.ID() {
-				sent, err := r.meta(sentName(data[i]))
-				if err != nil {
-					return ps, err
-				}
-				if sent == nil {
-					return ps, fmt.Errorf("%w: %s was published under this id by another directory", ErrCloned, remote.LogKey(p))
-				}
-			}
-			if err := r.apply(ctx, seg, p, &ps); err != nil {
-				return ps, err
 			}
 			if err := r.step("pull:applied"); err != nil {
 				return ps, err
@@ -353,17 +345,67 @@ func setCursor(tx *store.Tx, p uint64) {
 	}
 }
 
-// apply merges one verified segment at log position p. It may take several
-// transactions; the cursor advances in the last. Re-applying a segment is
-// harmless (merge is a join), so the transactions need no fsync: the pull's
-// final state is synced before it returns.
-func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps *PullStats) error {
-	r.st.Clock().Observe(seg.HLC)
-	var maxOwn uint64
-	for _, e := range seg.Entries {
-		maxOwn = max(maxOwn, e.Record.Clock.Get(r.ID()))
+// decodeBudget bounds the memory that the segment and snapshot-part
+// decodes of this process hold together (fetched bytes plus decompressed
+// bodies): pulls, bootstraps and verify of every replica share it.
+var decodeBudget = segment.NewBudget(256 << 20)
+
+// maxPartSize bounds CompactOptions.PartSize: readers accept a snapshot
+// part as large as an honest writer makes one, and no larger.
+const maxPartSize = 64 << 20
+
+// decoder decodes this store's segments: a segment may declare no more
+// raw body than a push of this store writes (the segment cap, plus the
+// record that crosses it: at most one value and its metadata).
+func (r *Replica) decoder() segment.Decoder {
+	limit := int64(DefaultSegmentCap)
+	if r.manifest != nil && r.manifest.SegmentCap > 0 {
+		limit = int64(r.manifest.SegmentCap)
 	}
-	entries := seg.Entries
+	return segment.Decoder{MaxRaw: limit + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: decodeBudget}
+}
+
+// partDecoder decodes snapshot parts (at most maxPartSize, plus the record
+// that crosses it).
+func (r *Replica) partDecoder() segment.Decoder {
+	return segment.Decoder{MaxRaw: maxPartSize + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: decodeBudget}
+}
+
+// applyOne checks and applies one verified segment at position p (data is
+// its bytes). It reports skip when the segment is this replica's own and
+// is skipped (the SkipOwnByOrigin old rule).
+func (r *Replica) applyOne(ctx context.Context, seg *segment.Reader, data []byte, p uint64, ps *PullStats) (skip bool, err error) {
+	origin := seg.Header().Origin
+	if origin == r.ID() && r.knob(func(k *Knobs) bool { return k.SkipOwnByOrigin }) {
+		return true, r.advance(ctx, p)
+	}
+	if origin == r.ID() {
+		sent, err := r.meta(sentName(data))
+		if err != nil {
+			return false, err
+		}
+		if sent == nil {
+			return false, fmt.Errorf("%w: %s was published under this id by another directory", ErrCloned, remote.LogKey(p))
+		}
+	}
+	return false, r.apply(ctx, seg, p, ps)
+}
+
+// apply merges one verified segment at log position p, reading its
+// records as a stream, applyChunk at a time: a transaction per chunk, the
+// cursor advancing in the last. Re-applying a segment is harmless (merge is
+// a join), so the transactions need no fsync: the pull's final state is
+// synced before it returns.
+func (r *Replica) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *PullStats) error {
+	r.st.Clock().Observe(seg.Header().HLC)
+	maxOwn, err := seg.MaxCounter(r.ID())
+	if err != nil {
+		return err
+	}
+	chunk, err := seg.Next(applyChunk)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
 	first := true
 	filterG := r.knob(func(k *Knobs) bool { return k.FilterThroughG })
 	mergeFn := merge.Merge
@@ -371,13 +413,15 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 		mergeFn = r.opts.Knobs.Merge
 	}
 	for {
-		chunk := entries[:min(applyChunk, len(entries))]
-		entries = entries[len(chunk):]
-		last := len(entries) == 0
+		next, err := seg.Next(applyChunk)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		last := len(next) == 0
 		var changed, conflicts int
 		checkClone := first
 		first = false
-		err := r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
+		err = r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
 			changed, conflicts = 0, 0
 			// A clock entry for this replica above its own counter: someone
 			// else published dots under our id. Checked before anything of
@@ -435,6 +479,7 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Segment, p uint64, ps 
 		if last {
 			return nil
 		}
+		chunk = next
 		if err := r.step("pull:chunk"); err != nil {
 			return err
 		}

@@ -59,6 +59,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -298,6 +299,9 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 	defer func() { cs.Requests = b.Stats().Snapshot().Sub(before) }()
 	if o.PartSize <= 0 {
 		o.PartSize = DefaultPartSize
+	}
+	if o.PartSize > maxPartSize {
+		return cs, fmt.Errorf("replica: compact: PartSize %d is above the %d bytes readers accept", o.PartSize, maxPartSize)
 	}
 	if o.Grace == 0 {
 		o.Grace = DefaultGrace
@@ -724,7 +728,7 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 	progress()
 	for start := 0; start < len(idx.Parts); start += pullWindow {
 		win := idx.Parts[start:min(start+pullWindow, len(idx.Parts))]
-		segs := make([]*segment.Segment, len(win))
+		segs := make([]*segment.Reader, len(win))
 		eg, gctx := errgroup.WithContext(ctx)
 		for i, p := range win {
 			eg.Go(func() error {
@@ -736,7 +740,9 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 				if hex.EncodeToString(sum[:]) != p.SHA256 {
 					return fmt.Errorf("%w: %s on %s: checksum does not match the index", segment.ErrCorrupt, p.Name, b)
 				}
-				s, err := segment.DecodePart(p.Name+" on "+b.String(), obj.Data)
+				// Checked and held under the decode budget, then applied
+				// as a stream below.
+				s, err := r.partDecoder().OpenPart(gctx, p.Name+" on "+b.String(), obj.Data)
 				if err != nil {
 					return err
 				}
@@ -744,14 +750,28 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 				return nil
 			})
 		}
+		closeAll := func() {
+			for _, s := range segs {
+				if s != nil {
+					s.Close()
+				}
+			}
+		}
 		if err := eg.Wait(); err != nil {
+			closeAll()
 			return err
 		}
 		for _, s := range segs {
-			for es := s.Entries; len(es) > 0; {
-				chunk := es[:min(len(es), 4*applyChunk)]
-				es = es[len(chunk):]
-				err := r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
+			for {
+				chunk, err := s.Next(4 * applyChunk)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					closeAll()
+					return err
+				}
+				err = r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
 					for _, e := range chunk {
 						if own := e.Record.Clock.Get(id); checkDots && own > tx.Counter() {
 							// Checked per record too: an index without Top
@@ -781,11 +801,13 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 					return nil
 				})
 				if err != nil {
+					closeAll()
 					return wrapClosed(err)
 				}
 				done += int64(len(chunk))
 				progress()
 			}
+			s.Close()
 		}
 	}
 	// Keys written here before the snapshot arrived started from the G
