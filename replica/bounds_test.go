@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
+	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -144,5 +147,41 @@ func TestListingMissingRegistryIsConservative(t *testing.T) {
 	}
 	if _, err := r.Compact(ctx, replica.CompactOptions{}); err == nil || !errors.Is(err, remote.ErrNotExist) {
 		t.Fatalf("compaction with a known registry missing: %v", err)
+	}
+}
+
+// TestHostileSegmentBounded: a valid, checksummed 96 KiB segment that
+// declares a 1 GiB body (remote/segment/testdata/hostile) stops a pull and
+// a verify with a corruption error, allocating a bounded amount, and
+// changes nothing locally.
+func TestHostileSegmentBounded(t *testing.T) {
+	data, err := os.ReadFile("../remote/segment/testdata/hostile/amp-1gib.seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b := memremote.New("t")
+	a := newReplica(t, b, 0)
+	mustSync(t, a)
+	if err := b.SetObject(remote.LogKey(1), data); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = a.Pull(ctx)
+	rep, verr := a.Verify(ctx, replica.VerifyOptions{})
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, segment.ErrCorrupt) {
+		t.Fatalf("pull of a hostile segment: %v", err)
+	}
+	if verr != nil || rep.OK {
+		t.Fatalf("verify of a hostile segment: ok=%v %v", rep.OK, verr)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+		t.Fatalf("pull and verify allocated %d MiB", got>>20)
+	}
+	if st, _ := a.Status(); st.Cursor != 0 {
+		t.Fatalf("cursor moved to %d", st.Cursor)
 	}
 }

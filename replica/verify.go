@@ -98,6 +98,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -662,18 +663,61 @@ func (v *verifier) readRecord(key string, r merge.Record) (bool, error) {
 
 // checkRecords reports the records of object that their policies cannot
 // read, in one problem.
-func (v *verifier) checkRecords(object string, entries []segment.Entry, fix string) {
-	var keys []string
-	var first error
-	for _, e := range entries {
-		if _, err := v.readRecord(e.Key, e.Record); err != nil {
-			keys = append(keys, e.Key)
-			if first == nil {
-				first = err
+// badRecords is what the records of one object gave under their policies.
+type badRecords struct {
+	count int      // records that failed
+	keys  []string // the first maxKeysNamed of their keys
+	first error
+}
+
+// streamRecords opens a segment or snapshot part under the store's decode
+// limits and the process-wide decode budget, and reads its records as a
+// stream of chunks under their policies: verify never holds a whole
+// decoded segment.
+func (v *verifier) streamRecords(ctx context.Context, name string, data []byte, part bool) (segment.Header, badRecords, error) {
+	limit := int64(DefaultSegmentCap)
+	if v.manifest != nil && v.manifest.SegmentCap > 0 {
+		limit = int64(v.manifest.SegmentCap)
+	}
+	if part {
+		limit = max(limit, maxPartSize)
+	}
+	dec := segment.Decoder{MaxRaw: limit + 2*DefaultMaxValueSize + 1<<20, Budget: decodeBudget}
+	open := dec.Open
+	if part {
+		open = dec.OpenPart
+	}
+	var bad badRecords
+	rd, err := open(ctx, name, data)
+	if err != nil {
+		return segment.Header{}, bad, err
+	}
+	defer rd.Close()
+	for {
+		chunk, err := rd.Next(applyChunk)
+		if errors.Is(err, io.EOF) {
+			return rd.Header(), bad, nil
+		}
+		if err != nil {
+			return rd.Header(), bad, err
+		}
+		for _, e := range chunk {
+			if _, err := v.readRecord(e.Key, e.Record); err != nil {
+				bad.count++
+				if len(bad.keys) < maxKeysNamed {
+					bad.keys = append(bad.keys, e.Key)
+				}
+				if bad.first == nil {
+					bad.first = err
+				}
 			}
 		}
 	}
-	if len(keys) == 0 {
+}
+
+func (v *verifier) checkRecords(object string, bad badRecords, fix string) {
+	keys, first := bad.keys, bad.first
+	if bad.count == 0 {
 		return
 	}
 	named := make([]string, 0, maxKeysNamed)
@@ -681,12 +725,12 @@ func (v *verifier) checkRecords(object string, entries []segment.Entry, fix stri
 		named = append(named, fmt.Sprintf("%q", k))
 	}
 	more := ""
-	if len(keys) > maxKeysNamed {
-		more = fmt.Sprintf(" and %d more", len(keys)-maxKeysNamed)
+	if bad.count > len(keys) {
+		more = fmt.Sprintf(" and %d more", bad.count-len(keys))
 	}
 	v.problem(object, KindUnreadable, "%d record(s) that their policy cannot read, key(s) %s%s (%v): reads and updates of them fail "+
 		"on every replica that applied them; ebreplica never writes such state, so a writer is broken; %s",
-		len(keys), strings.Join(named, ", "), more, first, fix)
+		bad.count, strings.Join(named, ", "), more, first, fix)
 }
 
 // checkLocal reads every record of the local store under its policy.
@@ -738,21 +782,23 @@ func (v *verifier) checkLog(ctx context.Context) error {
 	return g.Wait()
 }
 
-// segVerdict is a segment that verified: decoded, or of a newer format.
+// segVerdict is a segment that verified: its header and what its records
+// gave, or of a newer format.
 type segVerdict struct {
-	seg     *segment.Segment
+	seg     *segment.Header
+	bad     badRecords
 	version error
 }
 
 func (v *verifier) checkSegment(ctx context.Context, p uint64, size int64) error {
 	key := remote.LogKey(p)
 	j, err := readJudged(ctx, v, key, size, readOnce, func(data []byte) (segVerdict, error) {
-		s, err := segment.Decode(key, data)
+		h, bad, err := v.streamRecords(ctx, key, data, false)
 		if errors.Is(err, segment.ErrVersion) {
 			// Checked after the checksum: a newer writer, not damage.
 			return segVerdict{version: err}, nil
 		}
-		return segVerdict{seg: s}, err
+		return segVerdict{seg: &h, bad: bad}, err
 	})
 	if err != nil || j.gone {
 		return err // gone: pruned since the listing
@@ -774,7 +820,7 @@ func (v *verifier) checkSegment(ctx context.Context, p uint64, size int64) error
 		if !v.regs[remote.RegistryKey(h.Origin)] {
 			v.warn(key, KindUnregistered, "origin %s is not registered (no %s)", h.Origin, remote.RegistryKey(h.Origin))
 		}
-		v.checkRecords(key, h.Entries, "verify --repair leaves the segment: it verifies, and its other records are good")
+		v.checkRecords(key, j.val.bad, "verify --repair leaves the segment: it verifies, and its other records are good")
 	}
 	return nil
 }
@@ -990,7 +1036,7 @@ func (v *verifier) checkSnapshot(ctx context.Context, p uint64) error {
 // partVerdict is a snapshot part that verified: decoded, or of a newer
 // format.
 type partVerdict struct {
-	seg     *segment.Segment
+	bad     badRecords
 	version error
 }
 
@@ -1005,7 +1051,7 @@ func (v *verifier) checkPart(ctx context.Context, key string, p uint64, pi PartI
 		case hex.EncodeToString(sum[:]) != pi.SHA256:
 			return partVerdict{}, flawf(KindCorrupt, "checksum does not match %s; %s", key, snapHint)
 		}
-		s, err := segment.DecodePart(pi.Name, data)
+		s, bad, err := v.streamRecords(ctx, pi.Name, data, true)
 		switch {
 		case errors.Is(err, segment.ErrVersion):
 			return partVerdict{version: err}, nil
@@ -1016,7 +1062,7 @@ func (v *verifier) checkPart(ctx context.Context, key string, p uint64, pi PartI
 		case s.Base != p:
 			return partVerdict{}, flawf(KindCorrupt, "part of position %d in the snapshot at %d; %s", s.Base, p, snapHint)
 		}
-		return partVerdict{seg: s}, nil
+		return partVerdict{bad: bad}, nil
 	})
 	switch {
 	case err != nil:
@@ -1033,7 +1079,7 @@ func (v *verifier) checkPart(ctx context.Context, key string, p uint64, pi PartI
 	case j.val.version != nil:
 		v.problem(pi.Name, KindVersion, "%s", segErr(j.val.version, pi.Name))
 	default:
-		v.checkRecords(pi.Name, j.val.seg.Entries, "replicas that bootstrap from this snapshot get them too")
+		v.checkRecords(pi.Name, j.val.bad, "replicas that bootstrap from this snapshot get them too")
 	}
 	return false, nil
 }
