@@ -48,9 +48,74 @@ package replica
 // older than the grace period (judged against the LastModified of this
 // replica's own latest registry write: server time, not a local clock). A
 // non-retired pusher always creates positions above its cursor >= its ack >=
-// the floor, so no position it could still create is freed; a retired one
-// learns of its retirement at its registry swap, before any upload, and
-// rebases.
+// the floor, so no position it could still create is freed.
+//
+// # Absence: pauses, crashes, restores, copies
+//
+// A replica may stop anywhere for any time (a laptop asleep between its
+// fence and its upload, a process stopped, a crash followed by a month
+// away), come back from a backup, or be copied; its wall and monotonic
+// clocks say nothing reliable about how long it was gone. The rules that
+// keep every acknowledged write (DESIGN.md, "Absence rules"), and why they
+// suffice:
+//
+//  1. Retired is sticky, and a retirement is its own write. A retirer
+//     writes seq+1 with a fresh nonce and RetiredNonce naming the body it
+//     retired; every registry read of the retired replica checks retired
+//     before anything else, and only the retired replica clears it, after
+//     rebasing. So no pending write of the retired replica can be mistaken
+//     for a landed fence, and a retirement once made is seen by every later
+//     read of that registry (S16).
+//  2. Only a registry write made by the current call fences. A pending
+//     nonce left by a crash, or copied with the directory, is never sent
+//     again: it moves to Prior, and if it is found to have landed its ETag is
+//     adopted and a fresh compare-and-swap follows. Two copies holding the
+//     same pending nonce race for that swap; one wins, the other reads a
+//     body it did not write and stops with ErrCloned before uploading (S18).
+//  3. A push commits a segment (clears its outbox marks) only after reading
+//     its registry not retired, after the create. A pruner frees a position
+//     only after reading the registry of every replica whose ack is below
+//     it as retired (acks of non-retired replicas bound the floor), and
+//     retired is sticky; so a create that landed in a freed position,
+//     however long the pusher slept before it, is followed by a read that
+//     sees retired: the outbox is kept, the replica rebases and pushes again
+//     (S17). A check before the create could not close this: a sleep moves
+//     only server time.
+//  4. "Nothing listed" means "up to date" only at or above the newest
+//     snapshot: a replica not yet ready (new, reidentified) lists snap/
+//     once, and a cursor below the newest snapshot without a contiguous log
+//     up to it rebases before it may push; a hole at or below the newest
+//     snapshot means "pruned" (S19).
+//  5. Rebase and un-retire go ahead only on a registry body this directory
+//     wrote (or the retirement of one), and a snapshot holding this id's
+//     dots above the local counter (the index's Top, and each record as it
+//     loads) is ErrCloned: a directory restored from a backup cannot load
+//     its newer life's dots and issue them again (S19).
+//  6. Rebase and reidentify keep a dirty counter or set key as its joined
+//     CRDT state, never as its text, and write current ⊔ kept (reidentify:
+//     the old id's unpublished entries moved to the new write's dot) (S20).
+//  7. An idle replica rewrites its registry at least every RegistryRefresh
+//     (a day), far below RetireAfter (S21); and a compactor retires only a
+//     replica whose ack is below the snapshot it just wrote.
+//
+// Together: a write is acknowledged when its transaction (with its outbox
+// mark) is durable; the mark is cleared only by a commit that follows a
+// create and a not-retired read (3), or by a rebase that re-stamps the key
+// first (kept on disk in m/rebase/, crash-safe); a rebase discards nothing
+// of another directory's history (5); and a copy or a restore can neither
+// fence (2) nor reuse dots it did not issue (5, and the pull-side checks).
+// Each rule has a scripted schedule in absence_test.go that fails with the
+// old rule restored (replica.Knobs), and the simulator's fault model
+// (sim/) pauses replicas at every step, restores and copies directories.
+//
+// Open points (DESIGN.md): a retired pusher whose create landed at a live
+// position and whose directory is then lost leaves a segment the others
+// apply although its origin rebases nothing (harmless: its writes were
+// acknowledged and are kept); an idle replica may still be retired if a
+// burst, a snapshot and RetireAfter all fall between two of its pulls; a
+// counter reidentified while its twin keeps publishing under the old id may
+// count the twin's published total twice; a restored backup that never
+// pushes serves stale reads until it pulls.
 
 import (
 	"context"
