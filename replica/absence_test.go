@@ -17,6 +17,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/store"
 )
 
 // advance moves the store's clock and every replica's wall clock on by d
@@ -374,5 +375,38 @@ func TestAbsenceSchedules(t *testing.T) {
 			}
 			t.Logf("%s with the old rule (%s): %v", s.name, s.guard, err)
 		})
+	}
+}
+
+// TestClearRepairsUnreadableCRDT: a counter key left holding text (as the
+// old rebase wrote it) reads with an error; Clear (and so Delete) makes it
+// readable and writable again, on every replica once synced.
+func TestClearRepairsUnreadableCRDT(t *testing.T) {
+	w := newWorld(t, nil)
+	w.pol = absenceCRDTPolicies()
+	r := w.node("R", 0, nil)
+	x := w.node("X", 0, nil)
+	if err := x.r.Store().Update(w.ctx, func(tx *store.Tx) error {
+		_, err := tx.Write("cnt/total", []byte("6"), false) // the old rule's raw text
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	x.sync()
+	r.sync()
+	if _, err := r.r.Counter("cnt/total"); !errors.Is(err, merge.ErrBadState) {
+		t.Fatalf("an unreadable counter reads: %v", err)
+	}
+	if err := r.r.Delete(w.ctx, "cnt/total"); err != nil {
+		t.Fatalf("delete of an unreadable counter: %v", err)
+	}
+	if _, err := r.r.Add(w.ctx, "cnt/total", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.settle("R", "X"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.want("cnt/total", "2", "R", "X"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -235,7 +235,9 @@ func (r *Replica) SetMembers(key string) ([]string, error) {
 // this replica has seen, and loses to changes made concurrently elsewhere,
 // nothing else. Delete of a counter or set key calls Clear. A key that does
 // not exist, or already reads as deleted, gives ErrNotFound and writes
-// nothing.
+// nothing. A key holding a sibling its policy cannot read (merge.ErrBadState:
+// a counter written back as text by an older ebreplica's rebase) is cleared
+// from its clock alone, so that it reads and updates again.
 func (r *Replica) Clear(ctx context.Context, key string) error {
 	if err := ValidateKey(key); err != nil {
 		return err
@@ -253,7 +255,18 @@ func (r *Replica) Clear(ctx context.Context, key string) error {
 		if kind == "" {
 			return fmt.Errorf("%w: key %q is governed by policy %q, not a counter or set (use Delete)", ErrWrongPolicy, key, p.Name())
 		}
-		if _, empty, err := joined(kind, cur.Record, false); err != nil {
+		_, empty, err := joined(kind, cur.Record, false)
+		if errors.Is(err, merge.ErrBadState) {
+			// A sibling holds bytes that are not this policy's state (an
+			// older ebreplica's rebase wrote counters back as text): clear
+			// the key from its clock alone, so it reads and updates again.
+			// The clear covers every sibling here, unreadable ones too;
+			// updates made concurrently elsewhere survive it.
+			state, _, _ := joined(kind, merge.Record{Clock: cur.Clock}, true)
+			_, err = tx.Write(key, state, false)
+			return err
+		}
+		if err != nil {
 			return policyErr(key, p, err)
 		} else if empty {
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
