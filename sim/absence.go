@@ -328,7 +328,7 @@ func (w *World) copyNow(n *node, to int) (string, *Violation) {
 	m := c.mem
 	cp := &node{w: w, i: to, id: n.id, offset: n.offset, driftPPM: n.driftPPM, jump: n.jump,
 		mayClone: true, cutUntil: n.cutUntil, offUntil: n.offUntil}
-	cp.eng = &engine{oldUnsyncedPush: w.cfg.UnsyncedStaging, mem: m}
+	cp.eng = &engine{oldUnsyncedPush: w.cfg.UnsyncedStaging, oldUnsyncedPending: w.cfg.UnsyncedPending, mem: m}
 	cp.eng.Engine = m
 	cp.view = &view{w: w, node: to, eng: cp.eng}
 	cp.view.setCut(n.view.isCut())

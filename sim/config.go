@@ -197,6 +197,9 @@ type Config struct {
 	// UnsyncedStaging stages pushes without fsync
 	// (replica.Knobs.UnsyncedStaging).
 	UnsyncedStaging bool
+	// UnsyncedPending saves the registry's pending write without fsync
+	// (emulated in the engine wrapper: no replica knob restores it). S14.
+	UnsyncedPending bool
 }
 
 func orDefault[T int | float64 | time.Duration](v, def T) T {

@@ -27,7 +27,12 @@ type engine struct {
 	// no record while a segment is staged (the push's fencing) is dropped
 	// too.
 	oldUnsyncedPush bool
-	skipSync        bool // the last Apply was such a save (writer goroutine only)
+	// oldUnsyncedPending emulates the old rule of S14: the registry's
+	// pending {seq, nonce} saved without fsync before the swap, so a
+	// crash right after the swap forgets it (every transaction that saves
+	// m/registry and no record loses its fsync).
+	oldUnsyncedPending bool
+	skipSync           bool // the last Apply was such a save (writer goroutine only)
 
 	applied atomic.Uint64
 	durable atomic.Uint64
@@ -59,7 +64,7 @@ func (e *engine) Apply(muts []store.Mutation, sync bool) error {
 	}
 	// The store may fsync through Apply or through the Sync call that
 	// follows it: drop either for a push's registry save.
-	e.skipSync = e.oldUnsyncedPush && len(muts) > 0 && onlyRegistry(muts) && e.staging()
+	e.skipSync = len(muts) > 0 && onlyRegistry(muts) && (e.oldUnsyncedPending || e.oldUnsyncedPush && e.staging())
 	if e.skipSync {
 		sync = false
 	}

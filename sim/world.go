@@ -224,7 +224,7 @@ func (w *World) addNode(off *time.Duration) error {
 	if n.driftPPM = (w.clocks.Float64()*2 - 1) * on(cfg.DriftPPM); n.driftPPM == 0 {
 		n.driftPPM = 0 // not -0
 	}
-	n.eng = &engine{oldUnsyncedPush: cfg.UnsyncedStaging}
+	n.eng = &engine{oldUnsyncedPush: cfg.UnsyncedStaging, oldUnsyncedPending: cfg.UnsyncedPending}
 	n.view = &view{w: w, node: i, eng: n.eng}
 	if cfg.Engine == EngineBadger {
 		b, err := store.OpenBadger("", store.BadgerOptions{InMemory: true, LowMemory: true})
