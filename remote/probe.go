@@ -76,7 +76,7 @@ func ProbeConditional(ctx context.Context, b Backend) error {
 }
 
 // probeOnce runs the probe once on key.
-func probeOnce(ctx context.Context, b Backend, key string) (err error) {
+func probeOnce(ctx context.Context, b Backend, key string) error {
 	body := func(step string) []byte { return []byte("ebreplica conditional-write probe " + key + " " + step) }
 	fail := func(step string, err error) error {
 		return fmt.Errorf("remote: probe conditional writes on %s: %s %s: %w", b, step, key, err)
