@@ -185,3 +185,27 @@ func TestHostileSegmentBounded(t *testing.T) {
 		t.Fatalf("cursor moved to %d", st.Cursor)
 	}
 }
+
+// TestVerifyProbeObjectIsInfo: a conditional-write probe's scratch object
+// (a connect running, or a clean-up that failed) is information, not a
+// problem.
+func TestVerifyProbeObjectIsInfo(t *testing.T) {
+	ctx := context.Background()
+	b := memremote.New("t")
+	a := newReplica(t, b, 0)
+	mustSync(t, a)
+	if err := b.SetObject(remote.ProbePrefix+"0123456789abcdef0123456789abcdef", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Verify(ctx, replica.VerifyOptions{})
+	if err != nil || !rep.OK {
+		t.Fatalf("verify with a probe object: ok=%v %v %+v", rep.OK, err, rep.Problems)
+	}
+	found := false
+	for _, i := range rep.Info {
+		found = found || i.Kind == replica.KindProbe
+	}
+	if !found {
+		t.Fatalf("no probe info: %+v", rep.Info)
+	}
+}

@@ -64,8 +64,10 @@ package replica
 //	              damaged a read, the object is fine
 //
 // Info lists what earlier repairs left (quarantine/ copies and the
-// placeholder segments that replaced them) and what was not checked
-// (unchecked: keys under a policy this verify does not have).
+// placeholder segments that replaced them), probe/ scratch objects of
+// conditional-write probes (a connect running now, or a clean-up that
+// failed), and what was not checked (unchecked: keys under a policy this
+// verify does not have).
 //
 // Repair (VerifyOptions.Repair) handles corrupt log segments only: each is
 // copied, bytes unchanged, to quarantine/log-<pos>-<unix nanos>-<nonce>
@@ -124,6 +126,7 @@ const (
 	KindOrphan       = "orphan"
 	KindUnregistered = "unregistered"
 	KindQuarantine   = "quarantine"
+	KindProbe        = "probe"
 	KindPlaceholder  = "placeholder"
 	KindUnchecked    = "unchecked"
 )
@@ -497,6 +500,8 @@ func (v *verifier) classify(ctx context.Context, info remote.Info, manifest *boo
 		}
 	case strings.HasPrefix(key, remote.QuarantinePref):
 		v.info(key, KindQuarantine, "a copy of an object that failed verification, kept by an earlier repair (%d bytes)", info.Size)
+	case strings.HasPrefix(key, remote.ProbePrefix):
+		v.info(key, KindProbe, "the scratch object of a conditional-write probe (a connect running now, or one whose clean-up failed); safe to delete")
 	default:
 		v.problem(key, KindForeign, "not an ebreplica object: this prefix should hold only an ebreplica store")
 	}
