@@ -115,7 +115,7 @@ func runInit(ctx context.Context, e *env) error {
 	}
 	e.rep = r
 	if e.json {
-		return writeJSON(e.stdout, initOutput{ReplicaID: r.ID().String(), Remote: remoteURL, CreatedStore: created, Dir: e.dir})
+		return writeJSON(e.stdout, initOutput{ReplicaID: r.ID().String(), Remote: remoteurl.Redact(remoteURL), CreatedStore: created, Dir: e.dir})
 	}
 	o := newOutput(e.stdout)
 	o.printf("%s\n", r.ID())

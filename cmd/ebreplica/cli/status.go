@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ebreplica/ebreplica/remote/remoteurl"
 )
 
 var statusCmd = &command{
@@ -27,6 +29,8 @@ func runStatus(ctx context.Context, e *env) error {
 	if err != nil {
 		return errorf(err, "reading status: %s", trimLib(err))
 	}
+	// A remote recorded by an older build may hold a password: never print it.
+	s.Remote = remoteurl.Redact(s.Remote)
 	if e.json {
 		return writeJSON(e.stdout, s)
 	}

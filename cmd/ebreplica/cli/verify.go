@@ -15,14 +15,19 @@ var verifyCmd = &command{
 replica registry, each log segment (decodes, checksum, a registered origin), that
 no log position is missing above the prune floor (the newest snapshot), each
 snapshot (its index, and each part's presence, size, checksum and records), and
-that nothing foreign is there. Problems (corrupt, missing, foreign, version)
-exit 1 with a one-line summary on stderr; warnings (orphan snapshot parts, an
-unregistered origin) and info (quarantined copies, repair placeholders) do not.
-With --repair, each corrupt log segment is copied to quarantine/ and replaced
-in place (compare-and-swap) by a valid placeholder, so pulls go on; then run
-push --all on a replica that applied it to publish its records again.
+that nothing foreign is there. Every record is read under its key's policy (a
+counter or set key must hold its state), on the remote and, without --remote,
+in the local store. Problems (corrupt, unreadable, unstable, missing, foreign,
+version) exit 1 with a one-line summary on stderr; warnings (orphan snapshot
+parts, an unregistered origin, a damaged read) and info (quarantined copies,
+repair placeholders, probe objects) do not. An object that fails is read
+again: only bytes read identically twice are damage. With --repair, each
+corrupt log segment is copied to quarantine/ and replaced in place
+(compare-and-swap) by a valid placeholder, so pulls go on; then run push --all
+on a replica that applied it to publish its records again. An unreadable
+counter or set key is cleared by delete.
 --remote URL checks a store without a replica directory.
---json: {"ok","objects","segments","snapshots","problems","warnings","repaired","info"},
+--json: {"ok","objects","segments","snapshots","local_records","problems","warnings","repaired","info"},
 each problem {"object","kind","message"}.`,
 	flags: []flagDef{
 		{name: "repair", usage: "quarantine corrupt log segments and put valid placeholders in their place"},
@@ -54,7 +59,7 @@ func runVerify(ctx context.Context, e *env) error {
 		if err != nil {
 			return err
 		}
-		where = r.Remote()
+		where = remoteurl.Redact(r.Remote())
 		if rep, err = r.Verify(ctx, o); err != nil {
 			return syncError("verify", err)
 		}
