@@ -2,9 +2,10 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"os"
+	"log/slog"
 	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -22,8 +23,13 @@ type BadgerOptions struct {
 	// cache, bounded index cache, fewer compactors, values over 64 KiB in
 	// the value log. See BENCHMARKS.md for its measured RSS.
 	LowMemory bool
-	// Logger receives Badger's log lines; nil discards all but errors.
-	Logger badger.Logger
+	// Logger receives Badger's log lines at their levels (Badger's debug,
+	// info, warning and error become slog's), with the attribute
+	// component=badger, and the notes of the crash repair at open (see
+	// OpenBadger). Nil discards them: nothing of Badger's is written to
+	// stderr, whose last line is the CLI's error message. Badger's errors
+	// that matter reach the caller as returned errors.
+	Logger *slog.Logger
 }
 
 // Badger is the Engine on github.com/dgraph-io/badger/v4.
@@ -31,17 +37,38 @@ type Badger struct {
 	db *badger.DB
 }
 
-var _ Engine = (*Badger)(nil)
+var (
+	_ Engine    = (*Badger)(nil)
+	_ txLimited = (*Badger)(nil)
+)
 
-type quietLogger struct{}
+// slogBadger is a badger.Logger writing to a *slog.Logger.
+type slogBadger struct{ l *slog.Logger }
 
-func (quietLogger) Errorf(f string, a ...any)   { fmt.Fprintf(os.Stderr, "badger: "+f, a...) }
-func (quietLogger) Warningf(f string, a ...any) {}
-func (quietLogger) Infof(f string, a ...any)    {}
-func (quietLogger) Debugf(f string, a ...any)   {}
+func (b slogBadger) log(level slog.Level, f string, a []any) {
+	ctx := context.Background()
+	if !b.l.Enabled(ctx, level) {
+		return
+	}
+	b.l.Log(ctx, level, strings.TrimSpace(fmt.Sprintf(f, a...)), slog.String("component", "badger"))
+}
+
+func (b slogBadger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b slogBadger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b slogBadger) Infof(f string, a ...any)    { b.log(slog.LevelInfo, f, a) }
+func (b slogBadger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
 
 // OpenBadger opens (creating if needed) a Badger database in dir.
+//
+// Before Badger opens an existing directory, OpenBadger removes the empty
+// files a crash (kill -9, power loss) can leave and that Badger v4 cannot
+// open (see repairCrashLeftovers): a replica directory opens after any
+// kill, the first time.
 func OpenBadger(dir string, o BadgerOptions) (*Badger, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	opts := badger.DefaultOptions(dir)
 	if o.InMemory {
 		opts = badger.DefaultOptions("").WithInMemory(true)
@@ -49,10 +76,7 @@ func OpenBadger(dir string, o BadgerOptions) (*Badger, error) {
 	opts = opts.WithSyncWrites(false). // Store decides when to fsync (group commit)
 						WithDetectConflicts(false). // one writer: no conflicts to detect
 						WithMetricsEnabled(false).
-						WithLogger(quietLogger{})
-	if o.Logger != nil {
-		opts = opts.WithLogger(o.Logger)
-	}
+						WithLogger(slogBadger{log})
 	if o.LowMemory {
 		opts = opts.
 			WithMemTableSize(4 << 20).
@@ -70,6 +94,11 @@ func OpenBadger(dir string, o BadgerOptions) (*Badger, error) {
 	} else {
 		opts = opts.WithValueThreshold(256 << 10).WithNumCompactors(2)
 	}
+	if !o.InMemory {
+		if err := repairCrashLeftovers(dir, log); err != nil {
+			return nil, err
+		}
+	}
 	db, err := badger.Open(opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") ||
@@ -81,9 +110,27 @@ func OpenBadger(dir string, o BadgerOptions) (*Badger, error) {
 	return &Badger{db: db}, nil
 }
 
+// mutationCost is what m counts toward Badger's transaction size limit, or
+// more. Badger (Txn.checkSize, Entry.estimateSizeAndSetThreshold) counts
+// len(key) + len(value) + 2 (meta bytes) + 10 (version) for a value kept in
+// the tree, and len(key) + 12 (value pointer) + 2 + 10 for one in the value
+// log; the larger of the two never counts less, whatever the value
+// threshold, and is exact for values of 12 bytes or more kept in the tree.
+// TestBadgerMutationCost pins it to the Badger in go.mod.
+func (b *Badger) mutationCost(m Mutation) int64 {
+	return int64(len(m.Key)) + int64(max(len(m.Value), 12)) + 12
+}
+
 // Limits reports the largest transaction Badger commits at once, in bytes
-// (its own estimate, which counts per-entry overhead) and entries.
-func (b *Badger) Limits() (bytes, entries int64) { return b.db.MaxBatchSize(), b.db.MaxBatchCount() }
+// (its own estimate, which counts per-entry overhead: see mutationCost)
+// and entries: Apply fails with ErrTooBig when its mutations cost this
+// many bytes or more, or are this many or more. Badger's own limits less
+// what every transaction starts with (Txn.checkSize, newTransaction): one
+// entry and len("!badger!txn")+10 bytes for the entry that ends it.
+func (b *Badger) Limits() (bytes, entries int64) {
+	const txnEnd = int64(len("!badger!txn") + 10)
+	return b.db.MaxBatchSize() - txnEnd, b.db.MaxBatchCount() - 1
+}
 
 // DB exposes the underlying database (benchmarks compare against it).
 func (b *Badger) DB() *badger.DB { return b.db }

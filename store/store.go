@@ -20,7 +20,10 @@
 // A request is a function over a Tx; if it returns an error, none of its
 // writes are applied and the others in its group are unaffected. A
 // request's writes become visible to later requests of the same group, and
-// to readers once the group commits.
+// to readers once the group commits. A request whose writes would take its
+// group past the engine's transaction limit commits alone, right after the
+// group; it fails with ErrTooBig (applying nothing) only when it cannot fit
+// even alone, and the others are unaffected either way.
 //
 // Durability: with Sync (the default) a write returns after the group's
 // fsync; with Relaxed it returns after the engine commit, and a power loss
@@ -82,8 +85,11 @@ type Options struct {
 	Policies *merge.Registry
 	// GroupBytes and GroupEntries cap one group commit (default 4 MiB and
 	// 65536 entries, lowered to a quarter of the engine's transaction limit
-	// when it reports one); a single request may exceed them, and fails
-	// with ErrTooBig only when it alone exceeds the engine's limit.
+	// when it reports one); a single request may exceed them. A request
+	// whose writes would take its group past the engine's limit is
+	// committed on its own, after the rest of its group, and fails with
+	// ErrTooBig only when it alone exceeds the engine's limit: the other
+	// requests of its group are not affected.
 	GroupBytes   int
 	GroupEntries int
 	// WriteIgnoresG is a test knob: local writes of keys with no record
@@ -135,6 +141,35 @@ type Store struct {
 	syncDone chan struct{}
 	syncMu   sync.Mutex
 	syncJobs []syncJob
+
+	// limit is the engine's transaction limit; nil when it has none.
+	limit *txLimit
+}
+
+// txLimited is an engine that cannot commit a transaction past a size
+// (Badger): Limits reports the limit in bytes and in entries (Apply fails
+// with ErrTooBig at or past either), and mutationCost is what one mutation
+// counts toward the byte limit, as the engine counts it, or more (never
+// less).
+type txLimited interface {
+	Limits() (bytes, entries int64)
+	mutationCost(m Mutation) int64
+}
+
+// txLimit is what the writer knows of the engine's transaction limit: a
+// group's writes plus its counter keys (reserve) must stay below it.
+type txLimit struct {
+	bytes, entries int64
+	cost           func(Mutation) int64
+	reserveBytes   int64 // cost of the counter keys the group adds
+	reserveEntries int64
+}
+
+// fits reports whether the overlay's writes, plus the counter keys the
+// group adds before committing, stay inside the engine's limit.
+func (l *txLimit) fits(g *overlay) bool {
+	return l == nil ||
+		g.cost+l.reserveBytes < l.bytes && int64(len(g.muts))+l.reserveEntries < l.entries
 }
 
 // concurrentSyncer is an engine whose Sync may run while Apply commits
@@ -155,19 +190,26 @@ type request struct {
 // require a replica id (see Init).
 func Open(eng Engine, o *Options) (*Store, error) {
 	opts := o.withDefaults()
-	if l, ok := eng.(interface{ Limits() (int64, int64) }); ok {
+	var limit *txLimit
+	if l, ok := eng.(txLimited); ok {
 		// Badger's own size estimate counts per-entry overhead that ours
 		// does not: keep groups well inside its limits.
 		b, n := l.Limits()
 		opts.GroupBytes = int(min(int64(opts.GroupBytes), b/4))
 		opts.GroupEntries = int(min(int64(opts.GroupEntries), n/4))
+		limit = &txLimit{bytes: b, entries: n, cost: l.mutationCost}
+		for _, m := range groupCounterKeys(0, 0, 0, 0, 0, 0) {
+			limit.reserveBytes += l.mutationCost(m)
+			limit.reserveEntries++
+		}
 	}
 	s := &Store{
-		eng:  eng,
-		opts: opts,
-		reqs: make(chan *request, 1024),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+		eng:   eng,
+		opts:  opts,
+		reqs:  make(chan *request, 1024),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		limit: limit,
 	}
 	var hlc uint64
 	err := eng.View(func(r Reader) error {
@@ -379,10 +421,18 @@ func (s *Store) writer() {
 
 // group runs requests from the head of queue in one engine transaction and
 // returns the requests left for the next group.
+//
+// When the engine has a transaction limit, a request whose writes take the
+// group past it is taken out of the group (its writes undone in the
+// overlay but kept aside), the group commits without it, and then it
+// commits alone, in a transaction of its own: it ran against the group's
+// writes, which are then committed, so its writes stay valid and it runs
+// only once. Alone, it fails with ErrTooBig only when it cannot fit by
+// itself; the rest of its group is unaffected either way.
 func (s *Store) group(queue []*request) []*request {
 	reader, release := s.eng.Reader()
 	defer release()
-	g := newOverlay()
+	g := newOverlay(s.limit)
 	startCounter := s.counter
 	startLive, startPending := s.live.Load(), s.pending.Load()
 	live, pending := startLive, startPending
@@ -390,14 +440,15 @@ func (s *Store) group(queue []*request) []*request {
 	errs := make([]error, 0, cap(taken))
 	needSync := false
 	var newID *clock.ReplicaID
+	var alone *aloneRequest
 	n := 0
 	for ; n < len(queue); n++ {
 		r := queue[n]
-		if n > 0 && (g.bytes >= s.opts.GroupBytes || len(g.muts) >= s.opts.GroupEntries) {
+		if n > 0 && (g.bytes >= s.opts.GroupBytes || len(g.muts) >= s.opts.GroupEntries || !s.limit.fits(g)) {
 			break
 		}
-		taken = append(taken, r)
 		if err := r.ctx.Err(); err != nil {
+			taken = append(taken, r)
 			errs = append(errs, err)
 			continue
 		}
@@ -406,9 +457,19 @@ func (s *Store) group(queue []*request) []*request {
 		err := r.fn(tx)
 		if err != nil {
 			g.rollback()
+			taken = append(taken, r)
 			errs = append(errs, err)
 			continue
 		}
+		if g.base > 0 && !s.limit.fits(g) {
+			// Earlier requests wrote, and this one takes the group past
+			// the engine's limit: it commits alone, after the group.
+			alone = &aloneRequest{r: r, muts: g.takeOut(), counter: tx.counter,
+				live: tx.live, pending: tx.pending, newID: tx.newID}
+			n++
+			break
+		}
+		taken = append(taken, r)
 		errs = append(errs, nil)
 		s.counter, live, pending = tx.counter, tx.live, tx.pending
 		if tx.newID != nil {
@@ -418,14 +479,65 @@ func (s *Store) group(queue []*request) []*request {
 			needSync = true
 		}
 	}
+	err := s.commit(g, startCounter, live, pending, newID, needSync, taken, errs)
+	if alone != nil {
+		if err != nil {
+			// It ran against the group's writes, which did not commit.
+			answer([]*request{alone.r}, []error{nil}, err)
+		} else {
+			s.commitAlone(alone)
+		}
+	}
+	return queue[n:]
+}
+
+// aloneRequest is a request taken out of its group to commit on its own:
+// its writes and the counters after it.
+type aloneRequest struct {
+	r             *request
+	muts          []Mutation
+	counter       uint64
+	live, pending int64
+	newID         *clock.ReplicaID
+}
+
+// commitAlone commits a request taken out of its group in a transaction of
+// its own. The group before it has committed: the state it ran against.
+func (s *Store) commitAlone(a *aloneRequest) {
+	g := newOverlay(s.limit)
+	for _, m := range a.muts {
+		g.write(m)
+	}
+	startCounter := s.counter
+	s.counter = a.counter
+	s.commit(g, startCounter, a.live, a.pending, a.newID, a.r.sync, []*request{a.r}, []error{nil})
+}
+
+// groupCounterKeys are the writes of the counters that every group with
+// writes commits.
+func groupCounterKeys(counter, hlc, capped uint64, ahead time.Duration, live, pending int64) []Mutation {
+	return []Mutation{
+		{Key: keyCounter, Value: putUint(counter)},
+		{Key: keyHLC, Value: putUint(hlc)},
+		{Key: keySkew, Value: binary.BigEndian.AppendUint64(putUint(capped), uint64(max(ahead, 0)))},
+		{Key: keyLive, Value: putUint(uint64(live))},
+		{Key: keyPending, Value: putUint(uint64(pending))},
+	}
+}
+
+// commit commits the group's writes in g with the counters (s.counter is
+// already the value after the group; startCounter the value before it),
+// answers the taken requests (or hands them to the syncer), and returns the
+// engine's commit error (nil when the commit happened, whether or not the
+// fsync then failed).
+func (s *Store) commit(g *overlay, startCounter uint64, live, pending int64, newID *clock.ReplicaID,
+	needSync bool, taken []*request, errs []error) error {
 	g.begin() // nothing below is undone
 	if len(g.muts) > 0 {
-		g.put(keyCounter, putUint(s.counter))
-		g.put(keyHLC, putUint(uint64(s.clock.Last())))
 		capped, ahead := s.clock.SkewStats()
-		g.put(keySkew, binary.BigEndian.AppendUint64(putUint(capped), uint64(max(ahead, 0))))
-		g.put(keyLive, putUint(uint64(live)))
-		g.put(keyPending, putUint(uint64(pending)))
+		for _, m := range groupCounterKeys(s.counter, uint64(s.clock.Last()), capped, ahead, live, pending) {
+			g.write(m)
+		}
 	}
 	// Commit, then fsync separately: when the fsync fails the commit has
 	// still happened (the writes are visible and may well be durable), so
@@ -434,34 +546,36 @@ func (s *Store) group(queue []*request) []*request {
 	err := s.eng.Apply(g.mutations(), false)
 	if err != nil {
 		s.counter = startCounter
-	} else {
-		if len(g.muts) > 0 {
-			s.commits.Add(1)
-		}
-		s.live.Store(live)
-		s.pending.Store(pending)
-		if newID != nil {
-			s.id.Store(newID)
-		}
-		if needSync {
-			if s.syncWake != nil {
-				// Pipelined: the syncer answers these requests after an
-				// fsync that starts after this commit, while the writer
-				// goes on with the next group.
-				s.syncMu.Lock()
-				s.syncJobs = append(s.syncJobs, syncJob{taken, errs})
-				s.syncMu.Unlock()
-				select {
-				case s.syncWake <- struct{}{}:
-				default:
-				}
-				return queue[n:]
-			}
-			err = s.eng.Sync()
-		}
+		answer(taken, errs, err)
+		return err
 	}
-	answer(taken, errs, err)
-	return queue[n:]
+	if len(g.muts) > 0 {
+		s.commits.Add(1)
+	}
+	s.live.Store(live)
+	s.pending.Store(pending)
+	if newID != nil {
+		s.id.Store(newID)
+	}
+	var syncErr error
+	if needSync {
+		if s.syncWake != nil {
+			// Pipelined: the syncer answers these requests after an
+			// fsync that starts after this commit, while the writer
+			// goes on with the next group.
+			s.syncMu.Lock()
+			s.syncJobs = append(s.syncJobs, syncJob{taken, errs})
+			s.syncMu.Unlock()
+			select {
+			case s.syncWake <- struct{}{}:
+			default:
+			}
+			return nil
+		}
+		syncErr = s.eng.Sync()
+	}
+	answer(taken, errs, syncErr)
+	return nil
 }
 
 // answer replies to the requests of a group: err (a failed commit or
@@ -516,9 +630,15 @@ type overlay struct {
 	muts  []Mutation
 	bytes int
 
+	// cost is what muts count toward the engine's transaction limit
+	// (limit.cost); 0 when the engine has none.
+	limit *txLimit
+	cost  int64
+
 	// The undo state of the running request.
 	base      int        // len(muts) when it began
 	baseBytes int        // bytes when it began
+	baseCost  int64      // cost when it began
 	undo      []undoItem // earlier mutations it overwrote
 
 	// G as decoded in this group; gOK false when not (yet) known.
@@ -531,7 +651,7 @@ type undoItem struct {
 	m Mutation
 }
 
-func newOverlay() *overlay { return &overlay{idx: map[string]int{}} }
+func newOverlay(l *txLimit) *overlay { return &overlay{idx: map[string]int{}, limit: l} }
 
 func (o *overlay) get(k []byte) (Mutation, bool) {
 	i, ok := o.idx[string(k)]
@@ -545,9 +665,15 @@ func (o *overlay) write(m Mutation) {
 	if string(m.Key) == string(keyG) {
 		o.gOK, o.g = false, nil
 	}
+	if o.limit != nil {
+		o.cost += o.limit.cost(m)
+	}
 	if i, ok := o.idx[string(m.Key)]; ok {
 		if i < o.base {
 			o.undo = append(o.undo, undoItem{i, o.muts[i]})
+		}
+		if o.limit != nil {
+			o.cost -= o.limit.cost(o.muts[i])
 		}
 		m.Key = o.muts[i].Key
 		o.muts[i] = m
@@ -563,7 +689,23 @@ func (o *overlay) del(k []byte)    { o.write(Mutation{Key: k, Delete: true}) }
 
 // begin starts a request.
 func (o *overlay) begin() {
-	o.base, o.baseBytes, o.undo = len(o.muts), o.bytes, o.undo[:0]
+	o.base, o.baseBytes, o.baseCost, o.undo = len(o.muts), o.bytes, o.cost, o.undo[:0]
+}
+
+// takeOut undoes every write since begin, like rollback, and returns them:
+// the final value of each key the running request wrote.
+func (o *overlay) takeOut() []Mutation {
+	out := make([]Mutation, 0, len(o.muts)-o.base+len(o.undo))
+	seen := map[int]bool{}
+	for _, u := range o.undo {
+		if !seen[u.i] {
+			seen[u.i] = true
+			out = append(out, o.muts[u.i])
+		}
+	}
+	out = append(out, o.muts[o.base:]...)
+	o.rollback()
+	return out
 }
 
 // rollback undoes every write since begin.
@@ -577,6 +719,7 @@ func (o *overlay) rollback() {
 	clear(o.muts[o.base:])
 	o.muts = o.muts[:o.base]
 	o.bytes = o.baseBytes
+	o.cost = o.baseCost
 	o.undo = o.undo[:0]
 	o.gOK, o.g = false, nil
 }
