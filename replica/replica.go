@@ -50,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -161,6 +162,9 @@ type Options struct {
 	// its ack (DefaultAckInterval when 0; negative: after every pull that
 	// moved the cursor).
 	AckInterval time.Duration
+	// Logger receives the local store's (Badger's) log lines; nil
+	// discards them.
+	Logger *slog.Logger
 	// RegistryRefresh is how old this replica's registry write may grow
 	// before a pull rewrites it even though nothing moved, so that an
 	// online, idle replica is never retired (DefaultRegistryRefresh when
@@ -392,7 +396,7 @@ func Open(dir string, opts *Options) (*Replica, error) {
 				return nil, fmt.Errorf("replica: %w", err)
 			}
 		}
-		b, err := store.OpenBadger(path, store.BadgerOptions{InMemory: o.InMemory, LowMemory: o.LowMemory})
+		b, err := store.OpenBadger(path, store.BadgerOptions{InMemory: o.InMemory, LowMemory: o.LowMemory, Logger: o.Logger})
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -64,7 +65,23 @@ func (b slogBadger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) 
 // files a crash (kill -9, power loss) can leave and that Badger v4 cannot
 // open (see repairCrashLeftovers): a replica directory opens after any
 // kill, the first time.
+//
+// A directory found locked is tried again a few times over about 150 ms
+// before ErrLocked: a lock released an instant ago can still be held by a
+// child process forked meanwhile (a descriptor is copied across fork until
+// the child's exec closes it), so a process that closes a replica and opens
+// it again right away would otherwise see it in use now and then.
 func OpenBadger(dir string, o BadgerOptions) (*Badger, error) {
+	for attempt := 0; ; attempt++ {
+		b, err := openBadger(dir, o)
+		if !errors.Is(err, ErrLocked) || attempt >= 5 || o.InMemory {
+			return b, err
+		}
+		time.Sleep(time.Duration(10*(attempt+1)) * time.Millisecond)
+	}
+}
+
+func openBadger(dir string, o BadgerOptions) (*Badger, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
