@@ -163,6 +163,10 @@ func (w *World) runVia(n *node, via Kind) (string, *Violation) {
 // operations run. A violation among them is kept for Do and ends the
 // paused operation.
 func (w *World) pause(n *node, op *Op) {
+	if v := w.checkLog(); v != nil { // what it uploaded so far is published
+		w.nestedV = v
+		return
+	}
 	if n.pausedPre != nil {
 		// What the operation did so far that the oracle cannot see (a
 		// rebase's re-stamped writes, already pushed perhaps) must be known

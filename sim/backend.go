@@ -246,8 +246,16 @@ func (v *view) Get(ctx context.Context, key string) (remote.Object, error) {
 		return v.w.meter.Get(ctx, key)
 	}
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%d", key, n)
-	fr := faultremote.New(v.w.meter, rand.New(rand.NewPCG(plan.seed, h.Sum64())), v.options(plan.rates, false))
+	fmt.Fprintf(h, "%s\x00%d", seedKey(key), n)
+	rates := plan.rates
+	if strings.HasPrefix(key, remote.ReplicasPrefix) {
+		// A registry body holds a random nonce (crypto/rand, in package
+		// replica): whether a damaged copy still decodes would depend on
+		// it, and the run would not repeat. Registry reads fail instead.
+		rates.Errors += rates.TornReads + rates.CorruptReads
+		rates.TornReads, rates.CorruptReads = 0, 0
+	}
+	fr := faultremote.New(v.w.meter, rand.New(rand.NewPCG(plan.seed, h.Sum64())), v.options(rates, false))
 	return fr.Get(ctx, key)
 }
 
@@ -324,4 +332,23 @@ func describeFaults(fs []faultremote.Fault) string {
 		}
 	}
 	return "faults[" + strings.Join(parts, ", ") + "]"
+}
+
+// seedKey is the name a Get's faults are seeded by: the object's key, with
+// the random nonce of a snapshot part's name left out
+// (snap/<P>/part-<nonce>-NNNN; package replica draws it from crypto/rand),
+// so that the same run draws the same faults.
+func seedKey(key string) string {
+	if !strings.HasPrefix(key, remote.SnapPrefix) {
+		return key
+	}
+	i := strings.Index(key, "/part-")
+	if i < 0 {
+		return key
+	}
+	rest := key[i+len("/part-"):]
+	if j := strings.LastIndexByte(rest, '-'); j >= 0 {
+		return key[:i] + "/part-" + rest[j+1:]
+	}
+	return key
 }

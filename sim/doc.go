@@ -109,9 +109,22 @@
 // resurrection of a key every replica read as deleted), is described in
 // collect.go.
 //
+// # Absences: pauses, crashes after any transaction, copies
+//
+// With Config.Pauses, CrashTx, Backups and Copies, a replica can also be
+// paused at any step of replica.Knobs' list while others write, sync,
+// compact, prune and retire and the clock moves on past the retirement
+// age; lose power after any transaction of a push, pull, sync or
+// compaction; have its directory saved and put back; or have it copied
+// into a new replica with the same id. ErrCloned of a copied or restored
+// directory is a correct verdict: the simulator reidentifies it and the
+// oracle follows (absence.go). A replica retired although it pulled within
+// RetireAfter less RegistryRefresh is a violation (RuleRetiredOnline).
+//
 // # Scenarios and old rules
 //
-// Scenarios returns the regression schedules of DESIGN.md (S1-S15) as
+// Scenarios returns the regression schedules of DESIGN.md (S1-S21, and
+// S19b) as
 // scripted schedules. Each must converge, and each old rule it guards,
 // restored through replica.Knobs (MergeByHLC, MergePruneLosers,
 // UnsyncedStaging, and the collection knobs on the replicas each schedule
