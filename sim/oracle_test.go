@@ -1,9 +1,14 @@
 package sim
 
 import (
+	"context"
 	"errors"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/faultremote"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -110,5 +115,33 @@ func TestOldRulesFailAsMeant(t *testing.T) {
 	}
 	if seen != len(want) {
 		t.Errorf("%d old rules ran, %d expected", seen, len(want))
+	}
+}
+
+// TestServerIgnoringConditionalWrites: a world on a store that takes
+// If-None-Match and If-Match puts as plain puts (faultremote's
+// IgnoreIfNoneMatch and IgnoreIfMatch) is refused at connect with
+// remote.ErrNoConditionalWrites by every replica, before anything is
+// registered or published: nothing can diverge.
+func TestServerIgnoringConditionalWrites(t *testing.T) {
+	w, err := NewWorld(calm(PolicyLWW, 0, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.meter.inner = faultremote.New(w.mem, rand.New(rand.NewPCG(1, 2)), faultremote.Options{IgnoreIfNoneMatch: true, IgnoreIfMatch: true})
+	ctx := context.Background()
+	for _, n := range w.nodes {
+		if err := n.r.Put(ctx, "k", []byte(n.name())); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.r.Sync(ctx); !errors.Is(err, remote.ErrNoConditionalWrites) {
+			t.Fatalf("%s syncs on a store that ignores conditional writes: %v", n.name(), err)
+		}
+	}
+	for _, k := range w.mem.Keys() {
+		if strings.HasPrefix(k, remote.LogPrefix) || strings.HasPrefix(k, remote.ReplicasPrefix) {
+			t.Fatalf("%s was written to a store the replicas refused", k)
+		}
 	}
 }
