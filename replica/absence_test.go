@@ -410,3 +410,34 @@ func TestClearRepairsUnreadableCRDT(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPosNeverGoesDown: a record's pos is the highest log position that
+// carries it here. A's own push of k lands at 2 before A pulls 1 (B's
+// winning tombstone of k); applying 1 must not lower k's pos to 1, or A
+// collects k — its own write a with it — against acks of 1 while nobody
+// has applied 2, and diverges once C's later write of k comes back whole
+// (found by the simulator's absence sweep, seed 64).
+func TestPosNeverGoesDown(t *testing.T) {
+	w := newWorld(t, nil)
+	a := w.node("A", 2*time.Hour, nil) // a beats c under lww...
+	b := w.node("B", 3*time.Hour, nil) // ...and T beats a
+	c := w.node("C", 0, nil)
+	a.sync()
+	b.sync()
+	c.sync()
+	b.put("k", "b")
+	b.del("k") // T, concurrent with a below
+	b.push()   // position 1
+	b.pull()
+	c.pull()
+	a.put("k", "a")
+	a.push() // position 2, before A pulled 1
+	if _, err := a.r.Compact(w.ctx, replica.CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.put("k", "c") // has seen T, not a
+	c.push()
+	if err := w.settle("A", "B", "C"); err != nil {
+		t.Fatal(err)
+	}
+}

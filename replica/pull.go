@@ -186,6 +186,21 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 				continue
 			}
 			if data[i] == nil {
+				if errors.Is(gerr, remote.ErrNotExist) && !r.rebasing {
+					// Listed, then gone: pruned while this pull read (it
+					// was paused past its retirement). At or below the
+					// newest snapshot, rebase on it; above, damage.
+					complete, _, err := r.snapshots(ctx)
+					if err != nil {
+						return ps, err
+					}
+					if len(complete) > 0 && complete[0] >= p {
+						if err := r.rebase(ctx); err != nil {
+							return ps, err
+						}
+						return r.pullLocked(ctx)
+					}
+				}
 				return ps, gerr
 			}
 			seg, err := r.decoder().Open(ctx, remote.LogKey(p)+" on "+b.String(), data[i])
@@ -387,6 +402,24 @@ func (r *Replica) applyOne(ctx context.Context, seg *segment.Reader, data []byte
 		if sent == nil {
 			return false, fmt.Errorf("%w: %s was published under this id by another directory", ErrCloned, remote.LogKey(p))
 		}
+		// One of ours (staged here, perhaps uploaded by a copy of this
+		// directory made after staging): its dots are in the log now, so
+		// they count as published — reidentify must keep them, or this
+		// replica would drop versions every other replica holds.
+		own, err := seg.MaxCounter(r.ID())
+		if err != nil {
+			return false, err
+		}
+		if err := r.apply(ctx, seg, p, ps); err != nil {
+			return false, err
+		}
+		return false, wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+			if pb, _, err := tx.Meta("published"); err != nil || own <= u64(pb) {
+				return err
+			}
+			tx.SetMeta("published", p64(own))
+			return nil
+		}))
 	}
 	return false, r.apply(ctx, seg, p, ps)
 }
@@ -454,7 +487,13 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *
 						merged = merge.Merge(merge.Record{Clock: g}, e.Record)
 					}
 				}
-				if err := tx.PutRecord(e.Key, store.Stored{Record: merged, Pos: p}); err != nil {
+				// pos never goes down: an own push committed at a higher
+				// position than this one (pulled later, in order) already
+				// carries the record there, and collection must wait for
+				// that position's acks (found by the simulator's absence
+				// sweep: a record holding an own write published at 3 was
+				// collected against acks of 2).
+				if err := tx.PutRecord(e.Key, store.Stored{Record: merged, Pos: max(p, cur.Pos)}); err != nil {
 					return err
 				}
 				changed++

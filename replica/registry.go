@@ -94,6 +94,11 @@ type regState struct {
 	At  int64  `json:"at,omitempty"`
 }
 
+// retiredETag stands for the ETag of a registration that was retired
+// before this replica learnt its real ETag: no object has it, so the next
+// swap fails and reads the retirement back.
+const retiredETag = "ebreplica-retired-registration"
+
 // maxPrior bounds regState.Prior (each entry is one crash between a
 // pending registry write and its outcome).
 const maxPrior = 8
@@ -298,7 +303,16 @@ func (r *Replica) register(ctx context.Context, rs *regState) error {
 			return fmt.Errorf("replica: register %s on %s: %w (read-back: %w)", key, b, err, gerr)
 		}
 		var body RegistryBody
-		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil || body.Nonce != rs.PendingNonce {
+		jerr := json.Unmarshal(obj.Data, &body)
+		if jerr == nil && body.Retired && body.RetiredNonce == rs.PendingNonce {
+			// Our registration landed (a crash or an ambiguous answer hid
+			// it) and was retired since. Registered, with an ETag no swap
+			// can match: the next swap reads the object back, finds it
+			// retired, and the replica rebases (only a rebase clears it).
+			*rs = regState{Registered: true, ETag: retiredETag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce, At: r.now().UnixMilli()}
+			return r.saveJSON(ctx, "registry", rs)
+		}
+		if jerr != nil || body.Nonce != rs.PendingNonce {
 			// A verdict needs two reads that decode and name another
 			// writer: a torn or corrupt read is no verdict.
 			if jerr == nil {

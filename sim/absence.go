@@ -163,18 +163,18 @@ func (w *World) runVia(n *node, via Kind) (string, *Violation) {
 // operations run. A violation among them is kept for Do and ends the
 // paused operation.
 func (w *World) pause(n *node, op *Op) {
-	if v := w.checkLog(); v != nil { // what it uploaded so far is published
-		w.nestedV = v
-		return
-	}
 	if n.pausedPre != nil {
 		// What the operation did so far that the oracle cannot see (a
 		// rebase's re-stamped writes, already pushed perhaps) must be known
-		// before others read it.
+		// before the log is checked and others read it.
 		if v := w.afterSync(n, w.opID, *n.pausedPre); v != nil {
 			w.nestedV = v
 			return
 		}
+	}
+	if v := w.checkLog(); v != nil { // what it uploaded so far is published
+		w.nestedV = v
+		return
 	}
 	w.now += max(op.Pause, 0)
 	w.tracef("%s  %s paused at %s for %s (now %s); meanwhile:", w.indent(), n.name(), op.Step, op.Pause, fmtDur(w.now))

@@ -225,7 +225,7 @@ func (w *World) afterSync(n *node, opID int, pre preSync) *Violation {
 				continue
 			}
 			for _, e := range w.or.byKey[k] {
-				if e.node == n.i && !e.lost && e.published == "" {
+				if e.node == n.i && !e.lost && e.published == "" && !w.or.supersededByOwn(e) {
 					// Rebase keeps offline edits through errors and crashes
 					// (m/rebase/): losing one is a violation.
 					e.lost = true
@@ -263,6 +263,18 @@ func (w *World) afterSync(n *node, opID int, pre preSync) *Violation {
 		}
 	}
 	return nil
+}
+
+// supersededByOwn reports whether a later write of e's writer to e's key
+// (a rebase's re-stamp, made earlier in the same operation and recorded
+// when it paused) carries e on: it is not lost with the outbox mark.
+func (o *oracle) supersededByOwn(e *event) bool {
+	for _, p := range o.byKey[e.key] {
+		if p != e && p.node == e.node && !p.lost && p.past[e.n] {
+			return true
+		}
+	}
+	return false
 }
 
 // restamp records a version a rebase wrote at node: a new write made after
