@@ -120,16 +120,21 @@ func runSweep(t *testing.T, first uint64, n int, cfg func(uint64) Config, stopAf
 }
 
 // absenceFindings are the seeds of the first 600 that fail with the
-// absence rules in force and are not fixed yet: copies reidentified after
-// pulling their twin's segments (204, 345; the replica or the oracle's
-// reidentify model). Fixed, from this list: 57, 292, 333, 339, 512 (a pull
-// paused after listing found a pruned position: it now rebases), 171 (a
-// registration retired before its ETag was recorded), 93, 170, 460 (the
-// oracle learnt a paused operation's re-stamps after checking the log),
-// 64 (a record's pos went down when an own push preceded the pull: a real
-// collection bug, replica.TestPosNeverGoesDown). A seed listed here is
-// logged; any other failing seed fails the test.
-var absenceFindings = map[uint64]bool{204: true, 345: true}
+// absence rules in force. One is left, a limit of reidentify rather than a
+// lost write (seed 345): C writes k, is copied to D, D publishes that
+// write under C's id, C deletes k and then learns it is a copy; reidentify
+// forgets C's own clock entries above what C itself published (the copy
+// may have issued the same dots for other writes), so C's delete no longer
+// covers the write it had seen, which comes back as its sibling. Fixed,
+// from this list: 57, 292, 333, 339, 512 (a pull paused after listing found
+// a pruned position: it now rebases), 171 (a registration retired before
+// its ETag was recorded), 64 (a record's pos went down when an own push
+// preceded the pull: a real collection bug, replica.TestPosNeverGoesDown),
+// 93, 170, 460 (the oracle learnt a paused operation's re-stamps after
+// checking the log), 204 (the oracle took a twin's dot of another key for
+// the one a clock covered). A seed listed here is logged; any other failing
+// seed fails the test.
+var absenceFindings = map[uint64]bool{345: true}
 
 // TestAbsenceSweep runs the absence sweep (-sim.absence seeds): with the
 // absence rules in force, every seed converges (but the findings above).

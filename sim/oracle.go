@@ -120,10 +120,15 @@ func (o *oracle) match(key string, v merge.Version) *event {
 // seenBy reports whether a clock entry of node covering p's dot stands
 // for p: node's own event of that dot if it issued one, else byDot's.
 func (o *oracle) seenBy(node int, p *event) bool {
+	// A record's clock speaks of writes of its own key: a twin's write of
+	// another key under the same dot says nothing about p.
 	for _, q := range o.dotEvents(p.dot) {
-		if q.node == node && !q.lost {
+		if q.node == node && !q.lost && q.key == p.key {
 			return q == p
 		}
+	}
+	if b := o.byDot[p.dot]; b != nil && b.key != p.key {
+		return true
 	}
 	return o.byDot[p.dot] == p
 }
