@@ -62,6 +62,16 @@ const pullWindow = 8
 // applyChunk bounds the records merged in one transaction.
 const applyChunk = 2000
 
+// chunk is applyChunk, or Knobs.ApplyChunk (the simulator makes every
+// multi-transaction step take several transactions, so that crashes land
+// between them).
+func (r *Replica) chunk() int {
+	if r.opts.Knobs != nil && r.opts.Knobs.ApplyChunk > 0 {
+		return r.opts.Knobs.ApplyChunk
+	}
+	return applyChunk
+}
+
 func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	b := r.opts.Backend
 	if b == nil {
@@ -435,7 +445,7 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *
 	if err != nil {
 		return err
 	}
-	chunk, err := seg.Next(applyChunk)
+	chunk, err := seg.Next(r.chunk())
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
@@ -446,7 +456,7 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *
 		mergeFn = r.opts.Knobs.Merge
 	}
 	for {
-		next, err := seg.Next(applyChunk)
+		next, err := seg.Next(r.chunk())
 		if err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
@@ -501,7 +511,7 @@ func (r *Replica) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *
 					conflicts++
 				}
 			}
-			if last {
+			if last || checkClone && r.knob(func(k *Knobs) bool { return k.CursorFirst }) {
 				setCursor(tx, p)
 			}
 			return nil

@@ -406,7 +406,7 @@ func (r *Replica) listTip(ctx context.Context, from uint64) (uint64, error) {
 func (r *Replica) commitStaged(ctx context.Context, s *staged, pos uint64) error {
 	keys, marks := s.Keys, s.Marks
 	for {
-		n := min(len(keys), applyChunk)
+		n := min(len(keys), r.chunk())
 		chunkKeys, chunkMarks := keys[:n], marks[:n]
 		keys, marks = keys[n:], marks[n:]
 		last := len(keys) == 0

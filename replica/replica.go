@@ -274,6 +274,18 @@ type Knobs struct {
 	// RetireAtTip: compaction retires every silent replica, also one whose
 	// ack does not hold the prune floor down.
 	RetireAtTip bool
+
+	// ApplyChunk, when positive, replaces the records (or keys) one
+	// transaction of a multi-transaction step handles (2000), so that
+	// small runs take several transactions per step.
+	ApplyChunk int
+	// CursorFirst advances the cursor in the first transaction of a
+	// segment's application instead of the last: a crash between them
+	// skips the rest of the segment for good.
+	CursorFirst bool
+	// CollectIgnoresMark collects a record that reads as deleted even
+	// when its key is dirty (a local delete not yet pushed).
+	CollectIgnoresMark bool
 }
 
 // knob reports whether a test knob is set.

@@ -525,7 +525,7 @@ func (r *Replica) collect(ctx context.Context, floor uint64) (int, error) {
 			if st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
 				return true, nil
 			}
-			if _, dirty, err := v.Mark(key); err != nil || dirty {
+			if _, dirty, err := v.Mark(key); err != nil || dirty && !r.knob(func(k *Knobs) bool { return k.CollectIgnoresMark }) {
 				return err == nil, err
 			}
 			keys = append(keys, key)
@@ -537,7 +537,7 @@ func (r *Replica) collect(ctx context.Context, floor uint64) (int, error) {
 	}
 	n := 0
 	for len(keys) > 0 {
-		chunk := keys[:min(len(keys), applyChunk)]
+		chunk := keys[:min(len(keys), r.chunk())]
 		keys = keys[len(chunk):]
 		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 			g, err := tx.G()
@@ -552,7 +552,7 @@ func (r *Replica) collect(ctx context.Context, floor uint64) (int, error) {
 				if !ok || st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
 					continue
 				}
-				if _, dirty, err := tx.Mark(key); err != nil || dirty {
+				if _, dirty, err := tx.Mark(key); err != nil || dirty && !r.knob(func(k *Knobs) bool { return k.CollectIgnoresMark }) {
 					if err != nil {
 						return err
 					}
@@ -828,7 +828,7 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 		}
 		for _, s := range segs {
 			for {
-				chunk, err := s.Next(4 * applyChunk)
+				chunk, err := s.Next(4 * r.chunk())
 				if errors.Is(err, io.EOF) {
 					break
 				}
@@ -1003,7 +1003,7 @@ func (r *Replica) rebase(ctx context.Context) error {
 		return wrapClosed(err)
 	}
 	for len(all) > 0 || len(meta) > 0 {
-		chunk := all[:min(len(all), applyChunk)]
+		chunk := all[:min(len(all), r.chunk())]
 		all = all[len(chunk):]
 		mchunk := meta
 		meta = nil
@@ -1053,7 +1053,7 @@ func (r *Replica) rebase(ctx context.Context) error {
 		return wrapClosed(err)
 	}
 	for rest := kept; len(rest) > 0; {
-		batch := rest[:min(len(rest), applyChunk)]
+		batch := rest[:min(len(rest), r.chunk())]
 		rest = rest[len(batch):]
 		err = r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 			for _, k := range batch {
@@ -1165,7 +1165,7 @@ func (r *Replica) keepDirty(ctx context.Context, fresh bool) error {
 		return wrapClosed(err)
 	}
 	for len(kept) > 0 {
-		chunk := kept[:min(len(kept), applyChunk)]
+		chunk := kept[:min(len(kept), r.chunk())]
 		kept = kept[len(chunk):]
 		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 			for _, k := range chunk {
