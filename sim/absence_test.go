@@ -13,7 +13,11 @@ import (
 	"github.com/ebreplica/ebreplica/store"
 )
 
-var absenceSeeds = flag.Int("sim.absence", 600, "number of seeded simulations TestAbsenceSweep runs")
+var (
+	absenceSeeds = flag.Int("sim.absence", 600, "number of seeded simulations TestAbsenceSweep runs")
+	restoreSeeds = flag.Int("sim.restore", 600, "number of seeded simulations TestRestoreSweep runs")
+	stagedSeeds  = flag.Int("sim.staged", 600, "number of seeded simulations TestStagedSweep runs")
+)
 
 // absenceConfig is the configuration of seed s in the absence sweep:
 // the collection sweep's worlds with the absence fault model on: pauses
@@ -65,6 +69,48 @@ func absenceConfig(s uint64) Config {
 		c.Durability = store.Relaxed
 	}
 	return c
+}
+
+// restoreSweepConfig is the configuration of seed s in the restore sweep:
+// the absence sweep's worlds (register policies only: a restored counter
+// or set counts its unpublished updates twice, see absenceConfig) with
+// directories saved and put back five times as often, and compactions
+// (half of them pruning, retiring) twice as often, so that a directory
+// saved before a compaction is put back below the prune floor, the log
+// up to it pruned (S19), or beside a copy of itself (S19b); fewer pauses,
+// crashes and offline stretches, which would hide those.
+func restoreSweepConfig(s uint64) Config {
+	c := absenceConfig(s)
+	c.Policy = []string{PolicyLWW, PolicyMV}[s%2]
+	c.Backups = 0.20
+	c.Compactions = 0.15
+	c.Pauses = 0.04
+	c.CrashTx = 0.02
+	c.Offline = 0.02
+	return c
+}
+
+// stagedSweepConfig is the configuration of seed s in the staged sweep:
+// small worlds (two replicas, two to four keys) where crashes fall at
+// push:staged, so a staged segment outlives its crash and is uploaded by
+// a later push, after pulls past deletes (half the updates delete) and
+// compactions that collect them, with an ack published after every pull
+// (S6).
+func stagedSweepConfig(s uint64) Config {
+	return Config{
+		Seed:        s,
+		Policy:      []string{PolicyLWW, PolicyMV}[s%2],
+		Replicas:    2,
+		Ops:         50,
+		Keys:        2 + int(s%3),
+		Deletes:     0.5,
+		Faults:      0.02,
+		Skew:        24 * time.Hour,
+		Crashes:     0.15,
+		CrashSteps:  []string{"push:staged"},
+		Compactions: 0.15,
+		AckInterval: -1,
+	}
 }
 
 // runSweep runs n seeds of cfg from first on two workers and returns the
@@ -120,21 +166,77 @@ func runSweep(t *testing.T, first uint64, n int, cfg func(uint64) Config, stopAf
 }
 
 // absenceFindings are the seeds of the first 600 that fail with the
-// absence rules in force. One is left, a limit of reidentify rather than a
-// lost write (seed 345): C writes k, is copied to D, D publishes that
-// write under C's id, C deletes k and then learns it is a copy; reidentify
-// forgets C's own clock entries above what C itself published (the copy
-// may have issued the same dots for other writes), so C's delete no longer
-// covers the write it had seen, which comes back as its sibling. Fixed,
-// from this list: 57, 292, 333, 339, 512 (a pull paused after listing found
-// a pruned position: it now rebases), 171 (a registration retired before
-// its ETag was recorded), 64 (a record's pos went down when an own push
-// preceded the pull: a real collection bug, replica.TestPosNeverGoesDown),
-// 93, 170, 460 (the oracle learnt a paused operation's re-stamps after
-// checking the log), 204 (the oracle took a twin's dot of another key for
-// the one a clock covered). A seed listed here is logged; any other failing
+// absence rules in force: none now. Fixed, from this list: 57, 292, 333,
+// 339, 512 (a pull paused after listing found a pruned position: it now
+// rebases), 171 (a registration retired before its ETag was recorded), 64
+// (a record's pos went down when an own push preceded the pull: a real
+// collection bug, replica.TestPosNeverGoesDown), 93, 170, 460 (the oracle
+// learnt a paused operation's re-stamps after checking the log), 204 (the
+// oracle took a twin's dot of another key for the one a clock covered),
+// 345 (reidentify's limit, not a lost write: C writes k, is copied to D,
+// D publishes that write under C's id, C deletes k and then learns it is
+// a copy; reidentify forgets C's own clock entries above what C itself
+// published, so C's delete no longer covers the write, which comes back
+// as its sibling. The oracle withdrew that claim from the re-stamp but
+// not from the versions it carries; it does now, and counts such writes
+// in Report.Withdrawn). A seed listed here is logged; any other failing
 // seed fails the test.
-var absenceFindings = map[uint64]bool{345: true}
+var absenceFindings = map[uint64]bool{}
+
+// restoreFindings are the seeds of the first 600 of the restore sweep that
+// fail with the absence rules in force: replica bugs, reported, not fixed
+// here.
+//
+// 473: a compaction's prune reads the newest snapshot's index damaged (a
+// flipped bit in the field name "parts": the JSON still decodes, with no
+// parts), keeps only the index, and deletes the snapshot's live part as an
+// orphan (replica/snapshot.go prune, readIndex accepts it); every later
+// bootstrap and rebase fails on the missing part.
+//
+// (Beyond 600: 666, 708: a restored directory bootstraps from a snapshot
+// holding its own dots without raising m/published, so reidentify drops
+// versions every other replica holds while its cursor is past them; 1000,
+// 2145, 2369, 2412 untriaged.) Fixed in the oracle, from the first runs:
+// 189, 309 (reidentify's carried versions kept claims the re-stamp
+// withdrew), 319 (a backup holds writes a later power loss took), 330 (a
+// segment pruned within the operation that wrote it was published all the
+// same), 408 (a restore took writes a copy still held), 645 (a twin's dot
+// on the same key taken for the unpublished twin), 844 (a power failure
+// armed for an operation struck the user's reidentify), 1821 (a crashed
+// directory whose copy holds its lost writes reissues their dots).
+var restoreFindings = map[uint64]bool{473: true}
+
+// sweepFindings runs n seeds of cfg and fails on any failing seed that is
+// not a known finding.
+func sweepFindings(t *testing.T, name string, n int, cfg func(uint64) Config, known map[uint64]bool) {
+	start := time.Now()
+	failed, f, total := runSweep(t, *sweepFirst, n, cfg, 0)
+	var fresh []uint64
+	for _, s := range failed {
+		if !known[s] {
+			fresh = append(fresh, s)
+		}
+	}
+	t.Logf("%s: %d simulations in %v: %d failed %v; %d ops, %d writes, %d crashes, %d pauses, %d compactions, %d retirements, %d pruned, %d backups, %d restores, %d copies, %d reidentified, %d re-stamped, %d withdrawn",
+		name, n, time.Since(start).Round(time.Millisecond), len(failed), failed, total.Ops, total.Writes, total.Crashes,
+		total.Pauses, total.Compactions, total.Retired, total.Pruned, total.Backups, total.Restores, total.Copies, total.Reidentified, total.Restamped, total.Withdrawn)
+	if len(fresh) > 0 {
+		t.Errorf("%d seeds failed that are no known finding: %v (rerun one with -sim.seed=N and a count of 1)", len(fresh), fresh)
+	} else if f != nil {
+		t.Logf("%d known findings failed %v; the first:\n%v", len(failed), failed, f)
+	}
+}
+
+// TestRestoreSweep runs the restore sweep (-sim.restore seeds): with the
+// absence rules in force, every seed converges (but the findings above).
+func TestRestoreSweep(t *testing.T) {
+	sweepFindings(t, "restore sweep", *restoreSeeds, restoreSweepConfig, restoreFindings)
+}
+
+// TestStagedSweep runs the staged sweep (-sim.staged seeds; 3,000 pass).
+func TestStagedSweep(t *testing.T) {
+	sweepFindings(t, "staged sweep", *stagedSeeds, stagedSweepConfig, nil)
+}
 
 // TestAbsenceSweep runs the absence sweep (-sim.absence seeds): with the
 // absence rules in force, every seed converges (but the findings above).
@@ -157,38 +259,56 @@ func TestAbsenceSweep(t *testing.T) {
 	}
 }
 
-// sweepOldRules are the old rules the absence sweep must find by itself
-// (DESIGN.md: "a random sweep with any one of these old rules restored
-// must find it"), with the rules their failures break and the seeds
-// (from 0) the search may take: the measured number, with room.
+// sweepOldRules are the old rules the absence sweeps must find by
+// themselves (DESIGN.md: "a random sweep with any one of these old rules
+// restored must find it"), with the sweep that finds it (absenceConfig
+// when nil), the rules their failures break and the seeds (from 0) the
+// search may take: the measured number, with room.
 var sweepOldRules = []struct {
 	knob  string
 	set   func(*replica.Knobs)
+	cfg   func(uint64) Config
 	rules []string
 	seeds int
 }{
 	// A retired body adopted as one's own: the replica publishes beside
 	// its retirer's view, and a later read-back calls it a copy.
 	// Measured: seed 10 (11 seeds).
-	{"RetiredNotSticky", func(k *replica.Knobs) { k.RetiredNotSticky = true }, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleDots}, 60},
+	{"RetiredNotSticky", func(k *replica.Knobs) { k.RetiredNotSticky = true }, nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleDots}, 60},
 	// A create in a freed position, committed: a pull finds the position
 	// again as a segment under its own id it never recorded. Measured:
 	// seed 80 (81 seeds).
-	{"CommitUnchecked", func(k *replica.Knobs) { k.CommitUnchecked = true }, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots}, 200},
-	// Not found by 700 seeds (deterministic runs), so not here:
-	// NothingListedUpToDate and RebaseAnyRegistry need a directory put
-	// back (or copied) below the prune floor with nothing pushed after the
-	// pruning (S19, S19b script it); AckIgnoresStaged needs a crash at
-	// push:staged, a pull past a delete, a compaction collecting it and
-	// then the stale upload (S6 scripts it).
+	{"CommitUnchecked", func(k *replica.Knobs) { k.CommitUnchecked = true }, nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots}, 200},
+	// The absence sweep does not find the next three in 3,000 seeds: it
+	// restores a directory in about one run in a hundred, and crashes at
+	// push:staged once in 200 operations. The restore and staged sweeps
+	// widen exactly that part of the fault model.
+	//
+	// A directory put back below the prune floor, taking "nothing listed"
+	// for "up to date": it pushes at a freed position with dots its later
+	// self published (S19). Measured: seed 51 of the restore sweep (52
+	// seeds).
+	{"NothingListedUpToDate", func(k *replica.Knobs) { k.NothingListedUpToDate = true }, restoreSweepConfig, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots}, 150},
+	// A restored or copied directory rebasing on a registry body it did
+	// not write, loading its own future dots: two histories publish one
+	// dot (S19b). Measured: seed 559 of the restore sweep (560 seeds).
+	{"RebaseAnyRegistry", func(k *replica.Knobs) { k.RebaseAnyRegistry = true }, restoreSweepConfig, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots}, 900},
+	// The ack not lowered to the staging base: a segment staged before a
+	// crash is uploaded after its replica pulled past a delete and a
+	// compaction collected it against that ack; the stale record is taken
+	// whole (S6). Measured: seed 328 of the staged sweep (329 seeds).
+	{"AckIgnoresStaged", func(k *replica.Knobs) { k.AckIgnoresStaged = true }, stagedSweepConfig, []string{RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 600},
 }
 
-// findOldRule runs the absence sweep from seed 0 with an old rule
+// findOldRule runs a sweep (cfg; the absence sweep when nil) from seed 0 with an old rule
 // restored on every replica, two seeds at a time, until a seed fails that
 // passes without the old rule (a seed that fails either way is a finding
 // of its own, not this rule's). It returns that failure and how many
 // seeds it took.
-func findOldRule(t *testing.T, set func(*replica.Knobs), limit int) (*Failure, int) {
+func findOldRule(t *testing.T, cfg func(uint64) Config, set func(*replica.Knobs), limit int) (*Failure, int) {
+	if cfg == nil {
+		cfg = absenceConfig
+	}
 	for s := uint64(0); s < uint64(limit); s += 2 {
 		type res struct {
 			f  *Failure
@@ -200,7 +320,7 @@ func findOldRule(t *testing.T, set func(*replica.Knobs), limit int) (*Failure, i
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c := absenceConfig(s + uint64(i))
+				c := cfg(s + uint64(i))
 				c.Knobs = func(_ int, k *replica.Knobs) { set(k) }
 				c.NoShrink = true
 				_, err := Run(c)
@@ -208,7 +328,9 @@ func findOldRule(t *testing.T, set func(*replica.Knobs), limit int) (*Failure, i
 				if !errors.As(err, &f) {
 					return
 				}
-				if _, err := Run(absenceConfig(s + uint64(i))); err == nil {
+				c = cfg(s + uint64(i))
+				c.NoShrink = true
+				if _, err := Run(c); err == nil {
 					out[i] = res{f, true}
 				}
 			}()
@@ -237,7 +359,7 @@ func findOldRule(t *testing.T, set func(*replica.Knobs), limit int) (*Failure, i
 func TestSweepFindsOldRules(t *testing.T) {
 	for _, o := range sweepOldRules {
 		t.Run(o.knob, func(t *testing.T) {
-			f, n := findOldRule(t, o.set, o.seeds)
+			f, n := findOldRule(t, o.cfg, o.set, o.seeds)
 			if f == nil {
 				t.Fatalf("%d seeds of the absence sweep find nothing with the old rule %s restored", n, o.knob)
 			}

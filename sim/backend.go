@@ -26,6 +26,26 @@ var errPartition = fmt.Errorf("sim: replica cut off the remote by a partition: %
 type meter struct {
 	inner remote.Backend
 	stats remote.Stats
+
+	// logs holds every log segment written, by key, until checkLog has
+	// read it: a compaction may prune a position it uploaded before the
+	// operation ends, and what it held was published all the same (seed
+	// 330 of the restore sweep).
+	logMu sync.Mutex
+	logs  map[string][]byte
+}
+
+// wrote keeps a log segment the store accepted.
+func (m *meter) wrote(key string, data []byte, err error) {
+	if err != nil || !strings.HasPrefix(key, remote.LogPrefix) {
+		return
+	}
+	m.logMu.Lock()
+	if m.logs == nil {
+		m.logs = map[string][]byte{}
+	}
+	m.logs[key] = data
+	m.logMu.Unlock()
 }
 
 var _ remote.Backend = (*meter)(nil)
@@ -52,17 +72,23 @@ func (m *meter) Get(ctx context.Context, key string) (remote.Object, error) {
 
 func (m *meter) Put(ctx context.Context, key string, data []byte) (string, error) {
 	m.out(key, len(data))
-	return m.inner.Put(ctx, key, data)
+	etag, err := m.inner.Put(ctx, key, data)
+	m.wrote(key, data, err)
+	return etag, err
 }
 
 func (m *meter) PutIfAbsent(ctx context.Context, key string, data []byte) (string, error) {
 	m.out(key, len(data))
-	return m.inner.PutIfAbsent(ctx, key, data)
+	etag, err := m.inner.PutIfAbsent(ctx, key, data)
+	m.wrote(key, data, err)
+	return etag, err
 }
 
 func (m *meter) PutIfMatch(ctx context.Context, key string, data []byte, etag string) (string, error) {
 	m.out(key, len(data))
-	return m.inner.PutIfMatch(ctx, key, data, etag)
+	etag, err := m.inner.PutIfMatch(ctx, key, data, etag)
+	m.wrote(key, data, err)
+	return etag, err
 }
 
 func (m *meter) Delete(ctx context.Context, key string) error {

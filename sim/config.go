@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
@@ -93,6 +94,15 @@ type Config struct {
 	// the operation at the step and the replica carries on, and crashes at
 	// rest are skipped (default 0.05; negative: none).
 	Crashes float64
+	// CrashSteps, when set, are the steps a crash at a step is drawn from
+	// (Steps when nil): a sweep can dwell on one, e.g. "push:staged",
+	// whose staged segment outlives the crash and is uploaded later,
+	// after pulls past deletes and compactions (S6).
+	CrashSteps []string
+	// Deletes, when set, is the share of updates that delete (remove a
+	// member, decrement) instead of one in five: deleted keys that stay
+	// deleted are what collection collects.
+	Deletes float64
 	// Policy is the merge policy of every key: "lww" (default), "mv",
 	// "counter" (updates are increments) or "set" (updates add and remove
 	// members).
@@ -269,6 +279,14 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.Pauses < 0 || c.CrashTx < 0 || c.Backups < 0 || c.MaxPause < 0 || c.RegistryRefresh < 0 {
 		bad("Pauses, CrashTx, Backups, MaxPause and RegistryRefresh must not be negative")
+	}
+	if c.Deletes < 0 || c.Deletes > 1 {
+		bad("Deletes %v: want 0 to 1", c.Deletes)
+	}
+	for _, st := range c.CrashSteps {
+		if !slices.Contains(Steps, st) {
+			bad("CrashSteps: %q is no step of Steps", st)
+		}
 	}
 	if c.Compactions < 0 || c.Offline < 0 || c.Compactions+c.Offline > 0.5 {
 		bad("Compactions %v and Offline %v: want at least 0, at most 0.5 together", c.Compactions, c.Offline)

@@ -270,7 +270,11 @@ func generate(cfg Config) []Op {
 		case x < crashes:
 			o.Kind = OpCrash
 			if rng.IntN(5) > 0 {
-				o.Step = Steps[rng.IntN(len(Steps))]
+				steps := Steps
+				if len(cfg.CrashSteps) > 0 {
+					steps = cfg.CrashSteps
+				}
+				o.Step = steps[rng.IntN(len(steps))]
 				o.Via = OpSync
 				if strings.HasPrefix(o.Step, "pull:") && rng.IntN(2) == 0 {
 					o.Via = OpPull
@@ -307,7 +311,16 @@ func generate(cfg Config) []Op {
 				o.Step, o.Via = AllSteps[rng.IntN(len(AllSteps))], []Kind{OpPush, OpPull, OpSync, OpCompact}[rng.IntN(4)]
 			}
 		default:
-			switch y := rng.IntN(100); {
+			y := rng.IntN(100)
+			if cfg.Deletes > 0 && y < 50 {
+				// Of the updates (half the rest), this share are deletes
+				// (removes, decrements) rather than the default fifth.
+				y = 49
+				if rng.Float64() >= cfg.Deletes {
+					y = 0
+				}
+			}
+			switch {
 			case y < 40:
 				switch kind {
 				case kindCounter:

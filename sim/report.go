@@ -101,6 +101,12 @@ type Report struct {
 	Restores     int64 `json:"restores,omitempty"`
 	Copies       int64 `json:"copies,omitempty"`
 	Reidentified int64 `json:"reidentified,omitempty"`
+	// Withdrawn counts writes a reidentified directory's superseded,
+	// unpublished versions had seen (or claimed to, through a twin's dot)
+	// that its re-stamp no longer covers: reidentify lowers the old id's
+	// clock entries, so such a write comes back as a sibling of the
+	// re-stamp (reidentify's documented limit; no write is lost).
+	Withdrawn int64 `json:"withdrawn,omitempty"`
 	// RetiredCompacts counts Compacts that failed with ErrRetired on a
 	// retired replica that had not rebased yet (a known replica bug, see
 	// World.failed).
@@ -165,6 +171,7 @@ func (r *Report) add(o Report) {
 	r.Restores += o.Restores
 	r.Copies += o.Copies
 	r.Reidentified += o.Reidentified
+	r.Withdrawn += o.Withdrawn
 	r.RetiredCompacts += o.RetiredCompacts
 	r.StuckRebases += o.StuckRebases
 	r.RebaseLost += o.RebaseLost
