@@ -75,6 +75,10 @@ func (r *Replica) crdtUpdate(tx *store.Tx, key string, fn func(start merge.Recor
 		if start.Clock.Covers(d) {
 			return nil, false, false, fmt.Errorf("%w: key %q has already seen dot %v of this replica", ErrCloned, key, d)
 		}
+		start, _, err := r.withKept(tx, key, start, true) // a pending rebase's kept state
+		if err != nil {
+			return nil, false, false, err
+		}
 		state, write, err := fn(start, d)
 		if err == nil && write {
 			err = r.checkValue(key, state)
@@ -126,10 +130,14 @@ func (r *Replica) Counter(key string) (int64, error) {
 		if err != nil {
 			return err
 		}
+		rec, ok, err := r.withKept(v, key, st.Record, ok)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
-		s, err := merge.CounterOf(st.Record)
+		s, err := merge.CounterOf(rec)
 		if err != nil {
 			return policyErr(key, p, err)
 		}
@@ -214,10 +222,14 @@ func (r *Replica) SetMembers(key string) ([]string, error) {
 		if err != nil {
 			return err
 		}
+		rec, ok, err := r.withKept(v, key, st.Record, ok)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
-		s, err := merge.SetOf(st.Record)
+		s, err := merge.SetOf(rec)
 		if err != nil {
 			return policyErr(key, p, err)
 		}
@@ -244,13 +256,18 @@ func (r *Replica) Clear(ctx context.Context, key string) error {
 	}
 	p := r.opts.Policies.For(key)
 	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
-		cur, ok, err := tx.Record(key)
+		st, ok, err := tx.Record(key)
+		if err != nil {
+			return err
+		}
+		rec, ok, err := r.withKept(tx, key, st.Record, ok)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
+		cur := store.Stored{Record: rec, Pos: st.Pos}
 		kind := crdtKind(p)
 		if kind == "" {
 			return fmt.Errorf("%w: key %q is governed by policy %q, not a counter or set (use Delete)", ErrWrongPolicy, key, p.Name())

@@ -342,6 +342,9 @@ type Replica struct {
 	manifest *Manifest  // set once connected
 	reg      regState
 	rebasing bool
+	// rebasePending: m/rebasing is set (a rebase began and has not
+	// finished): reads and CRDT updates consult the kept keys (pending.go).
+	rebasePending atomic.Bool
 }
 
 const dataDir = "data"
@@ -466,6 +469,12 @@ func Open(dir string, opts *Options) (*Replica, error) {
 		return nil, err
 	}
 	r.idp.Store(&id)
+	if mark, err := r.meta("rebasing"); err != nil {
+		st.Close()
+		return nil, err
+	} else if mark != nil {
+		r.rebasePending.Store(true)
+	}
 	return r, nil
 }
 
@@ -610,7 +619,11 @@ func (r *Replica) Delete(ctx context.Context, key string) error {
 		if err != nil {
 			return err
 		}
-		if !ok || !merge.Live(r.opts.Policies.For(key), key, cur.Record) {
+		rec, ok, err := r.withKept(tx, key, cur.Record, ok)
+		if err != nil {
+			return err
+		}
+		if !ok || !merge.Live(r.opts.Policies.For(key), key, rec) {
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
 		_, err = tx.Write(key, nil, true)
@@ -672,7 +685,11 @@ func (r *Replica) Batch(ctx context.Context, fn func(b *Batch) error) error {
 				if err != nil {
 					return err
 				}
-				if !ok || !merge.Live(r.opts.Policies.For(op.key), op.key, cur.Record) {
+				rec, ok, err := r.withKept(tx, op.key, cur.Record, ok)
+				if err != nil {
+					return err
+				}
+				if !ok || !merge.Live(r.opts.Policies.For(op.key), op.key, rec) {
 					continue
 				}
 			}
@@ -701,16 +718,20 @@ func (r *Replica) Get(key string) ([]byte, error) {
 		if err != nil {
 			return err
 		}
+		rec, ok, err := r.withKept(v, key, st.Record, ok) // a pending rebase's kept value
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
-		res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
+		res, err := merge.Read(r.opts.Policies.For(key), key, rec)
 		if err != nil {
 			return err
 		}
 		switch {
 		case res.Conflict:
-			return &ConflictError{Key: key, Versions: versions(st.Record, res)}
+			return &ConflictError{Key: key, Versions: versions(rec, res)}
 		case res.Deleted:
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}

@@ -1087,6 +1087,7 @@ func (r *Replica) rebase(ctx context.Context) error {
 	}); err != nil {
 		return wrapClosed(err)
 	}
+	r.rebasePending.Store(false)
 	return r.dropKept(ctx)
 }
 
@@ -1181,10 +1182,14 @@ func (r *Replica) keepDirty(ctx context.Context, fresh bool) error {
 			return wrapClosed(err)
 		}
 	}
-	return wrapClosed(r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+	err = r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 		tx.SetMeta("rebasing", []byte{1})
 		return nil
-	}))
+	})
+	if err == nil {
+		r.rebasePending.Store(true)
+	}
+	return wrapClosed(err)
 }
 
 // resumeRebase finishes a rebase an error or a crash interrupted.
