@@ -118,6 +118,7 @@ package replica
 // pushes serves stale reads until it pulls.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -754,18 +755,48 @@ func (r *Replica) snapshots(ctx context.Context) (complete []uint64, all []remot
 func (r *Replica) readIndex(ctx context.Context, pos uint64) (SnapIndex, error) {
 	var idx SnapIndex
 	b := r.opts.Backend
-	obj, err := b.Get(ctx, SnapKey(pos))
+	// The index has no checksum of its own, and prune deletes every part
+	// it does not list: read it until two reads agree, decode it strictly
+	// (a bit flip in a field name must not read as "no parts"), and check
+	// that it adds up (found by the simulator: a damaged read that still
+	// decoded made a compactor prune the live snapshot's part).
+	obj, err := readStable(ctx, b, SnapKey(pos))
 	if err != nil {
 		return idx, fmt.Errorf("replica: read %s on %s: %w", SnapKey(pos), b, err)
 	}
-	if err := json.Unmarshal(obj.Data, &idx); err != nil || idx.Position != pos {
-		return idx, fmt.Errorf("%w: %s on %s: not a snapshot index", segment.ErrCorrupt, SnapKey(pos), b)
+	var head struct {
+		Format int `json:"format"`
 	}
-	if idx.Format > FormatVersion {
+	if err := json.Unmarshal(obj.Data, &head); err == nil && head.Format > FormatVersion {
 		return idx, fmt.Errorf("%w: %s", ErrNewerFormat, SnapKey(pos))
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj.Data))
+	dec.DisallowUnknownFields()
+	bad := func(why string) error {
+		return fmt.Errorf("%w: %s on %s: not a snapshot index (%s)", segment.ErrCorrupt, SnapKey(pos), b, why)
+	}
+	if err := dec.Decode(&idx); err != nil {
+		return idx, bad(err.Error())
+	}
+	if idx.Position != pos {
+		return idx, bad(fmt.Sprintf("it names position %d", idx.Position))
 	}
 	if r.manifest != nil && idx.StoreID != r.manifest.StoreID {
 		return idx, fmt.Errorf("%w: %s on %s belongs to another store", segment.ErrCorrupt, SnapKey(pos), b)
+	}
+	if len(idx.Parts) == 0 {
+		return idx, bad("it lists no parts")
+	}
+	var records int64
+	prefix := fmt.Sprintf("%s%020d/part-", remote.SnapPrefix, pos)
+	for _, p := range idx.Parts {
+		if !strings.HasPrefix(p.Name, prefix) || p.Records < 0 || p.Size < 0 {
+			return idx, bad(fmt.Sprintf("part %q", p.Name))
+		}
+		records += int64(p.Records)
+	}
+	if records != idx.Records {
+		return idx, bad(fmt.Sprintf("its parts hold %d records, it says %d", records, idx.Records))
 	}
 	return idx, nil
 }
@@ -784,6 +815,12 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 	}
 	id := r.ID()
 	checkDots := !r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry })
+	// ownSeen: the highest dot of this id the snapshot holds. Those dots
+	// are published (a compactor read them in the log): reidentify must
+	// keep them, as it keeps what this replica pushed itself (found by the
+	// simulator: a directory restored from a backup bootstrapped its own
+	// published write from a snapshot, then dropped it at reidentify).
+	ownSeen := uint64(0)
 	var done int64
 	progress := func() {
 		if r.opts.Progress != nil {
@@ -838,7 +875,9 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 				}
 				err = r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
 					for _, e := range chunk {
-						if own := e.Record.Clock.Get(id); checkDots && own > tx.Counter() {
+						own := e.Record.Clock.Get(id)
+						ownSeen = max(ownSeen, own)
+						if checkDots && own > tx.Counter() {
 							// Checked per record too: an index without Top
 							// (an older writer) or a lying one.
 							return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
@@ -914,6 +953,11 @@ func (r *Replica) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 			return err
 		} else if u64(cb) < idx.Position {
 			setCursor(tx, idx.Position)
+		}
+		if pb, _, err := tx.Meta("published"); err != nil {
+			return err
+		} else if ownSeen > u64(pb) {
+			tx.SetMeta("published", p64(ownSeen))
 		}
 		tx.SetMeta("bootstrapped", []byte{1})
 		return nil
