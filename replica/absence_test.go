@@ -585,3 +585,49 @@ func TestDamagedIndexReadPrunesNothing(t *testing.T) {
 		t.Fatalf("a replica bootstrapped after the prune reads %q, %v", got, err)
 	}
 }
+
+// ambiguousIndex applies the create of a snapshot index but answers an
+// error (an ambiguous write), and damages the first read-back of it so
+// that it still decodes but names another compactor.
+type ambiguousIndex struct {
+	*memremote.Backend
+	damaged bool
+}
+
+func (a *ambiguousIndex) PutIfAbsent(ctx context.Context, key string, data []byte) (string, error) {
+	etag, err := a.Backend.PutIfAbsent(ctx, key, data)
+	if err == nil && strings.HasSuffix(key, "/index") {
+		return "", fmt.Errorf("ambiguous: %w", remote.ErrTransient)
+	}
+	return etag, err
+}
+
+func (a *ambiguousIndex) Get(ctx context.Context, key string) (remote.Object, error) {
+	obj, err := a.Backend.Get(ctx, key)
+	if err == nil && strings.HasSuffix(key, "/index") && !a.damaged {
+		a.damaged = true
+		obj.Data = bytes.Replace(obj.Data, []byte(`"nonce": "`), []byte(`"nonce": "x`), 1)
+	}
+	return obj, err
+}
+
+// TestAmbiguousIndexKeepsParts: a compactor whose index create answered
+// an error, and whose read-back was damaged, does not take its own index
+// for another compactor's and delete the parts it lists.
+func TestAmbiguousIndexKeepsParts(t *testing.T) {
+	ctx := context.Background()
+	mem := memremote.New("t")
+	a := newReplica(t, &ambiguousIndex{Backend: mem}, 0)
+	if err := a.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	if _, err := a.Compact(ctx, replica.CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n := newReplica(t, mem, 0)
+	mustSync(t, n)
+	if got, err := n.Get("k"); err != nil || string(got) != "v" {
+		t.Fatalf("a replica bootstrapped from the snapshot reads %q, %v", got, err)
+	}
+}

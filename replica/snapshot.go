@@ -690,12 +690,15 @@ func (r *Replica) writeSnapshot(ctx context.Context, partSize int, cs *CompactSt
 	if errors.Is(err, remote.ErrExists) || errors.Is(err, remote.ErrTransient) {
 		// Another compactor's snapshot at P won (or ours landed
 		// ambiguously): keep whichever index is there, drop unused parts.
-		obj, gerr := b.Get(ctx, SnapKey(idx.Position))
+		// Parts are deleted only on an index read twice alike, decoded
+		// strictly and naming another compactor: a damaged read of our own
+		// index must not make us delete the parts it lists (found by the
+		// simulator, restore seed 2369).
+		other, gerr := r.readIndex(ctx, idx.Position)
 		if gerr != nil {
-			return false, fmt.Errorf("replica: write %s on %s: %w", SnapKey(idx.Position), b, err)
+			return false, fmt.Errorf("replica: write %s on %s: %w (read-back: %w)", SnapKey(idx.Position), b, err, gerr)
 		}
-		var other SnapIndex
-		if json.Unmarshal(obj.Data, &other) == nil && other.Nonce != nonce {
+		if other.Nonce != nonce {
 			for _, p := range idx.Parts {
 				_ = b.Delete(ctx, p.Name)
 			}
