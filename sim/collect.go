@@ -151,6 +151,7 @@ func (w *World) retired(n *node) bool {
 }
 
 func (w *World) beforeSync(n *node) preSync {
+	n.restampedAt = nil
 	p := preSync{marked: map[string]bool{}, retired: w.retired(n)}
 	_ = n.r.Store().View(func(v *store.View) error {
 		_, boot, _ := v.Meta("bootstrapped")
@@ -247,7 +248,15 @@ func (w *World) afterSync(n *node, opID int, pre preSync) *Violation {
 			e := w.or.match(h.key, v)
 			switch {
 			case (e == nil || e.lost) && pre.marked[h.key]:
-				ne, viol := w.or.restamp(n.i, opID, h.key, h.rec.Clock, v, applied)
+				// Written by the rebase's re-stamp transaction, not by the
+				// last one of the operation (seed 820 of the absence sweep:
+				// a power loss took the push's commit, unsynced, and the
+				// oracle took the synced re-stamp as lost with it).
+				at, ok := n.restampedAt[h.key]
+				if !ok {
+					at = n.eng.lastWrote(h.key)
+				}
+				ne, viol := w.or.restamp(n.i, opID, h.key, h.rec.Clock, v, min(at, applied))
 				if viol != nil {
 					return viol
 				}

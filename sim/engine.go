@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/ebreplica/ebreplica/store"
@@ -36,6 +37,15 @@ type engine struct {
 
 	applied atomic.Uint64
 	durable atomic.Uint64
+	// wrote is, by record key, the apply number of the last Apply that
+	// wrote the record (capped at the durable number by a power loss: what
+	// is left on disk was written at or below it). A rebase's re-stamp is
+	// recorded after its operation, which may have applied more since: the
+	// re-stamp's own transaction is the one that last wrote its record when
+	// the rebase reached rebase:restamped (node.restampedAt), else at most
+	// wrote's entry.
+	wroteMu sync.Mutex
+	wrote   map[string]uint64
 
 	// crashAfter, when positive, arms a power failure after that many
 	// transactions (non-empty Applies) of the running operation: the next
@@ -72,7 +82,17 @@ func (e *engine) Apply(muts []store.Mutation, sync bool) error {
 		return err
 	}
 	if len(muts) > 0 {
-		e.applied.Add(1)
+		n := e.applied.Add(1)
+		e.wroteMu.Lock()
+		for _, m := range muts {
+			if k, ok := bytes.CutPrefix(m.Key, []byte("r/")); ok {
+				if e.wrote == nil {
+					e.wrote = map[string]uint64{}
+				}
+				e.wrote[string(k)] = n
+			}
+		}
+		e.wroteMu.Unlock()
 	}
 	if sync {
 		e.durable.Store(e.applied.Load())
@@ -107,6 +127,7 @@ func (e *engine) powerLoss() uint64 {
 	e.crashAfter, e.txSeen = 0, 0
 	d := e.durable.Load()
 	e.durable.Store(e.applied.Load()) // what is left is on disk
+	e.capWrote(d)
 	return d
 }
 
@@ -156,4 +177,28 @@ func (e *engine) restore(c *store.Mem) {
 	e.dead.Store(false)
 	e.crashAfter, e.txSeen = 0, 0
 	e.durable.Store(e.applied.Load())
+	e.capWrote(e.applied.Load())
+}
+
+// capWrote caps every entry of wrote at d: the records left on disk were
+// written at or below it.
+func (e *engine) capWrote(d uint64) {
+	e.wroteMu.Lock()
+	defer e.wroteMu.Unlock()
+	for k, n := range e.wrote {
+		if n > d {
+			e.wrote[k] = d
+		}
+	}
+}
+
+// lastWrote returns the apply number of the last Apply that wrote key's
+// record, or the current apply number when none is known.
+func (e *engine) lastWrote(key string) uint64 {
+	e.wroteMu.Lock()
+	defer e.wroteMu.Unlock()
+	if n, ok := e.wrote[key]; ok {
+		return n
+	}
+	return e.applied.Load()
 }

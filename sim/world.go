@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -64,6 +65,11 @@ type node struct {
 	// succeeded; pulled says there was one.
 	lastPull time.Duration
 	pulled   bool
+	// restampedAt is, by record key, the apply number of the last write of
+	// the record when the running operation's rebase reached
+	// rebase:restamped (its re-stamps are the last writes of their records
+	// then): the apply number of a re-stamp the oracle records later.
+	restampedAt map[string]uint64
 }
 
 func (n *node) name() string { return replicaName(n.i) }
@@ -78,6 +84,14 @@ func (n *node) wall() time.Time {
 func (n *node) step(name string) error {
 	if n.eng.dead.Load() {
 		return errDead
+	}
+	switch name {
+	case "rebase:kept": // a new rebase: the last one's re-stamps are gone
+		n.restampedAt = nil
+	case "rebase:restamped":
+		n.eng.wroteMu.Lock()
+		n.restampedAt = maps.Clone(n.eng.wrote)
+		n.eng.wroteMu.Unlock()
 	}
 	if n.armed != "" && name == n.armed {
 		n.armed = ""
