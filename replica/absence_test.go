@@ -631,3 +631,34 @@ func TestAmbiguousIndexKeepsParts(t *testing.T) {
 		t.Fatalf("a replica bootstrapped from the snapshot reads %q, %v", got, err)
 	}
 }
+
+// TestRebasePausedPastNewerSnapshot: a rebase that pauses between loading
+// a snapshot and pulling after it, while another replica snapshots again
+// and prunes past it, starts again on the newer snapshot instead of
+// stopping on a "missing" log position (found by the real-process chaos
+// test), and keeps the offline edit.
+func TestRebasePausedPastNewerSnapshot(t *testing.T) {
+	w := newWorld(t, nil)
+	a := w.node("A", 0, nil)
+	c := w.node("C", 0, nil)
+	a.put("a", "1")
+	a.sync()
+	c.sync()
+	c.busy("c", 2)
+	w.advance(2 * time.Hour)
+	if cs := c.compactRetire(); len(cs.Retired) != 1 {
+		t.Fatalf("A was not retired: %+v (%v)", cs, w.err)
+	}
+	a.put("k", "offline")
+	a.pauses = map[string]func(){"rebase:loaded": func() {
+		c.busy("d", 3)
+		c.compactRetire() // a newer snapshot, and the log pruned past A's
+	}}
+	a.sync()
+	if err := w.settle("A", "C"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.want("k", "offline", "A", "C"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -130,15 +130,23 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	// contiguous log up to it was pruned past (a directory restored from a
 	// backup), and rebases before it may push. Any hole at or below the
 	// newest snapshot means "pruned"; above it, damage.
+	// A rebase's own pull applies the same rule: a snapshot newer than
+	// the one it loaded, with the log pruned up to it, means it paused
+	// meanwhile and must load that one (found by the real-process chaos
+	// test: "nothing listed" there left the replica behind for good and
+	// its next push in a freed position).
 	if len(positions) == 0 || positions[0] != cursor+1 {
 		if ready, err := r.meta("ready"); err != nil {
 			return ps, err
-		} else if ready == nil && !r.rebasing && !r.knob(func(k *Knobs) bool { return k.NothingListedUpToDate }) {
+		} else if (ready == nil || r.rebasing) && !r.knob(func(k *Knobs) bool { return k.NothingListedUpToDate }) {
 			complete, _, err := r.snapshots(ctx)
 			if err != nil {
 				return ps, err
 			}
 			if len(complete) > 0 && complete[0] > cursor {
+				if r.rebasing {
+					return ps, errSnapshotPassed
+				}
 				if err := r.rebase(ctx); err != nil {
 					return ps, err
 				}
@@ -149,12 +157,17 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	expect := cursor + 1
 	for _, p := range positions {
 		if p != expect {
-			if p > expect && !r.rebasing {
+			if p > expect {
 				// A hole: pruned below a snapshot while this replica was
 				// away (rebase on it), or damage.
 				complete, _, err := r.snapshots(ctx)
 				if err != nil {
 					return ps, err
+				}
+				if len(complete) > 0 && complete[0] >= expect && r.rebasing {
+					// The rebase's own pull: the log was pruned past the
+					// snapshot it loaded (it paused meanwhile).
+					return ps, errSnapshotPassed
 				}
 				if len(complete) > 0 && complete[0] >= expect {
 					if err := r.rebase(ctx); err != nil {
@@ -196,13 +209,16 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 				continue
 			}
 			if data[i] == nil {
-				if errors.Is(gerr, remote.ErrNotExist) && !r.rebasing {
+				if errors.Is(gerr, remote.ErrNotExist) {
 					// Listed, then gone: pruned while this pull read (it
 					// was paused past its retirement). At or below the
 					// newest snapshot, rebase on it; above, damage.
 					complete, _, err := r.snapshots(ctx)
 					if err != nil {
 						return ps, err
+					}
+					if len(complete) > 0 && complete[0] >= p && r.rebasing {
+						return ps, errSnapshotPassed
 					}
 					if len(complete) > 0 && complete[0] >= p {
 						if err := r.rebase(ctx); err != nil {

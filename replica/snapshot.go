@@ -993,6 +993,23 @@ func (r *Replica) bootstrap(ctx context.Context) (bool, error) {
 // idempotent) before anything else, so an error or a crash midway never
 // loses an offline edit.
 func (r *Replica) rebase(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := r.rebaseOnce(ctx)
+		if !errors.Is(err, errSnapshotPassed) || attempt >= 4 {
+			return err
+		}
+		// Paused between loading a snapshot and pulling after it, past a
+		// newer snapshot and the pruning of what lay between: the rebase
+		// is pending (its kept keys safe); start it again on the newer
+		// snapshot (found by the real-process chaos test).
+	}
+}
+
+// errSnapshotPassed: a rebase's pull found the log pruned past the snapshot
+// it loaded.
+var errSnapshotPassed = errors.New("replica: rebase: the log was pruned past the snapshot being loaded")
+
+func (r *Replica) rebaseOnce(ctx context.Context) error {
 	complete, _, err := r.snapshots(ctx)
 	if err != nil {
 		return err
