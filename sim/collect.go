@@ -151,7 +151,7 @@ func (w *World) retired(n *node) bool {
 }
 
 func (w *World) beforeSync(n *node) preSync {
-	n.restampedAt = nil
+	n.restampedAt, n.restampedClock = nil, nil
 	p := preSync{marked: map[string]bool{}, retired: w.retired(n)}
 	_ = n.r.Store().View(func(v *store.View) error {
 		_, boot, _ := v.Meta("bootstrapped")
@@ -256,7 +256,11 @@ func (w *World) afterSync(n *node, opID int, pre preSync) *Violation {
 				if !ok {
 					at = n.eng.lastWrote(h.key)
 				}
-				ne, viol := w.or.restamp(n.i, opID, h.key, h.rec.Clock, v, min(at, applied))
+				clk := h.rec.Clock
+				if c, ok := n.restampedClock[h.key]; ok && c.Covers(v.Dot) {
+					clk = c
+				}
+				ne, viol := w.or.restamp(n.i, opID, h.key, clk, v, min(at, applied))
 				if viol != nil {
 					return viol
 				}

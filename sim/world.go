@@ -69,7 +69,8 @@ type node struct {
 	// the record when the running operation's rebase reached
 	// rebase:restamped (its re-stamps are the last writes of their records
 	// then): the apply number of a re-stamp the oracle records later.
-	restampedAt map[string]uint64
+	restampedAt    map[string]uint64
+	restampedClock map[string]clock.Vector
 }
 
 func (n *node) name() string { return replicaName(n.i) }
@@ -87,11 +88,18 @@ func (n *node) step(name string) error {
 	}
 	switch name {
 	case "rebase:kept": // a new rebase: the last one's re-stamps are gone
-		n.restampedAt = nil
+		n.restampedAt, n.restampedClock = nil, nil
 	case "rebase:restamped":
 		n.eng.wroteMu.Lock()
 		n.restampedAt = maps.Clone(n.eng.wrote)
 		n.eng.wroteMu.Unlock()
+		n.restampedClock = map[string]clock.Vector{}
+		_ = n.r.Store().View(func(v *store.View) error {
+			return v.Records("", "", func(key string, st store.Stored) (bool, error) {
+				n.restampedClock[key] = st.Clock.Clone()
+				return true, nil
+			})
+		})
 	}
 	if n.armed != "" && name == n.armed {
 		n.armed = ""
