@@ -468,6 +468,11 @@ func (w *World) reidentify(n *node, opID int) (string, *Violation) {
 			}
 		}
 	}
+	var all []*event
+	for _, evs := range dropped {
+		all = append(all, evs...)
+	}
+	w.or.abandon(n.i, old, published, all)
 	applied := n.eng.applied.Load()
 	restamped := map[string]bool{}
 	post := map[string]merge.Record{}

@@ -291,8 +291,9 @@ func (o *oracle) supersededByOwn(e *event) bool {
 }
 
 // restamp records a version a rebase wrote at node: a new write made after
-// every earlier write of key by node (it carries the value of the last)
-// and after every write its clock covers.
+// every earlier write of key by node (it carries the value of the last;
+// but for those under an id node gave up, see abandoned) and after every
+// write its clock covers.
 func (o *oracle) restamp(node, opID int, key string, clk clock.Vector, v merge.Version, applied uint64) (*event, *Violation) {
 	e, viol := o.record(node, opID, key, merge.Record{Clock: clk}, v, applied)
 	if viol != nil {
@@ -300,6 +301,15 @@ func (o *oracle) restamp(node, opID int, key string, clk clock.Vector, v merge.V
 	}
 	for _, p := range o.byKey[key] {
 		if p == e || p.lost || p.node != node {
+			continue
+		}
+		if o.abandoned(node, p.dot) {
+			// A write under an id node reidentified away from: node no
+			// longer holds it (reidentify dropped it; the re-stamp it made
+			// then carries it if it existed nowhere else, and is among
+			// node's writes here) nor covers it, unless its clock says so
+			// (record). A copy that holds it publishes it beside this
+			// re-stamp: reidentify's limit (seed 2001 of the absence sweep).
 			continue
 		}
 		e.past[p.n] = true

@@ -68,11 +68,17 @@ type oracle struct {
 	// restored: replicas put back from a copy of themselves.
 	family   map[int]int
 	restored map[int]bool
+	// gaveUp: by replica, the ids it reidentified away from, each with the
+	// counter it had published under it (see abandoned).
+	gaveUp map[int]map[clock.ReplicaID]uint64
+	// droppedBy: the events a reidentify dropped (by event number).
+	droppedBy map[int]bool
 }
 
 func newOracle(names map[clock.ReplicaID]string) *oracle {
 	return &oracle{names: names, byKey: map[string][]*event{}, byDot: map[clock.Dot]*event{},
-		twins: map[clock.Dot][]*event{}, family: map[int]int{}, restored: map[int]bool{}}
+		twins: map[clock.Dot][]*event{}, family: map[int]int{}, restored: map[int]bool{},
+		gaveUp: map[int]map[clock.ReplicaID]uint64{}, droppedBy: map[int]bool{}}
 }
 
 func (o *oracle) familyOf(i int) int {
@@ -128,14 +134,54 @@ func (o *oracle) match(key string, v merge.Version) *event {
 	return m
 }
 
+// abandon notes that node reidentified away from id, having published
+// its dots up to published, and dropped the versions dropped (which exist
+// nowhere else: a re-stamp carries them, or they are lost).
+func (o *oracle) abandon(node int, id clock.ReplicaID, published uint64, dropped []*event) {
+	if o.gaveUp[node] == nil {
+		o.gaveUp[node] = map[clock.ReplicaID]uint64{}
+	}
+	o.gaveUp[node][id] = published
+	for _, e := range dropped {
+		o.droppedBy[e.n] = true
+	}
+}
+
+// abandoned reports whether node gave up dot d: it reidentified away from
+// d's id before publishing d. Reidentify dropped node's versions of such
+// dots and lowered node's clock entries of that id to what it published,
+// so an entry of node's clocks covering d came from another directory's
+// version of d since.
+func (o *oracle) abandoned(node int, d clock.Dot) bool {
+	p, ok := o.gaveUp[node][d.Replica]
+	return ok && d.Counter > p
+}
+
 // seenBy reports whether a clock entry of node covering p's dot stands
 // for p: node's own event of that dot if it issued one, else byDot's.
 func (o *oracle) seenBy(node int, p *event) bool {
 	// A record's clock speaks of writes of its own key: a twin's write of
 	// another key under the same dot says nothing about p.
 	for _, q := range o.dotEvents(p.dot) {
-		if q.node == node && !q.lost && q.key == p.key {
+		if q.node == node && !q.lost && q.key == p.key && !(o.droppedBy[q.n] && o.abandoned(node, q.dot)) {
 			return q == p
+		}
+	}
+	if o.abandoned(node, p.dot) {
+		// node's own version of this dot is gone with the id (reidentify
+		// dropped it, and it exists nowhere else): the entry stands for
+		// the one other version of the dot of this key, if there is one
+		// (seed 2412 of the restore sweep: a copy, reidentified, rebased on
+		// a snapshot holding its twin's published write of the dot and
+		// re-stamped over it).
+		var others []*event
+		for _, q := range o.dotEvents(p.dot) {
+			if !q.lost && q.key == p.key && !o.droppedBy[q.n] {
+				others = append(others, q)
+			}
+		}
+		if len(others) == 1 {
+			return others[0] == p
 		}
 	}
 	b := o.byDot[p.dot]
