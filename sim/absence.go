@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -425,6 +426,7 @@ func (w *World) reidentify(n *node, opID int) (string, *Violation) {
 	ctx := context.Background()
 	old := n.id
 	pre := map[string]merge.Record{}
+	var kept []string
 	var published uint64
 	err := n.r.Store().View(func(v *store.View) error {
 		b, _, err := v.Meta("published")
@@ -434,6 +436,14 @@ func (w *World) reidentify(n *node, opID int) (string, *Violation) {
 		if len(b) == 8 {
 			published = uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
 				uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+		}
+		// Keys kept for an unfinished rebase (m/rebase/): their records
+		// were discarded, their values wait to be re-stamped.
+		if err := v.MetaScan("rebase/", func(name string, _ []byte) (bool, error) {
+			kept = append(kept, strings.TrimPrefix(name, "rebase/"))
+			return true, nil
+		}); err != nil {
+			return err
 		}
 		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
 			pre[key] = st.Record
@@ -471,6 +481,19 @@ func (w *World) reidentify(n *node, opID int) (string, *Violation) {
 	var all []*event
 	for _, evs := range dropped {
 		all = append(all, evs...)
+	}
+	// A kept key's unpublished writes under the old id exist nowhere else
+	// either: no record holds them (the rebase discarded it), its kept
+	// value carries them, and the resumed rebase re-stamps that under the
+	// new id (seed 57 of the absence sweep). They are dropped too, but not
+	// lost: the re-stamp carries them (restamp).
+	for _, key := range kept {
+		for _, e := range w.or.byKey[key] {
+			if e.node == n.i && e.dot.Replica == old && e.dot.Counter > published && !e.lost && e.published == "" &&
+				!slices.Contains(all, e) && !w.heldElsewhere(n, old, key, e.version()) {
+				all = append(all, e)
+			}
+		}
 	}
 	w.or.abandon(n.i, old, published, all)
 	applied := n.eng.applied.Load()

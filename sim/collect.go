@@ -295,6 +295,13 @@ func (o *oracle) supersededByOwn(e *event) bool {
 // but for those under an id node gave up, see abandoned) and after every
 // write its clock covers.
 func (o *oracle) restamp(node, opID int, key string, clk clock.Vector, v merge.Version, applied uint64) (*event, *Violation) {
+	// The record's clock covers the re-stamp's own dot: what the writer had
+	// seen stops below it (a twin's write of that dot, by a copy, was not
+	// seen: seed 57 of the absence sweep).
+	if clk[v.Dot.Replica] >= v.Dot.Counter {
+		clk = clk.Clone()
+		clk[v.Dot.Replica] = v.Dot.Counter - 1
+	}
 	e, viol := o.record(node, opID, key, merge.Record{Clock: clk}, v, applied)
 	if viol != nil {
 		return nil, viol
@@ -303,13 +310,14 @@ func (o *oracle) restamp(node, opID int, key string, clk clock.Vector, v merge.V
 		if p == e || p.lost || p.node != node {
 			continue
 		}
-		if o.abandoned(node, p.dot) {
-			// A write under an id node reidentified away from: node no
-			// longer holds it (reidentify dropped it; the re-stamp it made
-			// then carries it if it existed nowhere else, and is among
-			// node's writes here) nor covers it, unless its clock says so
-			// (record). A copy that holds it publishes it beside this
-			// re-stamp: reidentify's limit (seed 2001 of the absence sweep).
+		if o.abandoned(node, p.dot) && !o.droppedBy[p.n] {
+			// A write under an id node reidentified away from, that exists
+			// elsewhere: node no longer holds it nor covers it, unless its
+			// clock says so (record). A copy that holds it publishes it
+			// beside this re-stamp: reidentify's limit (seed 2001 of the
+			// absence sweep). (One that existed nowhere else was dropped,
+			// and is carried: by reidentify's re-stamp, or by a kept value
+			// this re-stamp writes.)
 			continue
 		}
 		e.past[p.n] = true

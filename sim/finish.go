@@ -79,13 +79,15 @@ func (w *World) finish() *Violation {
 			w.rep.Conflicts += int64(s.Pull.Conflicts)
 			if (errors.Is(err, replica.ErrCloned) || errors.Is(err, replica.ErrDuplicateID)) && n.mayClone {
 				// A copied or restored directory: reidentify, as its user
-				// would, and sync again.
+				// would, and sync again. What the sync did before its
+				// verdict (a resumed rebase's re-stamps) is recorded first:
+				// reidentify drops and carries those versions.
+				if v := w.afterSync(n, 1_000_000+round, pre); v != nil {
+					return v
+				}
 				out, v := w.reidentify(n, 1_000_000+round)
 				w.tracef("final round %d: %s cloned (a correct verdict): %s", round, n.name(), out)
 				if v != nil {
-					return v
-				}
-				if v := w.afterSync(n, 1_000_000+round, pre); v != nil {
 					return v
 				}
 				pushed = true

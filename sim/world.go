@@ -673,6 +673,15 @@ func (w *World) failedOp(n *node, out string, err error, compacting bool) (strin
 				return out + "; cloned (a correct verdict), the power failed before reidentify", nil
 			}
 			n.eng.crashAfter = 0
+			if n.pausedPre != nil {
+				// What the operation did before its verdict (a resumed
+				// rebase's re-stamps, seed 1773 of the absence sweep) is
+				// recorded first: reidentify drops and carries those
+				// versions, and the oracle must know what they carry.
+				if v := w.afterSync(n, w.opID, *n.pausedPre); v != nil {
+					return out, v
+				}
+			}
 			s, v := w.reidentify(n, w.opID)
 			return out + "; cloned (a correct verdict): " + s, v
 		case (f == replica.ErrCloned || f == replica.ErrDuplicateID) && damaged[remote.RegistryKey(n.id)] >= 2:
