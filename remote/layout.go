@@ -17,16 +17,20 @@ import (
 //	snap/<position>/index      snapshot index (written last)
 //	snap/<position>/part-<nonce>-NNNN
 //	quarantine/...             copies of objects that failed verification
-//	probe/<nonce>              scratch object of ProbeConditional, deleted at once
+//	probe-<nonce>              scratch object of ProbeConditional, deleted at once
 //
-// No name is the "folder" of another.
+// No name is the "folder" of another. The probe's scratch object sits
+// beside store.json, in no folder of its own: on a server that keeps
+// objects as files (versitygw), creating and deleting objects in a folder
+// that empties and is removed meanwhile can fail ("Existing Object is a
+// directory", seen under the real-process chaos test).
 const (
 	ManifestKey    = "store.json"
 	ReplicasPrefix = "replicas/"
 	LogPrefix      = "log/"
 	SnapPrefix     = "snap/"
 	QuarantinePref = "quarantine/"
-	ProbePrefix    = "probe/"
+	ProbePrefix    = "probe-"
 )
 
 // LogKey returns the object name of log position pos.

@@ -64,7 +64,7 @@ package replica
 //	              damaged a read, the object is fine
 //
 // Info lists what earlier repairs left (quarantine/ copies and the
-// placeholder segments that replaced them), probe/ scratch objects of
+// placeholder segments that replaced them), probe- scratch objects of
 // conditional-write probes (a connect running now, or a clean-up that
 // failed), and what was not checked (unchecked: keys under a policy this
 // verify does not have).
