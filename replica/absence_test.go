@@ -460,6 +460,9 @@ func TestInterruptedRebaseKeepsCounter(t *testing.T) {
 	if _, err := a.r.Add(w.ctx, "cnt/x", 97); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := a.r.Add(w.ctx, "cnt/y", 50); err != nil { // published, not dirty at the rebase
+		t.Fatal(err)
+	}
 	a.put("p", "kept")
 	a.sync()
 	c.sync()
@@ -497,6 +500,9 @@ func TestInterruptedRebaseKeepsCounter(t *testing.T) {
 	if got, err := a.r.Add(w.ctx, "cnt/x", 33); err != nil || got != 192 {
 		t.Fatalf("Add while the rebase is pending: %d, %v; want 192", got, err)
 	}
+	if got, err := a.r.Add(w.ctx, "cnt/y", 5); err != nil || got != 55 {
+		t.Fatalf("Add of a clean counter while the rebase is pending: %d, %v; want 55", got, err)
+	}
 	for key, data := range saved {
 		if err := w.b.SetObject(key, data); err != nil {
 			t.Fatal(err)
@@ -506,6 +512,9 @@ func TestInterruptedRebaseKeepsCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := w.want("cnt/x", "192", "A", "C"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.want("cnt/y", "55", "A", "C"); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.want("p", "offline", "A", "C"); err != nil {

@@ -1121,6 +1121,9 @@ func (r *Replica) rebaseOnce(ctx context.Context) error {
 		rest = rest[len(batch):]
 		err = r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 			for _, k := range batch {
+				if k.Passive {
+					continue
+				}
 				if k.Kind != "" {
 					if err := r.restampState(tx, k.Key, k.Kind, k.State); err != nil {
 						return err
@@ -1191,6 +1194,9 @@ type keptValue struct {
 	Deleted bool   `msgpack:"d"`
 	Kind    string `msgpack:"c,omitempty"`
 	State   []byte `msgpack:"s,omitempty"`
+	// Passive: a counter or set key that was not dirty, kept only for
+	// reads and updates while the rebase is pending; not re-stamped.
+	Passive bool `msgpack:"p,omitempty"`
 }
 
 // keepDirty writes the values of the dirty keys (as they read now) to
@@ -1228,6 +1234,46 @@ func (r *Replica) keepDirty(ctx context.Context, fresh bool) error {
 	})
 	if err != nil {
 		return wrapClosed(err)
+	}
+	if fresh && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
+		// Every other counter and set key too, passively: kept only for
+		// the reads and updates made while the rebase is pending (its
+		// records discarded), which must start from the key's state, not
+		// from zero (an Add then would supersede this replica's published
+		// running total; found by the real-process chaos test). A passive
+		// entry is not re-stamped unless the key is written meanwhile.
+		dirty := map[string]bool{}
+		for _, k := range kept {
+			dirty[k.Key] = true
+		}
+		err = r.st.View(func(v *store.View) error {
+			for prefix, name := range r.opts.Policies.Names() {
+				if name != merge.NameCounter && name != merge.NameSet {
+					continue
+				}
+				err := v.Records(prefix, "", func(key string, st store.Stored) (bool, error) {
+					p := r.opts.Policies.For(key)
+					kind := crdtKind(p)
+					if kind == "" || dirty[key] {
+						return true, nil
+					}
+					state, _, err := joined(kind, st.Record, false)
+					if err != nil {
+						return true, nil // unreadable: nothing to keep (Clear repairs it)
+					}
+					dirty[key] = true
+					kept = append(kept, keptValue{Key: key, Kind: kind, State: state, Passive: true})
+					return true, nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return wrapClosed(err)
+		}
 	}
 	for len(kept) > 0 {
 		chunk := kept[:min(len(kept), r.chunk())]
