@@ -71,6 +71,9 @@ type node struct {
 	// then): the apply number of a re-stamp the oracle records later.
 	restampedAt    map[string]uint64
 	restampedClock map[string]clock.Vector
+	// kept is, by key, the record a rebase kept the value of (see step,
+	// rebase:kept), while the rebase is pending.
+	kept map[string]merge.Record
 }
 
 func (n *node) name() string { return replicaName(n.i) }
@@ -89,6 +92,22 @@ func (n *node) step(name string) error {
 	switch name {
 	case "rebase:kept": // a new rebase: the last one's re-stamps are gone
 		n.restampedAt, n.restampedClock = nil, nil
+		// The records whose values the rebase keeps (m/rebase/), before it
+		// discards them: until it re-stamps them, reads and CRDT updates of
+		// those keys start from the kept values (World.write).
+		prev := n.kept
+		n.kept = map[string]merge.Record{}
+		_ = n.r.Store().View(func(v *store.View) error {
+			return v.MetaScan("rebase/", func(name string, _ []byte) (bool, error) {
+				key := strings.TrimPrefix(name, "rebase/")
+				if st, ok, err := v.Record(key); err == nil && ok {
+					n.kept[key] = st.Record.Clone()
+				} else if old, ok := prev[key]; ok {
+					n.kept[key] = old // resumed: the record went already
+				}
+				return true, nil
+			})
+		})
 	case "rebase:restamped":
 		n.eng.wroteMu.Lock()
 		n.restampedAt = maps.Clone(n.eng.wrote)
@@ -745,10 +764,18 @@ func (w *World) write(n *node, op Op) (string, *Violation) {
 		return "", violate(RuleError, "reading G at %s: %v", n.name(), err)
 	}
 	past := make([]merge.Record, len(keys))
-	for i := range keys {
+	for i, k := range keys {
 		past[i] = before[i]
 		if before[i].IsZero() && len(g) > 0 {
 			past[i].Clock = g.Clone()
+		}
+		if rec, ok := n.kept[k]; ok && before[i].IsZero() && keptNow(n, k) {
+			// A rebase is pending with the key's value kept and its record
+			// discarded: the write starts from the kept value (replica:
+			// reads see kept values while a rebase is pending), so it saw
+			// what the kept record held (seed 839 of the absence sweep: a
+			// remove of a member whose add the kept set held).
+			past[i] = merge.Record{Clock: rec.Clock.Join(past[i].Clock), Versions: rec.Versions}
 		}
 	}
 	switch op.Kind {
@@ -821,6 +848,18 @@ func (w *World) write(n *node, op Op) (string, *Violation) {
 		return "ok, nothing written", nil
 	}
 	return "ok " + strings.Join(dots, " "), nil
+}
+
+// keptNow reports whether n holds a kept value of key for a pending
+// rebase (m/rebase/<key>).
+func keptNow(n *node, key string) bool {
+	found := false
+	_ = n.r.Store().View(func(v *store.View) error {
+		_, ok, err := v.Meta("rebase/" + key)
+		found = ok
+		return err
+	})
+	return found
 }
 
 func readRecord(n *node, key string) (merge.Record, error) {
