@@ -19,8 +19,16 @@ import (
 // else an Add made then would start from zero, fold this replica's running
 // total into a new entry holding only the delta, and supersede the
 // published total for good (found by the real-process chaos test: counter
-// increments lost after an interrupted rebase). A plain key written since
-// (dirty again) reads as written.
+// increments lost after an interrupted rebase). Every counter and set key
+// is kept for this (the clean ones passively: not re-stamped). A plain key
+// written since (dirty again) reads as written.
+//
+// Limit: a clean plain key (not dirty when the rebase began) reads as not
+// found while the rebase is pending, and a write to it then starts from G:
+// it comes out concurrent with the key's published versions instead of
+// superseding them (a sibling under mv; under lww the later HLC wins).
+// Nothing is lost; keeping every key's value would double a rebase's
+// writes.
 
 // keptReader is what withKept reads: a View or a Tx.
 type keptReader interface {
