@@ -110,8 +110,12 @@ package replica
 //
 // Open points (DESIGN.md): a retired pusher whose create landed at a live
 // position and whose directory is then lost leaves a segment the others
-// apply although its origin rebases nothing (harmless: its writes were
-// acknowledged and are kept); an idle replica may still be retired if a
+// apply although its origin never rebases; its records were staged before
+// the retirement, so one may carry a key others collected since (a
+// sibling concurrent with a collected tombstone), which a replica that
+// collected the key takes whole and one that did not merges — a reading
+// side rule (skip or filter segments of a retired origin staged below the
+// prune floor) would close it; an idle replica may still be retired if a
 // burst, a snapshot and RetireAfter all fall between two of its pulls; a
 // counter reidentified while its twin keeps publishing under the old id may
 // count the twin's published total twice; a restored backup that never
