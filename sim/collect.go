@@ -67,7 +67,12 @@ const RuleRetiredOnline = "retired-online"
 // less than RetireAfter - RegistryRefresh ago (less its backward clock
 // jumps and its drift) has a registry younger than RetireAfter by server
 // time, and must not be retired (S21).
-func (w *World) checkRetired(ids []string, after time.Duration) *Violation {
+//
+// The retirement is judged at the time it was written (at), which a pause
+// of the compaction after it (at compact:retired or later) leaves behind
+// (seed 880 of the absence sweep), against the last pull that ended
+// before it.
+func (w *World) checkRetired(ids []string, after, at time.Duration) *Violation {
 	if after <= 0 {
 		after = replica.DefaultRetireAfter
 	}
@@ -77,21 +82,34 @@ func (w *World) checkRetired(ids []string, after time.Duration) *Violation {
 	}
 	for _, id := range ids {
 		for _, m := range w.nodes {
-			if m.id.String() != id || !m.pulled {
+			if m.id.String() != id {
+				continue
+			}
+			last, ok := time.Duration(0), false
+			for _, p := range m.pulls {
+				if p.end <= at {
+					last, ok = p.start, true
+				}
+			}
+			if !ok {
 				continue
 			}
 			slack := time.Duration(float64(refresh-m.jump)*1.001) + time.Second
-			if w.now-m.lastPull < after-slack {
+			if at-last < after-slack {
 				return violate(RuleRetiredOnline, "%s was retired at %s although it pulled successfully at %s, less than RetireAfter (%s) less RegistryRefresh (%s) before",
-					m.name(), fmtDur(w.now), fmtDur(m.lastPull), after, refresh)
+					m.name(), fmtDur(at), fmtDur(last), after, refresh)
 			}
 		}
 	}
 	return nil
 }
 
+// pullSpan is a successful pull: when it started and ended.
+type pullSpan struct{ start, end time.Duration }
+
 // compact runs Compact on n.
 func (w *World) compact(n *node, op Op) (string, *Violation) {
+	n.retiredAtSet = false
 	cs, err := n.r.Compact(context.Background(), replica.CompactOptions{Prune: op.Prune, Grace: op.Grace,
 		RetireAfter: op.RetireAfter, PartSize: 256})
 	var retired []string
@@ -108,7 +126,11 @@ func (w *World) compact(n *node, op Op) (string, *Violation) {
 	if len(retired) > 0 {
 		out += ", retired " + strings.Join(retired, " ")
 	}
-	if v := w.checkRetired(cs.Retired, op.RetireAfter); v != nil {
+	at := w.now
+	if n.retiredAtSet {
+		at = n.retiredAt
+	}
+	if v := w.checkRetired(cs.Retired, op.RetireAfter, at); v != nil {
 		return out, v
 	}
 	w.rep.Collected += int64(cs.Collected)

@@ -65,6 +65,13 @@ type node struct {
 	// succeeded; pulled says there was one.
 	lastPull time.Duration
 	pulled   bool
+	// pulls are the successful pulls (syncs, compactions) so far: when
+	// each started and ended (logical time).
+	pulls []pullSpan
+	// retiredAt is when (logical time) the running compaction wrote its
+	// retirements: at its compact:retired step, before any pause there.
+	retiredAt    time.Duration
+	retiredAtSet bool
 	// restampedAt is, by record key, the apply number of the last write of
 	// the record when the running operation's rebase reached
 	// rebase:restamped (its re-stamps are the last writes of their records
@@ -90,6 +97,8 @@ func (n *node) step(name string) error {
 		return errDead
 	}
 	switch name {
+	case "compact:retired":
+		n.retiredAt, n.retiredAtSet = n.w.now, true
 	case "rebase:kept": // a new rebase: the last one's re-stamps are gone
 		n.restampedAt, n.restampedClock = nil, nil
 		// The records whose values the rebase keeps (m/rebase/), before it
@@ -396,6 +405,7 @@ func (w *World) Do(op Op) error {
 	if v == nil && pullish && n.r != nil && w.rep.Crashes == crashes && !strings.Contains(out, "failed") &&
 		!strings.Contains(out, "skipped") && !strings.Contains(out, "cloned") && !strings.Contains(out, "crash") {
 		n.lastPull, n.pulled = start, true
+		n.pulls = append(n.pulls, pullSpan{start, w.now})
 	}
 	faults := n.view.end()
 	for _, f := range faults {
