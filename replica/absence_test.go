@@ -365,22 +365,7 @@ func absenceCRDTPolicies() *merge.Registry {
 	return reg
 }
 
-func TestAbsenceSchedules(t *testing.T) {
-	for _, s := range absenceSchedules {
-		t.Run(s.name, func(t *testing.T) {
-			if err := s.run(newWorld(t, nil), nil); err != nil {
-				t.Fatalf("%s (guards %s) failed with the real rules: %v", s.name, s.guard, err)
-			}
-			old := &replica.Knobs{}
-			s.knob(old)
-			err := s.run(newWorld(t, old), old)
-			if err == nil {
-				t.Fatalf("%s converged with the old rule (%s): the schedule does not test it", s.name, s.guard)
-			}
-			t.Logf("%s with the old rule (%s): %v", s.name, s.guard, err)
-		})
-	}
-}
+func TestAbsenceSchedules(t *testing.T) { runSchedules(t, absenceSchedules) }
 
 // TestClearRepairsUnreadableCRDT: a counter key left holding text (as the
 // old rebase wrote it) reads with an error; Clear (and so Delete) makes it

@@ -139,18 +139,8 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 		if ready, err := r.meta("ready"); err != nil {
 			return ps, err
 		} else if (ready == nil || r.rebasing) && !r.knob(func(k *Knobs) bool { return k.NothingListedUpToDate }) {
-			complete, _, err := r.snapshots(ctx)
-			if err != nil {
-				return ps, err
-			}
-			if len(complete) > 0 && complete[0] > cursor {
-				if r.rebasing {
-					return ps, errSnapshotPassed
-				}
-				if err := r.rebase(ctx); err != nil {
-					return ps, err
-				}
-				return r.pullLocked(ctx)
+			if passed, err := r.rebaseIfPruned(ctx, cursor+1); passed || err != nil {
+				return r.afterRebase(ctx, ps, err)
 			}
 		}
 	}
@@ -160,20 +150,8 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 			if p > expect {
 				// A hole: pruned below a snapshot while this replica was
 				// away (rebase on it), or damage.
-				complete, _, err := r.snapshots(ctx)
-				if err != nil {
-					return ps, err
-				}
-				if len(complete) > 0 && complete[0] >= expect && r.rebasing {
-					// The rebase's own pull: the log was pruned past the
-					// snapshot it loaded (it paused meanwhile).
-					return ps, errSnapshotPassed
-				}
-				if len(complete) > 0 && complete[0] >= expect {
-					if err := r.rebase(ctx); err != nil {
-						return ps, err
-					}
-					return r.pullLocked(ctx)
+				if passed, err := r.rebaseIfPruned(ctx, expect); passed || err != nil {
+					return r.afterRebase(ctx, ps, err)
 				}
 			}
 			return ps, fmt.Errorf("%w: %s on %s (next listed is %s)", ErrGap, remote.LogKey(expect), b, remote.LogKey(p))
@@ -213,18 +191,8 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 					// Listed, then gone: pruned while this pull read (it
 					// was paused past its retirement). At or below the
 					// newest snapshot, rebase on it; above, damage.
-					complete, _, err := r.snapshots(ctx)
-					if err != nil {
-						return ps, err
-					}
-					if len(complete) > 0 && complete[0] >= p && r.rebasing {
-						return ps, errSnapshotPassed
-					}
-					if len(complete) > 0 && complete[0] >= p {
-						if err := r.rebase(ctx); err != nil {
-							return ps, err
-						}
-						return r.pullLocked(ctx)
+					if passed, err := r.rebaseIfPruned(ctx, p); passed || err != nil {
+						return r.afterRebase(ctx, ps, err)
 					}
 				}
 				return ps, gerr
@@ -331,6 +299,30 @@ func (r *Replica) registryRefresh() time.Duration {
 		return DefaultRegistryRefresh
 	}
 	return r.opts.RegistryRefresh
+}
+
+// rebaseIfPruned checks whether log position pos, missing, lies at or
+// below the newest snapshot (pruned past this replica: passed) and then
+// rebases on that snapshot. Inside a rebase's own pull it reports
+// errSnapshotPassed instead (the rebase starts again on the newer
+// snapshot). Not passed, and no error: the position is damage.
+func (r *Replica) rebaseIfPruned(ctx context.Context, pos uint64) (passed bool, err error) {
+	complete, _, err := r.snapshots(ctx)
+	if err != nil || len(complete) == 0 || complete[0] < pos {
+		return false, err
+	}
+	if r.rebasing {
+		return true, errSnapshotPassed
+	}
+	return true, r.rebase(ctx)
+}
+
+// afterRebase ends a pull that rebased: it pulls again from the snapshot.
+func (r *Replica) afterRebase(ctx context.Context, ps PullStats, err error) (PullStats, error) {
+	if err != nil {
+		return ps, err
+	}
+	return r.pullLocked(ctx)
 }
 
 // dropPassedOwn deletes the m/own entries at or below the cursor, and the

@@ -477,35 +477,53 @@ func (r *Replica) landed(ctx context.Context, etag string, ack uint64) error {
 // here: ErrRetired, and the outbox is kept. A body written by another
 // directory gives ErrCloned (after a second read).
 func (r *Replica) checkRegistry(ctx context.Context) error {
+	body, _, err := r.readRegistry(ctx, func(b RegistryBody) bool { return b.Retired || r.reg.wrote(b.Nonce) })
+	if err == nil && body.Retired {
+		err = fmt.Errorf("%w (%s)", ErrRetired, remote.RegistryKey(r.ID()))
+	}
+	return err
+}
+
+// ownRegistry reads this replica's registry object and checks that this
+// directory wrote it (or that it is the retirement of a body it wrote):
+// else another directory publishes under this id, ErrCloned.
+func (r *Replica) ownRegistry(ctx context.Context) (RegistryBody, string, error) {
+	anyBody := r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry })
+	return r.readRegistry(ctx, func(b RegistryBody) bool { return anyBody || r.reg.owns(b) })
+}
+
+// readRegistry reads this replica's registry object until a read decodes
+// and is accepted. A read that does not decode is no verdict (read again,
+// up to four reads); ErrCloned needs two decoded reads that are not
+// accepted (another directory wrote it), or the object gone.
+func (r *Replica) readRegistry(ctx context.Context, accept func(RegistryBody) bool) (RegistryBody, string, error) {
 	b := r.opts.Backend
 	key := remote.RegistryKey(r.ID())
+	var body RegistryBody
 	var last error
 	foreign := 0
-	for attempt := 0; attempt < 4; attempt++ {
+	for range 4 {
 		obj, err := b.Get(ctx, key)
-		if err != nil {
-			if errors.Is(err, remote.ErrNotExist) {
-				return fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
-			}
-			return fmt.Errorf("replica: read %s on %s: %w", key, b, err)
+		if errors.Is(err, remote.ErrNotExist) {
+			return body, "", fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
 		}
-		var body RegistryBody
+		if err != nil {
+			return body, "", fmt.Errorf("replica: read %s on %s: %w", key, b, err)
+		}
+		body = RegistryBody{}
 		if err := json.Unmarshal(obj.Data, &body); err != nil {
 			last = fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, err)
 			continue
 		}
-		switch {
-		case body.Retired:
-			return fmt.Errorf("%w (%s)", ErrRetired, key)
-		case r.reg.wrote(body.Nonce):
-			return nil
+		if accept(body) {
+			return body, obj.ETag, nil
 		}
+		last = fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
 		if foreign++; foreign >= 2 {
-			return fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
+			return body, "", last
 		}
-		last = fmt.Errorf("%w: %s", ErrCloned, key)
 	}
-	return last
+	return body, "", last
 }
 
 // ReadManifest reads a store's manifest; ok is false when the store does

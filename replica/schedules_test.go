@@ -426,8 +426,12 @@ var schedules = []schedule{
 	},
 }
 
-func TestRegressionSchedules(t *testing.T) {
-	for _, s := range schedules {
+func TestRegressionSchedules(t *testing.T) { runSchedules(t, schedules) }
+
+// runSchedules runs each schedule with the real rules (it must converge)
+// and with its old rule (it must not).
+func runSchedules(t *testing.T, list []schedule) {
+	for _, s := range list {
 		t.Run(s.name, func(t *testing.T) {
 			if err := s.run(newWorld(t, nil), nil); err != nil {
 				t.Fatalf("%s (guards %s) failed with the real rules: %v", s.name, s.guard, err)

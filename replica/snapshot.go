@@ -1326,39 +1326,6 @@ func (r *Replica) pullAfterRebase(ctx context.Context) (PullStats, error) {
 	return r.pullLocked(ctx)
 }
 
-// ownRegistry reads this replica's registry object and checks that this
-// directory wrote it (or that it is the retirement of a body it wrote):
-// else another directory publishes under this id, ErrCloned. A body that
-// does not decode is read again; the verdict needs two reads.
-func (r *Replica) ownRegistry(ctx context.Context) (RegistryBody, string, error) {
-	b := r.opts.Backend
-	key := remote.RegistryKey(r.ID())
-	var body RegistryBody
-	foreign := 0
-	for attempt := 0; ; attempt++ {
-		obj, err := b.Get(ctx, key)
-		if err != nil {
-			if errors.Is(err, remote.ErrNotExist) {
-				return body, "", fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
-			}
-			return body, "", fmt.Errorf("replica: read %s on %s: %w", key, b, err)
-		}
-		body = RegistryBody{}
-		if err := json.Unmarshal(obj.Data, &body); err != nil {
-			if attempt < 3 {
-				continue
-			}
-			return body, "", fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, err)
-		}
-		if r.reg.owns(body) || r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry }) {
-			return body, obj.ETag, nil
-		}
-		if foreign++; foreign >= 2 {
-			return body, "", fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
-		}
-	}
-}
-
 // checkOwnDots stops a replica from loading state that holds dots of its
 // own id above its counter: another directory issued them (a copy, or the
 // newer life of a directory restored from a backup).

@@ -280,7 +280,7 @@ func (w *World) afterSync(n *node, opID int, pre preSync) *Violation {
 				}
 				clk := h.rec.Clock
 				if c, ok := n.restampedClock[h.key]; ok && c.Covers(v.Dot) {
-					clk = c
+					clk = c // the clock the re-stamp was written with
 				}
 				ne, viol := w.or.restamp(n.i, opID, h.key, clk, v, min(at, applied))
 				if viol != nil {

@@ -76,7 +76,9 @@ type node struct {
 	// the record when the running operation's rebase reached
 	// rebase:restamped (its re-stamps are the last writes of their records
 	// then): the apply number of a re-stamp the oracle records later.
-	restampedAt    map[string]uint64
+	restampedAt map[string]uint64
+	// restampedClock is, by record key, the record's clock when the rebase
+	// reached rebase:restamped: the causal past of its re-stamps.
 	restampedClock map[string]clock.Vector
 	// kept is, by key, the record a rebase kept the value of (see step,
 	// rebase:kept), while the rebase is pending.
@@ -121,6 +123,9 @@ func (n *node) step(name string) error {
 		n.eng.wroteMu.Lock()
 		n.restampedAt = maps.Clone(n.eng.wrote)
 		n.eng.wroteMu.Unlock()
+		// The clocks the re-stamps were written with: the rest of the
+		// operation may merge more into their records (a pull after a
+		// restarted rebase), which the re-stamps did not see.
 		n.restampedClock = map[string]clock.Vector{}
 		_ = n.r.Store().View(func(v *store.View) error {
 			return v.Records("", "", func(key string, st store.Stored) (bool, error) {
