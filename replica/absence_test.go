@@ -656,3 +656,39 @@ func TestRebasePausedPastNewerSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnretirePausedPastPrune: a rebase that pauses after re-stamping and
+// before it un-retires, while another replica prunes past its cursor,
+// pulls again after the un-retire: its push must not land in a freed
+// position that the check after the create (now reading "not retired")
+// would let it commit (found by the simulator, absence seed 1606).
+func TestUnretirePausedPastPrune(t *testing.T) {
+	w := newWorld(t, nil)
+	a := w.node("A", 0, nil)
+	c := w.node("C", 0, nil)
+	a.put("a", "1")
+	a.sync()
+	c.sync()
+	c.busy("c", 2)
+	w.advance(2 * time.Hour)
+	if cs := c.compactRetire(); len(cs.Retired) != 1 {
+		t.Fatalf("A was not retired: %+v (%v)", cs, w.err)
+	}
+	a.put("k", "offline")
+	a.pauses = map[string]func(){"rebase:restamped": func() {
+		c.busy("d", 3)
+		c.compactRetire()
+	}}
+	a.sync()
+	a.put("k2", "after")
+	a.sync()
+	if err := w.settle("A", "C"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.want("k", "offline", "A", "C"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.want("k2", "after", "A", "C"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -501,17 +501,20 @@ func (r *Replica) Compact(ctx context.Context, o CompactOptions) (cs CompactStat
 				return cs, fmt.Errorf("replica: retire %s: %w", key, err)
 			}
 		}
-		if len(cs.Retired) > 0 {
-			if regs, err = r.readRegistries(ctx); err != nil {
-				return cs, err
-			}
-		}
 	}
 	if err := r.step("compact:retired"); err != nil {
 		return cs, err
 	}
 	if o.Prune {
-		n, err := r.prune(ctx, regs, serverNow, o.Grace)
+		// The acks that bound the floor are read after the snapshot is
+		// written, and the floor is at most that snapshot: a replica that
+		// was read retired here and un-retires later pulls to a tip at or
+		// above it before it pushes (rebase), so no position it could
+		// still create is freed.
+		if regs, err = r.readRegistries(ctx); err != nil {
+			return cs, err
+		}
+		n, err := r.prune(ctx, regs, serverNow, o.Grace, cs.Position)
 		cs.Pruned = n
 		if err != nil {
 			return cs, err
@@ -1150,6 +1153,17 @@ func (r *Replica) rebaseOnce(ctx context.Context) error {
 	if err := r.unretire(ctx); err != nil {
 		return err
 	}
+	// Retired until the un-retire, this replica's ack held no floor: a
+	// pruner that read it retired may have pruned past its cursor while
+	// it paused between its pull and here, and after the un-retire the
+	// check that follows a push's create no longer sees it retired. Pull
+	// to the tip again: a hole at or below the newest snapshot starts the
+	// rebase again on it, else the cursor is at or above every floor such a
+	// pruner can use (see prune). Found by the simulator (absence seed
+	// 1606: a create at a freed position, committed).
+	if _, err := r.pullAfterRebase(ctx); err != nil {
+		return err
+	}
 	// Over: clear the mark first (a crash after it leaves only stale
 	// entries, which the next rebase's keepDirty clears before use).
 	if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
@@ -1415,10 +1429,11 @@ func (r *Replica) unretire(ctx context.Context) error {
 	}
 }
 
-// prune deletes log segments at or below both the newest snapshot and the
-// minimum non-retired ack, older snapshots, and orphaned parts, each only
-// once older than grace by server time.
-func (r *Replica) prune(ctx context.Context, regs []regInfo, serverNow time.Time, grace time.Duration) (int, error) {
+// prune deletes log segments at or below the newest snapshot, the minimum
+// non-retired ack and limit (the snapshot this compaction wrote before it
+// read those acks), older snapshots, and orphaned parts, each only once
+// older than grace by server time.
+func (r *Replica) prune(ctx context.Context, regs []regInfo, serverNow time.Time, grace time.Duration, limit uint64) (int, error) {
 	b := r.opts.Backend
 	if serverNow.IsZero() {
 		return 0, nil
@@ -1433,7 +1448,7 @@ func (r *Replica) prune(ctx context.Context, regs []regInfo, serverNow time.Time
 	if !ok {
 		return 0, nil
 	}
-	floor := min(newest, ack)
+	floor := min(newest, ack, limit)
 	if r.knob(func(k *Knobs) bool { return k.PruneIgnoresAcks }) {
 		floor = newest
 	}
