@@ -80,7 +80,12 @@ package replica
 //     however long the pusher slept before it, is followed by a read that
 //     sees retired: the outbox is kept, the replica rebases and pushes again
 //     (S17). A check before the create could not close this: a sleep moves
-//     only server time.
+//     only server time. A rebase clears retired itself (un-retire), so it
+//     then pulls to the tip once more, restarting on a newer snapshot if
+//     the log was pruned past it meanwhile; and a pruner bounds its floor
+//     by the snapshot it wrote before reading the acks it prunes against,
+//     so that pull reaches every floor a pruner that still read the
+//     replica retired can use (found by the simulator, absence seed 1606).
 //  4. "Nothing listed" means "up to date" only at or above the newest
 //     snapshot: a replica not yet ready (new, reidentified) lists snap/
 //     once, and a cursor below the newest snapshot without a contiguous log
