@@ -227,17 +227,40 @@ func (w *World) crashVia(n *node, op Op) (string, *Violation) {
 		return "skipped (badger cannot lose power)", nil
 	}
 	n.eng.crashAfter, n.eng.txSeen = op.Tx, 0
+	n.killing = op.Kill
 	crashes := w.rep.Crashes
 	out, v := w.runVia(n, op.Via)
-	n.eng.crashAfter = 0
+	n.eng.crashAfter, n.killing = 0, false
 	if v != nil || n.r == nil || w.rep.Crashes != crashes {
 		return out, v // the power loss is done (syncOp)
 	}
 	if !n.eng.dead.Load() {
 		return out + fmt.Sprintf(" (tx %d not reached)", op.Tx), nil
 	}
+	if op.Kill {
+		crashed, v := w.kill(n, fmt.Sprintf("after tx %d", op.Tx))
+		return out + "; " + crashed, v
+	}
 	crashed, v := w.powerLoss(n, fmt.Sprintf("after tx %d", op.Tx))
 	return out + "; " + crashed, v
+}
+
+// kill ends node n's process (kill -9) where its engine died: every
+// transaction written so far stays, synced or not (the operating system
+// holds it), and the replica reopens on the same engine and id. Nothing is
+// lost, so the oracle has nothing to drop.
+func (w *World) kill(n *node, where string) (string, *Violation) {
+	if err := n.r.Close(); err != nil && !errors.Is(err, replica.ErrClosed) {
+		return "", violate(RuleError, "closing %s: %v", n.name(), err)
+	}
+	n.r = nil
+	n.eng.dead.Store(false)
+	n.eng.crashAfter, n.eng.txSeen = 0, 0
+	w.rep.Crashes++
+	if err := n.open(); err != nil {
+		return "", violate(RuleError, "%v", err)
+	}
+	return "killed " + where, nil
 }
 
 // snapshotDir copies n's directory.

@@ -90,6 +90,25 @@ func restoreSweepConfig(s uint64) Config {
 	return c
 }
 
+// killSweepConfig is the configuration of seed s in the kill sweep: the
+// absence worlds where crashes after the Nth transaction are mostly kills
+// (kill -9: what was written stays, synced or not), every
+// multi-transaction step takes transactions of two records, segments are
+// larger and keys many (so a record skipped by a step cut short is not
+// healed by a later write of the same key), and no directory is put back.
+func killSweepConfig(s uint64) Config {
+	c := absenceConfig(s)
+	c.CrashTx = 0.15
+	c.Kills = 0.7
+	c.ApplyChunk = 2
+	c.Pauses = 0.05
+	c.Backups = 0
+	c.Keys = 24
+	c.Hot = -1
+	c.SegmentCap = 2048
+	return c
+}
+
 // stagedSweepConfig is the configuration of seed s in the staged sweep:
 // small worlds (two replicas, two to four keys) where crashes fall at
 // push:staged, so a staged segment outlives its crash and is uploaded by
@@ -248,6 +267,18 @@ func TestRestoreSweep(t *testing.T) {
 	sweepFindings(t, "restore sweep", *restoreSeeds, restoreSweepConfig, restoreFindings)
 }
 
+// TestKillSweep runs the kill sweep (as many seeds as the restore sweep;
+// 3,000 pass).
+func TestKillSweep(t *testing.T) {
+	sweepFindings(t, "kill sweep", *restoreSeeds, killSweepConfig, killFindings)
+}
+
+// killFindings are the seeds of the first 600 of the kill sweep that fail
+// with the absence rules in force, not yet triaged: 480 (a copy of a
+// replica that rebased re-stamps a write after reidentify; the oracle says
+// a write it had seen is missing from the siblings).
+var killFindings = map[uint64]bool{480: true}
+
 // TestStagedSweep runs the staged sweep (-sim.staged seeds; 3,000 pass).
 func TestStagedSweep(t *testing.T) {
 	sweepFindings(t, "staged sweep", *stagedSeeds, stagedSweepConfig, nil)
@@ -315,6 +346,21 @@ var sweepOldRules = []struct {
 	// compaction collected it against that ack; the stale record is taken
 	// whole (S6). Measured: seed 328 of the staged sweep (329 seeds).
 	{"AckIgnoresStaged", func(k *replica.Knobs) { k.AckIgnoresStaged = true }, stagedSweepConfig, []string{RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 600},
+	// Planted bugs (mutation testing) the suite used to miss.
+	//
+	// The cursor advanced in a segment's first transaction: a kill after
+	// it skips the rest of the segment for good. Only a kill shows it (a
+	// power failure takes the unsynced transaction back), and only steps
+	// of several transactions. Measured: seed 4 of the kill sweep (5).
+	{"CursorFirst", func(k *replica.Knobs) { k.CursorFirst = true }, killSweepConfig, []string{RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 60},
+	// A dirty key collected: a delete made while a compaction runs (a
+	// pause inside it) is never published. Measured: seed 439 of the
+	// absence sweep (440).
+	{"CollectIgnoresMark", func(k *replica.Knobs) { k.CollectIgnoresMark = true }, nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 800},
+	// Collection against the largest ack, with no pull to a tip listed
+	// after reading the acks (S4): others write, push and ack during the
+	// compaction. Measured: seed 132 of the absence sweep (133).
+	{"CollectAgainstMaxAck", func(k *replica.Knobs) { k.CollectAgainstMaxAck = true }, nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleResurrection}, 300},
 }
 
 // findOldRule runs a sweep (cfg; the absence sweep when nil) from seed 0 with an old rule

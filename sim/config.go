@@ -179,6 +179,15 @@ type Config struct {
 	// from 1 to 12 (mem engine only: every transaction boundary of a
 	// multi-transaction step).
 	CrashTx float64
+	// Kills is the share of those crashes that kill the process (kill -9)
+	// instead of cutting the power: the transactions written so far stay,
+	// synced or not. (0: none, so that existing seeds keep their meaning.)
+	Kills float64
+	// ApplyChunk, when positive, is the replicas' Knobs.ApplyChunk: every
+	// multi-transaction step (a segment's application, a commit, a
+	// rebase) takes transactions of that many records, so that crashes and
+	// kills after the Nth transaction land inside them.
+	ApplyChunk int
 	// Backups is the share of operations that save a copy of one replica's
 	// directory (OpBackup, at rest or at a step) or put its last saved copy
 	// back (OpRestore), half each (mem engine only).

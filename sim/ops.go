@@ -105,6 +105,10 @@ type Op struct {
 	// Tx, for OpCrash with no Step: the power fails after the Tx-th
 	// engine transaction of Via (Config.CrashTx).
 	Tx int
+	// Kill, with Tx: the process is killed there instead (kill -9): its
+	// transactions so far stay, synced or not, as the operating system
+	// holds them (Config.Kills).
+	Kill bool
 	// Pause (OpPause): how far the logical clock moves on at Step, before
 	// Nested runs.
 	Pause time.Duration
@@ -153,6 +157,8 @@ func (o Op) String() string {
 		fmt.Fprintf(&b, " %s %s", o.Key, o.Elem)
 	case OpCrash:
 		switch {
+		case o.Tx > 0 && o.Kill:
+			fmt.Fprintf(&b, " (kill) after tx %d during %s", o.Tx, o.Via)
 		case o.Tx > 0:
 			fmt.Fprintf(&b, " after tx %d during %s", o.Tx, o.Via)
 		case o.Step == "":
@@ -303,6 +309,9 @@ func generate(cfg Config) []Op {
 			o = genPause(cfg, o, replicas)
 		case x < crashes+partitions+jumps+cfg.Compactions+cfg.Offline+cfg.Pauses+cfg.CrashTx:
 			o.Kind, o.Tx, o.Via = OpCrash, 1+rng.IntN(12), []Kind{OpPush, OpPull, OpSync, OpCompact}[rng.IntN(4)]
+			if cfg.Kills > 0 { // drawn only then: other configs' schedules stay the same
+				o.Kill = rng.Float64() < cfg.Kills
+			}
 		case x < crashes+partitions+jumps+cfg.Compactions+cfg.Offline+cfg.Pauses+cfg.CrashTx+cfg.Backups:
 			o.Kind = OpBackup
 			if rng.IntN(2) == 0 {

@@ -80,6 +80,9 @@ type node struct {
 	// restampedClock is, by record key, the record's clock when the rebase
 	// reached rebase:restamped: the causal past of its re-stamps.
 	restampedClock map[string]clock.Vector
+	// killing: the armed transaction crash of the running operation is a
+	// kill, not a power failure (Op.Kill).
+	killing bool
 	// kept is, by key, the record a rebase kept the value of (see step,
 	// rebase:kept), while the rebase is pending.
 	kept map[string]merge.Record
@@ -156,7 +159,7 @@ func (n *node) step(name string) error {
 func (n *node) open() error {
 	reg := merge.NewRegistry()
 	reg.Set("", n.w.cfg.policy())
-	knobs := &replica.Knobs{Step: n.step, Merge: n.w.cfg.Merge, UnsyncedStaging: n.w.cfg.UnsyncedStaging}
+	knobs := &replica.Knobs{Step: n.step, Merge: n.w.cfg.Merge, UnsyncedStaging: n.w.cfg.UnsyncedStaging, ApplyChunk: n.w.cfg.ApplyChunk}
 	if n.w.cfg.Knobs != nil {
 		n.w.cfg.Knobs(n.i, knobs)
 	}
@@ -642,6 +645,10 @@ func (w *World) syncOp(n *node, kind Kind) (string, *Violation) {
 		if n.eng.mem == nil {
 			w.rep.Crashes++
 			return out + "; aborted at the step (badger: no power loss)", nil
+		}
+		if n.killing {
+			crashed, v := w.kill(n, "after a transaction")
+			return out + "; " + crashed, v
 		}
 		crashed, v := w.powerLoss(n, "at a step")
 		return out + "; " + crashed, v
