@@ -51,12 +51,15 @@ import (
 // issue dots its twin (or its earlier self) also issued: the oracle keeps
 // both events (twins), matches a version it sees to the one with the same
 // content, and fails the run when both are published (a dot naming two
-// versions). Reidentify drops the old id's versions above the counter the
-// directory published and re-stamps its dirty keys under the new id; the
-// oracle records each re-stamped version as a new write whose causal past
-// is what its record's clock covers (the replica's claim) plus the dropped
-// versions of the key that exist nowhere else (it carries them); a dropped
-// version that exists nowhere else and was not re-stamped is lost.
+// versions). A rebase discards every record first: an own-id version it
+// then loads from a snapshot is what its clock entries of that dot stand
+// for (oracle.adopt). Reidentify drops the old id's versions above the
+// counter the directory published and re-stamps its dirty keys under the
+// new id; the oracle records each re-stamped version as a new write whose
+// causal past is what its record's clock covers (the replica's claim) plus
+// the dropped versions of the key that exist nowhere else (it carries
+// them); a dropped version that exists nowhere else and was not re-stamped
+// is lost.
 
 // errAbort ends a paused operation whose nested operations broke an
 // invariant.
@@ -321,6 +324,7 @@ func (w *World) restore(n *node) (string, *Violation) {
 	n.eng.restore(c.mem)
 	n.mayClone, n.restored = true, true
 	w.or.restored[n.i] = true
+	delete(w.or.adopted, n.i) // what a rebase loaded since the copy is gone with the disk
 	w.rep.Restores++
 	w.rep.LostWrites += int64(lost)
 	if err := n.open(); err != nil {

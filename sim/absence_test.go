@@ -268,16 +268,32 @@ func TestRestoreSweep(t *testing.T) {
 }
 
 // TestKillSweep runs the kill sweep (as many seeds as the restore sweep;
-// 3,000 pass).
+// 3,000 pass, but the findings below).
 func TestKillSweep(t *testing.T) {
 	sweepFindings(t, "kill sweep", *restoreSeeds, killSweepConfig, killFindings)
 }
 
 // killFindings are the seeds of the first 600 of the kill sweep that fail
-// with the absence rules in force, not yet triaged: 480 (a copy of a
-// replica that rebased re-stamps a write after reidentify; the oracle says
-// a write it had seen is missing from the siblings).
-var killFindings = map[uint64]bool{480: true}
+// with the absence rules in force: none now. Fixed in the oracle: 480 (C,
+// paused at push:checked while A retired it and pruned, rebased after a
+// power failure and was copied to D with the rebase pending; C re-stamped
+// its write again and published it at dot C:4, D wrote the key at its own
+// C:4; D's sync resumed the copied rebase, loaded a snapshot holding C's
+// C:4, re-stamped its write over it at C:5, then was fenced and
+// reidentified, keeping C:4 (published, as the snapshot said). The
+// re-stamp had loaded C's C:4 and superseded it; the oracle read the C:4
+// entry as D's own discarded twin. It now notes the own-id versions a
+// rebase loads (oracle.adopt): an entry of that dot stands for them).
+// No other seed of 0..2999 fails.
+//
+// Beyond the seeds CI runs: 7473 is a replica bug (a kill between a pull's
+// apply of an own segment, uploaded by a copy, and the transaction raising
+// m/published after it: the cursor is past the segment, published below
+// its dots, and reidentify drops versions every other replica holds; the
+// copy never pulls them again and reads the key differently). 10126,
+// 11932, 15286, 16980, 16989 and 17439 (Relaxed durability, all) fail and
+// are not triaged yet.
+var killFindings = map[uint64]bool{}
 
 // TestStagedSweep runs the staged sweep (-sim.staged seeds; 3,000 pass).
 func TestStagedSweep(t *testing.T) {

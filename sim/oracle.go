@@ -73,12 +73,31 @@ type oracle struct {
 	gaveUp map[int]map[clock.ReplicaID]uint64
 	// droppedBy: the events a reidentify dropped (by event number).
 	droppedBy map[int]bool
+	// adopted: by replica, the versions under its own id of another
+	// directory's history (a twin's, or its earlier self's) that a rebase
+	// of it loaded from a snapshot after discarding every record (see
+	// adopt).
+	adopted map[int]map[adoptKey]adoption
+}
+
+// adoptKey names a version by key and dot.
+type adoptKey struct {
+	key string
+	dot clock.Dot
+}
+
+// adoption is a version a rebase loaded: its event, and how many events
+// the oracle held then (a write of the same dot by the replica recorded
+// since, after its counter went back, stands for its own again).
+type adoption struct {
+	e     *event
+	since int
 }
 
 func newOracle(names map[clock.ReplicaID]string) *oracle {
 	return &oracle{names: names, byKey: map[string][]*event{}, byDot: map[clock.Dot]*event{},
 		twins: map[clock.Dot][]*event{}, family: map[int]int{}, restored: map[int]bool{},
-		gaveUp: map[int]map[clock.ReplicaID]uint64{}, droppedBy: map[int]bool{}}
+		gaveUp: map[int]map[clock.ReplicaID]uint64{}, droppedBy: map[int]bool{}, adopted: map[int]map[adoptKey]adoption{}}
 }
 
 func (o *oracle) familyOf(i int) int {
@@ -157,9 +176,44 @@ func (o *oracle) abandoned(node int, d clock.Dot) bool {
 	return ok && d.Counter > p
 }
 
+// adopt notes that a rebase of node loaded e, a version under node's own
+// id that another directory's history made: node discarded every record
+// first, its own versions of that dot with them (their values live on
+// only in the kept values it re-stamps under new dots), so from now on a
+// clock entry of node covering e's dot in a record of e's key stands for
+// e, which node held (seed 480 of the kill sweep: a copy resumed the
+// rebase its original had begun, loaded a snapshot holding the original's
+// published re-stamp of a dot the copy had issued too, and re-stamped its
+// own write over it).
+func (o *oracle) adopt(node int, e *event) {
+	if o.adopted[node] == nil {
+		o.adopted[node] = map[adoptKey]adoption{}
+	}
+	o.adopted[node][adoptKey{e.key, e.dot}] = adoption{e: e, since: len(o.events)}
+}
+
+// adoptedBy returns the version of p's key and dot a rebase of node loaded
+// (adopt), unless node wrote that dot of the key again since.
+func (o *oracle) adoptedBy(node int, p *event) (*event, bool) {
+	a, ok := o.adopted[node][adoptKey{p.key, p.dot}]
+	if !ok || a.e.lost {
+		return nil, false
+	}
+	for _, q := range o.dotEvents(p.dot) {
+		if q.node == node && q.n >= a.since && !q.lost && q.key == p.key {
+			return nil, false
+		}
+	}
+	return a.e, true
+}
+
 // seenBy reports whether a clock entry of node covering p's dot stands
-// for p: node's own event of that dot if it issued one, else byDot's.
+// for p: the version of that dot a rebase of node loaded, if any (adopt);
+// else node's own event of that dot if it issued one, else byDot's.
 func (o *oracle) seenBy(node int, p *event) bool {
+	if a, ok := o.adoptedBy(node, p); ok {
+		return a == p
+	}
 	// A record's clock speaks of writes of its own key: a twin's write of
 	// another key under the same dot says nothing about p.
 	for _, q := range o.dotEvents(p.dot) {

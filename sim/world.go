@@ -122,6 +122,23 @@ func (n *node) step(name string) error {
 				return true, nil
 			})
 		})
+	case "rebase:loaded":
+		// The versions under its own id of another directory's history
+		// that the rebase loaded (after discarding every record): its clock
+		// entries of those dots stand for them from now on (oracle.adopt).
+		_ = n.r.Store().View(func(v *store.View) error {
+			return v.Records("", "", func(key string, st store.Stored) (bool, error) {
+				for _, ver := range st.Versions {
+					if ver.Dot.Replica != n.id {
+						continue
+					}
+					if e := n.w.or.match(key, ver); e != nil && !e.lost {
+						n.w.or.adopt(n.i, e)
+					}
+				}
+				return true, nil
+			})
+		})
 	case "rebase:restamped":
 		n.eng.wroteMu.Lock()
 		n.restampedAt = maps.Clone(n.eng.wrote)
