@@ -369,22 +369,19 @@ func holds(rec merge.Record, p *event) bool {
 }
 
 // loseAfter marks node's writes acknowledged after apply number durable as
-// lost (a power loss). It returns them; a lost write that was already
-// published is a violation: its dot will be issued again.
-func (o *oracle) loseAfter(node int, durable uint64) ([]*event, *Violation) {
+// lost (a power loss), and returns them. (A lost write that was already
+// published is a violation, its dot will be issued again, unless a copy
+// of the directory still holds it: the caller judges, see
+// World.powerLoss.)
+func (o *oracle) loseAfter(node int, durable uint64) []*event {
 	var lost []*event
-	var v *Violation
 	for _, e := range o.events {
 		if e.node == node && !e.lost && e.applied > durable {
 			e.lost = true
 			lost = append(lost, e)
-			if e.published != "" && v == nil {
-				v = violate(RuleDots, "a power loss of %s forgot %s, which was already published (%s): its dot will be issued again",
-					replicaName(node), e, e.published)
-			}
 		}
 	}
-	return lost, v
+	return lost
 }
 
 // unlose brings back a write a power loss took (a copy of its directory
