@@ -378,6 +378,18 @@ func setCursor(tx *store.Tx, p uint64) {
 	}
 }
 
+// raisePublished raises m/published (the highest own dot known to be in
+// the log) to own.
+func (r *Replica) raisePublished(ctx context.Context, own uint64) error {
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		if pb, _, err := tx.Meta("published"); err != nil || own <= u64(pb) {
+			return err
+		}
+		tx.SetMeta("published", p64(own))
+		return nil
+	}))
+}
+
 // decodeBudget bounds the memory that the segment and snapshot-part
 // decodes of this process hold together (fetched bytes plus decompressed
 // bodies): pulls, bootstraps and verify of every replica share it.
@@ -423,21 +435,16 @@ func (r *Replica) applyOne(ctx context.Context, seg *segment.Reader, data []byte
 		// One of ours (staged here, perhaps uploaded by a copy of this
 		// directory made after staging): its dots are in the log now, so
 		// they count as published — reidentify must keep them, or this
-		// replica would drop versions every other replica holds.
+		// replica would drop versions every other replica holds. Raised
+		// before the segment is applied: a crash after the cursor passed
+		// it must not leave them unpublished (sim kill sweep seed 7473).
 		own, err := seg.MaxCounter(r.ID())
 		if err != nil {
 			return false, err
 		}
-		if err := r.apply(ctx, seg, p, ps); err != nil {
+		if err := r.raisePublished(ctx, own); err != nil {
 			return false, err
 		}
-		return false, wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
-			if pb, _, err := tx.Meta("published"); err != nil || own <= u64(pb) {
-				return err
-			}
-			tx.SetMeta("published", p64(own))
-			return nil
-		}))
 	}
 	return false, r.apply(ctx, seg, p, ps)
 }

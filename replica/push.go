@@ -404,6 +404,12 @@ func (r *Replica) listTip(ctx context.Context, from uint64) (uint64, error) {
 // idempotent); the stage itself is dropped in the last, so a crash midway
 // leaves it staged and the next push re-uploads it harmlessly.
 func (r *Replica) commitStaged(ctx context.Context, s *staged, pos uint64) error {
+	// The segment is in the log: its dots are published before any mark
+	// is cleared, so a crash between the chunks cannot leave keys clean
+	// whose dots reidentify would take for unpublished.
+	if err := r.raisePublished(ctx, s.MaxOwn); err != nil {
+		return err
+	}
 	keys, marks := s.Keys, s.Marks
 	for {
 		n := min(len(keys), r.chunk())
@@ -436,11 +442,6 @@ func (r *Replica) commitStaged(ctx context.Context, s *staged, pos uint64) error
 				return nil
 			}
 			tx.DeleteMeta(stageName(s.N))
-			if pb, _, err := tx.Meta("published"); err != nil {
-				return err
-			} else if s.MaxOwn > u64(pb) {
-				tx.SetMeta("published", p64(s.MaxOwn))
-			}
 			// own/<pos> names the segment's m/sent entry: both go when a
 			// pull's cursor passes pos (see dropPassedOwn).
 			tx.SetMeta(ownName(pos), []byte(sentName(s.Data)))

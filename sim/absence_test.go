@@ -286,11 +286,11 @@ func TestKillSweep(t *testing.T) {
 // rebase loads (oracle.adopt): an entry of that dot stands for them).
 // No other seed of 0..2999 fails.
 //
-// Beyond the seeds CI runs: 7473 is a replica bug (a kill between a pull's
-// apply of an own segment, uploaded by a copy, and the transaction raising
-// m/published after it: the cursor is past the segment, published below
-// its dots, and reidentify drops versions every other replica holds; the
-// copy never pulls them again and reads the key differently). 16980 was
+// Beyond the seeds CI runs: 7473 was a replica bug, fixed
+// (TestKillSweepFound replays it: a kill between a pull's apply of an own
+// segment, uploaded by a copy, and the transaction raising m/published
+// after it; reidentify then dropped versions every other replica holds).
+// 16980 was
 // the simulator: a power loss judged "published write forgotten" before
 // taking back the writes a copy of the directory still holds (the copy
 // had published it). 10126, 11932, 15286, 16989 and 17439 (Relaxed
@@ -449,5 +449,20 @@ func TestSweepFindsOldRules(t *testing.T) {
 			}
 			t.Logf("%s: found at seed %d (%d seeds run): %s; shrunk to %d of %d operations: %.400s", o.knob, f.Seed, n, f.Rule, len(f.Schedule), f.Generated, f.Detail)
 		})
+	}
+}
+
+// TestKillSweepFound replays seeds beyond the ones the kill sweep runs in
+// CI that found replica bugs, now fixed. 7473: a copy made while its push
+// was fenced pulled the segment the original uploaded (its own, by
+// m/sent) and was killed between the transaction that moved its cursor
+// past it and the one that raised m/published; reidentify then dropped
+// those dots, which every other replica holds (m/published is now raised
+// before the segment is applied, and before a push clears any mark).
+func TestKillSweepFound(t *testing.T) {
+	for _, s := range []uint64{7473} {
+		if _, err := Run(killSweepConfig(s)); err != nil {
+			t.Errorf("kill sweep seed %d: %v", s, err)
+		}
 	}
 }
