@@ -31,6 +31,14 @@
 //     the file after those writes. So msync is modelled as fsync, and a
 //     mapped page written but not msynced is lost at a power cut, like any
 //     unsynced write.
+//   - Names made durable by a file's fsync, with Options.FsyncPersistsName:
+//     a file's fsync also makes durable the entry that names it and those
+//     naming each directory above it (as the file is now named: a rename
+//     of it, or over it, is made durable too). Linux's ext4, XFS and btrfs
+//     behave so (the fsync commits the journal transaction, or logs the
+//     new name, that created or renamed the file); POSIX does not promise
+//     it, and without the option a name is durable only by its
+//     directory's fsync.
 //
 // PowerCut unmounts (the kernel hands over every dirty page it still
 // holds: they are writes that no fsync covered), then rebuilds the backing
@@ -58,6 +66,8 @@ package lazyfs
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"sort"
@@ -94,8 +104,17 @@ type CutReport struct {
 	UndoneEntries int
 }
 
+// Options configure a mount; nil means the zero value: strict POSIX.
+type Options struct {
+	// FsyncPersistsName: a file's fsync also makes durable the directory
+	// entries naming it and its directories, as Linux's ext4, XFS and btrfs
+	// do (see the package doc). False: only a directory's fsync does.
+	FsyncPersistsName bool
+}
+
 // FS is a mounted lazy file system.
 type FS struct {
+	opts               Options
 	backing, mnt, work string
 	server             *fuse.Server
 
@@ -114,11 +133,11 @@ const rootID = 0
 
 // file is the durable state of a file changed since boot.
 type file struct {
-	shadow  string  // path of the copy holding its durable contents
-	dirty   []span  // ranges written since the last sync
-	minSize int64   // smallest size since the last sync
-	written int64   // bytes written since the last sync
-	placed  string  // PowerCut: where its durable contents went
+	shadow  string // path of the copy holding its durable contents
+	dirty   []span // ranges written since the last sync
+	minSize int64  // smallest size since the last sync
+	written int64  // bytes written since the last sync
+	placed  string // PowerCut: where its durable contents went
 }
 
 type span struct{ off, end int64 }
@@ -139,7 +158,7 @@ func Usable() error {
 // Mount serves backing (an existing directory) at mountpoint (an existing
 // empty directory). Everything backing holds now is durable. The work
 // directory for durable copies is created beside backing.
-func Mount(mountpoint, backing string) (*FS, error) {
+func Mount(mountpoint, backing string, o *Options) (*FS, error) {
 	backing, err := filepath.Abs(backing)
 	if err != nil {
 		return nil, err
@@ -152,7 +171,12 @@ func Mount(mountpoint, backing string) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lazyfs: work directory: %w", err)
 	}
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
 	l := &FS{
+		opts:    opts,
 		backing: backing, mnt: mountpoint, work: work,
 		nextID:  rootID + 1,
 		inoID:   map[uint64]uint64{st.Ino: rootID},
@@ -179,6 +203,8 @@ func Mount(mountpoint, backing string) (*FS, error) {
 			FsName:            "lazyfs",
 			Name:              "lazyfs",
 			MaxBackground:     16,
+			// The read loop's "connection abort" at each unmount is noise.
+			Logger: log.New(io.Discard, "", 0),
 		},
 	})
 	if err != nil {

@@ -39,12 +39,16 @@ func mount(t *testing.T, files map[string]string) (*lazyfs.FS, string, string) {
 
 // Mount mounts backing at mnt, unmounting at the end of the test if still
 // mounted; it skips (or fails under CI=true) when FUSE is unusable.
-func Mount(t *testing.T, mnt, backing string) *lazyfs.FS {
+func Mount(t *testing.T, mnt, backing string, o ...*lazyfs.Options) *lazyfs.FS {
 	t.Helper()
 	err := lazyfs.Usable()
 	var l *lazyfs.FS
+	var opts *lazyfs.Options
+	if len(o) > 0 {
+		opts = o[0]
+	}
 	if err == nil {
-		l, err = lazyfs.Mount(mnt, backing)
+		l, err = lazyfs.Mount(mnt, backing, opts)
 	}
 	if err != nil {
 		if os.Getenv("CI") == "true" || !errors.Is(err, lazyfs.ErrUnavailable) {
@@ -309,4 +313,30 @@ func TestLinksRefused(t *testing.T) {
 	if err := os.Symlink("f", filepath.Join(mnt, "s")); err == nil {
 		t.Error("symbolic link made")
 	}
+}
+
+func TestFsyncPersistsName(t *testing.T) {
+	dir := t.TempDir()
+	backing, mnt := filepath.Join(dir, "backing"), filepath.Join(dir, "mnt")
+	os.Mkdir(backing, 0o755)
+	os.Mkdir(mnt, 0o755)
+	os.WriteFile(filepath.Join(backing, "old"), []byte("O"), 0o644)
+	l := Mount(t, mnt, backing, &lazyfs.Options{FsyncPersistsName: true})
+	if err := os.MkdirAll(filepath.Join(mnt, "d", "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(mnt, "d", "e", "f"), "synced", true) // names d, e, f durable
+	write(t, filepath.Join(mnt, "d", "g"), "not synced", false) // neither name nor contents
+	write(t, filepath.Join(mnt, "tmp"), "new O", false)
+	if err := os.Rename(filepath.Join(mnt, "tmp"), filepath.Join(mnt, "old")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(mnt, "old"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Sync() // the rename over old is durable, with its contents
+	f.Close()
+	cut(t, l)
+	want(t, backing, map[string]*string{"d/e/f": s("synced"), "d/g": nil, "old": s("new O"), "tmp": nil})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -220,6 +221,41 @@ func (l *FS) syncDir(id uint64, dir string) error {
 	return nil
 }
 
+// persistNames makes durable the entries naming the file at rel (relative
+// to the root) and each directory above it, as they are now; any other
+// durable entry naming one of them goes (a rename made durable). l.mu is
+// held.
+func (l *FS) persistNames(rel string) error {
+	parent, cur := uint64(rootID), l.backing
+	for _, name := range strings.Split(rel, "/") {
+		if name == "" {
+			continue
+		}
+		cur = filepath.Join(cur, name)
+		var st unix.Stat_t
+		if err := unix.Lstat(cur, &st); err != nil {
+			return err
+		}
+		id, ok := l.inoID[st.Ino]
+		if !ok {
+			id = l.idLocked(st.Ino, st.Mode)
+		}
+		for dir, ents := range l.durable {
+			for nm, cid := range ents {
+				if cid == id && (dir != parent || nm != name) {
+					delete(ents, nm)
+				}
+			}
+		}
+		if l.durable[parent] == nil {
+			l.durable[parent] = map[string]uint64{}
+		}
+		l.durable[parent][name] = id
+		parent = id
+	}
+	return nil
+}
+
 // Write implements fs.NodeWriter.
 func (n *node) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	fd, ok := fdOf(fh)
@@ -271,6 +307,11 @@ func (n *node) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscal
 		defer n.l.mu.Unlock()
 		if err := n.l.syncFile(n.id, fd); err != nil {
 			return syscall.EIO
+		}
+		if n.l.opts.FsyncPersistsName {
+			if err := n.l.persistNames(n.Path(n.Root())); err != nil {
+				return fs.ToErrno(err)
+			}
 		}
 		return 0
 	})
