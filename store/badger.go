@@ -61,6 +61,10 @@ func (b slogBadger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) 
 
 // OpenBadger opens (creating if needed) a Badger database in dir.
 //
+// After Badger has opened, OpenBadger fsyncs the directory and those above
+// it (syncNames): a replica just created keeps its names through a power
+// loss, under POSIX's rules as well as Linux's.
+//
 // Before Badger opens an existing directory, OpenBadger removes the empty
 // files a crash (kill -9, power loss) can leave and that Badger v4 cannot
 // open (see repairCrashLeftovers): a replica directory opens after any
@@ -123,6 +127,14 @@ func openBadger(dir string, o BadgerOptions) (*Badger, error) {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
 		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	if !o.InMemory {
+		// The files Badger made at open, the directory itself and the
+		// directories above it get durable names (see syncNames).
+		if err := syncNames(dir); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		}
 	}
 	return &Badger{db: db}, nil
 }
