@@ -350,3 +350,22 @@ func (r *Replica) Resolve(ctx context.Context, key string) error {
 		return err
 	}))
 }
+
+// crdtUpdateLoaded is crdtUpdate starting from the stored record alone (or
+// G), without a pending rebase's kept state: the rebase's re-stamp joins
+// the kept state with the loaded one itself, as two states, so that a kept
+// element the loaded state's context covers and no longer holds (removed,
+// perhaps collected) stays removed.
+func (r *Replica) crdtUpdateLoaded(tx *store.Tx, key string, fn func(start merge.Record, d clock.Dot) ([]byte, bool, error)) error {
+	_, _, err := tx.WriteFunc(key, func(start merge.Record, d clock.Dot) ([]byte, bool, bool, error) {
+		if start.Clock.Covers(d) {
+			return nil, false, false, fmt.Errorf("%w: key %q has already seen dot %v of this replica", ErrCloned, key, d)
+		}
+		state, write, err := fn(start, d)
+		if err == nil && write {
+			err = r.checkValue(key, state)
+		}
+		return state, false, write, err
+	})
+	return err
+}

@@ -100,12 +100,14 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	cursor := r.cursor()
 	ps.Cursor = cursor
 	var positions []uint64
+	var modified []time.Time
 	for info, err := range b.List(ctx, remote.LogPrefix, remote.LogKey(cursor)) {
 		if err != nil {
 			return ps, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
 		}
 		if p, ok := remote.ParseLogKey(info.Key); ok && p > cursor {
 			positions = append(positions, p)
+			modified = append(modified, info.LastModified)
 		}
 	}
 	own := map[uint64]bool{}
@@ -141,6 +143,37 @@ func (r *Replica) pullLocked(ctx context.Context) (ps PullStats, err error) {
 		} else if (ready == nil || r.rebasing) && !r.knob(func(k *Knobs) bool { return k.NothingListedUpToDate }) {
 			if passed, err := r.rebaseIfPruned(ctx, cursor+1); passed || err != nil {
 				return r.afterRebase(ctx, ps, err)
+			}
+		}
+	}
+	if len(positions) > 0 && positions[0] == cursor+1 && !r.rebasing {
+		// A not-ready replica below the newest snapshot whose log looks
+		// contiguous up to it: a segment at or below the snapshot created
+		// after the snapshot was written is no part of that log (a
+		// retired pusher's create in a freed position, noticed by its
+		// pusher, left behind): the log was pruned past this cursor.
+		if ready, err := r.meta("ready"); err != nil {
+			return ps, err
+		} else if ready == nil {
+			complete, all, err := r.snapshots(ctx)
+			if err != nil {
+				return ps, err
+			}
+			if len(complete) > 0 && complete[0] > cursor {
+				var at time.Time
+				for _, info := range all {
+					if info.Key == SnapKey(complete[0]) {
+						at = info.LastModified
+					}
+				}
+				for i, p := range positions {
+					if p <= complete[0] && !at.IsZero() && modified[i].After(at) {
+						if passed, err := r.rebaseIfPruned(ctx, cursor+1); passed || err != nil {
+							return r.afterRebase(ctx, ps, err)
+						}
+						break
+					}
+				}
 			}
 		}
 	}

@@ -294,6 +294,7 @@ func (r *Replica) register(ctx context.Context, rs *regState) error {
 	}
 	etag, err := b.PutIfAbsent(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, 0))
 	foreign := 0
+	adopted, adoptedAt := err != nil, int64(0)
 	for attempt := 0; err != nil; attempt++ {
 		if ctx.Err() != nil {
 			return err
@@ -327,8 +328,16 @@ func (r *Replica) register(ctx context.Context, rs *regState) error {
 			return fmt.Errorf("%w: %s", ErrDuplicateID, key)
 		}
 		etag, err = obj.ETag, nil // our own ambiguous create
+		adoptedAt = body.Wall.UnixMilli()
+		if body.Wall.IsZero() {
+			adoptedAt = 0
+		}
 	}
-	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce, At: r.now().UnixMilli()}
+	at := r.now().UnixMilli()
+	if adopted {
+		at = adoptedAt
+	}
+	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce, At: at}
 	return r.saveJSON(ctx, "registry", rs)
 }
 

@@ -1085,6 +1085,28 @@ func (r *Replica) rebaseOnce(ctx context.Context) error {
 		meta = nil
 		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 			for _, key := range chunk {
+				// A key written since keepDirty read the marks (a local
+				// write racing the rebase) is kept now, as it reads, or
+				// its write would go with its record and mark.
+				if _, dirty, err := tx.Mark(key); err != nil {
+					return err
+				} else if dirty {
+					st, ok, err := tx.Record(key)
+					if err != nil {
+						return err
+					}
+					if ok {
+						k, err := r.keptOf(key, st.Record)
+						if err != nil {
+							return err
+						}
+						b, err := msgpack.Marshal(k)
+						if err != nil {
+							return err
+						}
+						tx.SetMeta("rebase/"+key, b)
+					}
+				}
 				if err := tx.DeleteRecord(key); err != nil {
 					return err
 				}
@@ -1373,7 +1395,7 @@ func (r *Replica) checkOwnDots(top map[string]uint64, where string) error {
 // hold: the join counts each exactly once.
 func (r *Replica) restampState(tx *store.Tx, key, kind string, state []byte) error {
 	p := r.opts.Policies.For(key)
-	return r.crdtUpdate(tx, key, func(start merge.Record, d clock.Dot) ([]byte, bool, error) {
+	return r.crdtUpdateLoaded(tx, key, func(start merge.Record, d clock.Dot) ([]byte, bool, error) {
 		if kind == merge.NameCounter {
 			kept, err := merge.DecodeCounter(state)
 			if err != nil {
@@ -1498,4 +1520,21 @@ func (r *Replica) prune(ctx context.Context, regs []regInfo, serverNow time.Time
 		n++
 	}
 	return n, nil
+}
+
+// keptOf is what keepDirty keeps of a dirty key with record rec.
+func (r *Replica) keptOf(key string, rec merge.Record) (keptValue, error) {
+	p := r.opts.Policies.For(key)
+	if kind := crdtKind(p); kind != "" && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
+		state, _, err := joined(kind, rec, false)
+		if err != nil {
+			return keptValue{}, policyErr(key, p, err)
+		}
+		return keptValue{Key: key, Kind: kind, State: state}, nil
+	}
+	res, err := merge.Read(p, key, rec)
+	if err != nil || res.Conflict {
+		res, _ = merge.LWW{}.Resolve(key, rec.Versions)
+	}
+	return keptValue{Key: key, Value: res.Value, Deleted: res.Deleted}, nil
 }

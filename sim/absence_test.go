@@ -481,8 +481,18 @@ func TestSweepFindsOldRules(t *testing.T) {
 // past it and the one that raised m/published; reidentify then dropped
 // those dots, which every other replica holds (m/published is now raised
 // before the segment is applied, and before a push clears any mark).
+// 10126, 15286: a local write between a rebase's keepDirty and its discard
+// went with its record (the discard now keeps a dirty key first). 11932: a
+// registration adopted after an ambiguous create took the adoption time
+// for its write time, so the idle refresh was skipped and the replica
+// retired while online. 16989: a reidentified replica took a contiguous
+// log holding a retired pusher's create in a freed position for its own,
+// below the newest snapshot, and never loaded it. 17439: a set re-stamped
+// after a pending rebase joined the kept state as a sibling, so a member
+// the loaded state had removed came back (the re-stamp now joins loaded ⊔
+// kept as two states).
 func TestKillSweepFound(t *testing.T) {
-	for _, s := range []uint64{7473} {
+	for _, s := range []uint64{7473, 10126, 11932, 15286, 16989, 17439} {
 		if _, err := Run(killSweepConfig(s)); err != nil {
 			t.Errorf("kill sweep seed %d: %v", s, err)
 		}
