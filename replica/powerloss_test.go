@@ -3,9 +3,11 @@ package replica_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -46,6 +48,7 @@ const (
 	plRemoteEnv  = "EBREPLICA_PL_REMOTE"
 	plLowMemEnv  = "EBREPLICA_PL_LOWMEM"
 	plInitEnv    = "EBREPLICA_PL_INIT"
+	plFillerEnv  = "EBREPLICA_PL_FILLER"
 	plWriters    = 3
 	plKeys       = 10
 	plMaxAcks    = 40
@@ -126,6 +129,10 @@ func TestPowerLossChild(t *testing.T) {
 		return vs[0].Counter
 	}
 	seed := uint64(time.Now().UnixNano())
+	maxFiller := plMaxFiller
+	if f, err := strconv.Atoi(os.Getenv(plFillerEnv)); err == nil {
+		maxFiller = f
+	}
 	for g := range plWriters {
 		go func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(g)))
@@ -138,7 +145,7 @@ func TestPowerLossChild(t *testing.T) {
 			seq := 0
 			next := func() (tag string, value []byte) {
 				seq++
-				n := rng.IntN(plMaxFiller)
+				n := rng.IntN(maxFiller)
 				tag = fmt.Sprintf("%s.%d.%d.%d", round, g, seq, n)
 				return tag, append([]byte(tag+":"), bytes.Repeat([]byte{plFillerByte}, n)...)
 			}
@@ -268,6 +275,8 @@ type plScenario struct {
 	cuts    int
 	initCut bool // every round's child initialises a new replica on the lazy file system
 	strict  bool // strict POSIX: a name is durable only by its directory's fsync
+	maxAcks int  // a round is killed after 0..maxAcks acks (plMaxAcks when 0)
+	filler  int  // values up to this size (plMaxFiller when 0)
 }
 
 func TestPowerLoss(t *testing.T) {
@@ -299,25 +308,30 @@ func TestPowerLoss(t *testing.T) {
 		}
 	}
 	t.Logf("power-loss test: seed %d (EBREPLICA_POWERCUT_SEED=%d repeats the kill points; the writers' interleaving is not repeatable)", seed, seed)
-	for i, sc := range []plScenario{
+	for _, sc := range []plScenario{
 		// Strict POSIX: the store makes a new replica's names durable
 		// itself (store.syncNames); Badger's later files are not (plStrict).
 		{name: "init-strict", mode: plSyncMode, cuts: 8, initCut: true, strict: true},
 		{name: "sync", mode: plSyncMode, cuts: 25},
 		{name: "sync-lowmem", mode: plSyncMode, lowMem: true, cuts: 25},
 		{name: "relaxed-lowmem", mode: plRelaxed, lowMem: true, cuts: 25},
+		// Many large writes a round: LowMemory's 4 MiB memtable fills, and
+		// Badger moves to a new one, during a round.
+		{name: "relaxed-rotate", mode: plRelaxed, lowMem: true, cuts: 10, maxAcks: 400, filler: 60 << 10},
 		// Not LowMemory: its transaction limit (about 600 KiB) is below
 		// what a push stages, or a pull applies, at once with these values.
 		{name: "sync-remote", mode: plSyncMode, remote: true, cuts: 25},
 	} {
 		sc.cuts *= scale
-		t.Run(sc.name, func(t *testing.T) { plRun(t, sc, seed+uint64(i)) })
+		t.Run(sc.name, func(t *testing.T) { plRun(t, sc, seed) })
 	}
 }
 
 // plRun runs one scenario: sc.cuts rounds of write, kill, cut, check.
 func plRun(t *testing.T, sc plScenario, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 0x9019e4))
+	h := fnv.New64a()
+	h.Write([]byte(sc.name))
+	rng := rand.New(rand.NewPCG(seed, h.Sum64())) // each scenario its own kill points
 	base := t.TempDir()
 	backing, mnt, remoteDir := filepath.Join(base, "backing"), filepath.Join(base, "mnt"), filepath.Join(base, "remote")
 	for _, d := range []string{backing, mnt, remoteDir} {
@@ -386,7 +400,7 @@ func plRun(t *testing.T, sc plScenario, seed uint64) {
 			clear(model)
 			counterBefore = 0
 		}
-		killAt := rng.IntN(plMaxAcks + 1)
+		killAt := rng.IntN(cmp.Or(sc.maxAcks, plMaxAcks) + 1)
 		delay := time.Duration(rng.IntN(2000)) * time.Microsecond
 		if sc.remote && rng.IntN(2) == 0 {
 			delay = time.Duration(rng.IntN(40)) * time.Millisecond // into a push or pull
@@ -427,7 +441,7 @@ func plRun(t *testing.T, sc plScenario, seed uint64) {
 			return nil
 		})
 		if err != nil {
-			t.Fatalf("round %d (kill after %d acks, seed %d): %v", round, killAt, seed, err)
+			t.Fatalf("round %d (kill after %d acks, EBREPLICA_POWERCUT_SEED=%d): %v", round, killAt, seed, err)
 		}
 		acks += n
 		rep, err := l.PowerCut()
@@ -446,7 +460,7 @@ func plRun(t *testing.T, sc plScenario, seed uint64) {
 		}
 		if initRound && initID != "" {
 			if err := plCheckInit(dir, initID); err != nil {
-				t.Fatalf("round %d (kill after %d acks, seed %d, cut: %+v): %v", round, killAt, seed, rep, err)
+				t.Fatalf("round %d (kill after %d acks, EBREPLICA_POWERCUT_SEED=%d, cut: %+v): %v", round, killAt, seed, rep, err)
 			}
 		}
 		if initRound && initID == "" {
@@ -458,13 +472,13 @@ func plRun(t *testing.T, sc plScenario, seed uint64) {
 				r, err = replica.Open(dir, nil)
 			}
 			if err != nil {
-				t.Fatalf("round %d (kill %v after start, seed %d, cut: %+v): Init again after a cut during Init: %v", round, delay, seed, rep, err)
+				t.Fatalf("round %d (kill %v after start, EBREPLICA_POWERCUT_SEED=%d, cut: %+v): Init again after a cut during Init: %v", round, delay, seed, rep, err)
 			}
 			r.Close()
 			continue
 		}
-		if counterBefore, err = plCheck(dir, model, sc.mode, durable); err != nil {
-			t.Fatalf("round %d (kill after %d acks, seed %d, cut: %+v): %v", round, killAt, seed, rep, err)
+		if counterBefore, err = plCheck(dir, &replica.Options{LowMemory: sc.lowMem}, model, sc.mode, durable); err != nil {
+			t.Fatalf("round %d (kill after %d acks, EBREPLICA_POWERCUT_SEED=%d, cut: %+v): %v", round, killAt, seed, rep, err)
 		}
 	}
 	if sc.remote {
@@ -557,6 +571,9 @@ func plRound(sc plScenario, dir, remoteDir string, round, killAt int, delay time
 	}
 	if sc.lowMem {
 		cmd.Env = append(cmd.Env, plLowMemEnv+"=1")
+	}
+	if sc.filler > 0 {
+		cmd.Env = append(cmd.Env, plFillerEnv+"="+strconv.Itoa(sc.filler))
 	}
 	if initRound {
 		cmd.Env = append(cmd.Env, plInitEnv+"=1")
@@ -676,8 +693,8 @@ func plCheckInit(dir, id string) error {
 // below the last barrier (durable) is lost: durable <= P.
 //
 // The model then takes the observed state. It returns P.
-func plCheck(dir string, model map[string]*plKey, mode string, durable uint64) (uint64, error) {
-	r, err := replica.Open(dir, nil)
+func plCheck(dir string, o *replica.Options, model map[string]*plKey, mode string, durable uint64) (uint64, error) {
+	r, err := replica.Open(dir, o)
 	if err != nil {
 		return 0, fmt.Errorf("reopen after the power cut: %w", err)
 	}

@@ -30,6 +30,19 @@
 // may lose the latest writes (never tear one). UpdateSync always fsyncs,
 // whatever the option: the sync layer stages segments with it, so no dot
 // leaves the machine before it is durable and a dot is never reused.
+//
+// What a power loss leaves, as replica/powerloss_test.go checks it on
+// internal/lazyfs (a file system that drops everything not fsynced): under
+// Sync, every acknowledged write; under Relaxed, a prefix of the commit
+// order — every group up to some point, none after — that includes every
+// group committed before the last fsync returned (a Sync write, an
+// UpdateSync: a push's staging, an empty UpdateSync as a barrier). Dot
+// counters grow in commit order, so the persisted counter names the last
+// group kept. A real disk may also keep some unsynced writes: Badger
+// replays each memtable log up to its first damaged entry, so the prefix
+// holds within a log, but when Badger moved to a new memtable after the
+// last fsync, the newer log can survive where the older one's tail did
+// not. BENCHMARKS.md ("Power loss") has the findings and schedules.
 package store
 
 import (

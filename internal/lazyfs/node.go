@@ -2,6 +2,7 @@ package lazyfs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -233,7 +234,9 @@ func (l *FS) persistNames(rel string) error {
 		}
 		cur = filepath.Join(cur, name)
 		var st unix.Stat_t
-		if err := unix.Lstat(cur, &st); err != nil {
+		if err := unix.Lstat(cur, &st); errors.Is(err, unix.ENOENT) {
+			return nil // unlinked (or moved) meanwhile: no name to keep
+		} else if err != nil {
 			return err
 		}
 		id, ok := l.inoID[st.Ino]
