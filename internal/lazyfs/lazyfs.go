@@ -279,6 +279,7 @@ func (l *FS) idLocked(ino uint64, mode uint32) uint64 {
 	}
 	shadow := filepath.Join(l.work, fmt.Sprintf("f%d", id))
 	if f, err := os.OpenFile(shadow, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+		f.Chmod(os.FileMode(st.Mode & 0o777)) // the file's permissions, whatever the umask
 		f.Close()
 	}
 	l.files[id] = &file{shadow: shadow}

@@ -115,6 +115,9 @@ func (l *FS) cow(id uint64, fd int) (*file, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
+	if err := out.Chmod(os.FileMode(st.Mode & 0o777)); err != nil {
+		return nil, err
+	}
 	f := &file{shadow: shadow, minSize: st.Size}
 	l.files[id] = f
 	return f, nil
