@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
 	"github.com/ebreplica/ebreplica/internal/lazyfs"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
 	"github.com/ebreplica/ebreplica/replica"
@@ -488,6 +489,9 @@ func plRun(t *testing.T, sc plScenario, seed uint64) {
 			continue
 		}
 		if counterBefore, err = plCheck(dir, &replica.Options{LowMemory: sc.lowMem}, model, sc.mode, durable); err != nil {
+			if k := strings.Fields(err.Error()); len(k) > 0 {
+				t.Log(plDump(dir, strings.TrimSuffix(k[0], ":")))
+			}
 			t.Fatalf("round %d (kill after %d acks, EBREPLICA_POWERCUT_SEED=%d, cut: %+v): %v", round, killAt, seed, rep, err)
 		}
 	}
@@ -791,4 +795,35 @@ func plCheck(dir string, o *replica.Options, model map[string]*plKey, mode strin
 		return 0, fmt.Errorf("counters: Len %d (recount %d), Pending %d (marks %d)", r.Len(), live, r.Store().Pending(), marks)
 	}
 	return p, r.Close()
+}
+
+// plDump describes, for triage, every Badger version of key's record and
+// the files of the replica's Badger directory.
+func plDump(dir, key string) string {
+	var b strings.Builder
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "data")).WithLogger(nil))
+	if err != nil {
+		return fmt.Sprintf("dump: %v", err)
+	}
+	defer db.Close()
+	db.View(func(txn *badger.Txn) error {
+		io := badger.DefaultIteratorOptions
+		io.AllVersions = true
+		io.Prefix = []byte("r/" + key)
+		it := txn.NewIterator(io)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			v, _ := item.ValueCopy(nil)
+			fmt.Fprintf(&b, "\n  %s at Badger version %d (deleted %v): %d bytes %x", item.Key(), item.Version(), item.IsDeletedOrExpired(), len(v), v[:min(len(v), 40)])
+		}
+		return nil
+	})
+	ents, _ := os.ReadDir(filepath.Join(dir, "data"))
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			fmt.Fprintf(&b, "\n  file %s: %d bytes", e.Name(), fi.Size())
+		}
+	}
+	return b.String()
 }
