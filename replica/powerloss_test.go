@@ -400,6 +400,9 @@ func plRun(t *testing.T, sc plScenario, seed uint64) {
 	for round := 1; round <= sc.cuts; round++ {
 		var err error
 		if l, err = lazyfs.Mount(mnt, backing, &lazyfs.Options{FsyncPersistsName: !plStrict && !sc.strict}); err != nil {
+			if round == 1 && errors.Is(err, lazyfs.ErrUnavailable) && os.Getenv("CI") != "true" {
+				t.Skipf("%v", err) // /dev/fuse opens, but mounting is not allowed here
+			}
 			t.Fatalf("mount: %v", err)
 		}
 		if sc.remote {
