@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -275,33 +278,48 @@ func (b *Badger) Apply(muts []Mutation, sync bool) error {
 // the machine before it is durable" did not hold). One commit since the
 // last Sync (the Sync durability: the store fsyncs after each commit) is
 // in the current memtable, and DB.Sync covers it.
+//
+// The older logs are synced first, oldest first, and the current one last:
+// a crash between two of these fsyncs then keeps a prefix of the commits.
+// (The other order kept the new log's commits and lost the old one's when
+// the process died between the fsyncs: relaxed-rotate, about one cut in a
+// few hundred.)
 func (b *Badger) Sync() error {
 	n := b.applied.Swap(0)
-	if err := b.db.Sync(); err != nil {
-		b.applied.Add(n)
-		return fmt.Errorf("store: fsync: %w", err)
-	}
 	if n > 1 && b.dir != "" {
 		if err := syncMemtableLogs(b.dir); err != nil {
 			b.applied.Add(n)
 			return err
 		}
 	}
+	if err := b.db.Sync(); err != nil {
+		b.applied.Add(n)
+		return fmt.Errorf("store: fsync: %w", err)
+	}
 	return nil
 }
 
-// syncMemtableLogs fsyncs every memtable log (NNNNN.mem) in dir. A log
-// removed meanwhile was flushed into a synced table first.
+// syncMemtableLogs fsyncs every memtable log (NNNNN.mem) in dir, oldest
+// (lowest number) first. A log removed meanwhile was flushed into a synced
+// table first.
 func syncMemtableLogs(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("store: fsync: %w", err)
 	}
+	type memLog struct {
+		fid  int64
+		name string
+	}
+	var logs []memLog
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".mem") {
-			continue
+		if fid, err := strconv.ParseInt(strings.TrimSuffix(e.Name(), ".mem"), 10, 64); err == nil && strings.HasSuffix(e.Name(), ".mem") {
+			logs = append(logs, memLog{fid, e.Name()})
 		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
+	}
+	slices.SortFunc(logs, func(a, b memLog) int { return cmp.Compare(a.fid, b.fid) })
+	for _, e := range logs {
+		f, err := os.Open(filepath.Join(dir, e.name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -311,7 +329,7 @@ func syncMemtableLogs(dir string) error {
 		err = f.Sync()
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("store: fsync %s: %w", e.Name(), err)
+			return fmt.Errorf("store: fsync %s: %w", e.name, err)
 		}
 	}
 	return nil
