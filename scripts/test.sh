@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (make test; .ci/run calls it): installs the S3 test
-# server (versitygw) when missing, starts it on loopback, runs go vet and every
-# test with the race detector, and stops the server.
+# servers (versitygw and MinIO) when missing, starts both on loopback, runs go
+# vet and every test with the race detector, and stops the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go version
@@ -11,8 +11,11 @@ go version
 if [ ! -c /dev/fuse ] || [ "$(id -u)" != 0 ]; then
 	echo "test.sh: no /dev/fuse or not root: the power-loss tests will $([ "${CI:-}" = true ] && echo fail || echo skip)" >&2
 fi
-scripts/s3server.sh install
-eval "$(scripts/s3server.sh start)"
-trap 'scripts/s3server.sh stop' EXIT
+scripts/s3server.sh install # versitygw and minio
+s3env=$(scripts/s3server.sh start) # a server that does not come up fails the run
+eval "$s3env"
+trap 'scripts/s3server.sh stop' EXIT # stops every server started here
+s3env=$(scripts/s3server.sh start minio)
+eval "$s3env"
 go vet ./...
 go test -race -count=1 -timeout 75m ./...

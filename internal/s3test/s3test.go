@@ -1,17 +1,25 @@
-// Package s3test connects tests to the local S3 server that
-// scripts/s3server.sh starts (`make test` does it), one fresh bucket per test.
+// Package s3test connects tests to the local S3 servers that
+// scripts/s3server.sh starts (`make test` starts both), one fresh bucket per
+// test. Two implementations run, so that what one tolerates and real S3
+// refuses shows up:
 //
-// The server is found through environment variables:
+//	versitygw  the Versity S3 gateway on a POSIX directory: the default
+//	           server (Config, NewBucket, NewProxy), every S3 test uses it
+//	minio      MinIO, single drive: tests that run on every server use
+//	           ForEach (the conformance suite, the probe, init over s3://)
 //
-//	EBREPLICA_TEST_S3_ENDPOINT    http://127.0.0.1:PORT
-//	EBREPLICA_TEST_S3_ACCESS_KEY  access key id
-//	EBREPLICA_TEST_S3_SECRET_KEY  secret key
-//	EBREPLICA_TEST_S3_REQUIRED    1: a missing server fails the test
+// Each server is found through its own set of environment variables:
 //
-// Without them a test is skipped, unless EBREPLICA_TEST_S3_REQUIRED=1 or
-// CI=true, where it fails: CI must never skip the real-server tests silently.
+//	EBREPLICA_TEST_S3_ENDPOINT       EBREPLICA_TEST_MINIO_ENDPOINT     http://127.0.0.1:PORT
+//	EBREPLICA_TEST_S3_ACCESS_KEY     EBREPLICA_TEST_MINIO_ACCESS_KEY   access key id
+//	EBREPLICA_TEST_S3_SECRET_KEY     EBREPLICA_TEST_MINIO_SECRET_KEY   secret key
+//	EBREPLICA_TEST_S3_REQUIRED       EBREPLICA_TEST_MINIO_REQUIRED     1: a missing server fails the test
 //
-// Proxy puts an in-process reverse proxy in front of the server to inject
+// Without them a test (or a ForEach subtest) is skipped, unless its
+// _REQUIRED=1 or CI=true, where it fails: CI must never skip the
+// real-server tests silently.
+//
+// Proxy puts an in-process reverse proxy in front of a server to inject
 // faults (throttling, 5xx, connection resets) and count attempts.
 package s3test
 
@@ -40,7 +48,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// Environment variables naming the test server.
+// Environment variables naming the default server (versitygw).
 const (
 	EnvEndpoint  = "EBREPLICA_TEST_S3_ENDPOINT"
 	EnvAccessKey = "EBREPLICA_TEST_S3_ACCESS_KEY"
@@ -48,46 +56,111 @@ const (
 	EnvRequired  = "EBREPLICA_TEST_S3_REQUIRED"
 )
 
-// Region is the region the test server answers to.
+// Environment variables naming the MinIO server.
+const (
+	EnvMinIOEndpoint  = "EBREPLICA_TEST_MINIO_ENDPOINT"
+	EnvMinIOAccessKey = "EBREPLICA_TEST_MINIO_ACCESS_KEY"
+	EnvMinIOSecretKey = "EBREPLICA_TEST_MINIO_SECRET_KEY"
+	EnvMinIORequired  = "EBREPLICA_TEST_MINIO_REQUIRED"
+)
+
+// Names of the test servers, as Server.Name and ForEach's subtests say them.
+const (
+	VersityGW = "versitygw"
+	MinIO     = "minio"
+)
+
+// Names lists the test servers, the default one first.
+var Names = []string{VersityGW, MinIO}
+
+// env is the set of variables of one server, and how to start it.
+type env struct{ endpoint, access, secret, required, start string }
+
+var envs = map[string]env{
+	VersityGW: {EnvEndpoint, EnvAccessKey, EnvSecretKey, EnvRequired, "scripts/s3server.sh start"},
+	MinIO:     {EnvMinIOEndpoint, EnvMinIOAccessKey, EnvMinIOSecretKey, EnvMinIORequired, "scripts/s3server.sh start minio"},
+}
+
+// Region is the region the test servers answer to.
 const Region = "us-east-1"
 
-// Server is the test server's address and credentials, for tests that build
-// their own client or an s3:// URL.
+// Server is a test server's name, address and credentials, for tests that
+// build their own client or an s3:// URL.
 type Server struct {
+	Name      string // VersityGW or MinIO
 	Endpoint  string // http://127.0.0.1:PORT
 	AccessKey string
 	SecretKey string
 	Region    string
 }
 
-// Config returns the test server's settings from the environment. When they
-// are missing it skips t, or fails it when EBREPLICA_TEST_S3_REQUIRED=1 or
-// CI=true.
+// Config returns the default server's (versitygw's) settings from the
+// environment. When they are missing it skips t, or fails it when
+// EBREPLICA_TEST_S3_REQUIRED=1 or CI=true.
 func Config(t testing.TB) Server {
 	t.Helper()
+	return ConfigOf(t, VersityGW)
+}
+
+// ConfigOf returns the settings of the server called name (VersityGW or
+// MinIO) from the environment. When they are missing it skips t, or fails
+// it when the server's _REQUIRED variable is 1 or CI=true.
+func ConfigOf(t testing.TB, name string) Server {
+	t.Helper()
+	e, ok := envs[name]
+	if !ok {
+		t.Fatalf("s3test: no test server called %q (want one of %q)", name, Names)
+	}
 	s := Server{
-		Endpoint:  os.Getenv(EnvEndpoint),
-		AccessKey: os.Getenv(EnvAccessKey),
-		SecretKey: os.Getenv(EnvSecretKey),
+		Name:      name,
+		Endpoint:  os.Getenv(e.endpoint),
+		AccessKey: os.Getenv(e.access),
+		SecretKey: os.Getenv(e.secret),
 		Region:    Region,
 	}
 	if s.Endpoint != "" && s.AccessKey != "" && s.SecretKey != "" {
 		return s
 	}
 	var missing []string
-	for _, e := range [][2]string{{EnvEndpoint, s.Endpoint}, {EnvAccessKey, s.AccessKey}, {EnvSecretKey, s.SecretKey}} {
-		if e[1] == "" {
-			missing = append(missing, e[0])
+	for _, v := range [][2]string{{e.endpoint, s.Endpoint}, {e.access, s.AccessKey}, {e.secret, s.SecretKey}} {
+		if v[1] == "" {
+			missing = append(missing, v[0])
 		}
 	}
-	msg := fmt.Sprintf("s3test: no S3 test server (%s unset); run `make test`, which starts one, "+
-		"or `eval \"$(scripts/s3server.sh start)\"` before go test and `scripts/s3server.sh stop` after",
-		strings.Join(missing, ", "))
-	if os.Getenv(EnvRequired) == "1" || os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (required: " + EnvRequired + "=1 or CI=true)")
+	msg := fmt.Sprintf("s3test: no %s test server (%s unset); run `make test`, which starts one, "+
+		"or `eval \"$(%s)\"` before go test and `scripts/s3server.sh stop` after",
+		name, strings.Join(missing, ", "), e.start)
+	if os.Getenv(e.required) == "1" || os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (required: " + e.required + "=1 or CI=true)")
 	}
 	t.Skip(msg)
 	return Server{}
+}
+
+// ForEach runs fn as a subtest of t per test server, named after it
+// (versitygw, minio). A server whose settings are missing skips its
+// subtest, or fails it when required (see ConfigOf).
+func ForEach(t *testing.T, fn func(t *testing.T, srv Server)) {
+	t.Helper()
+	for _, name := range Names {
+		t.Run(name, func(t *testing.T) {
+			fn(t, ConfigOf(t, name))
+		})
+	}
+}
+
+// Client returns a client for s.
+func (s Server) Client(optFns ...func(*s3.Options)) *s3.Client {
+	return NewClient(s.Endpoint, s.AccessKey, s.SecretKey, optFns...)
+}
+
+// NewBucket creates a fresh, empty bucket on s for t and returns a client
+// and the bucket's name. The bucket and its objects are removed (best
+// effort) when t ends.
+func (s Server) NewBucket(t testing.TB) (client *s3.Client, bucket string) {
+	t.Helper()
+	client = s.Client()
+	return client, CreateBucket(t, client)
 }
 
 // NewClient returns a path-style client for an S3 endpoint with static
@@ -102,20 +175,18 @@ func NewClient(endpoint, accessKey, secretKey string, optFns ...func(*s3.Options
 	}, optFns...)
 }
 
-// Client returns a client for the test server.
+// Client returns a client for the default test server (versitygw).
 func Client(t testing.TB) *s3.Client {
 	t.Helper()
-	s := Config(t)
-	return NewClient(s.Endpoint, s.AccessKey, s.SecretKey)
+	return Config(t).Client()
 }
 
-// NewBucket creates a fresh, empty bucket on the test server for t and
-// returns a client and the bucket's name. The bucket and its objects are
-// removed (best effort) when t ends.
+// NewBucket creates a fresh, empty bucket on the default test server
+// (versitygw) for t and returns a client and the bucket's name. The bucket
+// and its objects are removed (best effort) when t ends.
 func NewBucket(t testing.TB) (client *s3.Client, bucket string) {
 	t.Helper()
-	client = Client(t)
-	return client, CreateBucket(t, client)
+	return Config(t).NewBucket(t)
 }
 
 // CreateBucket creates a fresh bucket with a unique name through client and
@@ -191,7 +262,7 @@ func removeBucket(t testing.TB, client *s3.Client, bucket string) {
 	}
 }
 
-// Proxy is a reverse proxy in front of the test server that can fail
+// Proxy is a reverse proxy in front of a test server that can fail
 // requests on purpose. Requests counts every request that reached it
 // (attempts, retries included), Forwarded those passed to the server.
 type Proxy struct {
@@ -199,6 +270,7 @@ type Proxy struct {
 	Requests  atomic.Int64
 	Forwarded atomic.Int64
 	rp        *httputil.ReverseProxy
+	srv       Server // the server behind it
 }
 
 // Forward passes r to the server and writes the answer to w; a FaultFunc
@@ -214,18 +286,24 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) {
 // with WriteError or ResetConnection) and returns true.
 type FaultFunc func(n int64, w http.ResponseWriter, r *http.Request) bool
 
-// NewProxy starts a Proxy in front of the test server for the duration of t.
-// The proxy keeps the client's Host header, so SigV4 signatures made for the
-// proxy's address still verify at the server.
+// NewProxy starts a Proxy in front of the default test server (versitygw)
+// for the duration of t.
 func NewProxy(t testing.TB, fault FaultFunc) *Proxy {
 	t.Helper()
-	s := Config(t)
+	return Config(t).NewProxy(t, fault)
+}
+
+// NewProxy starts a Proxy in front of s for the duration of t. The proxy
+// keeps the client's Host header, so SigV4 signatures made for the proxy's
+// address still verify at the server.
+func (s Server) NewProxy(t testing.TB, fault FaultFunc) *Proxy {
+	t.Helper()
 	target, err := url.Parse(s.Endpoint)
 	if err != nil {
-		t.Fatalf("s3test: %s=%q: %v", EnvEndpoint, s.Endpoint, err)
+		t.Fatalf("s3test: %s endpoint %q: %v", s.Name, s.Endpoint, err)
 	}
-	p := &Proxy{rp: httputil.NewSingleHostReverseProxy(target)} // keeps r.Host
-	p.rp.ErrorLog = log.New(io.Discard, "", 0)                  // a cancelled client is no news
+	p := &Proxy{rp: httputil.NewSingleHostReverseProxy(target), srv: s} // keeps r.Host
+	p.rp.ErrorLog = log.New(io.Discard, "", 0)                          // a cancelled client is no news
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := p.Requests.Add(1)
 		if fault != nil && fault(n, w, r) {
@@ -242,11 +320,10 @@ func NewProxy(t testing.TB, fault FaultFunc) *Proxy {
 	return p
 }
 
-// Client returns a client for the test server that goes through p.
+// Client returns a client for the server behind p that goes through p.
 func (p *Proxy) Client(t testing.TB, optFns ...func(*s3.Options)) *s3.Client {
 	t.Helper()
-	s := Config(t)
-	return NewClient(p.URL, s.AccessKey, s.SecretKey, optFns...)
+	return NewClient(p.URL, p.srv.AccessKey, p.srv.SecretKey, optFns...)
 }
 
 // WriteError answers with an S3 error document, e.g.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -43,11 +44,21 @@ const (
 //     ConditionalRequestConflict, or NoSuchKey (If-Match of a missing key):
 //     remote.ErrExists for PutIfAbsent, remote.ErrPrecondition for
 //     PutIfMatch. Other 409s (versitygw's ObjectParentIsFile: a key below
-//     an existing object) are not a lost race and stay plain errors.
+//     an existing object) are not a lost race: ErrRefused, below.
 //   - NoSuchKey (or a 404 without code) on Get and Delete:
 //     remote.ErrNotExist.
 //   - retries exhausted on throttling, 5xx, timeouts or connection errors,
 //     or a Get body cut short: remote.ErrTransient.
+//   - the object name refused (KeyTooLongError from AWS S3, MinIO and
+//     versitygw; MinIO's XMinioInvalidObjectName; InvalidObjectName):
+//     remote.ErrInvalidKey and ErrRefused. check refuses the names these
+//     servers are known to refuse before sending them, so this is for
+//     stricter servers.
+//   - 501 NotImplemented on a conditional put: remote.ErrNoConditionalWrites
+//     and ErrRefused (the server does not implement If-None-Match or
+//     If-Match).
+//   - any other 4xx, and 501: ErrRefused, with the code, status and the
+//     server's message (redacted).
 //   - anything else is wrapped as is.
 func (b *Backend) mapError(o op, key string, err error) error {
 	if err == nil {
@@ -102,8 +113,43 @@ func (b *Backend) mapError(o op, key string, err error) error {
 			msg:  fmt.Sprintf("%s: %v: %v", what, remote.ErrTransient, err),
 			errs: []error{remote.ErrTransient, err},
 		}
+	case code == "KeyTooLongError" || code == "XMinioInvalidObjectName" || code == "InvalidObjectName":
+		return &mappedError{
+			msg: fmt.Sprintf("%s: the server refuses the object name (%s): it is %d bytes; S3 allows at most %d, the store prefix included, and servers that keep objects as files at most %d between two slashes: %v",
+				what, serverSaid(err, code, status), len(b.full(key)), MaxNameLen, MaxSegmentLen, remote.ErrInvalidKey),
+			errs: []error{remote.ErrInvalidKey, ErrRefused, err},
+		}
+	case conditional && (code == "NotImplemented" || status == 501):
+		header := "If-None-Match"
+		if o == opPutIfMatch {
+			header = "If-Match"
+		}
+		return &mappedError{
+			msg: fmt.Sprintf("%s: the server does not implement conditional writes (%s: %s): %v",
+				what, header, serverSaid(err, code, status), remote.ErrNoConditionalWrites),
+			errs: []error{remote.ErrNoConditionalWrites, ErrRefused, err},
+		}
+	case status >= 400 && status < 500 || status == 501:
+		return &mappedError{
+			msg:  fmt.Sprintf("%s: %v (%s); not retried", what, ErrRefused, serverSaid(err, code, status)),
+			errs: []error{ErrRefused, err},
+		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// serverSaid formats a refusal for a message: "CODE, HTTP STATUS: the
+// server's message", redacted (a message may quote a header).
+func serverSaid(err error, code string, status int) string {
+	if code == "" {
+		code = "no error code"
+	}
+	s := fmt.Sprintf("%s, HTTP %d", code, status)
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorMessage() != "" {
+		s += ": " + Redact(strings.TrimSuffix(apiErr.ErrorMessage(), "."))
+	}
+	return s
 }
 
 // isTransient reports whether err is a failure worth retrying that outlived

@@ -113,10 +113,14 @@ func TestGetMaxObjectSize(t *testing.T) {
 	}
 }
 
-// TestGetMaxObjectSizeReal: the same against the real server.
+// TestGetMaxObjectSizeReal: the same against the real servers.
 func TestGetMaxObjectSizeReal(t *testing.T) {
+	s3test.ForEach(t, testGetMaxObjectSizeReal)
+}
+
+func testGetMaxObjectSizeReal(t *testing.T, srv s3test.Server) {
 	const limit = 256 << 10
-	be := newReal(t, "", &s3remote.Options{MaxObjectSize: limit})
+	be := newOn(t, srv, "", &s3remote.Options{MaxObjectSize: limit})
 	ctx := t.Context()
 	for _, size := range []int{0, 1, limit} {
 		data := remotetest.Content(uint64(size), size)

@@ -218,30 +218,47 @@ func TestRetryExhausted(t *testing.T) {
 	}
 }
 
-// TestNoRetryOn4xx: client errors are answered at once, never retried.
+// TestNoRetryOn4xx: client errors are answered at once, never retried, and
+// map to clear errors: a refused object name to ErrInvalidKey, any other
+// refusal to ErrRefused with the code, the status and the server's message.
 func TestNoRetryOn4xx(t *testing.T) {
 	for _, tc := range []struct {
 		status   int
 		code     string
 		sentinel error
+		say      string // in every message
 	}{
-		{400, "InvalidRequest", nil},
-		{403, "AccessDenied", remote.ErrAccessDenied},
-		{403, "SignatureDoesNotMatch", remote.ErrAccessDenied},
-		{404, "NoSuchBucket", remote.ErrBucketNotFound},
-		{409, "OperationAborted", nil},
+		{400, "InvalidRequest", s3remote.ErrRefused, "InvalidRequest, HTTP 400: injected InvalidRequest"},
+		{400, "KeyTooLongError", remote.ErrInvalidKey, "refuses the object name (KeyTooLongError, HTTP 400"},
+		{400, "XMinioInvalidObjectName", remote.ErrInvalidKey, "at most 1024, the store prefix included"},
+		{400, "BadDigest", s3remote.ErrRefused, "BadDigest, HTTP 400"},
+		{403, "AccessDenied", remote.ErrAccessDenied, "credentials"},
+		{403, "SignatureDoesNotMatch", remote.ErrAccessDenied, "credentials"},
+		{404, "NoSuchBucket", remote.ErrBucketNotFound, "does not exist"},
+		{405, "MethodNotAllowed", s3remote.ErrRefused, "MethodNotAllowed, HTTP 405"},
+		{409, "OperationAborted", s3remote.ErrRefused, "OperationAborted, HTTP 409"},
+		{413, "EntityTooLarge", s3remote.ErrRefused, "EntityTooLarge, HTTP 413"},
+		{501, "NotImplemented", s3remote.ErrRefused, "NotImplemented, HTTP 501"},
 	} {
 		t.Run(tc.code, func(t *testing.T) {
 			be, p := proxied(t, fastRetries(5), func(_ int64, w http.ResponseWriter, _ *http.Request) bool {
-				s3test.WriteError(w, tc.status, tc.code, "injected "+tc.code)
+				s3test.WriteError(w, tc.status, tc.code, "injected "+tc.code+".")
 				return true
 			})
 			ops(t, be, p, func(op string, attempts int64, err error) {
 				if err == nil || errors.Is(err, remote.ErrTransient) {
 					t.Errorf("%s = %v, want a permanent error", op, err)
 				}
-				if tc.sentinel != nil && !errors.Is(err, tc.sentinel) {
+				if !errors.Is(err, tc.sentinel) {
 					t.Errorf("%s = %v, want %v", op, err, tc.sentinel)
+				}
+				if err != nil && !strings.Contains(err.Error(), tc.say) {
+					t.Errorf("%s: message %q does not say %q", op, err, tc.say)
+				}
+				// A conditional put the server does not implement says so.
+				cond := op == "PutIfAbsent" || op == "PutIfMatch"
+				if cond && tc.code == "NotImplemented" && !errors.Is(err, remote.ErrNoConditionalWrites) {
+					t.Errorf("%s = %v, want ErrNoConditionalWrites too", op, err)
 				}
 				if attempts != 1 {
 					t.Errorf("%s: %d attempts on HTTP %d, want 1", op, attempts, tc.status)

@@ -14,6 +14,13 @@
 // are folded into remote's sentinel errors in one function (see errors.go).
 // A retried conditional put can be ambiguous; see PutIfAbsent.
 //
+// Object names keep to the strictest limits S3 services put on them: at
+// most MaxNameLen (1,024) bytes, the prefix included, and at most
+// MaxSegmentLen (255) bytes between two slashes. A key beyond them fails
+// with an error wrapping remote.ErrInvalidKey before any request is sent,
+// whatever the server would have said; Backend.MaxKeyLen tells the room a
+// prefix leaves.
+//
 // Get reads an object whole into memory, up to Options.MaxObjectSize: a
 // larger object fails with an error wrapping ErrTooLarge. The buffer grows
 // as bytes arrive; a Content-Length header (chosen by whoever wrote the
@@ -63,6 +70,37 @@ const (
 // ErrTooLarge: Get found an object larger than Options.MaxObjectSize. It is
 // not transient: retrying reads the same object.
 var ErrTooLarge = errors.New("s3remote: object too large")
+
+// ErrRefused: the server refused the request for good (a 4xx answer other
+// than the ones remote's sentinels cover, or 501 Not Implemented). It is not
+// transient: retrying sends the same request.
+var ErrRefused = errors.New("s3remote: the server refused the request")
+
+// Limits of S3 object names, which the backend checks before sending a
+// request (a key beyond them fails with remote.ErrInvalidKey and sends
+// nothing), so that every server behaves as the strictest would.
+const (
+	// MaxNameLen is the longest object name, in bytes, the store prefix
+	// and its "/" included: AWS S3 and MinIO refuse longer names
+	// (KeyTooLongError); some servers accept them.
+	MaxNameLen = 1024
+	// MaxSegmentLen is the longest "/"-separated part of an object name,
+	// in bytes: servers that keep objects as files (MinIO, versitygw)
+	// refuse longer ones (a file name); AWS S3 does not.
+	MaxSegmentLen = 255
+)
+
+// MaxKeyLenUnder returns the longest key a Backend under prefix accepts:
+// key k is stored as prefix/k, and the whole name may have MaxNameLen
+// bytes. It is MaxNameLen for the bucket root, and less than 1 for a prefix
+// that leaves no room.
+func MaxKeyLenUnder(prefix string) int {
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return MaxNameLen
+	}
+	return MaxNameLen - len(prefix) - 1
+}
 
 // maxPrealloc is the most Get allocates before the bytes arrive, whatever
 // the answer's Content-Length says.
@@ -164,10 +202,8 @@ func New(client *s3.Client, bucket, prefix string, opts *Options) (*Backend, err
 		return nil, fmt.Errorf("s3remote: invalid bucket name %q", bucket)
 	}
 	prefix = strings.Trim(prefix, "/")
-	if prefix != "" {
-		if err := remote.ValidateKey(prefix); err != nil {
-			return nil, fmt.Errorf("s3remote: prefix: %w", err)
-		}
+	if err := CheckPrefix(prefix); err != nil {
+		return nil, err
 	}
 	retryer := retry.NewStandard(func(so *retry.StandardOptions) {
 		so.MaxAttempts = o.MaxAttempts
@@ -191,11 +227,37 @@ func New(client *s3.Client, bucket, prefix string, opts *Options) (*Backend, err
 	return b, nil
 }
 
+// CheckPrefix checks a store prefix as New does (leading and trailing
+// slashes ignored): "" or a valid key (remote.ValidateKey) whose parts
+// between slashes have at most MaxSegmentLen bytes and that leaves room for
+// a key below it within MaxNameLen. The error wraps remote.ErrInvalidKey.
+func CheckPrefix(prefix string) error {
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return nil
+	}
+	if err := remote.ValidateKey(prefix); err != nil {
+		return fmt.Errorf("s3remote: prefix: %w", err)
+	}
+	if err := checkName(prefix, ""); err != nil {
+		return fmt.Errorf("s3remote: prefix: %w", err)
+	}
+	if MaxKeyLenUnder(prefix) < 1 {
+		return fmt.Errorf("s3remote: prefix: %w: %d bytes leave no room for object names; S3 allows at most %d bytes, the prefix and its \"/\" included",
+			remote.ErrInvalidKey, len(prefix), MaxNameLen)
+	}
+	return nil
+}
+
 // Bucket returns the bucket name.
 func (b *Backend) Bucket() string { return b.bucket }
 
 // Prefix returns the key prefix, without leading or trailing slash.
 func (b *Backend) Prefix() string { return b.prefix }
+
+// MaxKeyLen returns the longest key b accepts, MaxKeyLenUnder(b.Prefix()):
+// remote.MaxKeyLen at the bucket root, less under a prefix.
+func (b *Backend) MaxKeyLen() int { return MaxKeyLenUnder(b.prefix) }
 
 // Client returns the S3 client.
 func (b *Backend) Client() *s3.Client { return b.client }
@@ -342,6 +404,12 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string) iter.Seq2
 			yield(remote.Info{}, fmt.Errorf("s3remote: %s %q: %w", opList, prefix, err))
 			return
 		}
+		if p := strings.TrimSuffix(prefix, "/"); p != "" {
+			if err := checkName(b.full(p), b.prefix); err != nil {
+				yield(remote.Info{}, fmt.Errorf("s3remote: %s %q in %s: %w", opList, prefix, b, err))
+				return
+			}
+		}
 		in := &s3.ListObjectsV2Input{
 			Bucket:  aws.String(b.bucket),
 			MaxKeys: aws.Int32(int32(b.opts.PageSize)),
@@ -449,13 +517,36 @@ func readBody(body io.Reader, contentLength *int64, limit int64) ([]byte, error)
 }
 
 // check runs the checks every operation starts with: a live ctx and a valid
-// key.
+// key, whose object name keeps to the limits of S3 names.
 func (b *Backend) check(ctx context.Context, o op, key string) error {
 	if err := ctx.Err(); err != nil {
 		return b.mapError(o, key, err)
 	}
 	if err := remote.ValidateKey(key); err != nil {
 		return fmt.Errorf("s3remote: %s: %w", o, err)
+	}
+	if err := checkName(b.full(key), b.prefix); err != nil {
+		return fmt.Errorf("s3remote: %s %q in %s: %w", o, key, b, err)
+	}
+	return nil
+}
+
+// checkName checks an object name against MaxNameLen and MaxSegmentLen;
+// prefix is the store prefix it holds, for the message.
+func checkName(name, prefix string) error {
+	if len(name) > MaxNameLen {
+		under := ""
+		if prefix != "" {
+			under = fmt.Sprintf(" (the store prefix and its \"/\" take %d of them)", len(prefix)+1)
+		}
+		return fmt.Errorf("%w: the object name would be %d bytes%s; S3 allows at most %d",
+			remote.ErrInvalidKey, len(name), under, MaxNameLen)
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		if len(seg) > MaxSegmentLen {
+			return fmt.Errorf("%w: the object name has a part of %d bytes between slashes (%.32q...); S3 servers that keep objects as files (MinIO, versitygw) allow at most %d",
+				remote.ErrInvalidKey, len(seg), seg, MaxSegmentLen)
+		}
 	}
 	return nil
 }

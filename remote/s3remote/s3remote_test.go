@@ -22,10 +22,17 @@ import (
 	"github.com/ebreplica/ebreplica/remote/s3remote"
 )
 
-// newReal returns a backend on a fresh bucket of the real test server.
+// newReal returns a backend on a fresh bucket of the default real test
+// server (versitygw).
 func newReal(t testing.TB, prefix string, opts *s3remote.Options) *s3remote.Backend {
 	t.Helper()
-	client, bucket := s3test.NewBucket(t)
+	return newOn(t, s3test.Config(t), prefix, opts)
+}
+
+// newOn returns a backend on a fresh bucket of srv.
+func newOn(t testing.TB, srv s3test.Server, prefix string, opts *s3remote.Options) *s3remote.Backend {
+	t.Helper()
+	client, bucket := srv.NewBucket(t)
 	be, err := s3remote.New(client, bucket, prefix, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -33,19 +40,81 @@ func newReal(t testing.TB, prefix string, opts *s3remote.Options) *s3remote.Back
 	return be
 }
 
-// TestConformance runs the suite against the real server (versitygw), under
-// a prefix, with the default options (SDK checksums off).
+// TestConformance runs the suite against both real servers (versitygw and
+// MinIO), under a prefix, with the default options (SDK checksums off). The
+// suite includes the conditional-write probe (ProbeConditional).
 func TestConformance(t *testing.T) {
-	remotetest.RunConformance(t, func(t *testing.T) remote.Backend {
-		return newReal(t, "replicas/r1", nil)
+	s3test.ForEach(t, func(t *testing.T, srv s3test.Server) {
+		remotetest.RunConformance(t, func(t *testing.T) remote.Backend {
+			return newOn(t, srv, "replicas/r1", nil)
+		})
+	})
+}
+
+// TestNameLimits: under a prefix of 600 bytes the longest key the backend
+// states makes an object name of exactly 1,024 bytes, which both servers
+// store; one byte more, or a part of 256 bytes between slashes, fails with
+// ErrInvalidKey before anything is sent, whatever the server would say
+// (versitygw stores names longer than 1,024 bytes, MinIO and AWS S3 refuse
+// them).
+func TestNameLimits(t *testing.T) {
+	prefix := remotetest.LongKey("stores", 600)
+	s3test.ForEach(t, func(t *testing.T, srv s3test.Server) {
+		be := newOn(t, srv, prefix, nil)
+		ctx := t.Context()
+		if got, want := be.MaxKeyLen(), s3remote.MaxNameLen-601; got != want {
+			t.Fatalf("MaxKeyLen() = %d under a prefix of 600 bytes, want %d", got, want)
+		}
+		longest := remotetest.LongKey("k", be.MaxKeyLen())
+		// Not as the last part: versitygw (v1.8.0) fails an overwrite of
+		// an object whose last part is over 227 bytes (409
+		// ExistingObjectIsDirectory: its temporary file name adds 28).
+		part := "p/" + strings.Repeat("s", s3remote.MaxSegmentLen) + "/x"
+		for _, key := range []string{longest, part} {
+			etag, err := be.PutIfAbsent(ctx, key, []byte("v"))
+			if err != nil {
+				t.Fatalf("PutIfAbsent of a %d-byte key: %v", len(key), err)
+			}
+			if _, err := be.PutIfMatch(ctx, key, []byte("w"), etag); err != nil {
+				t.Fatalf("PutIfMatch of a %d-byte key: %v", len(key), err)
+			}
+			if obj, err := be.Get(ctx, key); err != nil || string(obj.Data) != "w" {
+				t.Fatalf("Get of a %d-byte key: %q, %v", len(key), obj.Data, err)
+			}
+			if err := be.Delete(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct{ name, key, want string }{
+			{"name", longest + "x", "1025 bytes"},
+			{"part", "p/" + strings.Repeat("s", s3remote.MaxSegmentLen+1), "256 bytes between slashes"},
+		} {
+			before := be.Stats().Snapshot()
+			_, err := be.Put(ctx, tc.key, []byte("v"))
+			if !errors.Is(err, remote.ErrInvalidKey) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Put of a too long %s = %v, want ErrInvalidKey saying %q", tc.name, err, tc.want)
+			}
+			for _, err := range be.List(ctx, tc.key, "") {
+				if !errors.Is(err, remote.ErrInvalidKey) {
+					t.Errorf("List of a too long %s = %v, want ErrInvalidKey", tc.name, err)
+				}
+			}
+			if d := be.Stats().Snapshot().Sub(before); d.Requests() != 0 {
+				t.Errorf("a too long %s sent %+v", tc.name, d)
+			}
+		}
 	})
 }
 
 // TestConformanceSDKChecksums runs the parts of the suite that move data
 // with the SDK's default checksums (CRC32 trailers, response validation),
-// to show the server accepts them too.
+// to show the servers accept them too.
 func TestConformanceSDKChecksums(t *testing.T) {
-	be := newReal(t, "", &s3remote.Options{SDKChecksums: true})
+	s3test.ForEach(t, testSDKChecksums)
+}
+
+func testSDKChecksums(t *testing.T, srv s3test.Server) {
+	be := newOn(t, srv, "", &s3remote.Options{SDKChecksums: true})
 	ctx := t.Context()
 	for _, n := range []int{0, 1, 1 << 10, 3<<20 + 5} {
 		data := remotetest.Content(uint64(n), n)
@@ -211,6 +280,10 @@ func TestNewOptions(t *testing.T) {
 		{"negative max object size", client, "b", "", &s3remote.Options{MaxObjectSize: -1}, false},
 		{"max object size above 1 TiB", client, "b", "", &s3remote.Options{MaxObjectSize: 1<<40 + 1}, false},
 		{"max object size", client, "b", "", &s3remote.Options{MaxObjectSize: 1}, true},
+		{"prefix with room for a key", client, "b", strings.Repeat("p/", 510) + "pp", nil, true},
+		{"prefix of parts of 255 bytes", client, "b", strings.Repeat(strings.Repeat("p", 255)+"/", 3) + "p", nil, true},
+		{"prefix without room", client, "b", strings.Repeat("p/", 511) + "p", nil, false},
+		{"prefix with a part of 256 bytes", client, "b", "a/" + strings.Repeat("p", 256), nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			be, err := s3remote.New(tc.client, tc.bucket, tc.prefix, tc.opts)
@@ -227,7 +300,11 @@ func TestNewOptions(t *testing.T) {
 // TestMissingBucket: a bucket that does not exist maps to ErrBucketNotFound
 // and the message names it.
 func TestMissingBucket(t *testing.T) {
-	client := s3test.Client(t)
+	s3test.ForEach(t, testMissingBucket)
+}
+
+func testMissingBucket(t *testing.T, srv s3test.Server) {
+	client := srv.Client()
 	bucket := s3test.BucketName(t)
 	be, err := s3remote.New(client, bucket, "p", &s3remote.Options{MaxAttempts: 1})
 	if err != nil {
@@ -261,8 +338,11 @@ func TestMissingBucket(t *testing.T) {
 // TestWrongCredentials: a wrong secret or an unknown access key maps to
 // ErrAccessDenied; the message says "credentials" and never shows a secret.
 func TestWrongCredentials(t *testing.T) {
-	srv := s3test.Config(t)
-	_, bucket := s3test.NewBucket(t)
+	s3test.ForEach(t, testWrongCredentials)
+}
+
+func testWrongCredentials(t *testing.T, srv s3test.Server) {
+	_, bucket := srv.NewBucket(t)
 	const wrongSecret = "WRONGsecretWRONGsecretWRONGsecret0123456"
 	for _, tc := range []struct{ name, access, secret string }{
 		{"wrong secret", srv.AccessKey, wrongSecret},
@@ -313,7 +393,11 @@ func TestWrongCredentials(t *testing.T) {
 
 // TestGetDetails: ETag exactly as the server sent it, LastModified set.
 func TestGetDetails(t *testing.T) {
-	be := newReal(t, "", nil)
+	s3test.ForEach(t, testGetDetails)
+}
+
+func testGetDetails(t *testing.T, srv s3test.Server) {
+	be := newOn(t, srv, "", nil)
 	ctx := t.Context()
 	etag, err := be.Put(ctx, "a/b", []byte("hello"))
 	if err != nil {

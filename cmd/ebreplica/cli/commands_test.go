@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -11,8 +14,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/internal/s3test"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/remotetest"
+	"github.com/ebreplica/ebreplica/remote/s3remote"
+	"github.com/ebreplica/ebreplica/replica"
 )
 
 func TestInit(t *testing.T) {
@@ -83,11 +93,14 @@ func TestInitRemotesAndPolicies(t *testing.T) {
 	}
 }
 
-// TestInitS3 binds replicas to the real S3 test server through s3:// URLs
-// and the standard AWS environment, and syncs through it.
+// TestInitS3 binds replicas to both real S3 test servers through s3://
+// URLs and the standard AWS environment, and syncs through them.
 func TestInitS3(t *testing.T) {
-	srv := s3test.Config(t)
-	_, bucket := s3test.NewBucket(t)
+	s3test.ForEach(t, testInitS3)
+}
+
+func testInitS3(t *testing.T, srv s3test.Server) {
+	_, bucket := srv.NewBucket(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	t.Setenv("AWS_REGION", srv.Region)
@@ -110,6 +123,31 @@ func TestInitS3(t *testing.T) {
 	if got := string(ok(t, nil, "get", "--dir", b, "k").stdout); got != "from-a" {
 		t.Fatalf("get on b = %q", got)
 	}
+	// The longest prefix init takes: ebreplica's longest names below it, the
+	// quarantine copies of a repair, make object names of exactly 1,024
+	// bytes, which MinIO (like AWS S3) refuses one byte beyond.
+	longest := remotetest.LongKey("stores", s3remote.MaxNameLen-1-maxOwnKeyLen)
+	ul := "s3://" + bucket + "/" + longest + "?endpoint=" + srv.Endpoint
+	d := filepath.Join(t.TempDir(), "d")
+	ok(t, nil, "init", "--dir", d, "--remote", ul)
+	ok(t, nil, "put", "--dir", d, "k", "v1")
+	ok(t, nil, "sync", "--dir", d)
+	ok(t, nil, "compact", "--dir", d)
+	ok(t, nil, "put", "--dir", d, "k", "v2")
+	ok(t, nil, "push", "--dir", d)
+	corruptNewestSegment(t, srv, bucket, longest)
+	rep := decodeOne(t, ok(t, nil, "verify", "--dir", d, "--repair", "--json").stdout)
+	if repaired, _ := rep["repaired"].([]any); rep["ok"] != true || len(repaired) != 1 {
+		t.Fatalf("verify --repair under the longest prefix: %v", rep)
+	}
+	if n := longestName(t, srv, bucket); n != s3remote.MaxNameLen {
+		t.Errorf("the longest object name under the longest prefix has %d bytes, want %d (maxOwnKeyLen is off)", n, s3remote.MaxNameLen)
+	}
+	e := filepath.Join(t.TempDir(), "e")
+	failsWith(t, ExitUsage, nil, []string{"init", "--dir", e, "--remote", "s3://" + bucket + "/" + longest + "x?endpoint=" + srv.Endpoint},
+		"too long", "at most 961 bytes")
+	noDir(t, e)
+
 	// A missing bucket and refused credentials: clear errors, nothing left.
 	c := filepath.Join(t.TempDir(), "c")
 	failsWith(t, ExitError, nil, []string{"init", "--dir", c, "--remote", "s3://no-such-bucket-ebr/p?endpoint=" + srv.Endpoint}, "no-such-bucket-ebr")
@@ -117,6 +155,75 @@ func TestInitS3(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
 	failsWith(t, ExitError, nil, []string{"init", "--dir", c, "--remote", u}, "credentials")
 	noDir(t, c)
+}
+
+// corruptNewestSegment flips a byte of the newest log segment of the store
+// under prefix in bucket.
+func corruptNewestSegment(t *testing.T, srv s3test.Server, bucket, prefix string) {
+	t.Helper()
+	client := srv.Client()
+	ctx := t.Context()
+	out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix + "/log/")})
+	if err != nil || len(out.Contents) == 0 {
+		t.Fatalf("list the log: %d objects, %v", len(out.Contents), err)
+	}
+	key := out.Contents[len(out.Contents)-1].Key
+	obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x01
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: key, Body: bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// longestName returns the length of the longest object name in bucket.
+func longestName(t *testing.T, srv s3test.Server, bucket string) int {
+	t.Helper()
+	n := 0
+	p := s3.NewListObjectsV2Paginator(srv.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			n = max(n, len(aws.ToString(o.Key)))
+		}
+	}
+	return n
+}
+
+// TestMaxOwnKeyLen: maxOwnKeyLen is the longest of ebreplica's own object
+// names (the forms of remote/layout.go, at their widest).
+func TestMaxOwnKeyLen(t *testing.T) {
+	t.Parallel()
+	const maxPos = uint64(math.MaxUint64)
+	names := []string{
+		remote.ManifestKey,
+		remote.RegistryKey(clock.NewReplicaID()),
+		remote.LogKey(maxPos),
+		replica.SnapKey(maxPos),
+		fmt.Sprintf("%s%020d/part-%s-%04d", remote.SnapPrefix, maxPos, strings.Repeat("f", 12), 9999),   // replica/snapshot.go partKey
+		fmt.Sprintf("%slog-%020d-%d-%s", remote.QuarantinePref, maxPos, int64(math.MaxInt64), "ffffff"), // replica/verify.go repair
+		remote.ProbePrefix + strings.Repeat("f", 32),
+	}
+	longest := 0
+	for _, n := range names {
+		longest = max(longest, len(n))
+	}
+	if longest != maxOwnKeyLen {
+		t.Errorf("the longest own object name has %d bytes, maxOwnKeyLen says %d: %q", longest, maxOwnKeyLen, names)
+	}
+	if help := initCmd.help; !strings.Contains(help, fmt.Sprintf("at most %d bytes", s3remote.MaxNameLen-1-maxOwnKeyLen)) {
+		t.Errorf("init's help does not state the longest prefix, %d bytes:\n%s", s3remote.MaxNameLen-1-maxOwnKeyLen, help)
+	}
 }
 
 func TestInitErrors(t *testing.T) {
@@ -134,6 +241,9 @@ func TestInitErrors(t *testing.T) {
 		{[]string{"--remote", "s3://"}, "remote"},
 		{[]string{"--remote", "s3://bucket?nope=1"}, "remote"},
 		{[]string{"--remote", "s3://key:secret@bucket"}, "credentials"},
+		{[]string{"--remote", "s3://bucket/" + strings.Repeat("p/", 480) + "pq?endpoint=http://127.0.0.1:1"}, "too long"},
+		{[]string{"--remote", "s3://bucket/" + strings.Repeat("p/", 400) + strings.Repeat("q", 162)}, "at most 961 bytes"},
+		{[]string{"--remote", "s3://bucket/a/" + strings.Repeat("p", 256) + "/b"}, "256 bytes between slashes"},
 		{[]string{"--remote", "mem://"}, "mem://name"},
 		{[]string{"--remote", "mem://x", "--policy", "mv"}, "PREFIX=NAME"},
 		{[]string{"--remote", "mem://x", "--policy", "a=bogus"}, `unknown policy "bogus"`},

@@ -24,7 +24,9 @@ var initCmd = &command{
 (query parameters endpoint=, region=, path_style=true), or mem://name.
 The server must honour conditional writes (If-None-Match and If-Match):
 init checks that on a scratch object it deletes, and refuses a server that
-ignores them.
+ignores them. S3 limits object names to 1,024 bytes, the prefix included:
+an s3:// prefix may have at most 961 bytes, and parts of at most 255
+bytes between slashes.
 --policy PREFIX=NAME binds keys starting with PREFIX to the merge policy
 NAME (lww, mv, counter or set); an empty PREFIX (--policy =mv) sets the
 default. Prints the new replica's id.`,
@@ -189,8 +191,12 @@ func normalizeRemote(raw string) (string, error) {
 		}
 		return (&url.URL{Scheme: "file", Path: u.Path}).String(), nil
 	case "s3":
-		if _, err := s3remote.ParseURL(raw); err != nil {
+		p, err := s3remote.ParseURL(raw)
+		if err != nil {
 			return "", usageErrorf("remote: %s", strings.TrimPrefix(err.Error(), "s3remote: "))
+		}
+		if err := checkS3Prefix(p.Prefix); err != nil {
+			return "", err
 		}
 		return raw, nil
 	case "mem":
@@ -200,6 +206,32 @@ func normalizeRemote(raw string) (string, error) {
 		return raw, nil
 	}
 	return "", usageErrorf("remote %q: unsupported scheme %q (use file://, s3:// or mem://)", raw, u.Scheme)
+}
+
+// maxOwnKeyLen is the longest object name ebreplica writes below a store's
+// prefix (see remote/layout.go): quarantine/log-<20-digit position>-<19-digit
+// unix nanoseconds>-<6 hex>, 62 bytes. The others are shorter:
+// replicas/<uuid>.json 50, snap/<20 digits>/part-<12 hex>-NNNN 48,
+// probe-<32 hex> 38, snap/<20 digits>/index 31, log/<20 digits> 24.
+const maxOwnKeyLen = 62
+
+// checkS3Prefix refuses a store prefix that S3 cannot hold ebreplica's
+// objects under: S3 limits an object name, prefix included, to
+// s3remote.MaxNameLen bytes, and servers that keep objects as files limit
+// each part between slashes to s3remote.MaxSegmentLen.
+func checkS3Prefix(prefix string) error {
+	if err := s3remote.CheckPrefix(prefix); err != nil {
+		return usageErrorf("remote: %s", strings.TrimPrefix(err.Error(), "s3remote: "))
+	}
+	if room := s3remote.MaxKeyLenUnder(prefix); room < maxOwnKeyLen {
+		shown := prefix
+		if len(shown) > 40 {
+			shown = strings.ToValidUTF8(shown[:40], "") + "..."
+		}
+		return usageErrorf("remote: the prefix %q is %d bytes, too long: S3 allows object names of at most %d bytes, the prefix and its \"/\" included, and ebreplica's own names below it take up to %d (quarantine/log-<position>-<time>-<nonce>), so the prefix may have at most %d bytes",
+			shown, len(prefix), s3remote.MaxNameLen, maxOwnKeyLen, s3remote.MaxNameLen-1-maxOwnKeyLen)
+	}
+	return nil
 }
 
 // policyNames are the merge policies --policy accepts.
