@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -227,24 +228,35 @@ func TestUnlinkUndoneWithoutDirSync(t *testing.T) {
 	want(t, backing, map[string]*string{"f": s("synced then unlinked")})
 }
 
+// TestMmapMsync maps a file of the mount in a child process (this test
+// binary again): a page fault on a mount served by the faulting process
+// itself can deadlock it.
 func TestMmapMsync(t *testing.T) {
+	if p := os.Getenv("LAZYFS_MMAP_CHILD"); p != "" {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := unix.Mmap(int(f.Fd()), 0, 8192, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(m, "msynced")
+		if err := unix.Msync(m[:4096], unix.MS_SYNC); err != nil {
+			t.Fatal(err)
+		}
+		copy(m[4096:], "not msynced")
+		copy(m[8:], "also not")
+		unix.Munmap(m)
+		f.Close()
+		return
+	}
 	l, backing, mnt := mount(t, map[string]string{"m": string(make([]byte, 8192))})
-	f, err := os.OpenFile(filepath.Join(mnt, "m"), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMmapMsync$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LAZYFS_MMAP_CHILD="+filepath.Join(mnt, "m"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
-	m, err := unix.Mmap(int(f.Fd()), 0, 8192, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copy(m, "msynced")
-	if err := unix.Msync(m[:4096], unix.MS_SYNC); err != nil {
-		t.Fatal(err)
-	}
-	copy(m[4096:], "not msynced")
-	copy(m[8:], "also not")
-	unix.Munmap(m)
-	f.Close()
 	st := l.Stats()
 	if st.Fsyncs == 0 {
 		t.Errorf("msync reached the file system as no fsync: %+v", st)
