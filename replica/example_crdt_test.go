@@ -11,7 +11,7 @@ import (
 
 // Keys under "hits/" are counters: every replica adds to them offline, and
 // after syncing every replica reads the sum of all the increments.
-func ExampleReplica_Add() {
+func ExampleReplica_CounterAdd() {
 	reg, err := merge.ParsePolicies([]string{"hits/=counter"}, nil)
 	if err != nil {
 		log.Fatal(err)
@@ -23,10 +23,10 @@ func ExampleReplica_Add() {
 	defer r.Close()
 
 	ctx := context.Background()
-	if _, err := r.Add(ctx, "hits/home", 3); err != nil {
+	if _, err := r.CounterAdd(ctx, "hits/home", 3); err != nil {
 		log.Fatal(err)
 	}
-	n, err := r.Add(ctx, "hits/home", -1)
+	n, err := r.CounterAdd(ctx, "hits/home", -1)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func ExampleReplica_Add() {
 	v, _ := r.Get("hits/home") // a plain read shows the number as text
 	fmt.Printf("Get: %s\n", v)
 
-	_, err = r.Add(ctx, "greeting", 1)
+	_, err = r.CounterAdd(ctx, "greeting", 1)
 	fmt.Println(err)
 	// Output:
 	// after adding 3 and -1: 2

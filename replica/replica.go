@@ -8,107 +8,133 @@
 // changed keys. Concurrent writes from other replicas are kept as siblings
 // and projected to one read value by the key's policy (lww by default).
 //
+// Push, Pull, Sync and Compact exchange changes through a shared remote
+// store (S3, an S3-compatible service, or a directory), named by a URL
+// recorded at Init. The remote is opened on first use, by Options.OpenRemote
+// (remoteurl.Open by default), unless Options.Backend gives it.
+//
 // A Replica is safe for concurrent use. Writes from many goroutines are
 // grouped into shared transactions (group commit); with Durability Sync a
 // write returns after its group's fsync.
 //
-// # Sync protocol
-//
-// Replicas share one global log of delta segments on the remote
-// (log/<position>, created create-only at tip+1). Push (push.go) stages the
-// outbox's current merged records into segments in one synced transaction
-// (the write-ahead record: a crash leaves the outbox or a staged segment,
-// never neither), fences by swapping this replica's registry object, uploads
-// each staged segment unchanged, and commits (clearing only the marks
-// unchanged since staging). Pull (pull.go) lists after its cursor and merges
-// segments in position order; merging is a join, so re-applying is harmless.
-// Registry, fencing and the manifest are in registry.go; snapshots,
-// collection, pruning, retirement and rebase in snapshot.go (whose doc states
-// the safety argument); verify.go is the fsck.
-//
-// Where this implementation goes beyond DESIGN.md, and why:
-//   - Every segment this replica stages is remembered by hash (m/sent/); a
-//     pulled segment whose origin is this replica's id but that it never
-//     staged was published by a copy of this directory: the pull stops with
-//     ErrCloned before merging it. The design's check (a clock entry above
-//     our counter) misses a copy that has issued fewer dots than we have.
-//   - The manifest has no checksum, so it is read until two reads agree
-//     before any verdict (newer format, other policies) or local copy; one
-//     damaged read is never a verdict. A registry object holding our own last
-//     body under a new ETag (a restored or copied bucket) is adopted rather
-//     than retried forever. Both were found by the simulator.
-//   - A replica bootstrapping from a snapshot joins the snapshot's G into the
-//     clocks of keys it wrote before the snapshot arrived (schedule S7; see
-//     snapshot.go).
-//   - Compaction pulls before publishing its own ack, so a compactor can
-//     collect its own deletes in the same run.
+// This package is a facade. The protocol's rules are pure functions in
+// internal/protocol, whose documentation states the safety argument; the
+// engine that carries them out between the local store and the remote is
+// internal/engine. Neither is reachable from here: a Replica has no test
+// hooks and no raw access to its store.
 package replica
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"iter"
 	"log/slog"
-	"maps"
-	"os"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
-	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/store"
 )
 
-// Limits.
+// Limits and defaults.
 const (
-	MaxKeyLen           = 1024
-	DefaultMaxValueSize = 16 << 20
+	MaxKeyLen           = engine.MaxKeyLen
+	DefaultMaxValueSize = engine.DefaultMaxValueSize
+	// DefaultSegmentCap is the raw size at which a push starts a new segment.
+	DefaultSegmentCap = engine.DefaultSegmentCap
+	// DefaultAckInterval is how often pulls publish acks at most.
+	DefaultAckInterval = engine.DefaultAckInterval
+	// DefaultRegistryRefresh is how often an idle replica rewrites its
+	// registry at least (DefaultRetireAfter is 30 days).
+	DefaultRegistryRefresh = engine.DefaultRegistryRefresh
+	DefaultPartSize        = engine.DefaultPartSize
+	DefaultGrace           = engine.DefaultGrace
+	DefaultRetireAfter     = engine.DefaultRetireAfter
+	// FormatVersion is the store format this build writes and reads.
+	FormatVersion = engine.FormatVersion
+	// ProbeMaxAge is how long a successful probe of the remote's
+	// conditional writes is trusted.
+	ProbeMaxAge = engine.ProbeMaxAge
 )
 
 // Errors. Branch on them with errors.Is (ErrConflict also with errors.As on
 // *ConflictError).
 var (
-	ErrNotFound           = errors.New("replica: not found")
-	ErrConflict           = errors.New("replica: key has concurrent versions")
-	ErrClosed             = errors.New("replica: closed")
-	ErrNotInitialized     = errors.New("replica: no replica in this directory (run init)")
-	ErrAlreadyInitialized = errors.New("replica: directory already holds a replica")
-	ErrInvalidKey         = errors.New("replica: invalid key")
-	ErrValueTooLarge      = errors.New("replica: value too large")
-	ErrLocked             = store.ErrLocked
+	ErrNotFound           = engine.ErrNotFound
+	ErrConflict           = engine.ErrConflict
+	ErrClosed             = engine.ErrClosed
+	ErrNotInitialized     = engine.ErrNotInitialized
+	ErrAlreadyInitialized = engine.ErrAlreadyInitialized
+	ErrInvalidKey         = engine.ErrInvalidKey
+	ErrValueTooLarge      = engine.ErrValueTooLarge
+	ErrLocked             = engine.ErrLocked
+	ErrWrongPolicy        = engine.ErrWrongPolicy
+
+	// Sync errors.
+	ErrNoRemote       = engine.ErrNoRemote
+	ErrCloned         = engine.ErrCloned
+	ErrDuplicateID    = engine.ErrDuplicateID
+	ErrNewerFormat    = engine.ErrNewerFormat
+	ErrPolicyMismatch = engine.ErrPolicyMismatch
+	ErrForeignRemote  = engine.ErrForeignRemote
+	ErrGap            = engine.ErrGap
+	ErrRetired        = engine.ErrRetired
 )
 
-// ConflictError is returned by Get when the policy surfaces siblings (mv).
-// It matches ErrConflict with errors.Is.
-type ConflictError struct {
-	Key      string
-	Versions []Version
-}
+// Types the engine defines and this package shows as they are.
+type (
+	// Batch is a set of writes applied atomically by Replica.Batch.
+	Batch = engine.Batch
+	// ConflictError is returned by Get when the policy surfaces siblings
+	// (mv). It matches ErrConflict with errors.Is.
+	ConflictError = engine.ConflictError
+	// Version is one concurrent version of a key, as Versions returns it.
+	Version = engine.Version
+	// Item is one live key yielded by Scan.
+	Item = engine.Item
+	// PendingKey is a key changed here and not yet pushed.
+	PendingKey = engine.PendingKey
+	// Status describes the replica.
+	Status = engine.Status
+	// PushStats reports one push.
+	PushStats = engine.PushStats
+	// PullStats reports one pull.
+	PullStats = engine.PullStats
+	// SyncStats reports one sync.
+	SyncStats = engine.SyncStats
+	// CompactOptions configures Compact.
+	CompactOptions = engine.CompactOptions
+	// CompactStats reports a Compact.
+	CompactStats = engine.CompactStats
+	// VerifyOptions configures Verify.
+	VerifyOptions = engine.VerifyOptions
+	// VerifyReport is what Verify found.
+	VerifyReport = engine.VerifyReport
+	// Problem is one finding of Verify, about one object.
+	Problem = engine.Problem
+)
 
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("replica: key %q has %d concurrent versions", e.Key, len(e.Versions))
-}
-
-// Is makes errors.Is(err, ErrConflict) true.
-func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
-
-// Version is one concurrent version of a key, as Versions returns it.
-type Version struct {
-	Value   []byte
-	Deleted bool
-	Replica clock.ReplicaID
-	Counter uint64
-	Time    clock.HLC
-	// Winner: the key's policy reads this version.
-	Winner bool
-}
+// Problem kinds (Problem.Kind).
+const (
+	KindCorrupt      = engine.KindCorrupt
+	KindUnreadable   = engine.KindUnreadable
+	KindUnstable     = engine.KindUnstable
+	KindMissing      = engine.KindMissing
+	KindForeign      = engine.KindForeign
+	KindVersion      = engine.KindVersion
+	KindOrphan       = engine.KindOrphan
+	KindUnregistered = engine.KindUnregistered
+	KindQuarantine   = engine.KindQuarantine
+	KindProbe        = engine.KindProbe
+	KindPlaceholder  = engine.KindPlaceholder
+	KindUnchecked    = engine.KindUnchecked
+	// LocalObject prefixes the Problem.Object of a finding about the
+	// local store.
+	LocalObject = engine.LocalObject
+)
 
 // Options configures a replica. nil means defaults.
 type Options struct {
@@ -117,17 +143,14 @@ type Options struct {
 	Durability store.Durability
 	// LowMemory selects the small-footprint Badger profile for edge devices.
 	LowMemory bool
-	// InMemory keeps the database in memory (tests); dir is only used for
-	// nothing then and may be "".
+	// InMemory keeps the database in memory; dir is not used and may be "".
 	InMemory bool
-	// Engine, when set, is used instead of Badger (the simulator's
-	// map-backed engine). dir is ignored.
-	Engine store.Engine
 	// Create makes Open initialise a new replica when dir holds none.
 	Create bool
-	// Remote is the remote URL recorded by a new replica.
-	Remote string
-	// ID, when non-zero, is the id given to a new replica (tests, simulator).
+	// RemoteURL is the remote URL recorded by a new replica (Init's
+	// argument).
+	RemoteURL string
+	// ID, when non-zero, is the id given to a new replica.
 	ID clock.ReplicaID
 	// MaxValueSize caps a value (DefaultMaxValueSize when 0).
 	MaxValueSize int
@@ -144,17 +167,20 @@ type Options struct {
 	// Funcs provides user policies (merge.NewFunc) by name, for recorded
 	// names that are not built-ins.
 	Funcs map[string]merge.Policy
-	// Backend is the shared remote that Push, Pull and Sync use (nil: local
-	// only; they return ErrNoRemote).
+	// Backend is the remote that Push, Pull, Sync and Compact use. When
+	// nil, the recorded remote URL is opened on first use by OpenRemote.
 	Backend remote.Backend
+	// OpenRemote opens a remote URL (remoteurl.Open when nil), in the
+	// manner of gocloud's URL openers: give it to serve other schemes or
+	// to configure clients.
+	OpenRemote func(ctx context.Context, url string) (remote.Backend, error)
 	// SegmentCap is the raw segment size at which a push starts a new
 	// segment, written into the manifest by the first replica of a store
 	// (DefaultSegmentCap when 0). Later replicas use the manifest's.
 	SegmentCap int
-	// Codec of new segments, written into the manifest: "zstd" (default) or "raw".
+	// Codec of new segments, written into the manifest: "zstd" (default)
+	// or "raw".
 	Codec string
-	// Knobs are hooks for tests and the simulator; leave nil.
-	Knobs *Knobs
 	// Progress, when set, is called as long operations advance (stage is
 	// "bootstrap" while a snapshot loads).
 	Progress func(stage string, done, total int64)
@@ -172,775 +198,257 @@ type Options struct {
 	RegistryRefresh time.Duration
 }
 
-// DefaultAckInterval is how often pulls publish acks at most.
-const DefaultAckInterval = time.Minute
-
-// DefaultRegistryRefresh is how often an idle replica rewrites its
-// registry at least (DefaultRetireAfter is 30 days).
-const DefaultRegistryRefresh = 24 * time.Hour
-
-// Knobs let tests and the simulator interrupt the sync protocol at named
-// steps. Step is called at each; a non-nil error aborts the operation there
-// with that error, as if the process had died at that point (the caller then
-// crashes the engine and reopens). Steps:
-//
-//	push:staged       segments staged, registry not yet swapped
-//	registry:swapped  the registry object swapped, its ETag not yet persisted
-//	push:fenced       registry swapped, nothing uploaded
-//	push:uploaded     a segment created on the remote, registry not yet re-read
-//	push:checked      registry re-read (not retired), segment not yet committed
-//	push:committed    a segment committed locally
-//	pull:listed       log listed, nothing applied
-//	pull:chunk        one transaction of a segment applied (cursor may lag)
-//	pull:applied      one segment applied with its cursor
-//	compact:pushed    compaction pushed and pulled, own ack not yet written
-//	compact:acks      every registry read (the acks), not yet pulled to a tip
-//	compact:collected records collected, snapshot not yet written
-//	compact:snapshot  snapshot index written, nobody retired yet
-//	compact:retired   silent replicas retired, log not yet pruned
-//	rebase:kept       dirty values kept, nothing discarded
-//	rebase:loaded     records discarded and the snapshot loaded, not pulled
-//	rebase:restamped  kept values written again, registry not yet un-retired
-//
-// Steps are where the simulator crashes a replica, or pauses it (runs
-// other replicas' operations and moves the clocks on, then returns).
-//
-// The other fields swap in rules that earlier drafts of the protocol had and
-// that diverge; tests use them to show that the simulator catches each.
-type Knobs struct {
-	Step func(step string) error
-	// Merge replaces merge.Merge when pulled records are applied.
-	Merge func(local, remote merge.Record) merge.Record
-	// UnsyncedStaging stages push segments without fsync (with Relaxed
-	// durability a power loss after the upload then reuses dots). S13.
-	UnsyncedStaging bool
-	// AckIncludesOwnPush publishes max(cursor, own last push) as the ack. S3.
-	AckIncludesOwnPush bool
-	// CollectAgainstMaxAck collects against the maximum ack, without
-	// pulling to a tip listed after reading the acks. S4.
-	CollectAgainstMaxAck bool
-	// WriteIgnoresG starts a local write of a key with no record from an
-	// empty clock instead of G. S5.
-	WriteIgnoresG bool
-	// AckIgnoresStaged does not lower the ack to the base of staged
-	// segments. S6.
-	AckIgnoresStaged bool
-	// PushBeforePull lets a new replica push before it pulled to a tip. S7.
-	PushBeforePull bool
-	// DropTombstoneSibling collects a winning tombstone sibling out of a
-	// record instead of the whole record. S8.
-	DropTombstoneSibling bool
-	// FilterThroughG filters a record for a collected key through G
-	// instead of taking it whole. S9.
-	FilterThroughG bool
-	// PruneIgnoresAcks prunes up to the newest snapshot whatever the acks. S10.
-	PruneIgnoresAcks bool
-	// SkipOwnByOrigin skips pulled segments whose origin is this replica
-	// instead of the positions m/own lists. S11.
-	SkipOwnByOrigin bool
-	// SnapshotDirty makes Compact snapshot the local state as it is, with
-	// no push or pull first, even with a dirty outbox. S12.
-	SnapshotDirty bool
-	// PartsWithoutNonce names snapshot parts without the compactor's nonce
-	// and writes them unconditionally. S15.
-	PartsWithoutNonce bool
-
-	// Old rules of the absence cases (issue 10; DESIGN.md "Absence rules").
-
-	// RetiredNotSticky: a registry read-back checks "my own pending nonce"
-	// before "retired", and a retirer rewrites the retired replica's body
-	// with only the flag flipped (same seq, same nonce). S16.
-	RetiredNotSticky bool
-	// CommitUnchecked: a push commits a segment (clears its outbox marks)
-	// right after the create, without reading its registry first. S17.
-	CommitUnchecked bool
-	// InheritedFence: a pending registry write found landed on read-back is
-	// taken as this call's fence even when this call did not make it (a
-	// crash's leftover, or one copied with the directory). S18.
-	InheritedFence bool
-	// NothingListedUpToDate: a replica that lists nothing after its cursor
-	// takes itself for up to date, whatever the newest snapshot is. S19.
-	NothingListedUpToDate bool
-	// RebaseAnyRegistry: rebase and un-retire without checking that this
-	// directory wrote the registry body, and load a snapshot holding this
-	// id's dots above the local counter. S19.
-	RebaseAnyRegistry bool
-	// RestampAsText: rebase and reidentify keep a dirty counter or set key
-	// as it reads (its text) and write it back as a raw value. S20.
-	RestampAsText bool
-	// RefreshOnlyOnMove: a pull rewrites the registry only when its cursor
-	// moved, so an idle replica's registry ages until it is retired. S21.
-	RefreshOnlyOnMove bool
-	// RetireAtTip: compaction retires every silent replica, also one whose
-	// ack does not hold the prune floor down.
-	RetireAtTip bool
-
-	// ApplyChunk, when positive, replaces the records (or keys) one
-	// transaction of a multi-transaction step handles (2000), so that
-	// small runs take several transactions per step.
-	ApplyChunk int
-	// CursorFirst advances the cursor in the first transaction of a
-	// segment's application instead of the last: a crash between them
-	// skips the rest of the segment for good.
-	CursorFirst bool
-	// CollectIgnoresMark collects a record that reads as deleted even
-	// when its key is dirty (a local delete not yet pushed).
-	CollectIgnoresMark bool
-}
-
-// knob reports whether a test knob is set.
-func (r *Replica) knob(f func(*Knobs) bool) bool { return r.opts.Knobs != nil && f(r.opts.Knobs) }
-
-func (r *Replica) step(name string) error {
-	if r.opts.Knobs == nil || r.opts.Knobs.Step == nil {
-		return nil
+func (o *Options) engine() *engine.Options {
+	if o == nil {
+		return &engine.Options{}
 	}
-	return r.opts.Knobs.Step(name)
-}
-
-func (o *Options) validate() (Options, error) {
-	var out Options
-	if o != nil {
-		out = *o
+	return &engine.Options{
+		Durability: o.Durability, LowMemory: o.LowMemory, InMemory: o.InMemory,
+		Create: o.Create, RemoteURL: o.RemoteURL, ID: o.ID, MaxValueSize: o.MaxValueSize,
+		Wall: o.Wall, MaxDrift: o.MaxDrift, Policies: o.Policies, Funcs: o.Funcs,
+		Backend: o.Backend, SegmentCap: o.SegmentCap, Codec: o.Codec,
+		Progress: o.Progress, AckInterval: o.AckInterval, Logger: o.Logger,
+		RegistryRefresh: o.RegistryRefresh,
 	}
-	if out.MaxValueSize == 0 {
-		out.MaxValueSize = DefaultMaxValueSize
-	}
-	if out.MaxValueSize < 0 {
-		return out, errors.New("replica: MaxValueSize must not be negative")
-	}
-	if out.Durability != store.Sync && out.Durability != store.Relaxed {
-		return out, fmt.Errorf("replica: unknown durability %d", out.Durability)
-	}
-	if out.MaxDrift < 0 {
-		return out, errors.New("replica: MaxDrift must not be negative")
-	}
-	if out.SegmentCap == 0 {
-		out.SegmentCap = DefaultSegmentCap
-	}
-	if out.SegmentCap < 0 {
-		return out, errors.New("replica: SegmentCap must not be negative")
-	}
-	if out.Codec == "" {
-		out.Codec = "zstd"
-	}
-	if _, err := segment.ParseCodec(out.Codec); err != nil {
-		return out, fmt.Errorf("replica: %w", err)
-	}
-	return out, nil
 }
 
 // Replica is one local replica. Safe for concurrent use.
 type Replica struct {
-	dir   string
-	opts  Options
-	st    *store.Store
-	idp   atomic.Pointer[clock.ReplicaID]
-	close sync.Once
+	e    *engine.Engine
+	open func(ctx context.Context, url string) (remote.Backend, error)
 
-	syncMu   sync.Mutex // serialises Push, Pull, Sync and registry writes
-	manifest *Manifest  // set once connected
-	reg      regState
-	rebasing bool
-	// rebasePending: m/rebasing is set (a rebase began and has not
-	// finished): reads and CRDT updates consult the kept keys (pending.go).
-	rebasePending atomic.Bool
+	mu      sync.Mutex
+	backend remote.Backend
 }
 
-const dataDir = "data"
+func wrap(e *engine.Engine, o *Options) *Replica {
+	r := &Replica{e: e, open: remoteurl.Open}
+	if o != nil {
+		r.backend = o.Backend
+		if o.OpenRemote != nil {
+			r.open = o.OpenRemote
+		}
+	}
+	return r
+}
 
 // Init creates a new replica in dir, bound to the remote URL. It fails with
 // ErrAlreadyInitialized when dir already holds one.
 func Init(dir, remoteURL string, opts *Options) (*Replica, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	if o.Engine == nil && !o.InMemory && exists(dir) {
-		// A directory whose init crashed before the id was written holds
-		// a database but no replica: init may finish it.
-		probe := o
-		probe.Create = false
-		r, err := Open(dir, &probe)
-		if err == nil {
-			r.Close()
-			return nil, fmt.Errorf("%w: %s", ErrAlreadyInitialized, dir)
-		}
-		if errors.Is(err, ErrLocked) {
-			return nil, fmt.Errorf("%w: %s (and it is in use by another process)", ErrAlreadyInitialized, dir)
-		}
-		if !errors.Is(err, ErrNotInitialized) {
-			return nil, err
-		}
-	}
-	o.Create = true
-	o.Remote = remoteURL
-	r, err := Open(dir, &o)
+	e, err := engine.Init(dir, remoteURL, opts.engine())
 	if err != nil {
 		return nil, err
 	}
-	if got, _ := r.meta("remote"); string(got) != remoteURL {
-		r.Close()
-		return nil, fmt.Errorf("%w: %s", ErrAlreadyInitialized, dir)
-	}
-	return r, nil
-}
-
-func exists(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, dataDir, "MANIFEST"))
-	return err == nil
+	return wrap(e, opts), nil
 }
 
 // Open opens the replica in dir. Without opts.Create, a directory that
-// holds no replica gives ErrNotInitialized and is left untouched. A second
-// process opening the same directory gets ErrLocked.
+// holds none fails with ErrNotInitialized.
 func Open(dir string, opts *Options) (*Replica, error) {
-	o, err := opts.validate()
+	e, err := engine.Open(dir, opts.engine())
 	if err != nil {
 		return nil, err
 	}
-	eng := o.Engine
-	if eng == nil {
-		if !o.InMemory && !o.Create && !exists(dir) {
-			return nil, fmt.Errorf("%w: %s", ErrNotInitialized, dir)
-		}
-		path := ""
-		if !o.InMemory {
-			path = filepath.Join(dir, dataDir)
-			if err := os.MkdirAll(path, 0o755); err != nil {
-				return nil, fmt.Errorf("replica: %w", err)
-			}
-		}
-		b, err := store.OpenBadger(path, store.BadgerOptions{InMemory: o.InMemory, LowMemory: o.LowMemory, Logger: o.Logger})
-		if err != nil {
-			return nil, err
-		}
-		eng = b
-	}
-	givenPolicies := o.Policies != nil
-	if !givenPolicies {
-		if o.Policies, err = recordedPolicies(eng, o.Funcs); err != nil {
-			eng.Close()
-			return nil, err
-		}
-	}
-	st, err := store.Open(eng, &store.Options{
-		Durability: o.Durability, Wall: o.Wall, MaxDrift: o.MaxDrift, Policies: o.Policies,
-		WriteIgnoresG: o.Knobs != nil && o.Knobs.WriteIgnoresG,
-	})
-	if err != nil {
-		eng.Close()
-		return nil, err
-	}
-	r := &Replica{dir: dir, opts: o, st: st}
-	id, err := st.ReplicaID()
-	if errors.Is(err, store.ErrNoReplica) {
-		if !o.Create {
-			st.Close()
-			return nil, fmt.Errorf("%w: %s", ErrNotInitialized, dir)
-		}
-		id = o.ID
-		if id.IsZero() {
-			id = clock.NewReplicaID()
-		}
-		// One synced transaction: a crash leaves no replica or a whole one.
-		names, _ := json.Marshal(o.Policies.Names())
-		err = st.UpdateSync(context.Background(), func(tx *store.Tx) error {
-			if _, err := tx.ReplicaID(); err == nil {
-				return store.ErrReplicaExists
-			}
-			tx.SetMeta("remote", []byte(o.Remote))
-			tx.SetMeta("policies", names)
-			tx.ChangeReplicaID(id)
-			return nil
-		})
-	}
-	if err == nil && givenPolicies {
-		// A replica reads its state one way for life: the policies given
-		// must be the ones it recorded.
-		if rec, rerr := recordedPolicies(eng, o.Funcs); rerr == nil {
-			if a, b := o.Policies.Names(), rec.Names(); !maps.Equal(a, b) {
-				err = fmt.Errorf("%w: this replica was created with %v, Open was given %v", ErrPolicyMismatch, b, a)
-			}
-		}
-	}
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	r.idp.Store(&id)
-	if mark, err := r.meta("rebasing"); err != nil {
-		st.Close()
-		return nil, err
-	} else if mark != nil {
-		r.rebasePending.Store(true)
-	}
-	return r, nil
+	return wrap(e, opts), nil
 }
 
-// recordedPolicies rebuilds the policy registry from the names a replica
-// recorded at init (lww for all when none).
-func recordedPolicies(eng store.Engine, funcs map[string]merge.Policy) (*merge.Registry, error) {
-	var raw []byte
-	err := eng.View(func(rd store.Reader) error {
-		var err error
-		raw, _, err = rd.Get([]byte("m/policies"))
-		return err
-	})
+// Backend returns the remote this replica syncs with, opening its recorded
+// URL on first use (ErrNoRemote when none is recorded). The error of the
+// opener is returned as it is.
+func (r *Replica) Backend(ctx context.Context) (remote.Backend, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.backend != nil {
+		return r.backend, nil
+	}
+	url := r.e.RemoteURL()
+	if url == "" {
+		return nil, ErrNoRemote
+	}
+	b, err := r.open(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	reg := merge.NewRegistry()
-	if raw == nil {
-		return reg, nil
-	}
-	var names map[string]string
-	if err := json.Unmarshal(raw, &names); err != nil {
-		return nil, fmt.Errorf("%w: m/policies: %v", store.ErrCorrupt, err)
-	}
-	for prefix, name := range names {
-		p, ok := merge.Builtin(name)
-		if !ok {
-			p, ok = funcs[name]
-		}
-		if !ok {
-			return nil, fmt.Errorf("%w: this replica uses policy %q for prefix %q: register it in Options.Funcs", merge.ErrUnknownPolicy, name, prefix)
-		}
-		reg.Set(prefix, p)
-	}
-	return reg, nil
+	r.backend = b
+	r.e.SetBackend(b)
+	return b, nil
 }
 
-// Policies returns the policy registry in force.
-func (r *Replica) Policies() *merge.Registry { return r.opts.Policies }
-
-// SetBackend binds the replica to a remote after Open (the command line
-// opens the replica first, then the remote it recorded).
-func (r *Replica) SetBackend(b remote.Backend) {
-	r.syncMu.Lock()
-	defer r.syncMu.Unlock()
-	r.opts.Backend = b
-	r.manifest = nil
-}
-
-// ID returns the replica id.
-func (r *Replica) ID() clock.ReplicaID { return *r.idp.Load() }
-
-// Dir returns the replica's directory.
-func (r *Replica) Dir() string { return r.dir }
-
-// Store returns the local store (the sync layer and tests use it).
-func (r *Replica) Store() *store.Store { return r.st }
-
-// Remote returns the remote URL recorded at init.
-func (r *Replica) Remote() string {
-	v, _ := r.meta("remote")
-	return string(v)
-}
-
-func (r *Replica) meta(name string) ([]byte, error) {
-	var out []byte
-	err := r.st.View(func(v *store.View) error {
-		b, _, err := v.Meta(name)
-		out = b
-		return err
-	})
-	return out, wrapClosed(err)
-}
-
-func wrapClosed(err error) error {
-	if errors.Is(err, store.ErrClosed) {
-		return ErrClosed
-	}
+// bind makes sure the engine has its backend before a remote operation.
+func (r *Replica) bind(ctx context.Context) error {
+	_, err := r.Backend(ctx)
 	return err
-}
-
-// ValidateKey checks a key: not empty, at most MaxKeyLen bytes, valid UTF-8.
-func ValidateKey(key string) error {
-	switch {
-	case key == "":
-		return fmt.Errorf("%w: empty key", ErrInvalidKey)
-	case len(key) > MaxKeyLen:
-		return fmt.Errorf("%w: key of %d bytes is longer than %d", ErrInvalidKey, len(key), MaxKeyLen)
-	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: key is not valid UTF-8", ErrInvalidKey)
-	}
-	return nil
-}
-
-// checkPlainKey validates a key written with a raw value: CRDT keys take
-// their updates through their own methods.
-func (r *Replica) checkPlainKey(key string) error {
-	if err := ValidateKey(key); err != nil {
-		return err
-	}
-	if p := r.opts.Policies.For(key); crdtKind(p) != "" {
-		return fmt.Errorf("%w: key %q is a %s: write it with %s", ErrWrongPolicy, key, p.Name(),
-			map[string]string{merge.NameCounter: "Add (incr)", merge.NameSet: "SetAdd/SetRemove (sadd/srem)"}[crdtKind(p)])
-	}
-	return nil
-}
-
-func (r *Replica) checkValue(key string, v []byte) error {
-	if len(v) > r.opts.MaxValueSize {
-		return fmt.Errorf("%w: value of %q is %d bytes, limit %d", ErrValueTooLarge, key, len(v), r.opts.MaxValueSize)
-	}
-	return nil
-}
-
-// Put writes value under key. Counter and set keys are written through
-// Add, SetAdd and SetRemove only (ErrWrongPolicy).
-func (r *Replica) Put(ctx context.Context, key string, value []byte) error {
-	if err := r.checkPlainKey(key); err != nil {
-		return err
-	}
-	if err := r.checkValue(key, value); err != nil {
-		return err
-	}
-	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
-		_, err := tx.Write(key, value, false)
-		return err
-	}))
-}
-
-// Delete deletes key. A key that is not live here gives ErrNotFound and
-// writes nothing. A counter or set key is cleared instead (Clear): the
-// empty state reads as deleted and removes exactly what this replica had
-// observed, while increments and adds made concurrently survive.
-func (r *Replica) Delete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
-		return err
-	}
-	if crdtKind(r.opts.Policies.For(key)) != "" {
-		return r.Clear(ctx, key)
-	}
-	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
-		cur, ok, err := tx.Record(key)
-		if err != nil {
-			return err
-		}
-		rec, ok, err := r.withKept(tx, key, cur.Record, ok)
-		if err != nil {
-			return err
-		}
-		if !ok || !merge.Live(r.opts.Policies.For(key), key, rec) {
-			return fmt.Errorf("%w: %q", ErrNotFound, key)
-		}
-		_, err = tx.Write(key, nil, true)
-		return err
-	}))
-}
-
-// Batch is a set of writes applied atomically by Replica.Batch.
-type Batch struct {
-	r   *Replica
-	ops []batchOp
-	err error
-}
-
-type batchOp struct {
-	key   string
-	value []byte
-	del   bool
-}
-
-// Put queues a write. Invalid input makes the whole batch fail.
-func (b *Batch) Put(key string, value []byte) {
-	if b.err == nil {
-		if b.err = b.r.checkPlainKey(key); b.err == nil {
-			b.err = b.r.checkValue(key, value)
-		}
-	}
-	b.ops = append(b.ops, batchOp{key: key, value: value})
-}
-
-// Delete queues a delete; deleting a key that is not live is a no-op.
-func (b *Batch) Delete(key string) {
-	if b.err == nil {
-		b.err = ValidateKey(key)
-	}
-	b.ops = append(b.ops, batchOp{key: key, del: true})
-}
-
-// Len returns the number of queued operations.
-func (b *Batch) Len() int { return len(b.ops) }
-
-// Batch calls fn to queue writes, then applies them all in one transaction:
-// every write lands, or none does. Later operations on the same key win.
-func (r *Replica) Batch(ctx context.Context, fn func(b *Batch) error) error {
-	b := &Batch{r: r}
-	if err := fn(b); err != nil {
-		return err
-	}
-	if b.err != nil {
-		return b.err
-	}
-	if len(b.ops) == 0 {
-		return nil
-	}
-	err := r.st.Update(ctx, func(tx *store.Tx) error {
-		for _, op := range b.ops {
-			if op.del {
-				cur, ok, err := tx.Record(op.key)
-				if err != nil {
-					return err
-				}
-				rec, ok, err := r.withKept(tx, op.key, cur.Record, ok)
-				if err != nil {
-					return err
-				}
-				if !ok || !merge.Live(r.opts.Policies.For(op.key), op.key, rec) {
-					continue
-				}
-			}
-			if _, err := tx.Write(op.key, op.value, op.del); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, store.ErrTooBig) {
-		return fmt.Errorf("replica: batch of %d operations is too large for one transaction: split it: %w", len(b.ops), err)
-	}
-	return wrapClosed(err)
-}
-
-// Get returns the value of key as its policy reads it: ErrNotFound when the
-// key is absent or reads as deleted, *ConflictError (ErrConflict) when the
-// policy surfaces concurrent versions.
-func (r *Replica) Get(key string) ([]byte, error) {
-	if err := ValidateKey(key); err != nil {
-		return nil, err
-	}
-	var out []byte
-	err := r.st.View(func(v *store.View) error {
-		st, ok, err := v.Record(key)
-		if err != nil {
-			return err
-		}
-		rec, ok, err := r.withKept(v, key, st.Record, ok) // a pending rebase's kept value
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%w: %q", ErrNotFound, key)
-		}
-		res, err := merge.Read(r.opts.Policies.For(key), key, rec)
-		if err != nil {
-			return err
-		}
-		switch {
-		case res.Conflict:
-			return &ConflictError{Key: key, Versions: versions(rec, res)}
-		case res.Deleted:
-			return fmt.Errorf("%w: %q", ErrNotFound, key)
-		}
-		out = res.Value
-		return nil
-	})
-	return out, wrapClosed(err)
-}
-
-func versions(rec merge.Record, res merge.Result) []Version {
-	out := make([]Version, len(rec.Versions))
-	for i, v := range rec.Versions {
-		out[i] = Version{Value: v.Value, Deleted: v.Deleted, Replica: v.Dot.Replica,
-			Counter: v.Dot.Counter, Time: v.Time, Winner: i == res.Winner}
-	}
-	return out
-}
-
-// Versions returns every concurrent version of key (tombstones included) in
-// canonical order; ErrNotFound when the key has no record.
-func (r *Replica) Versions(key string) ([]Version, error) {
-	if err := ValidateKey(key); err != nil {
-		return nil, err
-	}
-	var out []Version
-	err := r.st.View(func(v *store.View) error {
-		st, ok, err := v.Record(key)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%w: %q", ErrNotFound, key)
-		}
-		res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
-		if err != nil {
-			res = merge.Result{Winner: -1}
-		}
-		out = versions(st.Record, res)
-		return nil
-	})
-	return out, wrapClosed(err)
-}
-
-// Item is one live key yielded by Scan.
-type Item struct {
-	Key   string
-	Value []byte // nil when Conflict
-	// Versions is the number of concurrent versions stored.
-	Versions int
-	// Conflict: the policy surfaces the siblings (see Replica.Versions).
-	Conflict bool
-}
-
-// Scan yields the live keys with the prefix, in key order, from one
-// consistent snapshot. Stop early by breaking out of the loop. A read error
-// (or a policy error) is yielded once, as the last pair.
-func (r *Replica) Scan(prefix string) iter.Seq2[Item, error] {
-	return r.ScanFrom(prefix, "")
-}
-
-// ScanFrom is Scan starting at key start (inclusive).
-func (r *Replica) ScanFrom(prefix, start string) iter.Seq2[Item, error] {
-	return func(yield func(Item, error) bool) {
-		stopped := false
-		err := r.st.View(func(v *store.View) error {
-			return v.Records(prefix, start, func(key string, st store.Stored) (bool, error) {
-				res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
-				if err != nil {
-					return false, err
-				}
-				if res.Deleted {
-					return true, nil
-				}
-				it := Item{Key: key, Versions: len(st.Versions), Conflict: res.Conflict}
-				if !res.Conflict {
-					it.Value = res.Value
-				}
-				if !yield(it, nil) {
-					stopped = true
-					return false, nil
-				}
-				return true, nil
-			})
-		})
-		if err != nil && !stopped {
-			yield(Item{}, wrapClosed(err))
-		}
-	}
-}
-
-// Keys yields every key that has a record here, live or reading as deleted
-// (a tombstone not yet collected), in key order.
-func (r *Replica) Keys(prefix string) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		stopped := false
-		err := r.st.View(func(v *store.View) error {
-			return v.Records(prefix, "", func(key string, _ store.Stored) (bool, error) {
-				if !yield(key, nil) {
-					stopped = true
-					return false, nil
-				}
-				return true, nil
-			})
-		})
-		if err != nil && !stopped {
-			yield("", wrapClosed(err))
-		}
-	}
-}
-
-// Len returns the number of live keys, in O(1).
-func (r *Replica) Len() int64 { return r.st.Len() }
-
-// PendingKey is a key changed here and not yet pushed.
-type PendingKey struct {
-	Key     string
-	Deleted bool // the key currently reads as deleted here
-}
-
-// Pending yields the keys changed here and not yet pushed, in key order.
-func (r *Replica) Pending() iter.Seq2[PendingKey, error] {
-	return func(yield func(PendingKey, error) bool) {
-		stopped := false
-		err := r.st.View(func(v *store.View) error {
-			return v.Marks("", func(key string, _ uint64) (bool, error) {
-				st, ok, err := v.Record(key)
-				if err != nil {
-					return false, err
-				}
-				del := !ok || !merge.Live(r.opts.Policies.For(key), key, st.Record)
-				if !yield(PendingKey{Key: key, Deleted: del}, nil) {
-					stopped = true
-					return false, nil
-				}
-				return true, nil
-			})
-		})
-		if err != nil && !stopped {
-			yield(PendingKey{}, wrapClosed(err))
-		}
-	}
-}
-
-// Status describes the replica.
-type Status struct {
-	ReplicaID  string        `json:"replica_id"`
-	Remote     string        `json:"remote"`
-	Dir        string        `json:"dir"`
-	Keys       int64         `json:"keys"`
-	Pending    int64         `json:"pending"`
-	Cursor     uint64        `json:"cursor"`
-	LastPush   *time.Time    `json:"last_push"`
-	LastPull   *time.Time    `json:"last_pull"`
-	Counter    uint64        `json:"counter"`
-	HLC        string        `json:"hlc"`
-	SkewCapped uint64        `json:"skew_capped"`
-	MaxSkew    time.Duration `json:"max_skew_ns"`
-	Durability string        `json:"durability"`
-	Commits    int64         `json:"commits"`
-}
-
-// Status returns the replica's status.
-func (r *Replica) Status() (Status, error) {
-	capped, ahead := r.st.Clock().SkewStats()
-	s := Status{
-		ReplicaID: r.ID().String(), Dir: r.dir, Keys: r.st.Len(), Pending: r.st.Pending(),
-		HLC: r.st.Clock().Last().String(), SkewCapped: capped, MaxSkew: ahead,
-		Durability: r.st.Durability().String(), Commits: r.st.Commits(),
-	}
-	err := r.st.View(func(v *store.View) error {
-		if b, _, err := v.Meta("remote"); err != nil {
-			return err
-		} else {
-			s.Remote = string(b)
-		}
-		if b, ok, err := v.Meta("cursor"); err != nil {
-			return err
-		} else if ok && len(b) == 8 {
-			s.Cursor = beUint(b)
-		}
-		for name, dst := range map[string]**time.Time{"last_push": &s.LastPush, "last_pull": &s.LastPull} {
-			if b, ok, err := v.Meta(name); err != nil {
-				return err
-			} else if ok && len(b) == 8 {
-				t := time.UnixMilli(int64(beUint(b))).UTC()
-				*dst = &t
-			}
-		}
-		if b, ok, err := v.Meta("counter"); err != nil {
-			return err
-		} else if ok && len(b) == 8 {
-			s.Counter = beUint(b)
-		}
-		return nil
-	})
-	return s, wrapClosed(err)
-}
-
-func beUint(b []byte) uint64 {
-	var v uint64
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // Close closes the replica; later calls return ErrClosed.
-func (r *Replica) Close() error {
-	err := ErrClosed
-	r.close.Do(func() { err = r.st.Close() })
-	return err
+func (r *Replica) Close() error { return r.e.Close() }
+
+// ID returns the replica id.
+func (r *Replica) ID() clock.ReplicaID { return r.e.ID() }
+
+// Dir returns the replica's directory.
+func (r *Replica) Dir() string { return r.e.Dir() }
+
+// RemoteURL returns the remote URL recorded at init.
+func (r *Replica) RemoteURL() string { return r.e.RemoteURL() }
+
+// Policies returns the policy registry in force.
+func (r *Replica) Policies() *merge.Registry { return r.e.Policies() }
+
+// Status returns the replica's status.
+func (r *Replica) Status() (Status, error) { return r.e.Status() }
+
+// Len returns the number of live keys, in O(1).
+func (r *Replica) Len() int64 { return r.e.Len() }
+
+// Get returns the value of key as its policy reads it: ErrNotFound when the
+// key is not live, a *ConflictError when the policy surfaces siblings.
+func (r *Replica) Get(key string) ([]byte, error) { return r.e.Get(key) }
+
+// Versions returns every concurrent version of key (tombstones included),
+// the one the policy reads marked Winner.
+func (r *Replica) Versions(key string) ([]Version, error) { return r.e.Versions(key) }
+
+// Put writes value under key. Counter and set keys are written through
+// CounterAdd, SetAdd and SetRemove only (ErrWrongPolicy).
+func (r *Replica) Put(ctx context.Context, key string, value []byte) error {
+	return r.e.Put(ctx, key, value)
 }
+
+// Delete deletes key. A key that is not live here gives ErrNotFound and
+// writes nothing.
+func (r *Replica) Delete(ctx context.Context, key string) error { return r.e.Delete(ctx, key) }
+
+// Batch calls fn to queue writes, then applies them all in one
+// transaction: all or nothing.
+func (r *Replica) Batch(ctx context.Context, fn func(b *Batch) error) error {
+	return r.e.Batch(ctx, fn)
+}
+
+// Resolve collapses the concurrent versions of key into one, as a local
+// write of the value its policy reads.
+func (r *Replica) Resolve(ctx context.Context, key string) error { return r.e.Resolve(ctx, key) }
+
+// CounterAdd adds delta (which may be negative) to the counter key and
+// returns the new value.
+func (r *Replica) CounterAdd(ctx context.Context, key string, delta int64) (int64, error) {
+	return r.e.CounterAdd(ctx, key, delta)
+}
+
+// CounterValue returns the value of the counter key: ErrNotFound when the
+// key has no live counter.
+func (r *Replica) CounterValue(key string) (int64, error) { return r.e.CounterValue(key) }
+
+// SetAdd adds members to the set key. An add wins over a concurrent remove
+// of the same member.
+func (r *Replica) SetAdd(ctx context.Context, key string, members ...string) error {
+	return r.e.SetAdd(ctx, key, members...)
+}
+
+// SetRemove removes members from the set key: the adds of them this
+// replica has seen. A set whose last member goes reads as deleted.
+func (r *Replica) SetRemove(ctx context.Context, key string, members ...string) error {
+	return r.e.SetRemove(ctx, key, members...)
+}
+
+// SetMembers returns the members of the set key in byte order: ErrNotFound
+// when the key has no live set.
+func (r *Replica) SetMembers(key string) ([]string, error) { return r.e.SetMembers(key) }
+
+// Clear deletes the counter or set key with observed-remove semantics.
+func (r *Replica) Clear(ctx context.Context, key string) error { return r.e.Clear(ctx, key) }
+
+// Scan yields the live keys with the prefix, in key order, from one
+// consistent view.
+func (r *Replica) Scan(prefix string) iter.Seq2[Item, error] { return r.e.Scan(prefix) }
+
+// ScanFrom is Scan starting at key start (inclusive).
+func (r *Replica) ScanFrom(prefix, start string) iter.Seq2[Item, error] {
+	return r.e.ScanFrom(prefix, start)
+}
+
+// Keys yields every key that has a record here, live or reading as
+// deleted, in key order.
+func (r *Replica) Keys(prefix string) iter.Seq2[string, error] { return r.e.Keys(prefix) }
+
+// Pending yields the keys changed here and not yet pushed (the outbox), in
+// key order.
+func (r *Replica) Pending() iter.Seq2[PendingKey, error] { return r.e.Pending() }
+
+// Connect binds the replica to its remote: it reads (or, for the first
+// replica of a store, writes) the manifest and this replica's registry.
+// created reports that this call created the remote store.
+func (r *Replica) Connect(ctx context.Context) (created bool, err error) {
+	if err := r.bind(ctx); err != nil {
+		return false, err
+	}
+	return r.e.Connect(ctx)
+}
+
+// Push sends local changes (see the engine's push for the protocol).
+func (r *Replica) Push(ctx context.Context) (PushStats, error) {
+	if err := r.bind(ctx); err != nil {
+		return PushStats{}, err
+	}
+	return r.e.Push(ctx)
+}
+
+// PushAll re-sends every record this replica holds.
+func (r *Replica) PushAll(ctx context.Context) (PushStats, error) {
+	if err := r.bind(ctx); err != nil {
+		return PushStats{}, err
+	}
+	return r.e.PushAll(ctx)
+}
+
+// Pull receives and merges what other replicas pushed.
+func (r *Replica) Pull(ctx context.Context) (PullStats, error) {
+	if err := r.bind(ctx); err != nil {
+		return PullStats{}, err
+	}
+	return r.e.Pull(ctx)
+}
+
+// Sync pulls, then pushes.
+func (r *Replica) Sync(ctx context.Context) (SyncStats, error) {
+	if err := r.bind(ctx); err != nil {
+		return SyncStats{}, err
+	}
+	return r.e.Sync(ctx)
+}
+
+// Compact collects what may be collected, writes a snapshot of this
+// replica's state and, with Prune, deletes what the snapshot covers.
+func (r *Replica) Compact(ctx context.Context, o CompactOptions) (CompactStats, error) {
+	if err := r.bind(ctx); err != nil {
+		return CompactStats{}, err
+	}
+	return r.e.Compact(ctx, o)
+}
+
+// Verify checks every object of the store on the replica's remote, and the
+// local store's records.
+func (r *Replica) Verify(ctx context.Context, o VerifyOptions) (VerifyReport, error) {
+	if err := r.bind(ctx); err != nil {
+		return VerifyReport{}, err
+	}
+	return r.e.Verify(ctx, o)
+}
+
+// Reidentify gives this directory a new replica id, for a directory that
+// was copied (Push and Pull stop with ErrCloned until it is done). It keeps
+// the data and re-stamps the unpushed changes.
+func (r *Replica) Reidentify(ctx context.Context) (clock.ReplicaID, error) {
+	if err := r.bind(ctx); err != nil {
+		return clock.ReplicaID{}, err
+	}
+	return r.e.Reidentify(ctx)
+}
+
+// Verify checks every object of the remote store b, with no replica.
+func Verify(ctx context.Context, b remote.Backend, o VerifyOptions) (VerifyReport, error) {
+	return engine.Verify(ctx, b, o)
+}
+
+// ValidateKey checks a key: not empty, at most MaxKeyLen bytes, valid UTF-8.
+func ValidateKey(key string) error { return engine.ValidateKey(key) }

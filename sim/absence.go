@@ -14,7 +14,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -22,7 +22,7 @@ import (
 // transaction, directory backups put back, directory copies running
 // alongside (Config.Pauses, CrashTx, Backups, Copies).
 //
-//   - OpPause runs Via on R and, at Step (replica.Knobs.Step), runs Nested
+//   - OpPause runs Via on R and, at Step (engine.Knobs.Step), runs Nested
 //     on the same goroutine while R waits inside its operation: the logical
 //     clock (so every wall clock and the store's LastModified) moves on by
 //     Pause first, then each nested operation runs as World.Do runs one
@@ -83,7 +83,7 @@ func genPause(cfg Config, o Op, replicas int) Op {
 	}
 	retire := cfg.RetireAfter
 	if retire <= 0 {
-		retire = replica.DefaultRetireAfter
+		retire = engine.DefaultRetireAfter
 	}
 	maxPause := cfg.MaxPause
 	if maxPause <= 0 {
@@ -253,7 +253,7 @@ func (w *World) crashVia(n *node, op Op) (string, *Violation) {
 // holds it), and the replica reopens on the same engine and id. Nothing is
 // lost, so the oracle has nothing to drop.
 func (w *World) kill(n *node, where string) (string, *Violation) {
-	if err := n.r.Close(); err != nil && !errors.Is(err, replica.ErrClosed) {
+	if err := n.r.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
 		return "", violate(RuleError, "closing %s: %v", n.name(), err)
 	}
 	n.r = nil
@@ -306,7 +306,7 @@ func (w *World) restore(n *node) (string, *Violation) {
 	if c.id != n.id {
 		return "skipped: the saved copy is of another id (reidentified since)", nil
 	}
-	if err := n.r.Close(); err != nil && !errors.Is(err, replica.ErrClosed) {
+	if err := n.r.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
 		return "", violate(RuleError, "closing %s: %v", n.name(), err)
 	}
 	n.r = nil
@@ -395,7 +395,7 @@ func (w *World) copyNow(n *node, to int) (string, *Violation) {
 	m := c.mem
 	cp := &node{w: w, i: to, id: n.id, offset: n.offset, driftPPM: n.driftPPM, jump: n.jump,
 		mayClone: true, cutUntil: n.cutUntil, offUntil: n.offUntil}
-	cp.eng = &engine{oldUnsyncedPush: w.cfg.UnsyncedStaging, oldUnsyncedPending: w.cfg.UnsyncedPending, mem: m}
+	cp.eng = &diskModel{oldUnsyncedPush: w.cfg.UnsyncedStaging, oldUnsyncedPending: w.cfg.UnsyncedPending, mem: m}
 	cp.eng.Engine = m
 	cp.view = &view{w: w, node: to, eng: cp.eng}
 	cp.view.setCut(n.view.isCut())

@@ -136,7 +136,7 @@ type faultPlan struct {
 type view struct {
 	w    *World
 	node int
-	eng  *engine // a dead engine (power failed mid-operation) sends nothing
+	eng  *diskModel // a dead engine (power failed mid-operation) sends nothing
 
 	mu       sync.Mutex
 	cut      bool

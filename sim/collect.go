@@ -13,14 +13,14 @@ import (
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
 // Collection, snapshots, bootstrap, retirement and rebase (issue 7): how
 // the simulator runs them and how the oracle follows them.
 //
-//   - OpCompact runs replica.Compact. Collection deletes a record whole and
+//   - OpCompact runs engine.Compact. Collection deletes a record whole and
 //     joins its clock into the replica's G; a later local write of the key
 //     starts from G, so the oracle takes G as what such a write had seen
 //     (World.write). A snapshot's G is joined into the clocks of the
@@ -74,11 +74,11 @@ const RuleRetiredOnline = "retired-online"
 // before it.
 func (w *World) checkRetired(ids []string, after, at time.Duration) *Violation {
 	if after <= 0 {
-		after = replica.DefaultRetireAfter
+		after = engine.DefaultRetireAfter
 	}
 	refresh := w.cfg.RegistryRefresh
 	if refresh <= 0 {
-		refresh = replica.DefaultRegistryRefresh
+		refresh = engine.DefaultRegistryRefresh
 	}
 	for _, id := range ids {
 		for _, m := range w.nodes {
@@ -110,7 +110,7 @@ type pullSpan struct{ start, end time.Duration }
 // compact runs Compact on n.
 func (w *World) compact(n *node, op Op) (string, *Violation) {
 	n.retiredAtSet = false
-	cs, err := n.r.Compact(context.Background(), replica.CompactOptions{Prune: op.Prune, Grace: op.Grace,
+	cs, err := n.r.Compact(context.Background(), engine.CompactOptions{Prune: op.Prune, Grace: op.Grace,
 		RetireAfter: op.RetireAfter, PartSize: 256})
 	var retired []string
 	for _, id := range cs.Retired {
@@ -168,7 +168,7 @@ func (w *World) retired(n *node) bool {
 	if err != nil {
 		return false
 	}
-	var body replica.RegistryBody
+	var body engine.RegistryBody
 	return json.Unmarshal(obj.Data, &body) == nil && body.Retired
 }
 

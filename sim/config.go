@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -87,7 +87,7 @@ type Config struct {
 	// remote for the next 1 to 8 operations (default 0.04; negative: none).
 	Partitions float64
 	// Crashes is the share of operations that crash one replica: at a
-	// named step of push or pull (replica.Knobs.Step), or at rest. On the
+	// named step of push or pull (engine.Knobs.Step), or at rest. On the
 	// mem engine a crash is a power loss (store.Mem.Crash: writes not
 	// fsynced are lost) and the replica is reopened on the same engine and
 	// id. Badger in memory cannot lose power: there a step crash aborts
@@ -153,7 +153,7 @@ type Config struct {
 	// its push or pull rebases.
 	Offline float64
 	// RetireAfter is the CompactOptions.RetireAfter of generated
-	// compactions (replica.DefaultRetireAfter, 30 days, when 0: nobody is
+	// compactions (engine.DefaultRetireAfter, 30 days, when 0: nobody is
 	// retired in a run of minutes).
 	RetireAfter time.Duration
 	// AckInterval is the replicas' Options.AckInterval (the replica's
@@ -172,7 +172,7 @@ type Config struct {
 	// retirement; then it goes on.
 	Pauses float64
 	// MaxPause bounds the clock's move during a pause (5 × RetireAfter
-	// when 0, or 5 × replica.DefaultRetireAfter).
+	// when 0, or 5 × engine.DefaultRetireAfter).
 	MaxPause time.Duration
 	// CrashTx is the share of operations that crash one replica after the
 	// Nth engine transaction of a push, pull, sync or compaction, N drawn
@@ -205,16 +205,16 @@ type Config struct {
 
 	// Knobs, when set, adjusts the test knobs of replica i (old rules of
 	// the collection schedules; see OldRule). Leave it unset.
-	Knobs func(i int, k *replica.Knobs)
+	Knobs func(i int, k *engine.Knobs)
 
 	// Old rules, for tests that show the simulator catches them. Leave
 	// them unset.
 
 	// Merge replaces merge.Merge where replicas apply pulled records
-	// (replica.Knobs.Merge).
+	// (engine.Knobs.Merge).
 	Merge func(local, remote merge.Record) merge.Record
 	// UnsyncedStaging stages pushes without fsync
-	// (replica.Knobs.UnsyncedStaging).
+	// (engine.Knobs.UnsyncedStaging).
 	UnsyncedStaging bool
 	// UnsyncedPending saves the registry's pending write without fsync
 	// (emulated in the engine wrapper: no replica knob restores it). S14.

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/ebreplica/ebreplica/merge"
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -52,7 +52,7 @@ func (w *World) finish() *Violation {
 		// on the first replica that can, as an operator would.
 		for _, n := range w.nodes {
 			pre := w.beforeSync(n)
-			cs, err := n.r.Compact(ctx, replica.CompactOptions{Grace: -1, PartSize: 256})
+			cs, err := n.r.Compact(ctx, engine.CompactOptions{Grace: -1, PartSize: 256})
 			if v := w.afterSync(n, 999_999, pre); v != nil {
 				return v
 			}
@@ -77,7 +77,7 @@ func (w *World) finish() *Violation {
 			pre := w.beforeSync(n)
 			s, err := n.r.Sync(ctx)
 			w.rep.Conflicts += int64(s.Pull.Conflicts)
-			if (errors.Is(err, replica.ErrCloned) || errors.Is(err, replica.ErrDuplicateID)) && n.mayClone {
+			if (errors.Is(err, engine.ErrCloned) || errors.Is(err, engine.ErrDuplicateID)) && n.mayClone {
 				// A copied or restored directory: reidentify, as its user
 				// would, and sync again. What the sync did before its
 				// verdict (a resumed rebase's re-stamps) is recorded first:
@@ -272,13 +272,13 @@ func (r read) String() string {
 	return strconv.Quote(r.value)
 }
 
-func get(r *replica.Replica, key string) read {
+func get(r *engine.Engine, key string) read {
 	v, err := r.Get(key)
-	var ce *replica.ConflictError
+	var ce *engine.ConflictError
 	switch {
 	case err == nil:
 		return read{value: string(v)}
-	case errors.Is(err, replica.ErrNotFound):
+	case errors.Is(err, engine.ErrNotFound):
 		return read{notFound: true}
 	case errors.As(err, &ce):
 		return read{conflict: len(ce.Versions)}

@@ -12,7 +12,7 @@ import (
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -38,9 +38,9 @@ func (d *damaging) Get(ctx context.Context, key string) (remote.Object, error) {
 	return obj, err
 }
 
-func openReplica(t *testing.T, b remote.Backend) *replica.Replica {
+func openReplica(t *testing.T, b remote.Backend) *engine.Engine {
 	t.Helper()
-	r, err := replica.Open("", &replica.Options{Engine: store.NewMem(), Create: true, Backend: b,
+	r, err := engine.Open("", &engine.Options{Engine: store.NewMem(), Create: true, Backend: b,
 		Wall: func() time.Time { return Epoch }, ID: clock.NewReplicaID()})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func (f *failing) PutIfAbsent(ctx context.Context, key string, data []byte) (str
 // retireWorld is two replicas on one store whose server clock the test
 // moves, each through its own wrapper: A and B sync, B writes k=offline
 // without syncing, an hour passes.
-func retireWorld(t *testing.T, dirty bool, wrapA, wrapB func(remote.Backend) remote.Backend) (a, b *replica.Replica) {
+func retireWorld(t *testing.T, dirty bool, wrapA, wrapB func(remote.Backend) remote.Backend) (a, b *engine.Engine) {
 	t.Helper()
 	ctx := context.Background()
 	now := Epoch
@@ -133,8 +133,8 @@ func retireWorld(t *testing.T, dirty bool, wrapA, wrapB func(remote.Backend) rem
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func(be remote.Backend) *replica.Replica {
-		r, err := replica.Open("", &replica.Options{Engine: store.NewMem(), Create: true, Backend: be,
+	open := func(be remote.Backend) *engine.Engine {
+		r, err := engine.Open("", &engine.Options{Engine: store.NewMem(), Create: true, Backend: be,
 			Wall: func() time.Time { return now }, ID: clock.NewReplicaID(), AckInterval: -1})
 		if err != nil {
 			t.Fatal(err)
@@ -143,7 +143,7 @@ func retireWorld(t *testing.T, dirty bool, wrapA, wrapB func(remote.Backend) rem
 		return r
 	}
 	a, b = open(wrapA(mem)), open(wrapB(mem))
-	for _, r := range []*replica.Replica{a, b, a} {
+	for _, r := range []*engine.Engine{a, b, a} {
 		if err := r.Put(ctx, "seed", []byte("1")); err != nil {
 			t.Fatal(err)
 		}
@@ -182,11 +182,11 @@ func same(b remote.Backend) remote.Backend { return b }
 func TestFoundCompactOnRetiredReplica(t *testing.T) {
 	ctx := context.Background()
 	a, b := retireWorld(t, false, same, same)
-	cs, err := a.Compact(ctx, replica.CompactOptions{Prune: true, Grace: -1, RetireAfter: time.Minute})
+	cs, err := a.Compact(ctx, engine.CompactOptions{Prune: true, Grace: -1, RetireAfter: time.Minute})
 	if err != nil || len(cs.Retired) != 1 {
 		t.Fatalf("compact: %+v %v", cs, err)
 	}
-	if _, err := b.Compact(ctx, replica.CompactOptions{}); err != nil {
+	if _, err := b.Compact(ctx, engine.CompactOptions{}); err != nil {
 		t.Fatalf("compact on a retired replica must rebase, not fail: %v", err)
 	}
 }
@@ -204,7 +204,7 @@ func TestFoundRetiredWithoutSnapshot(t *testing.T) {
 	fa.on.Store(true)
 	// Fixed: a compaction retires only after its snapshot is written, so
 	// one that fails on the snapshot retires nobody.
-	cs, err := a.Compact(ctx, replica.CompactOptions{Prune: true, Grace: -1, RetireAfter: time.Minute})
+	cs, err := a.Compact(ctx, engine.CompactOptions{Prune: true, Grace: -1, RetireAfter: time.Minute})
 	if err == nil || len(cs.Retired) != 0 {
 		t.Fatalf("the compaction was to fail on its snapshot, retiring nobody: %+v %v", cs, err)
 	}
@@ -224,7 +224,7 @@ func TestFoundRebaseLosesOfflineEdits(t *testing.T) {
 	ctx := context.Background()
 	fb := &failing{prefix: "/part-"}
 	a, b := retireWorld(t, true, same, func(m remote.Backend) remote.Backend { fb.Backend = m; return fb })
-	if cs, err := a.Compact(ctx, replica.CompactOptions{Prune: true, Grace: -1, RetireAfter: time.Minute}); err != nil || len(cs.Retired) != 1 {
+	if cs, err := a.Compact(ctx, engine.CompactOptions{Prune: true, Grace: -1, RetireAfter: time.Minute}); err != nil || len(cs.Retired) != 1 {
 		t.Fatalf("compact: %+v %v", cs, err)
 	}
 	fb.on.Store(true)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -24,7 +24,7 @@ type Scenario struct {
 	OldRules []OldRule
 }
 
-// OldRule is an old rule restored through replica.Knobs.
+// OldRule is an old rule restored through engine.Knobs.
 type OldRule struct {
 	Name  string
 	Knob  string // the knob that restores it
@@ -194,7 +194,7 @@ func s6() Scenario {
 	s.push(B)
 	return Scenario{Name: "S6", Title: "a stale staged segment uploaded after pulling past a delete",
 		Guards: "ack not lowered to the staging base", Config: collecting(0, 0), Ops: s,
-		OldRules: []OldRule{knobOn("ack ignores the staged base", "AckIgnoresStaged", func(k *replica.Knobs) { k.AckIgnoresStaged = true }, B)}}
+		OldRules: []OldRule{knobOn("ack ignores the staged base", "AckIgnoresStaged", func(k *engine.Knobs) { k.AckIgnoresStaged = true }, B)}}
 }
 
 // S11: with a tiny segment cap, A's push of kb (dot 1) and ka (dot 2)

@@ -3,7 +3,7 @@ package sim
 import (
 	"time"
 
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 )
 
 // The absence schedules of DESIGN.md (S16-S21): a replica paused past the
@@ -11,7 +11,7 @@ import (
 // a swap is pending, restored from a copy below the prune floor, retired
 // with unpushed CRDT changes, idle while nobody pushes. Each converges
 // with the absence rules, and fails with its old rule restored
-// (replica.Knobs, on the replicas the schedule names).
+// (engine.Knobs, on the replicas the schedule names).
 
 // absent is the base config of the absence schedules: calm, acks after
 // every pull, a retirement age of a minute, idle registries refreshed
@@ -56,7 +56,7 @@ func (s *script) syncAll(n int) {
 	}
 }
 
-func knob(name, knob string, set func(*replica.Knobs), replicas ...int) OldRule {
+func knob(name, knob string, set func(*engine.Knobs), replicas ...int) OldRule {
 	return knobOn(name, knob, set, replicas...)
 }
 
@@ -83,7 +83,7 @@ func s16() Scenario {
 	s.push(A)
 	return Scenario{Name: "S16", Title: "killed after a registry swap, away past retirement, pushes after the pruning",
 		Guards: "adopting a retired body as one's own write", Config: absent(PolicyLWW, 3), Ops: s,
-		OldRules: []OldRule{knob("retired is not sticky", "RetiredNotSticky", func(k *replica.Knobs) { k.RetiredNotSticky = true }, A, B, C)}}
+		OldRules: []OldRule{knob("retired is not sticky", "RetiredNotSticky", func(k *engine.Knobs) { k.RetiredNotSticky = true }, A, B, C)}}
 }
 
 // S17: A pauses between its fence and its upload (push:fenced) past the
@@ -100,7 +100,7 @@ func s17() Scenario {
 	s.sync(A)
 	return Scenario{Name: "S17", Title: "a pusher paused between fence and upload past the retirement age",
 		Guards: "creating a freed log position", Config: absent(PolicyLWW, 3), Ops: s,
-		OldRules: []OldRule{knob("commit without reading the registry", "CommitUnchecked", func(k *replica.Knobs) { k.CommitUnchecked = true }, A)}}
+		OldRules: []OldRule{knob("commit without reading the registry", "CommitUnchecked", func(k *engine.Knobs) { k.CommitUnchecked = true }, A)}}
 }
 
 // S18: A's directory is copied to D while A's ack swap is pending (at
@@ -125,7 +125,7 @@ func s18() Scenario {
 	s.syncAll(3)
 	return Scenario{Name: "S18", Title: "a directory copied while an ack swap is pending; both copies push",
 		Guards: "an adopted swap taken as a fence", Config: absent(PolicyLWW, 2), Ops: s,
-		OldRules: []OldRule{knob("an inherited swap is a fence", "InheritedFence", func(k *replica.Knobs) { k.InheritedFence = true }, A, D)}}
+		OldRules: []OldRule{knob("an inherited swap is a fence", "InheritedFence", func(k *engine.Knobs) { k.InheritedFence = true }, A, D)}}
 }
 
 // S19: A's directory is saved during its first pull (registered, not yet
@@ -163,7 +163,7 @@ func s19() Scenario {
 		Guards: `"nothing listed" taken for "up to date"; a dot counter below the snapshot's own entries`,
 		Config: absent(PolicyLWW, 3), Ops: s,
 		OldRules: []OldRule{
-			knob(`"nothing listed" is "up to date"`, "NothingListedUpToDate", func(k *replica.Knobs) { k.NothingListedUpToDate = true }, A),
+			knob(`"nothing listed" is "up to date"`, "NothingListedUpToDate", func(k *engine.Knobs) { k.NothingListedUpToDate = true }, A),
 		}}
 }
 
@@ -204,7 +204,7 @@ func s19b() Scenario {
 		Guards: "rebasing on a registry body another directory wrote; loading own future dots",
 		Config: absent(PolicyLWW, 3), Ops: s,
 		OldRules: []OldRule{
-			knob("rebase on any registry, loading own future dots", "RebaseAnyRegistry", func(k *replica.Knobs) { k.RebaseAnyRegistry = true }, A, D),
+			knob("rebase on any registry, loading own future dots", "RebaseAnyRegistry", func(k *engine.Knobs) { k.RebaseAnyRegistry = true }, A, D),
 		}}
 }
 
@@ -227,7 +227,7 @@ func s20() Scenario {
 	s.syncAll(3)
 	return Scenario{Name: "S20", Title: "a replica with an unpushed counter change is retired and rebases",
 		Guards: "re-stamping CRDT state as read text", Config: absent(PolicyCounter, 3), Ops: s,
-		OldRules: []OldRule{knob("re-stamp as text", "RestampAsText", func(k *replica.Knobs) { k.RestampAsText = true }, A)}}
+		OldRules: []OldRule{knob("re-stamp as text", "RestampAsText", func(k *engine.Knobs) { k.RestampAsText = true }, A)}}
 }
 
 // S21: nobody pushes for longer than the retirement age while A keeps
@@ -246,5 +246,5 @@ func s21() Scenario {
 	s.do(B, OpCompact, Op{Prune: true, Grace: -1, RetireAfter: time.Minute})
 	return Scenario{Name: "S21", Title: "an idle replica that only pulls, across the retirement age",
 		Guards: "an ack refreshed only when the cursor moves", Config: absent(PolicyLWW, 2), Ops: s,
-		OldRules: []OldRule{knob("refresh only when the cursor moves", "RefreshOnlyOnMove", func(k *replica.Knobs) { k.RefreshOnlyOnMove = true }, A)}}
+		OldRules: []OldRule{knob("refresh only when the cursor moves", "RefreshOnlyOnMove", func(k *engine.Knobs) { k.RefreshOnlyOnMove = true }, A)}}
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -14,9 +14,9 @@ import (
 // replicas that schedule gives it to (Config.Knobs).
 
 // knobOn is an old rule restored on the given replicas only.
-func knobOn(name, knob string, set func(*replica.Knobs), replicas ...int) OldRule {
+func knobOn(name, knob string, set func(*engine.Knobs), replicas ...int) OldRule {
 	return OldRule{Name: name, Knob: "Knobs." + knob, Apply: func(c *Config) {
-		c.Knobs = func(i int, k *replica.Knobs) {
+		c.Knobs = func(i int, k *engine.Knobs) {
 			for _, r := range replicas {
 				if r == i {
 					set(k)
@@ -65,7 +65,7 @@ func s3() Scenario {
 	s.push(X)
 	return Scenario{Name: "S3", Title: "a replica that only pushes, and a collected tombstone it never pulled",
 		Guards: "ack counting one's own push", Config: collecting(time.Hour, -time.Hour, 0), Ops: s,
-		OldRules: []OldRule{knobOn("ack counts one's own push", "AckIncludesOwnPush", func(k *replica.Knobs) { k.AckIncludesOwnPush = true }, X)}}
+		OldRules: []OldRule{knobOn("ack counts one's own push", "AckIncludesOwnPush", func(k *engine.Knobs) { k.AckIncludesOwnPush = true }, X)}}
 }
 
 // S4: R collects against the acks without pulling to a tip listed after
@@ -85,7 +85,7 @@ func s4() Scenario {
 	s.push(Y)
 	return Scenario{Name: "S4", Title: "collecting against the acks without pulling to a listed tip",
 		Guards: "collecting against max ack instead of a listed tip", Config: collecting(time.Hour, 0, -time.Hour), Ops: s,
-		OldRules: []OldRule{knobOn("collect against the max ack", "CollectAgainstMaxAck", func(k *replica.Knobs) { k.CollectAgainstMaxAck = true }, R)}}
+		OldRules: []OldRule{knobOn("collect against the max ack", "CollectAgainstMaxAck", func(k *engine.Knobs) { k.CollectAgainstMaxAck = true }, R)}}
 }
 
 // S5: R collects k, then writes it again; the write must start from G so
@@ -106,7 +106,7 @@ func s5() Scenario {
 	s.put(R, "k", "again")
 	return Scenario{Name: "S5", Title: "a fresh write of a collected key", Guards: "fresh writes not starting from G",
 		Config: collecting(3*time.Hour, 0, 0), Ops: s,
-		OldRules: []OldRule{knobOn("fresh writes ignore G", "WriteIgnoresG", func(k *replica.Knobs) { k.WriteIgnoresG = true }, R)}}
+		OldRules: []OldRule{knobOn("fresh writes ignore G", "WriteIgnoresG", func(k *engine.Knobs) { k.WriteIgnoresG = true }, R)}}
 }
 
 // S7: a new replica writes a collected key before its first pull and
@@ -127,7 +127,7 @@ func s7() Scenario {
 	s.push(N)
 	return Scenario{Name: "S7", Title: "a new replica writes a collected key before it pulled",
 		Guards: "pull to the tip before the first push", Config: collecting(time.Hour, 0), Ops: s,
-		OldRules: []OldRule{knobOn("push before the first pull", "PushBeforePull", func(k *replica.Knobs) { k.PushBeforePull = true }, N)}}
+		OldRules: []OldRule{knobOn("push before the first pull", "PushBeforePull", func(k *engine.Knobs) { k.PushBeforePull = true }, N)}}
 }
 
 // S8: a winning tombstone sibling next to a concurrent live write: the
@@ -147,7 +147,7 @@ func s8() Scenario {
 	s.compact(R, false)
 	return Scenario{Name: "S8", Title: "collecting a record whose lww winner is a tombstone",
 		Guards: "dropping a tombstone sibling instead of the record", Config: collecting(time.Hour, -time.Hour), Ops: s,
-		OldRules: []OldRule{knobOn("drop the tombstone sibling", "DropTombstoneSibling", func(k *replica.Knobs) { k.DropTombstoneSibling = true }, R)}}
+		OldRules: []OldRule{knobOn("drop the tombstone sibling", "DropTombstoneSibling", func(k *engine.Knobs) { k.DropTombstoneSibling = true }, R)}}
 }
 
 // S9: X merges the tombstone with its unpushed concurrent write; R
@@ -168,7 +168,7 @@ func s9() Scenario {
 	s.push(X)
 	return Scenario{Name: "S9", Title: "a record for a collected key comes back",
 		Guards: "filtering a returning record through G", Config: collecting(time.Hour, -time.Hour, 0), Ops: s,
-		OldRules: []OldRule{knobOn("filter through G", "FilterThroughG", func(k *replica.Knobs) { k.FilterThroughG = true }, R)}}
+		OldRules: []OldRule{knobOn("filter through G", "FilterThroughG", func(k *engine.Knobs) { k.FilterThroughG = true }, R)}}
 }
 
 // S10: R prunes after ten days; X, silent but not retired, pushes at the
@@ -187,7 +187,7 @@ func s10() Scenario {
 	s.push(X)
 	return Scenario{Name: "S10", Title: "pruning below a silent replica's ack",
 		Guards: "reusing a freed log position", Config: collecting(0, 0), Ops: s,
-		OldRules: []OldRule{knobOn("prune ignoring the acks", "PruneIgnoresAcks", func(k *replica.Knobs) { k.PruneIgnoresAcks = true }, R)}}
+		OldRules: []OldRule{knobOn("prune ignoring the acks", "PruneIgnoresAcks", func(k *engine.Knobs) { k.PruneIgnoresAcks = true }, R)}}
 }
 
 // S12: A snapshots an unpushed write, then loses it in a power loss and
@@ -205,7 +205,7 @@ func s12() Scenario {
 	s.join(N, 0)
 	return Scenario{Name: "S12", Title: "a snapshot of unpushed data, then a power loss",
 		Guards: "a snapshot of unpushed data", Config: collecting(0, 0), Ops: s,
-		OldRules: []OldRule{knobOn("snapshot a dirty state", "SnapshotDirty", func(k *replica.Knobs) { k.SnapshotDirty = true }, A)}}
+		OldRules: []OldRule{knobOn("snapshot a dirty state", "SnapshotDirty", func(k *engine.Knobs) { k.SnapshotDirty = true }, A)}}
 }
 
 // S15: two compactors at one position; N bootstraps from the snapshot.
@@ -227,5 +227,5 @@ func s15() Scenario {
 	s.join(N, 0)
 	return Scenario{Name: "S15", Title: "two compactors at one position", Guards: "mixed snapshot parts",
 		Config: collecting(0, 0), Ops: s,
-		OldRules: []OldRule{knobOn("parts without the compactor's nonce", "PartsWithoutNonce", func(k *replica.Knobs) { k.PartsWithoutNonce = true }, A, B)}}
+		OldRules: []OldRule{knobOn("parts without the compactor's nonce", "PartsWithoutNonce", func(k *engine.Knobs) { k.PartsWithoutNonce = true }, A, B)}}
 }

@@ -78,7 +78,7 @@ func TestScenarioOutcomes(t *testing.T) {
 					t.Fatalf("S1: %s reads %q %v", n.name(), v, err)
 				}
 			case "S2":
-				if v, err := n.r.Counter("n"); err != nil || v != 10 {
+				if v, err := n.r.CounterValue("n"); err != nil || v != 10 {
 					t.Fatalf("S2: %s counts %d %v", n.name(), v, err)
 				}
 			case "S6":

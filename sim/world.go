@@ -20,7 +20,7 @@ import (
 	"github.com/ebreplica/ebreplica/remote/faultremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
-	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -36,8 +36,8 @@ type node struct {
 	w    *World
 	i    int
 	id   clock.ReplicaID
-	eng  *engine
-	r    *replica.Replica
+	eng  *diskModel
+	r    *engine.Engine
 	view *view
 
 	offset   time.Duration
@@ -176,11 +176,11 @@ func (n *node) step(name string) error {
 func (n *node) open() error {
 	reg := merge.NewRegistry()
 	reg.Set("", n.w.cfg.policy())
-	knobs := &replica.Knobs{Step: n.step, Merge: n.w.cfg.Merge, UnsyncedStaging: n.w.cfg.UnsyncedStaging, ApplyChunk: n.w.cfg.ApplyChunk}
+	knobs := &engine.Knobs{Step: n.step, Merge: n.w.cfg.Merge, UnsyncedStaging: n.w.cfg.UnsyncedStaging, ApplyChunk: n.w.cfg.ApplyChunk}
 	if n.w.cfg.Knobs != nil {
 		n.w.cfg.Knobs(n.i, knobs)
 	}
-	r, err := replica.Open("", &replica.Options{
+	r, err := engine.Open("", &engine.Options{
 		Engine: n.eng, Create: true, ID: n.id, Backend: n.view, Wall: n.wall,
 		Durability: n.w.cfg.Durability, MaxDrift: n.w.cfg.MaxDrift, Policies: reg,
 		SegmentCap: n.w.cfg.SegmentCap, Codec: n.w.cfg.Codec, AckInterval: n.w.cfg.AckInterval,
@@ -299,7 +299,7 @@ func (w *World) addNode(off *time.Duration) error {
 	if n.driftPPM = (w.clocks.Float64()*2 - 1) * on(cfg.DriftPPM); n.driftPPM == 0 {
 		n.driftPPM = 0 // not -0
 	}
-	n.eng = &engine{oldUnsyncedPush: cfg.UnsyncedStaging, oldUnsyncedPending: cfg.UnsyncedPending}
+	n.eng = &diskModel{oldUnsyncedPush: cfg.UnsyncedStaging, oldUnsyncedPending: cfg.UnsyncedPending}
 	n.view = &view{w: w, node: i, eng: n.eng}
 	if cfg.Engine == EngineBadger {
 		b, err := store.OpenBadger("", store.BadgerOptions{InMemory: true, LowMemory: true})
@@ -324,7 +324,7 @@ func (w *World) Close() error {
 	var errs []error
 	for _, n := range w.nodes {
 		if n.r != nil {
-			if err := n.r.Close(); err != nil && !errors.Is(err, replica.ErrClosed) {
+			if err := n.r.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
 				errs = append(errs, err)
 			}
 			n.r = nil
@@ -591,7 +591,7 @@ func (w *World) exec(n *node, op Op) (string, *Violation) {
 // powerLoss crashes node n: its unsynced writes are lost, and it reopens
 // on the same engine and id.
 func (w *World) powerLoss(n *node, where string) (string, *Violation) {
-	if err := n.r.Close(); err != nil && !errors.Is(err, replica.ErrClosed) {
+	if err := n.r.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
 		return "", violate(RuleError, "closing %s: %v", n.name(), err)
 	}
 	n.r = nil
@@ -637,8 +637,8 @@ func (w *World) powerLoss(n *node, where string) (string, *Violation) {
 func (w *World) syncOp(n *node, kind Kind) (string, *Violation) {
 	ctx := context.Background()
 	var (
-		push replica.PushStats
-		pull replica.PullStats
+		push engine.PushStats
+		pull engine.PullStats
 		err  error
 	)
 	switch kind {
@@ -647,7 +647,7 @@ func (w *World) syncOp(n *node, kind Kind) (string, *Violation) {
 	case OpPull:
 		pull, err = n.r.Pull(ctx)
 	default:
-		var s replica.SyncStats
+		var s engine.SyncStats
 		s, err = n.r.Sync(ctx)
 		push, pull = s.Push, s.Pull
 	}
@@ -683,8 +683,8 @@ func (w *World) syncOp(n *node, kind Kind) (string, *Violation) {
 
 // fatal errors are verdicts that stop a replica (or real damage): no
 // single fault explains them.
-var fatal = []error{replica.ErrCloned, replica.ErrGap, replica.ErrDuplicateID, replica.ErrRetired,
-	replica.ErrPolicyMismatch, replica.ErrNewerFormat, replica.ErrNotStore, store.ErrCorrupt}
+var fatal = []error{engine.ErrCloned, engine.ErrGap, engine.ErrDuplicateID, engine.ErrRetired,
+	engine.ErrPolicyMismatch, engine.ErrNewerFormat, engine.ErrForeignRemote, store.ErrCorrupt}
 
 // failed classifies an operation's error: explained by an injected fault
 // or a partition (then it is part of the run), or a violation. Explained
@@ -696,7 +696,7 @@ var fatal = []error{replica.ErrCloned, replica.ErrGap, replica.ErrDuplicateID, r
 // verdict that stops a replica for good (see fatal).
 //
 // One verdict is explained by damaged reads, as the design allows:
-// replica.ErrCloned and replica.ErrDuplicateID after two or more torn or
+// engine.ErrCloned and engine.ErrDuplicateID after two or more torn or
 // corrupt reads of the replica's registry object in the operation:
 // fencing confirms a verdict on a second read, so two damaged reads in a
 // row can still fool it. (The manifest is read until two reads agree, so
@@ -728,7 +728,7 @@ func (w *World) failedOp(n *node, out string, err error, compacting bool) (strin
 			continue
 		}
 		switch {
-		case (f == replica.ErrCloned || f == replica.ErrDuplicateID) && n.mayClone:
+		case (f == engine.ErrCloned || f == engine.ErrDuplicateID) && n.mayClone:
 			// A copied or restored directory: the verdict is right. Give it
 			// a new id, as its user would. A power failure armed for the
 			// operation's transactions (CrashTx) is not the user's: it is
@@ -750,7 +750,7 @@ func (w *World) failedOp(n *node, out string, err error, compacting bool) (strin
 			}
 			s, v := w.reidentify(n, w.opID)
 			return out + "; cloned (a correct verdict): " + s, v
-		case (f == replica.ErrCloned || f == replica.ErrDuplicateID) && damaged[remote.RegistryKey(n.id)] >= 2:
+		case (f == engine.ErrCloned || f == engine.ErrDuplicateID) && damaged[remote.RegistryKey(n.id)] >= 2:
 			w.rep.FalseVerdicts++
 			return out + "; failed (false fencing verdict after 2 damaged reads)", nil
 		}
@@ -831,7 +831,7 @@ func (w *World) write(n *node, op Op) (string, *Violation) {
 	case OpDelete:
 		err = n.r.Delete(ctx, op.Key)
 	case OpBatch:
-		err = n.r.Batch(ctx, func(b *replica.Batch) error {
+		err = n.r.Batch(ctx, func(b *engine.Batch) error {
 			for _, it := range op.Items {
 				if it.Delete {
 					b.Delete(it.Key)
@@ -844,7 +844,7 @@ func (w *World) write(n *node, op Op) (string, *Violation) {
 	case OpAdd, OpSetAdd, OpSetRemove:
 		err = crdtWrite(ctx, n.r, op)
 	}
-	if errors.Is(err, replica.ErrNotFound) {
+	if errors.Is(err, engine.ErrNotFound) {
 		return "not found: nothing written", nil
 	}
 	if err != nil {

@@ -18,11 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/internal/s3test"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/remotetest"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
-	"github.com/ebreplica/ebreplica/replica"
 )
 
 func TestInit(t *testing.T) {
@@ -209,7 +209,7 @@ func TestMaxOwnKeyLen(t *testing.T) {
 		remote.ManifestKey,
 		remote.RegistryKey(clock.NewReplicaID()),
 		remote.LogKey(maxPos),
-		replica.SnapKey(maxPos),
+		engine.SnapKey(maxPos),
 		fmt.Sprintf("%s%020d/part-%s-%04d", remote.SnapPrefix, maxPos, strings.Repeat("f", 12), 9999),   // replica/snapshot.go partKey
 		fmt.Sprintf("%slog-%020d-%d-%s", remote.QuarantinePref, maxPos, int64(math.MaxInt64), "ffffff"), // replica/verify.go repair
 		remote.ProbePrefix + strings.Repeat("f", 32),

@@ -34,7 +34,7 @@ func runIncr(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	v, err := r.Add(ctx, key, delta)
+	v, err := r.CounterAdd(ctx, key, delta)
 	if err != nil {
 		return crdtError(key, err)
 	}

@@ -53,7 +53,7 @@ func runLs(ctx context.Context, e *env) error {
 			return err
 		}
 		if e.json {
-			o.json(lsOutput{Key: it.Key, Size: len(it.Value), Versions: it.Versions, Conflict: it.Conflict})
+			o.json(lsOutput{Key: it.Key, Size: len(it.Value), Versions: it.NumVersions, Conflict: it.Conflict})
 		} else {
 			o.printf("%s\n", it.Key)
 		}

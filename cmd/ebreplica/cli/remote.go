@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/replica"
 )
 
@@ -15,15 +14,15 @@ func (e *env) openSynced(ctx context.Context) (*replica.Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	url := r.Remote()
+	url := r.RemoteURL()
 	if url == "" {
+		r.Close()
 		return nil, errorf(replica.ErrNoRemote, "the replica in %s has no remote", e.dir)
 	}
-	b, err := remoteurl.Open(ctx, url)
-	if err != nil {
+	if _, err := r.Backend(ctx); err != nil {
+		r.Close()
 		return nil, errorf(err, "remote %s: %s", url, trimLib(err))
 	}
-	r.SetBackend(b)
 	return r, nil
 }
 

@@ -30,7 +30,7 @@ func runStatus(ctx context.Context, e *env) error {
 		return errorf(err, "reading status: %s", trimLib(err))
 	}
 	// A remote recorded by an older build may hold a password: never print it.
-	s.Remote = remoteurl.Redact(s.Remote)
+	s.RemoteURL = remoteurl.Redact(s.RemoteURL)
 	if e.json {
 		return writeJSON(e.stdout, s)
 	}
@@ -46,7 +46,7 @@ func runStatus(ctx context.Context, e *env) error {
 	if s.MaxSkew > 0 || s.SkewCapped > 0 {
 		skew = fmt.Sprintf("a remote clock up to %s ahead; %d timestamps capped", s.MaxSkew.Round(time.Millisecond), s.SkewCapped)
 	}
-	remote := s.Remote
+	remote := s.RemoteURL
 	if remote == "" {
 		remote = "(none)"
 	}

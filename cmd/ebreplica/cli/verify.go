@@ -59,7 +59,7 @@ func runVerify(ctx context.Context, e *env) error {
 		if err != nil {
 			return err
 		}
-		where = remoteurl.Redact(r.Remote())
+		where = remoteurl.Redact(r.RemoteURL())
 		if rep, err = r.Verify(ctx, o); err != nil {
 			return syncError("verify", err)
 		}

@@ -1,0 +1,507 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/store"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// PushStats reports one push.
+type PushStats struct {
+	Segments  int           `json:"segments"`
+	Records   int           `json:"records"`
+	Bytes     int64         `json:"bytes"`
+	Positions []uint64      `json:"positions,omitempty"`
+	Requests  remote.Counts `json:"requests"`
+}
+
+// staged is a segment staged for upload (m/stage/<n>): the push's
+// write-ahead record. Its bytes never change, so a retry re-sends them.
+type staged struct {
+	N      uint64   `msgpack:"n"`
+	MaxOwn uint64   `msgpack:"max_own"` // highest own dot counter in the segment
+	Base   uint64   `msgpack:"base"`
+	Data   []byte   `msgpack:"data"`
+	Keys   []string `msgpack:"keys"`
+	Marks  []uint64 `msgpack:"marks"`
+	Record int      `msgpack:"records"`
+}
+
+func stageName(n uint64) string { return fmt.Sprintf("stage/%020d", n) }
+
+func sentName(data []byte) string {
+	sum := sha256.Sum256(data)
+	return "sent/" + hex.EncodeToString(sum[:16])
+}
+func ownName(pos uint64) string { return fmt.Sprintf("own/%020d", pos) }
+
+func u64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func p64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// Push sends local changes: it uploads any segment a crash left staged,
+// then stages the outbox (only changed keys: O(changed)) into segments of at
+// most the store's segment cap, fences by swapping the registry object, and
+// uploads each segment create-only at the next free log position.
+// Uncontended, a push costs two PUTs and no LIST.
+func (r *Engine) Push(ctx context.Context) (PushStats, error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	return r.pushLocked(ctx)
+}
+
+func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
+	if r.opts.Backend == nil {
+		return ps, ErrNoRemote
+	}
+	before := r.opts.Backend.Stats().Snapshot()
+	defer func() { ps.Requests = r.opts.Backend.Stats().Snapshot().Sub(before) }()
+	if _, err := r.connectLocked(ctx); err != nil {
+		return ps, err
+	}
+	if err := r.resumeRebase(ctx); err != nil {
+		return ps, err
+	}
+	// A new replica pushes nothing until it has pulled to a listed tip.
+	if ready, _ := r.meta("ready"); ready == nil && !r.knob(func(k *Knobs) bool { return k.PushBeforePull }) {
+		if _, err := r.pullLocked(ctx); err != nil {
+			return ps, err
+		}
+	}
+	st, err := r.loadStaged()
+	if err != nil {
+		return ps, err
+	}
+	if len(st) == 0 {
+		if st, err = r.stageOutbox(ctx); err != nil {
+			return ps, err
+		}
+	}
+	if len(st) == 0 {
+		return ps, nil
+	}
+	if err := r.step("push:staged"); err != nil {
+		return ps, err
+	}
+	ack, err := r.ackNow() // the cursor, lowered to every staged base
+	if err != nil {
+		return ps, err
+	}
+	if err := r.swapRegistry(ctx, ack); err != nil {
+		if errors.Is(err, ErrRetired) && !r.rebasing {
+			// Retired while away: rebase (the staged segments are thrown
+			// away, the dirty keys re-stamped), then push those.
+			if err := r.rebase(ctx); err != nil {
+				return ps, err
+			}
+			return r.pushLocked(ctx)
+		}
+		return ps, err
+	}
+	if err := r.step("push:fenced"); err != nil {
+		return ps, err
+	}
+	for _, s := range st {
+		pos, err := r.upload(ctx, s.Data)
+		if err != nil {
+			return ps, err
+		}
+		if err := r.step("push:uploaded"); err != nil {
+			return ps, err
+		}
+		// Absence rule 3: commit only after reading the registry not
+		// retired, after the create. A pause between the fence and the
+		// create (a laptop asleep) may have outlived the retirement age;
+		// the position may then have been freed by a pruner, which reads
+		// this registry retired first. Retired: keep the outbox, rebase
+		// (the kept keys are re-stamped), push again.
+		if !r.knob(func(k *Knobs) bool { return k.CommitUnchecked }) {
+			if err := r.checkRegistry(ctx); err != nil {
+				if errors.Is(err, ErrRetired) && !r.rebasing {
+					if err := r.rebase(ctx); err != nil {
+						return ps, err
+					}
+					more, err := r.pushLocked(ctx)
+					ps.Segments += more.Segments
+					ps.Records += more.Records
+					ps.Bytes += more.Bytes
+					ps.Positions = append(ps.Positions, more.Positions...)
+					return ps, err
+				}
+				return ps, err
+			}
+		}
+		if err := r.step("push:checked"); err != nil {
+			return ps, err
+		}
+		if err := r.commitStaged(ctx, s, pos); err != nil {
+			return ps, err
+		}
+		if err := r.step("push:committed"); err != nil {
+			return ps, err
+		}
+		ps.Segments++
+		ps.Records += s.Record
+		ps.Bytes += int64(len(s.Data))
+		ps.Positions = append(ps.Positions, pos)
+	}
+	return ps, nil
+}
+
+func (r *Engine) cursor() uint64 {
+	b, _ := r.meta("cursor")
+	return u64(b)
+}
+
+func (r *Engine) loadStaged() ([]*staged, error) {
+	var out []*staged
+	err := r.st.View(func(v *store.View) error {
+		return v.MetaScan("stage/", func(_ string, val []byte) (bool, error) {
+			s := &staged{}
+			if err := msgpack.Unmarshal(val, s); err != nil {
+				return false, fmt.Errorf("%w: staged segment: %v", store.ErrCorrupt, err)
+			}
+			out = append(out, s)
+			return true, nil
+		})
+	})
+	return out, wrapClosed(err)
+}
+
+// stageOutbox encodes the current merged records of the outbox's keys into
+// segments and stages each, with the marks it covers, in one synced
+// transaction.
+func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
+	// The outbox queue, from its low mark: only the dirty keys, in mark
+	// order, whatever the store's size and history.
+	var keys []string
+	first, empty := uint64(0), true
+	err := r.st.View(func(v *store.View) error {
+		low, err := v.QueueLow()
+		if err != nil {
+			return err
+		}
+		return v.Queue(low, func(key string, mark uint64) (bool, error) {
+			if empty {
+				first, empty = mark, false
+			}
+			keys = append(keys, key)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, wrapClosed(err)
+	}
+	if !empty {
+		// Nothing is queued below the first mark seen: later scans seek past
+		// the deleted entries below it. (New marks are dot counters, above.)
+		if err := r.st.Update(ctx, func(tx *store.Tx) error {
+			if low, err := tx.QueueLow(); err != nil || low >= first {
+				return err
+			}
+			tx.SetQueueLow(first)
+			return nil
+		}); err != nil {
+			return nil, wrapClosed(err)
+		}
+	}
+	codec, _ := segment.ParseCodec(r.manifest.Codec)
+	limit := r.manifest.SegmentCap
+	var out []*staged
+	for len(keys) > 0 {
+		var s *staged
+		update := r.st.UpdateSync
+		if r.opts.Knobs != nil && r.opts.Knobs.UnsyncedStaging {
+			update = r.st.Update
+		}
+		err := update(ctx, func(tx *store.Tx) error {
+			s = nil
+			var n uint64
+			if b, _, err := tx.Meta("stage_seq"); err != nil {
+				return err
+			} else {
+				n = u64(b) + 1
+			}
+			cb, _, err := tx.Meta("cursor")
+			if err != nil {
+				return err
+			}
+			enc := segment.NewEncoder()
+			cand := &staged{N: n, Base: u64(cb)}
+			id, err := tx.ReplicaID()
+			if err != nil {
+				return err
+			}
+			used := 0
+			for _, key := range keys {
+				if enc.Count() > 0 && enc.Len() >= limit {
+					break
+				}
+				used++
+				mark, ok, err := tx.Mark(key)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue // pushed or collected meanwhile
+				}
+				rec, ok, err := tx.Record(key)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				if err := enc.Add(key, rec.Record); err != nil {
+					return err
+				}
+				for _, v := range rec.Versions {
+					if v.Dot.Replica == id {
+						cand.MaxOwn = max(cand.MaxOwn, v.Dot.Counter)
+					}
+				}
+				cand.Keys = append(cand.Keys, key)
+				cand.Marks = append(cand.Marks, mark)
+			}
+			keys = keys[used:]
+			if enc.Count() == 0 {
+				return nil
+			}
+			data, err := enc.Finish(segment.Header{Origin: id, Base: cand.Base, HLC: tx.Now()}, codec)
+			if err != nil {
+				return err
+			}
+			cand.Data, cand.Record = data, enc.Count()
+			b, err := msgpack.Marshal(cand)
+			if err != nil {
+				return err
+			}
+			tx.SetMeta(stageName(n), b)
+			// Remember every segment this replica ever staged: a pulled
+			// segment under our id that is not one of them was published by
+			// another directory using our id.
+			tx.SetMeta(sentName(data), []byte{1})
+			tx.SetMeta("stage_seq", p64(n))
+			s = cand
+			return nil
+		})
+		if err != nil {
+			return out, wrapClosed(err)
+		}
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// knownTip is the highest log position known to exist.
+func (r *Engine) knownTip() uint64 {
+	var tip uint64
+	_ = r.st.View(func(v *store.View) error {
+		c, _, _ := v.Meta("cursor")
+		t, _, _ := v.Meta("tip")
+		tip = max(u64(c), u64(t))
+		return nil
+	})
+	return tip
+}
+
+// upload creates data at the next free log position: tip+1; on ErrExists
+// the next one; when that exists too, it lists from the known tip. After an
+// ambiguous answer it reads the object back and compares. A server that
+// answers "exists" for positions it does not list (a broken or hostile
+// store) cannot keep it looping: after maxPhantom such answers it fails.
+func (r *Engine) upload(ctx context.Context, data []byte) (uint64, error) {
+	b := r.opts.Backend
+	pos := r.knownTip() + 1
+	exists := 0
+	ambiguous := 0
+	phantom := 0
+	for {
+		_, err := b.PutIfAbsent(ctx, remote.LogKey(pos), data)
+		if err == nil {
+			return pos, nil
+		}
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		if !errors.Is(err, remote.ErrExists) {
+			obj, gerr := b.Get(ctx, remote.LogKey(pos))
+			switch {
+			case gerr == nil && bytes.Equal(obj.Data, data):
+				return pos, nil // our create landed
+			case gerr == nil:
+				err = remote.ErrExists // somebody else's
+			case errors.Is(gerr, remote.ErrNotExist) && ambiguous < 3:
+				ambiguous++
+				continue // did not land: try the same position again
+			default:
+				return 0, fmt.Errorf("replica: upload %s to %s: %w", remote.LogKey(pos), b, err)
+			}
+		}
+		exists++
+		if exists%2 == 1 {
+			pos++
+			continue
+		}
+		tip, err := r.listTip(ctx, pos)
+		if err != nil {
+			return 0, err
+		}
+		if tip < pos {
+			// The position just answered "exists" but is not listed.
+			if phantom++; phantom >= maxPhantom {
+				return 0, fmt.Errorf("replica: upload to %s: %s answers that it exists, but no listing shows it (%d times): the store is inconsistent", b, remote.LogKey(pos), phantom)
+			}
+		}
+		pos = max(tip, pos) + 1
+	}
+}
+
+// maxPhantom bounds the "exists" answers for unlisted positions an upload
+// accepts before it gives up.
+const maxPhantom = 8
+
+// listTip returns the highest listed log position at or after from (from-1
+// when none is listed).
+func (r *Engine) listTip(ctx context.Context, from uint64) (uint64, error) {
+	b := r.opts.Backend
+	tip := from - 1
+	after := ""
+	if from > 0 {
+		after = remote.LogKey(from - 1)
+	}
+	for info, err := range b.List(ctx, remote.LogPrefix, after) {
+		if err != nil {
+			return 0, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
+		}
+		if p, ok := remote.ParseLogKey(info.Key); ok && p > tip {
+			tip = p
+		}
+	}
+	return tip, nil
+}
+
+// commitStaged ends a staged segment's upload at pos: it drops the stage,
+// clears the marks unchanged since staging (a key written again stays
+// dirty), records pos as an own position and as the records' pos. Large
+// segments commit in several transactions (each key's update is
+// idempotent); the stage itself is dropped in the last, so a crash midway
+// leaves it staged and the next push re-uploads it harmlessly.
+func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error {
+	// The segment is in the log: its dots are published before any mark
+	// is cleared, so a crash between the chunks cannot leave keys clean
+	// whose dots reidentify would take for unpublished.
+	if err := r.raisePublished(ctx, s.MaxOwn); err != nil {
+		return err
+	}
+	keys, marks := s.Keys, s.Marks
+	for {
+		n := min(len(keys), r.chunk())
+		chunkKeys, chunkMarks := keys[:n], marks[:n]
+		keys, marks = keys[n:], marks[n:]
+		last := len(keys) == 0
+		err := r.st.Update(ctx, func(tx *store.Tx) error {
+			for i, key := range chunkKeys {
+				mark, ok, err := tx.Mark(key)
+				if err != nil {
+					return err
+				}
+				if ok && mark == chunkMarks[i] {
+					if err := tx.ClearMark(key); err != nil {
+						return err
+					}
+				}
+				rec, ok, err := tx.Record(key)
+				if err != nil {
+					return err
+				}
+				if ok && rec.Pos < pos {
+					rec.Pos = pos
+					if err := tx.PutRecord(key, rec); err != nil {
+						return err
+					}
+				}
+			}
+			if !last {
+				return nil
+			}
+			tx.DeleteMeta(stageName(s.N))
+			// own/<pos> names the segment's m/sent entry: both go when a
+			// pull's cursor passes pos (see dropPassedOwn).
+			tx.SetMeta(ownName(pos), []byte(sentName(s.Data)))
+			tb, _, err := tx.Meta("tip")
+			if err != nil {
+				return err
+			}
+			if pos > u64(tb) {
+				tx.SetMeta("tip", p64(pos))
+			}
+			tx.SetMeta("last_push", p64(uint64(r.now().UnixMilli())))
+			return nil
+		})
+		if err != nil {
+			return wrapClosed(err)
+		}
+		if last {
+			return nil
+		}
+	}
+}
+
+// PushAll re-sends every record this replica holds: each key is marked in
+// the outbox, then pushed. It lets the origin of a lost or quarantined
+// segment publish its contents again.
+func (r *Engine) PushAll(ctx context.Context) (PushStats, error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	var keys []string
+	err := r.st.View(func(v *store.View) error {
+		return v.Records("", "", func(key string, _ store.Stored) (bool, error) {
+			keys = append(keys, key)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return PushStats{}, wrapClosed(err)
+	}
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), applyChunk)]
+		keys = keys[len(chunk):]
+		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			for _, key := range chunk {
+				if _, dirty, err := tx.Mark(key); err != nil || dirty {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				// The current counter, not a new dot: at or above the
+				// queue's low mark, and distinct from any later write's.
+				if err := tx.SetMark(key, tx.Counter()); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return PushStats{}, wrapClosed(err)
+		}
+	}
+	return r.pushLocked(ctx)
+}

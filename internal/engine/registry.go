@@ -1,0 +1,587 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// FormatVersion is the store format this build writes and reads.
+const FormatVersion = 1
+
+// DefaultSegmentCap is the raw size at which a push starts a new segment.
+const DefaultSegmentCap = 8 << 20
+
+// Sync errors.
+var (
+	ErrNoRemote = errors.New("replica: no remote backend configured")
+	// ErrCloned: another directory publishes under this replica id (a copied
+	// replica directory or a restored backup). Run reidentify.
+	ErrCloned = errors.New("replica: another directory is using this replica id (a copied replica directory or restored backup): run `ebreplica reidentify`")
+	// ErrDuplicateID: init found a registry object for the new id.
+	ErrDuplicateID = errors.New("replica: replica id already registered on the remote")
+	// ErrNewerFormat: the remote store was made by a newer format version.
+	ErrNewerFormat = errors.New("replica: remote store was made by a newer format version (upgrade ebreplica)")
+	// ErrPolicyMismatch: the store manifest names other policies.
+	ErrPolicyMismatch = errors.New("replica: remote store uses other merge policies")
+	// ErrForeignRemote: the remote holds something that is not an ebreplica store.
+	ErrForeignRemote = errors.New("replica: remote object is not an ebreplica store manifest")
+	// ErrGap: a log position above the prune floor is missing (damage).
+	ErrGap = errors.New("replica: log position missing")
+	// ErrRetired: this replica was retired by the others (rebase needed).
+	ErrRetired = errors.New("replica: this replica was retired by its peers")
+)
+
+// Manifest is store.json.
+type Manifest struct {
+	Format     int               `json:"format"`
+	StoreID    string            `json:"store_id"`
+	Policies   map[string]string `json:"policies"`
+	SegmentCap int               `json:"segment_cap"`
+	Codec      string            `json:"codec"`
+	Created    time.Time         `json:"created"`
+}
+
+// RegistryBody is replicas/<id>.json.
+type RegistryBody struct {
+	Format    int    `json:"format"`
+	ReplicaID string `json:"replica_id"`
+	// Seq increases with every write; Nonce is fresh for every write, so no
+	// body ever repeats and a writer recognises its own write on read-back.
+	Seq   uint64 `json:"seq"`
+	Nonce string `json:"nonce"`
+	// Ack is the replica's contiguous applied position, lowered to the base
+	// of any staged segment not yet uploaded.
+	Ack     uint64 `json:"ack"`
+	Retired bool   `json:"retired"`
+	// RetiredNonce is the nonce of the body a retirer retired: a retirement
+	// is a write of its own (seq+1, a fresh nonce), so the retired replica
+	// can tell that the body it retired was its own.
+	RetiredNonce string `json:"retired_nonce,omitempty"`
+	// SkewCapped counts remote timestamps beyond MaxDrift this replica saw.
+	SkewCapped uint64    `json:"skew_capped"`
+	Wall       time.Time `json:"wall"`
+}
+
+// regState is the local record of the registry object (m/registry).
+type regState struct {
+	Registered   bool   `json:"registered"`
+	ETag         string `json:"etag"`
+	Seq          uint64 `json:"seq"`
+	Nonce        string `json:"nonce"`
+	PendingSeq   uint64 `json:"pending_seq,omitempty"`
+	PendingNonce string `json:"pending_nonce,omitempty"`
+	// Prior holds earlier pending nonces of this directory that may have
+	// landed (a crash left them pending): a body carrying one was written
+	// here, but finding it proves nothing to this call (see swapRegistry).
+	Prior []string `json:"prior,omitempty"`
+	// Ack and At are the ack of the last registry write and when it was
+	// made (this replica's wall clock, ms): pulls refresh the registry at
+	// a bounded rate from them.
+	Ack uint64 `json:"ack,omitempty"`
+	At  int64  `json:"at,omitempty"`
+}
+
+// retiredETag stands for the ETag of a registration that was retired
+// before this replica learnt its real ETag: no object has it, so the next
+// swap fails and reads the retirement back.
+const retiredETag = "ebreplica-retired-registration"
+
+// maxPrior bounds regState.Prior (each entry is one crash between a
+// pending registry write and its outcome).
+const maxPrior = 8
+
+// wrote reports whether this directory wrote a body with this nonce.
+func (rs *regState) wrote(nonce string) bool {
+	if nonce == "" {
+		return false
+	}
+	return nonce == rs.Nonce || nonce == rs.PendingNonce || slices.Contains(rs.Prior, nonce)
+}
+
+// owns reports whether body was written by this directory, or is the
+// retirement of a body it wrote.
+func (rs *regState) owns(body RegistryBody) bool {
+	return rs.wrote(body.Nonce) || body.Retired && rs.wrote(body.RetiredNonce)
+}
+
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (r *Engine) loadJSON(name string, v any) (bool, error) {
+	b, err := r.meta(name)
+	if err != nil || b == nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%w: m/%s: %v", store.ErrCorrupt, name, err)
+	}
+	return true, nil
+}
+
+func (r *Engine) saveJSON(ctx context.Context, name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+		tx.SetMeta(name, b)
+		return nil
+	})
+}
+
+// manifest returns the store manifest, reading it from the remote (and
+// creating it when createIfMissing) on first use, then from the local copy.
+func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, err error) {
+	if ok, err := r.loadJSON("manifest", &m); err != nil || ok {
+		return m, false, err
+	}
+	b := r.opts.Backend
+	want := Manifest{
+		Format: FormatVersion, StoreID: newNonce(), Policies: r.opts.Policies.Names(),
+		SegmentCap: r.opts.SegmentCap, Codec: r.opts.Codec, Created: time.Now().UTC(),
+	}
+	data, _ := json.MarshalIndent(want, "", "  ")
+	for attempt := 0; ; attempt++ {
+		_, err = b.PutIfAbsent(ctx, remote.ManifestKey, data)
+		if err == nil {
+			m, created = want, true
+			break
+		}
+		if ctx.Err() != nil {
+			return m, false, err
+		}
+		if !errors.Is(err, remote.ErrExists) && !errors.Is(err, remote.ErrTransient) {
+			return m, false, fmt.Errorf("replica: create %s on %s: %w", remote.ManifestKey, b, err)
+		}
+		obj, gerr := readStable(ctx, b, remote.ManifestKey)
+		if errors.Is(gerr, remote.ErrNotExist) {
+			if attempt < 3 {
+				continue // the create did not land: try again
+			}
+			return m, false, fmt.Errorf("replica: create %s on %s: %w", remote.ManifestKey, b, err)
+		}
+		if gerr != nil {
+			return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, gerr)
+		}
+		if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
+			if attempt < 3 {
+				continue // a torn read; look again before calling it foreign
+			}
+			return m, false, fmt.Errorf("%w: %s on %s", ErrForeignRemote, remote.ManifestKey, b)
+		}
+		created = m.StoreID == want.StoreID // our own ambiguous create
+		break
+	}
+	if m.Format > FormatVersion {
+		return m, false, fmt.Errorf("%w: store format %d, this build supports %d", ErrNewerFormat, m.Format, FormatVersion)
+	}
+	if m.Format < 1 {
+		return m, false, fmt.Errorf("%w: format %d", ErrForeignRemote, m.Format)
+	}
+	if _, err := segment.ParseCodec(m.Codec); err != nil {
+		return m, false, fmt.Errorf("%w: %v", ErrForeignRemote, err)
+	}
+	if m.SegmentCap <= 0 {
+		m.SegmentCap = DefaultSegmentCap
+	}
+	if !created {
+		if err := r.checkPolicies(m.Policies); err != nil {
+			return m, false, err
+		}
+	}
+	return m, created, r.saveJSON(ctx, "manifest", m)
+}
+
+// checkPolicies compares the manifest's policy names with ours.
+func (r *Engine) checkPolicies(remoteNames map[string]string) error {
+	ours := r.opts.Policies.Names()
+	norm := func(m map[string]string) map[string]string {
+		out := maps.Clone(m)
+		if out == nil {
+			out = map[string]string{}
+		}
+		if _, ok := out[""]; !ok {
+			out[""] = "lww"
+		}
+		return out
+	}
+	a, b := norm(ours), norm(remoteNames)
+	if !maps.Equal(a, b) {
+		return fmt.Errorf("%w: store has %v, this replica has %v", ErrPolicyMismatch, b, a)
+	}
+	return nil
+}
+
+// Connect binds the replica to its remote: it reads (or, for the first
+// replica of a store, creates) the store manifest, checks format and
+// policies, and registers this replica id create-only. It is idempotent
+// and costs no request once done. It reports whether this call created the
+// store.
+func (r *Engine) Connect(ctx context.Context) (createdStore bool, err error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	return r.connectLocked(ctx)
+}
+
+func (r *Engine) connectLocked(ctx context.Context) (bool, error) {
+	if r.opts.Backend == nil {
+		return false, ErrNoRemote
+	}
+	if r.manifest != nil {
+		return false, nil
+	}
+	if err := r.probeIfDue(ctx); err != nil { // see probe.go
+		return false, err
+	}
+	m, created, err := r.ensureManifest(ctx)
+	if err != nil {
+		return false, err
+	}
+	var rs regState
+	if _, err := r.loadJSON("registry", &rs); err != nil {
+		return false, err
+	}
+	if !rs.Registered {
+		if err := r.register(ctx, &rs); err != nil {
+			return false, err
+		}
+	}
+	r.manifest = &m
+	r.reg = rs
+	return created, nil
+}
+
+func (r *Engine) registryBody(seq uint64, nonce string, ack uint64) []byte {
+	capped, _ := r.st.Clock().SkewStats()
+	body := RegistryBody{Format: FormatVersion, ReplicaID: r.ID().String(), Seq: seq, Nonce: nonce,
+		Ack: ack, SkewCapped: capped, Wall: r.now().UTC()}
+	b, _ := json.MarshalIndent(body, "", "  ")
+	return b
+}
+
+func (r *Engine) now() time.Time {
+	if r.opts.Wall != nil {
+		return r.opts.Wall()
+	}
+	return time.Now()
+}
+
+// register creates replicas/<id>.json create-only.
+func (r *Engine) register(ctx context.Context, rs *regState) error {
+	b := r.opts.Backend
+	key := remote.RegistryKey(r.ID())
+	if rs.PendingNonce == "" {
+		rs.PendingSeq, rs.PendingNonce = 1, newNonce()
+		if err := r.saveJSON(ctx, "registry", rs); err != nil {
+			return err
+		}
+	}
+	etag, err := b.PutIfAbsent(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, 0))
+	foreign := 0
+	adopted, adoptedAt := err != nil, int64(0)
+	for attempt := 0; err != nil; attempt++ {
+		if ctx.Err() != nil {
+			return err
+		}
+		obj, gerr := b.Get(ctx, key)
+		if gerr != nil {
+			return fmt.Errorf("replica: register %s on %s: %w (read-back: %w)", key, b, err, gerr)
+		}
+		var body RegistryBody
+		jerr := json.Unmarshal(obj.Data, &body)
+		if jerr == nil && body.Retired && body.RetiredNonce == rs.PendingNonce {
+			// Our registration landed (a crash or an ambiguous answer hid
+			// it) and was retired since. Registered, with an ETag no swap
+			// can match: the next swap reads the object back, finds it
+			// retired, and the replica rebases (only a rebase clears it).
+			*rs = regState{Registered: true, ETag: retiredETag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce, At: r.now().UnixMilli()}
+			return r.saveJSON(ctx, "registry", rs)
+		}
+		if jerr != nil || body.Nonce != rs.PendingNonce {
+			// A verdict needs two reads that decode and name another
+			// writer: a torn or corrupt read is no verdict.
+			if jerr == nil {
+				foreign++
+			}
+			if foreign < 2 && attempt < 6 {
+				continue
+			}
+			if foreign < 2 {
+				return fmt.Errorf("replica: register %s on %s: %w (read-back does not decode)", key, b, err)
+			}
+			return fmt.Errorf("%w: %s", ErrDuplicateID, key)
+		}
+		etag, err = obj.ETag, nil // our own ambiguous create
+		adoptedAt = body.Wall.UnixMilli()
+		if body.Wall.IsZero() {
+			adoptedAt = 0
+		}
+	}
+	at := r.now().UnixMilli()
+	if adopted {
+		at = adoptedAt
+	}
+	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce, At: at}
+	return r.saveJSON(ctx, "registry", rs)
+}
+
+// swapRegistry rewrites this replica's registry object by compare-and-swap
+// on the ETag last written (fencing). A crash or an ambiguous error never
+// gives a false verdict: {seq, nonce} are persisted as pending first, and
+// on a failed or ambiguous swap the object is read back.
+//
+// Absence rules 1 and 2 (DESIGN.md): the read-back checks "retired" before
+// anything else, so a replica retired after its own write landed is still
+// retired; and only a write made by this call is a fence. A pending write
+// inherited from a crash (or copied with the directory) that is found to
+// have landed is adopted for its ETag and followed by a fresh
+// compare-and-swap with a new nonce, so of two copies of a directory only
+// one can win. An inherited pending nonce is never sent again: it moves to
+// Prior and a fresh one replaces it before the first request.
+func (r *Engine) swapRegistry(ctx context.Context, ack uint64) error {
+	b := r.opts.Backend
+	key := remote.RegistryKey(r.ID())
+	rs := &r.reg
+	oldRule := r.knob(func(k *Knobs) bool { return k.InheritedFence })
+	notSticky := r.knob(func(k *Knobs) bool { return k.RetiredNotSticky })
+	made := "" // the pending nonce this call created: only it can fence
+	if rs.PendingNonce != "" && oldRule {
+		made = rs.PendingNonce // old rule: an inherited write counts as ours
+	}
+	confirmed := false
+	for attempt := 0; ; attempt++ {
+		if made == "" || rs.PendingNonce == "" {
+			if rs.PendingNonce != "" {
+				rs.Prior = append(rs.Prior, rs.PendingNonce)
+				if len(rs.Prior) > maxPrior {
+					rs.Prior = rs.Prior[len(rs.Prior)-maxPrior:]
+				}
+			}
+			rs.PendingSeq, rs.PendingNonce = max(rs.Seq, rs.PendingSeq)+1, newNonce()
+			made = rs.PendingNonce
+			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+				return err
+			}
+		}
+		etag, err := b.PutIfMatch(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, ack), rs.ETag)
+		if err == nil {
+			if err := r.step("registry:swapped"); err != nil {
+				return err
+			}
+			return r.landed(ctx, etag, ack)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		obj, gerr := b.Get(ctx, key)
+		if gerr != nil {
+			if errors.Is(gerr, remote.ErrNotExist) {
+				return fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
+			}
+			return fmt.Errorf("replica: registry swap on %s: %w (read-back: %w)", b, err, gerr)
+		}
+		var body RegistryBody
+		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil {
+			if attempt < 3 {
+				continue // a torn read is no verdict
+			}
+			return fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, jerr)
+		}
+		switch {
+		case body.Retired && !notSticky:
+			// Retired is sticky: even our own write, retired afterwards,
+			// is retired. Only a rebase clears it (rebase checks that the
+			// retired body was ours).
+			return fmt.Errorf("%w (%s)", ErrRetired, key)
+		case body.Nonce == made:
+			// This call's write landed (an ambiguous answer): a fence.
+			if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
+				return err
+			}
+			if ack == body.Ack || attempt > 0 {
+				return nil
+			}
+			continue // write the current ack too
+		case notSticky && rs.wrote(body.Nonce) && body.Nonce != rs.Nonce:
+			// Old rule: any pending write of ours found landed is adopted
+			// as this call's own, retired or not.
+			if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
+				return err
+			}
+			return nil
+		case body.Retired:
+			return fmt.Errorf("%w (%s)", ErrRetired, key)
+		case slices.Contains(rs.Prior, body.Nonce):
+			// A write left pending by a crash (or copied with this
+			// directory) landed: adopt its ETag, then swap again with this
+			// call's fresh nonce. A copy that adopted the same write loses
+			// that swap.
+			rs.ETag, rs.Seq, rs.Nonce, rs.Prior = obj.ETag, body.Seq, body.Nonce, nil
+			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+				return err
+			}
+			if attempt > 4 {
+				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
+			}
+			continue
+		case body.Nonce == rs.Nonce && obj.ETag != rs.ETag:
+			// Our last body under a new ETag (a restored or copied bucket, a
+			// store that re-applied a delayed write): nobody swapped since
+			// our last write, so adopt the ETag and try again.
+			rs.ETag = obj.ETag
+			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+				return err
+			}
+			if attempt > 2 {
+				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
+			}
+			continue
+		case obj.ETag == rs.ETag || body.Nonce == rs.Nonce:
+			// Unchanged: the swap did not land. Try again once.
+			if attempt > 0 {
+				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
+			}
+			continue
+		default:
+			// Confirm on a second read before the verdict: a torn read must
+			// not stop a replica that was not copied.
+			if !confirmed {
+				confirmed = true
+				continue
+			}
+			return fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
+		}
+	}
+}
+
+// landed records a registry write of this replica's that is known to hold
+// the object now (ETag etag, publishing ack).
+func (r *Engine) landed(ctx context.Context, etag string, ack uint64) error {
+	rs := &r.reg
+	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce,
+		Ack: ack, At: r.now().UnixMilli()}
+	return r.saveJSON(ctx, "registry", rs)
+}
+
+// checkRegistry reads this replica's registry object after a segment's
+// create and before the push commits it (absence rule 3). A pruner frees a
+// log position only after reading this registry retired, and retired is
+// sticky, so a create that landed in a freed position is always noticed
+// here: ErrRetired, and the outbox is kept. A body written by another
+// directory gives ErrCloned (after a second read).
+func (r *Engine) checkRegistry(ctx context.Context) error {
+	body, _, err := r.readRegistry(ctx, func(b RegistryBody) bool { return b.Retired || r.reg.wrote(b.Nonce) })
+	if err == nil && body.Retired {
+		err = fmt.Errorf("%w (%s)", ErrRetired, remote.RegistryKey(r.ID()))
+	}
+	return err
+}
+
+// ownRegistry reads this replica's registry object and checks that this
+// directory wrote it (or that it is the retirement of a body it wrote):
+// else another directory publishes under this id, ErrCloned.
+func (r *Engine) ownRegistry(ctx context.Context) (RegistryBody, string, error) {
+	anyBody := r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry })
+	return r.readRegistry(ctx, func(b RegistryBody) bool { return anyBody || r.reg.owns(b) })
+}
+
+// readRegistry reads this replica's registry object until a read decodes
+// and is accepted. A read that does not decode is no verdict (read again,
+// up to four reads); ErrCloned needs two decoded reads that are not
+// accepted (another directory wrote it), or the object gone.
+func (r *Engine) readRegistry(ctx context.Context, accept func(RegistryBody) bool) (RegistryBody, string, error) {
+	b := r.opts.Backend
+	key := remote.RegistryKey(r.ID())
+	var body RegistryBody
+	var last error
+	foreign := 0
+	for range 4 {
+		obj, err := b.Get(ctx, key)
+		if errors.Is(err, remote.ErrNotExist) {
+			return body, "", fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
+		}
+		if err != nil {
+			return body, "", fmt.Errorf("replica: read %s on %s: %w", key, b, err)
+		}
+		body = RegistryBody{}
+		if err := json.Unmarshal(obj.Data, &body); err != nil {
+			last = fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, err)
+			continue
+		}
+		if accept(body) {
+			return body, obj.ETag, nil
+		}
+		last = fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
+		if foreign++; foreign >= 2 {
+			return body, "", last
+		}
+	}
+	return body, "", last
+}
+
+// ReadManifest reads a store's manifest; ok is false when the store does
+// not exist yet. New replicas that were given no policies adopt the
+// manifest's (see Manifest.Registry).
+func ReadManifest(ctx context.Context, b remote.Backend) (m Manifest, ok bool, err error) {
+	obj, err := readStable(ctx, b, remote.ManifestKey)
+	if errors.Is(err, remote.ErrNotExist) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, err)
+	}
+	if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
+		return m, false, fmt.Errorf("%w: %s on %s", ErrForeignRemote, remote.ManifestKey, b)
+	}
+	if m.Format > FormatVersion {
+		return m, false, fmt.Errorf("%w: store format %d, this build supports %d", ErrNewerFormat, m.Format, FormatVersion)
+	}
+	return m, true, nil
+}
+
+// Registry builds the policy registry the manifest names, from built-ins
+// and funcs.
+func (m Manifest) Registry(funcs map[string]merge.Policy) (*merge.Registry, error) {
+	specs := make([]string, 0, len(m.Policies))
+	for prefix, name := range m.Policies {
+		specs = append(specs, prefix+"="+name)
+	}
+	return merge.ParsePolicies(specs, funcs)
+}
+
+// readStable reads an object that carries no checksum of its own (the
+// manifest) until two reads agree, so one damaged read never becomes a
+// verdict or a saved copy.
+func readStable(ctx context.Context, b remote.Backend, key string) (remote.Object, error) {
+	prev, err := b.Get(ctx, key)
+	if err != nil {
+		return prev, err
+	}
+	for range 4 {
+		obj, err := b.Get(ctx, key)
+		if err != nil {
+			return obj, err
+		}
+		if bytes.Equal(obj.Data, prev.Data) {
+			return obj, nil
+		}
+		prev = obj
+	}
+	return prev, fmt.Errorf("%w: %s on %s reads differently every time", remote.ErrTransient, key, b)
+}
