@@ -1,0 +1,172 @@
+package protocol
+
+import "time"
+
+// Listed is one log position a pull listed after its cursor.
+type Listed struct {
+	Pos      uint64
+	Modified time.Time // server LastModified
+}
+
+// Snapshot is the newest complete snapshot, as a pull knows it.
+type Snapshot struct {
+	Pos     uint64    // 0: there is none
+	Written time.Time // its index's server LastModified
+}
+
+// PullInput is what a pull has read before it applies anything.
+type PullInput struct {
+	Cursor   uint64
+	Listed   []Listed // in position order, every one above Cursor
+	Ready    bool     // the replica has pulled to a listed tip before
+	Rebasing bool     // this pull is a rebase's own
+	// Snap is the newest complete snapshot, nil when not read yet: the
+	// plan asks for it (PullNeedSnapshot) only when the rule needs it, so
+	// an idle pull stays one LIST.
+	Snap *Snapshot
+}
+
+// PullAction is what a pull does next.
+type PullAction int
+
+const (
+	// PullApply: apply Listed in order (all of them; nothing listed: up
+	// to date).
+	PullApply PullAction = iota
+	// PullNeedSnapshot: read the newest complete snapshot, then plan again.
+	PullNeedSnapshot
+	// PullRebase: the log was pruned past From: load the newest snapshot
+	// (a rebase; a rebase's own pull restarts on the newer snapshot).
+	PullRebase
+	// PullGap: position From is missing above every snapshot: damage.
+	PullGap
+)
+
+// PullPlan is a pull's plan.
+type PullPlan struct {
+	Action PullAction
+	From   uint64 // PullRebase, PullGap: the first position missing
+	Next   uint64 // PullGap: the next position listed (0: none)
+}
+
+// PlanPull decides what a pull does with what it listed (absence rule 4):
+//   - a replica not ready, or rebasing, that lists nothing at cursor+1
+//     rebases when the newest snapshot is at or above cursor+1: "nothing
+//     listed" means "up to date" only at or above the newest snapshot;
+//   - a replica not ready whose log looks contiguous from its cursor, below
+//     the newest snapshot, rebases when a position at or below that
+//     snapshot was created after the snapshot was written (a retired
+//     pusher's create in a freed position is no part of the log);
+//   - a hole in what was listed is "pruned" (rebase) at or below the newest
+//     snapshot, and a gap (damage) above it.
+func PlanPull(in PullInput) PullPlan {
+	contiguous := len(in.Listed) > 0 && in.Listed[0].Pos == in.Cursor+1
+	if !contiguous && (!in.Ready || in.Rebasing) {
+		if in.Snap == nil {
+			return PullPlan{Action: PullNeedSnapshot}
+		}
+		if PrunedPast(*in.Snap, in.Cursor+1) {
+			return PullPlan{Action: PullRebase, From: in.Cursor + 1}
+		}
+	}
+	if contiguous && !in.Ready && !in.Rebasing {
+		if in.Snap == nil {
+			return PullPlan{Action: PullNeedSnapshot}
+		}
+		if s := *in.Snap; s.Pos > in.Cursor && !s.Written.IsZero() {
+			for _, l := range in.Listed {
+				if l.Pos <= s.Pos && l.Modified.After(s.Written) {
+					if PrunedPast(s, in.Cursor+1) {
+						return PullPlan{Action: PullRebase, From: in.Cursor + 1}
+					}
+					break
+				}
+			}
+		}
+	}
+	expect := in.Cursor + 1
+	for _, l := range in.Listed {
+		if l.Pos != expect {
+			if l.Pos > expect {
+				if in.Snap == nil {
+					return PullPlan{Action: PullNeedSnapshot}
+				}
+				if PrunedPast(*in.Snap, expect) {
+					return PullPlan{Action: PullRebase, From: expect}
+				}
+			}
+			return PullPlan{Action: PullGap, From: expect, Next: l.Pos}
+		}
+		expect++
+	}
+	return PullPlan{Action: PullApply}
+}
+
+// PrunedPast reports whether a missing position pos means "pruned": the
+// newest snapshot is at or above it.
+func PrunedPast(s Snapshot, pos uint64) bool { return s.Pos != 0 && s.Pos >= pos }
+
+// SegmentFacts is what a pull knows of a segment before it applies it.
+type SegmentFacts struct {
+	FromSelf   bool // its origin is this replica's id
+	StagedHere bool // its bytes are a segment this directory staged (m/sent)
+}
+
+// Admission is what a pull does with a fetched segment.
+type Admission int
+
+const (
+	// Admit: merge it.
+	Admit Admission = iota
+	// AdmitOwn: one of this directory's own (perhaps uploaded by a copy
+	// made after staging): its dots count as published before it is
+	// merged, so reidentify keeps them.
+	AdmitOwn
+	// RefuseCloned: published under this id by another directory
+	// (ErrCloned), nothing of it merged.
+	RefuseCloned
+)
+
+// AdmitSegment decides whether a pull merges a segment (clone checks): a
+// segment under this replica's id that this directory never staged was
+// published by a copy of the directory.
+func AdmitSegment(f SegmentFacts) Admission {
+	switch {
+	case !f.FromSelf:
+		return Admit
+	case f.StagedHere:
+		return AdmitOwn
+	default:
+		return RefuseCloned
+	}
+}
+
+// ForeignDots reports whether a segment carries dots of this replica's id
+// above the counter it has issued: another directory published them
+// (ErrCloned), checked before anything of the segment is merged.
+func ForeignDots(maxOwn, counter uint64) bool { return maxOwn > counter }
+
+// DueInput is what decides whether a pull rewrites this replica's
+// registry.
+type DueInput struct {
+	Ack, LastAck uint64        // the ack now, and the one last written
+	Age          time.Duration // since the last registry write (wall clock)
+	Known        bool          // the last write's time is known and not in the future
+	AckInterval  time.Duration // negative: every time the ack moved
+	Refresh      time.Duration
+}
+
+// RegistryDue reports whether a pull writes the registry: its ack moved
+// and the last write is at least AckInterval old, or the last write is
+// Refresh old whatever the ack (absence rule 7: an idle replica is never
+// retired; S21). An unknown age counts as old.
+func RegistryDue(in DueInput) bool {
+	age := in.Age
+	if !in.Known {
+		age = 1<<63 - 1
+	}
+	if in.Ack != in.LastAck && (in.AckInterval < 0 || age >= in.AckInterval) {
+		return true
+	}
+	return age >= in.Refresh
+}
