@@ -37,6 +37,34 @@
 // the records in chunks; a shared [Budget] bounds what concurrent decodes
 // hold together. [Decode] materialises every record and suits trusted
 // input (tests, the simulator) and small segments.
+//
+// Ownership. The seam between the record and the framing is already where
+// it belongs: package merge owns the record codec (the canonical msgpack
+// form of a Record, merge.EncodeRecordTo, the bounded
+// merge.DecodeRecordFrom and merge.DecodeVector), and this package owns the
+// framing around it (magic, version, header, codec, checksum, the size
+// limits, the key and pos of each entry, the streaming Reader and its
+// budget). It calls the record codec and never looks inside a record. It
+// still imports merge, on purpose, for three reasons that make removing the
+// import no cleaner:
+//
+//   - the payload is merge.Record by type: Entry.Record, Encoder.Add and
+//     Reader.Next hand Records to and from the engine, the simulator and
+//     the command line. Without the import, Entry would carry raw bytes
+//     that every caller decodes itself (or the package becomes generic over
+//     a record codec, and every caller writes segment.Entry[merge.Record]):
+//     more code at each caller for the same dependency, one step removed;
+//   - Open's contract is that every record has been decoded and checked
+//     before it returns, so that a puller never applies part of a corrupt
+//     segment. Checking records is decoding them with merge's bounded
+//     decoder; an opaque framing would move that guarantee to each caller,
+//     or take an injected validator that is merge.DecodeRecordFrom anyway;
+//   - Reader.MaxCounter (the clone check before a pull applies anything)
+//     reads each record's clock with merge.DecodeVector and skips its
+//     versions without decoding them: it needs the record's layout.
+//
+// The direction stays one way (segment imports merge and clock, never the
+// store, the engine or the facade), which is what the layering needs.
 package segment
 
 import (

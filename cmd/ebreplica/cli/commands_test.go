@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ebreplica/ebreplica/clock"
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/internal/s3test"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/remotetest"
@@ -209,7 +208,7 @@ func TestMaxOwnKeyLen(t *testing.T) {
 		remote.ManifestKey,
 		remote.RegistryKey(clock.NewReplicaID()),
 		remote.LogKey(maxPos),
-		engine.SnapKey(maxPos),
+		remote.SnapKey(maxPos),
 		fmt.Sprintf("%s%020d/part-%s-%04d", remote.SnapPrefix, maxPos, strings.Repeat("f", 12), 9999),   // replica/snapshot.go partKey
 		fmt.Sprintf("%slog-%020d-%d-%s", remote.QuarantinePref, maxPos, int64(math.MaxInt64), "ffffff"), // replica/verify.go repair
 		remote.ProbePrefix + strings.Repeat("f", 32),

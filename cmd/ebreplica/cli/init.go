@@ -10,9 +10,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/format"
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
 	"github.com/ebreplica/ebreplica/replica"
@@ -77,7 +77,7 @@ func runInit(ctx context.Context, e *env) error {
 	}
 	if len(specs) == 0 {
 		// A later replica adopts the store's policies.
-		m, ok, err := engine.ReadManifest(ctx, b)
+		m, ok, err := format.ReadManifest(ctx, b)
 		if err != nil {
 			return errorf(err, "remote %s: %s", remoteURL, trimLib(err))
 		}

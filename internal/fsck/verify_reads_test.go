@@ -1,4 +1,4 @@
-package engine_test
+package fsck_test
 
 import (
 	"bytes"
@@ -10,10 +10,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ebreplica/ebreplica/internal/fsck"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/faultremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
-	"github.com/ebreplica/ebreplica/internal/engine"
 )
 
 // damagedReads damages chosen reads: plan says how the nth Get (from 1) of
@@ -113,7 +113,7 @@ func TestVerifyRepairDamagedReads(t *testing.T) {
 				d := newDamagedReads(s.b, func(key string, n int) faultremote.Kind {
 					return pick(checksummed(key, kind), at(n))
 				})
-				rep := verify(t, d, engine.VerifyOptions{Repair: true})
+				rep := verify(t, d, fsck.Options{Repair: true})
 				if d.damaged() == 0 {
 					t.Fatal("no read was damaged")
 				}
@@ -126,11 +126,11 @@ func TestVerifyRepairDamagedReads(t *testing.T) {
 				// Every segment's first read was damaged: each says so.
 				for _, p := range s.positions(t) {
 					key := remote.LogKey(p)
-					if !hasFinding(rep.Warnings, finding{key, engine.KindUnstable, []string{"later read", "the object is fine"}}) {
+					if !hasFinding(rep.Warnings, finding{key, fsck.KindUnstable, []string{"later read", "the object is fine"}}) {
 						t.Fatalf("no warning about the damaged read of %s: %s", key, dumpReport(rep))
 					}
 				}
-				if part := s.index(t).Parts[0].Name; !hasFinding(rep.Warnings, finding{part, engine.KindUnstable, nil}) {
+				if part := s.index(t).Parts[0].Name; !hasFinding(rep.Warnings, finding{part, fsck.KindUnstable, nil}) {
 					t.Fatalf("no warning about the damaged read of %s: %s", part, dumpReport(rep))
 				}
 			})
@@ -156,7 +156,7 @@ func TestVerifyRepairDamagedReadsOfCorrupt(t *testing.T) {
 				at := pattern(kind)
 				d := newDamagedReads(s.b, func(string, int) faultremote.Kind { return 0 })
 				d.plan = func(k string, n int) faultremote.Kind { return pick(k == key, at(n)) }
-				rep := verify(t, d, engine.VerifyOptions{Repair: true})
+				rep := verify(t, d, fsck.Options{Repair: true})
 				if d.damaged() == 0 {
 					t.Fatal("no read was damaged")
 				}
@@ -191,9 +191,9 @@ func TestVerifyRepairDamagedReadsOfCorrupt(t *testing.T) {
 			}
 			return [...]faultremote.Kind{faultremote.KindCorruptRead, faultremote.KindTornRead}[n%2]
 		})
-		rep := verify(t, d, engine.VerifyOptions{Repair: true})
+		rep := verify(t, d, fsck.Options{Repair: true})
 		if rep.OK || len(rep.Repaired) != 0 || len(rep.Problems) != 1 ||
-			!hasFinding(rep.Problems, finding{key, engine.KindUnstable, []string{"different bytes", "nothing was changed"}}) {
+			!hasFinding(rep.Problems, finding{key, fsck.KindUnstable, []string{"different bytes", "nothing was changed"}}) {
 			t.Fatalf("%s", dumpReport(rep))
 		}
 		if after := listing(t, s.b); !maps.Equal(before, after) {
@@ -226,8 +226,8 @@ func TestVerifyRepairShortReads(t *testing.T) {
 	ps := s.positions(t)
 	key := remote.LogKey(ps[len(ps)-1])
 	before := listing(t, s.b)
-	rep := verify(t, &shortReads{Backend: s.b, key: key, n: len(s.get(t, key)) - 7}, engine.VerifyOptions{Repair: true})
-	if rep.OK || len(rep.Repaired) != 0 || !hasFinding(rep.Problems, finding{key, engine.KindUnstable, []string{"the listing says"}}) {
+	rep := verify(t, &shortReads{Backend: s.b, key: key, n: len(s.get(t, key)) - 7}, fsck.Options{Repair: true})
+	if rep.OK || len(rep.Repaired) != 0 || !hasFinding(rep.Problems, finding{key, fsck.KindUnstable, []string{"the listing says"}}) {
 		t.Fatalf("%s", dumpReport(rep))
 	}
 	if after := listing(t, s.b); !maps.Equal(before, after) {
@@ -264,14 +264,14 @@ func TestVerifyIndexReadDamaged(t *testing.T) {
 	} else {
 		wrong[0] = '0'
 	}
-	key := engine.SnapKey(s.snap)
+	key := remote.SnapKey(s.snap)
 	e := &editedReads{Backend: s.b, key: key, edit: func(b []byte) []byte {
 		if !bytes.Contains(b, []byte(sum)) {
 			t.Fatalf("index %s does not name %s", b, sum)
 		}
 		return bytes.Replace(b, []byte(sum), wrong, 1)
 	}}
-	rep := verify(t, e, engine.VerifyOptions{})
+	rep := verify(t, e, fsck.Options{})
 	if !rep.OK || len(rep.Problems) != 0 {
 		t.Fatalf("one damaged read of the index: %s", dumpReport(rep))
 	}

@@ -1,4 +1,4 @@
-package engine_test
+package fsck_test
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/internal/fsck"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -59,9 +60,9 @@ func (s *crdtStore) syncAll(t *testing.T) {
 	}
 }
 
-func replicaVerify(t *testing.T, r *engine.Engine) engine.VerifyReport {
+func replicaVerify(t *testing.T, r *engine.Engine) fsck.Report {
 	t.Helper()
-	rep, err := r.Verify(context.Background(), engine.VerifyOptions{})
+	rep, err := r.Verify(context.Background(), fsck.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +86,9 @@ func TestVerifyUnreadableRecords(t *testing.T) {
 			t.Fatalf("local records checked: %d, want 5", rep.LocalRecords)
 		}
 	}
-	rep := verify(t, s.b, engine.VerifyOptions{})
+	rep := verify(t, s.b, fsck.Options{})
 	mustBeHealthy(t, rep)
-	if !hasFinding(rep.Info, finding{remote.ManifestKey, engine.KindUnchecked, []string{`"f/"`, `"first"`}}) {
+	if !hasFinding(rep.Info, finding{remote.ManifestKey, fsck.KindUnchecked, []string{`"f/"`, `"first"`}}) {
 		t.Fatalf("want the unchecked user policy in info: %s", dumpReport(rep))
 	}
 
@@ -112,8 +113,8 @@ func TestVerifyUnreadableRecords(t *testing.T) {
 			t.Fatalf("counter after the raw write: %v", err)
 		}
 	}
-	remoteFinding := finding{badKey, engine.KindUnreadable, []string{`"cnt/total"`, "1 record(s)", "malformed CRDT state"}}
-	localFinding := finding{engine.LocalObject + "cnt/total", engine.KindUnreadable, []string{"cnt/total", "counter"}}
+	remoteFinding := finding{badKey, fsck.KindUnreadable, []string{`"cnt/total"`, "1 record(s)", "malformed CRDT state"}}
+	localFinding := finding{fsck.LocalObject + "cnt/total", fsck.KindUnreadable, []string{"cnt/total", "counter"}}
 	for _, r := range s.rs {
 		rep := replicaVerify(t, r)
 		if rep.OK || !hasFinding(rep.Problems, remoteFinding) || !hasFinding(rep.Problems, localFinding) || len(rep.Problems) != 2 {
@@ -121,7 +122,7 @@ func TestVerifyUnreadableRecords(t *testing.T) {
 		}
 	}
 	// Without a replica, the manifest's built-in policies read it.
-	rep = verify(t, s.b, engine.VerifyOptions{Repair: true})
+	rep = verify(t, s.b, fsck.Options{Repair: true})
 	if rep.OK || len(rep.Problems) != 1 || !hasFinding(rep.Problems, remoteFinding) || len(rep.Repaired) != 0 {
 		t.Fatalf("want %+v in %s", remoteFinding, dumpReport(rep))
 	}
@@ -132,13 +133,13 @@ func TestVerifyUnreadableRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	var part string
-	for _, k := range objects(t, s.b, engine.SnapKey(cs.Position)[:len(engine.SnapKey(cs.Position))-len("index")]) {
+	for _, k := range objects(t, s.b, remote.SnapDir(cs.Position)) {
 		if strings.Contains(k, "/part-") {
 			part = k
 		}
 	}
-	rep = verify(t, s.b, engine.VerifyOptions{})
-	if part == "" || !hasFinding(rep.Problems, finding{part, engine.KindUnreadable, []string{`"cnt/total"`}}) {
+	rep = verify(t, s.b, fsck.Options{})
+	if part == "" || !hasFinding(rep.Problems, finding{part, fsck.KindUnreadable, []string{`"cnt/total"`}}) {
 		t.Fatalf("want the part %q unreadable in %s", part, dumpReport(rep))
 	}
 }
@@ -159,12 +160,12 @@ func TestVerifyLocalRecords(t *testing.T) {
 	}
 	rep := replicaVerify(t, r)
 	for _, key := range []string{"set/raw", "cnt/raw"} {
-		if !hasFinding(rep.Problems, finding{engine.LocalObject + key, engine.KindUnreadable, []string{key}}) {
+		if !hasFinding(rep.Problems, finding{fsck.LocalObject + key, fsck.KindUnreadable, []string{key}}) {
 			t.Fatalf("want %s unreadable in %s", key, dumpReport(rep))
 		}
 	}
 	if rep.OK || len(rep.Problems) != 2 || rep.LocalRecords != 7 {
 		t.Fatalf("%s", dumpReport(rep))
 	}
-	mustBeHealthy(t, verify(t, s.b, engine.VerifyOptions{}))
+	mustBeHealthy(t, verify(t, s.b, fsck.Options{}))
 }

@@ -1,4 +1,4 @@
-package engine_test
+package fsck_test
 
 import (
 	"bytes"
@@ -13,10 +13,12 @@ import (
 	"testing"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/internal/fsck"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/format"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
-	"github.com/ebreplica/ebreplica/internal/engine"
 )
 
 // verifyStore is a healthy store: three replicas, a pruned log below a
@@ -87,10 +89,10 @@ func (s *verifyStore) positions(t *testing.T) []uint64 {
 	return out
 }
 
-func (s *verifyStore) index(t *testing.T) engine.SnapIndex {
+func (s *verifyStore) index(t *testing.T) format.SnapIndex {
 	t.Helper()
-	var idx engine.SnapIndex
-	if err := json.Unmarshal(s.get(t, engine.SnapKey(s.snap)), &idx); err != nil {
+	var idx format.SnapIndex
+	if err := json.Unmarshal(s.get(t, remote.SnapKey(s.snap)), &idx); err != nil {
 		t.Fatal(err)
 	}
 	return idx
@@ -119,23 +121,23 @@ func (s *verifyStore) del(t *testing.T, key string) {
 	}
 }
 
-func verify(t *testing.T, b remote.Backend, o engine.VerifyOptions) engine.VerifyReport {
+func verify(t *testing.T, b remote.Backend, o fsck.Options) fsck.Report {
 	t.Helper()
-	rep, err := engine.Verify(context.Background(), b, o)
+	rep, err := fsck.Verify(context.Background(), b, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rep
 }
 
-func mustBeHealthy(t *testing.T, rep engine.VerifyReport) {
+func mustBeHealthy(t *testing.T, rep fsck.Report) {
 	t.Helper()
 	if !rep.OK || len(rep.Problems) != 0 || len(rep.Warnings) != 0 || len(rep.Repaired) != 0 {
 		t.Fatalf("healthy store reported: %s", dumpReport(rep))
 	}
 }
 
-func dumpReport(rep engine.VerifyReport) string {
+func dumpReport(rep fsck.Report) string {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	return string(b)
 }
@@ -147,7 +149,7 @@ type finding struct {
 	msg          []string
 }
 
-func hasFinding(list []engine.Problem, f finding) bool {
+func hasFinding(list []fsck.Problem, f finding) bool {
 	for _, p := range list {
 		if p.Object != f.object || p.Kind != f.kind {
 			continue
@@ -195,14 +197,14 @@ func TestVerify(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			s := newVerifyStore(t, mk(t))
-			rep := verify(t, s.b, engine.VerifyOptions{})
+			rep := verify(t, s.b, fsck.Options{})
 			mustBeHealthy(t, rep)
 			ps := s.positions(t)
 			if rep.Segments != len(ps) || rep.Snapshots != 1 || rep.Objects != len(objects(t, s.b, "")) {
 				t.Fatalf("counts: %s (log %v)", dumpReport(rep), ps)
 			}
 			// The replica's own method says the same.
-			if r2, err := s.rs[0].Verify(ctx, engine.VerifyOptions{}); err != nil || !r2.OK || r2.Segments != rep.Segments {
+			if r2, err := s.rs[0].Verify(ctx, fsck.Options{}); err != nil || !r2.OK || r2.Segments != rep.Segments {
 				t.Fatalf("Replica.Verify: %s, %v", dumpReport(r2), err)
 			}
 			above, tip := ps[len(ps)-2], ps[len(ps)-1] // above the snapshot
@@ -210,7 +212,7 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("positions %v, snapshot %d", ps, s.snap)
 			}
 			logKey, tipKey := remote.LogKey(above), remote.LogKey(tip)
-			idxKey := engine.SnapKey(s.snap)
+			idxKey := remote.SnapKey(s.snap)
 			part := s.index(t).Parts[0].Name
 			stranger := clock.NewReplicaID()
 			strangerSeg, err := segment.Encode(segment.Header{Origin: stranger, Base: tip}, segment.Raw, nil)
@@ -225,21 +227,21 @@ func TestVerify(t *testing.T) {
 			}{
 				{"flipped byte in a segment", func(t *testing.T) func() {
 					return s.modify(t, logKey, func(b []byte) []byte { b[len(b)/2] ^= 0x20; return b })
-				}, &finding{logKey, engine.KindCorrupt, []string{"checksum mismatch", "verify --repair"}}, nil},
+				}, &finding{logKey, fsck.KindCorrupt, []string{"checksum mismatch", "verify --repair"}}, nil},
 				{"segment of a newer format", func(t *testing.T) func() {
 					return s.modify(t, logKey, func(b []byte) []byte { b[4] = segment.Version + 1; return resum(b) })
-				}, &finding{logKey, engine.KindVersion, []string{"upgrade"}}, nil},
+				}, &finding{logKey, fsck.KindVersion, []string{"upgrade"}}, nil},
 				{"truncated snapshot part", func(t *testing.T) func() {
 					return s.modify(t, part, func(b []byte) []byte { return b[:len(b)/2] })
-				}, &finding{part, engine.KindCorrupt, []string{"bytes", idxKey, "compact"}}, nil},
+				}, &finding{part, fsck.KindCorrupt, []string{"bytes", idxKey, "compact"}}, nil},
 				{"snapshot part replaced", func(t *testing.T) func() {
 					return s.modify(t, part, func(b []byte) []byte { b[len(b)-1] ^= 1; return b })
-				}, &finding{part, engine.KindCorrupt, []string{"checksum does not match " + idxKey}}, nil},
+				}, &finding{part, fsck.KindCorrupt, []string{"checksum does not match " + idxKey}}, nil},
 				{"snapshot part missing", func(t *testing.T) func() {
 					old := s.get(t, part)
 					s.del(t, part)
 					return func() { s.put(t, part, old) }
-				}, &finding{part, engine.KindMissing, []string{"listed by " + idxKey}}, nil},
+				}, &finding{part, fsck.KindMissing, []string{"listed by " + idxKey}}, nil},
 				{"snapshot of another store", func(t *testing.T) func() {
 					return s.modify(t, idxKey, func(b []byte) []byte {
 						var m map[string]any
@@ -250,67 +252,67 @@ func TestVerify(t *testing.T) {
 						b, _ = json.Marshal(m)
 						return b
 					})
-				}, &finding{idxKey, engine.KindForeign, []string{"someone-else"}}, nil},
+				}, &finding{idxKey, fsck.KindForeign, []string{"someone-else"}}, nil},
 				{"snapshot index not JSON", func(t *testing.T) func() {
 					return s.modify(t, idxKey, func(b []byte) []byte { return b[:len(b)/2] })
-				}, &finding{idxKey, engine.KindCorrupt, []string{"not a snapshot index"}}, nil},
+				}, &finding{idxKey, fsck.KindCorrupt, []string{"not a snapshot index"}}, nil},
 				{"segment missing above the floor", func(t *testing.T) func() {
 					old := s.get(t, logKey)
 					s.del(t, logKey)
 					return func() { s.put(t, logKey, old) }
-				}, &finding{logKey, engine.KindMissing, []string{logKey + " is missing", "compact", s.rs[0].ID().String()}}, nil},
+				}, &finding{logKey, fsck.KindMissing, []string{logKey + " is missing", "compact", s.rs[0].ID().String()}}, nil},
 				{"acknowledged tip missing", func(t *testing.T) func() {
 					old := s.get(t, tipKey)
 					s.del(t, tipKey)
 					return func() { s.put(t, tipKey, old) }
-				}, &finding{tipKey, engine.KindMissing, []string{tipKey + " is missing", "compact", s.rs[2].ID().String()}}, nil},
+				}, &finding{tipKey, fsck.KindMissing, []string{tipKey + " is missing", "compact", s.rs[2].ID().String()}}, nil},
 				{"junk at the top", func(t *testing.T) func() {
 					return s.add(t, map[string][]byte{"junk.txt": []byte("hello")})
-				}, &finding{"junk.txt", engine.KindForeign, []string{"not an ebreplica object"}}, nil},
+				}, &finding{"junk.txt", fsck.KindForeign, []string{"not an ebreplica object"}}, nil},
 				{"junk in log/", func(t *testing.T) func() {
 					return s.add(t, map[string][]byte{"log/notanumber": []byte("hello")})
-				}, &finding{"log/notanumber", engine.KindForeign, []string{"log/<20-digit position"}}, nil},
+				}, &finding{"log/notanumber", fsck.KindForeign, []string{"log/<20-digit position"}}, nil},
 				{"log position 0", func(t *testing.T) func() {
 					return s.add(t, map[string][]byte{remote.LogKey(0): strangerSeg})
-				}, &finding{remote.LogKey(0), engine.KindForeign, nil}, nil},
+				}, &finding{remote.LogKey(0), fsck.KindForeign, nil}, nil},
 				{"junk in snap/", func(t *testing.T) func() {
 					return s.add(t, map[string][]byte{"snap/" + fmt.Sprintf("%020d", s.snap) + "/notes": []byte("x")})
-				}, &finding{"snap/" + fmt.Sprintf("%020d", s.snap) + "/notes", engine.KindForeign, nil}, nil},
+				}, &finding{"snap/" + fmt.Sprintf("%020d", s.snap) + "/notes", fsck.KindForeign, nil}, nil},
 				{"junk in replicas/", func(t *testing.T) func() {
 					return s.add(t, map[string][]byte{"replicas/bob.json": []byte("{}")})
-				}, &finding{"replicas/bob.json", engine.KindForeign, []string{"replicas/<replica id>.json"}}, nil},
+				}, &finding{"replicas/bob.json", fsck.KindForeign, []string{"replicas/<replica id>.json"}}, nil},
 				{"registry not JSON", func(t *testing.T) func() {
 					return s.add(t, map[string][]byte{remote.RegistryKey(stranger): []byte(`{"format":1,"replica_id":`)})
-				}, &finding{remote.RegistryKey(stranger), engine.KindCorrupt, []string{"not a registry object"}}, nil},
+				}, &finding{remote.RegistryKey(stranger), fsck.KindCorrupt, []string{"not a registry object"}}, nil},
 				{"registry under another name", func(t *testing.T) func() {
 					body := s.get(t, remote.RegistryKey(s.rs[1].ID()))
 					return s.add(t, map[string][]byte{remote.RegistryKey(stranger): body})
-				}, &finding{remote.RegistryKey(stranger), engine.KindCorrupt, []string{"does not match the object's name"}}, nil},
+				}, &finding{remote.RegistryKey(stranger), fsck.KindCorrupt, []string{"does not match the object's name"}}, nil},
 				{"manifest missing", func(t *testing.T) func() {
 					old := s.get(t, remote.ManifestKey)
 					s.del(t, remote.ManifestKey)
 					return func() { s.put(t, remote.ManifestKey, old) }
-				}, &finding{remote.ManifestKey, engine.KindMissing, []string{"no store manifest"}}, nil},
+				}, &finding{remote.ManifestKey, fsck.KindMissing, []string{"no store manifest"}}, nil},
 				{"manifest corrupt", func(t *testing.T) func() {
 					return s.modify(t, remote.ManifestKey, func(b []byte) []byte { return b[:len(b)-3] })
-				}, &finding{remote.ManifestKey, engine.KindCorrupt, []string{"not an ebreplica store manifest"}}, nil},
+				}, &finding{remote.ManifestKey, fsck.KindCorrupt, []string{"not an ebreplica store manifest"}}, nil},
 				{"manifest of a newer format", func(t *testing.T) func() {
 					return s.modify(t, remote.ManifestKey, func(b []byte) []byte {
 						return bytes.Replace(b, []byte(`"format": 1`), []byte(`"format": 9`), 1)
 					})
-				}, &finding{remote.ManifestKey, engine.KindVersion, []string{"upgrade"}}, nil},
+				}, &finding{remote.ManifestKey, fsck.KindVersion, []string{"upgrade"}}, nil},
 				{"orphan parts", func(t *testing.T) func() {
 					dir := fmt.Sprintf("snap/%020d/", s.snap+1)
 					return s.add(t, map[string][]byte{dir + "part-0123456789ab-0000": []byte("x"), dir + "part-0123456789ab-0001": []byte("y")})
-				}, nil, &finding{fmt.Sprintf("snap/%020d/part-0123456789ab-0000", s.snap+1), engine.KindOrphan, []string{"2 snapshot part(s)", "listed by no index"}}},
+				}, nil, &finding{fmt.Sprintf("snap/%020d/part-0123456789ab-0000", s.snap+1), fsck.KindOrphan, []string{"2 snapshot part(s)", "listed by no index"}}},
 				{"segment from an unregistered origin", func(t *testing.T) func() {
 					return s.add(t, map[string][]byte{remote.LogKey(tip + 1): strangerSeg})
-				}, nil, &finding{remote.LogKey(tip + 1), engine.KindUnregistered, []string{stranger.String()}}},
+				}, nil, &finding{remote.LogKey(tip + 1), fsck.KindUnregistered, []string{stranger.String()}}},
 			}
 			for _, c := range cases {
 				t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 					undo := c.inject(t)
-					rep := verify(t, s.b, engine.VerifyOptions{})
+					rep := verify(t, s.b, fsck.Options{})
 					undo()
 					if c.problem == nil {
 						if !rep.OK || len(rep.Problems) != 0 {
@@ -322,13 +324,13 @@ func TestVerify(t *testing.T) {
 					if c.warning != nil && !hasFinding(rep.Warnings, *c.warning) {
 						t.Fatalf("want warning %+v in %s", *c.warning, dumpReport(rep))
 					}
-					mustBeHealthy(t, verify(t, s.b, engine.VerifyOptions{}))
+					mustBeHealthy(t, verify(t, s.b, fsck.Options{}))
 				})
 			}
 			// Cancelled: an error, not a report.
 			cctx, cancel := context.WithCancel(ctx)
 			cancel()
-			if _, err := engine.Verify(cctx, s.b, engine.VerifyOptions{}); !errors.Is(err, context.Canceled) {
+			if _, err := fsck.Verify(cctx, s.b, fsck.Options{}); !errors.Is(err, context.Canceled) {
 				t.Fatalf("cancelled verify: %v", err)
 			}
 		})
@@ -375,7 +377,7 @@ func TestVerifyRepair(t *testing.T) {
 			}
 			before := listing(t, s.b)
 
-			rep := verify(t, s.b, engine.VerifyOptions{Repair: true})
+			rep := verify(t, s.b, fsck.Options{Repair: true})
 			if !rep.OK || len(rep.Problems) != 0 || len(rep.Repaired) != 1 || rep.Repaired[0].Object != key ||
 				!strings.Contains(rep.Repaired[0].Message, "quarantine/") || !strings.Contains(rep.Repaired[0].Message, "push --all") {
 				t.Fatalf("repair: %s", dumpReport(rep))
@@ -433,13 +435,13 @@ func TestVerifyRepair(t *testing.T) {
 			}
 
 			// Healthy again; the repair's traces are listed as info.
-			rep = verify(t, s.b, engine.VerifyOptions{Repair: true})
+			rep = verify(t, s.b, fsck.Options{Repair: true})
 			mustBeHealthy(t, rep)
 			kinds := map[string]string{}
 			for _, p := range rep.Info {
 				kinds[p.Object] = p.Kind
 			}
-			if want := map[string]string{key: engine.KindPlaceholder, quarantined[0]: engine.KindQuarantine}; !maps.Equal(kinds, want) {
+			if want := map[string]string{key: fsck.KindPlaceholder, quarantined[0]: fsck.KindQuarantine}; !maps.Equal(kinds, want) {
 				t.Fatalf("info %v, want %v", kinds, want)
 			}
 		})
@@ -460,7 +462,7 @@ func TestVerifyRepairOnlyCorruptSegments(t *testing.T) {
 	undoPart := s.modify(t, part, func(b []byte) []byte { return b[:10] })
 	defer undoPart()
 	before := listing(t, s.b)
-	rep := verify(t, s.b, engine.VerifyOptions{Repair: true})
+	rep := verify(t, s.b, fsck.Options{Repair: true})
 	if rep.OK || len(rep.Repaired) != 0 || len(rep.Problems) != 2 {
 		t.Fatalf("%s", dumpReport(rep))
 	}
@@ -470,12 +472,15 @@ func TestVerifyRepairOnlyCorruptSegments(t *testing.T) {
 }
 
 func TestVerifyEmptyBackend(t *testing.T) {
-	rep := verify(t, memremote.New("verify"), engine.VerifyOptions{})
-	if rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Kind != engine.KindMissing || rep.Objects != 0 {
+	rep := verify(t, memremote.New("verify"), fsck.Options{})
+	if rep.OK || len(rep.Problems) != 1 || rep.Problems[0].Kind != fsck.KindMissing || rep.Objects != 0 {
 		t.Fatalf("%s", dumpReport(rep))
 	}
-	if _, err := engine.Verify(context.Background(), nil, engine.VerifyOptions{}); !errors.Is(err, engine.ErrNoRemote) {
+	if _, err := fsck.Verify(context.Background(), nil, fsck.Options{}); !errors.Is(err, fsck.ErrNoRemote) {
 		t.Fatalf("nil backend: %v", err)
+	}
+	if _, err := engine.Verify(context.Background(), nil, fsck.Options{}); !errors.Is(err, engine.ErrNoRemote) {
+		t.Fatalf("engine, nil backend: %v", err)
 	}
 	b, _ := json.Marshal(rep)
 	if !bytes.Contains(b, []byte(`"ok":false`)) || !bytes.Contains(b, []byte(`"problems":[{"object":"store.json","kind":"missing"`)) ||
@@ -511,9 +516,9 @@ func TestVerifyRepairLosesRace(t *testing.T) {
 	s.modify(t, key, func(b []byte) []byte { b[20] ^= 1; return b })
 	before := listing(t, s.b)
 	rb := &racer{Backend: s.b}
-	rep := verify(t, rb, engine.VerifyOptions{Repair: true})
+	rep := verify(t, rb, fsck.Options{Repair: true})
 	if len(rb.raced) != 1 || rep.OK || len(rep.Repaired) != 0 ||
-		!hasFinding(rep.Problems, finding{key, engine.KindCorrupt, []string{"not repaired", "changed while verifying"}}) {
+		!hasFinding(rep.Problems, finding{key, fsck.KindCorrupt, []string{"not repaired", "changed while verifying"}}) {
 		t.Fatalf("%s", dumpReport(rep))
 	}
 	after := listing(t, s.b)
@@ -551,8 +556,8 @@ func TestVerifyGap(t *testing.T) {
 	mustSync(t, a)
 	key := remote.LogKey(ps.Positions[0])
 	s.del(t, key)
-	rep := verify(t, s.b, engine.VerifyOptions{Repair: true})
-	want := finding{key, engine.KindMissing, []string{key + " is missing", "pulls stop there", a.ID().String(), b.ID().String(), "compact"}}
+	rep := verify(t, s.b, fsck.Options{Repair: true})
+	want := finding{key, fsck.KindMissing, []string{key + " is missing", "pulls stop there", a.ID().String(), b.ID().String(), "compact"}}
 	if rep.OK || len(rep.Problems) != 1 || len(rep.Repaired) != 0 || !hasFinding(rep.Problems, want) ||
 		strings.Contains(rep.Problems[0].Message, behind.ID().String()) {
 		t.Fatalf("want %+v in %s", want, dumpReport(rep))
@@ -563,7 +568,7 @@ func TestVerifyGap(t *testing.T) {
 	if _, err := a.Compact(ctx, engine.CompactOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	mustBeHealthy(t, verify(t, s.b, engine.VerifyOptions{}))
+	mustBeHealthy(t, verify(t, s.b, fsck.Options{}))
 	mustSync(t, behind)
 	if v, err := behind.Get("gap"); err != nil || string(v) != "applied by a and b" {
 		t.Fatalf("after compact: %q, %v", v, err)
@@ -585,8 +590,8 @@ func TestVerifyGap(t *testing.T) {
 	}
 	key = remote.LogKey(ps.Positions[0])
 	s.del(t, key)
-	rep = verify(t, s.b, engine.VerifyOptions{})
-	if !hasFinding(rep.Problems, finding{key, engine.KindMissing, []string{"no replica acknowledges", "push --all"}}) {
+	rep = verify(t, s.b, fsck.Options{})
+	if !hasFinding(rep.Problems, finding{key, fsck.KindMissing, []string{"no replica acknowledges", "push --all"}}) {
 		t.Fatalf("%s", dumpReport(rep))
 	}
 }
