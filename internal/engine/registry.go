@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,19 +9,21 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
-	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/format"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
 )
 
 // FormatVersion is the store format this build writes and reads.
-const FormatVersion = 1
+const FormatVersion = format.FormatVersion
 
 // DefaultSegmentCap is the raw size at which a push starts a new segment.
-const DefaultSegmentCap = 8 << 20
+const DefaultSegmentCap = format.DefaultSegmentCap
 
 // Sync errors.
 var (
@@ -33,47 +34,16 @@ var (
 	// ErrDuplicateID: init found a registry object for the new id.
 	ErrDuplicateID = errors.New("replica: replica id already registered on the remote")
 	// ErrNewerFormat: the remote store was made by a newer format version.
-	ErrNewerFormat = errors.New("replica: remote store was made by a newer format version (upgrade ebreplica)")
+	ErrNewerFormat = format.ErrNewerFormat
 	// ErrPolicyMismatch: the store manifest names other policies.
 	ErrPolicyMismatch = errors.New("replica: remote store uses other merge policies")
 	// ErrForeignRemote: the remote holds something that is not an ebreplica store.
-	ErrForeignRemote = errors.New("replica: remote object is not an ebreplica store manifest")
+	ErrForeignRemote = format.ErrForeignRemote
 	// ErrGap: a log position above the prune floor is missing (damage).
 	ErrGap = errors.New("replica: log position missing")
 	// ErrRetired: this replica was retired by the others (rebase needed).
 	ErrRetired = errors.New("replica: this replica was retired by its peers")
 )
-
-// Manifest is store.json.
-type Manifest struct {
-	Format     int               `json:"format"`
-	StoreID    string            `json:"store_id"`
-	Policies   map[string]string `json:"policies"`
-	SegmentCap int               `json:"segment_cap"`
-	Codec      string            `json:"codec"`
-	Created    time.Time         `json:"created"`
-}
-
-// RegistryBody is replicas/<id>.json.
-type RegistryBody struct {
-	Format    int    `json:"format"`
-	ReplicaID string `json:"replica_id"`
-	// Seq increases with every write; Nonce is fresh for every write, so no
-	// body ever repeats and a writer recognises its own write on read-back.
-	Seq   uint64 `json:"seq"`
-	Nonce string `json:"nonce"`
-	// Ack is the replica's contiguous applied position, lowered to the base
-	// of any staged segment not yet uploaded.
-	Ack     uint64 `json:"ack"`
-	Retired bool   `json:"retired"`
-	// RetiredNonce is the nonce of the body a retirer retired: a retirement
-	// is a write of its own (seq+1, a fresh nonce), so the retired replica
-	// can tell that the body it retired was its own.
-	RetiredNonce string `json:"retired_nonce,omitempty"`
-	// SkewCapped counts remote timestamps beyond MaxDrift this replica saw.
-	SkewCapped uint64    `json:"skew_capped"`
-	Wall       time.Time `json:"wall"`
-}
 
 // regState is the local record of the registry object (m/registry).
 type regState struct {
@@ -535,53 +505,138 @@ func (r *Engine) readRegistry(ctx context.Context, accept func(RegistryBody) boo
 	return body, "", last
 }
 
-// ReadManifest reads a store's manifest; ok is false when the store does
-// not exist yet. New replicas that were given no policies adopt the
-// manifest's (see Manifest.Registry).
-func ReadManifest(ctx context.Context, b remote.Backend) (m Manifest, ok bool, err error) {
-	obj, err := readStable(ctx, b, remote.ManifestKey)
-	if errors.Is(err, remote.ErrNotExist) {
-		return m, false, nil
-	}
-	if err != nil {
-		return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, err)
-	}
-	if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
-		return m, false, fmt.Errorf("%w: %s on %s", ErrForeignRemote, remote.ManifestKey, b)
-	}
-	if m.Format > FormatVersion {
-		return m, false, fmt.Errorf("%w: store format %d, this build supports %d", ErrNewerFormat, m.Format, FormatVersion)
-	}
-	return m, true, nil
-}
-
-// Registry builds the policy registry the manifest names, from built-ins
-// and funcs.
-func (m Manifest) Registry(funcs map[string]merge.Policy) (*merge.Registry, error) {
-	specs := make([]string, 0, len(m.Policies))
-	for prefix, name := range m.Policies {
-		specs = append(specs, prefix+"="+name)
-	}
-	return merge.ParsePolicies(specs, funcs)
-}
-
-// readStable reads an object that carries no checksum of its own (the
-// manifest) until two reads agree, so one damaged read never becomes a
-// verdict or a saved copy.
+// readStable reads an object that carries no checksum of its own until
+// two reads agree (see format.ReadStable).
 func readStable(ctx context.Context, b remote.Backend, key string) (remote.Object, error) {
-	prev, err := b.Get(ctx, key)
-	if err != nil {
-		return prev, err
-	}
-	for range 4 {
-		obj, err := b.Get(ctx, key)
+	return format.ReadStable(ctx, b, key)
+}
+
+type regInfo struct {
+	body RegistryBody
+	info remote.Info
+	etag string
+}
+
+// readRegistries lists and reads every registry object. A listing that
+// misses a registry must not make its ack be ignored (a higher minimum ack
+// would let collection and pruning outrun that replica), so it is
+// conservative: every replica id this directory has seen registered before
+// (m/peer/<id>) must be found again, by the listing or by a direct read;
+// one that cannot be read stops the compaction with an error. New ids are
+// remembered.
+func (r *Engine) readRegistries(ctx context.Context) ([]regInfo, error) {
+	b := r.opts.Backend
+	var out []regInfo
+	seen := map[string]bool{}
+	read := func(info remote.Info) error {
+		obj, err := b.Get(ctx, info.Key)
 		if err != nil {
-			return obj, err
+			return err
 		}
-		if bytes.Equal(obj.Data, prev.Data) {
-			return obj, nil
+		var body RegistryBody
+		if err := json.Unmarshal(obj.Data, &body); err != nil {
+			return fmt.Errorf("replica: %s on %s is not a registry object: %w", info.Key, b, err)
 		}
-		prev = obj
+		info.LastModified = obj.LastModified
+		out = append(out, regInfo{body: body, info: info, etag: obj.ETag})
+		// Remember the id the object is named by, once it parses.
+		name := strings.TrimSuffix(strings.TrimPrefix(info.Key, remote.ReplicasPrefix), ".json")
+		if id, err := clock.ParseReplicaID(name); err == nil {
+			seen[id.String()] = true
+		}
+		return nil
 	}
-	return prev, fmt.Errorf("%w: %s on %s reads differently every time", remote.ErrTransient, key, b)
+	for info, err := range b.List(ctx, remote.ReplicasPrefix, "") {
+		if err != nil {
+			return nil, fmt.Errorf("replica: list %s on %s: %w", remote.ReplicasPrefix, b, err)
+		}
+		if err := read(info); errors.Is(err, remote.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("replica: read %s on %s: %w", info.Key, b, err)
+		}
+	}
+	var known []string
+	if err := r.st.View(func(v *store.View) error {
+		return v.MetaScan("peer/", func(name string, _ []byte) (bool, error) {
+			known = append(known, strings.TrimPrefix(name, "peer/"))
+			return true, nil
+		})
+	}); err != nil {
+		return nil, wrapClosed(err)
+	}
+	for _, id := range known {
+		if seen[id] {
+			continue
+		}
+		key := remote.ReplicasPrefix + id + ".json"
+		if err := read(remote.Info{Key: key}); err != nil {
+			return nil, fmt.Errorf("replica: registry %s of a known replica is missing from the listing of %s and cannot be read (%w): its ack cannot be counted, so nothing is collected or pruned", key, b, err)
+		}
+	}
+	var fresh []string
+	for id := range seen {
+		if !slices.Contains(known, id) {
+			fresh = append(fresh, id)
+		}
+	}
+	if len(fresh) > 0 {
+		if err := r.st.Update(ctx, func(tx *store.Tx) error {
+			for _, id := range fresh {
+				tx.SetMeta("peer/"+id, []byte{1})
+			}
+			return nil
+		}); err != nil {
+			return nil, wrapClosed(err)
+		}
+	}
+	return out, nil
+}
+
+// minAck is the minimum ack over non-retired replicas (ok false when none).
+func minAck(regs []regInfo) (uint64, bool) {
+	var m uint64
+	ok := false
+	for _, g := range regs {
+		if g.body.Retired {
+			continue
+		}
+		if !ok || g.body.Ack < m {
+			m, ok = g.body.Ack, true
+		}
+	}
+	return m, ok
+}
+
+// ackNow is this replica's ack: the cursor lowered to staged bases.
+func (r *Engine) ackNow() (uint64, error) {
+	st, err := r.loadStaged()
+	if err != nil {
+		return 0, err
+	}
+	ack := r.cursor()
+	if !r.knob(func(k *Knobs) bool { return k.AckIgnoresStaged }) {
+		for _, s := range st {
+			ack = min(ack, s.Base)
+		}
+	}
+	if r.knob(func(k *Knobs) bool { return k.AckIncludesOwnPush }) {
+		ack = max(ack, r.lastOwn())
+	}
+	return ack, nil
+}
+
+// lastOwn is the highest position of this replica's own pushes.
+func (r *Engine) lastOwn() uint64 {
+	var last uint64
+	_ = r.st.View(func(v *store.View) error {
+		return v.MetaScan("own/", func(name string, _ []byte) (bool, error) {
+			var p uint64
+			if _, err := fmt.Sscanf(name, "own/%d", &p); err == nil {
+				last = max(last, p)
+			}
+			return true, nil
+		})
+	})
+	return last
 }

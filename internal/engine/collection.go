@@ -1,0 +1,103 @@
+package engine
+
+// Collection: deleting records that read as deleted once every replica
+// has acknowledged them (package doc, "Collection").
+
+import (
+	"context"
+	"slices"
+
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// collect deletes the records that may be collected (conditions in the
+// package doc; the caller has read the acks and pulled since) and joins
+// their clocks into G.
+func (r *Engine) collect(ctx context.Context, floor uint64) (int, error) {
+	var keys []string
+	err := r.st.View(func(v *store.View) error {
+		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
+			if st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
+				return true, nil
+			}
+			if _, dirty, err := v.Mark(key); err != nil || dirty && !r.knob(func(k *Knobs) bool { return k.CollectIgnoresMark }) {
+				return err == nil, err
+			}
+			keys = append(keys, key)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return 0, wrapClosed(err)
+	}
+	n := 0
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), r.chunk())]
+		keys = keys[len(chunk):]
+		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			g, err := tx.G()
+			if err != nil {
+				return err
+			}
+			for _, key := range chunk {
+				st, ok, err := tx.Record(key)
+				if err != nil {
+					return err
+				}
+				if !ok || st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
+					continue
+				}
+				if _, dirty, err := tx.Mark(key); err != nil || dirty && !r.knob(func(k *Knobs) bool { return k.CollectIgnoresMark }) {
+					if err != nil {
+						return err
+					}
+					continue
+				}
+				if r.knob(func(k *Knobs) bool { return k.DropTombstoneSibling }) && !st.Deleted() {
+					// Old rule: drop only the winning tombstone sibling.
+					w := merge.LWWWinner(st.Versions)
+					st.Versions = append(slices.Clone(st.Versions[:w]), st.Versions[w+1:]...)
+					if err := tx.PutRecord(key, st); err != nil {
+						return err
+					}
+					n++
+					continue
+				}
+				g.JoinInPlace(st.Clock)
+				if err := tx.DeleteRecord(key); err != nil {
+					return err
+				}
+				n++
+			}
+			tx.SetG(g)
+			return nil
+		})
+		if err != nil {
+			return n, wrapClosed(err)
+		}
+	}
+	return n, nil
+}
+
+// readsDeletedNoUserCode decides condition (1) of collection without
+// running user code: every sibling a tombstone, or an lww winner that is.
+func readsDeletedNoUserCode(p merge.Policy, rec merge.Record) bool {
+	if len(rec.Versions) == 0 {
+		return false
+	}
+	if rec.Deleted() {
+		return true
+	}
+	if _, ok := merge.Builtin(p.Name()); ok && !isFunc(p) {
+		// Built-in reads (lww's winner, an emptied counter or set) run no
+		// user code.
+		return !merge.Live(p, "", rec)
+	}
+	return false
+}
+
+func isFunc(p merge.Policy) bool {
+	_, ok := p.(*merge.Func)
+	return ok
+}

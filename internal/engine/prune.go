@@ -1,0 +1,77 @@
+package engine
+
+// Pruning: deleting log segments and snapshot objects nobody needs.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ebreplica/ebreplica/remote"
+)
+
+// prune deletes log segments at or below the newest snapshot, the minimum
+// non-retired ack and limit (the snapshot this compaction wrote before it
+// read those acks), older snapshots, and orphaned parts, each only once
+// older than grace by server time.
+func (r *Engine) prune(ctx context.Context, regs []regInfo, serverNow time.Time, grace time.Duration, limit uint64) (int, error) {
+	b := r.opts.Backend
+	if serverNow.IsZero() {
+		return 0, nil
+	}
+	old := func(t time.Time) bool { return grace < 0 || (!t.IsZero() && serverNow.Sub(t) >= grace) }
+	complete, all, err := r.snapshots(ctx)
+	if err != nil || len(complete) == 0 {
+		return 0, err
+	}
+	newest := complete[0]
+	ack, ok := minAck(regs)
+	if !ok {
+		return 0, nil
+	}
+	floor := min(newest, ack, limit)
+	if r.knob(func(k *Knobs) bool { return k.PruneIgnoresAcks }) {
+		floor = newest
+	}
+	n := 0
+	for info, err := range b.List(ctx, remote.LogPrefix, "") {
+		if err != nil {
+			return n, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
+		}
+		p, okp := remote.ParseLogKey(info.Key)
+		if !okp || p > floor {
+			break
+		}
+		if !old(info.LastModified) {
+			continue
+		}
+		if err := b.Delete(ctx, info.Key); err != nil {
+			return n, fmt.Errorf("replica: prune %s on %s: %w", info.Key, b, err)
+		}
+		n++
+	}
+	// Snapshot objects: keep the newest snapshot's index and listed parts;
+	// drop older snapshots and parts no index lists, once old enough.
+	idx, err := r.readIndex(ctx, newest)
+	if err != nil {
+		return n, err
+	}
+	keep := map[string]bool{SnapKey(newest): true}
+	for _, p := range idx.Parts {
+		keep[p.Name] = true
+	}
+	for _, info := range all {
+		p, _, okp := parseSnapKey(info.Key)
+		if keep[info.Key] || !old(info.LastModified) {
+			continue
+		}
+		if okp && p > newest {
+			continue // a snapshot being written now
+		}
+		if err := b.Delete(ctx, info.Key); err != nil {
+			return n, fmt.Errorf("replica: prune %s on %s: %w", info.Key, b, err)
+		}
+		n++
+	}
+	return n, nil
+}
