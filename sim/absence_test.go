@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -351,8 +350,7 @@ func TestAbsenceSweep(t *testing.T) {
 // when nil), the rules their failures break and the seeds (from 0) the
 // search may take: the measured number, with room.
 var sweepOldRules = []struct {
-	knob  string
-	set   func(*engine.Knobs)
+	knob  string // the OldRule's name
 	cfg   func(uint64) Config
 	rules []string
 	seeds int
@@ -360,11 +358,11 @@ var sweepOldRules = []struct {
 	// A retired body adopted as one's own: the replica publishes beside
 	// its retirer's view, and a later read-back calls it a copy.
 	// Measured: seed 10 (11 seeds).
-	{"RetiredNotSticky", func(k *engine.Knobs) { k.RetiredNotSticky = true }, nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleDots}, 60},
+	{"RetiredNotSticky", nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleDots}, 60},
 	// A create in a freed position, committed: a pull finds the position
 	// again as a segment under its own id it never recorded. Measured:
 	// seed 80 (81 seeds).
-	{"CommitUnchecked", func(k *engine.Knobs) { k.CommitUnchecked = true }, nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots}, 200},
+	{"CommitUnchecked", nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots}, 200},
 	// The absence sweep does not find the next three in 3,000 seeds: it
 	// restores a directory in about one run in a hundred, and crashes at
 	// push:staged once in 200 operations. The restore and staged sweeps
@@ -376,31 +374,31 @@ var sweepOldRules = []struct {
 	// seeds; 51 before prune bounded its floor by the snapshot written
 	// before it read the acks, which closed the schedule of seed 51 by
 	// another rule).
-	{"NothingListedUpToDate", func(k *engine.Knobs) { k.NothingListedUpToDate = true }, restoreSweepConfig, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots, RuleResurrection}, 600},
+	{"NothingListedUpToDate", restoreSweepConfig, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots, RuleResurrection}, 600},
 	// A restored or copied directory rebasing on a registry body it did
 	// not write, loading its own future dots: two histories publish one
 	// dot (S19b). Measured: seed 559 of the restore sweep (560 seeds).
-	{"RebaseAnyRegistry", func(k *engine.Knobs) { k.RebaseAnyRegistry = true }, restoreSweepConfig, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots}, 900},
+	{"RebaseAnyRegistry", restoreSweepConfig, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots}, 900},
 	// The ack not lowered to the staging base: a segment staged before a
 	// crash is uploaded after its replica pulled past a delete and a
 	// compaction collected it against that ack; the stale record is taken
 	// whole (S6). Measured: seed 328 of the staged sweep (329 seeds).
-	{"AckIgnoresStaged", func(k *engine.Knobs) { k.AckIgnoresStaged = true }, stagedSweepConfig, []string{RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 600},
+	{"AckIgnoresStaged", stagedSweepConfig, []string{RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 600},
 	// Planted bugs (mutation testing) the suite used to miss.
 	//
 	// The cursor advanced in a segment's first transaction: a kill after
 	// it skips the rest of the segment for good. Only a kill shows it (a
 	// power failure takes the unsynced transaction back), and only steps
 	// of several transactions. Measured: seed 4 of the kill sweep (5).
-	{"CursorFirst", func(k *engine.Knobs) { k.CursorFirst = true }, killSweepConfig, []string{RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 60},
+	{"CursorFirst", killSweepConfig, []string{RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 60},
 	// A dirty key collected: a delete made while a compaction runs (a
 	// pause inside it) is never published. Measured: seed 439 of the
 	// absence sweep (440).
-	{"CollectIgnoresMark", func(k *engine.Knobs) { k.CollectIgnoresMark = true }, nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 800},
+	{"CollectIgnoresMark", nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead}, 800},
 	// Collection against the largest ack, with no pull to a tip listed
 	// after reading the acks (S4): others write, push and ack during the
 	// compaction. Measured: seed 132 of the absence sweep (133).
-	{"CollectAgainstMaxAck", func(k *engine.Knobs) { k.CollectAgainstMaxAck = true }, nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleResurrection}, 300},
+	{"CollectAgainstMaxAck", nil, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleResurrection}, 300},
 }
 
 // findOldRule runs a sweep (cfg; the absence sweep when nil) from seed 0 with an old rule
@@ -408,7 +406,7 @@ var sweepOldRules = []struct {
 // passes without the old rule (a seed that fails either way is a finding
 // of its own, not this rule's). It returns that failure and how many
 // seeds it took.
-func findOldRule(t *testing.T, cfg func(uint64) Config, set func(*engine.Knobs), limit int) (*Failure, int) {
+func findOldRule(t *testing.T, cfg func(uint64) Config, rule OldRule, limit int) (*Failure, int) {
 	if cfg == nil {
 		cfg = absenceConfig
 	}
@@ -424,7 +422,7 @@ func findOldRule(t *testing.T, cfg func(uint64) Config, set func(*engine.Knobs),
 			go func() {
 				defer wg.Done()
 				c := cfg(s + uint64(i))
-				c.Knobs = func(_ int, k *engine.Knobs) { set(k) }
+				rule.Apply(&c)
 				c.NoShrink = true
 				_, err := Run(c)
 				var f *Failure
@@ -462,7 +460,11 @@ func findOldRule(t *testing.T, cfg func(uint64) Config, set func(*engine.Knobs),
 func TestSweepFindsOldRules(t *testing.T) {
 	for _, o := range sweepOldRules {
 		t.Run(o.knob, func(t *testing.T) {
-			f, n := findOldRule(t, o.cfg, o.set, o.seeds)
+			rule, ok := OldRuleNamed(o.knob)
+			if !ok {
+				t.Fatalf("no old rule %s", o.knob)
+			}
+			f, n := findOldRule(t, o.cfg, rule, o.seeds)
 			if f == nil {
 				t.Fatalf("%d seeds of the absence sweep find nothing with the old rule %s restored", n, o.knob)
 			}

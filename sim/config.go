@@ -219,6 +219,10 @@ type Config struct {
 	// UnsyncedPending saves the registry's pending write without fsync
 	// (emulated in the engine wrapper: no replica knob restores it). S14.
 	UnsyncedPending bool
+
+	// restored names the old rules OldRule.Apply restored, so that a
+	// failure's text form (Failure.Text) can name them.
+	restored []restored
 }
 
 func orDefault[T int | float64 | time.Duration](v, def T) T {

@@ -121,14 +121,19 @@
 // oracle follows (absence.go). A replica retired although it pulled within
 // RetireAfter less RegistryRefresh is a violation (RuleRetiredOnline).
 //
-// # Scenarios and old rules
+// # Regression schedules and old rules
 //
-// Scenarios returns the regression schedules of DESIGN.md (S1-S21, and
-// S19b) as
-// scripted schedules. Each must converge, and each old rule it guards,
-// restored through replica.Knobs (MergeByHLC, MergePruneLosers,
-// UnsyncedStaging, and the collection knobs on the replicas each schedule
-// names), must make it fail.
+// The regression schedules of DESIGN.md (S1-S21, and S19b) are text:
+// one datadriven file each in testdata/schedules, run by TestSchedules.
+// A file holds the schedule's config and operations, in the vocabulary
+// Op.String prints (ParseSchedule, ScheduleText), and runs it with the
+// current rules (it must converge; the expected output is every
+// replica's final reads) and with each old rule it guards restored by
+// name (OldRuleNamed: "run old-rule=AckIncludesOwnPush on=B"), which must
+// fail; the expected output is the rule broken and the shortest failing
+// schedule. Rewrite the expected outputs with
+// go test ./sim -run TestSchedules -rewrite. A failure prints itself in
+// the same form (Failure.Text), ready to paste there.
 //
 // Crashes: on the mem engine a crash is a power loss (store.Mem.Crash)
 // followed by a reopen on the same engine and id. In-memory Badger cannot

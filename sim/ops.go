@@ -293,8 +293,11 @@ func generate(cfg Config) []Op {
 		case x < crashes+partitions+jumps:
 			o.Kind, o.Jump = OpClockJump, -time.Duration(1+rng.IntN(30*60))*time.Second
 		case x < crashes+partitions+jumps+cfg.Compactions:
-			o.Kind, o.RetireAfter = OpCompact, cfg.RetireAfter
+			// Grace and RetireAfter only matter when pruning (Op.String
+			// prints them only then).
+			o.Kind = OpCompact
 			if o.Prune = rng.IntN(2) == 0; o.Prune {
+				o.RetireAfter = cfg.RetireAfter
 				o.Grace = -1
 				if rng.IntN(2) == 0 {
 					o.Grace = time.Duration(1+rng.IntN(20)) * time.Second

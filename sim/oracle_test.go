@@ -16,18 +16,27 @@ import (
 // syncs, then hands the world to plant, then finishes it.
 func plantedWorld(t *testing.T, plant func(w *World)) error {
 	t.Helper()
-	var s script
-	s.put(A, "k0", "a")
-	s.put(B, "k1", "b")
-	s.put(C, "k2", "c")
-	s.syncAll(3)
-	s.syncAll(3)
-	w, err := NewWorld(calm(PolicyLWW, 0, 0, 0))
+	ops, err := ParseSchedule(`
+A put k0=a
+B put k1=b
+C put k2=c
+A sync
+B sync
+C sync
+A sync
+B sync
+C sync`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := calmConfig()
+	cfg.Replicas = 3
+	w, err := NewWorld(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for _, op := range s {
+	for _, op := range ops {
 		if err := w.Do(op); err != nil {
 			t.Fatal(err)
 		}
@@ -69,62 +78,15 @@ func TestOraclePlantedDivergence(t *testing.T) {
 	}
 }
 
-// TestOldRulesFailAsMeant: each scenario's old rule breaks the invariant
-// it is meant to, not some other one by accident.
-func TestOldRulesFailAsMeant(t *testing.T) {
-	want := map[string]string{
-		"S1/Knobs.Merge = MergePruneLosers":           RuleConvergence,
-		"S1/Knobs.Merge = MergeByHLC":                 RuleConvergence,
-		"S2/Knobs.Merge = MergeByHLC":                 RuleConvergence,
-		"S2/Knobs.Merge = MergePruneLosers":           RuleSiblings,
-		"S3/Knobs.AckIncludesOwnPush":                 RuleConvergence,
-		"S4/Knobs.CollectAgainstMaxAck":               RuleConvergence,
-		"S5/Knobs.WriteIgnoresG":                      RuleConvergence,
-		"S6/Knobs.AckIgnoresStaged":                   RuleConvergence,
-		"S7/Knobs.PushBeforePull":                     RuleConvergence,
-		"S8/Knobs.DropTombstoneSibling":               RuleConvergence,
-		"S9/Knobs.FilterThroughG":                     RuleConvergence,
-		"S10/Knobs.PruneIgnoresAcks":                  RuleConvergence,
-		"S12/Knobs.SnapshotDirty":                     RuleConvergence,
-		"S13/Knobs.UnsyncedStaging":                   RuleDots,
-		"S14/Config.UnsyncedPending (engine wrapper)": RuleError, // a false ErrCloned
-		"S15/Knobs.PartsWithoutNonce":                 RuleError, // a snapshot part missing at bootstrap
-		"S16/Knobs.RetiredNotSticky":                  RuleError, // a false ErrCloned after adopting the retired body
-		"S17/Knobs.CommitUnchecked":                   RuleCausality,
-		"S18/Knobs.InheritedFence":                    RuleDots,
-		"S19/Knobs.NothingListedUpToDate":             RuleConvergence,
-		"S19b/Knobs.RebaseAnyRegistry":                RuleDots,
-		"S20/Knobs.RestampAsText":                     RuleRead,
-		"S21/Knobs.RefreshOnlyOnMove":                 RuleRetiredOnline,
-	}
-	seen := 0
-	for _, s := range Scenarios() {
-		for _, r := range s.OldRules {
-			name := s.Name + "/" + r.Knob
-			_, err := s.RunOldRule(r)
-			var f *Failure
-			if !errors.As(err, &f) {
-				t.Errorf("%s passes", name)
-				continue
-			}
-			seen++
-			if w, ok := want[name]; !ok || f.Rule != w {
-				t.Errorf("%s fails with %s (want %q): %.300s", name, f.Rule, w, f.Detail)
-			}
-		}
-	}
-	if seen != len(want) {
-		t.Errorf("%d old rules ran, %d expected", seen, len(want))
-	}
-}
-
 // TestServerIgnoringConditionalWrites: a world on a store that takes
 // If-None-Match and If-Match puts as plain puts (faultremote's
 // IgnoreIfNoneMatch and IgnoreIfMatch) is refused at connect with
 // remote.ErrNoConditionalWrites by every replica, before anything is
 // registered or published: nothing can diverge.
 func TestServerIgnoringConditionalWrites(t *testing.T) {
-	w, err := NewWorld(calm(PolicyLWW, 0, 0, 0))
+	cfg := calmConfig()
+	cfg.Replicas = 3
+	w, err := NewWorld(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,9 @@ func (f *Failure) Error() string {
 	for _, l := range f.Trace {
 		b.WriteString("  " + l + "\n")
 	}
-	fmt.Fprintf(&b, "rerun: sim.Run(sim.Config{Seed: %d, ...}) or ebreplica sim --seed %d with the same flags", f.Seed, f.Seed)
+	fmt.Fprintf(&b, "rerun: sim.Run(sim.Config{Seed: %d, ...}) or ebreplica sim --seed %d with the same flags\n", f.Seed, f.Seed)
+	b.WriteString("as a regression schedule (paste into sim/testdata/schedules/<name>.txt; go test ./sim -run TestSchedules):\n")
+	b.WriteString(f.Text())
 	return b.String()
 }
 
