@@ -155,7 +155,7 @@ func TestListingMissingRegistryIsConservative(t *testing.T) {
 // a verify with a corruption error, allocating a bounded amount, and
 // changes nothing locally.
 func TestHostileSegmentBounded(t *testing.T) {
-	data, err := os.ReadFile("../remote/segment/testdata/hostile/amp-1gib.seg")
+	data, err := os.ReadFile("../../remote/segment/testdata/hostile/amp-1gib.seg")
 	if err != nil {
 		t.Fatal(err)
 	}
