@@ -636,16 +636,20 @@ func onText(on []int) string {
 
 // scheduleSummary is the output of a schedule directive.
 func scheduleSummary(c Config, ops []Op) string {
-	n := 0
+	nested := 0
 	var count func([]Op)
 	count = func(ops []Op) {
 		for _, o := range ops {
-			n++
+			nested += len(o.Nested)
 			count(o.Nested)
 		}
 	}
 	count(ops)
-	return fmt.Sprintf("%d replicas, %d operations", c.Replicas, n)
+	s := fmt.Sprintf("%d replicas, %d operations", c.Replicas, len(ops))
+	if nested > 0 {
+		s += fmt.Sprintf(" (and %d run during pauses)", nested)
+	}
+	return s
 }
 
 // failureText is how a failing run's outcome reads in a schedule file.
