@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,10 +28,14 @@ var ErrLocked = errors.New("store: directory is in use by another process")
 type BadgerOptions struct {
 	// InMemory keeps everything in memory (tests, simulator); Dir is ignored.
 	InMemory bool
-	// LowMemory is the edge-device profile: small memtables, no block
-	// cache, bounded index cache, fewer compactors, values over 64 KiB in
-	// the value log. See BENCHMARKS.md for its measured RSS.
+	// LowMemory chooses the small profile (ProfileSmall: small memtables,
+	// no block cache, bounded index cache, fewer compactors, values of
+	// 64 KiB or more in the value log). A 32-bit build always uses it
+	// (ProfileFor). See BENCHMARKS.md for its measured RSS.
 	LowMemory bool
+	// ValueLogFileSize, when positive, replaces the profile's value-log
+	// file size (tests of value-log GC use small files).
+	ValueLogFileSize int64
 	// Logger receives Badger's log lines at their levels (Badger's debug,
 	// info, warning and error become slog's), with the attribute
 	// component=badger, and the notes of the crash repair at open (see
@@ -46,6 +51,20 @@ type Badger struct {
 	dir string // "" in memory
 	// applied counts the commits since the last Sync (see Sync).
 	applied atomic.Int64
+
+	profile Profile
+	// threshold is the value size from which Badger keeps a value in the
+	// value log (a fixed option: dynamic thresholds are off); 0 in memory,
+	// where every value stays in the tree.
+	threshold int64
+	log       *slog.Logger
+
+	// writeMu is held by Apply's commit and by the memtable flush of the
+	// value-log GC (see CollectGarbage), which blocks Badger's writes
+	// while it runs: a commit waits instead of failing.
+	writeMu sync.Mutex
+	closed  bool // under writeMu
+	gcMu    sync.Mutex
 }
 
 var (
@@ -108,7 +127,15 @@ func openBadger(dir string, o BadgerOptions) (*Badger, error) {
 						WithDetectConflicts(false). // one writer: no conflicts to detect
 						WithMetricsEnabled(false).
 						WithLogger(slogBadger{log})
-	if o.LowMemory {
+	profile := ProfileFor(o.LowMemory)
+	if profile == ProfileSmall {
+		// Every map fits a 32-bit address space: a memtable's log is
+		// mapped at twice MemTableSize (8 MiB), a value-log file at twice
+		// ValueLogFileSize (128 MiB), tables at their size (1 MiB base).
+		// Badger's transaction limit is 15% of MemTableSize (614 KiB);
+		// values of ValueThreshold or more count only their 12-byte
+		// pointer toward it (mutationCost), so a staged segment of any
+		// size (up to ValueLogFileSize) is one transaction.
 		opts = opts.
 			WithMemTableSize(4 << 20).
 			WithNumMemtables(2).
@@ -124,6 +151,9 @@ func openBadger(dir string, o BadgerOptions) (*Badger, error) {
 			WithCompression(options.None)
 	} else {
 		opts = opts.WithValueThreshold(256 << 10).WithNumCompactors(2)
+	}
+	if o.ValueLogFileSize > 0 {
+		opts = opts.WithValueLogFileSize(o.ValueLogFileSize)
 	}
 	if !o.InMemory {
 		if err := repairCrashLeftovers(dir, log); err != nil {
@@ -146,22 +176,35 @@ func openBadger(dir string, o BadgerOptions) (*Badger, error) {
 			return nil, fmt.Errorf("store: open %s: %w", dir, err)
 		}
 	}
-	b := &Badger{db: db}
+	b := &Badger{db: db, profile: profile, log: log}
 	if !o.InMemory {
 		b.dir = dir
+		b.threshold = opts.ValueThreshold
 	}
 	return b, nil
 }
+
+// Profile reports the profile Badger was opened with.
+func (b *Badger) Profile() Profile { return b.profile }
 
 // mutationCost is what m counts toward Badger's transaction size limit, or
 // more. Badger (Txn.checkSize, Entry.estimateSizeAndSetThreshold) counts
 // len(key) + len(value) + 2 (meta bytes) + 10 (version) for a value kept in
 // the tree, and len(key) + 12 (value pointer) + 2 + 10 for one in the value
-// log; the larger of the two never counts less, whatever the value
-// threshold, and is exact for values of 12 bytes or more kept in the tree.
-// TestBadgerMutationCost pins it to the Badger in go.mod.
+// log. On disk the value threshold is fixed (no dynamic threshold), so a
+// value of threshold bytes or more counts its pointer: that is what lets a
+// staged segment of megabytes commit in one transaction under the small
+// profile, whose limit is 614 KiB. In memory nothing goes to a value log
+// and every value counts whole. The count is exact for values of 12 bytes
+// or more; shorter ones count as 12 (never less than Badger).
+// TestBadgerMutationCost and TestBadgerMutationCostValueLog pin it to the
+// Badger in go.mod.
 func (b *Badger) mutationCost(m Mutation) int64 {
-	return int64(len(m.Key)) + int64(max(len(m.Value), 12)) + 12
+	v := len(m.Value)
+	if b.threshold > 0 && int64(v) >= b.threshold {
+		v = 12 // a value pointer
+	}
+	return int64(len(m.Key)) + int64(max(v, 12)) + 12
 }
 
 // Limits reports the largest transaction Badger commits at once, in bytes
@@ -237,30 +280,39 @@ func (b *Badger) Reader() (Reader, func()) {
 // Apply implements Engine.
 func (b *Badger) Apply(muts []Mutation, sync bool) error {
 	if len(muts) > 0 {
-		txn := b.db.NewTransaction(true)
-		defer txn.Discard()
-		for _, m := range muts {
-			var err error
-			if m.Delete {
-				err = txn.Delete(m.Key)
-			} else {
-				err = txn.Set(m.Key, m.Value)
-			}
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				return ErrTooBig
-			}
-			if err != nil {
-				return fmt.Errorf("store: write: %w", err)
-			}
+		if err := b.commit(muts); err != nil {
+			return err
 		}
-		if err := txn.Commit(); err != nil {
-			return fmt.Errorf("store: commit: %w", err)
-		}
-		b.applied.Add(1)
 	}
 	if sync {
 		return b.Sync()
 	}
+	return nil
+}
+
+func (b *Badger) commit(muts []Mutation) error {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	txn := b.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, m := range muts {
+		var err error
+		if m.Delete {
+			err = txn.Delete(m.Key)
+		} else {
+			err = txn.Set(m.Key, m.Value)
+		}
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			return ErrTooBig
+		}
+		if err != nil {
+			return fmt.Errorf("store: write: %w", err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	b.applied.Add(1)
 	return nil
 }
 
@@ -336,7 +388,14 @@ func syncMemtableLogs(dir string) error {
 }
 
 // Close implements Engine.
-func (b *Badger) Close() error { return b.db.Close() }
+func (b *Badger) Close() error {
+	b.gcMu.Lock() // a value-log GC in progress finishes first
+	defer b.gcMu.Unlock()
+	b.writeMu.Lock()
+	b.closed = true
+	b.writeMu.Unlock()
+	return b.db.Close()
+}
 
 // concurrentSync is false: Badger's DB.Sync syncs only the current
 // memtable's log and the value log. If a later commit rotates the memtable

@@ -105,6 +105,9 @@ type Options struct {
 	// requests of its group are not affected.
 	GroupBytes   int
 	GroupEntries int
+	// GCInterval is how often, at most, MaybeCollectGarbage collects the
+	// value log (DefaultGCInterval when zero; negative: never).
+	GCInterval time.Duration
 	// WriteIgnoresG is a test knob: local writes of keys with no record
 	// start from an empty clock instead of G (an old, divergent rule).
 	WriteIgnoresG bool

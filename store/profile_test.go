@@ -1,0 +1,230 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/ebreplica/ebreplica/clock"
+)
+
+func TestProfileFor(t *testing.T) {
+	if got := ProfileFor(true); got != ProfileSmall {
+		t.Errorf("ProfileFor(true) = %q", got)
+	}
+	want := ProfileDefault
+	if Is32Bit {
+		want = ProfileSmall
+	}
+	if got := ProfileFor(false); got != want {
+		t.Errorf("ProfileFor(false) = %q on a %d-bit build, want %q", got, 32<<(^uint(0)>>63), want)
+	}
+	for _, c := range []struct {
+		v    string
+		want bool
+	}{{"", false}, {"0", false}, {"false", false}, {"no", false}, {"1", true}, {"true", true}, {"TRUE", true}, {"yes", true}, {"on", true}, {" 1 ", true}, {"2", false}} {
+		t.Setenv(LowMemoryEnv, c.v)
+		if got := LowMemoryFromEnv(); got != c.want {
+			t.Errorf("%s=%q: %v, want %v", LowMemoryEnv, c.v, got, c.want)
+		}
+	}
+	for _, low := range []bool{false, true} {
+		b, err := OpenBadger(t.TempDir(), BadgerOptions{LowMemory: low})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := openStore(t, b, nil)
+		if got := s.Profile(); got != ProfileFor(low) {
+			t.Errorf("LowMemory %v: store profile %q", low, got)
+		}
+	}
+	if got := openStore(t, NewMem(), nil).Profile(); got != "" {
+		t.Errorf("map engine: profile %q", got)
+	}
+}
+
+// TestBadgerMutationCostValueLog: on disk, a value at or over the value
+// threshold counts its 12-byte pointer toward Badger's limit, exactly as
+// Badger counts it: a transaction at the limit fails, one byte under
+// commits, and megabytes of such values commit at once under the small
+// profile, whose limit is 614 KiB.
+func TestBadgerMutationCostValueLog(t *testing.T) {
+	b, err := OpenBadger(t.TempDir(), BadgerOptions{LowMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	limitBytes, _ := b.Limits()
+	const th = 64 << 10
+	if b.threshold != th {
+		t.Fatalf("threshold %d", b.threshold)
+	}
+	for _, c := range []struct{ size, cost int }{{0, 3 + 24}, {11, 3 + 24}, {12, 3 + 24}, {13, 3 + 25}, {th - 1, 3 + th - 1 + 12}, {th, 3 + 24}, {8 << 20, 3 + 24}} {
+		if got := b.mutationCost(Mutation{Key: []byte("key"), Value: make([]byte, c.size)}); got != int64(c.cost) {
+			t.Errorf("value of %d bytes: cost %d, want %d", c.size, got, c.cost)
+		}
+	}
+	// A transaction of value-log values and one tree value that cost
+	// exactly total in all.
+	round := 0
+	muts := func(total int64) []Mutation {
+		round++
+		var out []Mutation
+		var sum int64
+		add := func(size int) {
+			m := Mutation{Key: fmt.Appendf(nil, "%c%06d", 'a'+round, len(out)), Value: make([]byte, size)}
+			out = append(out, m)
+			sum += b.mutationCost(m)
+		}
+		for range 130 {
+			add(th) // 8.1 MiB in the value log
+		}
+		for total-sum-19 >= th {
+			add(th / 2)
+		}
+		add(int(total - sum - 19))
+		if sum != total {
+			t.Fatalf("built %d, want %d", sum, total)
+		}
+		return out
+	}
+	if err := b.Apply(muts(limitBytes-1), false); err != nil {
+		t.Errorf("cost %d, limit %d: %v", limitBytes-1, limitBytes, err)
+	}
+	if err := b.Apply(muts(limitBytes), false); !errors.Is(err, ErrTooBig) {
+		t.Errorf("cost %d at the limit: %v, want ErrTooBig", limitBytes, err)
+	}
+}
+
+// TestValueLogGCBoundsDisk: steady rewrites of large values (in the value
+// log) on a small-profile store with small value-log files. Collected on an
+// injected clock after every round, the disk stays within a bound of the
+// live data; without collection it grows with every round.
+func TestValueLogGCBoundsDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes about 200 MiB")
+	}
+	const (
+		keys     = 16
+		size     = 128 << 10 // in the value log (threshold 64 KiB)
+		rounds   = 50
+		vlogFile = 4 << 20
+	)
+	live := int64(keys * size)
+	run := func(t *testing.T, collect bool) (peak, final int64, st GCStats) {
+		b, err := OpenBadger(t.TempDir(), BadgerOptions{LowMemory: true, ValueLogFileSize: vlogFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		s := openStore(t, b, &Options{Wall: func() time.Time { return now }, Durability: Relaxed})
+		if err := s.Init(ctx, clock.NewReplicaID()); err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		val := make([]byte, size)
+		var all GCStats
+		for r := range rounds {
+			for k := range keys {
+				for i := range val {
+					val[i] = byte(rng.Uint32())
+				}
+				err := s.Update(ctx, func(tx *Tx) error {
+					_, err := tx.Write(fmt.Sprintf("k%02d", k), val, false)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if collect {
+				now = now.Add(DefaultGCInterval)
+				st, err := s.MaybeCollectGarbage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !st.Ran {
+					t.Fatalf("round %d: not collected %s after the last", r, DefaultGCInterval)
+				}
+				all.Rewritten += st.Rewritten
+			}
+			lsm, vlog := b.DiskSize()
+			peak = max(peak, lsm+vlog)
+		}
+		lsm, vlog := b.DiskSize()
+		t.Logf("collect %v: live %d KiB, written %d MiB, disk at the end %d KiB (lsm %d, vlog %d), peak %d KiB, files rewritten %d",
+			collect, live>>10, int64(rounds)*live>>20, (lsm+vlog)>>10, lsm>>10, vlog>>10, peak>>10, all.Rewritten)
+		return peak, lsm + vlog, all
+	}
+	// What may stay: twice the live values (files under half garbage),
+	// one interval's rewrites (one round), the head file and the one
+	// being rewritten, and the tree and memtable logs (two 8 MiB maps,
+	// sparse, and small tables).
+	bound := 2*live + live + 2*vlogFile + 20<<20
+	peak, final, st := run(t, true)
+	if st.Rewritten == 0 {
+		t.Error("no value-log file was ever rewritten")
+	}
+	if peak > bound || final > bound {
+		t.Errorf("with GC: peak %d, final %d bytes on disk; bound %d (live %d)", peak, final, bound, live)
+	}
+	_, grown, _ := run(t, false)
+	if grown < 2*bound {
+		t.Errorf("without GC the disk reached only %d bytes; the bound %d proves nothing", grown, bound)
+	}
+}
+
+// TestMaybeCollectGarbageInterval: at most one collection per interval,
+// remembered across a reopen; a clock set back collects; a negative
+// interval never does.
+func TestMaybeCollectGarbageInterval(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	wall := func() time.Time { return now }
+	open := func(every time.Duration) (*Store, *Badger) {
+		b, err := OpenBadger(dir, BadgerOptions{LowMemory: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(b, &Options{Wall: wall, GCInterval: every})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, b
+	}
+	s, _ := open(0)
+	ran := func(want bool) {
+		t.Helper()
+		st, err := s.MaybeCollectGarbage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Ran != want {
+			t.Fatalf("at %s: ran %v, want %v", now.Format(time.TimeOnly), st.Ran, want)
+		}
+	}
+	ran(true)
+	ran(false)
+	now = now.Add(DefaultGCInterval - time.Second)
+	ran(false)
+	now = now.Add(time.Second)
+	ran(true)
+	s.Close()
+	s, _ = open(0)
+	ran(false) // remembered
+	now = now.Add(-time.Hour)
+	ran(true) // clock set back
+	s.Close()
+	s, _ = open(-1)
+	now = now.Add(24 * time.Hour)
+	ran(false)
+	if st, err := s.CollectGarbage(); err != nil || !st.Ran {
+		t.Fatalf("CollectGarbage: %+v, %v", st, err)
+	}
+	s.Close()
+	if st, err := s.CollectGarbage(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %+v, %v", st, err)
+	}
+}
