@@ -213,9 +213,9 @@ func TestConfigTextRoundTrip(t *testing.T) {
 // TestFailureTextReplays: a failure prints itself as a schedule file
 // (in its message too) that parses and, run by TestSchedules' runner,
 // fails the same way: the expected output it prints is what the run
-// gives. Two failures: a sweep seed with an old merge restored (a random
-// config: seed, faults, skew), and a regression schedule with an old
-// rule restored on one replica only.
+// gives. The failures: a sweep seed with an old merge restored (a random
+// config: seed, faults, skew), two of the absence sweeps' findings, and a
+// regression schedule with an old rule restored on one replica only.
 func TestFailureTextReplays(t *testing.T) {
 	var failures []*Failure
 	for seed := range uint64(200) {
@@ -231,6 +231,21 @@ func TestFailureTextReplays(t *testing.T) {
 	if len(failures) == 0 {
 		t.Fatal("200 seeds did not catch MergeByHLC")
 	}
+	// Two of the absence sweeps' findings (see sweepOldRules): pauses
+	// with nested operations, copies, crashes after a transaction, kills.
+	for _, c := range []struct {
+		rule string
+		cfg  Config
+	}{{"RetiredNotSticky", absenceConfig(10)}, {"CursorFirst", killSweepConfig(4)}} {
+		r, _ := OldRuleNamed(c.rule)
+		r.Apply(&c.cfg)
+		_, err := Run(c.cfg)
+		var f *Failure
+		if !errors.As(err, &f) {
+			t.Fatalf("%s is not found at its seed any more (see sweepOldRules): %v", c.rule, err)
+		}
+		failures = append(failures, f)
+	}
 	file, err := os.ReadFile("testdata/schedules/s03_ack_own_push.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -241,23 +256,20 @@ func TestFailureTextReplays(t *testing.T) {
 		if d.Cmd != "schedule" {
 			return d.Expected
 		}
-		s := &s3
-		s.do(t, d)
-		if len(failures) == 1 {
-			cfg := s.cfg
-			r, _ := OldRuleNamed("AckIncludesOwnPush")
-			r.Apply(&cfg, 1)
-			cfg, err := cfg.validate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = runShrunk(cfg, s.ops)
-			var f *Failure
-			if !errors.As(err, &f) {
-				t.Fatalf("S3 passes with AckIncludesOwnPush on B: %v", err)
-			}
-			failures = append(failures, f)
+		s3.do(t, d)
+		cfg := s3.cfg
+		r, _ := OldRuleNamed("AckIncludesOwnPush")
+		r.Apply(&cfg, 1)
+		cfg, err := cfg.validate()
+		if err != nil {
+			t.Fatal(err)
 		}
+		_, err = runShrunk(cfg, s3.ops)
+		var f *Failure
+		if !errors.As(err, &f) {
+			t.Fatalf("S3 passes with AckIncludesOwnPush on B: %v", err)
+		}
+		failures = append(failures, f)
 		return d.Expected
 	})
 	for _, f := range failures {
