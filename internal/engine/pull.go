@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
@@ -85,47 +84,69 @@ func (r *Engine) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	if err := r.resumeRebase(ctx); err != nil {
 		return ps, err
 	}
-	if boot, _ := r.meta("bootstrapped"); boot == nil && r.cursor() == 0 {
-		// A new replica loads the newest snapshot instead of replaying the log.
-		if _, err := r.bootstrap(ctx); err != nil {
-			return ps, err
-		}
-		if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
-			tx.SetMeta("bootstrapped", []byte{1})
-			return nil
-		}); err != nil {
-			return ps, wrapClosed(err)
-		}
+	if err := r.bootstrapIfNew(ctx); err != nil {
+		return ps, err
 	}
 	cursor := r.cursor()
 	ps.Cursor = cursor
-	var positions []uint64
-	var modified []time.Time
-	for info, err := range b.List(ctx, remote.LogPrefix, remote.LogKey(cursor)) {
-		if err != nil {
-			return ps, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
-		}
-		if p, ok := remote.ParseLogKey(info.Key); ok && p > cursor {
-			positions = append(positions, p)
-			modified = append(modified, info.LastModified)
-		}
-	}
-	own := map[uint64]bool{}
-	err = r.st.View(func(v *store.View) error {
-		return v.MetaScan("own/", func(name string, _ []byte) (bool, error) {
-			var p uint64
-			if _, err := fmt.Sscanf(name, "own/%d", &p); err == nil && p > cursor {
-				own[p] = true
-			}
-			return true, nil
-		})
-	})
+	l, err := r.listLog(ctx, cursor)
 	if err != nil {
-		return ps, wrapClosed(err)
+		return ps, err
 	}
 	if err := r.step("pull:listed"); err != nil {
 		return ps, err
 	}
+	if passed, err := r.checkListed(ctx, l, cursor); passed || err != nil {
+		return r.afterRebase(ctx, ps, err)
+	}
+	if passed, err := r.applyListed(ctx, l, &ps); passed {
+		return r.afterRebase(ctx, ps, err)
+	} else if err != nil {
+		return ps, err
+	}
+	return ps, r.endPull(ctx)
+}
+
+// listed is what a pull listed after its cursor: the positions in order,
+// their server LastModified, and which of them are this replica's own
+// pushes (m/own).
+type listed struct {
+	positions []uint64
+	modified  []time.Time
+	own       map[uint64]bool
+}
+
+// listLog lists log/ after the cursor (one request when idle) and reads
+// which of the positions are this replica's own.
+func (r *Engine) listLog(ctx context.Context, cursor uint64) (listed, error) {
+	b := r.opts.Backend
+	l := listed{own: map[uint64]bool{}}
+	for info, err := range b.List(ctx, remote.LogPrefix, remote.LogKey(cursor)) {
+		if err != nil {
+			return l, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
+		}
+		if p, ok := remote.ParseLogKey(info.Key); ok && p > cursor {
+			l.positions = append(l.positions, p)
+			l.modified = append(l.modified, info.LastModified)
+		}
+	}
+	err := r.st.View(func(v *store.View) error {
+		return v.MetaScan("own/", func(name string, _ []byte) (bool, error) {
+			var p uint64
+			if _, err := fmt.Sscanf(name, "own/%d", &p); err == nil && p > cursor {
+				l.own[p] = true
+			}
+			return true, nil
+		})
+	})
+	return l, wrapClosed(err)
+}
+
+// checkListed decides whether the listing may be applied from the cursor
+// on: passed (with the rebase done, or its error) when the log was pruned
+// past this replica, ErrGap when a position above the prune floor is
+// missing.
+func (r *Engine) checkListed(ctx context.Context, l listed, cursor uint64) (passed bool, err error) {
 	// Absence rule 4: "nothing listed" means "up to date" only at or above
 	// the newest snapshot. A replica not yet ready (new, reidentified)
 	// lists snap/ once: a cursor below the newest snapshot without a
@@ -137,44 +158,19 @@ func (r *Engine) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	// meanwhile and must load that one (found by the real-process chaos
 	// test: "nothing listed" there left the replica behind for good and
 	// its next push in a freed position).
+	positions := l.positions
 	if len(positions) == 0 || positions[0] != cursor+1 {
 		if ready, err := r.meta("ready"); err != nil {
-			return ps, err
+			return false, err
 		} else if (ready == nil || r.rebasing) && !r.knob(func(k *Knobs) bool { return k.NothingListedUpToDate }) {
 			if passed, err := r.rebaseIfPruned(ctx, cursor+1); passed || err != nil {
-				return r.afterRebase(ctx, ps, err)
+				return passed, err
 			}
 		}
 	}
 	if len(positions) > 0 && positions[0] == cursor+1 && !r.rebasing {
-		// A not-ready replica below the newest snapshot whose log looks
-		// contiguous up to it: a segment at or below the snapshot created
-		// after the snapshot was written is no part of that log (a
-		// retired pusher's create in a freed position, noticed by its
-		// pusher, left behind): the log was pruned past this cursor.
-		if ready, err := r.meta("ready"); err != nil {
-			return ps, err
-		} else if ready == nil {
-			complete, all, err := r.snapshots(ctx)
-			if err != nil {
-				return ps, err
-			}
-			if len(complete) > 0 && complete[0] > cursor {
-				var at time.Time
-				for _, info := range all {
-					if info.Key == SnapKey(complete[0]) {
-						at = info.LastModified
-					}
-				}
-				for i, p := range positions {
-					if p <= complete[0] && !at.IsZero() && modified[i].After(at) {
-						if passed, err := r.rebaseIfPruned(ctx, cursor+1); passed || err != nil {
-							return r.afterRebase(ctx, ps, err)
-						}
-						break
-					}
-				}
-			}
+		if passed, err := r.checkLateCreates(ctx, l, cursor); passed || err != nil {
+			return passed, err
 		}
 	}
 	expect := cursor + 1
@@ -184,36 +180,59 @@ func (r *Engine) pullLocked(ctx context.Context) (ps PullStats, err error) {
 				// A hole: pruned below a snapshot while this replica was
 				// away (rebase on it), or damage.
 				if passed, err := r.rebaseIfPruned(ctx, expect); passed || err != nil {
-					return r.afterRebase(ctx, ps, err)
+					return passed, err
 				}
 			}
-			return ps, fmt.Errorf("%w: %s on %s (next listed is %s)", ErrGap, remote.LogKey(expect), b, remote.LogKey(p))
+			return false, fmt.Errorf("%w: %s on %s (next listed is %s)", ErrGap, remote.LogKey(expect), r.opts.Backend, remote.LogKey(p))
 		}
 		expect++
 	}
-	for start := 0; start < len(positions); start += pullWindow {
-		win := positions[start:min(start+pullWindow, len(positions))]
-		data := make([][]byte, len(win))
-		g, gctx := errgroup.WithContext(ctx)
-		for i, p := range win {
-			if own[p] {
-				continue
-			}
-			g.Go(func() error {
-				obj, err := b.Get(gctx, remote.LogKey(p))
-				if err != nil {
-					return fmt.Errorf("replica: fetch %s from %s: %w", remote.LogKey(p), b, err)
-				}
-				data[i] = obj.Data
-				return nil
-			})
+	return false, nil
+}
+
+// checkLateCreates: a not-ready replica below the newest snapshot whose
+// log looks contiguous up to it: a segment at or below the snapshot
+// created after the snapshot was written is no part of that log (a retired
+// pusher's create in a freed position, noticed by its pusher, left
+// behind): the log was pruned past this cursor.
+func (r *Engine) checkLateCreates(ctx context.Context, l listed, cursor uint64) (passed bool, err error) {
+	if ready, err := r.meta("ready"); err != nil || ready != nil {
+		return false, err
+	}
+	complete, all, err := r.snapshots(ctx)
+	if err != nil {
+		return false, err
+	}
+	if len(complete) == 0 || complete[0] <= cursor {
+		return false, nil
+	}
+	var at time.Time
+	for _, info := range all {
+		if info.Key == SnapKey(complete[0]) {
+			at = info.LastModified
 		}
+	}
+	for i, p := range l.positions {
+		if p <= complete[0] && !at.IsZero() && l.modified[i].After(at) {
+			return r.rebaseIfPruned(ctx, cursor+1)
+		}
+	}
+	return false, nil
+}
+
+// applyListed fetches the listed segments with bounded concurrency and
+// applies them in position order, moving the cursor over own ones. A
+// segment listed and then gone at or below the newest snapshot was pruned
+// while this pull read: passed, with the rebase done (or its error).
+func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (passed bool, err error) {
+	for start := 0; start < len(l.positions); start += pullWindow {
+		win := l.positions[start:min(start+pullWindow, len(l.positions))]
+		data, gerr := r.fetchWindow(ctx, win, l.own)
 		// Apply in order what was fetched before any error.
-		gerr := g.Wait()
 		for i, p := range win {
-			if own[p] {
+			if l.own[p] {
 				if err := r.advance(ctx, p); err != nil {
-					return ps, err
+					return false, err
 				}
 				ps.Skipped++
 				ps.Cursor = p
@@ -225,49 +244,84 @@ func (r *Engine) pullLocked(ctx context.Context) (ps PullStats, err error) {
 					// was paused past its retirement). At or below the
 					// newest snapshot, rebase on it; above, damage.
 					if passed, err := r.rebaseIfPruned(ctx, p); passed || err != nil {
-						return r.afterRebase(ctx, ps, err)
+						return passed, err
 					}
 				}
-				return ps, gerr
+				return false, gerr
 			}
-			seg, err := r.decoder().Open(ctx, remote.LogKey(p)+" on "+b.String(), data[i])
-			if err != nil {
-				return ps, err
+			if err := r.applySegment(ctx, data, i, p, ps); err != nil {
+				return false, err
 			}
-			skip, err := r.applyOne(ctx, seg, data[i], p, &ps)
-			seg.Close()
-			data[i] = nil // the window holds no applied segment
-			if err != nil {
-				return ps, err
-			}
-			if skip {
-				ps.Skipped++
-				ps.Cursor = p
-				continue
-			}
-			if err := r.step("pull:applied"); err != nil {
-				return ps, err
-			}
-			ps.Segments++
-			ps.Bytes += int64(len(data[i]))
-			ps.Cursor = p
 		}
 		if gerr != nil {
-			return ps, gerr
+			return false, gerr
 		}
 	}
-	// Everything listed is applied: the tip we listed after registering is
-	// reached, so pushing is allowed from now on. The final state is synced
-	// before any ack can be published from it.
+	return false, nil
+}
+
+// fetchWindow fetches the segments of win that are not own, concurrently;
+// the error is the first fetch's to fail, the others' data kept.
+func (r *Engine) fetchWindow(ctx context.Context, win []uint64, own map[uint64]bool) ([][]byte, error) {
+	b := r.opts.Backend
+	data := make([][]byte, len(win))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, p := range win {
+		if own[p] {
+			continue
+		}
+		g.Go(func() error {
+			obj, err := b.Get(gctx, remote.LogKey(p))
+			if err != nil {
+				return fmt.Errorf("replica: fetch %s from %s: %w", remote.LogKey(p), b, err)
+			}
+			data[i] = obj.Data
+			return nil
+		})
+	}
+	return data, g.Wait()
+}
+
+// applySegment decodes and applies the fetched segment data[i] at
+// position p, and drops it from the window.
+func (r *Engine) applySegment(ctx context.Context, data [][]byte, i int, p uint64, ps *PullStats) error {
+	seg, err := r.decoder().Open(ctx, remote.LogKey(p)+" on "+r.opts.Backend.String(), data[i])
+	if err != nil {
+		return err
+	}
+	skip, err := r.applyOne(ctx, seg, data[i], p, ps)
+	seg.Close()
+	data[i] = nil // the window holds no applied segment
+	if err != nil {
+		return err
+	}
+	if skip {
+		ps.Skipped++
+		ps.Cursor = p
+		return nil
+	}
+	if err := r.step("pull:applied"); err != nil {
+		return err
+	}
+	ps.Segments++
+	ps.Bytes += int64(len(data[i]))
+	ps.Cursor = p
+	return nil
+}
+
+// endPull ends a pull that applied everything it listed: the tip listed
+// after registering is reached, so pushing is allowed from now on; the
+// final state is synced before any ack can be published from it.
+func (r *Engine) endPull(ctx context.Context) error {
 	if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 		tx.SetMeta("ready", []byte{1})
 		tx.SetMeta("last_pull", p64(uint64(r.now().UnixMilli())))
 		return nil
 	}); err != nil {
-		return ps, wrapClosed(err)
+		return wrapClosed(err)
 	}
 	if err := r.dropPassedOwn(ctx); err != nil {
-		return ps, err
+		return err
 	}
 	// Publish the ack (durable now) at a bounded rate, and refresh the
 	// registry of an idle replica before it ages into retirement (case 6
@@ -275,26 +329,20 @@ func (r *Engine) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	// most once per AckInterval when the ack moved, and once per
 	// RegistryRefresh when it did not.
 	if r.rebasing {
-		return ps, nil
+		return nil
 	}
 	ack, err := r.ackNow()
 	if err != nil {
-		return ps, err
+		return err
 	}
 	if !r.registryDue(ack) {
-		return ps, nil
+		return nil
 	}
 	err = r.swapRegistry(ctx, ack)
 	if errors.Is(err, ErrRetired) {
-		if err := r.rebase(ctx); err != nil {
-			return ps, err
-		}
-		return ps, nil
+		return r.rebase(ctx)
 	}
-	if err != nil {
-		return ps, err
-	}
-	return ps, nil
+	return err
 }
 
 func (r *Engine) ackInterval() time.Duration {
@@ -482,103 +530,27 @@ func (r *Engine) applyOne(ctx context.Context, seg *segment.Reader, data []byte,
 	return false, r.apply(ctx, seg, p, ps)
 }
 
-// apply merges one verified segment at log position p, reading its
-// records as a stream, applyChunk at a time: a transaction per chunk, the
-// cursor advancing in the last. Re-applying a segment is harmless (merge is
-// a join), so the transactions need no fsync: the pull's final state is
-// synced before it returns.
+// apply merges one verified segment at log position p through the record
+// applier: a transaction per chunk, the cursor advancing in the last. The
+// pull's final state is synced before it returns.
 func (r *Engine) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *PullStats) error {
 	r.st.Clock().Observe(seg.Header().HLC)
 	maxOwn, err := seg.MaxCounter(r.ID())
 	if err != nil {
 		return err
 	}
-	chunk, err := seg.Next(r.chunk())
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	first := true
-	filterG := r.knob(func(k *Knobs) bool { return k.FilterThroughG })
 	mergeFn := merge.Merge
 	if r.opts.Knobs != nil && r.opts.Knobs.Merge != nil {
 		mergeFn = r.opts.Knobs.Merge
 	}
-	for {
-		next, err := seg.Next(r.chunk())
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		last := len(next) == 0
-		var changed, conflicts int
-		checkClone := first
-		first = false
-		err = r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
-			changed, conflicts = 0, 0
-			// A clock entry for this replica above its own counter: someone
-			// else published dots under our id. Checked before anything of
-			// the segment is applied.
-			if checkClone && maxOwn > tx.Counter() {
-				return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
-					ErrCloned, remote.LogKey(p), r.ID().Short(), maxOwn, tx.Counter())
-			}
-			for _, e := range chunk {
-				for _, v := range e.Record.Versions {
-					tx.Observe(v.Time)
-				}
-				cur, had, err := tx.Record(e.Key)
-				if err != nil {
-					return err
-				}
-				var merged merge.Record
-				if had {
-					merged = mergeFn(cur.Record, e.Record)
-					if merged.Equal(cur.Record) {
-						continue
-					}
-				} else {
-					merged = e.Record // a record for an unknown key is taken whole
-					if filterG {
-						g, err := tx.G()
-						if err != nil {
-							return err
-						}
-						merged = merge.Merge(merge.Record{Clock: g}, e.Record)
-					}
-				}
-				// pos never goes down: an own push committed at a higher
-				// position than this one (pulled later, in order) already
-				// carries the record there, and collection must wait for
-				// that position's acks (found by the simulator's absence
-				// sweep: a record holding an own write published at 3 was
-				// collected against acks of 2).
-				if err := tx.PutRecord(e.Key, store.Stored{Record: merged, Pos: max(p, cur.Pos)}); err != nil {
-					return err
-				}
-				changed++
-				if len(merged.Versions) > 1 {
-					conflicts++
-				}
-			}
-			if last || checkClone && r.knob(func(k *Knobs) bool { return k.CursorFirst }) {
-				setCursor(tx, p)
-			}
-			return nil
-		})
-		if err != nil {
-			if errors.Is(err, store.ErrClosed) {
-				return ErrClosed
-			}
-			return err
-		}
-		ps.Records += len(chunk)
-		ps.Changed += changed
-		ps.Conflicts += conflicts
-		if last {
-			return nil
-		}
-		chunk = next
-		if err := r.step("pull:chunk"); err != nil {
-			return err
-		}
-	}
+	return r.applyRecords(ctx, seg, &applyRun{
+		name:    remote.LogKey(p),
+		chunk:   r.chunk(),
+		pos:     p,
+		cursor:  true,
+		maxOwn:  maxOwn,
+		mergeFn: mergeFn,
+		filterG: r.knob(func(k *Knobs) bool { return k.FilterThroughG }),
+		step:    "pull:chunk",
+	}, ps)
 }

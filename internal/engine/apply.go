@@ -1,0 +1,169 @@
+package engine
+
+// The record applier: merging a stream of remote records into the local
+// store, a chunk of records per transaction. Pull applies a log segment
+// with it (every record at the segment's position, the cursor advancing
+// in the last transaction), bootstrap and rebase a snapshot part (each
+// record with its own pos, no cursor).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/remote/segment"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// applyRun describes one stream of records to apply.
+type applyRun struct {
+	name  string // the object the records come from, for errors
+	chunk int    // records per transaction
+	// pos is the log position of every record (a segment). With recordPos
+	// each record carries its own (a snapshot part), and a higher one is
+	// taken even when the merge changes nothing.
+	pos       uint64
+	recordPos bool
+	// cursor advances the cursor to pos in the last transaction.
+	cursor bool
+	// maxOwn, when above the counter, stops the run before anything of it
+	// is applied: dots under this replica's id it never issued.
+	maxOwn uint64
+	// checkEach checks each record's own dot against the counter (a
+	// snapshot index may not say, or lie). ownSeen reports the highest
+	// own dot the run held.
+	checkEach bool
+	ownSeen   uint64
+	// mergeFn merges a record into a known key's (merge.Merge, or a test's);
+	// filterG filters a record for an unknown key through G instead of
+	// taking it whole.
+	mergeFn func(local, remote merge.Record) merge.Record
+	filterG bool
+	// step is the Knobs step between two transactions ("" for none);
+	// progress, when set, is told each transaction's record count.
+	step     string
+	progress func(n int)
+}
+
+// applyStats counts what one transaction of a run changed.
+type applyStats struct {
+	records, changed, conflicts int
+}
+
+// applyRecords applies seg as run describes, a transaction per chunk of
+// records. Re-applying is harmless (merge is a join), so the transactions
+// need no fsync: the caller syncs its final state before it is relied on.
+func (r *Engine) applyRecords(ctx context.Context, seg *segment.Reader, run *applyRun, ps *PullStats) error {
+	chunk, err := seg.Next(run.chunk)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	first := true
+	for {
+		next, err := seg.Next(run.chunk)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		last := len(next) == 0
+		if len(chunk) > 0 || run.cursor {
+			var as applyStats
+			err = r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
+				as = applyStats{records: len(chunk)}
+				return r.applyChunk(tx, run, chunk, first, last, &as)
+			})
+			if err != nil {
+				return wrapClosed(err)
+			}
+			ps.Records += as.records
+			ps.Changed += as.changed
+			ps.Conflicts += as.conflicts
+			if run.progress != nil {
+				run.progress(len(chunk))
+			}
+		}
+		if last {
+			return nil
+		}
+		first = false
+		chunk = next
+		if run.step != "" {
+			if err := r.step(run.step); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// applyChunk merges one chunk of a run's records in tx.
+func (r *Engine) applyChunk(tx *store.Tx, run *applyRun, chunk []segment.Entry, first, last bool, as *applyStats) error {
+	id := r.ID()
+	// A clock entry for this replica above its own counter: someone else
+	// published dots under our id. Checked before anything of the run is
+	// applied.
+	if first && run.maxOwn > tx.Counter() {
+		return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
+			ErrCloned, run.name, id.Short(), run.maxOwn, tx.Counter())
+	}
+	for _, e := range chunk {
+		own := e.Record.Clock.Get(id)
+		run.ownSeen = max(run.ownSeen, own)
+		if run.checkEach && own > tx.Counter() {
+			return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
+				ErrCloned, run.name, id.Short(), own, tx.Counter())
+		}
+		for _, v := range e.Record.Versions {
+			tx.Observe(v.Time)
+		}
+		changed, siblings, err := r.applyEntry(tx, run, e)
+		if err != nil {
+			return err
+		}
+		if changed {
+			as.changed++
+			if siblings > 1 {
+				as.conflicts++
+			}
+		}
+	}
+	if run.cursor && (last || first && r.knob(func(k *Knobs) bool { return k.CursorFirst })) {
+		setCursor(tx, run.pos)
+	}
+	return nil
+}
+
+// applyEntry merges one record into tx. It reports whether the key
+// changed, and how many siblings it holds then.
+func (r *Engine) applyEntry(tx *store.Tx, run *applyRun, e segment.Entry) (changed bool, siblings int, err error) {
+	cur, had, err := tx.Record(e.Key)
+	if err != nil {
+		return false, 0, err
+	}
+	pos := run.pos
+	if run.recordPos {
+		pos = e.Pos
+	}
+	merged := e.Record // a record for an unknown key is taken whole
+	if had {
+		merged = run.mergeFn(cur.Record, e.Record)
+		if merged.Equal(cur.Record) && (!run.recordPos || pos <= cur.Pos) {
+			return false, 0, nil
+		}
+	} else if run.filterG {
+		g, err := tx.G()
+		if err != nil {
+			return false, 0, err
+		}
+		merged = merge.Merge(merge.Record{Clock: g}, e.Record)
+	}
+	// pos never goes down: an own push committed at a higher position
+	// than this one (pulled later, in order) already carries the record
+	// there, and collection must wait for that position's acks (found by
+	// the simulator's absence sweep: a record holding an own write
+	// published at 3 was collected against acks of 2).
+	if err := tx.PutRecord(e.Key, store.Stored{Record: merged, Pos: max(pos, cur.Pos)}); err != nil {
+		return false, 0, err
+	}
+	return true, len(merged.Versions), nil
+}
