@@ -123,6 +123,23 @@ func (t *Tx) get(k []byte) ([]byte, bool, error) {
 func (t *Tx) set(k, v []byte) { t.group.put(k, v) }
 func (t *Tx) del(k []byte)    { t.group.del(k) }
 
+// Full reports whether this request's writes so far take half of the
+// engine's transaction limit (in bytes, as the engine counts them, or in
+// entries), or more: a multi-transaction step (a pull applying a segment,
+// a push clearing the marks of a committed one) then leaves the rest of
+// its chunk to its next transaction. Half leaves room for one more item
+// of any size: a mutation counts at most its key and the value threshold
+// (larger values count their value-log pointer), a few KiB under the
+// default profile's 4.8 MiB and 64 KiB under the small profile's 307 KiB.
+// Always false on an engine without a limit (the simulator's map).
+func (t *Tx) Full() bool {
+	l, g := t.s.limit, t.group
+	if l == nil {
+		return false
+	}
+	return 2*(g.cost-g.baseCost) >= l.bytes || 2*int64(len(g.muts)-g.base) >= l.entries
+}
+
 // ReplicaID returns this replica's id (ErrNoReplica before Init).
 func (t *Tx) ReplicaID() (clock.ReplicaID, error) {
 	if t.newID != nil {

@@ -61,14 +61,19 @@ func (r *Engine) applyRecords(ctx context.Context, seg *segment.Reader, run *app
 		return err
 	}
 	first := true
+	var ahead []segment.Entry // read ahead when a chunk was cut short
+	carried := false
 	for {
-		next, err := seg.Next(run.chunk)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
+		next := ahead
+		if !carried {
+			next, err = seg.Next(run.chunk)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
 		}
 		last := len(next) == 0
+		as := applyStats{records: len(chunk)}
 		if len(chunk) > 0 || run.cursor {
-			var as applyStats
 			err = r.st.UpdateRelaxed(ctx, func(tx *store.Tx) error {
 				as = applyStats{records: len(chunk)}
 				return r.applyChunk(tx, run, chunk, first, last, &as)
@@ -80,14 +85,21 @@ func (r *Engine) applyRecords(ctx context.Context, seg *segment.Reader, run *app
 			ps.Changed += as.changed
 			ps.Conflicts += as.conflicts
 			if run.progress != nil {
-				run.progress(len(chunk))
+				run.progress(as.records)
 			}
 		}
-		if last {
+		// A chunk cut short by the engine's transaction limit (tx.Full,
+		// the small profile's 614 KiB): its rest goes first in the next
+		// transaction, and the cursor waits for it.
+		carried = as.records < len(chunk)
+		if carried {
+			chunk, ahead = chunk[as.records:], next
+		} else if last {
 			return nil
+		} else {
+			chunk = next
 		}
 		first = false
-		chunk = next
 		if run.step != "" {
 			if err := r.step(run.step); err != nil {
 				return err
@@ -106,7 +118,11 @@ func (r *Engine) applyChunk(tx *store.Tx, run *applyRun, chunk []segment.Entry, 
 		return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
 			ErrCloned, run.name, id.Short(), run.maxOwn, tx.Counter())
 	}
-	for _, e := range chunk {
+	for i, e := range chunk {
+		if i > 0 && tx.Full() {
+			as.records = i // the rest in the next transaction
+			break
+		}
 		own := e.Record.Clock.Get(id)
 		run.ownSeen = max(run.ownSeen, own)
 		if run.checkEach && own > tx.Counter() {
@@ -127,7 +143,7 @@ func (r *Engine) applyChunk(tx *store.Tx, run *applyRun, chunk []segment.Entry, 
 			}
 		}
 	}
-	if run.cursor && (last || first && r.knob(func(k *Knobs) bool { return k.CursorFirst })) {
+	if run.cursor && (last && as.records == len(chunk) || first && r.knob(func(k *Knobs) bool { return k.CursorFirst })) {
 		setCursor(tx, run.pos)
 	}
 	return nil

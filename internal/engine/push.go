@@ -414,10 +414,16 @@ func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error 
 	for {
 		n := min(len(keys), r.chunk())
 		chunkKeys, chunkMarks := keys[:n], marks[:n]
-		keys, marks = keys[n:], marks[n:]
-		last := len(keys) == 0
+		var last bool
 		err := r.st.Update(ctx, func(tx *store.Tx) error {
+			done := n
 			for i, key := range chunkKeys {
+				if i > 0 && tx.Full() {
+					// The engine's transaction limit (the small
+					// profile's 614 KiB): the rest in the next one.
+					done = i
+					break
+				}
 				mark, ok, err := tx.Mark(key)
 				if err != nil {
 					return err
@@ -438,7 +444,8 @@ func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error 
 					}
 				}
 			}
-			if !last {
+			keys, marks = keys[done:], marks[done:]
+			if last = len(keys) == 0; !last {
 				return nil
 			}
 			tx.DeleteMeta(stageName(s.N))

@@ -1,0 +1,108 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/remote/memremote"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// TestLowMemoryLargeOutbox: under the small profile (Badger's transaction
+// limit 614 KiB), a replica pushes an outbox of over 8 MiB of
+// incompressible values, 1 KiB to 4 MiB each, and another small-profile
+// replica pulls it: staging (each segment one transaction, its bytes a
+// value-log value), the commit that clears the marks and the pulled
+// segments' application all fit, and the pulled values are the pushed
+// ones. Before the fix both failed with ErrTooBig once a staged or pulled
+// segment passed about 600 KiB.
+func TestLowMemoryLargeOutbox(t *testing.T) {
+	ctx := context.Background()
+	mem := memremote.New("t")
+	open := func() *engine.Engine {
+		r, err := engine.Init(t.TempDir(), "mem://t", &engine.Options{LowMemory: true, Backend: mem, Durability: store.Relaxed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		if p := r.Store().Profile(); p != store.ProfileSmall {
+			t.Fatalf("profile %q", p)
+		}
+		return r
+	}
+	a := open()
+	rng := rand.New(rand.NewPCG(19, 1))
+	want := map[string][]byte{}
+	var total int
+	put := func(key string, size int) {
+		v := make([]byte, size)
+		for i := range v {
+			v[i] = byte(rng.Uint32())
+		}
+		if err := a.Put(ctx, key, v); err != nil {
+			t.Fatalf("put %s (%d bytes): %v", key, size, err)
+		}
+		want[key] = v
+		total += size
+	}
+	for i := range 6000 { // 6000 × 1 KiB: more than a chunk's worth of marks
+		put(fmt.Sprintf("small/%05d", i), 1<<10)
+	}
+	for i := range 20 { // tree values just under the 64 KiB threshold
+		put(fmt.Sprintf("mid/%02d", i), 63<<10)
+	}
+	for i := range 3 { // value-log values
+		put(fmt.Sprintf("big/%d", i), 4<<20-i)
+	}
+	if total <= 8<<20 {
+		t.Fatalf("outbox of only %d bytes", total)
+	}
+	ps, err := a.Push(ctx)
+	if err != nil {
+		t.Fatalf("push of %d MiB: %v", total>>20, err)
+	}
+	if ps.Segments < 2 || a.Store().Pending() != 0 {
+		t.Fatalf("push: %+v, pending %d", ps, a.Store().Pending())
+	}
+	b := open()
+	start := time.Now()
+	pl, err := b.Pull(ctx)
+	if err != nil {
+		t.Fatalf("pull of %d MiB: %v", total>>20, err)
+	}
+	t.Logf("pushed %d MiB in %d segments (%d bytes), pulled %d records in %s", total>>20, ps.Segments, ps.Bytes, pl.Records, time.Since(start).Round(time.Millisecond))
+	if b.Len() != int64(len(want)) {
+		t.Fatalf("pulled %d keys, want %d", b.Len(), len(want))
+	}
+	for k, v := range want {
+		got, err := b.Get(k)
+		if err != nil || !bytes.Equal(got, v) {
+			t.Fatalf("%s: %d bytes, %v; want %d bytes", k, len(got), err, len(v))
+		}
+	}
+	// And back: b rewrites every small key, a pulls.
+	for k := range want {
+		if len(want[k]) == 1<<10 {
+			want[k] = append(want[k][:0:0], 'b')
+			if err := b.Put(ctx, k, want[k]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := b.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Pull(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		if got, err := a.Get(k); err != nil || !bytes.Equal(got, v) {
+			t.Fatalf("a: %s: %d bytes, %v; want %d bytes", k, len(got), err, len(v))
+		}
+	}
+}
