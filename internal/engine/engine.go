@@ -834,7 +834,7 @@ func (r *Engine) Pending() iter.Seq2[PendingKey, error] {
 // Status describes the replica.
 type Status struct {
 	ReplicaID  string        `json:"replica_id"`
-	RemoteURL     string        `json:"remote"`
+	RemoteURL  string        `json:"remote"`
 	Dir        string        `json:"dir"`
 	Keys       int64         `json:"keys"`
 	Pending    int64         `json:"pending"`
@@ -847,6 +847,9 @@ type Status struct {
 	MaxSkew    time.Duration `json:"max_skew_ns"`
 	Durability string        `json:"durability"`
 	Commits    int64         `json:"commits"`
+	// Profile is the local store's sizing: "default" or "small" (see
+	// store.Profile); "" on a map engine.
+	Profile string `json:"profile"`
 }
 
 // Status returns the replica's status.
@@ -856,6 +859,7 @@ func (r *Engine) Status() (Status, error) {
 		ReplicaID: r.ID().String(), Dir: r.dir, Keys: r.st.Len(), Pending: r.st.Pending(),
 		HLC: r.st.Clock().Last().String(), SkewCapped: capped, MaxSkew: ahead,
 		Durability: r.st.Durability().String(), Commits: r.st.Commits(),
+		Profile: string(r.st.Profile()),
 	}
 	err := r.st.View(func(v *store.View) error {
 		if b, _, err := v.Meta("remote"); err != nil {

@@ -37,6 +37,7 @@ type SyncStats struct {
 // stops the pull at its position with an error naming the object; state is
 // as it was before that segment.
 func (r *Engine) Pull(ctx context.Context) (PullStats, error) {
+	defer r.maybeCollectGarbage()
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	return r.pullLocked(ctx)
@@ -44,6 +45,7 @@ func (r *Engine) Pull(ctx context.Context) (PullStats, error) {
 
 // Sync pulls, then pushes.
 func (r *Engine) Sync(ctx context.Context) (SyncStats, error) {
+	defer r.maybeCollectGarbage()
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	var s SyncStats

@@ -59,6 +59,7 @@ func p64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // uploads each segment create-only at the next free log position.
 // Uncontended, a push costs two PUTs and no LIST.
 func (r *Engine) Push(ctx context.Context) (PushStats, error) {
+	defer r.maybeCollectGarbage()
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	return r.pushLocked(ctx)
