@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/replica"
+	"github.com/ebreplica/ebreplica/store"
 )
 
 // Exit codes (the contract).
@@ -95,6 +96,9 @@ type env struct {
 	dir  string
 	json bool
 	wall func() time.Time // nil: time.Now
+	// lowMemory: --low-memory or $EBREPLICA_LOW_MEMORY chose the small
+	// profile (a 32-bit build uses it whatever this says).
+	lowMemory bool
 
 	flags *parsed // the command's flags and positional arguments
 	args  []string
@@ -104,7 +108,7 @@ type env struct {
 
 // options returns the replica options every command opens with.
 func (e *env) options() *replica.Options {
-	return &replica.Options{Wall: e.wall, Progress: e.progress()}
+	return &replica.Options{Wall: e.wall, Progress: e.progress(), LowMemory: e.lowMemory}
 }
 
 // progress returns a progress printer when stderr is a terminal (a
@@ -227,6 +231,7 @@ func (e *env) setGlobals(p *parsed) error {
 		e.dir = ".ebreplica"
 	}
 	e.json = p.bool("json")
+	e.lowMemory = p.bool("low-memory") || store.LowMemoryFromEnv()
 	if s, ok := p.value("clock-offset"); ok {
 		off, err := time.ParseDuration(s)
 		if err != nil {

@@ -15,7 +15,9 @@ var statusCmd = &command{
 	help: `--json prints one object: replica_id, remote, dir, keys, pending, cursor,
 last_push and last_pull (RFC 3339, null when never), counter, hlc,
 skew_capped (remote timestamps too far ahead, capped), max_skew_ns (the
-furthest ahead a remote timestamp was), durability, commits.`,
+furthest ahead a remote timestamp was), durability, commits, profile (the
+local store's sizing: "default", or "small" with --low-memory,
+$EBREPLICA_LOW_MEMORY=1 or on a 32-bit build).`,
 	maxArgs: 0,
 	run:     runStatus,
 }
@@ -62,6 +64,7 @@ func runStatus(ctx context.Context, e *env) error {
 		{"clock", s.HLC},
 		{"skew", skew},
 		{"durability", s.Durability},
+		{"profile", s.Profile},
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}
