@@ -1,0 +1,240 @@
+// Package cloudtest connects tests to the local emulators of Google Cloud
+// Storage and Azure Blob Storage that scripts/gcsserver.sh and
+// scripts/azserver.sh start (`make test` starts both), one fresh bucket or
+// container per test:
+//
+//	fake-gcs-server  GCS JSON API, in memory, no credentials
+//	Azurite          Azure Blob service, in memory, one account with a shared key
+//
+// They are found through environment variables:
+//
+//	EBREPLICA_TEST_GCS_ENDPOINT     http://127.0.0.1:PORT
+//	EBREPLICA_TEST_GCS_REQUIRED     1: a missing emulator fails the test
+//	EBREPLICA_TEST_AZURE_ENDPOINT   http://127.0.0.1:PORT/ACCOUNT (blob service URL)
+//	EBREPLICA_TEST_AZURE_ACCOUNT    account name
+//	EBREPLICA_TEST_AZURE_KEY        account key
+//	EBREPLICA_TEST_AZURE_REQUIRED   1: a missing emulator fails the test
+//
+// Without them a test is skipped, unless its _REQUIRED=1 or CI=true, where
+// it fails: CI must never skip the emulator tests silently.
+package cloudtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+)
+
+// Environment variables naming the emulators.
+const (
+	EnvGCSEndpoint   = "EBREPLICA_TEST_GCS_ENDPOINT"
+	EnvGCSRequired   = "EBREPLICA_TEST_GCS_REQUIRED"
+	EnvAzureEndpoint = "EBREPLICA_TEST_AZURE_ENDPOINT"
+	EnvAzureAccount  = "EBREPLICA_TEST_AZURE_ACCOUNT"
+	EnvAzureKey      = "EBREPLICA_TEST_AZURE_KEY"
+	EnvAzureRequired = "EBREPLICA_TEST_AZURE_REQUIRED"
+)
+
+// GCSProject is the project buckets are created in (the emulator takes any).
+const GCSProject = "ebreplica-test"
+
+// missing skips t, or fails it when required or CI=true.
+func missing(t testing.TB, what, required, start string, unset []string) {
+	t.Helper()
+	msg := fmt.Sprintf("cloudtest: no %s emulator (%s unset); run `make test`, which starts one, "+
+		"or `eval \"$(%s start)\"` before go test and `%s stop` after",
+		what, strings.Join(unset, ", "), start, start)
+	if os.Getenv(required) == "1" || os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (required: " + required + "=1 or CI=true)")
+	}
+	t.Skip(msg)
+}
+
+// GCS is the fake-gcs-server emulator's address.
+type GCS struct {
+	Endpoint string // http://127.0.0.1:PORT
+}
+
+// GCSConfig returns the GCS emulator's settings from the environment. When
+// they are missing it skips t, or fails it when EBREPLICA_TEST_GCS_REQUIRED=1
+// or CI=true.
+func GCSConfig(t testing.TB) GCS {
+	t.Helper()
+	s := GCS{Endpoint: os.Getenv(EnvGCSEndpoint)}
+	if s.Endpoint == "" {
+		missing(t, "GCS", EnvGCSRequired, "scripts/gcsserver.sh", []string{EnvGCSEndpoint})
+	}
+	return s
+}
+
+// Client returns a client for the emulator, without credentials.
+func (s GCS) Client(t testing.TB) *storage.Client {
+	t.Helper()
+	c, err := storage.NewClient(context.Background(), storage.WithDisabledClientMetrics(),
+		option.WithEndpoint(s.Endpoint+"/storage/v1/"), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatalf("cloudtest: GCS client: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// URL returns the gs:// URL of prefix in bucket on the emulator.
+func (s GCS) URL(bucket, prefix string) string {
+	u := "gs://" + bucket
+	if prefix != "" {
+		u += "/" + prefix
+	}
+	return u + "?endpoint=" + s.Endpoint
+}
+
+// NewBucket creates a fresh, empty bucket for t and returns a client and
+// its name; the bucket and its objects are removed (best effort) when t
+// ends.
+func (s GCS) NewBucket(t testing.TB) (*storage.Client, string) {
+	t.Helper()
+	c := s.Client(t)
+	name := Name(t, 50)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Bucket(name).Create(ctx, GCSProject, nil); err != nil {
+		t.Fatalf("cloudtest: create bucket %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		b := c.Bucket(name)
+		it := b.Objects(ctx, nil)
+		for {
+			a, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				break
+			}
+			if err != nil {
+				t.Logf("cloudtest: cleanup: list %s: %v", name, err)
+				return
+			}
+			_ = b.Object(a.Name).Delete(ctx)
+		}
+		if err := b.Delete(ctx); err != nil {
+			t.Logf("cloudtest: cleanup: delete bucket %s: %v", name, err)
+		}
+	})
+	return c, name
+}
+
+// Azure is the Azurite emulator's address and account.
+type Azure struct {
+	Endpoint string // http://127.0.0.1:PORT/ACCOUNT
+	Account  string
+	Key      string
+}
+
+// AzureConfig returns the Azure emulator's settings from the environment.
+// When they are missing it skips t, or fails it when
+// EBREPLICA_TEST_AZURE_REQUIRED=1 or CI=true.
+func AzureConfig(t testing.TB) Azure {
+	t.Helper()
+	s := Azure{Endpoint: os.Getenv(EnvAzureEndpoint), Account: os.Getenv(EnvAzureAccount), Key: os.Getenv(EnvAzureKey)}
+	var unset []string
+	for _, v := range [][2]string{{EnvAzureEndpoint, s.Endpoint}, {EnvAzureAccount, s.Account}, {EnvAzureKey, s.Key}} {
+		if v[1] == "" {
+			unset = append(unset, v[0])
+		}
+	}
+	if len(unset) > 0 {
+		missing(t, "Azure", EnvAzureRequired, "scripts/azserver.sh", unset)
+	}
+	return s
+}
+
+// ConnectionString returns the account's connection string, as
+// AZURE_STORAGE_CONNECTION_STRING holds one.
+func (s Azure) ConnectionString() string {
+	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", s.Account, s.Key, s.Endpoint)
+}
+
+// Client returns a client for the emulator with the account's shared key.
+func (s Azure) Client(t testing.TB) *azblob.Client {
+	t.Helper()
+	cred, err := azblob.NewSharedKeyCredential(s.Account, s.Key)
+	if err != nil {
+		t.Fatalf("cloudtest: Azure credential: %v", err)
+	}
+	c, err := azblob.NewClientWithSharedKeyCredential(s.Endpoint+"/", cred, nil)
+	if err != nil {
+		t.Fatalf("cloudtest: Azure client: %v", err)
+	}
+	return c
+}
+
+// URL returns the az:// URL of prefix in container on the emulator (the
+// credentials must come from the environment).
+func (s Azure) URL(container, prefix string) string {
+	u := "az://" + container
+	if prefix != "" {
+		u += "/" + prefix
+	}
+	return u + "?endpoint=" + s.Endpoint
+}
+
+// NewContainer creates a fresh, empty container for t and returns a client
+// and its name; the container is removed (best effort) when t ends.
+func (s Azure) NewContainer(t testing.TB) (*azblob.Client, string) {
+	t.Helper()
+	c := s.Client(t)
+	name := Name(t, 63)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.CreateContainer(ctx, name, nil); err != nil {
+		t.Fatalf("cloudtest: create container %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := c.DeleteContainer(ctx, name, nil); err != nil {
+			t.Logf("cloudtest: cleanup: delete container %s: %v", name, err)
+		}
+	})
+	return c, name
+}
+
+// Name returns a unique bucket or container name of at most n bytes (n at
+// least 20) derived from t's name: lower-case letters, digits and single
+// dashes, as both services take.
+func Name(t testing.TB, n int) string {
+	var sb strings.Builder
+	sb.WriteString("ebr-")
+	dash := true
+	for _, r := range strings.ToLower(t.Name()) {
+		if sb.Len() >= n-13 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			sb.WriteRune(r)
+			dash = false
+		case !dash:
+			sb.WriteByte('-')
+			dash = true
+		}
+	}
+	if !dash {
+		sb.WriteByte('-')
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	sb.WriteString(hex.EncodeToString(rnd[:]))
+	return sb.String()
+}
