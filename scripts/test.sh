@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (make test; .ci/run calls it): installs the S3 test
-# servers (versitygw and MinIO) when missing, starts both on loopback, runs go
-# vet and every test with the race detector, and stops the servers.
+# servers (versitygw and MinIO) and the GCS and Azure Blob emulators
+# (fake-gcs-server and Azurite) when missing, starts them on loopback, runs go
+# vet and every test with the race detector, and stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go version
@@ -17,5 +18,16 @@ eval "$s3env"
 trap 'scripts/s3server.sh stop' EXIT # stops every server started here
 s3env=$(scripts/s3server.sh start minio)
 eval "$s3env"
+# The GCS and Azure Blob emulators (fake-gcs-server, Azurite): installed into
+# .ci/bin when missing, started on loopback, stopped on exit with the above.
+scripts/gcsserver.sh install
+scripts/azserver.sh install
+trap 'scripts/s3server.sh stop
+	[ -z "${EBREPLICA_TEST_GCS_DIR:-}" ] || scripts/gcsserver.sh stop
+	[ -z "${EBREPLICA_TEST_AZURE_DIR:-}" ] || scripts/azserver.sh stop' EXIT
+cloudenv=$(scripts/gcsserver.sh start) # an emulator that does not come up fails the run
+eval "$cloudenv"
+cloudenv=$(scripts/azserver.sh start)
+eval "$cloudenv"
 go vet ./...
 go test -race -count=1 -timeout 75m ./...

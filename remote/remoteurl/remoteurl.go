@@ -3,7 +3,15 @@
 //
 //	file:///abs/path   (or a bare path)  a directory: local disk or network share
 //	s3://bucket/prefix                   S3 or any S3-compatible service (see s3remote.Open)
+//	gs://bucket/prefix                   Google Cloud Storage (see gcsremote.Open)
+//	az://container/prefix                Azure Blob Storage (see azremote.Open)
 //	mem://name                           in-process memory, shared by name within the process
+//
+// Each cloud scheme finds credentials through its platform's standard chain
+// (the AWS configuration; Application Default Credentials; a storage
+// connection string, an account key or the Azure identity chain) and takes
+// an endpoint override for emulators and compatible services
+// (?endpoint=URL), never credentials in the URL.
 package remoteurl
 
 import (
@@ -16,13 +24,15 @@ import (
 	"sync"
 
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/azremote"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
+	"github.com/ebreplica/ebreplica/remote/gcsremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
 )
 
 // ErrUnsupported: a URL scheme no driver handles.
-var ErrUnsupported = errors.New("remoteurl: unsupported remote URL (use file://, s3:// or mem://)")
+var ErrUnsupported = errors.New("remoteurl: unsupported remote URL (use file://, s3://, gs://, az:// or mem://)")
 
 // Normalize returns the canonical form of a remote URL: a bare path becomes
 // an absolute file:// URL. It checks the scheme and does no I/O. User info
@@ -62,6 +72,16 @@ func Normalize(raw string) (string, error) {
 			return "", err
 		}
 		return raw, nil
+	case "gs":
+		if _, err := gcsremote.ParseURL(raw); err != nil {
+			return "", err
+		}
+		return raw, nil
+	case "az":
+		if _, err := azremote.ParseURL(raw); err != nil {
+			return "", err
+		}
+		return raw, nil
 	case "mem":
 		if u.Host == "" && u.Opaque == "" {
 			return "", fmt.Errorf("remoteurl: %q: mem URLs need a name (mem://name)", shown)
@@ -95,6 +115,10 @@ func Open(ctx context.Context, raw string) (remote.Backend, error) {
 		return fileremote.New(u.Path, nil)
 	case "s3":
 		return s3remote.Open(ctx, n, nil)
+	case "gs":
+		return gcsremote.Open(ctx, n, nil)
+	case "az":
+		return azremote.Open(ctx, n, nil)
 	case "mem":
 		name := u.Host + u.Path
 		memMu.Lock()

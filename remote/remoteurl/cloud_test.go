@@ -1,0 +1,323 @@
+package remoteurl_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ebreplica/ebreplica/internal/cloudtest"
+	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/azremote"
+	"github.com/ebreplica/ebreplica/remote/gcsremote"
+	"github.com/ebreplica/ebreplica/remote/remoteurl"
+	"github.com/ebreplica/ebreplica/replica"
+)
+
+// clearAzureEnv unsets, for t, every variable azremote.Open reads.
+func clearAzureEnv(t *testing.T) {
+	for _, v := range []string{azremote.EnvConnectionString, azremote.EnvAccount, azremote.EnvKey, azremote.EnvSASToken} {
+		t.Setenv(v, "")
+	}
+}
+
+// openCheck opens url through remoteurl.Open, checks the backend's kind and
+// name, and round-trips an object and the conditional-write probe.
+func openCheck(t *testing.T, url, wantString string) remote.Backend {
+	t.Helper()
+	ctx := t.Context()
+	b, err := remoteurl.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", url, err)
+	}
+	if b.String() != wantString {
+		t.Errorf("Open(%q).String() = %q, want %q", url, b.String(), wantString)
+	}
+	etag, err := b.PutIfAbsent(ctx, "hello", []byte("world"))
+	if err != nil {
+		t.Fatalf("PutIfAbsent through %q: %v", url, err)
+	}
+	if obj, err := b.Get(ctx, "hello"); err != nil || string(obj.Data) != "world" || obj.ETag != etag {
+		t.Fatalf("Get through %q = %q %q %v", url, obj.Data, obj.ETag, err)
+	}
+	if err := remote.ProbeConditional(ctx, b); err != nil {
+		t.Fatalf("ProbeConditional through %q: %v", url, err)
+	}
+	if err := b.Delete(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestOpenGCS opens gs:// URLs on the emulator: with ?endpoint=, and with
+// STORAGE_EMULATOR_HOST (the client library's own variable).
+func TestOpenGCS(t *testing.T) {
+	srv := cloudtest.GCSConfig(t)
+	_, bucket := srv.NewBucket(t)
+	t.Setenv(gcsremote.EnvEmulatorHost, "")
+	b := openCheck(t, srv.URL(bucket, "some/prefix"), "gs://"+bucket+"/some/prefix")
+	if _, ok := b.(*gcsremote.Backend); !ok {
+		t.Fatalf("Open(gs://) = %T", b)
+	}
+	t.Setenv(gcsremote.EnvEmulatorHost, srv.Endpoint)
+	openCheck(t, "gs://"+bucket+"/other", "gs://"+bucket+"/other")
+	// A missing bucket shows on the first write.
+	b, err := remoteurl.Open(t.Context(), srv.URL("no-such-bucket-ebr", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutIfAbsent(t.Context(), "k", nil); !errors.Is(err, remote.ErrBucketNotFound) {
+		t.Fatalf("PutIfAbsent in a missing bucket = %v, want ErrBucketNotFound", err)
+	}
+}
+
+// TestOpenAzure opens az:// URLs on the emulator through each way of
+// finding the account and its credentials.
+func TestOpenAzure(t *testing.T) {
+	srv := cloudtest.AzureConfig(t)
+	_, container := srv.NewContainer(t)
+	want := "az://" + container + "/some/prefix"
+
+	t.Run("connection string", func(t *testing.T) {
+		clearAzureEnv(t)
+		t.Setenv(azremote.EnvConnectionString, srv.ConnectionString())
+		openCheck(t, want, want)
+	})
+	t.Run("endpoint and key", func(t *testing.T) {
+		clearAzureEnv(t)
+		t.Setenv(azremote.EnvAccount, srv.Account)
+		t.Setenv(azremote.EnvKey, srv.Key)
+		openCheck(t, srv.URL(container, "some/prefix"), want)
+	})
+	t.Run("endpoint names the account", func(t *testing.T) {
+		clearAzureEnv(t)
+		t.Setenv(azremote.EnvKey, srv.Key)
+		openCheck(t, srv.URL(container, "some/prefix"), want)
+	})
+	t.Run("wrong key", func(t *testing.T) {
+		clearAzureEnv(t)
+		const wrong = "d3JvbmcgYnV0IHZhbGlkIGJhc2U2NCBrZXkgZm9yIHRlc3Rpbmc="
+		t.Setenv(azremote.EnvConnectionString, strings.Replace(srv.ConnectionString(), srv.Key, wrong, 1))
+		b, err := remoteurl.Open(t.Context(), want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Put(t.Context(), "k", nil)
+		if !errors.Is(err, remote.ErrAccessDenied) {
+			t.Fatalf("Put with a wrong key = %v, want ErrAccessDenied", err)
+		}
+		for _, s := range []string{wrong, srv.Key} {
+			if strings.Contains(err.Error(), s) {
+				t.Fatalf("the message shows a key: %v", err)
+			}
+		}
+	})
+	t.Run("no account", func(t *testing.T) {
+		clearAzureEnv(t)
+		if _, err := remoteurl.Open(t.Context(), want); err == nil || !strings.Contains(err.Error(), azremote.EnvConnectionString) {
+			t.Fatalf("Open without an account = %v, want an error naming %s", err, azremote.EnvConnectionString)
+		}
+	})
+}
+
+func TestNormalizeCloud(t *testing.T) {
+	for _, ok := range []string{
+		"gs://bkt", "gs://bkt/p/q", "gs://bkt/p?endpoint=http://127.0.0.1:4443",
+		"az://ctr", "az://ctr/p/q", "az://ctr/p?endpoint=http://127.0.0.1:10000/devstoreaccount1", "az://ctr?account=acct1",
+	} {
+		if got, err := remoteurl.Normalize(ok); err != nil || got != ok {
+			t.Errorf("Normalize(%q) = %q, %v", ok, got, err)
+		}
+	}
+	for _, bad := range []string{
+		"gs://", "gs://UPPER/p", "gs://bkt/a//b", "gs://bkt/p?region=x", "gs://bkt/p?endpoint=ftp://h",
+		"az://", "az://a_b/p", "az://ctr/p?endpoint=x", "az://ctr/p?foo=bar", "az://ctr/a./b", "az://ctr?account=UP",
+	} {
+		if _, err := remoteurl.Normalize(bad); err == nil {
+			t.Errorf("Normalize(%q) accepted", bad)
+		}
+	}
+}
+
+// No message of a refused gs:// or az:// URL shows a secret put in it.
+func TestCloudErrorsNeverShowSecrets(t *testing.T) {
+	for _, in := range []string{
+		"gs://user:S3cr3tPW@bkt/p",
+		"gs://bkt/p?token=S3cr3tPW",
+		"gs://bkt/p?endpoint=http://u:S3cr3tPW@host:1",
+		"gs://bkt/p?endpoint=http://host:1/?sig=S3cr3tPW",
+		"az://user:S3cr3tPW@ctr/p",
+		"az://ctr/p?sig=S3cr3tPW",
+		"az://ctr/p?AccountKey=S3cr3tPW",
+		"az://ctr/p?endpoint=http://u:S3cr3tPW@host:1",
+		"az://ctr/p?endpoint=http://host:1/acct?sig=S3cr3tPW",
+		"az://ctr/p%zz?sig=S3cr3tPW",
+	} {
+		_, nerr := remoteurl.Normalize(in)
+		_, oerr := remoteurl.Open(context.Background(), in)
+		for _, err := range []error{nerr, oerr} {
+			if err == nil {
+				t.Errorf("%q accepted", in)
+			} else if strings.Contains(err.Error(), "S3cr3tPW") {
+				t.Errorf("%q gives %q, which shows the secret", in, err)
+			}
+		}
+	}
+	// A connection string that does not parse is not quoted either.
+	t.Setenv(azremote.EnvConnectionString, "AccountName=acct;AccountKey=S3cr3tPW;garbage")
+	if _, err := remoteurl.Open(context.Background(), "az://ctr/p"); err == nil || strings.Contains(err.Error(), "S3cr3tPW") {
+		t.Errorf("a bad connection string gives %v", err)
+	}
+}
+
+// TestEndToEndCloud: two replicas bound to the same gs:// or az:// store
+// through their URLs (opened by remoteurl.Open, the replica's default) sync
+// with concurrent writes, one compacts and prunes the log, and a third
+// bootstraps from the snapshot; all three converge.
+func TestEndToEndCloud(t *testing.T) {
+	t.Run("gcs", func(t *testing.T) {
+		srv := cloudtest.GCSConfig(t)
+		_, bucket := srv.NewBucket(t)
+		testEndToEnd(t, srv.URL(bucket, "stores/e2e"))
+	})
+	t.Run("azure", func(t *testing.T) {
+		srv := cloudtest.AzureConfig(t)
+		_, container := srv.NewContainer(t)
+		clearAzureEnv(t)
+		t.Setenv(azremote.EnvConnectionString, srv.ConnectionString())
+		testEndToEnd(t, "az://"+container+"/stores/e2e")
+	})
+}
+
+func testEndToEnd(t *testing.T, url string) {
+	ctx := t.Context()
+	newReplica := func(name string, o *replica.Options) *replica.Replica {
+		t.Helper()
+		r, err := replica.Init(filepath.Join(t.TempDir(), name), url, o)
+		if err != nil {
+			t.Fatalf("Init %s on %s: %v", name, url, err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	sync := func(rs ...*replica.Replica) {
+		t.Helper()
+		for _, r := range rs {
+			if _, err := r.Sync(ctx); err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+		}
+	}
+	a, b := newReplica("a", nil), newReplica("b", nil)
+	if created, err := a.Connect(ctx); err != nil || !created {
+		t.Fatalf("first Connect = %v, %v; want the store created", created, err)
+	}
+	if created, err := b.Connect(ctx); err != nil || created {
+		t.Fatalf("second Connect = %v, %v; want the store adopted", created, err)
+	}
+	for round := range 5 {
+		for i, r := range []*replica.Replica{a, b} {
+			for k := range 6 {
+				key := fmt.Sprintf("k%02d", (round*7+k*3+i)%15)
+				if err := r.Put(ctx, key, fmt.Appendf(nil, "r%d-%d-%d", i, round, k)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.Put(ctx, "shared", fmt.Appendf(nil, "r%d-%d", i, round)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sync(a, b)
+	}
+	if err := a.Delete(ctx, "k00"); err != nil && !errors.Is(err, replica.ErrNotFound) {
+		t.Fatal(err)
+	}
+	sync(a, b, a)
+	want := contents(t, a)
+	if got := contents(t, b); !maps.Equal(got, want) {
+		t.Fatalf("b diverged from a:\n%v\nvs\n%v", got, want)
+	}
+	if v, err := a.Versions("shared"); err != nil || len(v) < 1 {
+		t.Fatalf("Versions(shared) = %v, %v", v, err)
+	}
+
+	be, err := a.Backend(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logBefore := count(t, be, remote.LogPrefix)
+	cs, err := a.Compact(ctx, replica.CompactOptions{Prune: true, Grace: -1})
+	if err != nil {
+		t.Fatalf("Compact: %v", err)
+	}
+	if cs.Parts < 1 || cs.Pruned < 1 || cs.Records < int64(len(want)) {
+		t.Fatalf("Compact = %+v, want a snapshot of at least %d records and a pruned log", cs, len(want))
+	}
+	if n := count(t, be, remote.LogPrefix); n >= logBefore {
+		t.Fatalf("the log has %d segments after pruning, %d before", n, logBefore)
+	}
+	if count(t, be, remote.SnapPrefix) < 2 {
+		t.Fatal("no snapshot in the store after Compact")
+	}
+
+	// A write after the snapshot, then a new replica bootstraps from it.
+	if err := b.Put(ctx, "after", []byte("snapshot")); err != nil {
+		t.Fatal(err)
+	}
+	sync(b)
+	bootstrapped := false
+	c := newReplica("c", &replica.Options{Progress: func(stage string, _, _ int64) {
+		if stage == "bootstrap" {
+			bootstrapped = true
+		}
+	}})
+	sync(c, a, b, c)
+	if !bootstrapped {
+		t.Error("the new replica did not bootstrap from the snapshot")
+	}
+	want = contents(t, a)
+	if want["after"] != "snapshot" {
+		t.Fatalf("a did not get the write after the snapshot: %v", want)
+	}
+	for name, r := range map[string]*replica.Replica{"b": b, "c": c} {
+		if got := contents(t, r); !maps.Equal(got, want) {
+			t.Fatalf("%s diverged from a:\n%v\nvs\n%v", name, got, want)
+		}
+	}
+	rep, err := c.Verify(ctx, replica.VerifyOptions{})
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if !rep.OK || len(rep.Problems) != 0 {
+		t.Fatalf("Verify: ok %v, problems %+v", rep.OK, rep.Problems)
+	}
+}
+
+// contents returns every live key of r with the value its policy reads.
+func contents(t *testing.T, r *replica.Replica) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for it, err := range r.Scan("") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[it.Key] = string(it.Value)
+	}
+	return m
+}
+
+// count returns the number of objects under prefix.
+func count(t *testing.T, b remote.Backend, prefix string) int {
+	t.Helper()
+	n := 0
+	for _, err := range b.List(t.Context(), prefix, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
