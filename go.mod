@@ -99,3 +99,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	pgregory.net/rapid v1.3.0 // indirect
 )
+
+// ristretto v2.2.0 with the one-line fix its z.Allocator needs where int is
+// 32 bits (linux/arm): third_party/ristretto/README.md.
+replace github.com/dgraph-io/ristretto/v2 => ./third_party/ristretto

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -226,5 +227,60 @@ func TestMaybeCollectGarbageInterval(t *testing.T) {
 	s.Close()
 	if st, err := s.CollectGarbage(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %+v, %v", st, err)
+	}
+}
+
+// TestSmallProfileCompaction writes 24 MiB of 1 KiB values in the tree
+// under the small profile (many flushes and compactions, tables larger
+// than their builder's first buffer), flattens the tree, and reads every
+// value back after a reopen. On a 32-bit build with ristretto's unpatched
+// z.Allocator (third_party/ristretto/README.md) compaction wrote corrupt
+// tables and this panicked; the test command runs it under qemu-arm
+// (scripts/qemu-test.sh).
+func TestSmallProfileCompaction(t *testing.T) {
+	dir := t.TempDir()
+	b, err := OpenBadger(dir, BadgerOptions{LowMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 24000, 1 << 10
+	val := func(i int) []byte {
+		v := make([]byte, size)
+		rng := rand.New(rand.NewPCG(uint64(i), 7))
+		for j := range v {
+			v[j] = byte(rng.Uint32())
+		}
+		return v
+	}
+	for i := 0; i < n; i += 200 {
+		var muts []Mutation
+		for j := i; j < i+200; j++ {
+			muts = append(muts, Mutation{Key: fmt.Appendf(nil, "k%06d", j), Value: val(j)})
+		}
+		if err := b.Apply(muts, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.DB().Flatten(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = OpenBadger(dir, BadgerOptions{LowMemory: true}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	err = b.View(func(r Reader) error {
+		for i := range n {
+			got, ok, err := r.Get(fmt.Appendf(nil, "k%06d", i))
+			if err != nil || !ok || !slices.Equal(got, val(i)) {
+				return fmt.Errorf("k%06d: %d bytes, %v, %v", i, len(got), ok, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
