@@ -36,47 +36,57 @@ func (r *Engine) collect(ctx context.Context, floor uint64) (int, error) {
 		chunk := keys[:min(len(keys), r.chunk())]
 		keys = keys[len(chunk):]
 		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
-			g, err := tx.G()
-			if err != nil {
-				return err
-			}
-			for _, key := range chunk {
-				st, ok, err := tx.Record(key)
-				if err != nil {
-					return err
-				}
-				if !ok || st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
-					continue
-				}
-				if _, dirty, err := tx.Mark(key); err != nil || dirty && !r.knob(func(k *Knobs) bool { return k.CollectIgnoresMark }) {
-					if err != nil {
-						return err
-					}
-					continue
-				}
-				if r.knob(func(k *Knobs) bool { return k.DropTombstoneSibling }) && !st.Deleted() {
-					// Old rule: drop only the winning tombstone sibling.
-					w := merge.LWWWinner(st.Versions)
-					st.Versions = append(slices.Clone(st.Versions[:w]), st.Versions[w+1:]...)
-					if err := tx.PutRecord(key, st); err != nil {
-						return err
-					}
-					n++
-					continue
-				}
-				g.JoinInPlace(st.Clock)
-				if err := tx.DeleteRecord(key); err != nil {
-					return err
-				}
-				n++
-			}
-			tx.SetG(g)
-			return nil
+			m, err := r.collectChunk(tx, chunk, floor)
+			n += m
+			return err
 		})
 		if err != nil {
 			return n, wrapClosed(err)
 		}
 	}
+	return n, nil
+}
+
+// collectChunk collects in tx those of keys that may still be collected
+// (checked again: the view they were chosen from is gone), and reports
+// how many it collected.
+func (r *Engine) collectChunk(tx *store.Tx, keys []string, floor uint64) (int, error) {
+	n := 0
+	g, err := tx.G()
+	if err != nil {
+		return n, err
+	}
+	for _, key := range keys {
+		st, ok, err := tx.Record(key)
+		if err != nil {
+			return n, err
+		}
+		if !ok || st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
+			continue
+		}
+		if _, dirty, err := tx.Mark(key); err != nil || dirty && !r.knob(func(k *Knobs) bool { return k.CollectIgnoresMark }) {
+			if err != nil {
+				return n, err
+			}
+			continue
+		}
+		if r.knob(func(k *Knobs) bool { return k.DropTombstoneSibling }) && !st.Deleted() {
+			// Old rule: drop only the winning tombstone sibling.
+			w := merge.LWWWinner(st.Versions)
+			st.Versions = append(slices.Clone(st.Versions[:w]), st.Versions[w+1:]...)
+			if err := tx.PutRecord(key, st); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
+		g.JoinInPlace(st.Clock)
+		if err := tx.DeleteRecord(key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	tx.SetG(g)
 	return n, nil
 }
 

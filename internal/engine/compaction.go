@@ -60,17 +60,8 @@ func (r *Engine) Compact(ctx context.Context, o CompactOptions) (cs CompactStats
 	}
 	before := b.Stats().Snapshot()
 	defer func() { cs.Requests = b.Stats().Snapshot().Sub(before) }()
-	if o.PartSize <= 0 {
-		o.PartSize = DefaultPartSize
-	}
-	if o.PartSize > maxPartSize {
-		return cs, fmt.Errorf("replica: compact: PartSize %d is above the %d bytes readers accept", o.PartSize, maxPartSize)
-	}
-	if o.Grace == 0 {
-		o.Grace = DefaultGrace
-	}
-	if o.RetireAfter <= 0 {
-		o.RetireAfter = DefaultRetireAfter
+	if o, err = o.withDefaults(); err != nil {
+		return cs, err
 	}
 	if _, err := r.connectLocked(ctx); err != nil {
 		return cs, err
@@ -83,49 +74,124 @@ func (r *Engine) Compact(ctx context.Context, o CompactOptions) (cs CompactStats
 		_, err := r.writeSnapshot(ctx, o.PartSize, &cs)
 		return cs, err
 	}
-	// Push and pull first, so the outbox empties and our own ack is fresh;
-	// our registry swap also gives the server's notion of now.
-	if _, err := r.pushLocked(ctx); err != nil {
+	if err := r.compactFence(ctx); err != nil {
 		return cs, err
+	}
+	regs, serverNow, err := r.compactAcks(ctx)
+	if err != nil {
+		return cs, err
+	}
+	if cs.Collected, err = r.compactCollect(ctx, regs); err != nil {
+		return cs, err
+	}
+	if err := r.step("compact:collected"); err != nil {
+		return cs, err
+	}
+	if err := r.snapshotClean(ctx, o.PartSize, &cs); err != nil {
+		return cs, err
+	}
+	if err := r.step("compact:snapshot"); err != nil {
+		return cs, err
+	}
+	// Retire silent replicas only now that a snapshot exists to rebase on.
+	if o.Prune && !serverNow.IsZero() {
+		if err := r.retireSilent(ctx, regs, serverNow, o.RetireAfter, &cs); err != nil {
+			return cs, err
+		}
+	}
+	if err := r.step("compact:retired"); err != nil {
+		return cs, err
+	}
+	if o.Prune {
+		cs.Pruned, err = r.compactPrune(ctx, serverNow, o.Grace, cs.Position)
+	}
+	return cs, err
+}
+
+// compactPrune prunes against acks read after the snapshot at snap was
+// written, the floor at most that snapshot: a replica that was read
+// retired here and un-retires later pulls to a tip at or above it before
+// it pushes (rebase), so no position it could still create is freed.
+func (r *Engine) compactPrune(ctx context.Context, serverNow time.Time, grace time.Duration, snap uint64) (int, error) {
+	regs, err := r.readRegistries(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return r.prune(ctx, regs, serverNow, grace, snap)
+}
+
+// withDefaults fills in the options' defaults and checks PartSize.
+func (o CompactOptions) withDefaults() (CompactOptions, error) {
+	if o.PartSize <= 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.PartSize > maxPartSize {
+		return o, fmt.Errorf("replica: compact: PartSize %d is above the %d bytes readers accept", o.PartSize, maxPartSize)
+	}
+	if o.Grace == 0 {
+		o.Grace = DefaultGrace
+	}
+	if o.RetireAfter <= 0 {
+		o.RetireAfter = DefaultRetireAfter
+	}
+	return o, nil
+}
+
+// compactFence pushes and pulls, so the outbox empties and this replica's
+// own ack is fresh, then writes that ack to its registry (whose swap also
+// gives the server's notion of now). Retired while silent, it rebases
+// first, as push and pull do.
+func (r *Engine) compactFence(ctx context.Context) error {
+	if _, err := r.pushLocked(ctx); err != nil {
+		return err
 	}
 	if _, err := r.pullLocked(ctx); err != nil {
-		return cs, err
+		return err
 	}
 	if err := r.step("compact:pushed"); err != nil {
-		return cs, err
+		return err
 	}
 	ack, err := r.ackNow()
 	if err != nil {
-		return cs, err
+		return err
 	}
 	if err := r.swapRegistry(ctx, ack); err != nil {
 		if !errors.Is(err, ErrRetired) {
-			return cs, err
+			return err
 		}
-		// Retired while silent: rebase first, as push and pull do.
 		if err := r.rebase(ctx); err != nil {
-			return cs, err
+			return err
 		}
 		if ack, err = r.ackNow(); err != nil {
-			return cs, err
+			return err
 		}
 		if err := r.swapRegistry(ctx, ack); err != nil {
-			return cs, err
+			return err
 		}
 	}
-	regs, err := r.readRegistries(ctx)
-	if err != nil {
-		return cs, err
+	return nil
+}
+
+// compactAcks reads every registry (the acks), and takes the server's
+// time from the LastModified of this replica's own.
+func (r *Engine) compactAcks(ctx context.Context) (regs []regInfo, serverNow time.Time, err error) {
+	if regs, err = r.readRegistries(ctx); err != nil {
+		return nil, serverNow, err
 	}
-	var serverNow time.Time
 	for _, g := range regs {
 		if g.body.ReplicaID == r.ID().String() {
 			serverNow = g.info.LastModified
 		}
 	}
 	if err := r.step("compact:acks"); err != nil {
-		return cs, err
+		return nil, serverNow, err
 	}
+	return regs, serverNow, nil
+}
+
+// compactCollect pulls to a tip listed after reading the acks regs, then
+// collects against their minimum.
+func (r *Engine) compactCollect(ctx context.Context, regs []regInfo) (int, error) {
 	floorAck, _ := minAck(regs)
 	if r.knob(func(k *Knobs) bool { return k.CollectAgainstMaxAck }) {
 		for _, g := range regs {
@@ -133,85 +199,68 @@ func (r *Engine) Compact(ctx context.Context, o CompactOptions) (cs CompactStats
 		}
 	} else if _, err := r.pullLocked(ctx); err != nil {
 		// Pull to a tip listed after reading the acks, then collect.
-		return cs, err
+		return 0, err
 	}
-	if cs.Collected, err = r.collect(ctx, floorAck); err != nil {
-		return cs, err
-	}
-	if err := r.step("compact:collected"); err != nil {
-		return cs, err
-	}
-	// Snapshot, retrying if writes keep arriving.
+	return r.collect(ctx, floorAck)
+}
+
+// snapshotClean writes a snapshot from a view with an empty outbox and
+// nothing staged, pushing and pulling first, and retrying if writes keep
+// arriving.
+func (r *Engine) snapshotClean(ctx context.Context, partSize int, cs *CompactStats) error {
 	for attempt := 0; ; attempt++ {
 		if _, err := r.pushLocked(ctx); err != nil {
-			return cs, err
+			return err
 		}
 		if _, err := r.pullLocked(ctx); err != nil {
-			return cs, err
+			return err
 		}
-		done, err := r.writeSnapshot(ctx, o.PartSize, &cs)
+		done, err := r.writeSnapshot(ctx, partSize, cs)
 		if err != nil {
-			return cs, err
+			return err
 		}
 		if done {
-			break
+			return nil
 		}
 		if attempt >= 5 {
-			return cs, errors.New("replica: compact: local writes keep arriving; try again when quieter")
+			return errors.New("replica: compact: local writes keep arriving; try again when quieter")
 		}
 	}
-	if err := r.step("compact:snapshot"); err != nil {
-		return cs, err
-	}
-	// Retire silent replicas only now that a snapshot exists to rebase on.
-	if o.Prune && !serverNow.IsZero() {
-		for _, g := range regs {
-			if g.body.Retired || g.body.ReplicaID == r.ID().String() || g.info.LastModified.IsZero() {
-				continue
-			}
-			if serverNow.Sub(g.info.LastModified) < o.RetireAfter {
-				continue
-			}
-			// Absence rule 7: retire only a replica that holds the prune
-			// floor down; one at the snapshot gains nothing by it.
-			if g.body.Ack >= cs.Position && !r.knob(func(k *Knobs) bool { return k.RetireAtTip }) {
-				continue
-			}
-			// Absence rule 1: a retirement is a write of its own (seq+1, a
-			// fresh nonce, naming the body it retired), never the old body
-			// with the flag flipped: the retired replica then cannot take
-			// it for its own pending write.
-			body := g.body
-			body.Retired = true
-			if !r.knob(func(k *Knobs) bool { return k.RetiredNotSticky }) {
-				body.Seq, body.Nonce, body.RetiredNonce = body.Seq+1, newNonce(), g.body.Nonce
-			}
-			data, _ := json.MarshalIndent(body, "", "  ")
-			key := remote.ReplicasPrefix + g.body.ReplicaID + ".json"
-			if _, err := b.PutIfMatch(ctx, key, data, g.etag); err == nil {
-				cs.Retired = append(cs.Retired, g.body.ReplicaID)
-			} else if !errors.Is(err, remote.ErrPrecondition) {
-				return cs, fmt.Errorf("replica: retire %s: %w", key, err)
-			}
+}
+
+// retireSilent retires every other replica whose registry is older than
+// retireAfter by server time and whose ack holds the prune floor below
+// the snapshot just written.
+func (r *Engine) retireSilent(ctx context.Context, regs []regInfo, serverNow time.Time, retireAfter time.Duration, cs *CompactStats) error {
+	b := r.opts.Backend
+	for _, g := range regs {
+		if g.body.Retired || g.body.ReplicaID == r.ID().String() || g.info.LastModified.IsZero() {
+			continue
+		}
+		if serverNow.Sub(g.info.LastModified) < retireAfter {
+			continue
+		}
+		// Absence rule 7: retire only a replica that holds the prune
+		// floor down; one at the snapshot gains nothing by it.
+		if g.body.Ack >= cs.Position && !r.knob(func(k *Knobs) bool { return k.RetireAtTip }) {
+			continue
+		}
+		// Absence rule 1: a retirement is a write of its own (seq+1, a
+		// fresh nonce, naming the body it retired), never the old body
+		// with the flag flipped: the retired replica then cannot take
+		// it for its own pending write.
+		body := g.body
+		body.Retired = true
+		if !r.knob(func(k *Knobs) bool { return k.RetiredNotSticky }) {
+			body.Seq, body.Nonce, body.RetiredNonce = body.Seq+1, newNonce(), g.body.Nonce
+		}
+		data, _ := json.MarshalIndent(body, "", "  ")
+		key := remote.ReplicasPrefix + g.body.ReplicaID + ".json"
+		if _, err := b.PutIfMatch(ctx, key, data, g.etag); err == nil {
+			cs.Retired = append(cs.Retired, g.body.ReplicaID)
+		} else if !errors.Is(err, remote.ErrPrecondition) {
+			return fmt.Errorf("replica: retire %s: %w", key, err)
 		}
 	}
-	if err := r.step("compact:retired"); err != nil {
-		return cs, err
-	}
-	if o.Prune {
-		// The acks that bound the floor are read after the snapshot is
-		// written, and the floor is at most that snapshot: a replica that
-		// was read retired here and un-retires later pulls to a tip at or
-		// above it before it pushes (rebase), so no position it could
-		// still create is freed.
-		if regs, err = r.readRegistries(ctx); err != nil {
-			return cs, err
-		}
-		n, err := r.prune(ctx, regs, serverNow, o.Grace, cs.Position)
-		cs.Pruned = n
-		if err != nil {
-			return cs, err
-		}
-	}
-	return cs, nil
+	return nil
 }

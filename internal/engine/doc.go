@@ -23,13 +23,14 @@
 // each staged segment unchanged, and commits (clearing only the marks
 // unchanged since staging). Pull (pull.go) lists after its cursor and merges
 // segments in position order; merging is a join, so re-applying is harmless.
+//
 // One file per concept: push.go, pull.go, apply.go (the record applier
 // shared by pull and bootstrap), registry.go (registry, fencing, acks),
 // format.go (the remote objects' formats), compaction.go, collection.go,
 // snapshotfile.go (writing and listing snapshots), bootstrap.go, rebase.go,
 // restamp.go (the re-stamp shared by rebase and reidentify), reidentify.go,
-// prune.go; verify.go is the fsck. The sections below state the safety
-// argument.
+// prune.go; verify.go delegates to internal/fsck. The sections below state
+// the safety argument.
 //
 // Where this implementation goes beyond DESIGN.md, and why:
 //   - Every segment this replica stages is remembered by hash (m/sent/); a

@@ -50,16 +50,25 @@ func (r *Engine) prune(ctx context.Context, regs []regInfo, serverNow time.Time,
 		}
 		n++
 	}
-	// Snapshot objects: keep the newest snapshot's index and listed parts;
-	// drop older snapshots and parts no index lists, once old enough.
+	m, err := r.pruneSnapshots(ctx, newest, all, old)
+	return n + m, err
+}
+
+// pruneSnapshots deletes the snapshot objects that are old enough and
+// neither the newest snapshot's index nor a part it lists (older
+// snapshots, orphaned parts); it leaves those of a snapshot being written
+// now, above the newest.
+func (r *Engine) pruneSnapshots(ctx context.Context, newest uint64, all []remote.Info, old func(time.Time) bool) (int, error) {
+	b := r.opts.Backend
 	idx, err := r.readIndex(ctx, newest)
 	if err != nil {
-		return n, err
+		return 0, err
 	}
 	keep := map[string]bool{SnapKey(newest): true}
 	for _, p := range idx.Parts {
 		keep[p.Name] = true
 	}
+	n := 0
 	for _, info := range all {
 		p, _, okp := parseSnapKey(info.Key)
 		if keep[info.Key] || !old(info.LastModified) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
@@ -116,13 +117,20 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	if err := r.step("push:fenced"); err != nil {
 		return ps, err
 	}
+	err = r.uploadStaged(ctx, st, &ps)
+	return ps, err
+}
+
+// uploadStaged uploads each staged segment at the next free position and
+// commits it once its registry reads not retired.
+func (r *Engine) uploadStaged(ctx context.Context, st []*staged, ps *PushStats) error {
 	for _, s := range st {
 		pos, err := r.upload(ctx, s.Data)
 		if err != nil {
-			return ps, err
+			return err
 		}
 		if err := r.step("push:uploaded"); err != nil {
-			return ps, err
+			return err
 		}
 		// Absence rule 3: commit only after reading the registry not
 		// retired, after the create. A pause between the fence and the
@@ -134,33 +142,33 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 			if err := r.checkRegistry(ctx); err != nil {
 				if errors.Is(err, ErrRetired) && !r.rebasing {
 					if err := r.rebase(ctx); err != nil {
-						return ps, err
+						return err
 					}
 					more, err := r.pushLocked(ctx)
 					ps.Segments += more.Segments
 					ps.Records += more.Records
 					ps.Bytes += more.Bytes
 					ps.Positions = append(ps.Positions, more.Positions...)
-					return ps, err
+					return err
 				}
-				return ps, err
+				return err
 			}
 		}
 		if err := r.step("push:checked"); err != nil {
-			return ps, err
+			return err
 		}
 		if err := r.commitStaged(ctx, s, pos); err != nil {
-			return ps, err
+			return err
 		}
 		if err := r.step("push:committed"); err != nil {
-			return ps, err
+			return err
 		}
 		ps.Segments++
 		ps.Records += s.Record
 		ps.Bytes += int64(len(s.Data))
 		ps.Positions = append(ps.Positions, pos)
 	}
-	return ps, nil
+	return nil
 }
 
 func (r *Engine) cursor() uint64 {
@@ -187,8 +195,37 @@ func (r *Engine) loadStaged() ([]*staged, error) {
 // segments and stages each, with the marks it covers, in one synced
 // transaction.
 func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
-	// The outbox queue, from its low mark: only the dirty keys, in mark
-	// order, whatever the store's size and history.
+	keys, err := r.outboxKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*staged
+	for len(keys) > 0 {
+		var s *staged
+		update := r.st.UpdateSync
+		if r.opts.Knobs != nil && r.opts.Knobs.UnsyncedStaging {
+			update = r.st.Update
+		}
+		err := update(ctx, func(tx *store.Tx) error {
+			var used int
+			var err error
+			s, used, err = r.stageSegment(tx, keys)
+			keys = keys[used:]
+			return err
+		})
+		if err != nil {
+			return out, wrapClosed(err)
+		}
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// outboxKeys reads the outbox queue from its low mark: only the dirty
+// keys, in mark order, whatever the store's size and history.
+func (r *Engine) outboxKeys(ctx context.Context) ([]string, error) {
 	var keys []string
 	first, empty := uint64(0), true
 	err := r.st.View(func(v *store.View) error {
@@ -220,94 +257,90 @@ func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
 			return nil, wrapClosed(err)
 		}
 	}
-	codec, _ := segment.ParseCodec(r.manifest.Codec)
-	limit := r.manifest.SegmentCap
-	var out []*staged
-	for len(keys) > 0 {
-		var s *staged
-		update := r.st.UpdateSync
-		if r.opts.Knobs != nil && r.opts.Knobs.UnsyncedStaging {
-			update = r.st.Update
-		}
-		err := update(ctx, func(tx *store.Tx) error {
-			s = nil
-			var n uint64
-			if b, _, err := tx.Meta("stage_seq"); err != nil {
-				return err
-			} else {
-				n = u64(b) + 1
-			}
-			cb, _, err := tx.Meta("cursor")
-			if err != nil {
-				return err
-			}
-			enc := segment.NewEncoder()
-			cand := &staged{N: n, Base: u64(cb)}
-			id, err := tx.ReplicaID()
-			if err != nil {
-				return err
-			}
-			used := 0
-			for _, key := range keys {
-				if enc.Count() > 0 && enc.Len() >= limit {
-					break
-				}
-				used++
-				mark, ok, err := tx.Mark(key)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue // pushed or collected meanwhile
-				}
-				rec, ok, err := tx.Record(key)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue
-				}
-				if err := enc.Add(key, rec.Record); err != nil {
-					return err
-				}
-				for _, v := range rec.Versions {
-					if v.Dot.Replica == id {
-						cand.MaxOwn = max(cand.MaxOwn, v.Dot.Counter)
-					}
-				}
-				cand.Keys = append(cand.Keys, key)
-				cand.Marks = append(cand.Marks, mark)
-			}
-			keys = keys[used:]
-			if enc.Count() == 0 {
-				return nil
-			}
-			data, err := enc.Finish(segment.Header{Origin: id, Base: cand.Base, HLC: tx.Now()}, codec)
-			if err != nil {
-				return err
-			}
-			cand.Data, cand.Record = data, enc.Count()
-			b, err := msgpack.Marshal(cand)
-			if err != nil {
-				return err
-			}
-			tx.SetMeta(stageName(n), b)
-			// Remember every segment this replica ever staged: a pulled
-			// segment under our id that is not one of them was published by
-			// another directory using our id.
-			tx.SetMeta(sentName(data), []byte{1})
-			tx.SetMeta("stage_seq", p64(n))
-			s = cand
-			return nil
-		})
-		if err != nil {
-			return out, wrapClosed(err)
-		}
-		if s != nil {
-			out = append(out, s)
-		}
+	return keys, nil
+}
+
+// stageSegment encodes the records of keys, from the first, into one
+// segment of at most the segment cap (the record that crosses it
+// included) and stages it in tx. It reports how many keys it used, and no
+// segment when none of them was dirty any more.
+func (r *Engine) stageSegment(tx *store.Tx, keys []string) (*staged, int, error) {
+	var n uint64
+	if b, _, err := tx.Meta("stage_seq"); err != nil {
+		return nil, 0, err
+	} else {
+		n = u64(b) + 1
 	}
-	return out, nil
+	cb, _, err := tx.Meta("cursor")
+	if err != nil {
+		return nil, 0, err
+	}
+	id, err := tx.ReplicaID()
+	if err != nil {
+		return nil, 0, err
+	}
+	cand := &staged{N: n, Base: u64(cb)}
+	enc := segment.NewEncoder()
+	used, err := r.encodeDirty(tx, enc, cand, id, keys)
+	if err != nil || enc.Count() == 0 {
+		return nil, used, err
+	}
+	codec, _ := segment.ParseCodec(r.manifest.Codec)
+	data, err := enc.Finish(segment.Header{Origin: id, Base: cand.Base, HLC: tx.Now()}, codec)
+	if err != nil {
+		return nil, used, err
+	}
+	cand.Data, cand.Record = data, enc.Count()
+	b, err := msgpack.Marshal(cand)
+	if err != nil {
+		return nil, used, err
+	}
+	tx.SetMeta(stageName(n), b)
+	// Remember every segment this replica ever staged: a pulled segment
+	// under our id that is not one of them was published by another
+	// directory using our id.
+	tx.SetMeta(sentName(data), []byte{1})
+	tx.SetMeta("stage_seq", p64(n))
+	return cand, used, nil
+}
+
+// encodeDirty adds the current records of the keys still dirty to enc and
+// their marks to cand, from the first key, until enc reaches the segment
+// cap. It reports how many keys it used.
+func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, id clock.ReplicaID, keys []string) (int, error) {
+	limit := r.manifest.SegmentCap
+	used := 0
+	for _, key := range keys {
+		if enc.Count() > 0 && enc.Len() >= limit {
+			break
+		}
+		used++
+		mark, ok, err := tx.Mark(key)
+		if err != nil {
+			return used, err
+		}
+		if !ok {
+			continue // pushed or collected meanwhile
+		}
+		rec, ok, err := tx.Record(key)
+		if err != nil {
+			return used, err
+		}
+		if !ok {
+			continue
+		}
+		if err := enc.Add(key, rec.Record); err != nil {
+			return used, err
+		}
+		for _, v := range rec.Versions {
+			if v.Dot.Replica == id {
+				cand.MaxOwn = max(cand.MaxOwn, v.Dot.Counter)
+			}
+		}
+		cand.Keys = append(cand.Keys, key)
+		cand.Marks = append(cand.Marks, mark)
+	}
+	return used, nil
 }
 
 // knownTip is the highest log position known to exist.
@@ -417,51 +450,15 @@ func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error 
 		chunkKeys, chunkMarks := keys[:n], marks[:n]
 		var last bool
 		err := r.st.Update(ctx, func(tx *store.Tx) error {
-			done := n
-			for i, key := range chunkKeys {
-				if i > 0 && tx.Full() {
-					// The engine's transaction limit (the small
-					// profile's 614 KiB): the rest in the next one.
-					done = i
-					break
-				}
-				mark, ok, err := tx.Mark(key)
-				if err != nil {
-					return err
-				}
-				if ok && mark == chunkMarks[i] {
-					if err := tx.ClearMark(key); err != nil {
-						return err
-					}
-				}
-				rec, ok, err := tx.Record(key)
-				if err != nil {
-					return err
-				}
-				if ok && rec.Pos < pos {
-					rec.Pos = pos
-					if err := tx.PutRecord(key, rec); err != nil {
-						return err
-					}
-				}
+			done, err := commitKeys(tx, chunkKeys, chunkMarks, pos)
+			if err != nil {
+				return err
 			}
 			keys, marks = keys[done:], marks[done:]
 			if last = len(keys) == 0; !last {
 				return nil
 			}
-			tx.DeleteMeta(stageName(s.N))
-			// own/<pos> names the segment's m/sent entry: both go when a
-			// pull's cursor passes pos (see dropPassedOwn).
-			tx.SetMeta(ownName(pos), []byte(sentName(s.Data)))
-			tb, _, err := tx.Meta("tip")
-			if err != nil {
-				return err
-			}
-			if pos > u64(tb) {
-				tx.SetMeta("tip", p64(pos))
-			}
-			tx.SetMeta("last_push", p64(uint64(r.now().UnixMilli())))
-			return nil
+			return r.commitEnd(tx, s, pos)
 		})
 		if err != nil {
 			return wrapClosed(err)
@@ -470,6 +467,57 @@ func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error 
 			return nil
 		}
 	}
+}
+
+// commitKeys clears the marks of keys unchanged since staging (marks) and
+// raises their records' pos to pos. It stops early, and reports how many
+// keys it handled, when tx is full (Tx.Full).
+func commitKeys(tx *store.Tx, keys []string, marks []uint64, pos uint64) (done int, err error) {
+	for i, key := range keys {
+		if i > 0 && tx.Full() {
+			// The engine's transaction limit (the small profile's
+			// 614 KiB): the rest in the next transaction.
+			return i, nil
+		}
+		mark, ok, err := tx.Mark(key)
+		if err != nil {
+			return i, err
+		}
+		if ok && mark == marks[i] {
+			if err := tx.ClearMark(key); err != nil {
+				return i, err
+			}
+		}
+		rec, ok, err := tx.Record(key)
+		if err != nil {
+			return i, err
+		}
+		if ok && rec.Pos < pos {
+			rec.Pos = pos
+			if err := tx.PutRecord(key, rec); err != nil {
+				return i, err
+			}
+		}
+	}
+	return len(keys), nil
+}
+
+// commitEnd drops the stage of s, committed at pos, and records pos as an
+// own position and as the tip.
+func (r *Engine) commitEnd(tx *store.Tx, s *staged, pos uint64) error {
+	tx.DeleteMeta(stageName(s.N))
+	// own/<pos> names the segment's m/sent entry: both go when a pull's
+	// cursor passes pos (see dropPassedOwn).
+	tx.SetMeta(ownName(pos), []byte(sentName(s.Data)))
+	tb, _, err := tx.Meta("tip")
+	if err != nil {
+		return err
+	}
+	if pos > u64(tb) {
+		tx.SetMeta("tip", p64(pos))
+	}
+	tx.SetMeta("last_push", p64(uint64(r.now().UnixMilli())))
+	return nil
 }
 
 // PushAll re-sends every record this replica holds: each key is marked in

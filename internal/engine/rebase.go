@@ -41,20 +41,56 @@ func (r *Engine) rebase(ctx context.Context) error {
 var errSnapshotPassed = errors.New("replica: rebase: the log was pruned past the snapshot being loaded")
 
 func (r *Engine) rebaseOnce(ctx context.Context) error {
-	complete, _, err := r.snapshots(ctx)
+	idx, err := r.newestIndex(ctx)
 	if err != nil {
 		return err
 	}
-	if len(complete) == 0 {
-		return fmt.Errorf("replica: rebase: no snapshot on %s (a compaction must write one first)", r.opts.Backend)
-	}
-	idx, err := r.readIndex(ctx, complete[0])
-	if err != nil {
+	if err := r.keepForRebase(ctx, idx); err != nil {
 		return err
 	}
-	// Keep the dirty keys' values. Resuming, keep those of earlier
-	// rebase attempts too: a key written since then is dirty again and its
-	// newer value replaces the kept one.
+	if err := r.step("rebase:kept"); err != nil {
+		return err
+	}
+	if err := r.discardAll(ctx); err != nil {
+		return err
+	}
+	if err := r.loadSnapshot(ctx, idx); err != nil {
+		return err
+	}
+	if err := r.step("rebase:loaded"); err != nil {
+		return err
+	}
+	if _, err := r.pullAfterRebase(ctx); err != nil {
+		return err
+	}
+	if err := r.restampKept(ctx); err != nil {
+		return err
+	}
+	if err := r.step("rebase:restamped"); err != nil {
+		return err
+	}
+	if err := r.unretire(ctx); err != nil {
+		return err
+	}
+	// Retired until the un-retire, this replica's ack held no floor: a
+	// pruner that read it retired may have pruned past its cursor while
+	// it paused between its pull and here, and after the un-retire the
+	// check that follows a push's create no longer sees it retired. Pull
+	// to the tip again: a hole at or below the newest snapshot starts the
+	// rebase again on it, else the cursor is at or above every floor such a
+	// pruner can use (see prune). Found by the simulator (absence seed
+	// 1606: a create at a freed position, committed).
+	if _, err := r.pullAfterRebase(ctx); err != nil {
+		return err
+	}
+	return r.endRebase(ctx)
+}
+
+// keepForRebase keeps the dirty keys' values (keepDirty) before a rebase
+// on the snapshot idx discards anything. Resuming, it keeps those of
+// earlier rebase attempts too: a key written since then is dirty again and
+// its newer value replaces the kept one.
+func (r *Engine) keepForRebase(ctx context.Context, idx SnapIndex) error {
 	mark, err := r.meta("rebasing")
 	if err != nil {
 		return err
@@ -70,14 +106,42 @@ func (r *Engine) rebaseOnce(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := r.keepDirty(ctx, mark == nil); err != nil {
-		return err
+	return r.keepDirty(ctx, mark == nil)
+}
+
+// endRebase ends a rebase: it clears the mark first (a crash after it
+// leaves only stale entries, which the next rebase's keepDirty clears
+// before use), then the kept values.
+func (r *Engine) endRebase(ctx context.Context) error {
+	if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+		tx.DeleteMeta("rebasing")
+		return nil
+	}); err != nil {
+		return wrapClosed(err)
 	}
-	if err := r.step("rebase:kept"); err != nil {
-		return err
+	r.rebasePending.Store(false)
+	return r.dropKept(ctx)
+}
+
+// newestIndex reads the index of the newest snapshot, which a rebase
+// needs.
+func (r *Engine) newestIndex(ctx context.Context) (SnapIndex, error) {
+	complete, _, err := r.snapshots(ctx)
+	if err != nil {
+		return SnapIndex{}, err
 	}
+	if len(complete) == 0 {
+		return SnapIndex{}, fmt.Errorf("replica: rebase: no snapshot on %s (a compaction must write one first)", r.opts.Backend)
+	}
+	return r.readIndex(ctx, complete[0])
+}
+
+// discardAll deletes every record and outbox mark, the staged segments and
+// the m/own entries, and sets the cursor to 0, a chunk of keys per
+// transaction. A key written since keepDirty read the marks is kept first.
+func (r *Engine) discardAll(ctx context.Context) error {
 	var all, meta []string
-	err = r.st.View(func(v *store.View) error {
+	err := r.st.View(func(v *store.View) error {
 		if err := v.Records("", "", func(key string, _ store.Stored) (bool, error) {
 			all = append(all, key)
 			return true, nil
@@ -102,61 +166,62 @@ func (r *Engine) rebaseOnce(ctx context.Context) error {
 		all = all[len(chunk):]
 		mchunk := meta
 		meta = nil
-		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
-			for _, key := range chunk {
-				// A key written since keepDirty read the marks (a local
-				// write racing the rebase) is kept now, as it reads, or
-				// its write would go with its record and mark.
-				if _, dirty, err := tx.Mark(key); err != nil {
-					return err
-				} else if dirty {
-					st, ok, err := tx.Record(key)
-					if err != nil {
-						return err
-					}
-					if ok {
-						k, err := r.keptOf(key, st.Record)
-						if err != nil {
-							return err
-						}
-						b, err := msgpack.Marshal(k)
-						if err != nil {
-							return err
-						}
-						tx.SetMeta("rebase/"+key, b)
-					}
-				}
-				if err := tx.DeleteRecord(key); err != nil {
-					return err
-				}
-				if err := tx.ClearMark(key); err != nil {
-					return err
-				}
-			}
-			for _, n := range mchunk {
-				tx.DeleteMeta(n)
-			}
-			tx.SetMeta("cursor", p64(0))
-			return nil
-		})
-		if err != nil {
+		if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
+			return r.discardChunk(tx, chunk, mchunk)
+		}); err != nil {
 			return wrapClosed(err)
 		}
 	}
-	if err := r.loadSnapshot(ctx, idx); err != nil {
-		return err
+	return nil
+}
+
+// discardChunk deletes the records and marks of keys and the meta entries
+// names in tx.
+func (r *Engine) discardChunk(tx *store.Tx, keys, names []string) error {
+	for _, key := range keys {
+		// A key written since keepDirty read the marks (a local write
+		// racing the rebase) is kept now, as it reads, or its write would
+		// go with its record and mark.
+		if _, dirty, err := tx.Mark(key); err != nil {
+			return err
+		} else if dirty {
+			st, ok, err := tx.Record(key)
+			if err != nil {
+				return err
+			}
+			if ok {
+				k, err := r.keptOf(key, st.Record)
+				if err != nil {
+					return err
+				}
+				b, err := msgpack.Marshal(k)
+				if err != nil {
+					return err
+				}
+				tx.SetMeta("rebase/"+key, b)
+			}
+		}
+		if err := tx.DeleteRecord(key); err != nil {
+			return err
+		}
+		if err := tx.ClearMark(key); err != nil {
+			return err
+		}
 	}
-	if err := r.step("rebase:loaded"); err != nil {
-		return err
+	for _, n := range names {
+		tx.DeleteMeta(n)
 	}
-	if _, err := r.pullAfterRebase(ctx); err != nil {
-		return err
-	}
-	// Re-stamp the kept keys. The m/rebase/ entries stay until the rebase
-	// is over: a resumed rebase discards the re-stamped records (their dots
-	// never left the machine) and re-stamps again from them.
+	tx.SetMeta("cursor", p64(0))
+	return nil
+}
+
+// restampKept writes the kept keys back (restamp), a chunk per
+// transaction. The m/rebase/ entries stay until the rebase is over: a
+// resumed rebase discards the re-stamped records (their dots never left
+// the machine) and re-stamps again from them.
+func (r *Engine) restampKept(ctx context.Context) error {
 	var kept []keptValue
-	err = r.st.View(func(v *store.View) error {
+	err := r.st.View(func(v *store.View) error {
 		return v.MetaScan("rebase/", func(name string, val []byte) (bool, error) {
 			var k keptValue
 			if err := msgpack.Unmarshal(val, &k); err != nil {
@@ -177,13 +242,7 @@ func (r *Engine) rebaseOnce(ctx context.Context) error {
 				if k.Passive {
 					continue
 				}
-				if k.Kind != "" {
-					if err := r.restampState(tx, k.Key, k.Kind, k.State); err != nil {
-						return err
-					}
-					continue
-				}
-				if _, err := tx.Write(k.Key, k.Value, k.Deleted); err != nil {
+				if err := r.restamp(tx, k, nil); err != nil {
 					return err
 				}
 			}
@@ -193,33 +252,7 @@ func (r *Engine) rebaseOnce(ctx context.Context) error {
 			return wrapClosed(err)
 		}
 	}
-	if err := r.step("rebase:restamped"); err != nil {
-		return err
-	}
-	if err := r.unretire(ctx); err != nil {
-		return err
-	}
-	// Retired until the un-retire, this replica's ack held no floor: a
-	// pruner that read it retired may have pruned past its cursor while
-	// it paused between its pull and here, and after the un-retire the
-	// check that follows a push's create no longer sees it retired. Pull
-	// to the tip again: a hole at or below the newest snapshot starts the
-	// rebase again on it, else the cursor is at or above every floor such a
-	// pruner can use (see prune). Found by the simulator (absence seed
-	// 1606: a create at a freed position, committed).
-	if _, err := r.pullAfterRebase(ctx); err != nil {
-		return err
-	}
-	// Over: clear the mark first (a crash after it leaves only stale
-	// entries, which the next rebase's keepDirty clears before use).
-	if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
-		tx.DeleteMeta("rebasing")
-		return nil
-	}); err != nil {
-		return wrapClosed(err)
-	}
-	r.rebasePending.Store(false)
-	return r.dropKept(ctx)
+	return nil
 }
 
 // dropKept deletes every m/rebase/ entry.
@@ -248,21 +281,6 @@ func (r *Engine) dropKept(ctx context.Context) error {
 	return nil
 }
 
-// keptValue is a dirty key's value kept across a rebase (m/rebase/<key>).
-// A counter or set key keeps its joined CRDT state (with its context) in
-// State, Kind naming the CRDT: it is written back as current ⊔ kept, as
-// state, never as the text it reads as (absence rule 6).
-type keptValue struct {
-	Key     string `msgpack:"k"`
-	Value   []byte `msgpack:"v"`
-	Deleted bool   `msgpack:"d"`
-	Kind    string `msgpack:"c,omitempty"`
-	State   []byte `msgpack:"s,omitempty"`
-	// Passive: a counter or set key that was not dirty, kept only for
-	// reads and updates while the rebase is pending; not re-stamped.
-	Passive bool `msgpack:"p,omitempty"`
-}
-
 // keepDirty writes the values of the dirty keys (as they read now) to
 // m/rebase/<key>, then marks the rebase in progress: both synced before
 // anything is discarded.
@@ -274,69 +292,16 @@ func (r *Engine) keepDirty(ctx context.Context, fresh bool) error {
 	}
 	var kept []keptValue
 	err := r.st.View(func(v *store.View) error {
-		return v.Marks("", func(key string, _ uint64) (bool, error) {
-			st, ok, err := v.Record(key)
-			if err != nil || !ok {
-				return err == nil, err
-			}
-			p := r.opts.Policies.For(key)
-			if kind := crdtKind(p); kind != "" && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
-				state, _, err := joined(kind, st.Record, false)
-				if err != nil {
-					return false, policyErr(key, p, err)
-				}
-				kept = append(kept, keptValue{Key: key, Kind: kind, State: state})
-				return true, nil
-			}
-			res, err := merge.Read(p, key, st.Record)
-			if err != nil || res.Conflict {
-				res, _ = merge.LWW{}.Resolve(key, st.Versions)
-			}
-			kept = append(kept, keptValue{Key: key, Value: res.Value, Deleted: res.Deleted})
-			return true, nil
-		})
+		var err error
+		kept, err = r.dirtyKept(v)
+		return err
 	})
 	if err != nil {
 		return wrapClosed(err)
 	}
 	if fresh && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
-		// Every other counter and set key too, passively: kept only for
-		// the reads and updates made while the rebase is pending (its
-		// records discarded), which must start from the key's state, not
-		// from zero (an Add then would supersede this replica's published
-		// running total; found by the real-process chaos test). A passive
-		// entry is not re-stamped unless the key is written meanwhile.
-		dirty := map[string]bool{}
-		for _, k := range kept {
-			dirty[k.Key] = true
-		}
-		err = r.st.View(func(v *store.View) error {
-			for prefix, name := range r.opts.Policies.Names() {
-				if name != merge.NameCounter && name != merge.NameSet {
-					continue
-				}
-				err := v.Records(prefix, "", func(key string, st store.Stored) (bool, error) {
-					p := r.opts.Policies.For(key)
-					kind := crdtKind(p)
-					if kind == "" || dirty[key] {
-						return true, nil
-					}
-					state, _, err := joined(kind, st.Record, false)
-					if err != nil {
-						return true, nil // unreadable: nothing to keep (Clear repairs it)
-					}
-					dirty[key] = true
-					kept = append(kept, keptValue{Key: key, Kind: kind, State: state, Passive: true})
-					return true, nil
-				})
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return wrapClosed(err)
+		if kept, err = r.keepPassive(kept); err != nil {
+			return err
 		}
 	}
 	for len(kept) > 0 {
@@ -364,6 +329,45 @@ func (r *Engine) keepDirty(ctx context.Context, fresh bool) error {
 		r.rebasePending.Store(true)
 	}
 	return wrapClosed(err)
+}
+
+// keepPassive adds to kept every other counter and set key, passively:
+// kept only for the reads and updates made while the rebase is pending
+// (its records discarded), which must start from the key's state, not
+// from zero (an Add then would supersede this replica's published running
+// total; found by the real-process chaos test). A passive entry is not
+// re-stamped unless the key is written meanwhile.
+func (r *Engine) keepPassive(kept []keptValue) ([]keptValue, error) {
+	dirty := map[string]bool{}
+	for _, k := range kept {
+		dirty[k.Key] = true
+	}
+	err := r.st.View(func(v *store.View) error {
+		for prefix, name := range r.opts.Policies.Names() {
+			if name != merge.NameCounter && name != merge.NameSet {
+				continue
+			}
+			err := v.Records(prefix, "", func(key string, st store.Stored) (bool, error) {
+				p := r.opts.Policies.For(key)
+				kind := crdtKind(p)
+				if kind == "" || dirty[key] {
+					return true, nil
+				}
+				state, _, err := joined(kind, st.Record, false)
+				if err != nil {
+					return true, nil // unreadable: nothing to keep (Clear repairs it)
+				}
+				dirty[key] = true
+				kept = append(kept, keptValue{Key: key, Kind: kind, State: state, Passive: true})
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return kept, wrapClosed(err)
 }
 
 // resumeRebase finishes a rebase an error or a crash interrupted.

@@ -326,30 +326,23 @@ func (r *Engine) register(ctx context.Context, rs *regState) error {
 // Prior and a fresh one replaces it before the first request.
 func (r *Engine) swapRegistry(ctx context.Context, ack uint64) error {
 	b := r.opts.Backend
-	key := remote.RegistryKey(r.ID())
 	rs := &r.reg
-	oldRule := r.knob(func(k *Knobs) bool { return k.InheritedFence })
-	notSticky := r.knob(func(k *Knobs) bool { return k.RetiredNotSticky })
-	made := "" // the pending nonce this call created: only it can fence
-	if rs.PendingNonce != "" && oldRule {
-		made = rs.PendingNonce // old rule: an inherited write counts as ours
+	sw := swapCall{
+		key:       remote.RegistryKey(r.ID()),
+		ack:       ack,
+		notSticky: r.knob(func(k *Knobs) bool { return k.RetiredNotSticky }),
 	}
-	confirmed := false
+	if rs.PendingNonce != "" && r.knob(func(k *Knobs) bool { return k.InheritedFence }) {
+		sw.made = rs.PendingNonce // old rule: an inherited write counts as ours
+	}
 	for attempt := 0; ; attempt++ {
-		if made == "" || rs.PendingNonce == "" {
-			if rs.PendingNonce != "" {
-				rs.Prior = append(rs.Prior, rs.PendingNonce)
-				if len(rs.Prior) > maxPrior {
-					rs.Prior = rs.Prior[len(rs.Prior)-maxPrior:]
-				}
-			}
-			rs.PendingSeq, rs.PendingNonce = max(rs.Seq, rs.PendingSeq)+1, newNonce()
-			made = rs.PendingNonce
-			if err := r.saveJSON(ctx, "registry", rs); err != nil {
+		if sw.made == "" || rs.PendingNonce == "" {
+			if err := r.newPending(ctx); err != nil {
 				return err
 			}
+			sw.made = rs.PendingNonce
 		}
-		etag, err := b.PutIfMatch(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, ack), rs.ETag)
+		etag, err := b.PutIfMatch(ctx, sw.key, r.registryBody(rs.PendingSeq, rs.PendingNonce, ack), rs.ETag)
 		if err == nil {
 			if err := r.step("registry:swapped"); err != nil {
 				return err
@@ -359,10 +352,10 @@ func (r *Engine) swapRegistry(ctx context.Context, ack uint64) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		obj, gerr := b.Get(ctx, key)
+		obj, gerr := b.Get(ctx, sw.key)
 		if gerr != nil {
 			if errors.Is(gerr, remote.ErrNotExist) {
-				return fmt.Errorf("%w: %s vanished from %s", ErrCloned, key, b)
+				return fmt.Errorf("%w: %s vanished from %s", ErrCloned, sw.key, b)
 			}
 			return fmt.Errorf("replica: registry swap on %s: %w (read-back: %w)", b, err, gerr)
 		}
@@ -371,72 +364,97 @@ func (r *Engine) swapRegistry(ctx context.Context, ack uint64) error {
 			if attempt < 3 {
 				continue // a torn read is no verdict
 			}
-			return fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, jerr)
+			return fmt.Errorf("replica: %s on %s is not a registry object: %v", sw.key, b, jerr)
 		}
-		switch {
-		case body.Retired && !notSticky:
-			// Retired is sticky: even our own write, retired afterwards,
-			// is retired. Only a rebase clears it (rebase checks that the
-			// retired body was ours).
-			return fmt.Errorf("%w (%s)", ErrRetired, key)
-		case body.Nonce == made:
-			// This call's write landed (an ambiguous answer): a fence.
-			if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
-				return err
-			}
-			if ack == body.Ack || attempt > 0 {
-				return nil
-			}
-			continue // write the current ack too
-		case notSticky && rs.wrote(body.Nonce) && body.Nonce != rs.Nonce:
-			// Old rule: any pending write of ours found landed is adopted
-			// as this call's own, retired or not.
-			if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
-				return err
-			}
-			return nil
-		case body.Retired:
-			return fmt.Errorf("%w (%s)", ErrRetired, key)
-		case slices.Contains(rs.Prior, body.Nonce):
-			// A write left pending by a crash (or copied with this
-			// directory) landed: adopt its ETag, then swap again with this
-			// call's fresh nonce. A copy that adopted the same write loses
-			// that swap.
-			rs.ETag, rs.Seq, rs.Nonce, rs.Prior = obj.ETag, body.Seq, body.Nonce, nil
-			if err := r.saveJSON(ctx, "registry", rs); err != nil {
-				return err
-			}
-			if attempt > 4 {
-				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
-			}
-			continue
-		case body.Nonce == rs.Nonce && obj.ETag != rs.ETag:
-			// Our last body under a new ETag (a restored or copied bucket, a
-			// store that re-applied a delayed write): nobody swapped since
-			// our last write, so adopt the ETag and try again.
-			rs.ETag = obj.ETag
-			if err := r.saveJSON(ctx, "registry", rs); err != nil {
-				return err
-			}
-			if attempt > 2 {
-				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
-			}
-			continue
-		case obj.ETag == rs.ETag || body.Nonce == rs.Nonce:
-			// Unchanged: the swap did not land. Try again once.
-			if attempt > 0 {
-				return fmt.Errorf("replica: registry swap on %s: %w", b, err)
-			}
-			continue
-		default:
-			// Confirm on a second read before the verdict: a torn read must
-			// not stop a replica that was not copied.
-			if !confirmed {
-				confirmed = true
-				continue
-			}
-			return fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, key, body.Seq)
+		if again, err := r.judgeSwap(ctx, &sw, attempt, obj, body, err); !again {
+			return err
 		}
+	}
+}
+
+// swapCall is the state of one swapRegistry call.
+type swapCall struct {
+	key       string
+	ack       uint64
+	made      string // the pending nonce this call created: only it can fence
+	notSticky bool   // Knobs.RetiredNotSticky
+	confirmed bool   // a foreign body was read once already
+}
+
+// newPending moves an inherited pending nonce to Prior (it is never sent
+// again) and persists a fresh pending {seq, nonce} before any request.
+func (r *Engine) newPending(ctx context.Context) error {
+	rs := &r.reg
+	if rs.PendingNonce != "" {
+		rs.Prior = append(rs.Prior, rs.PendingNonce)
+		if len(rs.Prior) > maxPrior {
+			rs.Prior = rs.Prior[len(rs.Prior)-maxPrior:]
+		}
+	}
+	rs.PendingSeq, rs.PendingNonce = max(rs.Seq, rs.PendingSeq)+1, newNonce()
+	return r.saveJSON(ctx, "registry", rs)
+}
+
+// judgeSwap judges the registry body read back after a failed or
+// ambiguous swap (putErr): again to swap once more, else done with err.
+func (r *Engine) judgeSwap(ctx context.Context, sw *swapCall, attempt int, obj remote.Object, body RegistryBody, putErr error) (again bool, err error) {
+	b, rs := r.opts.Backend, &r.reg
+	switch {
+	case body.Retired && !sw.notSticky:
+		// Retired is sticky: even our own write, retired afterwards, is
+		// retired. Only a rebase clears it (rebase checks that the retired
+		// body was ours).
+		return false, fmt.Errorf("%w (%s)", ErrRetired, sw.key)
+	case body.Nonce == sw.made:
+		// This call's write landed (an ambiguous answer): a fence.
+		if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
+			return false, err
+		}
+		return sw.ack != body.Ack && attempt == 0, nil // else write the current ack too
+	case sw.notSticky && rs.wrote(body.Nonce) && body.Nonce != rs.Nonce:
+		// Old rule: any pending write of ours found landed is adopted as
+		// this call's own, retired or not.
+		return false, r.landed(ctx, obj.ETag, body.Ack)
+	case body.Retired:
+		return false, fmt.Errorf("%w (%s)", ErrRetired, sw.key)
+	case slices.Contains(rs.Prior, body.Nonce):
+		// A write left pending by a crash (or copied with this directory)
+		// landed: adopt its ETag, then swap again with this call's fresh
+		// nonce. A copy that adopted the same write loses that swap.
+		rs.ETag, rs.Seq, rs.Nonce, rs.Prior = obj.ETag, body.Seq, body.Nonce, nil
+		if err := r.saveJSON(ctx, "registry", rs); err != nil {
+			return false, err
+		}
+		if attempt > 4 {
+			return false, fmt.Errorf("replica: registry swap on %s: %w", b, putErr)
+		}
+		return true, nil
+	case body.Nonce == rs.Nonce && obj.ETag != rs.ETag:
+		// Our last body under a new ETag (a restored or copied bucket, a
+		// store that re-applied a delayed write): nobody swapped since our
+		// last write, so adopt the ETag and try again.
+		rs.ETag = obj.ETag
+		if err := r.saveJSON(ctx, "registry", rs); err != nil {
+			return false, err
+		}
+		if attempt > 2 {
+			return false, fmt.Errorf("replica: registry swap on %s: %w", b, putErr)
+		}
+		return true, nil
+	case obj.ETag == rs.ETag || body.Nonce == rs.Nonce:
+		// Unchanged: the swap did not land. Try again once.
+		if attempt > 0 {
+			return false, fmt.Errorf("replica: registry swap on %s: %w", b, putErr)
+		}
+		return true, nil
+	default:
+		// Confirm on a second read before the verdict: a torn read must
+		// not stop a replica that was not copied.
+		if !sw.confirmed {
+			sw.confirmed = true
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: %s holds seq %d written by another directory", ErrCloned, sw.key, body.Seq)
 	}
 }
 
@@ -556,14 +574,9 @@ func (r *Engine) readRegistries(ctx context.Context) ([]regInfo, error) {
 			return nil, fmt.Errorf("replica: read %s on %s: %w", info.Key, b, err)
 		}
 	}
-	var known []string
-	if err := r.st.View(func(v *store.View) error {
-		return v.MetaScan("peer/", func(name string, _ []byte) (bool, error) {
-			known = append(known, strings.TrimPrefix(name, "peer/"))
-			return true, nil
-		})
-	}); err != nil {
-		return nil, wrapClosed(err)
+	known, err := r.knownPeers()
+	if err != nil {
+		return nil, err
 	}
 	for _, id := range known {
 		if seen[id] {
@@ -574,23 +587,42 @@ func (r *Engine) readRegistries(ctx context.Context) ([]regInfo, error) {
 			return nil, fmt.Errorf("replica: registry %s of a known replica is missing from the listing of %s and cannot be read (%w): its ack cannot be counted, so nothing is collected or pruned", key, b, err)
 		}
 	}
+	if err := r.rememberPeers(ctx, known, seen); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// knownPeers lists the replica ids this directory has seen registered
+// (m/peer/<id>).
+func (r *Engine) knownPeers() ([]string, error) {
+	var known []string
+	err := r.st.View(func(v *store.View) error {
+		return v.MetaScan("peer/", func(name string, _ []byte) (bool, error) {
+			known = append(known, strings.TrimPrefix(name, "peer/"))
+			return true, nil
+		})
+	})
+	return known, wrapClosed(err)
+}
+
+// rememberPeers records the ids of seen that are not known yet.
+func (r *Engine) rememberPeers(ctx context.Context, known []string, seen map[string]bool) error {
 	var fresh []string
 	for id := range seen {
 		if !slices.Contains(known, id) {
 			fresh = append(fresh, id)
 		}
 	}
-	if len(fresh) > 0 {
-		if err := r.st.Update(ctx, func(tx *store.Tx) error {
-			for _, id := range fresh {
-				tx.SetMeta("peer/"+id, []byte{1})
-			}
-			return nil
-		}); err != nil {
-			return nil, wrapClosed(err)
-		}
+	if len(fresh) == 0 {
+		return nil
 	}
-	return out, nil
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		for _, id := range fresh {
+			tx.SetMeta("peer/"+id, []byte{1})
+		}
+		return nil
+	}))
 }
 
 // minAck is the minimum ack over non-retired replicas (ok false when none).

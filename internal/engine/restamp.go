@@ -1,7 +1,9 @@
 package engine
 
-// Re-stamping: writing a dirty key again as a new local write, after a
-// rebase discarded its record or reidentify gave the replica a new id.
+// Re-stamping: writing a dirty key again as a new local write under a
+// fresh dot, after a rebase discarded its record (rebase.go) or reidentify
+// gave this directory a new id (reidentify.go). Both keep the dirty keys
+// the same way (keptOf) and write them back with restamp (absence rule 6).
 
 import (
 	"github.com/ebreplica/ebreplica/clock"
@@ -9,38 +11,26 @@ import (
 	"github.com/ebreplica/ebreplica/store"
 )
 
-// restampState writes a kept CRDT state back after a rebase: the join of
-// the key's current state (it starts from the record now, or G) and the
-// kept one, as one local write under a fresh dot. The kept state's own
-// entries carry dots that never reached the others, or that they already
-// hold: the join counts each exactly once.
-func (r *Engine) restampState(tx *store.Tx, key, kind string, state []byte) error {
-	p := r.opts.Policies.For(key)
-	return r.crdtUpdateLoaded(tx, key, func(start merge.Record, d clock.Dot) ([]byte, bool, error) {
-		if kind == merge.NameCounter {
-			kept, err := merge.DecodeCounter(state)
-			if err != nil {
-				return nil, false, policyErr(key, p, err)
-			}
-			cur, err := merge.CounterOf(start)
-			if err != nil {
-				return nil, false, policyErr(key, p, err)
-			}
-			return cur.Join(kept).Encode(), true, nil
-		}
-		kept, err := merge.DecodeSet(state)
-		if err != nil {
-			return nil, false, policyErr(key, p, err)
-		}
-		cur, err := merge.SetOf(start)
-		if err != nil {
-			return nil, false, policyErr(key, p, err)
-		}
-		return cur.Join(kept).Encode(), true, nil
-	})
+// keptValue is a dirty key's value as it read before a re-stamp; a rebase
+// keeps it in m/rebase/<key> until it is over. A counter or set key keeps
+// its joined CRDT state (with its context) in State, Kind naming the CRDT:
+// it is written back as state, never as the text it reads as (absence
+// rule 6).
+type keptValue struct {
+	Key     string `msgpack:"k"`
+	Value   []byte `msgpack:"v"`
+	Deleted bool   `msgpack:"d"`
+	Kind    string `msgpack:"c,omitempty"`
+	State   []byte `msgpack:"s,omitempty"`
+	// Passive: a counter or set key that was not dirty, kept only for
+	// reads and updates while the rebase is pending; not re-stamped.
+	Passive bool `msgpack:"p,omitempty"`
 }
 
-// keptOf is what keepDirty keeps of a dirty key with record rec.
+// keptOf is what a re-stamp keeps of a dirty key with record rec: its
+// joined CRDT state, or the value it reads as (the lww pick when its
+// policy fails or reports a conflict, so that every sibling's value stays
+// reachable).
 func (r *Engine) keptOf(key string, rec merge.Record) (keptValue, error) {
 	p := r.opts.Policies.For(key)
 	if kind := crdtKind(p); kind != "" && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
@@ -55,4 +45,96 @@ func (r *Engine) keptOf(key string, rec merge.Record) (keptValue, error) {
 		res, _ = merge.LWW{}.Resolve(key, rec.Versions)
 	}
 	return keptValue{Key: key, Value: res.Value, Deleted: res.Deleted}, nil
+}
+
+// dirtyKept reads what a re-stamp keeps of every dirty key (the outbox)
+// that has a record, in key order.
+func (r *Engine) dirtyKept(v *store.View) ([]keptValue, error) {
+	var kept []keptValue
+	err := v.Marks("", func(key string, _ uint64) (bool, error) {
+		st, ok, err := v.Record(key)
+		if err != nil || !ok {
+			return err == nil, err
+		}
+		k, err := r.keptOf(key, st.Record)
+		if err != nil {
+			return false, err
+		}
+		kept = append(kept, k)
+		return true, nil
+	})
+	return kept, err
+}
+
+// reidentified says how reidentify re-stamps a CRDT key: the old id's
+// entries above published move to the write's dot.
+type reidentified struct {
+	old       clock.ReplicaID
+	published uint64
+}
+
+// restamp writes the kept key k again as one local write under a fresh
+// dot of this replica's (current) id. A plain key is written with its kept
+// value; one that read as deleted gets a fresh tombstone, as others may
+// hold it live. A counter or set key stays state:
+//
+//   - after a rebase (re nil): the join of the key's current state (it
+//     starts from the record now, or G, without a pending rebase's kept
+//     state) and the kept one. The kept state's own entries carry dots that
+//     never reached the others, or that they already hold: the join counts
+//     each exactly once.
+//   - after reidentify: the kept state alone, the old id's unpublished
+//     entries moved to the write's dot (see merge.CounterState.Reidentify).
+//     It is not joined with the cleaned record: dropping the old id's
+//     unpublished versions also dropped entries of other replicas they
+//     carried, which the cleaned clock still covers, so a join would take
+//     them for removed.
+func (r *Engine) restamp(tx *store.Tx, k keptValue, re *reidentified) error {
+	if k.Kind == "" {
+		_, err := tx.Write(k.Key, k.Value, k.Deleted)
+		return err
+	}
+	p := r.opts.Policies.For(k.Key)
+	update := r.crdtUpdateLoaded
+	if re != nil {
+		update = r.crdtUpdate
+	}
+	return update(tx, k.Key, func(start merge.Record, d clock.Dot) ([]byte, bool, error) {
+		state, err := restampedState(k, start, d, re)
+		if err != nil {
+			return nil, false, policyErr(k.Key, p, err)
+		}
+		return state, true, nil
+	})
+}
+
+// restampedState is the state restamp writes for the CRDT key k, starting
+// from the record start under dot d.
+func restampedState(k keptValue, start merge.Record, d clock.Dot, re *reidentified) ([]byte, error) {
+	if k.Kind == merge.NameCounter {
+		kept, err := merge.DecodeCounter(k.State)
+		if err != nil {
+			return nil, err
+		}
+		if re != nil {
+			return kept.Reidentify(re.old, re.published, d).Encode(), nil
+		}
+		cur, err := merge.CounterOf(start)
+		if err != nil {
+			return nil, err
+		}
+		return cur.Join(kept).Encode(), nil
+	}
+	kept, err := merge.DecodeSet(k.State)
+	if err != nil {
+		return nil, err
+	}
+	if re != nil {
+		return kept.Reidentify(re.old, re.published, d).Encode(), nil
+	}
+	cur, err := merge.SetOf(start)
+	if err != nil {
+		return nil, err
+	}
+	return cur.Join(kept).Encode(), nil
 }

@@ -21,83 +21,124 @@ import (
 // writeSnapshot writes a snapshot from one consistent view with an empty
 // outbox and nothing staged. It reports false when the view was not clean.
 func (r *Engine) writeSnapshot(ctx context.Context, partSize int, cs *CompactStats) (bool, error) {
-	b := r.opts.Backend
 	nonce := newNonce()[:12]
-	codec, _ := segment.ParseCodec(r.manifest.Codec)
 	var idx SnapIndex
 	clean := true
 	err := r.st.View(func(v *store.View) error {
-		dirty := false
-		low, err := v.QueueLow()
+		dirty, err := viewDirty(v)
 		if err != nil {
-			return err
-		}
-		if err := v.Queue(low, func(string, uint64) (bool, error) { dirty = true; return false, nil }); err != nil {
-			return err
-		}
-		if err := v.MetaScan("stage/", func(string, []byte) (bool, error) { dirty = true; return false, nil }); err != nil {
 			return err
 		}
 		if dirty && !r.knob(func(k *Knobs) bool { return k.SnapshotDirty }) {
 			clean = false
 			return nil
 		}
-		cb, _, err := v.Meta("cursor")
-		if err != nil {
-			return err
-		}
-		g, err := v.G()
-		if err != nil {
-			return err
-		}
-		idx = SnapIndex{Format: FormatVersion, StoreID: r.manifest.StoreID, Position: u64(cb),
-			Origin: r.ID().String(), Nonce: nonce, G: vectorJSON(g), Created: r.now().UTC()}
-		enc := segment.NewPartEncoder()
-		flush := func() error {
-			if enc.Count() == 0 && len(idx.Parts) > 0 {
-				return nil
-			}
-			data, err := enc.Finish(segment.Header{Origin: r.ID(), Base: idx.Position}, codec)
-			if err != nil {
-				return err
-			}
-			name := partKey(idx.Position, nonce, len(idx.Parts))
-			put := b.PutIfAbsent
-			if r.knob(func(k *Knobs) bool { return k.PartsWithoutNonce }) {
-				name = partKey(idx.Position, "shared", len(idx.Parts))
-				put = b.Put
-			}
-			if _, err := put(ctx, name, data); err != nil {
-				return fmt.Errorf("replica: write %s on %s: %w", name, b, err)
-			}
-			sum := sha256.Sum256(data)
-			idx.Parts = append(idx.Parts, PartInfo{Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Records: enc.Count()})
-			enc = segment.NewPartEncoder()
-			return nil
-		}
-		top := g.Clone()
-		err = v.Records("", "", func(key string, st store.Stored) (bool, error) {
-			if err := enc.AddPos(key, st.Pos, st.Record); err != nil {
-				return false, err
-			}
-			top.JoinInPlace(st.Clock)
-			idx.Records++
-			if enc.Len() >= partSize {
-				return true, flush()
-			}
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		idx.Top = vectorJSON(top)
-		return flush()
+		idx, err = r.writeParts(ctx, v, partSize, nonce)
+		return err
 	})
 	if err != nil || !clean {
 		return false, wrapClosed(err)
 	}
+	if idx, err = r.writeIndex(ctx, idx, cs); err != nil {
+		return false, err
+	}
+	cs.Position, cs.Records, cs.Parts = idx.Position, idx.Records, len(idx.Parts)
+	return true, nil
+}
+
+// viewDirty reports whether v holds an outbox mark or a staged segment.
+func viewDirty(v *store.View) (bool, error) {
+	dirty := false
+	low, err := v.QueueLow()
+	if err != nil {
+		return false, err
+	}
+	if err := v.Queue(low, func(string, uint64) (bool, error) { dirty = true; return false, nil }); err != nil {
+		return false, err
+	}
+	if err := v.MetaScan("stage/", func(string, []byte) (bool, error) { dirty = true; return false, nil }); err != nil {
+		return false, err
+	}
+	return dirty, nil
+}
+
+// writeParts writes every record of v (with its pos), at most partSize
+// raw bytes a part, as snap/<P>/part-<nonce>-NNNN at P = the cursor, and
+// returns the index that lists them, not yet written.
+func (r *Engine) writeParts(ctx context.Context, v *store.View, partSize int, nonce string) (SnapIndex, error) {
+	cb, _, err := v.Meta("cursor")
+	if err != nil {
+		return SnapIndex{}, err
+	}
+	g, err := v.G()
+	if err != nil {
+		return SnapIndex{}, err
+	}
+	codec, _ := segment.ParseCodec(r.manifest.Codec)
+	w := &partWriter{r: r, codec: codec, enc: segment.NewPartEncoder(), idx: SnapIndex{
+		Format: FormatVersion, StoreID: r.manifest.StoreID, Position: u64(cb),
+		Origin: r.ID().String(), Nonce: nonce, G: vectorJSON(g), Created: r.now().UTC()}}
+	top := g.Clone()
+	err = v.Records("", "", func(key string, st store.Stored) (bool, error) {
+		if err := w.enc.AddPos(key, st.Pos, st.Record); err != nil {
+			return false, err
+		}
+		top.JoinInPlace(st.Clock)
+		w.idx.Records++
+		if w.enc.Len() >= partSize {
+			return true, w.flush(ctx)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return w.idx, err
+	}
+	w.idx.Top = vectorJSON(top)
+	err = w.flush(ctx)
+	return w.idx, err
+}
+
+// partWriter writes the parts of one snapshot and lists them in its index.
+type partWriter struct {
+	r     *Engine
+	codec segment.Codec
+	enc   *segment.Encoder
+	idx   SnapIndex
+}
+
+// flush writes the records encoded so far as the next part (create-only;
+// one part even when the snapshot holds no record).
+func (w *partWriter) flush(ctx context.Context) error {
+	r, b, idx := w.r, w.r.opts.Backend, &w.idx
+	if w.enc.Count() == 0 && len(idx.Parts) > 0 {
+		return nil
+	}
+	data, err := w.enc.Finish(segment.Header{Origin: r.ID(), Base: idx.Position}, w.codec)
+	if err != nil {
+		return err
+	}
+	name := partKey(idx.Position, idx.Nonce, len(idx.Parts))
+	put := b.PutIfAbsent
+	if r.knob(func(k *Knobs) bool { return k.PartsWithoutNonce }) {
+		name = partKey(idx.Position, "shared", len(idx.Parts))
+		put = b.Put
+	}
+	if _, err := put(ctx, name, data); err != nil {
+		return fmt.Errorf("replica: write %s on %s: %w", name, b, err)
+	}
+	sum := sha256.Sum256(data)
+	idx.Parts = append(idx.Parts, PartInfo{Name: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Records: w.enc.Count()})
+	w.enc = segment.NewPartEncoder()
+	return nil
+}
+
+// writeIndex writes idx, the snapshot's index, last and create-only. When
+// another compactor's index at the same position won, its parts are kept
+// and ours deleted; it returns the index in force.
+func (r *Engine) writeIndex(ctx context.Context, idx SnapIndex, cs *CompactStats) (SnapIndex, error) {
+	b := r.opts.Backend
 	data, _ := json.MarshalIndent(idx, "", "  ")
-	_, err = b.PutIfAbsent(ctx, SnapKey(idx.Position), data)
+	_, err := b.PutIfAbsent(ctx, SnapKey(idx.Position), data)
 	if errors.Is(err, remote.ErrExists) || errors.Is(err, remote.ErrTransient) {
 		// Another compactor's snapshot at P won (or ours landed
 		// ambiguously): keep whichever index is there, drop unused parts.
@@ -107,9 +148,9 @@ func (r *Engine) writeSnapshot(ctx context.Context, partSize int, cs *CompactSta
 		// simulator, restore seed 2369).
 		other, gerr := r.readIndex(ctx, idx.Position)
 		if gerr != nil {
-			return false, fmt.Errorf("replica: write %s on %s: %w (read-back: %w)", SnapKey(idx.Position), b, err, gerr)
+			return idx, fmt.Errorf("replica: write %s on %s: %w (read-back: %w)", SnapKey(idx.Position), b, err, gerr)
 		}
-		if other.Nonce != nonce {
+		if other.Nonce != idx.Nonce {
 			for _, p := range idx.Parts {
 				_ = b.Delete(ctx, p.Name)
 			}
@@ -119,10 +160,9 @@ func (r *Engine) writeSnapshot(ctx context.Context, partSize int, cs *CompactSta
 		err = nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("replica: write %s on %s: %w", SnapKey(idx.Position), b, err)
+		return idx, fmt.Errorf("replica: write %s on %s: %w", SnapKey(idx.Position), b, err)
 	}
-	cs.Position, cs.Records, cs.Parts = idx.Position, idx.Records, len(idx.Parts)
-	return true, nil
+	return idx, nil
 }
 
 func vectorJSON(v clock.Vector) map[string]uint64 {
