@@ -311,6 +311,64 @@ func (r *Engine) applySegment(ctx context.Context, data [][]byte, i int, p uint6
 	return nil
 }
 
+// applyOne checks and applies one verified segment at position p (data is
+// its bytes). It reports skip when the segment is this replica's own and
+// is skipped (the SkipOwnByOrigin old rule).
+func (r *Engine) applyOne(ctx context.Context, seg *segment.Reader, data []byte, p uint64, ps *PullStats) (skip bool, err error) {
+	origin := seg.Header().Origin
+	if origin == r.ID() && r.knob(func(k *Knobs) bool { return k.SkipOwnByOrigin }) {
+		return true, r.advance(ctx, p)
+	}
+	if origin == r.ID() {
+		sent, err := r.meta(sentName(data))
+		if err != nil {
+			return false, err
+		}
+		if sent == nil {
+			return false, fmt.Errorf("%w: %s was published under this id by another directory", ErrCloned, remote.LogKey(p))
+		}
+		// One of ours (staged here, perhaps uploaded by a copy of this
+		// directory made after staging): its dots are in the log now, so
+		// they count as published — reidentify must keep them, or this
+		// replica would drop versions every other replica holds. Raised
+		// before the segment is applied: a crash after the cursor passed
+		// it must not leave them unpublished (sim kill sweep seed 7473).
+		own, err := seg.MaxCounter(r.ID())
+		if err != nil {
+			return false, err
+		}
+		if err := r.raisePublished(ctx, own); err != nil {
+			return false, err
+		}
+	}
+	return false, r.apply(ctx, seg, p, ps)
+}
+
+// apply merges one verified segment at log position p through the record
+// applier: a transaction per chunk, the cursor advancing in the last. The
+// pull's final state is synced before it returns.
+func (r *Engine) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *PullStats) error {
+	r.st.Clock().Observe(seg.Header().HLC)
+	maxOwn, err := seg.MaxCounter(r.ID())
+	if err != nil {
+		return err
+	}
+	mergeFn := merge.Merge
+	if r.opts.Knobs != nil && r.opts.Knobs.Merge != nil {
+		mergeFn = r.opts.Knobs.Merge
+	}
+	return r.applyRecords(ctx, seg, &applyRun{
+		name:    remote.LogKey(p),
+		chunk:   r.chunk(),
+		pos:     p,
+		cursor:  true,
+		maxOwn:  maxOwn,
+		mergeFn: mergeFn,
+		filterG: r.knob(func(k *Knobs) bool { return k.FilterThroughG }),
+		step:    "pull:chunk",
+	}, ps)
+}
+
 // endPull ends a pull that applied everything it listed: the tip listed
 // after registering is reached, so pushing is allowed from now on; the
 // final state is synced before any ack can be published from it.
@@ -478,10 +536,6 @@ func (r *Engine) raisePublished(ctx context.Context, own uint64) error {
 // bodies): pulls, bootstraps and verify of every replica share it.
 var decodeBudget = segment.NewBudget(256 << 20)
 
-// maxPartSize bounds CompactOptions.PartSize: readers accept a snapshot
-// part as large as an honest writer makes one, and no larger.
-const maxPartSize = 64 << 20
-
 // decoder decodes this store's segments: a segment may declare no more
 // raw body than a push of this store writes (the segment cap, plus the
 // record that crosses it: at most one value and its metadata).
@@ -491,68 +545,4 @@ func (r *Engine) decoder() segment.Decoder {
 		limit = int64(r.manifest.SegmentCap)
 	}
 	return segment.Decoder{MaxRaw: limit + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: decodeBudget}
-}
-
-// partDecoder decodes snapshot parts (at most maxPartSize, plus the record
-// that crosses it).
-func (r *Engine) partDecoder() segment.Decoder {
-	return segment.Decoder{MaxRaw: maxPartSize + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: decodeBudget}
-}
-
-// applyOne checks and applies one verified segment at position p (data is
-// its bytes). It reports skip when the segment is this replica's own and
-// is skipped (the SkipOwnByOrigin old rule).
-func (r *Engine) applyOne(ctx context.Context, seg *segment.Reader, data []byte, p uint64, ps *PullStats) (skip bool, err error) {
-	origin := seg.Header().Origin
-	if origin == r.ID() && r.knob(func(k *Knobs) bool { return k.SkipOwnByOrigin }) {
-		return true, r.advance(ctx, p)
-	}
-	if origin == r.ID() {
-		sent, err := r.meta(sentName(data))
-		if err != nil {
-			return false, err
-		}
-		if sent == nil {
-			return false, fmt.Errorf("%w: %s was published under this id by another directory", ErrCloned, remote.LogKey(p))
-		}
-		// One of ours (staged here, perhaps uploaded by a copy of this
-		// directory made after staging): its dots are in the log now, so
-		// they count as published — reidentify must keep them, or this
-		// replica would drop versions every other replica holds. Raised
-		// before the segment is applied: a crash after the cursor passed
-		// it must not leave them unpublished (sim kill sweep seed 7473).
-		own, err := seg.MaxCounter(r.ID())
-		if err != nil {
-			return false, err
-		}
-		if err := r.raisePublished(ctx, own); err != nil {
-			return false, err
-		}
-	}
-	return false, r.apply(ctx, seg, p, ps)
-}
-
-// apply merges one verified segment at log position p through the record
-// applier: a transaction per chunk, the cursor advancing in the last. The
-// pull's final state is synced before it returns.
-func (r *Engine) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *PullStats) error {
-	r.st.Clock().Observe(seg.Header().HLC)
-	maxOwn, err := seg.MaxCounter(r.ID())
-	if err != nil {
-		return err
-	}
-	mergeFn := merge.Merge
-	if r.opts.Knobs != nil && r.opts.Knobs.Merge != nil {
-		mergeFn = r.opts.Knobs.Merge
-	}
-	return r.applyRecords(ctx, seg, &applyRun{
-		name:    remote.LogKey(p),
-		chunk:   r.chunk(),
-		pos:     p,
-		cursor:  true,
-		maxOwn:  maxOwn,
-		mergeFn: mergeFn,
-		filterG: r.knob(func(k *Knobs) bool { return k.FilterThroughG }),
-		step:    "pull:chunk",
-	}, ps)
 }

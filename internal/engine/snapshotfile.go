@@ -18,6 +18,16 @@ import (
 	"github.com/ebreplica/ebreplica/store"
 )
 
+// maxPartSize bounds CompactOptions.PartSize: readers accept a snapshot
+// part as large as an honest writer makes one, and no larger.
+const maxPartSize = 64 << 20
+
+// partDecoder decodes snapshot parts (at most maxPartSize, plus the record
+// that crosses it).
+func (r *Engine) partDecoder() segment.Decoder {
+	return segment.Decoder{MaxRaw: maxPartSize + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: decodeBudget}
+}
+
 // writeSnapshot writes a snapshot from one consistent view with an empty
 // outbox and nothing staged. It reports false when the view was not clean.
 func (r *Engine) writeSnapshot(ctx context.Context, partSize int, cs *CompactStats) (bool, error) {
