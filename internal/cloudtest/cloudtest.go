@@ -17,6 +17,9 @@
 //
 // Without them a test is skipped, unless its _REQUIRED=1 or CI=true, where
 // it fails: CI must never skip the emulator tests silently.
+//
+// Proxy puts an in-process reverse proxy in front of an emulator to inject
+// faults (5xx, lost answers, connection resets) and count attempts.
 package cloudtest
 
 import (
@@ -25,8 +28,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,4 +248,67 @@ func Name(t testing.TB, n int) string {
 	_, _ = rand.Read(rnd[:])
 	sb.WriteString(hex.EncodeToString(rnd[:]))
 	return sb.String()
+}
+
+// Proxy is a reverse proxy in front of an emulator that can fail requests
+// on purpose. Requests counts every request that reached it (attempts,
+// retries included), Forwarded those passed on.
+type Proxy struct {
+	URL       string // the emulator's endpoint through the proxy
+	Requests  atomic.Int64
+	Forwarded atomic.Int64
+	rp        *httputil.ReverseProxy
+}
+
+// FaultFunc decides the fate of request number n (1-based): it returns
+// false to forward it, or answers it itself and returns true.
+type FaultFunc func(n int64, w http.ResponseWriter, r *http.Request) bool
+
+// NewProxy starts a Proxy in front of endpoint (http://host:port[/path]) for
+// the duration of t; its URL keeps endpoint's path.
+func NewProxy(t testing.TB, endpoint string, fault FaultFunc) *Proxy {
+	t.Helper()
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatalf("cloudtest: endpoint %q: %v", endpoint, err)
+	}
+	path := target.Path
+	target.Path = ""
+	p := &Proxy{rp: httputil.NewSingleHostReverseProxy(target)}
+	director := p.rp.Director
+	p.rp.Director = func(r *http.Request) {
+		director(r)
+		r.Host = target.Host // fake-gcs-server routes XML reads by Host
+	}
+	p.rp.ErrorLog = log.New(io.Discard, "", 0)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := p.Requests.Add(1)
+		if fault != nil && fault(n, w, r) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			return
+		}
+		p.Forward(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL + path
+	return p
+}
+
+// Forward passes r on and writes the answer to w; a FaultFunc can let a
+// request land and lose the answer: p.Forward(httptest.NewRecorder(), r).
+func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) {
+	p.Forwarded.Add(1)
+	p.rp.ServeHTTP(w, r)
+}
+
+// ResetConnection drops the client's connection abruptly (TCP RST).
+func ResetConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic("cloudtest: cannot hijack the connection: " + err.Error())
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = conn.Close()
 }

@@ -29,9 +29,9 @@
 // # Retries, errors, limits
 //
 // Every request goes through the client's retryer, configured by [Options]:
-// exponential backoff with jitter, retrying 408, 429, 5xx and connection
-// errors, never other answers, and applied to every call, conditional and
-// unconditional writes included (our writes are idempotent: a retried put
+// exponential backoff with full jitter, at most Options.MaxAttempts attempts,
+// retrying 408, 429, 5xx and connection errors, never other answers, and
+// applied to every call, conditional and unconditional writes included (our writes are idempotent: a retried put
 // sends the same bytes). A retried conditional put can be ambiguous; see
 // PutIfAbsent. SDK errors are folded into remote's sentinels in one
 // function (see errors.go).
@@ -62,8 +62,10 @@ import (
 	"io"
 	"iter"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -202,8 +204,29 @@ func New(client *storage.Client, bucket, prefix string, opts *Options) (*Backend
 		// (full jitter).
 		storage.WithBackoff(gax.Backoff{Initial: min(initialBackoff, o.MaxBackoff), Max: o.MaxBackoff, Multiplier: 2}),
 	}
-	b.bucket = client.Bucket(bucket).Retryer(b.retry...)
+	b.bucket = client.Bucket(bucket)
 	return b, nil
+}
+
+// retryer returns the retry options of one call: the Backend's, with an
+// error function that stops after Options.MaxAttempts attempts. The client
+// bounds most calls by WithMaxAttempts, but a single-request upload is
+// retried by the transport layer (gensupport) until ctx ends, whatever
+// WithMaxAttempts says; the error function, called once per failed
+// attempt, bounds it too, counting attempts itself when the client does not
+// say which attempt it is.
+func (b *Backend) retryer() []storage.RetryOption {
+	var failed atomic.Int32
+	limit := b.opts.MaxAttempts
+	return append(slices.Clip(b.retry), storage.WithErrorFuncWithContext(func(err error, rc *storage.RetryContext) bool {
+		if !storage.ShouldRetry(err) {
+			return false
+		}
+		if rc != nil {
+			return rc.Attempt < limit
+		}
+		return int(failed.Add(1)) < limit
+	}))
 }
 
 // checkBucket checks a bucket name as GCS has them: 3 to 222 characters of
@@ -280,7 +303,7 @@ func (b *Backend) full(key string) string {
 }
 
 func (b *Backend) object(key string) *storage.ObjectHandle {
-	return b.bucket.Object(b.full(key)).Retryer(b.retry...)
+	return b.bucket.Object(b.full(key)).Retryer(b.retryer()...)
 }
 
 // FormatETag returns the ETag of a generation: its decimal digits.
@@ -447,7 +470,7 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string) iter.Seq2
 		}
 		root := b.full("") // "" or "prefix/", cut from returned names
 		after := b.full(startAfter)
-		pager := iterator.NewPager(b.bucket.Objects(ctx, q), b.opts.PageSize, "")
+		pager := iterator.NewPager(b.bucket.Retryer(b.retryer()...).Objects(ctx, q), b.opts.PageSize, "")
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(remote.Info{}, b.mapError(ctx, opList, prefix, err))
