@@ -357,21 +357,9 @@ func Open(dir string, opts *Options) (*Engine, error) {
 	}
 	eng := o.Engine
 	if eng == nil {
-		if !o.InMemory && !o.Create && !exists(dir) {
-			return nil, fmt.Errorf("%w: %s", ErrNotInitialized, dir)
-		}
-		path := ""
-		if !o.InMemory {
-			path = filepath.Join(dir, dataDir)
-			if err := os.MkdirAll(path, 0o755); err != nil {
-				return nil, fmt.Errorf("replica: %w", err)
-			}
-		}
-		b, err := store.OpenBadger(path, store.BadgerOptions{InMemory: o.InMemory, LowMemory: o.LowMemory, Logger: o.Logger})
-		if err != nil {
+		if eng, err = openBadger(dir, o); err != nil {
 			return nil, err
 		}
-		eng = b
 	}
 	givenPolicies := o.Policies != nil
 	if !givenPolicies {
@@ -391,34 +379,10 @@ func Open(dir string, opts *Options) (*Engine, error) {
 	r := &Engine{dir: dir, opts: o, st: st}
 	id, err := st.ReplicaID()
 	if errors.Is(err, store.ErrNoReplica) {
-		if !o.Create {
-			st.Close()
-			return nil, fmt.Errorf("%w: %s", ErrNotInitialized, dir)
-		}
-		id = o.ID
-		if id.IsZero() {
-			id = clock.NewReplicaID()
-		}
-		// One synced transaction: a crash leaves no replica or a whole one.
-		names, _ := json.Marshal(o.Policies.Names())
-		err = st.UpdateSync(context.Background(), func(tx *store.Tx) error {
-			if _, err := tx.ReplicaID(); err == nil {
-				return store.ErrReplicaExists
-			}
-			tx.SetMeta("remote", []byte(o.RemoteURL))
-			tx.SetMeta("policies", names)
-			tx.ChangeReplicaID(id)
-			return nil
-		})
+		id, err = createReplica(st, dir, o)
 	}
 	if err == nil && givenPolicies {
-		// A replica reads its state one way for life: the policies given
-		// must be the ones it recorded.
-		if rec, rerr := recordedPolicies(eng, o.Funcs); rerr == nil {
-			if a, b := o.Policies.Names(), rec.Names(); !maps.Equal(a, b) {
-				err = fmt.Errorf("%w: this replica was created with %v, Open was given %v", ErrPolicyMismatch, b, a)
-			}
-		}
+		err = samePolicies(eng, o)
 	}
 	if err != nil {
 		st.Close()
@@ -432,6 +396,62 @@ func Open(dir string, opts *Options) (*Engine, error) {
 		r.rebasePending.Store(true)
 	}
 	return r, nil
+}
+
+// openBadger opens the Badger database in dir (in memory with InMemory).
+func openBadger(dir string, o Options) (store.Engine, error) {
+	if !o.InMemory && !o.Create && !exists(dir) {
+		return nil, fmt.Errorf("%w: %s", ErrNotInitialized, dir)
+	}
+	path := ""
+	if !o.InMemory {
+		path = filepath.Join(dir, dataDir)
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return nil, fmt.Errorf("replica: %w", err)
+		}
+	}
+	b, err := store.OpenBadger(path, store.BadgerOptions{InMemory: o.InMemory, LowMemory: o.LowMemory, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// createReplica makes st a new replica (with Options.Create), with id
+// o.ID or a fresh one, in one synced transaction: a crash leaves no
+// replica or a whole one.
+func createReplica(st *store.Store, dir string, o Options) (clock.ReplicaID, error) {
+	if !o.Create {
+		return clock.ReplicaID{}, fmt.Errorf("%w: %s", ErrNotInitialized, dir)
+	}
+	id := o.ID
+	if id.IsZero() {
+		id = clock.NewReplicaID()
+	}
+	names, _ := json.Marshal(o.Policies.Names())
+	err := st.UpdateSync(context.Background(), func(tx *store.Tx) error {
+		if _, err := tx.ReplicaID(); err == nil {
+			return store.ErrReplicaExists
+		}
+		tx.SetMeta("remote", []byte(o.RemoteURL))
+		tx.SetMeta("policies", names)
+		tx.ChangeReplicaID(id)
+		return nil
+	})
+	return id, err
+}
+
+// samePolicies checks that the policies given are the ones the replica
+// recorded: a replica reads its state one way for life.
+func samePolicies(eng store.Engine, o Options) error {
+	rec, err := recordedPolicies(eng, o.Funcs)
+	if err != nil {
+		return nil
+	}
+	if a, b := o.Policies.Names(), rec.Names(); !maps.Equal(a, b) {
+		return fmt.Errorf("%w: this replica was created with %v, Open was given %v", ErrPolicyMismatch, b, a)
+	}
+	return nil
 }
 
 // recordedPolicies rebuilds the policy registry from the names a replica
