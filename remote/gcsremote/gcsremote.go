@@ -1,5 +1,7 @@
 // Package gcsremote implements remote.Backend on Google Cloud Storage, with
-// the official client (cloud.google.com/go/storage) over its JSON API.
+// the official client (cloud.google.com/go/storage) over HTTP: the JSON API
+// for writes, listings and deletes, and the client's default (the XML API)
+// for reads.
 //
 // Objects live in one bucket under an optional prefix: key k is stored as
 // prefix + "/" + k (or k itself when the prefix is empty).
