@@ -13,8 +13,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ebreplica/ebreplica/clock"
-	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -22,7 +22,7 @@ import (
 // transaction, directory backups put back, directory copies running
 // alongside (Config.Pauses, CrashTx, Backups, Copies).
 //
-//   - OpPause runs Via on R and, at Step (engine.Knobs.Step), runs Nested
+//   - OpPause runs Via on R and, at Step (engine.Hooks.Step), runs Nested
 //     on the same goroutine while R waits inside its operation: the logical
 //     clock (so every wall clock and the store's LastModified) moves on by
 //     Pause first, then each nested operation runs as World.Do runs one

@@ -3,11 +3,11 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"slices"
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -87,7 +87,7 @@ type Config struct {
 	// remote for the next 1 to 8 operations (default 0.04; negative: none).
 	Partitions float64
 	// Crashes is the share of operations that crash one replica: at a
-	// named step of push or pull (engine.Knobs.Step), or at rest. On the
+	// named step of push or pull (engine.Hooks.Step), or at rest. On the
 	// mem engine a crash is a power loss (store.Mem.Crash: writes not
 	// fsynced are lost) and the replica is reopened on the same engine and
 	// id. Badger in memory cannot lose power: there a step crash aborts
@@ -183,7 +183,7 @@ type Config struct {
 	// instead of cutting the power: the transactions written so far stay,
 	// synced or not. (0: none, so that existing seeds keep their meaning.)
 	Kills float64
-	// ApplyChunk, when positive, is the replicas' Knobs.ApplyChunk: every
+	// ApplyChunk, when positive, is the replicas' Hooks.ApplyChunk: every
 	// multi-transaction step (a segment's application, a commit, a
 	// rebase) takes transactions of that many records, so that crashes and
 	// kills after the Nth transaction land inside them.
@@ -203,18 +203,17 @@ type Config struct {
 	// this old, so an online replica is never retired.
 	RegistryRefresh time.Duration
 
-	// Knobs, when set, adjusts the test knobs of replica i (old rules of
-	// the collection schedules; see OldRule). Leave it unset.
-	Knobs func(i int, k *engine.Knobs)
+	// Rules, when set, adjusts the protocol rules of replica i (old rules;
+	// see OldRule). Leave it unset.
+	Rules func(i int, r *protocol.Rules)
 
 	// Old rules, for tests that show the simulator catches them. Leave
 	// them unset.
 
 	// Merge replaces merge.Merge where replicas apply pulled records
-	// (engine.Knobs.Merge).
+	// (Rules.Merge).
 	Merge func(local, remote merge.Record) merge.Record
-	// UnsyncedStaging stages pushes without fsync
-	// (engine.Knobs.UnsyncedStaging).
+	// UnsyncedStaging stages pushes without fsync (Rules.Sync).
 	UnsyncedStaging bool
 	// UnsyncedPending saves the registry's pending write without fsync
 	// (emulated in the engine wrapper: no replica knob restores it). S14.

@@ -19,7 +19,7 @@ type diskModel struct {
 	store.Engine
 	mem *store.Mem // nil on Badger: no power loss
 
-	// oldUnsyncedPush emulates, with replica.Knobs.UnsyncedStaging, the
+	// oldUnsyncedPush emulates, with Rules.Sync, the
 	// old rule of S13: nothing a push writes before its upload is
 	// fsynced. The knob alone leaves the staged segment unsynced, but the
 	// registry's pending record, saved with fsync before every upload,

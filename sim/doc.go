@@ -112,7 +112,7 @@
 // # Absences: pauses, crashes after any transaction, copies
 //
 // With Config.Pauses, CrashTx, Backups and Copies, a replica can also be
-// paused at any step of replica.Knobs' list while others write, sync,
+// paused at any step of engine.Hooks.Step list while others write, sync,
 // compact, prune and retire and the clock moves on past the retirement
 // age; lose power after any transaction of a push, pull, sync or
 // compaction; have its directory saved and put back; or have it copied

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/store"
 )
 

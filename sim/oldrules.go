@@ -3,7 +3,8 @@ package sim
 import (
 	"slices"
 
-	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"github.com/ebreplica/ebreplica/merge"
 )
 
@@ -12,15 +13,18 @@ import (
 // must fail. Schedules name old rules by Name ("run old-rule=AckIncludesOwnPush
 // on=B"); OldRuleNamed finds one.
 type OldRule struct {
-	// Name is the name schedules use: the engine knob's name, or the old
-	// merge's (MergeByHLC, MergePruneLosers).
+	// Name is the name schedules use.
 	Name string
 	Desc string // what the old rule did
-	Knob string // what restores it
+	Knob string // what restores it (the rule replaced)
 	// Apply restores the rule in c on the replicas given by index, or on
 	// every replica when none is given. The rules of the whole config
 	// (the merges, UnsyncedStaging, UnsyncedPending) ignore the replicas.
 	Apply func(c *Config, on ...int)
+	// Set, for a rule of the engine's rule set, restores it in a
+	// protocol.Rules (the engine's own tests use it); nil for the rules of
+	// the whole config.
+	Set func(*protocol.Rules)
 }
 
 // restored is an old rule a Config was given (by OldRule.Apply): a
@@ -37,29 +41,33 @@ func oldRule(name, desc, knob string, apply func(c *Config, on []int)) OldRule {
 	}}
 }
 
-// knobRule is an old rule restored through engine.Knobs, on the replicas
-// Apply is given (every replica when none).
-func knobRule(name, desc string, set func(*engine.Knobs)) OldRule {
-	return oldRule(name, desc, "Knobs."+name, func(c *Config, on []int) {
-		prev := c.Knobs
-		c.Knobs = func(i int, k *engine.Knobs) {
+// ruleOf is an old rule restored by replacing functions of the engine's
+// rule set (protocol.Rules) on the replicas Apply is given (every replica
+// when none). The engine has no switch for any old rule: only this set,
+// which the public API cannot reach.
+func ruleOf(name, desc string, set func(*protocol.Rules)) OldRule {
+	r := oldRule(name, desc, "Rules: "+name, func(c *Config, on []int) {
+		prev := c.Rules
+		c.Rules = func(i int, r *protocol.Rules) {
 			if prev != nil {
-				prev(i, k)
+				prev(i, r)
 			}
 			if len(on) == 0 || slices.Contains(on, i) {
-				set(k)
+				set(r)
 			}
 		}
 	})
+	r.Set = set
+	return r
 }
 
 // The old rules of the whole config.
 var (
-	// OldMergeByHLC compares HLC times instead of dots (Knobs.Merge).
-	OldMergeByHLC = oldRule("MergeByHLC", "merge keeps the version with the larger HLC", "Knobs.Merge = MergeByHLC",
+	// OldMergeByHLC compares HLC times instead of dots (Rules.Merge).
+	OldMergeByHLC = oldRule("MergeByHLC", "merge keeps the version with the larger HLC", "Rules.Merge = MergeByHLC",
 		func(c *Config, _ []int) { c.Merge = MergeByHLC })
-	// OldPruneLosers prunes lww losers at merge time (Knobs.Merge).
-	OldPruneLosers = oldRule("MergePruneLosers", "merge prunes lww losers", "Knobs.Merge = MergePruneLosers",
+	// OldPruneLosers prunes lww losers at merge time (Rules.Merge).
+	OldPruneLosers = oldRule("MergePruneLosers", "merge prunes lww losers", "Rules.Merge = MergePruneLosers",
 		func(c *Config, _ []int) { c.Merge = MergePruneLosers })
 	// OldUnsyncedPending saves the registry's pending write without
 	// fsync (emulated in the engine wrapper; see Config.UnsyncedPending):
@@ -70,40 +78,117 @@ var (
 	OldUnsyncedPending = oldRule("UnsyncedPending", "pending registry write saved without fsync", "Config.UnsyncedPending (engine wrapper)",
 		func(c *Config, _ []int) { c.UnsyncedPending = true })
 	// OldUnsyncedStaging stages pushes without fsync
-	// (Knobs.UnsyncedStaging; see Config.UnsyncedStaging).
-	OldUnsyncedStaging = oldRule("UnsyncedStaging", "push staged without fsync", "Knobs.UnsyncedStaging",
+	// (Rules.Sync; see Config.UnsyncedStaging).
+	OldUnsyncedStaging = oldRule("UnsyncedStaging", "push staged without fsync", "Rules.Sync",
 		func(c *Config, _ []int) { c.UnsyncedStaging = true })
 )
 
 // oldRules are every old rule, in the order of the regression schedules
-// that guard them (then the planted bugs no schedule names).
+// that guard them (then the planted bugs no schedule names). Each rule of
+// the engine's set is replaced by the rule of an earlier draft, written
+// here as a protocol function: the engine has no switch for any of them.
 var oldRules = []OldRule{
 	OldMergeByHLC,
 	OldPruneLosers,
-	knobRule("AckIncludesOwnPush", "ack counts one's own push", func(k *engine.Knobs) { k.AckIncludesOwnPush = true }),       // S3
-	knobRule("CollectAgainstMaxAck", "collect against the max ack", func(k *engine.Knobs) { k.CollectAgainstMaxAck = true }), // S4
-	knobRule("WriteIgnoresG", "fresh writes ignore G", func(k *engine.Knobs) { k.WriteIgnoresG = true }),                     // S5
-	knobRule("AckIgnoresStaged", "ack ignores the staged base", func(k *engine.Knobs) { k.AckIgnoresStaged = true }),         // S6
-	knobRule("PushBeforePull", "push before the first pull", func(k *engine.Knobs) { k.PushBeforePull = true }),              // S7
-	knobRule("DropTombstoneSibling", "drop the tombstone sibling", func(k *engine.Knobs) { k.DropTombstoneSibling = true }),  // S8
-	knobRule("FilterThroughG", "filter a returning record through G", func(k *engine.Knobs) { k.FilterThroughG = true }),     // S9
-	knobRule("PruneIgnoresAcks", "prune ignoring the acks", func(k *engine.Knobs) { k.PruneIgnoresAcks = true }),             // S10
-	knobRule("SkipOwnByOrigin", "skip own segments by origin", func(k *engine.Knobs) { k.SkipOwnByOrigin = true }),           // S11
-	knobRule("SnapshotDirty", "snapshot a dirty state", func(k *engine.Knobs) { k.SnapshotDirty = true }),                    // S12
+	ruleOf("AckIncludesOwnPush", "ack counts one's own push", func(r *protocol.Rules) { // S3
+		r.Ack = func(in protocol.AckInput) uint64 { return max(protocol.Ack(in), in.LastOwnPush) }
+	}),
+	ruleOf("CollectAgainstMaxAck", "collect against the max ack", func(r *protocol.Rules) { // S4
+		r.PlanCollect = func(regs []protocol.Registry) protocol.CollectPlan {
+			var m uint64
+			for _, g := range regs {
+				m = max(m, g.Ack)
+			}
+			return protocol.CollectPlan{Floor: m}
+		}
+	}),
+	ruleOf("WriteIgnoresG", "fresh writes ignore G", func(r *protocol.Rules) { // S5
+		r.WriteStart = func(clock.Vector) clock.Vector { return nil }
+	}),
+	ruleOf("AckIgnoresStaged", "ack ignores the staged base", func(r *protocol.Rules) { // S6
+		prev := r.Ack
+		r.Ack = func(in protocol.AckInput) uint64 { in.StagedBases = nil; return prev(in) }
+	}),
+	ruleOf("PushBeforePull", "push before the first pull", func(r *protocol.Rules) { // S7
+		r.MayPush = func(bool) bool { return true }
+	}),
+	ruleOf("DropTombstoneSibling", "drop the tombstone sibling", func(r *protocol.Rules) { // S8
+		r.CollectRecord = func(rec merge.Record) (merge.Record, bool) {
+			if rec.Deleted() {
+				return merge.Record{}, true
+			}
+			w := merge.LWWWinner(rec.Versions)
+			rec.Versions = append(slices.Clone(rec.Versions[:w]), rec.Versions[w+1:]...)
+			return rec, false
+		}
+	}),
+	ruleOf("FilterThroughG", "filter a returning record through G", func(r *protocol.Rules) { // S9
+		r.Adopt = func(rec merge.Record, g func() clock.Vector) merge.Record {
+			return merge.Merge(merge.Record{Clock: g()}, rec)
+		}
+	}),
+	ruleOf("PruneIgnoresAcks", "prune ignoring the acks", func(r *protocol.Rules) { // S10
+		r.PruneFloor = func(in protocol.PruneInput) (uint64, bool) {
+			if _, ok := protocol.MinAck(in.Regs); !ok {
+				return 0, false
+			}
+			return in.Newest, true
+		}
+	}),
+	ruleOf("SnapshotDirty", "snapshot a dirty state", func(r *protocol.Rules) { r.SnapshotFirst = no }), // S12
 	OldUnsyncedStaging, // S13
 	OldUnsyncedPending, // S14
-	knobRule("PartsWithoutNonce", "parts without the compactor's nonce", func(k *engine.Knobs) { k.PartsWithoutNonce = true }),             // S15
-	knobRule("RetiredNotSticky", "retired is not sticky", func(k *engine.Knobs) { k.RetiredNotSticky = true }),                             // S16
-	knobRule("CommitUnchecked", "commit without reading the registry", func(k *engine.Knobs) { k.CommitUnchecked = true }),                 // S17
-	knobRule("InheritedFence", "an inherited swap is a fence", func(k *engine.Knobs) { k.InheritedFence = true }),                          // S18
-	knobRule("NothingListedUpToDate", `"nothing listed" is "up to date"`, func(k *engine.Knobs) { k.NothingListedUpToDate = true }),        // S19
-	knobRule("RebaseAnyRegistry", "rebase on any registry, loading own future dots", func(k *engine.Knobs) { k.RebaseAnyRegistry = true }), // S19b
-	knobRule("RestampAsText", "re-stamp CRDT state as text", func(k *engine.Knobs) { k.RestampAsText = true }),                             // S20
-	knobRule("RefreshOnlyOnMove", "refresh only when the cursor moves", func(k *engine.Knobs) { k.RefreshOnlyOnMove = true }),              // S21
-	knobRule("RetireAtTip", "retire a replica at the tip", func(k *engine.Knobs) { k.RetireAtTip = true }),
-	knobRule("CursorFirst", "the cursor advanced in a segment's first transaction", func(k *engine.Knobs) { k.CursorFirst = true }),
-	knobRule("CollectIgnoresMark", "collect a dirty key", func(k *engine.Knobs) { k.CollectIgnoresMark = true }),
+	ruleOf("PartsWithoutNonce", "parts without the compactor's nonce", func(r *protocol.Rules) { // S15
+		r.PartNonce = func(string) (string, bool) { return "shared", false }
+	}),
+	ruleOf("RetiredNotSticky", "retired is not sticky", func(r *protocol.Rules) { // S16
+		r.Retirement = func(g protocol.Registry, _ string) protocol.Registry { g.Retired = true; return g }
+		r.JudgeSwap = func(rb protocol.SwapRead, w protocol.Writes, made string) protocol.SwapVerdict {
+			switch {
+			case rb.Nonce == made:
+				return protocol.SwapLanded
+			case w.Wrote(rb.Nonce) && rb.Nonce != w.Nonce:
+				return protocol.SwapAdoptAny
+			}
+			return protocol.JudgeSwap(rb, w, made)
+		}
+	}),
+	ruleOf("CommitUnchecked", "commit without reading the registry", func(r *protocol.Rules) { r.CheckAfterCreate = no }), // S17
+	ruleOf("InheritedFence", "an inherited swap is a fence", func(r *protocol.Rules) { // S18
+		r.FenceNonce = func(pending string) string { return pending }
+	}),
+	ruleOf("NothingListedUpToDate", `"nothing listed" is "up to date"`, func(r *protocol.Rules) { // S19
+		r.PlanPull = func(in protocol.PullInput) protocol.PullPlan {
+			if len(in.Listed) == 0 || in.Listed[0].Pos != in.Cursor+1 {
+				in.Ready, in.Rebasing = true, false
+			}
+			return protocol.PlanPull(in)
+		}
+	}),
+	ruleOf("RebaseAnyRegistry", "rebase on any registry, loading own future dots", func(r *protocol.Rules) { // S19b
+		r.OwnsBody = func(protocol.Writes, protocol.Registry) bool { return true }
+		r.SnapshotDots = func(uint64, uint64) bool { return false }
+	}),
+	ruleOf("RestampAsText", "re-stamp CRDT state as text", func(r *protocol.Rules) { r.KeepCRDTState = no }), // S20
+	ruleOf("RefreshOnlyOnMove", "refresh only when the cursor moves", func(r *protocol.Rules) { // S21
+		r.RegistryDue = func(in protocol.DueInput) bool {
+			in.Refresh = 1<<63 - 1
+			return in.Ack != in.LastAck && protocol.RegistryDue(in)
+		}
+	}),
+	ruleOf("RetireAtTip", "retire a replica at the tip", func(r *protocol.Rules) {
+		r.ToRetire = func(regs []protocol.Registry, in protocol.RetireInput) []string {
+			in.Snapshot = 1<<64 - 1
+			return protocol.ToRetire(regs, in)
+		}
+	}),
+	ruleOf("CursorFirst", "the cursor advanced in a segment's first transaction", func(r *protocol.Rules) { r.CursorLast = no }),
+	ruleOf("CollectIgnoresMark", "collect a dirty key", func(r *protocol.Rules) {
+		r.Collectible = func(c protocol.Candidate, floor uint64) bool { c.Dirty = false; return protocol.Collectible(c, floor) }
+	}),
 }
+
+func no() bool { return false }
 
 // OldRules returns every old rule the simulator can restore.
 func OldRules() []OldRule { return slices.Clone(oldRules) }

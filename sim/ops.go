@@ -46,11 +46,11 @@ func (k Kind) String() string {
 }
 
 // Steps are the points of push and pull at which a crash can be scheduled
-// (replica.Knobs.Step names).
+// (engine.Hooks.Step names).
 var Steps = []string{"push:staged", "registry:swapped", "push:fenced", "push:uploaded", "push:committed",
 	"pull:listed", "pull:chunk", "pull:applied"}
 
-// AllSteps are every step of replica.Knobs' list: where a replica can be
+// AllSteps are every step of engine.Hooks.Step list: where a replica can be
 // paused, copied or backed up mid-operation (and crashed, with Config.Pauses
 // on). A step a build does not have is never reached (the operation then
 // runs to its end, unpaused).

@@ -410,7 +410,7 @@ func ParseSchedule(text string) ([]Op, error) {
 // The text form of a Config: "key=value" arguments of a datadriven
 // directive, one per field that is not zero, named after the field in
 // kebab case (SegmentCap: segment-cap=1). Durations are Go durations,
-// lists are "(a, b)". The old rules (Knobs, Merge, UnsyncedStaging,
+// lists are "(a, b)". The old rules (Rules, Merge, UnsyncedStaging,
 // UnsyncedPending) and UserPolicy have no text form: a schedule names old
 // rules ("run old-rule=NAME on=B"). "calm" stands for the base of the
 // regression schedules: seed 1 and no random faults, partitions,
@@ -423,7 +423,7 @@ func configFields() []reflect.StructField {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		switch f.Name {
-		case "Knobs", "Merge", "UnsyncedStaging", "UnsyncedPending", "UserPolicy":
+		case "Rules", "Merge", "UnsyncedStaging", "UnsyncedPending", "UserPolicy":
 			continue
 		}
 		if !f.IsExported() {
@@ -613,8 +613,8 @@ func (f *Failure) Text() string {
 		}
 		fmt.Fprintf(&b, " old-rule=%s%s", r.name, onText(r.on))
 	}
-	if f.Config.Knobs != nil && len(f.Config.restored) == 0 || f.Config.UserPolicy != nil {
-		b.WriteString("\n# the config had Knobs or a UserPolicy set directly: no text form; name the old rule with old-rule=NAME")
+	if f.Config.Rules != nil && len(f.Config.restored) == 0 || f.Config.UserPolicy != nil {
+		b.WriteString("\n# the config had Rules or a UserPolicy set directly: no text form; name the old rule with old-rule=NAME")
 	}
 	fmt.Fprintf(&b, "\n----\n%s\n", failureText(f.Rule, f.Detail))
 	return b.String()

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -15,19 +16,19 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/faultremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
 // Epoch is the logical time at which every simulation starts.
 var Epoch = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 
-// errCrash is what Knobs.Step returns at the armed step: the process dies
+// errCrash is what Hooks.Step returns at the armed step: the process dies
 // there.
 var errCrash = errors.New("sim: crash")
 
@@ -176,16 +177,23 @@ func (n *node) step(name string) error {
 func (n *node) open() error {
 	reg := merge.NewRegistry()
 	reg.Set("", n.w.cfg.policy())
-	knobs := &engine.Knobs{Step: n.step, Merge: n.w.cfg.Merge, UnsyncedStaging: n.w.cfg.UnsyncedStaging, ApplyChunk: n.w.cfg.ApplyChunk}
-	if n.w.cfg.Knobs != nil {
-		n.w.cfg.Knobs(n.i, knobs)
+	rules := protocol.Default()
+	if n.w.cfg.Merge != nil {
+		rules.Merge = n.w.cfg.Merge
 	}
+	if n.w.cfg.UnsyncedStaging {
+		rules.Sync = func() bool { return false }
+	}
+	if n.w.cfg.Rules != nil {
+		n.w.cfg.Rules(n.i, &rules)
+	}
+	hooks := &engine.Hooks{Step: n.step, ApplyChunk: n.w.cfg.ApplyChunk, Rules: &rules}
 	r, err := engine.Open("", &engine.Options{
 		Engine: n.eng, Create: true, ID: n.id, Backend: n.view, Wall: n.wall,
 		Durability: n.w.cfg.Durability, MaxDrift: n.w.cfg.MaxDrift, Policies: reg,
 		SegmentCap: n.w.cfg.SegmentCap, Codec: n.w.cfg.Codec, AckInterval: n.w.cfg.AckInterval,
 		RegistryRefresh: n.w.cfg.RegistryRefresh,
-		Knobs:           knobs,
+		Hooks:           hooks,
 	})
 	if err != nil {
 		return fmt.Errorf("sim: open replica %s: %w", n.name(), err)

@@ -108,9 +108,10 @@ type Options struct {
 	// GCInterval is how often, at most, MaybeCollectGarbage collects the
 	// value log (DefaultGCInterval when zero; negative: never).
 	GCInterval time.Duration
-	// WriteIgnoresG is a test knob: local writes of keys with no record
-	// start from an empty clock instead of G (an old, divergent rule).
-	WriteIgnoresG bool
+	// WriteStart is the clock a local write of a key with no record
+	// starts from, given G (the engine passes the protocol's rule, which
+	// returns G; nil means the same).
+	WriteStart func(g clock.Vector) clock.Vector
 }
 
 func (o *Options) withDefaults() Options {

@@ -343,9 +343,12 @@ func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (v
 		return merge.Version{}, false, err
 	}
 	var g clock.Vector
-	if cur.IsZero() && !t.s.opts.WriteIgnoresG {
+	if cur.IsZero() {
 		if g, err = t.sharedG(); err != nil { // LocalWrite clones it
 			return merge.Version{}, false, err
+		}
+		if t.s.opts.WriteStart != nil {
+			g = t.s.opts.WriteStart(g)
 		}
 	}
 	dot, err := t.NextDot()

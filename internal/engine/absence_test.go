@@ -1,12 +1,11 @@
 package engine_test
 
-// The absence schedules of DESIGN.md (S16-S21): a replica that sleeps in
-// the middle of a push, crashes right after a registry swap and stays away,
-// is copied while a swap is pending, is restored from a backup below the
-// prune floor, keeps unpushed counter and set changes across a rebase or a
-// reidentify, or only pulls while nobody pushes. Each converges, with every
-// acknowledged write kept, under the real rules, and loses a write or
-// diverges with the old rule it guards (engine.Knobs).
+// Absence cases the simulator's text schedules (sim/testdata/schedules,
+// S16-S21) cannot express: S20r (unpushed counter and set changes across a
+// reidentify; the simulator has no reidentify operation), and regression
+// tests that need a scripted pause at a step. Each converges, with every
+// acknowledged write kept, under the real rules; S20r loses a write with
+// the old rule it guards (sim.OldRule.Set).
 
 import (
 	"bytes"
@@ -17,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -106,201 +105,14 @@ func (w *world) settleReidentify(names ...string) error {
 	return nil
 }
 
+// absenceSchedules are the absence schedules the simulator cannot
+// express (it has no reidentify operation); S16-S21 are text files in
+// sim/testdata/schedules, run by sim's TestSchedules.
 var absenceSchedules = []schedule{
 	{
-		name: "S16", guard: "adopting a retired body as one's own write",
-		knob: func(k *engine.Knobs) { k.RetiredNotSticky = true },
-		run: func(w *world, old *engine.Knobs) error {
-			r := w.node("R", 0, old)
-			x := w.node("X", 0, old)
-			r.put("a", "1")
-			r.sync()
-			x.sync()
-			x.put("k", "x1")
-			// X's swap lands; X dies before it records the new ETag.
-			x.armed = "registry:swapped"
-			if _, err := x.r.Push(w.ctx); !errors.Is(err, errCrash) {
-				return fmt.Errorf("X was to die after its swap: %v", err)
-			}
-			x.crash()
-			// X stays away; R works on, retires X and prunes past it.
-			r.busy("r", 3)
-			w.advance(26 * time.Hour)
-			if cs := r.compactRetire(); len(cs.Retired) != 1 {
-				return fmt.Errorf("X was not retired: %+v (%v)", cs, w.err)
-			}
-			// X comes back: a pull (nothing listed: the log is pruned to
-			// its tip), then a push.
-			x.pull()
-			x.push()
-			if err := w.settle("R", "X"); err != nil {
-				return err
-			}
-			return w.want("k", "x1", "R", "X")
-		},
-	},
-	{
-		name: "S17", guard: "creating a freed log position",
-		knob: func(k *engine.Knobs) { k.CommitUnchecked = true },
-		run: func(w *world, old *engine.Knobs) error {
-			r := w.node("R", 0, nil)
-			x := w.node("X", 0, old)
-			r.put("a", "1")
-			r.sync()
-			x.sync()
-			x.put("k", "x1")
-			// X sleeps between its fence and its upload, past the
-			// retirement age; meanwhile R retires it and prunes.
-			x.pauses = map[string]func(){"push:fenced": func() {
-				r.busy("r", 3)
-				w.advance(2 * time.Hour)
-				if cs := r.compactRetire(); len(cs.Retired) != 1 {
-					w.step(fmt.Errorf("X was not retired: %+v", cs))
-				}
-			}}
-			x.push()
-			if err := w.settle("R", "X"); err != nil {
-				return err
-			}
-			return w.want("k", "x1", "R", "X")
-		},
-	},
-	{
-		name: "S18", guard: "an adopted swap taken as a fence",
-		knob: func(k *engine.Knobs) { k.InheritedFence = true },
-		run: func(w *world, old *engine.Knobs) error {
-			r := w.node("R", 0, nil)
-			x := w.node("X", 0, old)
-			r.put("a", "1")
-			r.sync()
-			x.sync()
-			r.put("b", "2")
-			r.sync()
-			// X's ack swap lands, its ETag not yet recorded: the directory
-			// is copied now, pending nonce and all.
-			x.armed = "registry:swapped"
-			if _, err := x.r.Pull(w.ctx); !errors.Is(err, errCrash) {
-				return fmt.Errorf("X was to die after its swap: %v", err)
-			}
-			x.crash()
-			y := w.copyOf(x, "Y")
-			// Both copies write the same key (the same dot) and push.
-			x.put("k", "from-x")
-			y.put("k", "from-y")
-			x.push()
-			if _, err := y.r.Push(w.ctx); err != nil && !errors.Is(err, engine.ErrCloned) {
-				return fmt.Errorf("Y: push: %w", err)
-			}
-			if w.err != nil {
-				return w.err
-			}
-			return w.settleReidentify("R", "X", "Y")
-		},
-	},
-	{
-		name: "S19a", guard: `"nothing listed" taken for "up to date"`,
-		knob: func(k *engine.Knobs) { k.NothingListedUpToDate = true },
-		run: func(w *world, old *engine.Knobs) error {
-			r := w.node("R", 0, nil)
-			x := w.node("X", 0, old)
-			r.put("a", "1")
-			r.sync()
-			x.sync()
-			backup := w.copyOf(x, "backup")
-			backup.r.Close()
-			delete(w.nodes, "backup")
-			// X lives on; the store moves on and is pruned to its tip.
-			x.put("b", "x")
-			x.sync()
-			r.busy("r", 3)
-			x.sync()
-			r.compactRetire()
-			// X's directory is restored from the backup: it is a copy of
-			// an older self, and after the advised reidentify it writes.
-			x.restore(backup)
-			x.put("k", "after-restore")
-			if _, err := x.r.Push(w.ctx); !errors.Is(err, engine.ErrCloned) {
-				return fmt.Errorf("restored X pushed with no clone verdict: %v", err)
-			}
-			if _, err := x.r.Reidentify(w.ctx); err != nil {
-				return err
-			}
-			x.push()
-			if err := w.settle("R", "X"); err != nil {
-				return err
-			}
-			return w.want("k", "after-restore", "R", "X")
-		},
-	},
-	{
-		name: "S19b", guard: "a dot counter below the snapshot's own entries",
-		knob: func(k *engine.Knobs) { k.RebaseAnyRegistry = true },
-		run: func(w *world, old *engine.Knobs) error {
-			r := w.node("R", 0, nil)
-			x := w.node("X", 0, old)
-			r.put("a", "1")
-			r.sync()
-			x.sync()
-			backup := w.copyOf(x, "backup")
-			backup.r.Close()
-			delete(w.nodes, "backup")
-			// The newer life of X writes k and publishes it; R snapshots
-			// it, prunes, and the log goes on.
-			x.put("k", "newer-life")
-			x.sync()
-			r.sync()
-			r.busy("r", 2)
-			x.sync()
-			r.compactRetire()
-			r.busy("s", 2)
-			// Restored, X sees a gap and rebases; then it writes k again
-			// (its counter is the backup's).
-			x.restore(backup)
-			if _, err := x.r.Pull(w.ctx); err != nil && !errors.Is(err, engine.ErrCloned) {
-				return fmt.Errorf("restored X: pull: %w", err)
-			}
-			x.put("k", "restored")
-			return w.settleReidentify("R", "X")
-		},
-	},
-	{
-		name: "S20", guard: "re-stamping CRDT state as read text (rebase)",
-		knob: func(k *engine.Knobs) { k.RestampAsText = true },
-		run: func(w *world, old *engine.Knobs) error {
-			w.pol = absenceCRDTPolicies()
-			r := w.node("R", 0, nil)
-			x := w.node("X", 0, old)
-			if _, err := r.r.CounterAdd(w.ctx, "cnt/total", 1); err != nil {
-				return err
-			}
-			r.sync()
-			x.sync()
-			// X, offline, counts and adds; it is retired meanwhile.
-			if _, err := x.r.CounterAdd(w.ctx, "cnt/total", 5); err != nil {
-				return err
-			}
-			if err := x.r.SetAdd(w.ctx, "set/s", "a", "b"); err != nil {
-				return err
-			}
-			r.busy("r", 2)
-			w.advance(2 * time.Hour)
-			if cs := r.compactRetire(); len(cs.Retired) != 1 {
-				return fmt.Errorf("X was not retired: %+v (%v)", cs, w.err)
-			}
-			x.sync() // retired: rebases, re-stamps its counter and set
-			if err := w.settle("R", "X"); err != nil {
-				return err
-			}
-			if err := w.want("cnt/total", "6", "R", "X"); err != nil {
-				return err
-			}
-			return w.want("set/s", "a\nb", "R", "X")
-		},
-	},
-	{
 		name: "S20r", guard: "re-stamping CRDT state as read text (reidentify)",
-		knob: func(k *engine.Knobs) { k.RestampAsText = true },
-		run: func(w *world, old *engine.Knobs) error {
+		knob: oldRule("RestampAsText"),
+		run: func(w *world, old *engine.Hooks) error {
 			w.pol = absenceCRDTPolicies()
 			r := w.node("R", 0, nil)
 			x := w.node("X", 0, old)
@@ -328,32 +140,6 @@ var absenceSchedules = []schedule{
 				return err
 			}
 			return w.want("set/s", "a\nz", "R", "X")
-		},
-	},
-	{
-		name: "S21", guard: "an ack refreshed only when the cursor moves",
-		knob: func(k *engine.Knobs) { k.RefreshOnlyOnMove = true },
-		run: func(w *world, old *engine.Knobs) error {
-			r := w.node("R", 0, nil)
-			x := w.node("X", 0, old)
-			r.put("a", "1")
-			r.sync()
-			x.sync()
-			// X pulls every day; nobody pushes for 40 days.
-			for range 40 {
-				w.advance(24*time.Hour + time.Minute)
-				x.pull()
-			}
-			r.put("b", "2")
-			r.sync()
-			cs, err := r.r.Compact(w.ctx, engine.CompactOptions{Prune: true, Grace: -1})
-			if err != nil {
-				return err
-			}
-			if len(cs.Retired) > 0 {
-				return fmt.Errorf("X, online and pulling daily, was retired: %v", cs.Retired)
-			}
-			return w.settle("R", "X")
 		},
 	},
 }

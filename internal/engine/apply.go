@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"io"
 
 	"github.com/ebreplica/ebreplica/merge"
@@ -36,12 +38,12 @@ type applyRun struct {
 	// own dot the run held.
 	checkEach bool
 	ownSeen   uint64
-	// mergeFn merges a record into a known key's (merge.Merge, or a test's);
-	// filterG filters a record for an unknown key through G instead of
-	// taking it whole.
+	// mergeFn merges a record into a known key's; adopt is what a record
+	// for an unknown key becomes (protocol.Adopt: the record whole).
+	// Rules.Merge and Rules.Adopt for a pull.
 	mergeFn func(local, remote merge.Record) merge.Record
-	filterG bool
-	// step is the Knobs step between two transactions ("" for none);
+	adopt   func(remote merge.Record, g func() clock.Vector) merge.Record
+	// step is the Hooks step between two transactions ("" for none);
 	// progress, when set, is told each transaction's record count.
 	step     string
 	progress func(n int)
@@ -114,7 +116,7 @@ func (r *Engine) applyChunk(tx *store.Tx, run *applyRun, chunk []segment.Entry, 
 	// A clock entry for this replica above its own counter: someone else
 	// published dots under our id. Checked before anything of the run is
 	// applied.
-	if first && run.maxOwn > tx.Counter() {
+	if first && protocol.ForeignDots(run.maxOwn, tx.Counter()) {
 		return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
 			ErrCloned, run.name, id.Short(), run.maxOwn, tx.Counter())
 	}
@@ -125,7 +127,7 @@ func (r *Engine) applyChunk(tx *store.Tx, run *applyRun, chunk []segment.Entry, 
 		}
 		own := e.Record.Clock.Get(id)
 		run.ownSeen = max(run.ownSeen, own)
-		if run.checkEach && own > tx.Counter() {
+		if run.checkEach && r.rules.SnapshotDots(own, tx.Counter()) {
 			return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
 				ErrCloned, run.name, id.Short(), own, tx.Counter())
 		}
@@ -143,7 +145,7 @@ func (r *Engine) applyChunk(tx *store.Tx, run *applyRun, chunk []segment.Entry, 
 			}
 		}
 	}
-	if run.cursor && (last && as.records == len(chunk) || first && r.knob(func(k *Knobs) bool { return k.CursorFirst })) {
+	if run.cursor && (last && as.records == len(chunk) || first && !r.rules.CursorLast()) {
 		setCursor(tx, run.pos)
 	}
 	return nil
@@ -160,18 +162,22 @@ func (r *Engine) applyEntry(tx *store.Tx, run *applyRun, e segment.Entry) (chang
 	if run.recordPos {
 		pos = e.Pos
 	}
-	merged := e.Record // a record for an unknown key is taken whole
+	var merged merge.Record
 	if had {
 		merged = run.mergeFn(cur.Record, e.Record)
 		if merged.Equal(cur.Record) && (!run.recordPos || pos <= cur.Pos) {
 			return false, 0, nil
 		}
-	} else if run.filterG {
-		g, err := tx.G()
-		if err != nil {
-			return false, 0, err
+	} else {
+		var gerr error
+		merged = run.adopt(e.Record, func() clock.Vector {
+			g, err := tx.G()
+			gerr = err
+			return g
+		})
+		if gerr != nil {
+			return false, 0, gerr
 		}
-		merged = merge.Merge(merge.Record{Clock: g}, e.Record)
 	}
 	// pos never goes down: an own push committed at a higher position
 	// than this one (pulled later, in order) already carries the record

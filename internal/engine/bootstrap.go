@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
@@ -75,8 +76,9 @@ func (r *Engine) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 		recordPos: true,
 		// Checked per record too: an index without Top (an older
 		// writer) or a lying one.
-		checkEach: !r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry }),
+		checkEach: true,
 		mergeFn:   merge.Merge,
+		adopt:     protocol.Adopt,
 		progress:  progress,
 	}
 	for start := 0; start < len(idx.Parts); start += pullWindow {

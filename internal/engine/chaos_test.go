@@ -20,11 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/internal/s3test"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -48,7 +48,7 @@ import (
 //     others for a random while (sometimes longer than RetireAfter, so
 //     that the others retire the sleeper and prune the log past it), and
 //     some children stop or kill themselves at a chosen protocol step
-//     (engine.Knobs.Step) — in the middle of a push between the fence and
+//     (engine.Hooks.Step) — in the middle of a push between the fence and
 //     the create, between the create and the commit, in a compaction, a
 //     rebase (some children, if they find themselves retired, sleep again
 //     past RetireAfter right after the rebase kept their dirty keys);
@@ -158,7 +158,7 @@ func TestChaosChild(t *testing.T) {
 	}
 	var stepMu sync.Mutex
 	hits, rebasePause := 0, p.RebasePause
-	knobs := &engine.Knobs{Step: func(step string) error {
+	knobs := &engine.Hooks{Step: func(step string) error {
 		stepMu.Lock()
 		defer stepMu.Unlock()
 		if strings.HasPrefix(step, "rebase:") {
@@ -188,7 +188,7 @@ func TestChaosChild(t *testing.T) {
 		return nil
 	}}
 	r, err := engine.Open(p.Dir, &engine.Options{
-		Durability: store.Sync, Backend: be, Knobs: knobs, LowMemory: true, AckInterval: -1, RegistryRefresh: chaosRefresh,
+		Durability: store.Sync, Backend: be, Hooks: knobs, LowMemory: true, AckInterval: -1, RegistryRefresh: chaosRefresh,
 	})
 	if err != nil {
 		fail("open %s: %v", p.Dir, err)

@@ -5,7 +5,7 @@ package engine
 
 import (
 	"context"
-	"slices"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/store"
@@ -18,14 +18,11 @@ func (r *Engine) collect(ctx context.Context, floor uint64) (int, error) {
 	var keys []string
 	err := r.st.View(func(v *store.View) error {
 		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
-			if st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
-				return true, nil
+			ok, err := r.collectible(v.Mark, key, st, floor)
+			if ok {
+				keys = append(keys, key)
 			}
-			if _, dirty, err := v.Mark(key); err != nil || dirty && !r.knob(func(k *Knobs) bool { return k.CollectIgnoresMark }) {
-				return err == nil, err
-			}
-			keys = append(keys, key)
-			return true, nil
+			return err == nil, err
 		})
 	})
 	if err != nil {
@@ -61,19 +58,17 @@ func (r *Engine) collectChunk(tx *store.Tx, keys []string, floor uint64) (int, e
 		if err != nil {
 			return n, err
 		}
-		if !ok || st.Pos == 0 || st.Pos > floor || !readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record) {
+		if !ok {
 			continue
 		}
-		if _, dirty, err := tx.Mark(key); err != nil || dirty && !r.knob(func(k *Knobs) bool { return k.CollectIgnoresMark }) {
-			if err != nil {
-				return n, err
-			}
+		if ok, err := r.collectible(tx.Mark, key, st, floor); err != nil {
+			return n, err
+		} else if !ok {
 			continue
 		}
-		if r.knob(func(k *Knobs) bool { return k.DropTombstoneSibling }) && !st.Deleted() {
-			// Old rule: drop only the winning tombstone sibling.
-			w := merge.LWWWinner(st.Versions)
-			st.Versions = append(slices.Clone(st.Versions[:w]), st.Versions[w+1:]...)
+		if keep, whole := r.rules.CollectRecord(st.Record); !whole {
+			// An old rule's partial collection (the simulator's).
+			st.Record = keep
 			if err := tx.PutRecord(key, st); err != nil {
 				return n, err
 			}
@@ -88,6 +83,26 @@ func (r *Engine) collectChunk(tx *store.Tx, keys []string, floor uint64) (int, e
 	}
 	tx.SetG(g)
 	return n, nil
+}
+
+// collectible applies Rules.Collectible to one record. What costs (the
+// policy's read, the outbox mark) is read only when the rule, given the
+// most favourable answer for it, could still say yes.
+func (r *Engine) collectible(mark func(string) (uint64, bool, error), key string, st store.Stored, floor uint64) (bool, error) {
+	c := protocol.Candidate{Pos: st.Pos, ReadsDeleted: true}
+	if !r.rules.Collectible(c, floor) {
+		return false, nil
+	}
+	c.ReadsDeleted = readsDeletedNoUserCode(r.opts.Policies.For(key), st.Record)
+	if !r.rules.Collectible(c, floor) {
+		return false, nil
+	}
+	_, dirty, err := mark(key)
+	if err != nil {
+		return false, err
+	}
+	c.Dirty = dirty
+	return r.rules.Collectible(c, floor), nil
 }
 
 // readsDeletedNoUserCode decides condition (1) of collection without

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"github.com/ebreplica/ebreplica/remote"
 )
 
@@ -69,8 +71,9 @@ func (r *Engine) Compact(ctx context.Context, o CompactOptions) (cs CompactStats
 	if err := r.resumeRebase(ctx); err != nil {
 		return cs, err
 	}
-	if r.knob(func(k *Knobs) bool { return k.SnapshotDirty }) {
-		// Old rule: snapshot the local state as it is, unpushed data and all.
+	if !r.rules.SnapshotFirst() {
+		// An old rule (the simulator's): snapshot the local state as it
+		// is, unpushed data and all.
 		_, err := r.writeSnapshot(ctx, o.PartSize, &cs)
 		return cs, err
 	}
@@ -192,16 +195,13 @@ func (r *Engine) compactAcks(ctx context.Context) (regs []regInfo, serverNow tim
 // compactCollect pulls to a tip listed after reading the acks regs, then
 // collects against their minimum.
 func (r *Engine) compactCollect(ctx context.Context, regs []regInfo) (int, error) {
-	floorAck, _ := minAck(regs)
-	if r.knob(func(k *Knobs) bool { return k.CollectAgainstMaxAck }) {
-		for _, g := range regs {
-			floorAck = max(floorAck, g.body.Ack)
+	plan := r.rules.PlanCollect(protoRegs(regs))
+	if plan.PullFirst {
+		if _, err := r.pullLocked(ctx); err != nil {
+			return 0, err
 		}
-	} else if _, err := r.pullLocked(ctx); err != nil {
-		// Pull to a tip listed after reading the acks, then collect.
-		return 0, err
 	}
-	return r.collect(ctx, floorAck)
+	return r.collect(ctx, plan.Floor)
 }
 
 // snapshotClean writes a snapshot from a view with an empty outbox and
@@ -233,27 +233,19 @@ func (r *Engine) snapshotClean(ctx context.Context, partSize int, cs *CompactSta
 // the snapshot just written.
 func (r *Engine) retireSilent(ctx context.Context, regs []regInfo, serverNow time.Time, retireAfter time.Duration, cs *CompactStats) error {
 	b := r.opts.Backend
+	retire := r.rules.ToRetire(protoRegs(regs), protocol.RetireInput{
+		Self: r.ID().String(), ServerNow: serverNow, RetireAfter: retireAfter, Snapshot: cs.Position})
 	for _, g := range regs {
-		if g.body.Retired || g.body.ReplicaID == r.ID().String() || g.info.LastModified.IsZero() {
-			continue
-		}
-		if serverNow.Sub(g.info.LastModified) < retireAfter {
-			continue
-		}
-		// Absence rule 7: retire only a replica that holds the prune
-		// floor down; one at the snapshot gains nothing by it.
-		if g.body.Ack >= cs.Position && !r.knob(func(k *Knobs) bool { return k.RetireAtTip }) {
+		if !slices.Contains(retire, g.body.ReplicaID) {
 			continue
 		}
 		// Absence rule 1: a retirement is a write of its own (seq+1, a
 		// fresh nonce, naming the body it retired), never the old body
 		// with the flag flipped: the retired replica then cannot take
 		// it for its own pending write.
+		ret := r.rules.Retirement(g.proto(), newNonce())
 		body := g.body
-		body.Retired = true
-		if !r.knob(func(k *Knobs) bool { return k.RetiredNotSticky }) {
-			body.Seq, body.Nonce, body.RetiredNonce = body.Seq+1, newNonce(), g.body.Nonce
-		}
+		body.Retired, body.Seq, body.Nonce, body.RetiredNonce = ret.Retired, ret.Seq, ret.Nonce, ret.RetiredNonce
 		data, _ := json.MarshalIndent(body, "", "  ")
 		key := remote.ReplicasPrefix + g.body.ReplicaID + ".json"
 		if _, err := b.PutIfMatch(ctx, key, data, g.etag); err == nil {

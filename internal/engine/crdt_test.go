@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/store"
 )
 

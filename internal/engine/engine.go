@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/segment"
@@ -109,8 +110,9 @@ type Options struct {
 	SegmentCap int
 	// Codec of new segments, written into the manifest: "zstd" (default) or "raw".
 	Codec string
-	// Knobs are hooks for tests and the simulator; leave nil.
-	Knobs *Knobs
+	// Hooks are for the simulator and the engine's tests; the facade
+	// (package replica) never sets them.
+	Hooks *Hooks
 	// Progress, when set, is called as long operations advance (stage is
 	// "bootstrap" while a snapshot loads).
 	Progress func(stage string, done, total int64)
@@ -135,8 +137,8 @@ const DefaultAckInterval = time.Minute
 // registry at least (DefaultRetireAfter is 30 days).
 const DefaultRegistryRefresh = 24 * time.Hour
 
-// Knobs let tests and the simulator interrupt the sync protocol at named
-// steps. Step is called at each; a non-nil error aborts the operation there
+// Hooks let the simulator and tests interrupt the sync protocol at named
+// steps, and run it under another rule set. Step is called at each; a non-nil error aborts the operation there
 // with that error, as if the process had died at that point (the caller then
 // crashes the engine and reopens). Steps:
 //
@@ -161,97 +163,24 @@ const DefaultRegistryRefresh = 24 * time.Hour
 // Steps are where the simulator crashes a replica, or pauses it (runs
 // other replicas' operations and moves the clocks on, then returns).
 //
-// The other fields swap in rules that earlier drafts of the protocol had and
-// that diverge; tests use them to show that the simulator catches each.
-type Knobs struct {
+// Rules, when set, replaces the protocol's rules (protocol.Default): the
+// simulator restores the rules of earlier drafts of the protocol this way,
+// one function at a time, to show that its schedules catch each.
+type Hooks struct {
 	Step func(step string) error
-	// Merge replaces merge.Merge when pulled records are applied.
-	Merge func(local, remote merge.Record) merge.Record
-	// UnsyncedStaging stages push segments without fsync (with Relaxed
-	// durability a power loss after the upload then reuses dots). S13.
-	UnsyncedStaging bool
-	// AckIncludesOwnPush publishes max(cursor, own last push) as the ack. S3.
-	AckIncludesOwnPush bool
-	// CollectAgainstMaxAck collects against the maximum ack, without
-	// pulling to a tip listed after reading the acks. S4.
-	CollectAgainstMaxAck bool
-	// WriteIgnoresG starts a local write of a key with no record from an
-	// empty clock instead of G. S5.
-	WriteIgnoresG bool
-	// AckIgnoresStaged does not lower the ack to the base of staged
-	// segments. S6.
-	AckIgnoresStaged bool
-	// PushBeforePull lets a new replica push before it pulled to a tip. S7.
-	PushBeforePull bool
-	// DropTombstoneSibling collects a winning tombstone sibling out of a
-	// record instead of the whole record. S8.
-	DropTombstoneSibling bool
-	// FilterThroughG filters a record for a collected key through G
-	// instead of taking it whole. S9.
-	FilterThroughG bool
-	// PruneIgnoresAcks prunes up to the newest snapshot whatever the acks. S10.
-	PruneIgnoresAcks bool
-	// SkipOwnByOrigin skips pulled segments whose origin is this replica
-	// instead of the positions m/own lists. S11.
-	SkipOwnByOrigin bool
-	// SnapshotDirty makes Compact snapshot the local state as it is, with
-	// no push or pull first, even with a dirty outbox. S12.
-	SnapshotDirty bool
-	// PartsWithoutNonce names snapshot parts without the compactor's nonce
-	// and writes them unconditionally. S15.
-	PartsWithoutNonce bool
-
-	// Old rules of the absence cases (issue 10; DESIGN.md "Absence rules").
-
-	// RetiredNotSticky: a registry read-back checks "my own pending nonce"
-	// before "retired", and a retirer rewrites the retired replica's body
-	// with only the flag flipped (same seq, same nonce). S16.
-	RetiredNotSticky bool
-	// CommitUnchecked: a push commits a segment (clears its outbox marks)
-	// right after the create, without reading its registry first. S17.
-	CommitUnchecked bool
-	// InheritedFence: a pending registry write found landed on read-back is
-	// taken as this call's fence even when this call did not make it (a
-	// crash's leftover, or one copied with the directory). S18.
-	InheritedFence bool
-	// NothingListedUpToDate: a replica that lists nothing after its cursor
-	// takes itself for up to date, whatever the newest snapshot is. S19.
-	NothingListedUpToDate bool
-	// RebaseAnyRegistry: rebase and un-retire without checking that this
-	// directory wrote the registry body, and load a snapshot holding this
-	// id's dots above the local counter. S19.
-	RebaseAnyRegistry bool
-	// RestampAsText: rebase and reidentify keep a dirty counter or set key
-	// as it reads (its text) and write it back as a raw value. S20.
-	RestampAsText bool
-	// RefreshOnlyOnMove: a pull rewrites the registry only when its cursor
-	// moved, so an idle replica's registry ages until it is retired. S21.
-	RefreshOnlyOnMove bool
-	// RetireAtTip: compaction retires every silent replica, also one whose
-	// ack does not hold the prune floor down.
-	RetireAtTip bool
-
+	// Rules replaces protocol.Default() when set.
+	Rules *protocol.Rules
 	// ApplyChunk, when positive, replaces the records (or keys) one
 	// transaction of a multi-transaction step handles (2000), so that
 	// small runs take several transactions per step.
 	ApplyChunk int
-	// CursorFirst advances the cursor in the first transaction of a
-	// segment's application instead of the last: a crash between them
-	// skips the rest of the segment for good.
-	CursorFirst bool
-	// CollectIgnoresMark collects a record that reads as deleted even
-	// when its key is dirty (a local delete not yet pushed).
-	CollectIgnoresMark bool
 }
 
-// knob reports whether a test knob is set.
-func (r *Engine) knob(f func(*Knobs) bool) bool { return r.opts.Knobs != nil && f(r.opts.Knobs) }
-
 func (r *Engine) step(name string) error {
-	if r.opts.Knobs == nil || r.opts.Knobs.Step == nil {
+	if r.opts.Hooks == nil || r.opts.Hooks.Step == nil {
 		return nil
 	}
-	return r.opts.Knobs.Step(name)
+	return r.opts.Hooks.Step(name)
 }
 
 func (o *Options) validate() (Options, error) {
@@ -293,6 +222,8 @@ type Engine struct {
 	st    *store.Store
 	idp   atomic.Pointer[clock.ReplicaID]
 	close sync.Once
+
+	rules protocol.Rules // the protocol (Hooks.Rules in the simulator)
 
 	syncMu   sync.Mutex // serialises Push, Pull, Sync and registry writes
 	manifest *Manifest  // set once connected
@@ -368,15 +299,19 @@ func Open(dir string, opts *Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	rules := protocol.Default()
+	if o.Hooks != nil && o.Hooks.Rules != nil {
+		rules = *o.Hooks.Rules
+	}
 	st, err := store.Open(eng, &store.Options{
 		Durability: o.Durability, Wall: o.Wall, MaxDrift: o.MaxDrift, Policies: o.Policies,
-		WriteIgnoresG: o.Knobs != nil && o.Knobs.WriteIgnoresG,
+		WriteStart: rules.WriteStart,
 	})
 	if err != nil {
 		eng.Close()
 		return nil, err
 	}
-	r := &Engine{dir: dir, opts: o, st: st}
+	r := &Engine{dir: dir, opts: o, st: st, rules: rules}
 	id, err := st.ReplicaID()
 	if errors.Is(err, store.ErrNoReplica) {
 		id, err = createReplica(st, dir, o)

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/faultremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -38,7 +38,7 @@ func (n *node) open() {
 	n.t.Helper()
 	r, err := engine.Open("", &engine.Options{Engine: n.eng, Create: true, ID: n.id, Backend: n.b,
 		Wall: n.wall.now, Durability: n.dur, SegmentCap: 512,
-		Knobs: &engine.Knobs{Step: func(s string) error {
+		Hooks: &engine.Hooks{Step: func(s string) error {
 			if s == n.crashAt {
 				n.crashAt = ""
 				return errCrash

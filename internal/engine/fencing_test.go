@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/faultremote"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
-	"github.com/ebreplica/ebreplica/internal/engine"
 )
 
 func countLog(t *testing.T, b remote.Backend) int {

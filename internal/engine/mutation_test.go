@@ -1,7 +1,7 @@
 package engine_test
 
 // Tests for bugs planted by mutation testing that the suite used to miss:
-// each fails with the planted rule (engine.Knobs) and passes without it.
+// each fails with the planted rule (sim's old rule, through engine.Hooks) and passes without it.
 
 import (
 	"errors"
@@ -21,7 +21,8 @@ func TestCursorOnlyWithLastChunk(t *testing.T) {
 		t.Run(fmt.Sprint("planted=", planted), func(t *testing.T) {
 			w := newWorld(t, nil)
 			a := w.node("A", 0, nil)
-			k := &engine.Knobs{ApplyChunk: 3, CursorFirst: planted}
+			k := plantedRule(planted, "CursorFirst")
+			k.ApplyChunk = 3
 			b := w.node("B", 0, k)
 			for i := range 10 {
 				a.put(fmt.Sprintf("k%02d", i), "v")
@@ -51,7 +52,7 @@ func TestCollectWaitsForOutbox(t *testing.T) {
 		t.Run(fmt.Sprint("planted=", planted), func(t *testing.T) {
 			w := newWorld(t, nil)
 			r := w.node("R", time.Hour, nil)
-			x := w.node("X", 0, &engine.Knobs{CollectIgnoresMark: planted})
+			x := w.node("X", 0, plantedRule(planted, "CollectIgnoresMark"))
 			r.put("k", "v")
 			r.sync()
 			x.sync()

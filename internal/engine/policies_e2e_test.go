@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/store"
 )
 

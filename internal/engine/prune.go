@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"time"
 
 	"github.com/ebreplica/ebreplica/remote"
@@ -19,19 +20,15 @@ func (r *Engine) prune(ctx context.Context, regs []regInfo, serverNow time.Time,
 	if serverNow.IsZero() {
 		return 0, nil
 	}
-	old := func(t time.Time) bool { return grace < 0 || (!t.IsZero() && serverNow.Sub(t) >= grace) }
+	old := func(t time.Time) bool { return protocol.Prunable(t, serverNow, grace) }
 	complete, all, err := r.snapshots(ctx)
 	if err != nil || len(complete) == 0 {
 		return 0, err
 	}
 	newest := complete[0]
-	ack, ok := minAck(regs)
+	floor, ok := r.rules.PruneFloor(protocol.PruneInput{Newest: newest, Written: limit, Regs: protoRegs(regs)})
 	if !ok {
 		return 0, nil
-	}
-	floor := min(newest, ack, limit)
-	if r.knob(func(k *Knobs) bool { return k.PruneIgnoresAcks }) {
-		floor = newest
 	}
 	n := 0
 	for info, err := range b.List(ctx, remote.LogPrefix, "") {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"time"
 
-	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
@@ -63,12 +63,12 @@ const pullWindow = 8
 // applyChunk bounds the records merged in one transaction.
 const applyChunk = 2000
 
-// chunk is applyChunk, or Knobs.ApplyChunk (the simulator makes every
+// chunk is applyChunk, or Hooks.ApplyChunk (the simulator makes every
 // multi-transaction step take several transactions, so that crashes land
 // between them).
 func (r *Engine) chunk() int {
-	if r.opts.Knobs != nil && r.opts.Knobs.ApplyChunk > 0 {
-		return r.opts.Knobs.ApplyChunk
+	if r.opts.Hooks != nil && r.opts.Hooks.ApplyChunk > 0 {
+		return r.opts.Hooks.ApplyChunk
 	}
 	return applyChunk
 }
@@ -144,82 +144,62 @@ func (r *Engine) listLog(ctx context.Context, cursor uint64) (listed, error) {
 	return l, wrapClosed(err)
 }
 
-// checkListed decides whether the listing may be applied from the cursor
-// on: passed (with the rebase done, or its error) when the log was pruned
-// past this replica, ErrGap when a position above the prune floor is
-// missing.
+// checkListed decides, by Rules.PlanPull (absence rule 4), whether the
+// listing may be applied from the cursor on: passed (with the rebase done,
+// or its error) when the log was pruned past this replica, ErrGap when a
+// position above the prune floor is missing. The newest snapshot is read
+// only when the plan needs it, so an idle pull stays one LIST.
+//
+// A rebase's own pull applies the same rule: a snapshot newer than the one
+// it loaded, with the log pruned up to it, means it paused meanwhile and
+// must load that one (found by the real-process chaos test: "nothing
+// listed" there left the replica behind for good and its next push in a
+// freed position).
 func (r *Engine) checkListed(ctx context.Context, l listed, cursor uint64) (passed bool, err error) {
-	// Absence rule 4: "nothing listed" means "up to date" only at or above
-	// the newest snapshot. A replica not yet ready (new, reidentified)
-	// lists snap/ once: a cursor below the newest snapshot without a
-	// contiguous log up to it was pruned past (a directory restored from a
-	// backup), and rebases before it may push. Any hole at or below the
-	// newest snapshot means "pruned"; above it, damage.
-	// A rebase's own pull applies the same rule: a snapshot newer than
-	// the one it loaded, with the log pruned up to it, means it paused
-	// meanwhile and must load that one (found by the real-process chaos
-	// test: "nothing listed" there left the replica behind for good and
-	// its next push in a freed position).
-	positions := l.positions
-	if len(positions) == 0 || positions[0] != cursor+1 {
-		if ready, err := r.meta("ready"); err != nil {
-			return false, err
-		} else if (ready == nil || r.rebasing) && !r.knob(func(k *Knobs) bool { return k.NothingListedUpToDate }) {
-			if passed, err := r.rebaseIfPruned(ctx, cursor+1); passed || err != nil {
-				return passed, err
-			}
-		}
-	}
-	if len(positions) > 0 && positions[0] == cursor+1 && !r.rebasing {
-		if passed, err := r.checkLateCreates(ctx, l, cursor); passed || err != nil {
-			return passed, err
-		}
-	}
-	expect := cursor + 1
-	for _, p := range positions {
-		if p != expect {
-			if p > expect {
-				// A hole: pruned below a snapshot while this replica was
-				// away (rebase on it), or damage.
-				if passed, err := r.rebaseIfPruned(ctx, expect); passed || err != nil {
-					return passed, err
-				}
-			}
-			return false, fmt.Errorf("%w: %s on %s (next listed is %s)", ErrGap, remote.LogKey(expect), r.opts.Backend, remote.LogKey(p))
-		}
-		expect++
-	}
-	return false, nil
-}
-
-// checkLateCreates: a not-ready replica below the newest snapshot whose
-// log looks contiguous up to it: a segment at or below the snapshot
-// created after the snapshot was written is no part of that log (a retired
-// pusher's create in a freed position, noticed by its pusher, left
-// behind): the log was pruned past this cursor.
-func (r *Engine) checkLateCreates(ctx context.Context, l listed, cursor uint64) (passed bool, err error) {
-	if ready, err := r.meta("ready"); err != nil || ready != nil {
-		return false, err
-	}
-	complete, all, err := r.snapshots(ctx)
+	ready, err := r.meta("ready")
 	if err != nil {
 		return false, err
 	}
-	if len(complete) == 0 || complete[0] <= cursor {
-		return false, nil
+	in := protocol.PullInput{Cursor: cursor, Ready: ready != nil, Rebasing: r.rebasing}
+	for i, p := range l.positions {
+		in.Listed = append(in.Listed, protocol.Listed{Pos: p, Modified: l.modified[i]})
 	}
-	var at time.Time
+	for {
+		plan := r.rules.PlanPull(in)
+		switch plan.Action {
+		case protocol.PullApply:
+			return false, nil
+		case protocol.PullRebase:
+			return true, r.rebaseOrRestart(ctx)
+		case protocol.PullGap:
+			return false, fmt.Errorf("%w: %s on %s (next listed is %s)", ErrGap, remote.LogKey(plan.From), r.opts.Backend, remote.LogKey(plan.Next))
+		case protocol.PullNeedSnapshot:
+			if in.Snap != nil {
+				return false, errors.New("replica: pull: the plan asks for a snapshot it was given")
+			}
+			snap, err := r.newestSnapshot(ctx)
+			if err != nil {
+				return false, err
+			}
+			in.Snap = &snap
+		}
+	}
+}
+
+// newestSnapshot is the newest complete snapshot (Pos 0: none) and when
+// its index was written (server time).
+func (r *Engine) newestSnapshot(ctx context.Context) (protocol.Snapshot, error) {
+	complete, all, err := r.snapshots(ctx)
+	if err != nil || len(complete) == 0 {
+		return protocol.Snapshot{}, err
+	}
+	s := protocol.Snapshot{Pos: complete[0]}
 	for _, info := range all {
 		if info.Key == SnapKey(complete[0]) {
-			at = info.LastModified
+			s.Written = info.LastModified
 		}
 	}
-	for i, p := range l.positions {
-		if p <= complete[0] && !at.IsZero() && l.modified[i].After(at) {
-			return r.rebaseIfPruned(ctx, cursor+1)
-		}
-	}
-	return false, nil
+	return s, nil
 }
 
 // applyListed fetches the listed segments with bounded concurrency and
@@ -291,42 +271,37 @@ func (r *Engine) applySegment(ctx context.Context, data [][]byte, i int, p uint6
 	if err != nil {
 		return err
 	}
-	skip, err := r.applyOne(ctx, seg, data[i], p, ps)
+	n := int64(len(data[i]))
+	err = r.applyOne(ctx, seg, data[i], p, ps)
 	seg.Close()
 	data[i] = nil // the window holds no applied segment
 	if err != nil {
 		return err
 	}
-	if skip {
-		ps.Skipped++
-		ps.Cursor = p
-		return nil
-	}
 	if err := r.step("pull:applied"); err != nil {
 		return err
 	}
 	ps.Segments++
-	ps.Bytes += int64(len(data[i]))
+	ps.Bytes += n
 	ps.Cursor = p
 	return nil
 }
 
-// applyOne checks and applies one verified segment at position p (data is
-// its bytes). It reports skip when the segment is this replica's own and
-// is skipped (the SkipOwnByOrigin old rule).
-func (r *Engine) applyOne(ctx context.Context, seg *segment.Reader, data []byte, p uint64, ps *PullStats) (skip bool, err error) {
-	origin := seg.Header().Origin
-	if origin == r.ID() && r.knob(func(k *Knobs) bool { return k.SkipOwnByOrigin }) {
-		return true, r.advance(ctx, p)
-	}
-	if origin == r.ID() {
+// applyOne admits (Rules.AdmitSegment: the clone checks) and applies one
+// verified segment at position p; data is its bytes.
+func (r *Engine) applyOne(ctx context.Context, seg *segment.Reader, data []byte, p uint64, ps *PullStats) error {
+	facts := protocol.SegmentFacts{FromSelf: seg.Header().Origin == r.ID()}
+	if facts.FromSelf {
 		sent, err := r.meta(sentName(data))
 		if err != nil {
-			return false, err
+			return err
 		}
-		if sent == nil {
-			return false, fmt.Errorf("%w: %s was published under this id by another directory", ErrCloned, remote.LogKey(p))
-		}
+		facts.StagedHere = sent != nil
+	}
+	switch r.rules.AdmitSegment(facts) {
+	case protocol.RefuseCloned:
+		return fmt.Errorf("%w: %s was published under this id by another directory", ErrCloned, remote.LogKey(p))
+	case protocol.AdmitOwn:
 		// One of ours (staged here, perhaps uploaded by a copy of this
 		// directory made after staging): its dots are in the log now, so
 		// they count as published — reidentify must keep them, or this
@@ -335,13 +310,13 @@ func (r *Engine) applyOne(ctx context.Context, seg *segment.Reader, data []byte,
 		// it must not leave them unpublished (sim kill sweep seed 7473).
 		own, err := seg.MaxCounter(r.ID())
 		if err != nil {
-			return false, err
+			return err
 		}
 		if err := r.raisePublished(ctx, own); err != nil {
-			return false, err
+			return err
 		}
 	}
-	return false, r.apply(ctx, seg, p, ps)
+	return r.apply(ctx, seg, p, ps)
 }
 
 // apply merges one verified segment at log position p through the record
@@ -353,18 +328,14 @@ func (r *Engine) apply(ctx context.Context, seg *segment.Reader, p uint64, ps *P
 	if err != nil {
 		return err
 	}
-	mergeFn := merge.Merge
-	if r.opts.Knobs != nil && r.opts.Knobs.Merge != nil {
-		mergeFn = r.opts.Knobs.Merge
-	}
 	return r.applyRecords(ctx, seg, &applyRun{
 		name:    remote.LogKey(p),
 		chunk:   r.chunk(),
 		pos:     p,
 		cursor:  true,
 		maxOwn:  maxOwn,
-		mergeFn: mergeFn,
-		filterG: r.knob(func(k *Knobs) bool { return k.FilterThroughG }),
+		mergeFn: r.rules.Merge,
+		adopt:   r.rules.Adopt,
 		step:    "pull:chunk",
 	}, ps)
 }
@@ -421,18 +392,10 @@ func (r *Engine) ackInterval() time.Duration {
 func (r *Engine) registryDue(ack uint64) bool {
 	rs := r.reg
 	age := time.Duration(r.now().UnixMilli()-rs.At) * time.Millisecond
-	if rs.At == 0 || age < 0 {
-		age = 1<<63 - 1
-	}
-	if ack != rs.Ack {
-		if iv := r.ackInterval(); iv < 0 || age >= iv {
-			return true
-		}
-	}
-	if r.knob(func(k *Knobs) bool { return k.RefreshOnlyOnMove }) {
-		return false
-	}
-	return age >= r.registryRefresh()
+	return r.rules.RegistryDue(protocol.DueInput{
+		Ack: ack, LastAck: rs.Ack, Age: age, Known: rs.At != 0 && age >= 0,
+		AckInterval: r.ackInterval(), Refresh: r.registryRefresh(),
+	})
 }
 
 func (r *Engine) registryRefresh() time.Duration {
@@ -448,14 +411,21 @@ func (r *Engine) registryRefresh() time.Duration {
 // errSnapshotPassed instead (the rebase starts again on the newer
 // snapshot). Not passed, and no error: the position is damage.
 func (r *Engine) rebaseIfPruned(ctx context.Context, pos uint64) (passed bool, err error) {
-	complete, _, err := r.snapshots(ctx)
-	if err != nil || len(complete) == 0 || complete[0] < pos {
+	snap, err := r.newestSnapshot(ctx)
+	if err != nil || !protocol.PrunedPast(snap, pos) {
 		return false, err
 	}
+	return true, r.rebaseOrRestart(ctx)
+}
+
+// rebaseOrRestart rebases on the newest snapshot; inside a rebase's own
+// pull it reports errSnapshotPassed instead (the rebase starts again on
+// the newer snapshot).
+func (r *Engine) rebaseOrRestart(ctx context.Context) error {
 	if r.rebasing {
-		return true, errSnapshotPassed
+		return errSnapshotPassed
 	}
-	return true, r.rebase(ctx)
+	return r.rebase(ctx)
 }
 
 // afterRebase ends a pull that rebased: it pulls again from the snapshot.

@@ -79,7 +79,7 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 		return ps, err
 	}
 	// A new replica pushes nothing until it has pulled to a listed tip.
-	if ready, _ := r.meta("ready"); ready == nil && !r.knob(func(k *Knobs) bool { return k.PushBeforePull }) {
+	if ready, _ := r.meta("ready"); !r.rules.MayPush(ready != nil) {
 		if _, err := r.pullLocked(ctx); err != nil {
 			return ps, err
 		}
@@ -138,7 +138,7 @@ func (r *Engine) uploadStaged(ctx context.Context, st []*staged, ps *PushStats) 
 		// the position may then have been freed by a pruner, which reads
 		// this registry retired first. Retired: keep the outbox, rebase
 		// (the kept keys are re-stamped), push again.
-		if !r.knob(func(k *Knobs) bool { return k.CommitUnchecked }) {
+		if r.rules.CheckAfterCreate() {
 			if err := r.checkRegistry(ctx); err != nil {
 				if errors.Is(err, ErrRetired) && !r.rebasing {
 					if err := r.rebase(ctx); err != nil {
@@ -203,8 +203,8 @@ func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
 	for len(keys) > 0 {
 		var s *staged
 		update := r.st.UpdateSync
-		if r.opts.Knobs != nil && r.opts.Knobs.UnsyncedStaging {
-			update = r.st.Update
+		if !r.rules.Sync() {
+			update = r.st.Update // an old rule (the simulator's): S13
 		}
 		err := update(ctx, func(tx *store.Tx) error {
 			var used int
@@ -450,7 +450,7 @@ func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error 
 		chunkKeys, chunkMarks := keys[:n], marks[:n]
 		var last bool
 		err := r.st.Update(ctx, func(tx *store.Tx) error {
-			done, err := commitKeys(tx, chunkKeys, chunkMarks, pos)
+			done, err := r.commitKeys(tx, chunkKeys, chunkMarks, pos)
 			if err != nil {
 				return err
 			}
@@ -472,7 +472,7 @@ func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error 
 // commitKeys clears the marks of keys unchanged since staging (marks) and
 // raises their records' pos to pos. It stops early, and reports how many
 // keys it handled, when tx is full (Tx.Full).
-func commitKeys(tx *store.Tx, keys []string, marks []uint64, pos uint64) (done int, err error) {
+func (r *Engine) commitKeys(tx *store.Tx, keys []string, marks []uint64, pos uint64) (done int, err error) {
 	for i, key := range keys {
 		if i > 0 && tx.Full() {
 			// The engine's transaction limit (the small profile's
@@ -483,7 +483,7 @@ func commitKeys(tx *store.Tx, keys []string, marks []uint64, pos uint64) (done i
 		if err != nil {
 			return i, err
 		}
-		if ok && mark == marks[i] {
+		if r.rules.MarkCleared(marks[i], mark, ok) {
 			if err := tx.ClearMark(key); err != nil {
 				return i, err
 			}

@@ -299,7 +299,7 @@ func (r *Engine) keepDirty(ctx context.Context, fresh bool) error {
 	if err != nil {
 		return wrapClosed(err)
 	}
-	if fresh && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
+	if fresh && r.rules.KeepCRDTState() {
 		if kept, err = r.keepPassive(kept); err != nil {
 			return err
 		}
@@ -394,9 +394,6 @@ func (r *Engine) pullAfterRebase(ctx context.Context) (PullStats, error) {
 // own id above its counter: another directory issued them (a copy, or the
 // newer life of a directory restored from a backup).
 func (r *Engine) checkOwnDots(top map[string]uint64, where string) error {
-	if r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry }) {
-		return nil
-	}
 	own := top[r.ID().String()]
 	if own == 0 {
 		return nil
@@ -405,7 +402,7 @@ func (r *Engine) checkOwnDots(top map[string]uint64, where string) error {
 	if err != nil {
 		return err
 	}
-	if c := u64(cb); own > c {
+	if c := u64(cb); r.rules.SnapshotDots(own, c) {
 		return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d", ErrCloned, where, r.ID().Short(), own, c)
 	}
 	return nil

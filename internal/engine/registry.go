@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"maps"
 	"slices"
 	"strings"
@@ -73,18 +74,9 @@ const retiredETag = "ebreplica-retired-registration"
 // pending registry write and its outcome).
 const maxPrior = 8
 
-// wrote reports whether this directory wrote a body with this nonce.
-func (rs *regState) wrote(nonce string) bool {
-	if nonce == "" {
-		return false
-	}
-	return nonce == rs.Nonce || nonce == rs.PendingNonce || slices.Contains(rs.Prior, nonce)
-}
-
-// owns reports whether body was written by this directory, or is the
-// retirement of a body it wrote.
-func (rs *regState) owns(body RegistryBody) bool {
-	return rs.wrote(body.Nonce) || body.Retired && rs.wrote(body.RetiredNonce)
+// writes is what the protocol's rules read of this directory's writes.
+func (rs *regState) writes() protocol.Writes {
+	return protocol.Writes{Nonce: rs.Nonce, ETag: rs.ETag, PendingNonce: rs.PendingNonce, Prior: rs.Prior}
 }
 
 func newNonce() string {
@@ -327,13 +319,9 @@ func (r *Engine) register(ctx context.Context, rs *regState) error {
 func (r *Engine) swapRegistry(ctx context.Context, ack uint64) error {
 	b := r.opts.Backend
 	rs := &r.reg
-	sw := swapCall{
-		key:       remote.RegistryKey(r.ID()),
-		ack:       ack,
-		notSticky: r.knob(func(k *Knobs) bool { return k.RetiredNotSticky }),
-	}
-	if rs.PendingNonce != "" && r.knob(func(k *Knobs) bool { return k.InheritedFence }) {
-		sw.made = rs.PendingNonce // old rule: an inherited write counts as ours
+	sw := swapCall{key: remote.RegistryKey(r.ID()), ack: ack}
+	if rs.PendingNonce != "" {
+		sw.made = r.rules.FenceNonce(rs.PendingNonce) // none: absence rule 2
 	}
 	for attempt := 0; ; attempt++ {
 		if sw.made == "" || rs.PendingNonce == "" {
@@ -377,7 +365,6 @@ type swapCall struct {
 	key       string
 	ack       uint64
 	made      string // the pending nonce this call created: only it can fence
-	notSticky bool   // Knobs.RetiredNotSticky
 	confirmed bool   // a foreign body was read once already
 }
 
@@ -399,25 +386,23 @@ func (r *Engine) newPending(ctx context.Context) error {
 // ambiguous swap (putErr): again to swap once more, else done with err.
 func (r *Engine) judgeSwap(ctx context.Context, sw *swapCall, attempt int, obj remote.Object, body RegistryBody, putErr error) (again bool, err error) {
 	b, rs := r.opts.Backend, &r.reg
-	switch {
-	case body.Retired && !sw.notSticky:
+	switch r.rules.JudgeSwap(protocol.SwapRead{Retired: body.Retired, Nonce: body.Nonce, ETag: obj.ETag}, rs.writes(), sw.made) {
+	case protocol.SwapRetired:
 		// Retired is sticky: even our own write, retired afterwards, is
 		// retired. Only a rebase clears it (rebase checks that the retired
 		// body was ours).
 		return false, fmt.Errorf("%w (%s)", ErrRetired, sw.key)
-	case body.Nonce == sw.made:
+	case protocol.SwapLanded:
 		// This call's write landed (an ambiguous answer): a fence.
 		if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
 			return false, err
 		}
 		return sw.ack != body.Ack && attempt == 0, nil // else write the current ack too
-	case sw.notSticky && rs.wrote(body.Nonce) && body.Nonce != rs.Nonce:
-		// Old rule: any pending write of ours found landed is adopted as
-		// this call's own, retired or not.
+	case protocol.SwapAdoptAny:
+		// An old rule's (the simulator's): any pending write of ours found
+		// landed is adopted as this call's own, retired or not.
 		return false, r.landed(ctx, obj.ETag, body.Ack)
-	case body.Retired:
-		return false, fmt.Errorf("%w (%s)", ErrRetired, sw.key)
-	case slices.Contains(rs.Prior, body.Nonce):
+	case protocol.SwapAdoptPrior:
 		// A write left pending by a crash (or copied with this directory)
 		// landed: adopt its ETag, then swap again with this call's fresh
 		// nonce. A copy that adopted the same write loses that swap.
@@ -429,7 +414,7 @@ func (r *Engine) judgeSwap(ctx context.Context, sw *swapCall, attempt int, obj r
 			return false, fmt.Errorf("replica: registry swap on %s: %w", b, putErr)
 		}
 		return true, nil
-	case body.Nonce == rs.Nonce && obj.ETag != rs.ETag:
+	case protocol.SwapAdoptETag:
 		// Our last body under a new ETag (a restored or copied bucket, a
 		// store that re-applied a delayed write): nobody swapped since our
 		// last write, so adopt the ETag and try again.
@@ -441,13 +426,13 @@ func (r *Engine) judgeSwap(ctx context.Context, sw *swapCall, attempt int, obj r
 			return false, fmt.Errorf("replica: registry swap on %s: %w", b, putErr)
 		}
 		return true, nil
-	case obj.ETag == rs.ETag || body.Nonce == rs.Nonce:
+	case protocol.SwapUnchanged:
 		// Unchanged: the swap did not land. Try again once.
 		if attempt > 0 {
 			return false, fmt.Errorf("replica: registry swap on %s: %w", b, putErr)
 		}
 		return true, nil
-	default:
+	default: // protocol.SwapForeign
 		// Confirm on a second read before the verdict: a torn read must
 		// not stop a replica that was not copied.
 		if !sw.confirmed {
@@ -474,8 +459,10 @@ func (r *Engine) landed(ctx context.Context, etag string, ack uint64) error {
 // here: ErrRetired, and the outbox is kept. A body written by another
 // directory gives ErrCloned (after a second read).
 func (r *Engine) checkRegistry(ctx context.Context) error {
-	body, _, err := r.readRegistry(ctx, func(b RegistryBody) bool { return b.Retired || r.reg.wrote(b.Nonce) })
-	if err == nil && body.Retired {
+	body, _, err := r.readRegistry(ctx, func(b RegistryBody) bool {
+		return protocol.JudgeCommit(bodyProto(b), r.reg.writes()) != protocol.CommitForeign
+	})
+	if err == nil && protocol.JudgeCommit(bodyProto(body), r.reg.writes()) == protocol.CommitRetired {
 		err = fmt.Errorf("%w (%s)", ErrRetired, remote.RegistryKey(r.ID()))
 	}
 	return err
@@ -485,8 +472,7 @@ func (r *Engine) checkRegistry(ctx context.Context) error {
 // directory wrote it (or that it is the retirement of a body it wrote):
 // else another directory publishes under this id, ErrCloned.
 func (r *Engine) ownRegistry(ctx context.Context) (RegistryBody, string, error) {
-	anyBody := r.knob(func(k *Knobs) bool { return k.RebaseAnyRegistry })
-	return r.readRegistry(ctx, func(b RegistryBody) bool { return anyBody || r.reg.owns(b) })
+	return r.readRegistry(ctx, func(b RegistryBody) bool { return r.rules.OwnsBody(r.reg.writes(), bodyProto(b)) })
 }
 
 // readRegistry reads this replica's registry object until a read decodes
@@ -533,6 +519,26 @@ type regInfo struct {
 	body RegistryBody
 	info remote.Info
 	etag string
+}
+
+// proto is what the protocol's rules read of a registry.
+func (g regInfo) proto() protocol.Registry {
+	p := bodyProto(g.body)
+	p.Modified = g.info.LastModified
+	return p
+}
+
+func bodyProto(b RegistryBody) protocol.Registry {
+	return protocol.Registry{ID: b.ReplicaID, Seq: b.Seq, Nonce: b.Nonce, Ack: b.Ack,
+		Retired: b.Retired, RetiredNonce: b.RetiredNonce}
+}
+
+func protoRegs(regs []regInfo) []protocol.Registry {
+	out := make([]protocol.Registry, len(regs))
+	for i, g := range regs {
+		out[i] = g.proto()
+	}
+	return out
 }
 
 // readRegistries lists and reads every registry object. A listing that
@@ -625,37 +631,17 @@ func (r *Engine) rememberPeers(ctx context.Context, known []string, seen map[str
 	}))
 }
 
-// minAck is the minimum ack over non-retired replicas (ok false when none).
-func minAck(regs []regInfo) (uint64, bool) {
-	var m uint64
-	ok := false
-	for _, g := range regs {
-		if g.body.Retired {
-			continue
-		}
-		if !ok || g.body.Ack < m {
-			m, ok = g.body.Ack, true
-		}
-	}
-	return m, ok
-}
-
 // ackNow is this replica's ack: the cursor lowered to staged bases.
 func (r *Engine) ackNow() (uint64, error) {
 	st, err := r.loadStaged()
 	if err != nil {
 		return 0, err
 	}
-	ack := r.cursor()
-	if !r.knob(func(k *Knobs) bool { return k.AckIgnoresStaged }) {
-		for _, s := range st {
-			ack = min(ack, s.Base)
-		}
+	in := protocol.AckInput{Cursor: r.cursor(), LastOwnPush: r.lastOwn()}
+	for _, s := range st {
+		in.StagedBases = append(in.StagedBases, s.Base)
 	}
-	if r.knob(func(k *Knobs) bool { return k.AckIncludesOwnPush }) {
-		ack = max(ack, r.lastOwn())
-	}
-	return ack, nil
+	return r.rules.Ack(in), nil
 }
 
 // lastOwn is the highest position of this replica's own pushes.

@@ -33,7 +33,7 @@ type keptValue struct {
 // reachable).
 func (r *Engine) keptOf(key string, rec merge.Record) (keptValue, error) {
 	p := r.opts.Policies.For(key)
-	if kind := crdtKind(p); kind != "" && !r.knob(func(k *Knobs) bool { return k.RestampAsText }) {
+	if kind := crdtKind(p); kind != "" && r.rules.KeepCRDTState() {
 		state, _, err := joined(kind, rec, false)
 		if err != nil {
 			return keptValue{}, policyErr(key, p, err)

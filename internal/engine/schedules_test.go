@@ -13,14 +13,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ebreplica/ebreplica/internal/protocol"
+	"github.com/ebreplica/ebreplica/sim"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote/memremote"
-	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -30,7 +32,7 @@ type world struct {
 	ctx   context.Context
 	b     *memremote.Backend
 	now   time.Time // the remote's clock (LastModified)
-	knobs *engine.Knobs
+	knobs *engine.Hooks
 	nodes map[string]*snode
 	err   error           // the first failure of a step (a schedule may stop early)
 	pol   *merge.Registry // the policies, when not schedPolicy for all
@@ -42,7 +44,7 @@ type snode struct {
 	id    clock.ReplicaID
 	wall  *fakeWall
 	r     *engine.Engine
-	knobs *engine.Knobs
+	knobs *engine.Hooks
 	w     *world
 	// armed: the step at which the next operation dies; pauses: what
 	// happens while the replica sleeps at a step (run once).
@@ -50,7 +52,7 @@ type snode struct {
 	pauses map[string]func()
 }
 
-func newWorld(t *testing.T, knobs *engine.Knobs) *world {
+func newWorld(t *testing.T, knobs *engine.Hooks) *world {
 	w := &world{t: t, ctx: context.Background(), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), knobs: knobs, nodes: map[string]*snode{}}
 	var err error
 	w.b, err = memremote.NewWithOptions("sched", memremote.Options{Now: func() time.Time { w.now = w.now.Add(time.Second); return w.now }})
@@ -61,7 +63,7 @@ func newWorld(t *testing.T, knobs *engine.Knobs) *world {
 }
 
 // node adds a replica whose wall clock is offset from the world's.
-func (w *world) node(name string, offset time.Duration, k *engine.Knobs) *snode {
+func (w *world) node(name string, offset time.Duration, k *engine.Hooks) *snode {
 	n := &snode{name: name, eng: store.NewMem(), id: clock.NewReplicaID(), w: w, knobs: k,
 		wall: &fakeWall{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(offset)}}
 	n.open()
@@ -74,7 +76,7 @@ func (w *world) node(name string, offset time.Duration, k *engine.Knobs) *snode 
 }
 
 func (n *snode) open() {
-	k := &engine.Knobs{}
+	k := &engine.Hooks{}
 	if n.knobs != nil {
 		*k = *n.knobs
 	}
@@ -94,7 +96,7 @@ func (n *snode) open() {
 		return nil
 	}
 	r, err := engine.Open("", &engine.Options{Engine: n.eng, Create: true, ID: n.id, Backend: n.w.b,
-		Wall: n.wall.now, Durability: store.Relaxed, AckInterval: -1, Knobs: k,
+		Wall: n.wall.now, Durability: store.Relaxed, AckInterval: -1, Hooks: k,
 		Policies: n.w.policies()})
 	if err != nil {
 		n.w.t.Fatal(err)
@@ -196,21 +198,41 @@ func (w *world) settle(names ...string) error {
 
 type schedule struct {
 	name  string
-	guard string // the old rule
-	knob  func(*engine.Knobs)
-	run   func(w *world, old *engine.Knobs) error
+	guard string                // the old rule
+	knob  func(*protocol.Rules) // restores the old rule (sim.OldRule.Set)
+	run   func(w *world, old *engine.Hooks) error
 }
 
 // runSchedules runs each schedule with the real rules (it must converge)
 // and with its old rule (it must not).
+// oldRule is the simulator's old rule of that name, as a change to a rule
+// set: the old rules exist once, in sim/oldrules.go.
+func oldRule(name string) func(*protocol.Rules) {
+	r, ok := sim.OldRuleNamed(name)
+	if !ok || r.Set == nil {
+		panic("no old rule of the rule set named " + name)
+	}
+	return r.Set
+}
+
+// plantedRule is a node's hooks with the old rule name restored when on.
+func plantedRule(on bool, name string) *engine.Hooks {
+	rules := protocol.Default()
+	if on {
+		oldRule(name)(&rules)
+	}
+	return &engine.Hooks{Rules: &rules}
+}
+
 func runSchedules(t *testing.T, list []schedule) {
 	for _, s := range list {
 		t.Run(s.name, func(t *testing.T) {
 			if err := s.run(newWorld(t, nil), nil); err != nil {
 				t.Fatalf("%s (guards %s) failed with the real rules: %v", s.name, s.guard, err)
 			}
-			old := &engine.Knobs{}
-			s.knob(old)
+			rules := protocol.Default()
+			s.knob(&rules)
+			old := &engine.Hooks{Rules: &rules}
 			err := s.run(newWorld(t, old), old)
 			if err == nil {
 				t.Fatalf("%s converged with the old rule (%s): the schedule does not test it", s.name, s.guard)

@@ -39,7 +39,7 @@ func (r *Engine) writeSnapshot(ctx context.Context, partSize int, cs *CompactSta
 		if err != nil {
 			return err
 		}
-		if dirty && !r.knob(func(k *Knobs) bool { return k.SnapshotDirty }) {
+		if dirty && r.rules.SnapshotFirst() {
 			clean = false
 			return nil
 		}
@@ -127,11 +127,11 @@ func (w *partWriter) flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	name := partKey(idx.Position, idx.Nonce, len(idx.Parts))
+	nonce, createOnly := r.rules.PartNonce(idx.Nonce)
+	name := partKey(idx.Position, nonce, len(idx.Parts))
 	put := b.PutIfAbsent
-	if r.knob(func(k *Knobs) bool { return k.PartsWithoutNonce }) {
-		name = partKey(idx.Position, "shared", len(idx.Parts))
-		put = b.Put
+	if !createOnly {
+		put = b.Put // an old rule (the simulator's): S15
 	}
 	if _, err := put(ctx, name, data); err != nil {
 		return fmt.Errorf("replica: write %s on %s: %w", name, b, err)

@@ -52,6 +52,26 @@
 // CollectRecord, S8), and a remote record for a collected key is taken
 // whole, not filtered through G (S9).
 //
+// # Bootstrap (MayPush)
+//
+// A new replica loads the newest snapshot (records with their pos, and G)
+// and pushes nothing before it has pulled to a listed tip (MayPush). Keys
+// it wrote before the snapshot arrived started from the G it had then
+// (empty); loading the snapshot joins the snapshot's G into their clocks,
+// so those writes dominate every record collected before, exactly as a
+// write made after loading would. Without this, schedule S7 diverges even
+// with the pull-before-push rule: a replica that collected the key takes
+// the new write whole, while one that still holds the tombstone keeps both
+// and may read the tombstone.
+//
+// # Snapshots (SnapshotFirst, PartNonce)
+//
+// Compact pushes first and takes one consistent view in which the outbox
+// is empty and nothing is staged (S12), at P = the cursor; it writes
+// snap/<P>/part-<nonce>-NNNN create-only (S15) and then snap/<P>/index
+// (create-only, last) listing the parts with their checksums. A snapshot
+// without its index is never used; two compactors at one P are harmless.
+//
 // # Pruning (PruneFloor, Prunable)
 //
 // Pruning deletes log segments only at or below the newest snapshot, the

@@ -26,8 +26,12 @@ type Rules struct {
 	MayPush          func(ready bool) bool
 	PlanPull         func(PullInput) PullPlan
 	AdmitSegment     func(SegmentFacts) Admission
-	RegistryDue      func(DueInput) bool
-	MarkCleared      func(staged, now uint64, present bool) bool
+	// SnapshotDots is whether a snapshot record (or index Top) carrying
+	// this id's dot top, above the counter issued, is another directory's
+	// (ErrCloned; absence rule 5).
+	SnapshotDots func(top, counter uint64) bool
+	RegistryDue  func(DueInput) bool
+	MarkCleared  func(staged, now uint64, present bool) bool
 	// WriteStart is the clock a local write of a key with no record
 	// starts from.
 	WriteStart func(g clock.Vector) clock.Vector
@@ -59,7 +63,7 @@ func Default() Rules {
 		Ack: Ack, PlanCollect: PlanCollect, Collectible: Collectible, CollectRecord: CollectRecord,
 		ToRetire: ToRetire, Retirement: Retirement, PruneFloor: PruneFloor,
 		FenceNonce: FenceNonce, JudgeSwap: JudgeSwap, CheckAfterCreate: yes, OwnsBody: OwnsBody,
-		MayPush: MayPush, PlanPull: PlanPull, AdmitSegment: AdmitSegment, RegistryDue: RegistryDue,
+		MayPush: MayPush, PlanPull: PlanPull, AdmitSegment: AdmitSegment, SnapshotDots: ForeignDots, RegistryDue: RegistryDue,
 		MarkCleared: MarkCleared, WriteStart: WriteStart, Adopt: Adopt, Merge: merge.Merge,
 		Sync: yes, SnapshotFirst: yes, PartNonce: PartNonce, KeepCRDTState: yes, CursorLast: yes,
 	}
