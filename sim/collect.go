@@ -186,7 +186,7 @@ func (w *World) beforeSync(n *node) preSync {
 		}); err != nil {
 			return err
 		}
-		return v.Marks("", func(key string, _ uint64) (bool, error) {
+		return v.OutboxMarks("", func(key string, _ uint64) (bool, error) {
 			p.marked[key] = true
 			return true, nil
 		})
@@ -238,7 +238,7 @@ func (w *World) afterSync(n *node, opID int, pre preSync) *Violation {
 			}); err != nil {
 				return err
 			}
-			return v.Marks("", func(key string, _ uint64) (bool, error) {
+			return v.OutboxMarks("", func(key string, _ uint64) (bool, error) {
 				marked[key] = true
 				return true, nil
 			})

@@ -134,7 +134,7 @@ func (w *World) finish() *Violation {
 		}
 		quiet := true
 		for _, n := range w.nodes {
-			quiet = quiet && n.r.Store().Pending() == 0
+			quiet = quiet && n.r.Store().OutboxLen() == 0
 		}
 		if w.collecting && pushed {
 			// Reads may agree while a replica that synced early in the
@@ -158,7 +158,7 @@ func (w *World) finish() *Violation {
 		if v := w.checkNode(n); v != nil {
 			return v
 		}
-		if p := n.r.Store().Pending(); p != 0 {
+		if p := n.r.Store().OutboxLen(); p != 0 {
 			return violate(RuleConvergence, "%s still has %d unpushed keys after the final rounds", n.name(), p)
 		}
 		var live int64

@@ -297,7 +297,7 @@ func nodeReads(w *World, n *node) string {
 	if out == "" {
 		out = "no records"
 	}
-	if p := n.r.Store().Pending(); p != 0 {
+	if p := n.r.Store().OutboxLen(); p != 0 {
 		out += fmt.Sprintf(" (%d pending)", p)
 	}
 	return out

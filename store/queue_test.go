@@ -29,13 +29,13 @@ func TestOutboxQueue(t *testing.T) {
 	for _, k := range []string{"b", "a", "c", "a"} {
 		write(k)
 	}
-	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.ClearMark("c") }); err != nil {
+	if err := s.Update(ctx, func(tx *store.Tx) error { return tx.ClearOutboxMark("c") }); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	var marks []uint64
 	err = s.View(func(v *store.View) error {
-		return v.Queue(0, func(k string, m uint64) (bool, error) {
+		return v.OutboxOrder(0, func(k string, m uint64) (bool, error) {
 			got = append(got, k)
 			marks = append(marks, m)
 			return true, nil
@@ -48,7 +48,7 @@ func TestOutboxQueue(t *testing.T) {
 	if len(got) != 2 || got[0] != "b" || got[1] != "a" || marks[0] != 1 || marks[1] != 4 {
 		t.Fatalf("queue %v %v", got, marks)
 	}
-	if s.Pending() != 2 {
-		t.Fatalf("pending %d", s.Pending())
+	if s.OutboxLen() != 2 {
+		t.Fatalf("pending %d", s.OutboxLen())
 	}
 }

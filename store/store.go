@@ -304,8 +304,8 @@ func (s *Store) ReplicaID() (clock.ReplicaID, error) {
 // Len returns the number of live keys: O(1).
 func (s *Store) Len() int64 { return s.live.Load() }
 
-// Pending returns the number of outbox marks: O(1).
-func (s *Store) Pending() int64 { return s.pending.Load() }
+// OutboxLen returns the number of outbox marks: O(1).
+func (s *Store) OutboxLen() int64 { return s.pending.Load() }
 
 // Commits returns how many engine transactions the writer has committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }

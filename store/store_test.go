@@ -103,7 +103,7 @@ func recount(t testing.TB, s *Store) (live, marks int64) {
 		if live, err = v.CountLive(); err != nil {
 			return err
 		}
-		if err := v.Marks("", func(string, uint64) (bool, error) { marks++; return true, nil }); err != nil {
+		if err := v.OutboxMarks("", func(string, uint64) (bool, error) { marks++; return true, nil }); err != nil {
 			return err
 		}
 		if pLive, err = getUint(v.r, keyLive); err != nil {
@@ -118,8 +118,8 @@ func recount(t testing.TB, s *Store) (live, marks int64) {
 	if s.Len() != live || int64(pLive) != live {
 		t.Errorf("live: Len()=%d m/live=%d, recount %d", s.Len(), pLive, live)
 	}
-	if s.Pending() != marks || int64(pPending) != marks {
-		t.Errorf("pending: Pending()=%d m/pending=%d, marks %d", s.Pending(), pPending, marks)
+	if s.OutboxLen() != marks || int64(pPending) != marks {
+		t.Errorf("pending: OutboxLen()=%d m/pending=%d, marks %d", s.OutboxLen(), pPending, marks)
 	}
 	return live, marks
 }
@@ -339,7 +339,7 @@ func TestGroupSemantics(t *testing.T) {
 			if _, ok, _ := v.Meta("c"); ok {
 				t.Error("meta of the failed request exists")
 			}
-			if _, ok, _ := v.Mark("z"); ok {
+			if _, ok, _ := v.OutboxMark("z"); ok {
 				t.Error("mark of the failed request exists")
 			}
 			return nil
@@ -390,15 +390,15 @@ func TestGroupCommitConcurrent(t *testing.T) {
 					return
 				}
 				// The counters and data survive a reopen.
-				live, marks := s.Len(), s.Pending()
+				live, marks := s.Len(), s.OutboxLen()
 				counter := metaUint(t, s, keyCounter)
 				if err := s.Close(); err != nil {
 					t.Fatal(err)
 				}
 				s2 := openStore(t, reopen(t), &Options{Durability: dur})
-				if s2.Len() != live || s2.Pending() != marks || metaUint(t, s2, keyCounter) != counter {
+				if s2.Len() != live || s2.OutboxLen() != marks || metaUint(t, s2, keyCounter) != counter {
 					t.Errorf("after reopen: len %d pending %d counter %d, before %d %d %d",
-						s2.Len(), s2.Pending(), metaUint(t, s2, keyCounter), live, marks, counter)
+						s2.Len(), s2.OutboxLen(), metaUint(t, s2, keyCounter), live, marks, counter)
 				}
 				recount(t, s2)
 			})
@@ -445,7 +445,7 @@ func testGroupCommitConcurrent(t *testing.T, s *Store) {
 						case opDel:
 							v, err = tx.Write(o.key, nil, true)
 						case opClearMark:
-							err = tx.ClearMark(o.key)
+							err = tx.ClearOutboxMark(o.key)
 						case opDeleteRecord:
 							err = tx.DeleteRecord(o.key)
 						}
@@ -518,7 +518,7 @@ func testGroupCommitConcurrent(t *testing.T, s *Store) {
 			if err != nil {
 				return err
 			}
-			_, marked, err := v.Mark(key)
+			_, marked, err := v.OutboxMark(key)
 			if err != nil {
 				return err
 			}
@@ -879,12 +879,12 @@ func TestCorrupt(t *testing.T) {
 			t.Errorf("CountLive: %v", err)
 		}
 		err = s.View(func(v *View) error {
-			return v.Marks("", func(string, uint64) (bool, error) { return true, nil })
+			return v.OutboxMarks("", func(string, uint64) (bool, error) { return true, nil })
 		})
 		if !errors.Is(err, ErrCorrupt) {
 			t.Errorf("Marks: %v", err)
 		}
-		if err := s.View(func(v *View) error { _, _, err := v.Mark("badmark"); return err }); !errors.Is(err, ErrCorrupt) {
+		if err := s.View(func(v *View) error { _, _, err := v.OutboxMark("badmark"); return err }); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("Mark: %v", err)
 		}
 		// The good key is untouched and the writer still works.

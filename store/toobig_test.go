@@ -137,7 +137,7 @@ func TestTooBigAloneFailsAlone(t *testing.T) {
 			}); err != nil {
 				return err
 			}
-			if err := v.Marks(prefix, func(key string, _ uint64) (bool, error) {
+			if err := v.OutboxMarks(prefix, func(key string, _ uint64) (bool, error) {
 				t.Errorf("mark %s of a failed batch exists", key)
 				return true, nil
 			}); err != nil {

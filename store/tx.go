@@ -211,15 +211,15 @@ func (t *Tx) DeleteRecord(key string) error {
 }
 
 // Mark returns the outbox mark of key.
-func (t *Tx) Mark(key string) (uint64, bool, error) { return readMark(t, key) }
+func (t *Tx) OutboxMark(key string) (uint64, bool, error) { return readMark(t, key) }
 
-// SetMark records that key changed locally at dot counter c. Marks are
+// SetOutboxMark records that key changed locally at dot counter c. Marks are
 // kept twice: o/<key> (by key) and q/<c><key> (by mark, the outbox queue),
 // so a push finds the dirty keys by seeking past everything already pushed
 // (QueueLow) instead of stepping over the deleted marks of every key ever
 // pushed: staging costs O(changed keys), not O(store). A mark must never be
 // below QueueLow (marks are dot counters, which only grow).
-func (t *Tx) SetMark(key string, c uint64) error {
+func (t *Tx) SetOutboxMark(key string, c uint64) error {
 	old, had, err := readMark(t, key)
 	if err != nil {
 		return err
@@ -234,8 +234,8 @@ func (t *Tx) SetMark(key string, c uint64) error {
 	return nil
 }
 
-// ClearMark removes the outbox mark of key.
-func (t *Tx) ClearMark(key string) error {
+// ClearOutboxMark removes the outbox mark of key.
+func (t *Tx) ClearOutboxMark(key string) error {
 	old, had, err := readMark(t, key)
 	if err != nil || !had {
 		return err
@@ -246,11 +246,11 @@ func (t *Tx) ClearMark(key string) error {
 	return nil
 }
 
-// QueueLow returns the mark below which the outbox queue holds nothing.
-func (t *Tx) QueueLow() (uint64, error) { return getUintG(t, keyQueueLow) }
+// OutboxLow returns the mark below which the outbox queue holds nothing.
+func (t *Tx) OutboxLow() (uint64, error) { return getUintG(t, keyQueueLow) }
 
-// SetQueueLow records that the outbox queue holds nothing below c.
-func (t *Tx) SetQueueLow(c uint64) { t.set(keyQueueLow, putUint(c)) }
+// SetOutboxLow records that the outbox queue holds nothing below c.
+func (t *Tx) SetOutboxLow(c uint64) { t.set(keyQueueLow, putUint(c)) }
 
 // NextDot issues the next dot of this replica.
 func (t *Tx) NextDot() (clock.Dot, error) {
@@ -268,7 +268,7 @@ func (t *Tx) ChangeReplicaID(id clock.ReplicaID) {
 	t.set(keyReplica, id[:])
 	t.newID = &id
 	t.counter = 0
-	t.SetQueueLow(0) // marks restart with the counter
+	t.SetOutboxLow(0) // marks restart with the counter
 }
 
 // Counter returns the last dot counter issued.
@@ -375,7 +375,7 @@ func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (v
 	if err := t.PutRecord(key, Stored{Record: rec, Pos: cur.Pos}); err != nil {
 		return merge.Version{}, false, err
 	}
-	return v, true, t.SetMark(key, dot.Counter)
+	return v, true, t.SetOutboxMark(key, dot.Counter)
 }
 
 // View reads committed state. Only valid during its function.
@@ -390,7 +390,7 @@ func (v *View) get(k []byte) ([]byte, bool, error) { return v.r.Get(k) }
 func (v *View) Record(key string) (Stored, bool, error) { return readRecord(v, key) }
 
 // Mark returns the outbox mark of key.
-func (v *View) Mark(key string) (uint64, bool, error) { return readMark(v, key) }
+func (v *View) OutboxMark(key string) (uint64, bool, error) { return readMark(v, key) }
 
 // G returns the collected context.
 func (v *View) G() (clock.Vector, error) { return readVector(v, keyG) }
@@ -415,8 +415,8 @@ func (v *View) Records(prefix, start string, fn func(key string, st Stored) (boo
 	})
 }
 
-// Marks calls fn for each outbox mark in key order.
-func (v *View) Marks(prefix string, fn func(key string, counter uint64) (bool, error)) error {
+// OutboxMarks calls fn for each outbox mark in key order.
+func (v *View) OutboxMarks(prefix string, fn func(key string, counter uint64) (bool, error)) error {
 	return v.r.Scan(outboxKey(prefix), nil, func(k, val []byte) (bool, error) {
 		key := string(k[len(prefixOutbox):])
 		if len(val) != 8 {
@@ -426,12 +426,12 @@ func (v *View) Marks(prefix string, fn func(key string, counter uint64) (bool, e
 	})
 }
 
-// QueueLow returns the mark below which the outbox queue holds nothing.
-func (v *View) QueueLow() (uint64, error) { return getUintG(v, keyQueueLow) }
+// OutboxLow returns the mark below which the outbox queue holds nothing.
+func (v *View) OutboxLow() (uint64, error) { return getUintG(v, keyQueueLow) }
 
-// Queue calls fn for each outbox mark at or above from, in mark order (then
+// OutboxOrder calls fn for each outbox mark at or above from, in mark order (then
 // key order), until fn returns false or an error.
-func (v *View) Queue(from uint64, fn func(key string, mark uint64) (bool, error)) error {
+func (v *View) OutboxOrder(from uint64, fn func(key string, mark uint64) (bool, error)) error {
 	return v.r.Scan(prefixQueue, queueKey(from, ""), func(k, _ []byte) (bool, error) {
 		if len(k) < len(prefixQueue)+8 {
 			return false, fmt.Errorf("%w: outbox queue entry %q", ErrCorrupt, k)

@@ -68,7 +68,7 @@ func checkCounts(t *testing.T, r *engine.Engine) {
 		if live, err = v.CountLive(); err != nil {
 			return err
 		}
-		return v.Marks("", func(string, uint64) (bool, error) { marks++; return true, nil })
+		return v.OutboxMarks("", func(string, uint64) (bool, error) { marks++; return true, nil })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +76,8 @@ func checkCounts(t *testing.T, r *engine.Engine) {
 	if r.Len() != live {
 		t.Errorf("Len %d, recount %d", r.Len(), live)
 	}
-	if r.Store().Pending() != marks {
-		t.Errorf("Pending %d, marks %d", r.Store().Pending(), marks)
+	if r.Store().OutboxLen() != marks {
+		t.Errorf("Pending %d, marks %d", r.Store().OutboxLen(), marks)
 	}
 	var n int64
 	for _, err := range r.Scan("") {
@@ -638,7 +638,7 @@ func TestConcurrentAPI(t *testing.T) {
 			}
 			wg.Wait()
 			checkCounts(t, r)
-			t.Logf("len %d pending %d commits %d", r.Len(), r.Store().Pending(), r.Store().Commits())
+			t.Logf("len %d pending %d commits %d", r.Len(), r.Store().OutboxLen(), r.Store().Commits())
 		})
 	}
 }

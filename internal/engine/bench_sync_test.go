@@ -241,8 +241,8 @@ func BenchmarkPushChanged(b *testing.B) {
 		})
 		b.Cleanup(func() { r.Close() })
 		ps := bsLoadPush(b, r, n, rng)
-		if ps.Records != n || r.Len() != int64(n) || r.Store().Pending() != 0 {
-			b.Fatalf("loading %d keys pushed %d records; Len %d, pending %d", n, ps.Records, r.Len(), r.Store().Pending())
+		if ps.Records != n || r.Len() != int64(n) || r.Store().OutboxLen() != 0 {
+			b.Fatalf("loading %d keys pushed %d records; Len %d, pending %d", n, ps.Records, r.Len(), r.Store().OutboxLen())
 		}
 		b.Logf("store of %d keys: load and push %v (%d segments, %d bytes)",
 			n, time.Since(start).Round(time.Millisecond), ps.Segments, ps.Bytes)

@@ -152,7 +152,7 @@ func closeParts(segs []*segment.Reader) {
 func (r *Engine) endSnapshot(ctx context.Context, idx SnapIndex, g clock.Vector, ownSeen uint64) error {
 	var dirty []string
 	if err := r.st.View(func(v *store.View) error {
-		return v.Marks("", func(key string, _ uint64) (bool, error) {
+		return v.OutboxMarks("", func(key string, _ uint64) (bool, error) {
 			dirty = append(dirty, key)
 			return true, nil
 		})

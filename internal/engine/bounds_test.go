@@ -86,8 +86,8 @@ func TestUploadPhantomExistsEnds(t *testing.T) {
 	if n := ps.Requests.Requests(); n > 100 {
 		t.Fatalf("push made %d requests before giving up", n)
 	}
-	if a.Store().Pending() != 1 {
-		t.Fatalf("outbox lost: %d pending", a.Store().Pending())
+	if a.Store().OutboxLen() != 1 {
+		t.Fatalf("outbox lost: %d pending", a.Store().OutboxLen())
 	}
 }
 

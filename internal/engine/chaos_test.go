@@ -547,7 +547,7 @@ func TestChaosProcesses(t *testing.T) {
 			if err != nil {
 				t.Fatalf("seed %d: read directory %d: %v", seed, d, err)
 			}
-			if r.Store().Pending() != 0 {
+			if r.Store().OutboxLen() != 0 {
 				converged = false
 			}
 			reads = append(reads, m)

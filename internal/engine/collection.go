@@ -18,7 +18,7 @@ func (r *Engine) collect(ctx context.Context, floor uint64) (int, error) {
 	var keys []string
 	err := r.st.View(func(v *store.View) error {
 		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
-			ok, err := r.collectible(v.Mark, key, st, floor)
+			ok, err := r.collectible(v.OutboxMark, key, st, floor)
 			if ok {
 				keys = append(keys, key)
 			}
@@ -61,7 +61,7 @@ func (r *Engine) collectChunk(tx *store.Tx, keys []string, floor uint64) (int, e
 		if !ok {
 			continue
 		}
-		if ok, err := r.collectible(tx.Mark, key, st, floor); err != nil {
+		if ok, err := r.collectible(tx.OutboxMark, key, st, floor); err != nil {
 			return n, err
 		} else if !ok {
 			continue

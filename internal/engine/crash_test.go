@@ -363,13 +363,13 @@ func checkAfterCrash(dir string, model map[string]crashAck) (uint64, error) {
 		if live, err = v.CountLive(); err != nil {
 			return err
 		}
-		return v.Marks("", func(string, uint64) (bool, error) { marks++; return true, nil })
+		return v.OutboxMarks("", func(string, uint64) (bool, error) { marks++; return true, nil })
 	})
 	if err != nil {
 		return 0, err
 	}
-	if r.Len() != live || r.Store().Pending() != marks {
-		return 0, fmt.Errorf("counters: Len %d (recount %d), Pending %d (marks %d)", r.Len(), live, r.Store().Pending(), marks)
+	if r.Len() != live || r.Store().OutboxLen() != marks {
+		return 0, fmt.Errorf("counters: Len %d (recount %d), Pending %d (marks %d)", r.Len(), live, r.Store().OutboxLen(), marks)
 	}
 	st, err := r.Status()
 	if err != nil {

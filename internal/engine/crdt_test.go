@@ -240,12 +240,12 @@ func TestSetOneReplica(t *testing.T) {
 		t.Fatalf("Get = %q, %v", v, err)
 	}
 	// Removing absent members writes nothing.
-	before := r.Store().Pending()
+	before := r.Store().OutboxLen()
 	vs, _ := r.Versions("s/x")
 	if err := r.SetRemove(ctx, "s/x", "zzz"); err != nil {
 		t.Fatal(err)
 	}
-	if after, _ := r.Versions("s/x"); after[0].Counter != vs[0].Counter || r.Store().Pending() != before {
+	if after, _ := r.Versions("s/x"); after[0].Counter != vs[0].Counter || r.Store().OutboxLen() != before {
 		t.Fatalf("a remove of nothing wrote")
 	}
 	// The last member gone, the set reads as deleted.

@@ -767,7 +767,7 @@ func (r *Engine) Pending() iter.Seq2[PendingKey, error] {
 	return func(yield func(PendingKey, error) bool) {
 		stopped := false
 		err := r.st.View(func(v *store.View) error {
-			return v.Marks("", func(key string, _ uint64) (bool, error) {
+			return v.OutboxMarks("", func(key string, _ uint64) (bool, error) {
 				st, ok, err := v.Record(key)
 				if err != nil {
 					return false, err
@@ -811,7 +811,7 @@ type Status struct {
 func (r *Engine) Status() (Status, error) {
 	capped, ahead := r.st.Clock().SkewStats()
 	s := Status{
-		ReplicaID: r.ID().String(), Dir: r.dir, Keys: r.st.Len(), Pending: r.st.Pending(),
+		ReplicaID: r.ID().String(), Dir: r.dir, Keys: r.st.Len(), Pending: r.st.OutboxLen(),
 		HLC: r.st.Clock().Last().String(), SkewCapped: capped, MaxSkew: ahead,
 		Durability: r.st.Durability().String(), Commits: r.st.Commits(),
 		Profile: string(r.st.Profile()),

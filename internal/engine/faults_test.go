@@ -181,8 +181,8 @@ func TestCrashAndFaultsLoseNothing(t *testing.T) {
 				if live != n.r.Len() {
 					t.Fatalf("Len %d != recount %d", n.r.Len(), live)
 				}
-				if n.r.Store().Pending() != 0 {
-					t.Fatalf("pending %d after final syncs", n.r.Store().Pending())
+				if n.r.Store().OutboxLen() != 0 {
+					t.Fatalf("pending %d after final syncs", n.r.Store().OutboxLen())
 				}
 			}
 		})

@@ -66,8 +66,8 @@ func TestLowMemoryLargeOutbox(t *testing.T) {
 	if err != nil {
 		t.Fatalf("push of %d MiB: %v", total>>20, err)
 	}
-	if ps.Segments < 2 || a.Store().Pending() != 0 {
-		t.Fatalf("push: %+v, pending %d", ps, a.Store().Pending())
+	if ps.Segments < 2 || a.Store().OutboxLen() != 0 {
+		t.Fatalf("push: %+v, pending %d", ps, a.Store().OutboxLen())
 	}
 	b := open()
 	start := time.Now()

@@ -33,7 +33,7 @@ import (
 // keptReader is what withKept reads: a View or a Tx.
 type keptReader interface {
 	Meta(name string) ([]byte, bool, error)
-	Mark(key string) (uint64, bool, error)
+	OutboxMark(key string) (uint64, bool, error)
 }
 
 // withKept returns the record a read or a local update of key sees: rec
@@ -56,7 +56,7 @@ func (r *Engine) withKept(m keptReader, key string, rec merge.Record, ok bool) (
 		out := merge.Record{Clock: rec.Clock, Versions: append(append([]merge.Version(nil), rec.Versions...), merge.Version{Value: k.State})}
 		return out, true, nil
 	}
-	if _, dirty, err := m.Mark(key); err != nil || dirty {
+	if _, dirty, err := m.OutboxMark(key); err != nil || dirty {
 		return rec, ok, err
 	}
 	return merge.Record{Clock: rec.Clock, Versions: []merge.Version{{Value: k.Value, Deleted: k.Deleted}}}, true, nil

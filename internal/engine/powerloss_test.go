@@ -546,7 +546,7 @@ func plConverge(t *testing.T, dir string, peer *engine.Engine, o *engine.Options
 			t.Fatalf("not converged: %s", k)
 		}
 	}
-	if p := r.Store().Pending(); p != 0 {
+	if p := r.Store().OutboxLen(); p != 0 {
 		t.Fatalf("%d keys still pending after a sync", p)
 	}
 }
@@ -789,13 +789,13 @@ func plCheck(dir string, o *engine.Options, model map[string]*plKey, mode string
 		if live, err = v.CountLive(); err != nil {
 			return err
 		}
-		return v.Marks("", func(string, uint64) (bool, error) { marks++; return true, nil })
+		return v.OutboxMarks("", func(string, uint64) (bool, error) { marks++; return true, nil })
 	})
 	if err != nil {
 		return 0, err
 	}
-	if r.Len() != live || r.Store().Pending() != marks {
-		return 0, fmt.Errorf("counters: Len %d (recount %d), Pending %d (marks %d)", r.Len(), live, r.Store().Pending(), marks)
+	if r.Len() != live || r.Store().OutboxLen() != marks {
+		return 0, fmt.Errorf("counters: Len %d (recount %d), Pending %d (marks %d)", r.Len(), live, r.Store().OutboxLen(), marks)
 	}
 	return p, r.Close()
 }

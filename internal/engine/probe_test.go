@@ -118,8 +118,8 @@ func TestConnectRefusesStoreIgnoringConditionalWrites(t *testing.T) {
 			if _, err := n.r.Sync(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if n.r.Store().Pending() != 0 {
-				t.Fatalf("pending %d", n.r.Store().Pending())
+			if n.r.Store().OutboxLen() != 0 {
+				t.Fatalf("pending %d", n.r.Store().OutboxLen())
 			}
 		})
 	}

@@ -229,11 +229,11 @@ func (r *Engine) outboxKeys(ctx context.Context) ([]string, error) {
 	var keys []string
 	first, empty := uint64(0), true
 	err := r.st.View(func(v *store.View) error {
-		low, err := v.QueueLow()
+		low, err := v.OutboxLow()
 		if err != nil {
 			return err
 		}
-		return v.Queue(low, func(key string, mark uint64) (bool, error) {
+		return v.OutboxOrder(low, func(key string, mark uint64) (bool, error) {
 			if empty {
 				first, empty = mark, false
 			}
@@ -248,10 +248,10 @@ func (r *Engine) outboxKeys(ctx context.Context) ([]string, error) {
 		// Nothing is queued below the first mark seen: later scans seek past
 		// the deleted entries below it. (New marks are dot counters, above.)
 		if err := r.st.Update(ctx, func(tx *store.Tx) error {
-			if low, err := tx.QueueLow(); err != nil || low >= first {
+			if low, err := tx.OutboxLow(); err != nil || low >= first {
 				return err
 			}
-			tx.SetQueueLow(first)
+			tx.SetOutboxLow(first)
 			return nil
 		}); err != nil {
 			return nil, wrapClosed(err)
@@ -315,7 +315,7 @@ func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, i
 			break
 		}
 		used++
-		mark, ok, err := tx.Mark(key)
+		mark, ok, err := tx.OutboxMark(key)
 		if err != nil {
 			return used, err
 		}
@@ -479,12 +479,12 @@ func (r *Engine) commitKeys(tx *store.Tx, keys []string, marks []uint64, pos uin
 			// 614 KiB): the rest in the next transaction.
 			return i, nil
 		}
-		mark, ok, err := tx.Mark(key)
+		mark, ok, err := tx.OutboxMark(key)
 		if err != nil {
 			return i, err
 		}
 		if r.rules.MarkCleared(marks[i], mark, ok) {
-			if err := tx.ClearMark(key); err != nil {
+			if err := tx.ClearOutboxMark(key); err != nil {
 				return i, err
 			}
 		}
@@ -541,7 +541,7 @@ func (r *Engine) PushAll(ctx context.Context) (PushStats, error) {
 		keys = keys[len(chunk):]
 		err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 			for _, key := range chunk {
-				if _, dirty, err := tx.Mark(key); err != nil || dirty {
+				if _, dirty, err := tx.OutboxMark(key); err != nil || dirty {
 					if err != nil {
 						return err
 					}
@@ -549,7 +549,7 @@ func (r *Engine) PushAll(ctx context.Context) (PushStats, error) {
 				}
 				// The current counter, not a new dot: at or above the
 				// queue's low mark, and distinct from any later write's.
-				if err := tx.SetMark(key, tx.Counter()); err != nil {
+				if err := tx.SetOutboxMark(key, tx.Counter()); err != nil {
 					return err
 				}
 			}

@@ -182,7 +182,7 @@ func (r *Engine) discardChunk(tx *store.Tx, keys, names []string) error {
 		// A key written since keepDirty read the marks (a local write
 		// racing the rebase) is kept now, as it reads, or its write would
 		// go with its record and mark.
-		if _, dirty, err := tx.Mark(key); err != nil {
+		if _, dirty, err := tx.OutboxMark(key); err != nil {
 			return err
 		} else if dirty {
 			st, ok, err := tx.Record(key)
@@ -204,7 +204,7 @@ func (r *Engine) discardChunk(tx *store.Tx, keys, names []string) error {
 		if err := tx.DeleteRecord(key); err != nil {
 			return err
 		}
-		if err := tx.ClearMark(key); err != nil {
+		if err := tx.ClearOutboxMark(key); err != nil {
 			return err
 		}
 	}

@@ -50,8 +50,8 @@ func TestPutGetDeleteLen(t *testing.T) {
 	if err := r.Delete(ctx, "a"); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("delete twice: %v", err)
 	}
-	if r.Len() != 1 || r.Store().Pending() != 2 {
-		t.Fatalf("len %d pending %d", r.Len(), r.Store().Pending())
+	if r.Len() != 1 || r.Store().OutboxLen() != 2 {
+		t.Fatalf("len %d pending %d", r.Len(), r.Store().OutboxLen())
 	}
 }
 

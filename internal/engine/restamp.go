@@ -51,7 +51,7 @@ func (r *Engine) keptOf(key string, rec merge.Record) (keptValue, error) {
 // that has a record, in key order.
 func (r *Engine) dirtyKept(v *store.View) ([]keptValue, error) {
 	var kept []keptValue
-	err := v.Marks("", func(key string, _ uint64) (bool, error) {
+	err := v.OutboxMarks("", func(key string, _ uint64) (bool, error) {
 		st, ok, err := v.Record(key)
 		if err != nil || !ok {
 			return err == nil, err

@@ -59,11 +59,11 @@ func (r *Engine) writeSnapshot(ctx context.Context, partSize int, cs *CompactSta
 // viewDirty reports whether v holds an outbox mark or a staged segment.
 func viewDirty(v *store.View) (bool, error) {
 	dirty := false
-	low, err := v.QueueLow()
+	low, err := v.OutboxLow()
 	if err != nil {
 		return false, err
 	}
-	if err := v.Queue(low, func(string, uint64) (bool, error) { dirty = true; return false, nil }); err != nil {
+	if err := v.OutboxOrder(low, func(string, uint64) (bool, error) { dirty = true; return false, nil }); err != nil {
 		return false, err
 	}
 	if err := v.MetaScan("stage/", func(string, []byte) (bool, error) { dirty = true; return false, nil }); err != nil {

@@ -123,7 +123,7 @@ func TestPushRequestCounts(t *testing.T) {
 	if err != nil || pl.Requests.Requests() != 1 {
 		t.Fatalf("idle pull %+v %v", pl, err)
 	}
-	if n := a.Store().Pending(); n != 0 {
+	if n := a.Store().OutboxLen(); n != 0 {
 		t.Fatalf("pending %d", n)
 	}
 }
