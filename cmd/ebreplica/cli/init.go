@@ -12,7 +12,9 @@ import (
 
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/azremote"
 	"github.com/ebreplica/ebreplica/remote/format"
+	"github.com/ebreplica/ebreplica/remote/gcsremote"
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
 	"github.com/ebreplica/ebreplica/replica"
@@ -200,13 +202,31 @@ func normalizeRemote(raw string) (string, error) {
 			return "", err
 		}
 		return raw, nil
+	case "gs":
+		p, err := gcsremote.ParseURL(raw)
+		if err != nil {
+			return "", usageErrorf("remote: %s", strings.TrimPrefix(err.Error(), "gcsremote: "))
+		}
+		if err := checkRoom("GCS", p.Prefix, gcsremote.MaxKeyLenUnder(p.Prefix), gcsremote.MaxNameLen); err != nil {
+			return "", err
+		}
+		return raw, nil
+	case "az":
+		p, err := azremote.ParseURL(raw)
+		if err != nil {
+			return "", usageErrorf("remote: %s", strings.TrimPrefix(err.Error(), "azremote: "))
+		}
+		if err := checkRoom("Azure Blob Storage", p.Prefix, azremote.MaxKeyLenUnder(p.Prefix), azremote.MaxNameLen); err != nil {
+			return "", err
+		}
+		return raw, nil
 	case "mem":
 		if u.Host == "" && strings.Trim(u.Path, "/") == "" {
 			return "", usageErrorf("remote %q: expected mem://name", raw)
 		}
 		return raw, nil
 	}
-	return "", usageErrorf("remote %q: unsupported scheme %q (use file://, s3:// or mem://)", raw, u.Scheme)
+	return "", usageErrorf("remote %q: unsupported scheme %q (use file://, s3://, gs://, az:// or mem://)", raw, u.Scheme)
 }
 
 // maxOwnKeyLen is the longest object name ebreplica writes below a store's
@@ -224,15 +244,21 @@ func checkS3Prefix(prefix string) error {
 	if err := s3remote.CheckPrefix(prefix); err != nil {
 		return usageErrorf("remote: %s", strings.TrimPrefix(err.Error(), "s3remote: "))
 	}
-	if room := s3remote.MaxKeyLenUnder(prefix); room < maxOwnKeyLen {
-		shown := prefix
-		if len(shown) > 40 {
-			shown = strings.ToValidUTF8(shown[:40], "") + "..."
-		}
-		return usageErrorf("remote: the prefix %q is %d bytes, too long: S3 allows object names of at most %d bytes, the prefix and its \"/\" included, and ebreplica's own names below it take up to %d (quarantine/log-<position>-<time>-<nonce>), so the prefix may have at most %d bytes",
-			shown, len(prefix), s3remote.MaxNameLen, maxOwnKeyLen, s3remote.MaxNameLen-1-maxOwnKeyLen)
+	return checkRoom("S3", prefix, s3remote.MaxKeyLenUnder(prefix), s3remote.MaxNameLen)
+}
+
+// checkRoom refuses a prefix that leaves less room than ebreplica's own
+// names need below it, on a service whose names have at most maxName bytes.
+func checkRoom(service, prefix string, room, maxName int) error {
+	if room >= maxOwnKeyLen {
+		return nil
 	}
-	return nil
+	shown := prefix
+	if len(shown) > 40 {
+		shown = strings.ToValidUTF8(shown[:40], "") + "..."
+	}
+	return usageErrorf("remote: the prefix %q is %d bytes, too long: %s allows object names of at most %d bytes, the prefix and its \"/\" included, and ebreplica's own names below it take up to %d (quarantine/log-<position>-<time>-<nonce>), so the prefix may have at most %d bytes",
+		shown, len(prefix), service, maxName, maxOwnKeyLen, maxName-1-maxOwnKeyLen)
 }
 
 // policyNames are the merge policies --policy accepts.
