@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"github.com/ebreplica/ebreplica/internal/protocol"
+	"github.com/ebreplica/ebreplica/remote/format"
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
@@ -50,7 +51,7 @@ func (r *Engine) bootstrap(ctx context.Context) (bool, error) {
 // parallel, verified against the index's checksums, applied in large
 // batches; then G joins the snapshot's and the cursor moves up to P.
 func (r *Engine) loadSnapshot(ctx context.Context, idx SnapIndex) error {
-	g, err := vectorFromJSON(idx.G)
+	g, err := format.VectorFromJSON(idx.G)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", segment.ErrCorrupt, SnapKey(idx.Position), err)
 	}

@@ -12,8 +12,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/format"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -87,7 +87,7 @@ func (r *Engine) writeParts(ctx context.Context, v *store.View, partSize int, no
 	codec, _ := segment.ParseCodec(r.manifest.Codec)
 	w := &partWriter{r: r, codec: codec, enc: segment.NewPartEncoder(), idx: SnapIndex{
 		Format: FormatVersion, StoreID: r.manifest.StoreID, Position: u64(cb),
-		Origin: r.ID().String(), Nonce: nonce, G: vectorJSON(g), Created: r.now().UTC()}}
+		Origin: r.ID().String(), Nonce: nonce, G: format.VectorToJSON(g), Created: r.now().UTC()}}
 	top := g.Clone()
 	err = v.Records("", "", func(key string, st store.Stored) (bool, error) {
 		if err := w.enc.AddPos(key, st.Pos, st.Record); err != nil {
@@ -103,7 +103,7 @@ func (r *Engine) writeParts(ctx context.Context, v *store.View, partSize int, no
 	if err != nil {
 		return w.idx, err
 	}
-	w.idx.Top = vectorJSON(top)
+	w.idx.Top = format.VectorToJSON(top)
 	err = w.flush(ctx)
 	return w.idx, err
 }
@@ -173,28 +173,6 @@ func (r *Engine) writeIndex(ctx context.Context, idx SnapIndex, cs *CompactStats
 		return idx, fmt.Errorf("replica: write %s on %s: %w", SnapKey(idx.Position), b, err)
 	}
 	return idx, nil
-}
-
-func vectorJSON(v clock.Vector) map[string]uint64 {
-	out := map[string]uint64{}
-	for _, d := range v.Entries() {
-		out[d.Replica.String()] = d.Counter
-	}
-	return out
-}
-
-func vectorFromJSON(m map[string]uint64) (clock.Vector, error) {
-	v := clock.Vector{}
-	for s, c := range m {
-		id, err := clock.ParseReplicaID(s)
-		if err != nil {
-			return nil, err
-		}
-		if c > 0 {
-			v[id] = c
-		}
-	}
-	return v, nil
 }
 
 // snapshots lists the complete snapshots (with an index), newest first, and

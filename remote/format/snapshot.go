@@ -133,3 +133,13 @@ func DecodeIndex(data []byte, pos uint64, storeID, name string) (SnapIndex, erro
 	}
 	return idx, nil
 }
+
+// VectorToJSON is a clock vector as a snapshot index holds it (G, Top):
+// replica id -> counter.
+func VectorToJSON(v clock.Vector) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, d := range v.Entries() {
+		out[d.Replica.String()] = d.Counter
+	}
+	return out
+}
