@@ -4,60 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/ebreplica/ebreplica/internal/engine"
-	"github.com/ebreplica/ebreplica/internal/s3test"
-	"github.com/ebreplica/ebreplica/merge"
-	"github.com/ebreplica/ebreplica/remote"
-	"github.com/ebreplica/ebreplica/remote/fileremote"
-	"github.com/ebreplica/ebreplica/remote/memremote"
-	"github.com/ebreplica/ebreplica/remote/s3remote"
-	"github.com/ebreplica/ebreplica/store"
 )
-
-// backends returns a constructor of a fresh, empty store per backend kind:
-// memory, a real directory and the real S3 server.
-func backends() map[string]func(t *testing.T) remote.Backend {
-	return map[string]func(t *testing.T) remote.Backend{
-		"mem": func(t *testing.T) remote.Backend { return memremote.New("e2e") },
-		"file": func(t *testing.T) remote.Backend {
-			b, err := fileremote.New(t.TempDir(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		},
-		"s3": func(t *testing.T) remote.Backend {
-			client, bucket := s3test.NewBucket(t)
-			b, err := s3remote.New(client, bucket, "stores/e2e", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return b
-		},
-	}
-}
-
-// state is a replica's full state: every record with its clock and
-// versions (not only what reads show).
-func state(t *testing.T, r *engine.Engine) string {
-	t.Helper()
-	var sb strings.Builder
-	err := r.Store().View(func(v *store.View) error {
-		return v.Records("", "", func(key string, st store.Stored) (bool, error) {
-			b, err := merge.EncodeRecord(st.Record)
-			fmt.Fprintf(&sb, "%s %x\n", key, b)
-			return true, err
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sb.String()
-}
 
 func TestEndToEndBackends(t *testing.T) {
 	for name, mk := range backends() {

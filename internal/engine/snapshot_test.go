@@ -11,42 +11,7 @@ import (
 	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
-	"github.com/ebreplica/ebreplica/store"
 )
-
-func objects(t *testing.T, b remote.Backend, prefix string) []string {
-	t.Helper()
-	var out []string
-	for info, err := range b.List(context.Background(), prefix, "") {
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, info.Key)
-	}
-	return out
-}
-
-func newReplicaOpts(t *testing.T, b remote.Backend, o engine.Options) *engine.Engine {
-	t.Helper()
-	w := &fakeWall{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	o.InMemory, o.Create, o.Backend = true, true, b
-	if o.Wall == nil {
-		o.Wall = w.now
-	}
-	o.Durability = store.Relaxed
-	if o.AckInterval == 0 {
-		o.AckInterval = -1
-	}
-	r, err := engine.Open("", &o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	if _, err := r.Connect(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
 
 // TestCompactBootstrapPrune: many pushes, a snapshot, pruning; a new
 // replica bootstraps from the snapshot plus later segments and ends

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebreplica/ebreplica/internal/enginetest"
+
 	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
@@ -16,6 +18,15 @@ import (
 type fakeWall struct{ t time.Time }
 
 func (w *fakeWall) now() time.Time { w.t = w.t.Add(time.Millisecond); return w.t }
+
+// The helpers the fsck tests share (internal/enginetest).
+var (
+	backends       = enginetest.Backends
+	state          = enginetest.State
+	objects        = enginetest.Objects
+	newReplicaOpts = enginetest.NewReplica
+	mustSync       = enginetest.MustSync
+)
 
 func newReplica(t *testing.T, b remote.Backend, offset time.Duration) *engine.Engine {
 	t.Helper()
@@ -29,15 +40,6 @@ func newReplica(t *testing.T, b remote.Backend, offset time.Duration) *engine.En
 		t.Fatal(err)
 	}
 	return r
-}
-
-func mustSync(t *testing.T, r *engine.Engine) engine.SyncStats {
-	t.Helper()
-	s, err := r.Sync(context.Background())
-	if err != nil {
-		t.Fatalf("sync %s: %v", r.ID().Short(), err)
-	}
-	return s
 }
 
 func dump(t *testing.T, r *engine.Engine) string {
@@ -120,7 +122,7 @@ func TestPushRequestCounts(t *testing.T) {
 		t.Fatalf("pull stats %+v", pl)
 	}
 	pl, err = a.Pull(ctx)
-	if err != nil || pl.Requests.Requests() != 1 {
+	if err != nil || pl.Requests.Requests() != 1 || pl.Requests.Get != 1 {
 		t.Fatalf("idle pull %+v %v", pl, err)
 	}
 	if n := a.Store().OutboxLen(); n != 0 {
