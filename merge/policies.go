@@ -26,8 +26,10 @@ const (
 	NameSet     = "set"
 )
 
-// Builtin returns the built-in policy called name: "lww", "mv", "counter"
-// or "set".
+// (NameJSON, the json document policy's name, is in json.go.)
+
+// Builtin returns the built-in policy called name: "lww", "mv", "counter",
+// "set" or "json".
 func Builtin(name string) (Policy, bool) {
 	switch name {
 	case NameLWW:
@@ -38,12 +40,14 @@ func Builtin(name string) (Policy, bool) {
 		return Counter{}, true
 	case NameSet:
 		return Set{}, true
+	case NameJSON:
+		return JSON{}, true
 	}
 	return nil, false
 }
 
 // BuiltinNames returns the names of the built-in policies, sorted.
-func BuiltinNames() []string { return []string{NameCounter, NameLWW, NameMV, NameSet} }
+func BuiltinNames() []string { return []string{NameCounter, NameJSON, NameLWW, NameMV, NameSet} }
 
 // ParsePolicies builds a registry from PREFIX=NAME specs (the form of the
 // command line's --policy). The name is after the last "=", so a prefix may

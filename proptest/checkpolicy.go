@@ -433,6 +433,72 @@ func SetVersions(ids []clock.ReplicaID) *rapid.Generator[merge.Version] {
 	return stateVersions(ids, func(t *rapid.T) []byte { return states.Draw(t, "state").Encode() })
 }
 
+// DocPatches draws small JSON Merge Patches over the fields "a" to "c",
+// some nested (objects over "x" and "y"), some removing a field (null).
+func DocPatches() *rapid.Generator[[]byte] {
+	leaf := rapid.SampledFrom([]string{`1`, `2`, `"s"`, `true`, `[1,2]`, `null`, `{}`})
+	return rapid.Custom(func(t *rapid.T) []byte {
+		fields := rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"a", "b", "c"}), 0, 3, rapid.ID[string]).Draw(t, "fields")
+		parts := make([]string, 0, len(fields))
+		for _, f := range fields {
+			v := leaf.Draw(t, "value")
+			if rapid.IntRange(0, 2).Draw(t, "nested") == 0 {
+				sub := rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"x", "y"}), 0, 2, rapid.ID[string]).Draw(t, "subfields")
+				var in []string
+				for _, k := range sub {
+					in = append(in, fmt.Sprintf("%q:%s", k, leaf.Draw(t, "subvalue")))
+				}
+				v = "{" + strings.Join(in, ",") + "}"
+			}
+			parts = append(parts, fmt.Sprintf("%q:%s", f, v))
+		}
+		return []byte("{" + strings.Join(parts, ",") + "}")
+	})
+}
+
+// DocStates draws valid JSON document states over ids (the first
+// DefaultIDs pool ids when empty): the join of one to three histories of
+// DocPatches patches and whole-document replacements under drawn dots and
+// times, and clears, with contexts widened now and then.
+func DocStates(ids []clock.ReplicaID) *rapid.Generator[merge.DocState] {
+	ids = idsOrPool(ids)
+	patches := DocPatches()
+	history := rapid.Custom(func(t *rapid.T) merge.DocState {
+		var s merge.DocState
+		for range rapid.IntRange(0, 4).Draw(t, "ops") {
+			var err error
+			switch rapid.IntRange(0, 6).Draw(t, "op") {
+			case 0:
+				s = widen(s.Encode(), vectorOver(ids).Draw(t, "seen"), merge.DocOf)
+			case 1:
+				s = s.Clear()
+			case 2:
+				s, err = s.Replace(dotOver(ids).Draw(t, "dot"), HLC().Draw(t, "time"), patches.Draw(t, "document"))
+			default:
+				s, err = s.Patch(dotOver(ids).Draw(t, "dot"), HLC().Draw(t, "time"), patches.Draw(t, "patch"))
+			}
+			if err != nil {
+				panic(fmt.Sprintf("proptest: a generated patch fails: %v", err))
+			}
+		}
+		return s
+	})
+	return rapid.Custom(func(t *rapid.T) merge.DocState {
+		var s merge.DocState
+		for _, h := range rapid.SliceOfN(history, 1, 3).Draw(t, "histories") {
+			s = s.Join(h)
+		}
+		return s
+	})
+}
+
+// DocVersions draws versions of a json key: a DocStates state (or, one
+// time in four, a tombstone) under a dot over ids.
+func DocVersions(ids []clock.ReplicaID) *rapid.Generator[merge.Version] {
+	states := DocStates(ids)
+	return stateVersions(ids, func(t *rapid.T) []byte { return states.Draw(t, "state").Encode() })
+}
+
 func stateVersions(ids []clock.ReplicaID, value func(*rapid.T) []byte) *rapid.Generator[merge.Version] {
 	ids = idsOrPool(ids)
 	return rapid.Custom(func(t *rapid.T) merge.Version {

@@ -97,6 +97,7 @@ func TestBuiltinsPassCheckPolicy(t *testing.T) {
 		{merge.MV{}, proptest.Version()},
 		{merge.Counter{}, proptest.CounterVersions(ids)},
 		{merge.Set{}, proptest.SetVersions(ids)},
+		{merge.JSON{}, proptest.DocVersions(ids)},
 		{merge.NewFunc("json-merge", jsonMerge), jsonVersions()},
 	} {
 		t.Run(tc.p.Name(), func(t *testing.T) {
@@ -122,7 +123,7 @@ func TestBuiltinsPassCheckPolicy(t *testing.T) {
 // Built-ins also pass on arbitrary byte values, where CRDT policies fail
 // consistently (malformed states).
 func TestCRDTPoliciesOnArbitraryBytes(t *testing.T) {
-	for _, p := range []merge.Policy{merge.Counter{}, merge.Set{}} {
+	for _, p := range []merge.Policy{merge.Counter{}, merge.Set{}, merge.JSON{}} {
 		t.Run(p.Name(), func(t *testing.T) {
 			proptest.CheckPolicyN(t, p, nil, 500)
 		})
@@ -311,7 +312,11 @@ func TestGeneratedStatesAreValid(t *testing.T) {
 		if got, err := merge.DecodeSet(s.Encode()); err != nil || !got.Equal(s) {
 			t.Fatalf("set %v does not round-trip: %v", s, err)
 		}
-		for _, gen := range []*rapid.Generator[merge.Version]{proptest.CounterVersions(ids), proptest.SetVersions(ids)} {
+		d := proptest.DocStates(ids).Draw(t, "doc")
+		if got, err := merge.DecodeDoc(d.Encode()); err != nil || !got.Equal(d) {
+			t.Fatalf("doc %v does not round-trip: %v", d, err)
+		}
+		for _, gen := range []*rapid.Generator[merge.Version]{proptest.CounterVersions(ids), proptest.SetVersions(ids), proptest.DocVersions(ids)} {
 			v := gen.Draw(t, "version")
 			if !slices.Contains(ids, v.Dot.Replica) || v.Dot.Counter == 0 || v.Deleted != (v.Value == nil) {
 				t.Fatalf("bad version %+v", v)
