@@ -44,7 +44,7 @@ func parseSnapKey(key string) (pos uint64, rest string, ok bool) { return remote
 func (r *Engine) readIndex(ctx context.Context, pos uint64) (SnapIndex, error) {
 	var storeID string
 	if r.manifest != nil {
-		storeID = r.manifest.StoreID
+		storeID = r.manifest.RemoteID
 	}
 	return format.ReadIndex(ctx, r.opts.Backend, pos, storeID)
 }

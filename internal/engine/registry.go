@@ -115,7 +115,7 @@ func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, 
 	}
 	b := r.opts.Backend
 	want := Manifest{
-		Format: FormatVersion, StoreID: newNonce(), Policies: r.opts.Policies.Names(),
+		Format: FormatVersion, RemoteID: newNonce(), Policies: r.opts.Policies.Names(),
 		SegmentCap: r.opts.SegmentCap, Codec: r.opts.Codec, Created: time.Now().UTC(),
 	}
 	data, _ := json.MarshalIndent(want, "", "  ")
@@ -141,13 +141,13 @@ func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, 
 		if gerr != nil {
 			return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, gerr)
 		}
-		if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
+		if err := json.Unmarshal(obj.Data, &m); err != nil || m.RemoteID == "" {
 			if attempt < 3 {
 				continue // a torn read; look again before calling it foreign
 			}
 			return m, false, fmt.Errorf("%w: %s on %s", ErrForeignRemote, remote.ManifestKey, b)
 		}
-		created = m.StoreID == want.StoreID // our own ambiguous create
+		created = m.RemoteID == want.RemoteID // our own ambiguous create
 		break
 	}
 	if m.Format > FormatVersion {

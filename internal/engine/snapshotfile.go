@@ -86,7 +86,7 @@ func (r *Engine) writeParts(ctx context.Context, v *store.View, partSize int, no
 	}
 	codec, _ := segment.ParseCodec(r.manifest.Codec)
 	w := &partWriter{r: r, codec: codec, enc: segment.NewPartEncoder(), idx: SnapIndex{
-		Format: FormatVersion, StoreID: r.manifest.StoreID, Position: u64(cb),
+		Format: FormatVersion, RemoteID: r.manifest.RemoteID, Position: u64(cb),
 		Origin: r.ID().String(), Nonce: nonce, G: format.VectorToJSON(g), Created: r.now().UTC()}}
 	top := g.Clone()
 	err = v.Records("", "", func(key string, st store.Stored) (bool, error) {

@@ -583,7 +583,7 @@ func (v *verifier) checkManifest(ctx context.Context, listed bool) error {
 	}
 	j, err := readJudged(ctx, v, key, v.sizes[key], readOnce, func(data []byte) (*format.Manifest, error) {
 		var m format.Manifest
-		if err := json.Unmarshal(data, &m); err != nil || m.StoreID == "" {
+		if err := json.Unmarshal(data, &m); err != nil || m.RemoteID == "" {
 			why := "no store_id"
 			if err != nil {
 				why = err.Error()
@@ -962,8 +962,8 @@ func (v *verifier) judgeIndex(p uint64, data []byte) (*format.SnapIndex, error) 
 		return &idx, flawf(KindCorrupt, "snapshot format %d; %s", idx.Format, snapHint)
 	case idx.Position != p:
 		return &idx, flawf(KindCorrupt, "index says position %d; %s", idx.Position, snapHint)
-	case v.manifest != nil && idx.StoreID != v.manifest.StoreID:
-		return &idx, flawf(KindForeign, "snapshot of store %q, this is store %q", idx.StoreID, v.manifest.StoreID)
+	case v.manifest != nil && idx.RemoteID != v.manifest.RemoteID:
+		return &idx, flawf(KindForeign, "snapshot of store %q, this is store %q", idx.RemoteID, v.manifest.RemoteID)
 	case gerr != nil:
 		return &idx, flawf(KindCorrupt, "bad g: %v; %s", gerr, snapHint)
 	case len(idx.Parts) == 0:

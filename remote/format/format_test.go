@@ -34,9 +34,9 @@ func TestReadManifest(t *testing.T) {
 	}{
 		{name: "absent"},
 		{name: "good", body: `{"format":1,"store_id":"s1","policies":{"":"lww","c/":"counter"},"segment_cap":1024,"codec":"zstd","created":"2026-01-01T00:00:00Z"}`,
-			ok: true, want: format.Manifest{Format: 1, StoreID: "s1", Policies: map[string]string{"": "lww", "c/": "counter"}, SegmentCap: 1024, Codec: "zstd",
+			ok: true, want: format.Manifest{Format: 1, RemoteID: "s1", Policies: map[string]string{"": "lww", "c/": "counter"}, SegmentCap: 1024, Codec: "zstd",
 				Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}},
-		{name: "unknown field ignored", body: `{"format":1,"store_id":"s1","later":true}`, ok: true, want: format.Manifest{Format: 1, StoreID: "s1"}},
+		{name: "unknown field ignored", body: `{"format":1,"store_id":"s1","later":true}`, ok: true, want: format.Manifest{Format: 1, RemoteID: "s1"}},
 		{name: "not JSON", body: `{"format":1,"store_id":`, err: format.ErrForeignRemote},
 		{name: "no store id", body: `{"format":1}`, err: format.ErrForeignRemote},
 		{name: "wrong type", body: `{"format":"1","store_id":"s1"}`, err: format.ErrForeignRemote},
@@ -131,7 +131,7 @@ func index(t *testing.T, edit func(map[string]any)) string {
 	t.Helper()
 	id := clock.NewReplicaID().String()
 	idx := format.SnapIndex{
-		Format: format.FormatVersion, StoreID: "s1", Position: 42, Origin: id, Nonce: "ab",
+		Format: format.FormatVersion, RemoteID: "s1", Position: 42, Origin: id, Nonce: "ab",
 		G: map[string]uint64{id: 3}, Records: 5,
 		Parts: []format.PartInfo{
 			{Name: remote.PartKey(42, "ab", 0), Size: 10, SHA256: "00", Records: 2},
@@ -206,7 +206,7 @@ func TestReadIndex(t *testing.T) {
 		t.Fatalf("absent: %v", err)
 	}
 	put(t, b, remote.SnapKey(42), index(t, nil))
-	if idx, err := format.ReadIndex(ctx, b, 42, "s1"); err != nil || idx.StoreID != "s1" {
+	if idx, err := format.ReadIndex(ctx, b, 42, "s1"); err != nil || idx.RemoteID != "s1" {
 		t.Fatalf("ReadIndex = %+v, %v", idx, err)
 	}
 	put(t, b, remote.SnapKey(42), index(t, func(m map[string]any) { m["position"] = 43 }))

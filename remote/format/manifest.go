@@ -25,7 +25,7 @@ import (
 // Unknown fields are ignored (a later minor addition reads as absent).
 type Manifest struct {
 	Format     int               `json:"format"`
-	StoreID    string            `json:"store_id"`
+	RemoteID    string            `json:"store_id"`
 	Policies   map[string]string `json:"policies"`
 	SegmentCap int               `json:"segment_cap"`
 	Codec      string            `json:"codec"`
@@ -55,7 +55,7 @@ func ReadManifest(ctx context.Context, b remote.Backend) (m Manifest, ok bool, e
 	if err != nil {
 		return m, false, fmt.Errorf("replica: read %s on %s: %w", remote.ManifestKey, b, err)
 	}
-	if err := json.Unmarshal(obj.Data, &m); err != nil || m.StoreID == "" {
+	if err := json.Unmarshal(obj.Data, &m); err != nil || m.RemoteID == "" {
 		return m, false, fmt.Errorf("%w: %s on %s", ErrForeignRemote, remote.ManifestKey, b)
 	}
 	if m.Format > FormatVersion {

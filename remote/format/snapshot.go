@@ -31,7 +31,7 @@ import (
 // addition (a bit flip in "parts" must not read as a snapshot with none).
 type SnapIndex struct {
 	Format   int               `json:"format"`
-	StoreID  string            `json:"store_id"`
+	RemoteID  string            `json:"store_id"`
 	Position uint64            `json:"position"`
 	Origin   string            `json:"origin"`
 	Nonce    string            `json:"nonce"`
@@ -114,7 +114,7 @@ func DecodeIndex(data []byte, pos uint64, storeID, name string) (SnapIndex, erro
 	if idx.Position != pos {
 		return idx, bad(fmt.Sprintf("it names position %d", idx.Position))
 	}
-	if storeID != "" && idx.StoreID != storeID {
+	if storeID != "" && idx.RemoteID != storeID {
 		return idx, fmt.Errorf("%w: %s belongs to another store", segment.ErrCorrupt, name)
 	}
 	if len(idx.Parts) == 0 {
