@@ -115,6 +115,11 @@ func (s *Store) wall() time.Time {
 }
 
 func (b *Badger) lastGC() (time.Time, error) {
+	b.gcMu.Lock() // Close waits for it: the database stays open meanwhile
+	defer b.gcMu.Unlock()
+	if b.isClosed() {
+		return time.Time{}, ErrClosed
+	}
 	var last time.Time
 	err := b.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(keyGCLast)
@@ -152,6 +157,9 @@ func (b *Badger) collectGarbage(now time.Time) (st GCStats, err error) {
 	}
 	b.gcMu.Lock()
 	defer b.gcMu.Unlock()
+	if b.isClosed() {
+		return st, ErrClosed
+	}
 	st.Ran = true
 	st.Before = dirSize(b.dir)
 	defer func() {
@@ -168,7 +176,7 @@ func (b *Badger) collectGarbage(now time.Time) (st GCStats, err error) {
 	txn := b.db.NewTransaction(false)
 	hold := txn.NewIterator(badger.IteratorOptions{Prefix: keyGCLast})
 	for st.Rewritten < gcMaxFiles {
-		err := b.db.RunValueLogGC(gcDiscardRatio)
+		err := b.rewriteOne()
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
 			break
 		}
@@ -196,6 +204,24 @@ func (b *Badger) collectGarbage(now time.Time) (st GCStats, err error) {
 	hold.Close() // removes the rewritten files
 	txn.Discard()
 	return st, nil
+}
+
+// rewriteOne runs one step of Badger's value-log GC (one file at most)
+// with the store's commits held off: Badger v4.9.6 reads the memtable's
+// highest version without synchronisation at the start of a rewrite
+// (DB.MaxVersion), a data race with a concurrent commit (seen under the
+// race detector). Commits wait for one file's rewrite, never for a whole
+// collection.
+func (b *Badger) rewriteOne() error {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	return b.db.RunValueLogGC(gcDiscardRatio)
+}
+
+func (b *Badger) isClosed() bool {
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	return b.closed
 }
 
 // flush writes keyGCLast (now) and keyFlush, then drops keyFlush's prefix:
