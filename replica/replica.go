@@ -17,6 +17,11 @@
 // grouped into shared transactions (group commit); with Durability Sync a
 // write returns after its group's fsync.
 //
+// Names: the remote is the shared store (the command line and the bucket's
+// formats call it "the store": store.json, store_id, created_store); the
+// package store is the local database; the outbox is the set of keys
+// changed here and not yet pushed (Pending, Status.Pending).
+//
 // This package is a facade. The protocol's rules are pure functions in
 // internal/protocol, whose documentation states the safety argument; the
 // engine that carries them out between the local store and the remote is
