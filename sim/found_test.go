@@ -96,7 +96,7 @@ func TestRegistryRewrittenWithItsOwnBytes(t *testing.T) {
 	}
 }
 
-// Bugs the simulator found in replica/snapshot.go (issue 7), reduced to
+// Bugs the simulator found in the engine's compaction (issue 7; then replica/snapshot.go), reduced to
 // plain tests. They fail until the owners fix them; the sweep counts them
 // (Report.RetiredCompacts, StuckRebases, RebaseLost) instead of failing.
 

@@ -31,7 +31,7 @@
 // whatever the option: the sync layer stages segments with it, so no dot
 // leaves the machine before it is durable and a dot is never reused.
 //
-// What a power loss leaves, as replica/powerloss_test.go checks it on
+// What a power loss leaves, as internal/engine/powerloss_test.go checks it on
 // internal/lazyfs (a file system that drops everything not fsynced): under
 // Sync, every acknowledged write; under Relaxed, a prefix of the commit
 // order — every group up to some point, none after — that includes every

@@ -209,7 +209,7 @@ func TestMaxOwnKeyLen(t *testing.T) {
 		remote.RegistryKey(clock.NewReplicaID()),
 		remote.LogKey(maxPos),
 		remote.SnapKey(maxPos),
-		fmt.Sprintf("%s%020d/part-%s-%04d", remote.SnapPrefix, maxPos, strings.Repeat("f", 12), 9999),   // replica/snapshot.go partKey
+		fmt.Sprintf("%s%020d/part-%s-%04d", remote.SnapPrefix, maxPos, strings.Repeat("f", 12), 9999),   // remote.PartKey
 		fmt.Sprintf("%slog-%020d-%d-%s", remote.QuarantinePref, maxPos, int64(math.MaxInt64), "ffffff"), // replica/verify.go repair
 		remote.ProbePrefix + strings.Repeat("f", 32),
 	}
