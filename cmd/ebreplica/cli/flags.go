@@ -79,7 +79,8 @@ func (p *parsed) merge(o *parsed) {
 // arguments into p.args, up to "--", after which everything is an argument.
 // A flag is -name or --name, with its value after "=" or in the next
 // argument; bools accept --name=true|false. A token that looks like a flag
-// but names none of defs is an argument, and so is a negative number.
+// but names none of defs is a usage error (never data: `put --jsno k` must
+// not write a key "--jsno"); a negative number is an argument.
 //
 // With stopAtArg, parsing stops at the first argument (the command name)
 // and returns it and everything after it untouched; a flag-like token
@@ -105,6 +106,9 @@ func parseFlags(args []string, defs []flagDef, p *parsed, stopAtArg bool) (rest 
 					return nil, usageErrorf("unknown global flag %s (command flags go after the command name)", tok)
 				}
 				return args[i:], nil
+			}
+			if ok {
+				return nil, usageErrorf("unknown flag %s (an argument that starts with - goes after --)", tok)
 			}
 			p.args = append(p.args, tok)
 			continue

@@ -31,7 +31,10 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"k", "--", "--json", "--dir", "x"}, pos: []string{"k", "--json", "--dir", "x"}},
 		{args: []string{"--", "--"}, pos: []string{"--"}},
 		{args: []string{"-", "---x", "-=x"}, pos: []string{"-", "---x", "-=x"}},
-		{args: []string{"--unknown", "-x", "--unknown=1"}, pos: []string{"--unknown", "-x", "--unknown=1"}},
+		{args: []string{"--unknown"}, err: "unknown flag --unknown"},
+		{args: []string{"k", "-x"}, err: "unknown flag -x"},
+		{args: []string{"--unknown=1", "k"}, err: "unknown flag --unknown=1"},
+		{args: []string{"--", "--unknown", "-x"}, pos: []string{"--unknown", "-x"}},
 		{args: []string{"-h"}, bools: map[string]bool{"help": true}},
 		{args: []string{"--all", "k"}, bools: map[string]bool{"all": true}, pos: []string{"k"}},
 		{args: []string{"--dir"}, err: "needs a value"},
@@ -113,13 +116,15 @@ func TestDoubleDashAndNegativeNumbers(t *testing.T) {
 	if got := ok(t, nil, "get", "--dir", dir, "-").out(); got != "--dir" {
 		t.Errorf("get - = %q", got)
 	}
-	// A flag-like token that names no flag is an argument too.
-	ok(t, nil, "put", "--dir", dir, "--not-a-flag", "x")
+	// A flag-like token that names no flag is a usage error, never data
+	// (issue 15: `put --jsno k` wrote a key "--jsno"); after -- it is a key.
+	failsWith(t, ExitUsage, nil, []string{"put", "--dir", dir, "--jsno", "k"}, "unknown flag --jsno", "goes after --")
+	failsWith(t, ExitUsage, nil, []string{"put", "--dir", dir, "k", "-x"}, "unknown flag -x")
+	failsWith(t, ExitUsage, nil, []string{"ls", "--dir", dir, "--prefx", "a"}, "unknown flag --prefx")
+	ok(t, nil, "put", "--dir", dir, "--", "--not-a-flag", "x")
 	if got := ok(t, nil, "ls", "--dir", dir).out(); got != "-\n--json\n--not-a-flag\n-5\nn\n" {
 		t.Errorf("ls = %q", got)
 	}
-	// ... so a mistyped flag shows up as an unexpected argument.
-	failsWith(t, ExitUsage, nil, []string{"ls", "--dir", dir, "--prefx", "a"}, "unknown flag --prefx")
 	failsWith(t, ExitUsage, nil, []string{"get", "--dir", dir, "a", "b"}, `unexpected argument "b"`)
 }
 
