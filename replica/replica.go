@@ -77,6 +77,8 @@ var (
 	ErrValueTooLarge      = engine.ErrValueTooLarge
 	ErrLocked             = engine.ErrLocked
 	ErrWrongPolicy        = engine.ErrWrongPolicy
+	// ErrBadPatch: a write of a json key that is not a JSON object.
+	ErrBadPatch = engine.ErrBadPatch
 
 	// Sync errors.
 	ErrNoRemote       = engine.ErrNoRemote
@@ -315,9 +317,22 @@ func (r *Replica) Get(key string) ([]byte, error) { return r.e.Get(key) }
 func (r *Replica) Versions(key string) ([]Version, error) { return r.e.Versions(key) }
 
 // Put writes value under key. Counter and set keys are written through
-// CounterAdd, SetAdd and SetRemove only (ErrWrongPolicy).
+// CounterAdd, SetAdd and SetRemove only (ErrWrongPolicy). A key under the
+// json policy takes a JSON object (ErrBadPatch otherwise), written as the
+// merge patch from the document read here to it: only the fields it
+// changes are stamped (see Patch).
 func (r *Replica) Put(ctx context.Context, key string, value []byte) error {
 	return r.e.Put(ctx, key, value)
+}
+
+// Patch applies the JSON Merge Patch (RFC 7396) patch to the document key,
+// whose policy must be json (ErrWrongPolicy otherwise): only the fields
+// the patch names are written, a null removes a field, and concurrent
+// patches of different fields on other replicas all survive (see
+// merge.JSON). A patch that is not a JSON object (ErrBadPatch) or is over
+// the value limit (ErrValueTooLarge) writes nothing.
+func (r *Replica) Patch(ctx context.Context, key string, patch []byte) error {
+	return r.e.Patch(ctx, key, patch)
 }
 
 // Delete deletes key. A key that is not live here gives ErrNotFound and
@@ -360,7 +375,7 @@ func (r *Replica) SetRemove(ctx context.Context, key string, members ...string) 
 // when the key has no live set.
 func (r *Replica) SetMembers(key string) ([]string, error) { return r.e.SetMembers(key) }
 
-// Clear deletes the counter or set key with observed-remove semantics.
+// Clear deletes the counter, set or json key with observed-remove semantics.
 func (r *Replica) Clear(ctx context.Context, key string) error { return r.e.Clear(ctx, key) }
 
 // Scan yields the live keys with the prefix, in key order, from one

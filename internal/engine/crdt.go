@@ -26,14 +26,16 @@ import (
 // another one.
 var ErrWrongPolicy = errors.New("replica: operation does not fit the key's merge policy")
 
-// crdtKind returns merge.NameCounter or merge.NameSet for the built-in
-// CRDT policies, "" for any other.
+// crdtKind returns merge.NameCounter, merge.NameSet or merge.NameJSON for
+// the built-in CRDT policies, "" for any other.
 func crdtKind(p merge.Policy) string {
 	switch p.(type) {
 	case merge.Counter, *merge.Counter:
 		return merge.NameCounter
 	case merge.Set, *merge.Set:
 		return merge.NameSet
+	case merge.JSON, *merge.JSON:
+		return merge.NameJSON
 	}
 	return ""
 }
@@ -42,8 +44,15 @@ func crdtKind(p merge.Policy) string {
 // policy of kind, with rec's clock as its context, emptied when clear.
 // empty reports that it has no entries (it reads as deleted).
 func joined(kind string, rec merge.Record, clear bool) (state []byte, empty bool, err error) {
-	if kind == merge.NameCounter {
+	switch kind {
+	case merge.NameCounter:
 		s, err := merge.CounterOf(rec)
+		if clear {
+			s = s.Clear()
+		}
+		return s.Encode(), s.Empty(), err
+	case merge.NameJSON:
+		s, err := merge.DocOf(rec)
 		if clear {
 			s = s.Clear()
 		}

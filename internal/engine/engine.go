@@ -487,7 +487,7 @@ func (r *Engine) checkPlainKey(key string) error {
 	}
 	if p := r.opts.Policies.For(key); crdtKind(p) != "" {
 		return fmt.Errorf("%w: key %q is a %s: write it with %s", ErrWrongPolicy, key, p.Name(),
-			map[string]string{merge.NameCounter: "Add (incr)", merge.NameSet: "SetAdd/SetRemove (sadd/srem)"}[crdtKind(p)])
+			map[string]string{merge.NameCounter: "Add (incr)", merge.NameSet: "SetAdd/SetRemove (sadd/srem)", merge.NameJSON: "Put or Patch"}[crdtKind(p)])
 	}
 	return nil
 }
@@ -500,8 +500,14 @@ func (r *Engine) checkValue(key string, v []byte) error {
 }
 
 // Put writes value under key. Counter and set keys are written through
-// Add, SetAdd and SetRemove only (ErrWrongPolicy).
+// Add, SetAdd and SetRemove only (ErrWrongPolicy). A json key takes a JSON
+// object, written as the merge patch from the document read here to it
+// (only the fields it changes are stamped; see Patch); anything else gives
+// ErrBadPatch and writes nothing.
 func (r *Engine) Put(ctx context.Context, key string, value []byte) error {
+	if crdtKind(r.opts.Policies.For(key)) == merge.NameJSON {
+		return r.docWrite(ctx, key, value, merge.DocState.Replace)
+	}
 	if err := r.checkPlainKey(key); err != nil {
 		return err
 	}
@@ -558,7 +564,14 @@ type batchOp struct {
 // Put queues a write. Invalid input makes the whole batch fail.
 func (b *Batch) Put(key string, value []byte) {
 	if b.err == nil {
-		if b.err = b.r.checkPlainKey(key); b.err == nil {
+		if crdtKind(b.r.opts.Policies.For(key)) == merge.NameJSON {
+			// A json key: the document, written as by Put.
+			if b.err = ValidateKey(key); b.err == nil {
+				if b.err = b.r.checkValue(key, value); b.err == nil {
+					b.err = checkDocInput(key, value)
+				}
+			}
+		} else if b.err = b.r.checkPlainKey(key); b.err == nil {
 			b.err = b.r.checkValue(key, value)
 		}
 	}
@@ -591,6 +604,14 @@ func (r *Engine) Batch(ctx context.Context, fn func(b *Batch) error) error {
 	}
 	err := r.st.Update(ctx, func(tx *store.Tx) error {
 		for _, op := range b.ops {
+			p := r.opts.Policies.For(op.key)
+			isDoc := crdtKind(p) == merge.NameJSON
+			if isDoc && !op.del {
+				if err := r.docUpdate(tx, op.key, p, op.value, merge.DocState.Replace); err != nil {
+					return err
+				}
+				continue
+			}
 			if op.del {
 				cur, ok, err := tx.Record(op.key)
 				if err != nil {
@@ -600,7 +621,14 @@ func (r *Engine) Batch(ctx context.Context, fn func(b *Batch) error) error {
 				if err != nil {
 					return err
 				}
-				if !ok || !merge.Live(r.opts.Policies.For(op.key), op.key, rec) {
+				if !ok || !merge.Live(p, op.key, rec) {
+					continue
+				}
+				if isDoc {
+					// A json key is cleared (observed-remove), as Delete does.
+					if err := r.docUpdate(tx, op.key, p, nil, clearDoc); err != nil {
+						return err
+					}
 					continue
 				}
 			}

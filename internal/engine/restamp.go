@@ -12,7 +12,7 @@ import (
 )
 
 // keptValue is a dirty key's value as it read before a re-stamp; a rebase
-// keeps it in m/rebase/<key> until it is over. A counter or set key keeps
+// keeps it in m/rebase/<key> until it is over. A counter, set or json key keeps
 // its joined CRDT state (with its context) in State, Kind naming the CRDT:
 // it is written back as state, never as the text it reads as (absence
 // rule 6).
@@ -111,6 +111,20 @@ func (r *Engine) restamp(tx *store.Tx, k keptValue, re *reidentified) error {
 // restampedState is the state restamp writes for the CRDT key k, starting
 // from the record start under dot d.
 func restampedState(k keptValue, start merge.Record, d clock.Dot, re *reidentified) ([]byte, error) {
+	if k.Kind == merge.NameJSON {
+		kept, err := merge.DecodeDoc(k.State)
+		if err != nil {
+			return nil, err
+		}
+		if re != nil {
+			return kept.Reidentify(re.old, re.published, d).Encode(), nil
+		}
+		cur, err := merge.DocOf(start)
+		if err != nil {
+			return nil, err
+		}
+		return cur.Join(kept).Encode(), nil
+	}
 	if k.Kind == merge.NameCounter {
 		kept, err := merge.DecodeCounter(k.State)
 		if err != nil {

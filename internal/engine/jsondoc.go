@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/store"
+)
+
+// JSON documents (the json policy): a document key holds a merge.DocState,
+// a CRDT like the counter and set states, and is written as JSON Merge
+// Patches (RFC 7396). A patch is one local write in one transaction: it
+// reads the key's record, joins the states of its live siblings
+// (merge.DocOf), applies the patch under the dot and an HLC reading of the
+// write, and writes one new version. Put of a json key writes the patch
+// from the document read here to the new one (merge.DocState.Replace), so
+// that only the fields it changes are stamped. Delete clears the document
+// (observed-remove, as for counters and sets).
+
+// ErrBadPatch: a write of a json key that is not a JSON object.
+var ErrBadPatch = merge.ErrBadPatch
+
+// Patch applies the JSON Merge Patch patch (RFC 7396) to the document key:
+// every field it names is assigned, a null removes the field, a nested
+// object is merged into an object field. Only the fields it names are
+// stamped, so concurrent patches of different fields all survive. The
+// key's policy must be merge.JSON (ErrWrongPolicy otherwise); a patch that
+// is not a JSON object gives ErrBadPatch, and a patch or a resulting state
+// over the value limit ErrValueTooLarge; on any error nothing is written.
+// A key that does not exist, or reads as deleted here, starts from the
+// empty document.
+func (r *Engine) Patch(ctx context.Context, key string, patch []byte) error {
+	return r.docWrite(ctx, key, patch, merge.DocState.Patch)
+}
+
+// docWrite writes the json key with the state op computes from its joined
+// state, the write's dot and an HLC reading, after checking input.
+func (r *Engine) docWrite(ctx context.Context, key string, input []byte,
+	op func(s merge.DocState, d clock.Dot, t clock.HLC, input []byte) (merge.DocState, error)) error {
+	p, err := r.requirePolicy(key, merge.NameJSON)
+	if err != nil {
+		return err
+	}
+	if err := r.checkValue(key, input); err != nil {
+		return err
+	}
+	if err := checkDocInput(key, input); err != nil {
+		return err
+	}
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
+		return r.docUpdate(tx, key, p, input, op)
+	}))
+}
+
+// checkDocInput fails unless input is a JSON object, before any write.
+func checkDocInput(key string, input []byte) error {
+	if _, err := (merge.DocState{}).Patch(clock.Dot{Replica: clock.ReplicaID{1}, Counter: 1}, 0, input); err != nil {
+		return fmt.Errorf("replica: %q: %w", key, err)
+	}
+	return nil
+}
+
+func (r *Engine) docUpdate(tx *store.Tx, key string, p merge.Policy, input []byte,
+	op func(s merge.DocState, d clock.Dot, t clock.HLC, input []byte) (merge.DocState, error)) error {
+	return r.crdtUpdate(tx, key, func(rec merge.Record, d clock.Dot) ([]byte, bool, error) {
+		s, err := merge.DocOf(rec)
+		if err != nil {
+			return nil, false, policyErr(key, p, err)
+		}
+		out, err := op(s, d, tx.Now(), input)
+		if err != nil {
+			return nil, false, fmt.Errorf("replica: %q: %w", key, err)
+		}
+		return out.Encode(), true, nil
+	})
+}
+
+// clearDoc is the op of a batch's delete of a json key.
+func clearDoc(s merge.DocState, _ clock.Dot, _ clock.HLC, _ []byte) (merge.DocState, error) {
+	return s.Clear(), nil
+}
