@@ -14,9 +14,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +34,9 @@ const (
 	ExitUsage    = 2 // usage error
 	ExitNotFound = 3 // key not found
 	ExitConflict = 4 // key has concurrent versions under the mv policy
+	// ExitInterrupted: SIGINT (Ctrl-C) or SIGTERM stopped the command;
+	// what was done stays done. 128 + SIGINT, as shells report it.
+	ExitInterrupted = 130
 )
 
 // command is one subcommand.
@@ -65,6 +70,7 @@ func commandTable() []*command {
 		saddCmd,
 		sremCmd,
 		smembersCmd,
+		patchCmd,
 		pushCmd,
 		pullCmd,
 		syncCmd,
@@ -166,12 +172,45 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return ExitOK
 	}
+	if ctx.Err() != nil {
+		// Interrupted: whatever the command's error says (a canceled
+		// request deep in an SDK, a wrapped context error), the user
+		// pressed Ctrl-C, and is told so.
+		err = &cliError{code: ExitInterrupted, msg: "interrupted", err: err}
+	}
 	name := ""
 	if e.cmd != nil {
 		name = e.cmd.name
 	}
-	fmt.Fprintln(stderr, errorLine(name, err))
-	return exitCode(err)
+	line := errorLine(name, err)
+	fmt.Fprintln(stderr, line)
+	code := exitCode(err)
+	var ce *cliError
+	if (e.json || wantsJSON(args)) && !(errors.As(err, &ce) && ce.reported) {
+		// Under --json the error is also one JSON object on stdout, for
+		// scripts that read only stdout.
+		_ = writeJSON(stdout, struct {
+			Error string `json:"error"`
+			Code  int    `json:"code"`
+		}{strings.TrimPrefix(line, "ebreplica: "), code})
+	}
+	return code
+}
+
+// wantsJSON reports whether args ask for --json (the last one given
+// before any "--" counts), for errors found before the flags were parsed.
+func wantsJSON(args []string) bool {
+	want := false
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if name, val, hasVal, ok := splitFlag(a); ok && name == "json" {
+			b, err := strconv.ParseBool(val)
+			want = !hasVal || err == nil && b
+		}
+	}
+	return want
 }
 
 func run(ctx context.Context, e *env, args []string) error {

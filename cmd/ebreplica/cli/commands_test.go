@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -357,7 +358,12 @@ func TestPutGet(t *testing.T) {
 
 	// Missing key: exit 3, one line.
 	failsWith(t, ExitNotFound, nil, []string{"get", "--dir", dir, "nope"}, `"nope"`, "not found")
-	failsWith(t, ExitNotFound, nil, []string{"get", "--json", "--dir", dir, "nope"})
+	// Under --json the error is also one JSON object on stdout (issue 15).
+	r := cli(t, nil, "get", "--json", "--dir", dir, "nope")
+	if m := decodeOne(t, r.stdout); r.code != ExitNotFound || m["code"] != json.Number("3") ||
+		m["error"] != `get: key "nope" not found` || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("get --json of a missing key: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	failsWith(t, ExitNotFound, nil, []string{"get", "--all", "--dir", dir, "nope"})
 }
 
@@ -428,7 +434,10 @@ func TestGetAll(t *testing.T) {
 		t.Fatalf("versions %v", vs)
 	}
 	v := vs[0]
-	hlc, err := v["hlc"].(json.Number).Int64()
+	// hlc is a decimal string (issue 15): it exceeds 2^53, where a JSON
+	// reader that decodes numbers as float64 would lose digits.
+	hs, _ := v["hlc"].(string)
+	hlc, err := strconv.ParseInt(hs, 10, 64)
 	if err != nil || hlc <= 0 || v["value"] != "two\n" || v["deleted"] != false || v["replica_id"] != id ||
 		v["time"] != clock.HLC(hlc).String() || fields[1] != v["time"] {
 		t.Errorf("get --all --json = %v (%v)", v, err)

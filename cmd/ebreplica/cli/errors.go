@@ -15,6 +15,9 @@ type cliError struct {
 	code int
 	msg  string
 	err  error // the cause, for errors.Is; may be nil
+	// reported: stdout already carries the outcome (verify's report), so
+	// --json adds no error object after it.
+	reported bool
 }
 
 func (e *cliError) Error() string { return e.msg }

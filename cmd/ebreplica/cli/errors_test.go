@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +98,7 @@ func TestClockOffset(t *testing.T) {
 	ok(t, nil, "--clock-offset=-36h", "put", "--dir", dir, "past2", "v")
 	for _, key := range []string{"past", "past2"} {
 		v := decodeOne(t, ok(t, nil, "get", "--all", "--json", "--dir", dir, key).stdout)
-		n, err := v["hlc"].(json.Number).Int64()
+		n, err := strconv.ParseInt(v["hlc"].(string), 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,5 +238,48 @@ func TestErrorsNeverShowSecrets(t *testing.T) {
 				t.Errorf("ebreplica %q shows the secret: stdout %q, stderr %q", args, res.stdout, res.stderr)
 			}
 		}
+	}
+}
+
+// Ctrl-C (the context canceled by main's signal handler) exits 130 and says
+// "interrupted", whatever error the command met on the way out (issue 15:
+// it said "context canceled" with exit 1).
+func TestInterrupted(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, args := range [][]string{{"put", "--dir", dir, "k", "v"}, {"sync", "--dir", dir}, {"--json", "len", "--dir", dir}} {
+		var out, errb bytes.Buffer
+		code := Run(ctx, args, nil, &out, &errb)
+		if code != ExitInterrupted || !strings.HasPrefix(errb.String(), "ebreplica: ") || !strings.HasSuffix(errb.String(), ": interrupted\n") {
+			t.Errorf("%q: exit %d, stderr %q; want 130, interrupted", args, code, errb.String())
+		}
+	}
+}
+
+// Under --json every error is also one JSON object on stdout: usage errors
+// found before the command was known too.
+func TestJSONErrors(t *testing.T) {
+	t.Parallel()
+	dir := newReplica(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--json", "nosuchcommand"}, ExitUsage},
+		{[]string{"get", "--json", "--dir", dir, "--bogus"}, ExitUsage},
+		{[]string{"del", "--dir", dir, "--json", "absent"}, ExitNotFound},
+		{[]string{"len", "--json", "--dir", filepath.Join(t.TempDir(), "none")}, ExitError},
+	} {
+		r := cli(t, nil, tc.args...)
+		m := decodeOne(t, r.stdout)
+		if r.code != tc.code || m["code"] != json.Number(strconv.Itoa(tc.code)) ||
+			"ebreplica: "+m["error"].(string)+"\n" != r.stderr {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", tc.args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := cli(t, nil, "--json=false", "nosuchcommand"); len(r.stdout) != 0 {
+		t.Errorf("--json=false: stdout %q", r.stdout)
 	}
 }

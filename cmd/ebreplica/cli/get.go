@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 )
 
@@ -19,8 +20,11 @@ policy exits 4 (see them with get --all).
 --all prints every version stored for KEY, tombstones included, one per line:
 the writing replica's short id, the HLC time, the value quoted or (deleted),
 and "winner" on the version the key's policy reads. With --json, one object
-per line: {"value" or "value_b64","deleted","replica_id","hlc"} plus
-"counter", "time" (the HLC as text) and "winner".`,
+per line: {"value" or "value_b64","deleted","replica_id","hlc"} (hlc as a
+decimal string: it exceeds 2^53) plus
+"counter", "time" (the HLC as text) and "winner". For a key under the json
+policy each version shows the document its own state holds ({} for a
+cleared one); get prints their merge.`,
 	flags: []flagDef{
 		{name: "all", usage: "print every concurrent version, tombstones included"},
 	},
@@ -38,7 +42,7 @@ type versionOutput struct {
 	jsonValue
 	Deleted   bool   `json:"deleted"`
 	ReplicaID string `json:"replica_id"`
-	HLC       uint64 `json:"hlc"`
+	HLC       uint64 `json:"hlc,string"` // a string: an HLC exceeds 2^53, where JSON readers lose digits
 	Time      string `json:"time"`
 	Counter   uint64 `json:"counter"`
 	Winner    bool   `json:"winner"`
@@ -73,8 +77,12 @@ func getAll(e *env, r *replica.Replica, key string) error {
 	if err != nil {
 		return keyError(key, err)
 	}
+	isDoc := r.Policies().For(key).Name() == merge.NameJSON
 	o := newOutput(e.stdout)
 	for _, v := range vs {
+		if isDoc && !v.Deleted {
+			v.Value = versionDocument(v.Value)
+		}
 		if e.json {
 			out := versionOutput{Deleted: v.Deleted, ReplicaID: v.Replica.String(), HLC: uint64(v.Time),
 				Time: v.Time.String(), Counter: v.Counter, Winner: v.Winner}
@@ -93,4 +101,18 @@ func getAll(e *env, r *replica.Replica, key string) error {
 		o.printf("\n")
 	}
 	return o.flush()
+}
+
+// versionDocument is the document one version of a json key holds: its
+// state as JSON ({} when it has no fields), or the raw bytes when they are
+// not a document state.
+func versionDocument(state []byte) []byte {
+	s, err := merge.DecodeDoc(state)
+	if err != nil {
+		return state
+	}
+	if doc, ok := s.Document(); ok {
+		return doc
+	}
+	return []byte("{}")
 }

@@ -75,7 +75,9 @@ func runVerify(ctx context.Context, e *env) error {
 		return nil
 	}
 	p := rep.Problems[0]
-	return errorf(nil, "%s in the store at %s, first %s: %s (report on stdout)", plural(len(rep.Problems), "problem"), where, p.Object, p.Kind)
+	err := errorf(nil, "%s in the store at %s, first %s: %s (report on stdout)", plural(len(rep.Problems), "problem"), where, p.Object, p.Kind)
+	err.(*cliError).reported = true
+	return err
 }
 
 func printVerify(e *env, rep replica.VerifyReport, where string) error {
