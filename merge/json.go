@@ -22,7 +22,7 @@ const NameJSON = "json"
 
 // ErrBadPatch: a JSON document write that is not a JSON object (a patch,
 // or a whole document put on a json key).
-var ErrBadPatch = errors.New("merge: not a JSON object")
+var ErrBadPatch = errors.New("merge: a json document write must be a JSON object")
 
 // JSON is the json policy: Version.Value holds a DocState, a JSON document
 // that merges field by field. A read joins the states of the live siblings
@@ -285,7 +285,7 @@ func (s DocState) Patch(d clock.Dot, t clock.HLC, patch []byte) (DocState, error
 func parseObject(b []byte) (map[string]json.RawMessage, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
-		return nil, fmt.Errorf("%w: %s", ErrBadPatch, describeJSON(b))
+		return nil, fmt.Errorf("%w, not %s", ErrBadPatch, describeJSON(b))
 	}
 	if !utf8.Valid(b) {
 		return nil, fmt.Errorf("%w: not valid UTF-8", ErrBadPatch)
@@ -301,6 +301,8 @@ func describeJSON(b []byte) string {
 	switch {
 	case len(b) == 0:
 		return "empty input"
+	case !utf8.Valid(b):
+		return "invalid UTF-8"
 	case !json.Valid(b):
 		return "not valid JSON"
 	case b[0] == '[':

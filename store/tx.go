@@ -111,6 +111,10 @@ type Tx struct {
 	pending int64
 	newID   *clock.ReplicaID
 	cache   map[string]*Stored // decoded records read or written by this request
+	// writeTime is the HLC of the write WriteFunc is making, once its fn
+	// asked for it (WriteTime); zero otherwise. writing: inside that fn.
+	writeTime clock.HLC
+	writing   bool
 }
 
 func (t *Tx) get(k []byte) ([]byte, bool, error) {
@@ -359,12 +363,18 @@ func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (v
 	if cur.IsZero() {
 		start = merge.Record{Clock: g.Clone()} // fn must not reach the shared G
 	}
+	t.writeTime, t.writing = 0, true
 	value, deleted, write, err := fn(start, dot)
+	at := t.writeTime
+	t.writeTime, t.writing = 0, false
 	if err != nil || !write {
 		t.counter-- // the dot was not used: nothing else ran since NextDot
 		return merge.Version{}, false, err
 	}
-	v := merge.Version{Dot: dot, Time: t.Now(), Deleted: deleted}
+	if at == 0 {
+		at = t.Now()
+	}
+	v := merge.Version{Dot: dot, Time: at, Deleted: deleted}
 	if !deleted {
 		v.Value = value
 		if v.Value == nil {
@@ -376,6 +386,17 @@ func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (v
 		return merge.Version{}, false, err
 	}
 	return v, true, t.SetOutboxMark(key, dot.Counter)
+}
+
+// WriteTime returns the HLC the write WriteFunc is making will carry, for
+// its fn (a JSON document stamps the fields it assigns with it); called
+// outside a WriteFunc's fn, it returns zero. The clock is read on the
+// first call, so a write whose fn does not ask reads it as before.
+func (t *Tx) WriteTime() clock.HLC {
+	if t.writeTime == 0 && t.writing {
+		t.writeTime = t.Now()
+	}
+	return t.writeTime
 }
 
 // View reads committed state. Only valid during its function.

@@ -13,8 +13,9 @@ import (
 // a CRDT like the counter and set states, and is written as JSON Merge
 // Patches (RFC 7396). A patch is one local write in one transaction: it
 // reads the key's record, joins the states of its live siblings
-// (merge.DocOf), applies the patch under the dot and an HLC reading of the
-// write, and writes one new version. Put of a json key writes the patch
+// (merge.DocOf), applies the patch under the dot and the HLC of the write
+// (so a field's assignment carries its version's HLC), and writes one new
+// version. Put of a json key writes the patch
 // from the document read here to the new one (merge.DocState.Replace), so
 // that only the fields it changes are stamped. Delete clears the document
 // (observed-remove, as for counters and sets).
@@ -57,7 +58,7 @@ func (r *Engine) docWrite(ctx context.Context, key string, input []byte,
 // checkDocInput fails unless input is a JSON object, before any write.
 func checkDocInput(key string, input []byte) error {
 	if _, err := (merge.DocState{}).Patch(clock.Dot{Replica: clock.ReplicaID{1}, Counter: 1}, 0, input); err != nil {
-		return fmt.Errorf("replica: %q: %w", key, err)
+		return fmt.Errorf("replica: json key %q: %w", key, err)
 	}
 	return nil
 }
@@ -69,9 +70,9 @@ func (r *Engine) docUpdate(tx *store.Tx, key string, p merge.Policy, input []byt
 		if err != nil {
 			return nil, false, policyErr(key, p, err)
 		}
-		out, err := op(s, d, tx.Now(), input)
+		out, err := op(s, d, tx.WriteTime(), input)
 		if err != nil {
-			return nil, false, fmt.Errorf("replica: %q: %w", key, err)
+			return nil, false, fmt.Errorf("replica: json key %q: %w", key, err)
 		}
 		return out.Encode(), true, nil
 	})
