@@ -70,7 +70,6 @@ func commandTable() []*command {
 		saddCmd,
 		sremCmd,
 		smembersCmd,
-		patchCmd,
 		pushCmd,
 		pullCmd,
 		syncCmd,
