@@ -155,7 +155,7 @@ func TestDirInUse(t *testing.T) {
 	for _, args := range [][]string{
 		{"put", "--dir", dir, "k", "after"},
 		{"get", "--dir", dir, "k"},
-		{"init", "--dir", dir, "--remote", "mem://x"},
+		{"init", "--dir", dir, "--remote", "file://" + filepath.ToSlash(t.TempDir())},
 		{"len", "--dir", dir},
 	} {
 		cmd := exec.Command(os.Args[0], args...)

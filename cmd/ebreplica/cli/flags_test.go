@@ -132,7 +132,7 @@ func TestDefaultDir(t *testing.T) {
 	// No t.Parallel: it sets the environment and the working directory.
 	envDir := filepath.Join(t.TempDir(), "from-env")
 	t.Setenv("EBREPLICA_DIR", envDir)
-	ok(t, nil, "init", "--remote", "mem://x")
+	ok(t, nil, "init", "--remote", "file://"+filepath.ToSlash(t.TempDir()))
 	ok(t, nil, "put", "k", "env")
 	if got := ok(t, nil, "get", "--dir", envDir, "k").out(); got != "env" {
 		t.Errorf("$EBREPLICA_DIR: %q", got)
@@ -141,7 +141,7 @@ func TestDefaultDir(t *testing.T) {
 	t.Setenv("EBREPLICA_DIR", "")
 	wd := t.TempDir()
 	t.Chdir(wd)
-	ok(t, nil, "init", "--remote", "mem://y")
+	ok(t, nil, "init", "--remote", "file://"+filepath.ToSlash(t.TempDir()))
 	ok(t, nil, "put", "k", "cwd")
 	if got := ok(t, nil, "get", "--dir", filepath.Join(wd, ".ebreplica"), "k").out(); got != "cwd" {
 		t.Errorf("./.ebreplica: %q", got)

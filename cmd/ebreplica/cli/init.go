@@ -24,7 +24,9 @@ var initCmd = &command{
 	name:    "init",
 	summary: "create the replica in DIR, bound to the remote",
 	help: `URL is file:///abs/path (or a bare path, made absolute), s3://bucket/prefix
-(query parameters endpoint=, region=, path_style=true), or mem://name.
+(query parameters endpoint=, region=, path_style=true), gs://bucket/prefix
+or az://container/prefix. mem:// (in-process memory, for tests inside one
+program) is refused: it would be gone when this command exits.
 The server must honour conditional writes (If-None-Match and If-Match):
 init checks that on a scratch object it deletes, and refuses a server that
 ignores them. S3 limits object names to 1,024 bytes, the prefix included:
@@ -34,7 +36,7 @@ bytes between slashes.
 NAME (lww, mv, counter or set); an empty PREFIX (--policy =mv) sets the
 default. Prints the new replica's id.`,
 	flags: []flagDef{
-		{name: "remote", value: true, need: true, arg: "URL", usage: "the remote store: file:///abs/path or a path, s3://bucket/prefix, mem://name"},
+		{name: "remote", value: true, need: true, arg: "URL", usage: "the remote store: file:///abs/path or a path, s3://, gs:// or az://bucket/prefix"},
 		{name: "policy", value: true, multi: true, arg: "PREFIX=NAME", usage: "merge policy for keys with PREFIX: lww, mv, counter or set (repeatable)"},
 	},
 	maxArgs: 0,
@@ -221,12 +223,12 @@ func normalizeRemote(raw string) (string, error) {
 		}
 		return raw, nil
 	case "mem":
-		if u.Host == "" && strings.Trim(u.Path, "/") == "" {
-			return "", usageErrorf("remote %q: expected mem://name", raw)
-		}
-		return raw, nil
+		// In-process memory lives as long as one process: a replica bound
+		// to it would find an empty remote at its next command, and then
+		// misjudge what it sees (issue 15: it advised reidentify).
+		return "", usageErrorf("remote %q: mem:// is in-process memory, for tests inside one program, and is gone when this command exits; use a directory (file:///abs/path or a path) or s3://, gs://, az://", raw)
 	}
-	return "", usageErrorf("remote %q: unsupported scheme %q (use file://, s3://, gs://, az:// or mem://)", raw, u.Scheme)
+	return "", usageErrorf("remote %q: unsupported scheme %q (use file://, s3://, gs:// or az://)", raw, u.Scheme)
 }
 
 // maxOwnKeyLen is the longest object name ebreplica writes below a store's

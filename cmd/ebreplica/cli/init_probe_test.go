@@ -41,12 +41,14 @@ func TestInitRefusesServerIgnoringConditionalWrites(t *testing.T) {
 
 			// A directory that does not exist yet is not created.
 			dir := filepath.Join(t.TempDir(), "new", "a")
-			args := []string{"init", "--dir", dir, "--remote", "mem://ignoring"}
+			// The URL only names the remote: openRemote above opens inner.
+			someRemote := "file://" + filepath.ToSlash(t.TempDir())
+			args := []string{"init", "--dir", dir, "--remote", someRemote}
 			failsWith(t, ExitError, nil, args, tc.want, "If-None-Match", "If-Match", "nothing was created")
 			noDir(t, filepath.Dir(dir))
 			// An existing empty directory stays empty.
 			empty := t.TempDir()
-			failsWith(t, ExitError, nil, []string{"init", "--dir", empty, "--remote", "mem://ignoring"}, tc.want)
+			failsWith(t, ExitError, nil, []string{"init", "--dir", empty, "--remote", someRemote}, tc.want)
 			if ents, err := os.ReadDir(empty); err != nil || len(ents) != 0 {
 				t.Errorf("init left %d entries in %s (%v)", len(ents), empty, err)
 			}
