@@ -24,9 +24,19 @@ type node struct {
 	r      *replica.Replica
 }
 
+// Options adjusts the demonstration.
+type Options struct {
+	// LowMemory opens the replicas with the small profile (a 32-bit
+	// build uses it anyway).
+	LowMemory bool
+}
+
 // Run runs the demonstration in a fresh temporary directory (removed at the
 // end) and reports whether the replicas converged.
-func Run(ctx context.Context, w io.Writer) (bool, error) {
+func Run(ctx context.Context, w io.Writer) (bool, error) { return RunWith(ctx, w, Options{}) }
+
+// RunWith is Run with options.
+func RunWith(ctx context.Context, w io.Writer, o Options) (bool, error) {
 	tmp, err := os.MkdirTemp("", "ebreplica-demo-")
 	if err != nil {
 		return false, err
@@ -47,7 +57,7 @@ func Run(ctx context.Context, w io.Writer) (bool, error) {
 	for _, n := range nodes {
 		off := n.offset
 		n.r, err = replica.Init(filepath.Join(tmp, n.name), "file://"+remoteDir, &replica.Options{
-			Backend: b, Wall: func() time.Time { return time.Now().Add(off) },
+			Backend: b, Wall: func() time.Time { return time.Now().Add(off) }, LowMemory: o.LowMemory,
 		})
 		if err != nil {
 			return false, err
@@ -57,6 +67,9 @@ func Run(ctx context.Context, w io.Writer) (bool, error) {
 			return false, err
 		}
 		p("  %-7s replica %s  wall clock %+v", n.name, n.r.ID().Short(), off)
+	}
+	if st, err := nodes[0].r.Status(); err == nil && st.Profile != "default" {
+		p("  (local stores: the %s profile)", st.Profile)
 	}
 	laptop, phone, tablet := nodes[0].r, nodes[1].r, nodes[2].r
 	name := map[string]string{}

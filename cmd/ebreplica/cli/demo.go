@@ -19,7 +19,7 @@ Exits 0 when they converged, 1 otherwise. Needs no server and no --dir.`,
 }
 
 func runDemo(ctx context.Context, e *env) error {
-	ok, err := demo.Run(ctx, e.stdout)
+	ok, err := demo.RunWith(ctx, e.stdout, demo.Options{LowMemory: e.lowMemory})
 	if err != nil {
 		return errorf(err, "demo: %v", err)
 	}
