@@ -20,7 +20,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ebreplica/ebreplica/replica"
@@ -305,20 +304,28 @@ func printUsage(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("ebreplica: a multi-writer replicated key-value store\n\n")
 	b.WriteString("usage: ebreplica [global flags] COMMAND [flags] [args]\n\ncommands:\n")
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	// Short synopses (long ones lose their flags), summaries wrapped: the
+	// text fits 80 columns (it was 278 wide); `ebreplica help COMMAND`
+	// shows every flag.
+	var rows [][2]string
 	for _, c := range commandTable() {
-		fmt.Fprintf(tw, "  %s\t%s\n", synopsis(c), c.summary)
+		s := synopsis(c)
+		if len(s) > 24 {
+			s = strings.TrimSpace(c.name + " " + c.args)
+		}
+		rows = append(rows, [2]string{s, c.summary})
 	}
-	fmt.Fprintf(tw, "  help [COMMAND]\tthis text, or one command's\n")
-	tw.Flush()
+	rows = append(rows, [2]string{"help [COMMAND]", "this text, or one command's"})
+	writeColumns(&b, rows)
 	b.WriteString("\nglobal flags (before or after the command):\n")
 	writeFlags(&b, globalFlags)
 	b.WriteString(`
-Only known flags are parsed as flags; -- ends flags, and a negative number
-is an argument. Flags take --name VALUE, --name=VALUE or -name forms.
+An unknown flag is a usage error; -- ends flags (a key that starts with -
+goes after it), and a negative number is an argument. Flags take
+--name VALUE, --name=VALUE or -name forms.
 
 exit codes: 0 ok, 1 error, 2 usage error, 3 key not found,
-            4 key has concurrent versions (use get --all)
+            4 key has concurrent versions (use get --all), 130 interrupted
 `)
 	_, err := io.WriteString(w, b.String())
 	return outputError(err)
@@ -349,7 +356,7 @@ func synopsis(c *command) string {
 
 func printCommandUsage(w io.Writer, c *command) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "usage: ebreplica %s\n\n%s\n", synopsis(c), c.summary)
+	fmt.Fprintf(&b, "%s\n\n%s\n", wrapWords("usage: ebreplica "+synopsis(c), 6), wrapWords(c.summary, 0))
 	if c.help != "" {
 		fmt.Fprintf(&b, "\n%s\n", strings.TrimSpace(c.help))
 	}
@@ -379,7 +386,7 @@ func helpCommand(w io.Writer, args []string) error {
 }
 
 func writeFlags(b *strings.Builder, defs []flagDef) {
-	tw := tabwriter.NewWriter(b, 0, 4, 2, ' ', 0)
+	var rows [][2]string
 	for _, f := range defs {
 		if f.alias != "" {
 			continue
@@ -388,7 +395,73 @@ func writeFlags(b *strings.Builder, defs []flagDef) {
 		if f.value {
 			name += " " + f.arg
 		}
-		fmt.Fprintf(tw, "  %s\t%s\n", name, f.usage)
+		rows = append(rows, [2]string{name, f.usage})
 	}
-	tw.Flush()
+	writeColumns(b, rows)
+}
+
+// wrapWords wraps s at word boundaries within helpWidth, indenting the
+// lines after the first by indent spaces.
+func wrapWords(s string, indent int) string {
+	var b strings.Builder
+	line := 0
+	for i, word := range strings.Fields(s) {
+		switch {
+		case i == 0:
+		case line+1+len(word) > helpWidth:
+			b.WriteString("\n" + strings.Repeat(" ", indent))
+			line = indent
+		default:
+			b.WriteString(" ")
+			line++
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	return b.String()
+}
+
+// helpWidth is the width help text keeps within.
+const helpWidth = 80
+
+// writeColumns writes rows as two columns indented by two spaces, the
+// second wrapped at word boundaries to stay within helpWidth (a first
+// column too wide for that puts its text on the lines below).
+func writeColumns(b *strings.Builder, rows [][2]string) {
+	w := 0
+	for _, r := range rows {
+		w = max(w, len(r[0]))
+	}
+	indent := 2 + w + 2
+	if helpWidth-indent < 30 {
+		indent = 8
+	}
+	for _, r := range rows {
+		b.WriteString("  " + r[0])
+		col := 2 + len(r[0])
+		if col+2 > indent {
+			b.WriteString("\n")
+			col = 0
+		}
+		line := col
+		first := true
+		for _, word := range strings.Fields(r[1]) {
+			if !first && line+1+len(word) > helpWidth {
+				b.WriteString("\n")
+				line = 0
+				first = true
+			}
+			if first {
+				b.WriteString(strings.Repeat(" ", indent-line))
+				line = indent
+			} else {
+				b.WriteString(" ")
+				line++
+			}
+			b.WriteString(word)
+			line += len(word)
+			first = false
+		}
+		b.WriteString("\n")
+	}
 }

@@ -148,3 +148,30 @@ func TestDefaultDir(t *testing.T) {
 	}
 	failsWith(t, ExitUsage, nil, []string{"len", "--dir", ""}, "--dir")
 }
+
+// The main help fits 80 columns (issue 15: it was 278 wide), and so does
+// each command's usage line and flag list.
+func TestHelpWidth(t *testing.T) {
+	t.Parallel()
+	check := func(what, text string) {
+		t.Helper()
+		for _, line := range strings.Split(text, "\n") {
+			if len(line) > 80 {
+				t.Errorf("%s: a line of %d columns: %q", what, len(line), line)
+			}
+		}
+	}
+	main := ok(t, nil, "help").out()
+	check("help", main)
+	for _, c := range commandTable() {
+		if !strings.Contains(main, "\n  "+c.name) {
+			t.Errorf("help does not list %s", c.name)
+		}
+		usage := ok(t, nil, "help", c.name).out()
+		head, _, _ := strings.Cut(usage, "\n\n")
+		check("help "+c.name+" (usage line)", head)
+		if _, flags, found := strings.Cut(usage, "\nflags:\n"); found {
+			check("help "+c.name+" (flags)", flags)
+		}
+	}
+}
