@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+
+	"github.com/ebreplica/ebreplica/merge"
 )
 
 var exportCmd = &command{
@@ -10,7 +12,9 @@ var exportCmd = &command{
 	summary: `write the live keys as JSON lines {"key","value"/"value_b64"}, sorted`,
 	help: `The format import reads: one {"key":"..","value":".."} object per line,
 "value_b64" (standard base64) for a value that is not UTF-8, in key order,
-so import(export(x)) gives x back exactly. The output is JSON lines with or
+so import(export(x)) gives x back exactly. A counter key is written as
+{"key":"..","counter":N} and a set key as {"key":"..","members":[".."]}
+(sorted), the forms import takes for them. The output is JSON lines with or
 without --json.
 
 A key whose concurrent versions the mv policy surfaces has no one value to
@@ -26,6 +30,8 @@ the first such key (see its versions with get --all).`,
 type exportRecord struct {
 	Key string `json:"key"`
 	jsonValue
+	Counter *int64   `json:"counter,omitempty"` // a counter key's value
+	Members []string `json:"members,omitempty"` // a set key's members
 }
 
 func runExport(ctx context.Context, e *env) error {
@@ -50,7 +56,24 @@ func runExport(ctx context.Context, e *env) error {
 			skipped++
 			continue
 		}
-		o.json(exportRecord{Key: it.Key, jsonValue: encodeValue(it.Value)})
+		rec := exportRecord{Key: it.Key}
+		switch r.Policies().For(it.Key).Name() {
+		case merge.NameCounter:
+			n, err := r.CounterValue(it.Key)
+			if err != nil {
+				return errorf(err, "reading counter %q: %s", it.Key, trimLib(err))
+			}
+			rec.Counter = &n
+		case merge.NameSet:
+			ms, err := r.SetMembers(it.Key)
+			if err != nil {
+				return errorf(err, "reading set %q: %s", it.Key, trimLib(err))
+			}
+			rec.Members = ms
+		default:
+			rec.jsonValue = encodeValue(it.Value)
+		}
+		o.json(rec)
 		if o.err != nil {
 			break
 		}

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"unicode/utf8"
 
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -21,12 +23,16 @@ var importCmd = &command{
 	summary: `bulk write JSON lines {"key":"..","value":".."} ("value_b64" for binary), in batches`,
 	help: `Reads FILE, or stdin when FILE is - or omitted: one JSON object per line,
 {"key":"..","value":".."} or {"key":"..","value_b64":"<standard base64>"},
-the format export writes. Blank lines are skipped; a later line for the same
-key wins.
+the format export writes. A counter key's line is {"key":"..","counter":N}
+and a set key's {"key":"..","members":[".."]}: import makes the key hold
+that value (adding the difference, adding and removing members). Blank
+lines are skipped; a later line for the same key wins.
 
 The whole input is checked before anything is written: a malformed line
-(bad JSON, unknown field, invalid key, value over the limit) exits 1 naming
-its line number, and nothing is imported. Input that is not a regular file
+(bad JSON, unknown field, invalid key, value over the limit, a form that
+does not fit the key's merge policy, such as a "value" for a counter key or
+a json key's value that is not a JSON object) exits 1 naming its line
+number, and nothing is imported. Input that is not a regular file
 (stdin, a pipe) is spooled to a temporary file for the check, so memory use
 stays bounded whatever its size. The records are then written in atomic
 batches of up to 1000 records or 4 MiB; should a write fail midway (disk
@@ -49,6 +55,8 @@ const maxLineLen = 6*replica.DefaultMaxValueSize + 64<<10
 type importRecord struct {
 	Key *string `json:"key"`
 	jsonValue
+	Counter *int64    `json:"counter,omitempty"` // a counter key's value
+	Members *[]string `json:"members,omitempty"` // a set key's members
 }
 
 func runImport(ctx context.Context, e *env) error {
@@ -86,7 +94,8 @@ func runImport(ctx context.Context, e *env) error {
 		defer func() { spool.Close(); os.Remove(spool.Name()) }()
 		src = io.TeeReader(in, spool)
 	}
-	total, err := readRecords(ctx, src, label, nil)
+	policy := func(key string) string { return r.Policies().For(key).Name() }
+	total, err := readRecords(ctx, src, label, policy, nil)
 	if err != nil {
 		return err
 	}
@@ -108,9 +117,21 @@ func runImport(ctx context.Context, e *env) error {
 		batch, batchBytes = batch[:0], 0
 		return nil
 	}
-	n, err := readRecords(ctx, in, label, func(key string, value []byte) error {
-		batch = append(batch, importOp{key, value})
-		batchBytes += len(key) + len(value)
+	n, err := readRecords(ctx, in, label, policy, func(op importOp) error {
+		if op.counter != nil || op.members != nil {
+			// Counter and set keys are not batch writes: the batch
+			// before goes first, so that a later line still wins.
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := writeCRDT(ctx, r, op); err != nil {
+				return err
+			}
+			done++
+			return nil
+		}
+		batch = append(batch, op)
+		batchBytes += len(op.key) + len(op.value)
 		if len(batch) >= importBatchRecords || batchBytes >= importBatchBytes {
 			return flush()
 		}
@@ -176,8 +197,48 @@ func importInput(e *env, name string) (f *os.File, label string, cleanup func(),
 }
 
 type importOp struct {
-	key   string
-	value []byte
+	key     string
+	value   []byte
+	counter *int64   // a counter key's value
+	members []string // a set key's members (non-nil for a set key)
+}
+
+// writeCRDT makes a counter or set key hold op's value: a counter gets the
+// difference added, a set the missing members added and the others removed.
+func writeCRDT(ctx context.Context, r *replica.Replica, op importOp) error {
+	if op.counter != nil {
+		cur, err := r.CounterValue(op.key)
+		if err != nil && !errors.Is(err, replica.ErrNotFound) {
+			return err
+		}
+		if d := *op.counter - cur; d != 0 || errors.Is(err, replica.ErrNotFound) {
+			_, err = r.CounterAdd(ctx, op.key, d)
+		}
+		return err
+	}
+	cur, err := r.SetMembers(op.key)
+	if err != nil && !errors.Is(err, replica.ErrNotFound) {
+		return err
+	}
+	want := map[string]bool{}
+	for _, m := range op.members {
+		want[m] = true
+	}
+	var gone []string
+	for _, m := range cur {
+		if !want[m] {
+			gone = append(gone, m)
+		}
+	}
+	if len(op.members) > 0 {
+		if err := r.SetAdd(ctx, op.key, op.members...); err != nil {
+			return err
+		}
+	}
+	if len(gone) > 0 {
+		return r.SetRemove(ctx, op.key, gone...)
+	}
+	return nil
 }
 
 // writeBatch writes ops in one transaction, splitting it when it is too
@@ -202,10 +263,11 @@ func writeBatch(ctx context.Context, r *replica.Replica, ops []importOp) error {
 	return err
 }
 
-// readRecords reads JSON lines from in, checks each, and calls fn (when not
-// nil) with each record in order. It returns the number of records. An
-// error names the line (label line N).
-func readRecords(ctx context.Context, in io.Reader, label string, fn func(key string, value []byte) error) (int, error) {
+// readRecords reads JSON lines from in, checks each (its form against the
+// merge policy that policy names for its key), and calls fn (when not nil)
+// with each record in order. It returns the number of records. An error
+// names the line (label line N).
+func readRecords(ctx context.Context, in io.Reader, label string, policy func(key string) string, fn func(op importOp) error) (int, error) {
 	br := bufio.NewReaderSize(in, 256<<10)
 	n := 0
 	for lineNo := 1; ; lineNo++ {
@@ -237,43 +299,90 @@ func readRecords(ctx context.Context, in io.Reader, label string, fn func(key st
 		if !utf8.Valid(line) {
 			return bad("not valid UTF-8 (binary values go in \"value_b64\")")
 		}
-		key, value, err := parseRecord(line)
+		op, err := parseRecord(line)
+		if err == nil {
+			err = fitsPolicy(op, policy(op.key))
+		}
 		if err != nil {
 			return bad("%v", err)
 		}
 		n++
 		if fn != nil {
-			if err := fn(key, value); err != nil {
+			if err := fn(op); err != nil {
 				return n, err
 			}
 		}
 	}
 }
 
-func parseRecord(line []byte) (string, []byte, error) {
+func parseRecord(line []byte) (importOp, error) {
 	var rec importRecord
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
-		return "", nil, fmt.Errorf("not a record {\"key\",\"value\"}: %v", err)
+		return importOp{}, fmt.Errorf("not a record {\"key\",\"value\"}: %v", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return "", nil, errors.New("more than one JSON value on the line")
+		return importOp{}, errors.New("more than one JSON value on the line")
 	}
 	if rec.Key == nil {
-		return "", nil, errors.New(`no "key"`)
+		return importOp{}, errors.New(`no "key"`)
 	}
 	if err := replica.ValidateKey(*rec.Key); err != nil {
-		return "", nil, errors.New(trimLib(err))
+		return importOp{}, errors.New(trimLib(err))
+	}
+	op := importOp{key: *rec.Key, counter: rec.Counter}
+	switch {
+	case rec.Counter != nil && (rec.Members != nil || rec.Value != nil || rec.ValueB64 != nil),
+		rec.Members != nil && (rec.Value != nil || rec.ValueB64 != nil):
+		return importOp{}, errors.New(`has more than one of "value", "counter" and "members"`)
+	case rec.Counter != nil:
+		return op, nil
+	case rec.Members != nil:
+		op.members = append([]string{}, *rec.Members...)
+		for _, m := range op.members {
+			// The engine's rule for members (SetAdd), checked up front.
+			if m == "" || !utf8.ValidString(m) || strings.ContainsAny(m, "\r\n") {
+				return importOp{}, fmt.Errorf("set member %q: must be non-empty valid UTF-8 without newlines", m)
+			}
+		}
+		return op, nil
 	}
 	v, err := rec.bytes()
 	if err != nil {
-		return "", nil, err
+		return importOp{}, err
 	}
 	if len(v) > replica.DefaultMaxValueSize {
-		return "", nil, fmt.Errorf("value too large: the value of %q is %d bytes, limit %d", *rec.Key, len(v), replica.DefaultMaxValueSize)
+		return importOp{}, fmt.Errorf("value too large: the value of %q is %d bytes, limit %d", *rec.Key, len(v), replica.DefaultMaxValueSize)
 	}
-	return *rec.Key, v, nil
+	op.value = v
+	return op, nil
+}
+
+// fitsPolicy checks that op's form suits its key's merge policy: a counter
+// key takes "counter", a set key "members", a json key a JSON object as its
+// value, any other key a value.
+func fitsPolicy(op importOp, policy string) error {
+	switch {
+	case policy == merge.NameCounter && op.counter == nil:
+		return fmt.Errorf(`key %q is a counter (policy counter): its line is {"key":..,"counter":N}, as export writes it`, op.key)
+	case policy == merge.NameSet && op.members == nil:
+		return fmt.Errorf(`key %q is a set (policy set): its line is {"key":..,"members":[..]}, as export writes it`, op.key)
+	case op.counter != nil && policy != merge.NameCounter:
+		return fmt.Errorf(`key %q has a "counter" but its policy is %s, not counter`, op.key, policy)
+	case op.members != nil && policy != merge.NameSet:
+		return fmt.Errorf(`key %q has "members" but its policy is %s, not set`, op.key, policy)
+	case policy == merge.NameJSON:
+		if !isJSONObject(op.value) {
+			return fmt.Errorf(`key %q is a json document (policy json): its value must be a JSON object`, op.key)
+		}
+	}
+	return nil
+}
+
+func isJSONObject(v []byte) bool {
+	t := bytes.TrimSpace(v)
+	return len(t) > 0 && t[0] == '{' && json.Valid(t)
 }
 
 var errLineTooLong = errors.New("line too long")
