@@ -18,10 +18,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -108,6 +110,10 @@ type env struct {
 	args  []string
 
 	rep *replica.Replica // opened by open, closed by Run
+	// standIns names the library policies (merge.NewFunc) the replica
+	// records and the command line does not have: open gave it stand-ins,
+	// so that their keys read as raw versions and refuse writes.
+	standIns map[string]bool
 }
 
 // options returns the replica options every command opens with.
@@ -139,12 +145,66 @@ func (e *env) open() (*replica.Replica, error) {
 	if e.rep != nil {
 		return e.rep, nil
 	}
-	r, err := replica.Open(e.dir, e.options())
+	o := e.options()
+	r, err := replica.Open(e.dir, o)
+	// A store made by a program with its own OnConflict policies: each
+	// such name gets a stand-in (one per failed open, as the engine names
+	// one at a time), so that the rest of the store works.
+	for i := 0; err != nil && errors.Is(err, merge.ErrUnknownPolicy) && i < 64; i++ {
+		name := unknownPolicyName(err)
+		if name == "" || e.standIns[name] {
+			break
+		}
+		if o.Funcs == nil {
+			o.Funcs = map[string]merge.Policy{}
+			e.standIns = map[string]bool{}
+		}
+		o.Funcs[name] = standInPolicy(name)
+		e.standIns[name] = true
+		r, err = replica.Open(e.dir, o)
+	}
 	if err != nil {
 		return nil, openError(e.dir, err)
 	}
 	e.rep = r
 	return r, nil
+}
+
+var unknownPolicyRE = regexp.MustCompile(`uses policy "([^"]+)" for prefix`)
+
+// unknownPolicyName is the policy name an open's ErrUnknownPolicy names.
+func unknownPolicyName(err error) string {
+	if m := unknownPolicyRE.FindStringSubmatch(err.Error()); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// standInPolicy stands for a library policy the command line does not
+// have. It is deterministic and decides only what the local store needs
+// while it merges (whether the key is live: it is while a version is), and
+// the command line neither prints nor writes what it picks: reads show
+// the raw versions, writes are refused (see libraryPolicy).
+func standInPolicy(name string) merge.Policy {
+	return merge.NewFunc(name, func(_ string, a, b merge.Version) (merge.Version, error) {
+		if a.Deleted && !b.Deleted {
+			return b, nil
+		}
+		return a, nil
+	})
+}
+
+// libraryPolicy returns the name of key's policy when it is a stand-in for
+// a library policy (see standInPolicy).
+func (e *env) libraryPolicy(r *replica.Replica, key string) (string, bool) {
+	name := r.Policies().For(key).Name()
+	return name, e.standIns[name]
+}
+
+// refuseLibraryWrite is the error for a write to a key whose policy is a
+// library callback this command line does not have.
+func refuseLibraryWrite(key, policy string) error {
+	return errorf(nil, "key %q is under policy %q, a library OnConflict callback of the program that made this store, which the command line does not have: write it from that program (get shows its raw versions)", key, policy)
 }
 
 // Run runs the command line args (without the program name) and returns the

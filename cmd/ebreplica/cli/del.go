@@ -24,6 +24,9 @@ func runDel(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if name, ok := e.libraryPolicy(r, key); ok {
+		return refuseLibraryWrite(key, name)
+	}
 	if err := r.Delete(ctx, key); err != nil {
 		if err := keyError(key, err); exitCode(err) != ExitError {
 			return err

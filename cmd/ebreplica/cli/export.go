@@ -42,6 +42,7 @@ func runExport(ctx context.Context, e *env) error {
 	}
 	o := newOutput(e.stdout)
 	skipped, first := 0, ""
+	libSkipped, libFirst := 0, ""
 	for it, err := range r.Scan(prefix) {
 		if err != nil {
 			return errorf(err, "reading keys: %s", trimLib(err))
@@ -54,6 +55,13 @@ func runExport(ctx context.Context, e *env) error {
 				first = it.Key
 			}
 			skipped++
+			continue
+		}
+		if _, lib := e.libraryPolicy(r, it.Key); lib {
+			if libSkipped == 0 {
+				libFirst = it.Key
+			}
+			libSkipped++
 			continue
 		}
 		rec := exportRecord{Key: it.Key}
@@ -80,6 +88,10 @@ func runExport(ctx context.Context, e *env) error {
 	}
 	if err := o.flush(); err != nil {
 		return err
+	}
+	if libSkipped > 0 {
+		name, _ := e.libraryPolicy(r, libFirst)
+		return errorf(nil, "left out %d keys under library policies the command line does not have, the first %q (policy %q): export them from the program that defines it", libSkipped, libFirst, name)
 	}
 	if skipped > 0 {
 		return &cliError{code: ExitConflict, msg: fmt.Sprintf(

@@ -57,7 +57,9 @@ func runGet(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if e.flags.bool("all") {
+	if _, lib := e.libraryPolicy(r, key); e.flags.bool("all") || lib {
+		// A key under a library policy the command line does not have
+		// has no value it can compute: its raw versions are what it shows.
 		return getAll(e, r, key)
 	}
 	v, err := r.Get(key)

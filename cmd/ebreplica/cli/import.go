@@ -94,7 +94,12 @@ func runImport(ctx context.Context, e *env) error {
 		defer func() { spool.Close(); os.Remove(spool.Name()) }()
 		src = io.TeeReader(in, spool)
 	}
-	policy := func(key string) string { return r.Policies().For(key).Name() }
+	policy := func(key string) string {
+		if name, lib := e.libraryPolicy(r, key); lib {
+			return "library:" + name
+		}
+		return r.Policies().For(key).Name()
+	}
 	total, err := readRecords(ctx, src, label, policy, nil)
 	if err != nil {
 		return err
@@ -363,6 +368,9 @@ func parseRecord(line []byte) (importOp, error) {
 // key takes "counter", a set key "members", a json key a JSON object as its
 // value, any other key a value.
 func fitsPolicy(op importOp, policy string) error {
+	if name, lib := strings.CutPrefix(policy, "library:"); lib {
+		return refuseLibraryWrite(op.key, name)
+	}
 	switch {
 	case policy == merge.NameCounter && op.counter == nil:
 		return fmt.Errorf(`key %q is a counter (policy counter): its line is {"key":..,"counter":N}, as export writes it`, op.key)

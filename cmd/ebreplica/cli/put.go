@@ -40,6 +40,9 @@ func runPut(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	if name, ok := e.libraryPolicy(r, key); ok {
+		return refuseLibraryWrite(key, name)
+	}
 	if err := r.Put(ctx, key, value); err != nil {
 		return errorf(err, "writing %q: %s", key, trimLib(err))
 	}
