@@ -332,6 +332,10 @@ func TestPowerLoss(t *testing.T) {
 		// and a later synced write. Values small enough for LowMemory's
 		// transaction limit in a push's staging (finding 4).
 		{name: "sync-remote-rotate", mode: plSyncMode, lowMem: true, remote: true, cuts: 8, maxAcks: 400, filler: 12 << 10},
+		// LowMemory pushing and pulling values of 48 KiB a round: over its
+		// 614 KiB transaction limit in one staging or one applied chunk
+		// before issue 19 (finding 4).
+		{name: "sync-remote-lowmem", mode: plSyncMode, lowMem: true, remote: true, cuts: 8, maxAcks: 400, filler: 48 << 10},
 	} {
 		sc.cuts *= scale
 		t.Run(sc.name, func(t *testing.T) { plRun(t, sc, seed) })
