@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 
+	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/replica"
 )
@@ -155,4 +160,67 @@ func shellQuote(s string) string {
 		q = "-- " + q
 	}
 	return q
+}
+
+var dialRE = regexp.MustCompile(`dial tcp ([^:]+(?::\d+)?|\[[^\]]+\]:\d+): connect: connection refused`)
+
+// remoteProblem is the message for an error that reaching the remote at
+// url (may be "") gave: one line that says what to do, instead of what the
+// SDK says (issue 15: a refused connection printed a very long line of SDK
+// internals, a missing directory was called a "bucket", a permission error
+// said "check credentials").
+func remoteProblem(url string, err error) string {
+	dirRemote := url == "" && strings.Contains(err.Error(), "fileremote:") || strings.HasPrefix(url, "file:")
+	msg := err.Error()
+	switch {
+	case errors.Is(err, remote.ErrBucketNotFound) && dirRemote:
+		if d := fileRemoteDir(url); d != "" {
+			return fmt.Sprintf("directory %s does not exist: create it (mkdir -p %s), or fix the path", d, shellQuote(d))
+		}
+		return "the remote's directory does not exist: create it, or fix the path"
+	case errors.Is(err, remote.ErrAccessDenied) && dirRemote:
+		return "permission denied on the remote's directory: check its owner and mode (the user running ebreplica must be able to read and write it)"
+	case errors.Is(err, remote.ErrBucketNotFound):
+		return "the bucket does not exist: check its name, and the region or endpoint (AWS_REGION, AWS_ENDPOINT_URL_S3 or ?endpoint=)"
+	case errors.Is(err, remote.ErrAccessDenied):
+		return "access denied: check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and what they are allowed on the bucket"
+	case strings.Contains(msg, "no EC2 IMDS role found") || strings.Contains(msg, "failed to refresh cached credentials"):
+		return "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or run where an instance role provides them)"
+	}
+	if m := dialRE.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("cannot connect to %s: connection refused (check the endpoint, and that the server runs)", m[1])
+	}
+	if i := strings.Index(msg, "dial tcp: lookup "); i >= 0 && strings.Contains(msg, "no such host") {
+		host, _, _ := strings.Cut(msg[i+len("dial tcp: lookup "):], " ")
+		return fmt.Sprintf("cannot connect: no such host %s (check the endpoint or the bucket name)", strings.TrimSuffix(host, ":"))
+	}
+	return trimLib(err)
+}
+
+// fileRemoteDir is the directory a file: remote URL names, "" when it
+// cannot tell.
+func fileRemoteDir(url string) string {
+	u, err := neturl.Parse(url)
+	if err != nil || u.Scheme != "file" {
+		return ""
+	}
+	return filepath.FromSlash(u.Path)
+}
+
+// s3CredentialsProblem checks the AWS credentials in the environment for an
+// s3:// remote before the SDK runs: an access key without its secret (or
+// the other way round) made the SDK print a warning and an EC2
+// metadata-service error. "" when there is nothing to say.
+func s3CredentialsProblem(url string) string {
+	if !strings.HasPrefix(url, "s3:") {
+		return ""
+	}
+	id, secret := os.Getenv("AWS_ACCESS_KEY_ID") != "", os.Getenv("AWS_SECRET_ACCESS_KEY") != ""
+	switch {
+	case id && !secret:
+		return "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both, or neither (to use AWS_PROFILE)"
+	case secret && !id:
+		return "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not: set both, or neither (to use AWS_PROFILE)"
+	}
+	return ""
 }

@@ -19,16 +19,20 @@ func (e *env) openSynced(ctx context.Context) (*replica.Replica, error) {
 		r.Close()
 		return nil, errorf(replica.ErrNoRemote, "the replica in %s has no remote", e.dir)
 	}
+	if msg := s3CredentialsProblem(url); msg != "" {
+		r.Close()
+		return nil, errorf(nil, "remote %s: %s", url, msg)
+	}
 	if _, err := r.Backend(ctx); err != nil {
 		r.Close()
-		return nil, errorf(err, "remote %s: %s", url, trimLib(err))
+		return nil, errorf(err, "remote %s: %s", url, remoteProblem(url, err))
 	}
 	return r, nil
 }
 
 // syncError gives the errors of push, pull and sync their messages.
 func syncError(op string, err error) error {
-	return errorf(err, "%s: %s", op, trimLib(err))
+	return errorf(err, "%s: %s", op, remoteProblem("", err))
 }
 
 func isNotFound(err error) bool { return errors.Is(err, replica.ErrNotFound) }
