@@ -129,6 +129,11 @@ func genNested(cfg Config, rng *rand.Rand, id, paused, replicas int, retire time
 				o.Kind, o.Key, o.Delta = OpAdd, key(), int64(rng.IntN(9)-3)
 			case kindSet:
 				o.Kind, o.Key, o.Elem = []Kind{OpSetAdd, OpSetAdd, OpSetRemove}[rng.IntN(3)], key(), fmt.Sprintf("e%d", rng.IntN(4))
+			case kindJSON:
+				o.Kind, o.Key, o.Elem, o.Value = OpPatch, key(), docLeaves[rng.IntN(len(docLeaves))], fmt.Sprintf("%s%d", replicaName(o.R), o.ID)
+				if rng.IntN(3) == 0 {
+					o.Elem, o.Value = docRemovable[rng.IntN(len(docRemovable))], ""
+				}
 			default:
 				o.Kind, o.Key, o.Value = OpPut, key(), fmt.Sprintf("%s%d", replicaName(o.R), o.ID)
 				if rng.IntN(4) == 0 {
@@ -215,7 +220,7 @@ func (w *World) anyPaused() bool {
 // operation (it holds its sync lock).
 func allowedWhilePaused(o Op) bool {
 	switch o.Kind {
-	case OpPut, OpDelete, OpBatch, OpAdd, OpSetAdd, OpSetRemove, OpPartition, OpHeal, OpClockJump, OpOffline:
+	case OpPut, OpDelete, OpBatch, OpAdd, OpSetAdd, OpSetRemove, OpPatch, OpPartition, OpHeal, OpClockJump, OpOffline:
 		return true
 	case OpBackup, OpCopy:
 		return o.Step == ""

@@ -519,6 +519,9 @@ func (o *oracle) readsDeleted(key string, cfg Config) bool {
 		return false // a counter always reads its sum
 	case kindSet:
 		return len(o.setMembers(key)) == 0 // an emptied set reads as absent
+	case kindJSON:
+		_, absent := o.document(key) // a document without fields reads as absent
+		return absent
 	}
 	max := o.maximal(key)
 	if len(max) == 0 {

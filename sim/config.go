@@ -18,6 +18,7 @@ const (
 	PolicyMV      = merge.NameMV
 	PolicyCounter = merge.NameCounter
 	PolicySet     = merge.NameSet
+	PolicyJSON    = merge.NameJSON
 )
 
 // Engines accepted by Config.Engine.
@@ -361,6 +362,7 @@ const (
 	kindRegister policyKind = iota // lww, mv or a user policy: put, delete, batch
 	kindCounter
 	kindSet
+	kindJSON // json documents: patches of single fields
 )
 
 func (c Config) kind() policyKind {
@@ -371,6 +373,8 @@ func (c Config) kind() policyKind {
 		return kindCounter
 	case c.Policy == PolicySet:
 		return kindSet
+	case c.Policy == PolicyJSON:
+		return kindJSON
 	}
 	return kindRegister
 }

@@ -316,6 +316,9 @@ func (w *World) checkRead(key string) *Violation {
 	case w.cfg.Policy == PolicySet:
 		members := w.or.setMembers(key)
 		want = read{value: strings.Join(members, "\n"), notFound: len(members) == 0}
+	case w.cfg.Policy == PolicyJSON:
+		doc, absent := w.or.document(key)
+		want = read{value: doc, notFound: absent}
 	}
 	for _, n := range w.nodes {
 		if got := get(n.r, key); got != want {

@@ -33,10 +33,11 @@ const (
 	OpBackup                    // save a copy of the replica's directory (at rest, or at Step during Via)
 	OpRestore                   // close the replica, put its saved copy back, reopen it with the same id
 	OpCopy                      // copy the replica's directory (at rest, or at Step during Via) into a new replica To with the same id
+	OpPatch                     // json: Patch(Key) of the field Elem ("addr.city": nested) to Value, or removing it when Value is ""
 )
 
 var kindNames = [...]string{"", "put", "del", "batch", "add", "sadd", "srem", "push", "pull", "sync",
-	"crash", "partition", "heal", "jump", "compact", "join", "offline", "pause", "backup", "restore", "copy"}
+	"crash", "partition", "heal", "jump", "compact", "join", "offline", "pause", "backup", "restore", "copy", "patch"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -155,6 +156,12 @@ func (o Op) String() string {
 		fmt.Fprintf(&b, " %s%+d", o.Key, o.Delta)
 	case OpSetAdd, OpSetRemove:
 		fmt.Fprintf(&b, " %s %s", o.Key, o.Elem)
+	case OpPatch:
+		if o.Value == "" {
+			fmt.Fprintf(&b, " %s -%s", o.Key, o.Elem)
+		} else {
+			fmt.Fprintf(&b, " %s %s=%s", o.Key, o.Elem, o.Value)
+		}
 	case OpCrash:
 		switch {
 		case o.Tx > 0 && o.Kill:
@@ -339,6 +346,8 @@ func generate(cfg Config) []Op {
 					o.Kind, o.Key, o.Delta = OpAdd, key(), int64(rng.IntN(9)-2)
 				case kindSet:
 					o.Kind, o.Key, o.Elem = OpSetAdd, key(), fmt.Sprintf("e%d", rng.IntN(4))
+				case kindJSON:
+					o.Kind, o.Key, o.Elem, o.Value = OpPatch, key(), docLeaves[rng.IntN(len(docLeaves))], val
 				default:
 					o.Kind, o.Key, o.Value = OpPut, key(), val
 				}
@@ -348,6 +357,8 @@ func generate(cfg Config) []Op {
 					o.Kind, o.Key, o.Delta = OpAdd, key(), -int64(1+rng.IntN(3))
 				case kindSet:
 					o.Kind, o.Key, o.Elem = OpSetRemove, key(), fmt.Sprintf("e%d", rng.IntN(4))
+				case kindJSON:
+					o.Kind, o.Key, o.Elem = OpPatch, key(), docRemovable[rng.IntN(len(docRemovable))]
 				default:
 					o.Kind, o.Key = OpDelete, key()
 				}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,7 +36,8 @@ type event struct {
 
 	kind  Kind   // the operation that wrote it (OpBatch items count as put or del)
 	delta int64  // OpAdd: the increment
-	elem  string // OpSetAdd, OpSetRemove: the member
+	elem  string // OpSetAdd, OpSetRemove: the member; OpPatch: the field
+	field string // OpPatch: the value assigned to the field, "" for a removal
 }
 
 func (e *event) String() string {
@@ -47,6 +49,10 @@ func (e *event) String() string {
 		what = fmt.Sprintf("%s %s %s", e.kind, e.key, e.elem)
 	case e.kind == OpAdd:
 		what = fmt.Sprintf("add %s%+d", e.key, e.delta)
+	case e.kind == OpPatch && e.field == "":
+		what = fmt.Sprintf("patch %s -%s", e.key, e.elem)
+	case e.kind == OpPatch:
+		what = fmt.Sprintf("patch %s %s=%s", e.key, e.elem, e.field)
 	default:
 		what = fmt.Sprintf("%s=%s", e.key, e.value)
 	}
@@ -551,4 +557,50 @@ func (o *oracle) setMembers(key string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// document is the json document key must read as (notFound when it has no
+// fields), written out independently of merge for the json workload
+// (docLeaves): an assignment of a field survives unless a later write that
+// saw it assigned the same field or removed it or the object holding it
+// (add-wins); of the surviving assignments of a field, the lww rule picks
+// the value.
+func (o *oracle) document(key string) (doc string, notFound bool) {
+	evs := o.live(key)
+	survivors := map[string][]*event{}
+	for _, a := range evs {
+		if a.kind != OpPatch || a.field == "" {
+			continue
+		}
+		dead := false
+		for _, r := range evs {
+			if r.kind == OpPatch && r.past[a.n] &&
+				(r.elem == a.elem || r.field == "" && strings.HasPrefix(a.elem, r.elem+".")) {
+				dead = true
+				break
+			}
+		}
+		if !dead {
+			survivors[a.elem] = append(survivors[a.elem], a)
+		}
+	}
+	tree := map[string]any{}
+	for field, es := range survivors {
+		v := lwwWinner(es).field
+		if top, sub, nested := strings.Cut(field, "."); nested {
+			m, _ := tree[top].(map[string]any)
+			if m == nil {
+				m = map[string]any{}
+				tree[top] = m
+			}
+			m[sub] = v
+		} else {
+			tree[field] = v
+		}
+	}
+	if len(tree) == 0 {
+		return "", true
+	}
+	b, _ := json.Marshal(tree) // keys sorted, as the policy writes them
+	return string(b), false
 }

@@ -263,6 +263,16 @@ func nodeReads(w *World, n *node) string {
 				continue
 			}
 			parts = append(parts, fmt.Sprintf("%s={%s}", k, strings.Join(m, " ")))
+		case kindJSON:
+			v, err := n.r.Get(k)
+			switch {
+			case errors.Is(err, engine.ErrNotFound):
+				parts = append(parts, fmt.Sprintf("%s reads nothing", k))
+			case err != nil:
+				parts = append(parts, fmt.Sprintf("%s error %v", k, err))
+			default:
+				parts = append(parts, fmt.Sprintf("%s=%s", k, v))
+			}
 		default:
 			vs, err := n.r.Versions(k)
 			if err != nil {

@@ -172,6 +172,18 @@ func parseOp(s string) (o Op, nested int, err error) {
 			return bad("want key element")
 		}
 		args = ""
+	case OpPatch:
+		var rest string
+		var found bool
+		if o.Key, rest, found = strings.Cut(args, " "); !found {
+			return bad("want key field=value or key -field")
+		}
+		if f, ok := strings.CutPrefix(rest, "-"); ok {
+			o.Elem = f
+		} else if o.Elem, o.Value, found = strings.Cut(rest, "="); !found || o.Value == "" {
+			return bad("want key field=value or key -field")
+		}
+		args = ""
 	case OpCrash:
 		switch {
 		case args == "at rest":

@@ -454,7 +454,7 @@ func (w *World) Do(op Op) error {
 	}
 	w.trace = append(w.trace, line)
 	if v == nil && op.Kind != OpPut && op.Kind != OpDelete && op.Kind != OpBatch && op.Kind != OpAdd &&
-		op.Kind != OpSetAdd && op.Kind != OpSetRemove {
+		op.Kind != OpSetAdd && op.Kind != OpSetRemove && op.Kind != OpPatch {
 		// A write checked the records it touched already.
 		v = w.checkNode(n)
 	}
@@ -557,7 +557,7 @@ func (w *World) exec(n *node, op Op) (string, *Violation) {
 		w.rep.Offline++
 		n.offUntil = w.pos + max(op.For, 1)
 		return "offline", nil
-	case OpPut, OpDelete, OpBatch, OpAdd, OpSetAdd, OpSetRemove:
+	case OpPut, OpDelete, OpBatch, OpAdd, OpSetAdd, OpSetRemove, OpPatch:
 		return w.write(n, op)
 	case OpPush, OpPull, OpSync:
 		return w.syncOp(n, op.Kind)
@@ -849,7 +849,7 @@ func (w *World) write(n *node, op Op) (string, *Violation) {
 			}
 			return nil
 		})
-	case OpAdd, OpSetAdd, OpSetRemove:
+	case OpAdd, OpSetAdd, OpSetRemove, OpPatch:
 		err = crdtWrite(ctx, n.r, op)
 	}
 	if errors.Is(err, engine.ErrNotFound) {
@@ -878,6 +878,9 @@ func (w *World) write(n *node, op Op) (string, *Violation) {
 			return "", v
 		}
 		e.kind, e.delta, e.elem = op.Kind, op.Delta, op.Elem
+		if op.Kind == OpPatch {
+			e.field = op.Value
+		}
 		if op.Kind == OpBatch {
 			e.kind = OpPut
 			if nv.Deleted {
@@ -990,6 +993,9 @@ func fmtValue(b []byte) string {
 		return s.String()
 	}
 	if s, err := merge.DecodeSet(b); err == nil {
+		return s.String()
+	}
+	if s, err := merge.DecodeDoc(b); err == nil {
 		return s.String()
 	}
 	return strconv.Quote(string(b))
