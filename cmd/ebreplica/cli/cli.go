@@ -71,6 +71,7 @@ func commandTable() []*command {
 		saddCmd,
 		sremCmd,
 		smembersCmd,
+		patchCmd,
 		pushCmd,
 		pullCmd,
 		syncCmd,

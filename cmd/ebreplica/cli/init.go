@@ -33,11 +33,11 @@ ignores them. S3 limits object names to 1,024 bytes, the prefix included:
 an s3:// prefix may have at most 961 bytes, and parts of at most 255
 bytes between slashes.
 --policy PREFIX=NAME binds keys starting with PREFIX to the merge policy
-NAME (lww, mv, counter or set); an empty PREFIX (--policy =mv) sets the
-default. Prints the new replica's id.`,
+NAME (lww, mv, counter, set or json); an empty PREFIX (--policy =mv) sets
+the default. Prints the new replica's id.`,
 	flags: []flagDef{
 		{name: "remote", value: true, need: true, arg: "URL", usage: "the remote store: file:///abs/path or a path, s3://, gs:// or az://bucket/prefix"},
-		{name: "policy", value: true, multi: true, arg: "PREFIX=NAME", usage: "merge policy for keys with PREFIX: lww, mv, counter or set (repeatable)"},
+		{name: "policy", value: true, multi: true, arg: "PREFIX=NAME", usage: "merge policy for keys with PREFIX: lww, mv, counter, set or json (repeatable)"},
 	},
 	maxArgs: 0,
 	run:     runInit,
@@ -75,18 +75,15 @@ func runInit(ctx context.Context, e *env) error {
 	if err != nil {
 		return usageErrorf("--policy: %v", err)
 	}
-	if msg := s3CredentialsProblem(remoteURL); msg != "" {
-		return errorf(nil, "remote %s: %s", remoteURL, msg)
-	}
 	b, err := openRemote(ctx, remoteURL)
 	if err != nil {
-		return errorf(err, "remote %s: %s", remoteURL, remoteProblem(remoteURL, err))
+		return errorf(err, "remote %s: %s", remoteURL, trimLib(err))
 	}
 	if len(specs) == 0 {
 		// A later replica adopts the store's policies.
 		m, ok, err := format.ReadManifest(ctx, b)
 		if err != nil {
-			return errorf(err, "remote %s: %s", remoteURL, remoteProblem(remoteURL, err))
+			return errorf(err, "remote %s: %s", remoteURL, trimLib(err))
 		}
 		if ok {
 			if reg, err = m.Registry(nil); err != nil {
@@ -267,7 +264,7 @@ func checkRoom(service, prefix string, room, maxName int) error {
 }
 
 // policyNames are the merge policies --policy accepts.
-var policyNames = []string{"lww", "mv", "counter", "set"}
+var policyNames = []string{"lww", "mv", "counter", "set", "json"}
 
 // parsePolicies parses --policy PREFIX=NAME values into prefix -> name. The
 // name is after the last "=", so a prefix may hold "=".
