@@ -115,6 +115,20 @@ type env struct {
 	// records and the command line does not have: open gave it stand-ins,
 	// so that their keys read as raw versions and refuse writes.
 	standIns map[string]bool
+	// booted is set when this command loaded a snapshot into a new
+	// replica (a bootstrap), with the records it loaded.
+	booted     bool
+	bootLoaded int64
+}
+
+// bootstrapNote is what pull and sync say before their counts when the
+// command bootstrapped the replica from a snapshot ("" otherwise): the
+// log's counts alone said "pulled 0 records" after 200,000 were loaded.
+func (e *env) bootstrapNote() string {
+	if !e.booted {
+		return ""
+	}
+	return fmt.Sprintf("loaded %d records from the newest snapshot (a new replica starts from it); then ", e.bootLoaded)
 }
 
 // options returns the replica options every command opens with.
@@ -122,9 +136,23 @@ func (e *env) options() *replica.Options {
 	return &replica.Options{Wall: e.wall, Progress: e.progress(), LowMemory: e.lowMemory}
 }
 
-// progress returns a progress printer when stderr is a terminal (a
-// bootstrap from a snapshot shows how far it got), else nil.
+// progress returns the replica's progress callback: it notes a bootstrap
+// (see bootstrapNote) and shows how far it got when stderr is a terminal.
 func (e *env) progress() func(stage string, done, total int64) {
+	show := e.terminalProgress()
+	return func(stage string, done, total int64) {
+		if stage == "bootstrap" {
+			e.booted, e.bootLoaded = true, done
+		}
+		if show != nil {
+			show(stage, done, total)
+		}
+	}
+}
+
+// terminalProgress returns a progress printer when stderr is a terminal,
+// else nil.
+func (e *env) terminalProgress() func(stage string, done, total int64) {
 	f, ok := e.stderr.(*os.File)
 	if !ok {
 		return nil

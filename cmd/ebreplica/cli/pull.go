@@ -25,7 +25,7 @@ func runPull(ctx context.Context, e *env) error {
 		return writeJSON(e.stdout, s)
 	}
 	o := newOutput(e.stdout)
-	o.printf("pulled %d records in %d segments (%d bytes, %d keys changed, %d with concurrent versions); cursor %d; requests: %s\n",
-		s.Records, s.Segments, s.Bytes, s.Changed, s.Conflicts, s.Cursor, requests(s.Requests.Put, s.Requests.Get, s.Requests.List, s.Requests.Delete))
+	o.printf("%spulled %d records in %d segments (%d bytes, %d keys changed, %d with concurrent versions); cursor %d; requests: %s\n",
+		e.bootstrapNote(), s.Records, s.Segments, s.Bytes, s.Changed, s.Conflicts, s.Cursor, requests(s.Requests.Put, s.Requests.Get, s.Requests.List, s.Requests.Delete))
 	return o.flush()
 }

@@ -23,7 +23,7 @@ func runSync(ctx context.Context, e *env) error {
 		return writeJSON(e.stdout, s)
 	}
 	o := newOutput(e.stdout)
-	o.printf("pulled %d records in %d segments; pushed %d records in %d segments; cursor %d\n",
-		s.Pull.Records, s.Pull.Segments, s.Push.Records, s.Push.Segments, s.Pull.Cursor)
+	o.printf("%spulled %d records in %d segments; pushed %d records in %d segments; cursor %d\n",
+		e.bootstrapNote(), s.Pull.Records, s.Pull.Segments, s.Push.Records, s.Push.Segments, s.Pull.Cursor)
 	return o.flush()
 }
