@@ -75,15 +75,18 @@ func runInit(ctx context.Context, e *env) error {
 	if err != nil {
 		return usageErrorf("--policy: %v", err)
 	}
+	if msg := s3CredentialsProblem(remoteURL); msg != "" {
+		return errorf(nil, "remote %s: %s", remoteURL, msg)
+	}
 	b, err := openRemote(ctx, remoteURL)
 	if err != nil {
-		return errorf(err, "remote %s: %s", remoteURL, trimLib(err))
+		return errorf(err, "remote %s: %s", remoteURL, remoteProblem(remoteURL, err))
 	}
 	if len(specs) == 0 {
 		// A later replica adopts the store's policies.
 		m, ok, err := format.ReadManifest(ctx, b)
 		if err != nil {
-			return errorf(err, "remote %s: %s", remoteURL, trimLib(err))
+			return errorf(err, "remote %s: %s", remoteURL, remoteProblem(remoteURL, err))
 		}
 		if ok {
 			if reg, err = m.Registry(nil); err != nil {
