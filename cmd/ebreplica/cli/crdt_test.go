@@ -41,6 +41,14 @@ func TestCounterAndSetCommands(t *testing.T) {
 			t.Fatalf("get --all shows %d versions", n)
 		}
 	}
+	// ls --conflicts lists only the keys with concurrent versions (issue 15).
+	ok(t, nil, "put", "--dir", a, "plain", "p")
+	if got := ok(t, nil, "ls", "--conflicts", "--dir", a).out(); got != "mv/k\n" {
+		t.Errorf("ls --conflicts = %q", got)
+	}
+	if m := decodeOne(t, ok(t, nil, "ls", "--conflicts", "--json", "--dir", a).stdout); m["key"] != "mv/k" || m["conflict"] != true {
+		t.Errorf("ls --conflicts --json = %v", m)
+	}
 	failsWith(t, ExitError, nil, []string{"incr", "--dir", a, "plain"}, `policy "lww"`)
 	failsWith(t, ExitUsage, nil, []string{"incr", "--dir", a, "hits/x", "many"}, "not an integer")
 	failsWith(t, ExitNotFound, nil, []string{"smembers", "--dir", a, "tags/none"}, "not found")

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"strconv"
+
+	"github.com/ebreplica/ebreplica/merge"
 )
 
 var lsCmd = &command{
@@ -13,9 +15,15 @@ unambiguous only in the --json form.
 
 --json prints {"key","size","versions"} per line: the value's size in
 bytes and the number of concurrent versions stored; a key whose versions
-the mv policy surfaces also has "conflict":true (and size 0).`,
+the mv policy surfaces also has "conflict":true (and size 0).
+
+--conflicts lists only the keys that hold concurrent versions: more than
+one stored version, whether the policy surfaces them (mv) or picks one
+(lww, a library policy); counter, set and json keys, whose versions merge
+into one value by design, are left out. See them with get --all.`,
 	flags: []flagDef{
 		{name: "prefix", value: true, arg: "P", usage: "only keys starting with P"},
+		{name: "conflicts", usage: "only keys that hold concurrent versions"},
 		{name: "limit", value: true, arg: "N", usage: "at most N keys (0: no limit)"},
 	},
 	maxArgs: 0,
@@ -39,6 +47,7 @@ func runLs(ctx context.Context, e *env) error {
 		}
 		limit = n
 	}
+	conflicts := e.flags.bool("conflicts")
 	r, err := e.open()
 	if err != nil {
 		return err
@@ -51,6 +60,9 @@ func runLs(ctx context.Context, e *env) error {
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if conflicts && !it.Conflict && (it.NumVersions < 2 || mergesVersions(r.Policies().For(it.Key).Name())) {
+			continue
 		}
 		if e.json {
 			o.json(lsOutput{Key: it.Key, Size: len(it.Value), Versions: it.NumVersions, Conflict: it.Conflict})
@@ -65,4 +77,15 @@ func runLs(ctx context.Context, e *env) error {
 		}
 	}
 	return o.flush()
+}
+
+// mergesVersions reports whether the policy called name merges concurrent
+// versions into one value by design (the CRDTs), so that several stored
+// versions are no conflict.
+func mergesVersions(name string) bool {
+	switch name {
+	case merge.NameCounter, merge.NameSet, merge.NameJSON:
+		return true
+	}
+	return false
 }
