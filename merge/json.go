@@ -80,6 +80,7 @@ func (JSON) Resolve(_ string, vs []Version) (Result, error) {
 
 func joinDocs(vs []Version) (DocState, error) {
 	var s DocState
+	first := true
 	for _, v := range vs {
 		if v.Deleted {
 			continue
@@ -87,6 +88,10 @@ func joinDocs(vs []Version) (DocState, error) {
 		o, err := DecodeDoc(v.Value)
 		if err != nil {
 			return DocState{}, fmt.Errorf("version %s: %w", v.Dot, err)
+		}
+		if first {
+			s, first = o, false // the join with the empty state is the state
+			continue
 		}
 		s = s.Join(o)
 	}
@@ -471,8 +476,7 @@ func (n *docNode) writeObject(buf *bytes.Buffer) bool {
 		} else {
 			buf.WriteByte('{')
 		}
-		kb, _ := json.Marshal(k)
-		buf.Write(kb)
+		writeKey(buf, k)
 		buf.WriteByte(':')
 		if !n.children[k].write(buf) {
 			buf.Truncate(at)
@@ -486,6 +490,21 @@ func (n *docNode) writeObject(buf *bytes.Buffer) bool {
 	}
 	buf.WriteByte('}')
 	return true
+}
+
+// writeKey appends k as a JSON string, as encoding/json writes it: plain
+// keys as they are, others through json.Marshal.
+func writeKey(buf *bytes.Buffer, k string) {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			kb, _ := json.Marshal(k)
+			buf.Write(kb)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(k)
+	buf.WriteByte('"')
 }
 
 // Reidentify returns s with old's unpublished assignments (dots of old

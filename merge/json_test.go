@@ -197,3 +197,13 @@ func TestJSONPolicyReads(t *testing.T) {
 		t.Fatal("json is not a built-in")
 	}
 }
+
+func TestDocKeysAreWrittenAsEncodingJSONDoes(t *testing.T) {
+	id := proptest.Pool(1)[0]
+	s := mustPatch(t, merge.DocState{}, clock.Dot{Replica: id, Counter: 1}, 10,
+		`{"a<b":1,"é":2,"q\"uote":3,"tab\t":4,"plain":{"x&y":[1,{"z":null}]}}`)
+	want := `{"a\u003cb":1,"plain":{"x\u0026y":[1,{"z":null}]},"q\"uote":3,"tab\t":4,"é":2}`
+	if got := docText(t, s); got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
