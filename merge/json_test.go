@@ -1,6 +1,8 @@
 package merge_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -206,4 +208,34 @@ func TestDocKeysAreWrittenAsEncodingJSONDoes(t *testing.T) {
 	if got := docText(t, s); got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
+}
+
+// FuzzDecodeDoc: DecodeDoc never panics; it fails with ErrBadState or
+// returns a state that encodes to the same bytes and reads as a document
+// that is valid JSON.
+//
+//	go test -run='^$' -fuzz=FuzzDecodeDoc -fuzztime=60s ./merge/
+func FuzzDecodeDoc(f *testing.F) {
+	ids := proptest.Pool(2)
+	var s merge.DocState
+	f.Add(s.Encode())
+	s, _ = s.Patch(clock.Dot{Replica: ids[0], Counter: 1}, 10, []byte(`{"a":1,"n":{"x":[true],"y":{}}}`))
+	f.Add(s.Encode())
+	s, _ = s.Patch(clock.Dot{Replica: ids[1], Counter: 4}, 9, []byte(`{"a":null,"n":{"x":"s"}}`))
+	f.Add(s.Encode())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := merge.DecodeDoc(data)
+		if err != nil {
+			if !errors.Is(err, merge.ErrBadState) {
+				t.Fatalf("error %v does not wrap ErrBadState", err)
+			}
+			return
+		}
+		if !bytes.Equal(s.Encode(), data) {
+			t.Fatal("a decoded state does not encode to its bytes")
+		}
+		if doc, ok := s.Document(); ok && !json.Valid(doc) {
+			t.Fatalf("document %q is not valid JSON", doc)
+		}
+	})
 }
