@@ -80,6 +80,7 @@ func commandTable() []*command {
 		replicasCmd,
 		snapshotsCmd,
 		logCmd,
+		completionCmd,
 		reidentifyCmd,
 		demoCmd,
 		simCmd,
