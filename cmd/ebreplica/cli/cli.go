@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ebreplica/ebreplica/merge"
@@ -123,6 +124,11 @@ type env struct {
 	// replica (a bootstrap), with the records it loaded.
 	booted     bool
 	bootLoaded int64
+
+	// Progress shown on a terminal (progress.go).
+	barsMu    sync.Mutex
+	bars      []*bar
+	stopTrack func()
 }
 
 // bootstrapNote is what pull and sync say before their counts when the
@@ -154,20 +160,22 @@ func (e *env) progress() func(stage string, done, total int64) {
 	}
 }
 
-// terminalProgress returns a progress printer when stderr is a terminal,
-// else nil.
+// terminalProgress returns a progress bar printer when progress shows
+// (stderr a terminal, no --json; see progress.go), else nil.
 func (e *env) terminalProgress() func(stage string, done, total int64) {
-	f, ok := e.stderr.(*os.File)
-	if !ok {
+	if !e.showProgress() {
 		return nil
 	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
+	bars := map[string]*bar{}
 	return func(stage string, done, total int64) {
-		fmt.Fprintf(f, "\r%s: %d/%d records", stage, done, total)
+		b := bars[stage]
+		if b == nil {
+			b = e.newBar(stage, "records", total, false)
+			bars[stage] = b
+		}
+		b.set(done)
 		if done >= total {
-			fmt.Fprintln(f)
+			b.finish()
 		}
 	}
 }
@@ -253,8 +261,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stderr: stderr}
+	e.stdout = outputClearing(e, stdout)
 	err := run(ctx, e, args)
+	e.finishBars()
 	if e.rep != nil {
 		if cerr := e.rep.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("closing replica in %s: %w", e.dir, cerr)

@@ -40,6 +40,8 @@ func runExport(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
+	bar := e.newBar("export", "keys", r.Len(), true)
+	defer bar.finish()
 	o := newOutput(e.stdout)
 	skipped, first := 0, ""
 	libSkipped, libFirst := 0, ""
@@ -82,6 +84,7 @@ func runExport(ctx context.Context, e *env) error {
 			rec.jsonValue = encodeValue(it.Value)
 		}
 		o.json(rec)
+		bar.add(1)
 		if o.err != nil {
 			break
 		}

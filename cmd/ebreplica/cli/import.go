@@ -112,6 +112,8 @@ func runImport(ctx context.Context, e *env) error {
 	}
 
 	// Pass 2: write, in batches.
+	bar := e.newBar("import", "records", int64(total), false)
+	defer bar.finish()
 	var batch []importOp
 	var batchBytes, done int
 	flush := func() error {
@@ -119,6 +121,7 @@ func runImport(ctx context.Context, e *env) error {
 			return err
 		}
 		done += len(batch)
+		bar.add(len(batch))
 		batch, batchBytes = batch[:0], 0
 		return nil
 	}
@@ -133,6 +136,7 @@ func runImport(ctx context.Context, e *env) error {
 				return err
 			}
 			done++
+			bar.add(1)
 			return nil
 		}
 		batch = append(batch, op)

@@ -27,6 +27,9 @@ func (e *env) openSynced(ctx context.Context) (*replica.Replica, error) {
 		r.Close()
 		return nil, errorf(err, "remote %s: %s", url, remoteProblem(url, err))
 	}
+	if b, err := r.Backend(ctx); err == nil && e.cmd != nil {
+		e.trackRemote(e.cmd.name, b)
+	}
 	return r, nil
 }
 
