@@ -276,8 +276,15 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if ctx.Err() != nil {
 		// Interrupted: whatever the command's error says (a canceled
 		// request deep in an SDK, a wrapped context error), the user
-		// pressed Ctrl-C, and is told so.
-		err = &cliError{code: ExitInterrupted, msg: "interrupted", err: err}
+		// pressed Ctrl-C, and is told so; a message of the command's
+		// own that says so already (import: how many records were
+		// written before) is kept.
+		msg := "interrupted"
+		var ce *cliError
+		if errors.As(err, &ce) && strings.HasPrefix(ce.msg, "interrupted") {
+			msg = ce.msg
+		}
+		err = &cliError{code: ExitInterrupted, msg: msg, err: err}
 	}
 	name := ""
 	if e.cmd != nil {

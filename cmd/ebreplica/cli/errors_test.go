@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,6 +257,18 @@ func TestInterrupted(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want 130, interrupted", args, code, errb.String())
 		}
 	}
+	// Interrupted midway, import says how far it got.
+	var in strings.Builder
+	for i := 0; i < 3000; i++ {
+		fmt.Fprintf(&in, `{"key":"k%04d","value":"v"}`+"\n", i)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	var errb bytes.Buffer
+	code := Run(ctx, []string{"import", "--dir", dir}, &cancelAfter{r: strings.NewReader(in.String()), n: 1 << 20, cancel: cancel}, io.Discard, &errb)
+	if code != ExitInterrupted || !strings.Contains(errb.String(), "interrupted") {
+		t.Errorf("import interrupted: exit %d, stderr %q", code, errb.String())
+	}
 }
 
 // Under --json every error is also one JSON object on stdout: usage errors
@@ -282,4 +295,19 @@ func TestJSONErrors(t *testing.T) {
 	if r := cli(t, nil, "--json=false", "nosuchcommand"); len(r.stdout) != 0 {
 		t.Errorf("--json=false: stdout %q", r.stdout)
 	}
+}
+
+// cancelAfter reads r, then cancels once it is read to the end.
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.cancel()
+	}
+	return n, err
 }
