@@ -16,13 +16,16 @@ import (
 // applies (internal/protocol: ToRetire, PruneFloor, Prunable), read from
 // the remote without writing anything, locally or remotely.
 type compactPlan struct {
-	Position    uint64   `json:"position"`
-	Records     int64    `json:"records"`
-	Parts       int      `json:"parts"`
-	Pruned      int      `json:"pruned"`
-	DryRun      bool     `json:"dry_run"`
-	WouldRetire []string `json:"would_retire"`
-	WouldDelete []string `json:"would_delete"`
+	Position  uint64 `json:"position"`
+	Records   int64  `json:"records"`
+	Parts     int    `json:"parts"`
+	Pruned    int    `json:"pruned"`
+	Collected int    `json:"collected"`
+	// Requests: what the dry run itself cost (reads only).
+	Requests    remote.Counts `json:"requests"`
+	DryRun      bool          `json:"dry_run"`
+	WouldRetire []string      `json:"would_retire"`
+	WouldDelete []string      `json:"would_delete"`
 }
 
 // planCompact reads the registries, the log and the snapshots. It differs
@@ -30,11 +33,17 @@ type compactPlan struct {
 // server's time (this machine's clock stands for it) and the changes a
 // real one pushes and pulls first (the snapshot is placed at the log's
 // current end, which every replica's ack is compared with).
-func planCompact(ctx context.Context, e *env, r *replica.Replica, o replica.CompactOptions) (compactPlan, error) {
+func planCompact(ctx context.Context, e *env, r *replica.Replica, o replica.CompactOptions) (plan compactPlan, err error) {
 	b, err := r.Backend(ctx)
 	if err != nil {
 		return compactPlan{}, err
 	}
+	before := b.Stats().Snapshot()
+	defer func() {
+		after := b.Stats().Snapshot()
+		plan.Requests = remote.Counts{Put: after.Put - before.Put, Get: after.Get - before.Get,
+			List: after.List - before.List, Delete: after.Delete - before.Delete}
+	}()
 	now := time.Now()
 	if e.wall != nil {
 		now = e.wall()
@@ -46,7 +55,7 @@ func planCompact(ctx context.Context, e *env, r *replica.Replica, o replica.Comp
 	if retireAfter <= 0 {
 		retireAfter = replica.DefaultRetireAfter
 	}
-	plan := compactPlan{DryRun: true, WouldRetire: []string{}, WouldDelete: []string{}, Records: r.Len()}
+	plan = compactPlan{DryRun: true, WouldRetire: []string{}, WouldDelete: []string{}, Records: r.Len()}
 
 	var logs []remote.Info
 	for info, err := range b.List(ctx, remote.LogPrefix, "") {

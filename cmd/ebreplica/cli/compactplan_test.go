@@ -37,7 +37,9 @@ func TestCompactDryRun(t *testing.T) {
 	for _, k := range plan["would_delete"].([]any) {
 		would = append(would, k.(string))
 	}
-	if plan["dry_run"] != true || len(plan["would_retire"].([]any)) != 0 || len(would) == 0 {
+	reqs, _ := plan["requests"].(map[string]any)
+	if plan["dry_run"] != true || len(plan["would_retire"].([]any)) != 0 || len(would) == 0 ||
+		reqs["put"] != json.Number("0") || reqs["delete"] != json.Number("0") {
 		t.Fatalf("plan %v", plan)
 	}
 	text := ok(t, nil, "compact", "--prune", "--dry-run", "--grace", "0", "--dir", a).out()
