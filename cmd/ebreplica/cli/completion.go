@@ -220,7 +220,9 @@ func zshFlag(f flagDef) string {
 
 func fishCompletion() string {
 	var b strings.Builder
-	q := func(s string) string { return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'" }
+	q := func(s string) string {
+		return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+	}
 	b.WriteString("# fish completion for ebreplica: ebreplica completion fish > ~/.config/fish/completions/ebreplica.fish\n")
 	b.WriteString("complete -c ebreplica -f\n")
 	var names []string
