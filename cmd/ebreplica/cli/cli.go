@@ -468,7 +468,7 @@ func printCommandUsage(w io.Writer, c *command) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n%s\n", wrapWords("usage: ebreplica "+synopsis(c), 6), wrapWords(c.summary, 0))
 	if c.help != "" {
-		fmt.Fprintf(&b, "\n%s\n", strings.TrimSpace(c.help))
+		fmt.Fprintf(&b, "\n%s\n", wrapLong(strings.TrimSpace(c.help)))
 	}
 	if len(c.flags) > 0 {
 		b.WriteString("\nflags:\n")
@@ -515,7 +515,17 @@ func writeFlags(b *strings.Builder, defs []flagDef) {
 func wrapWords(s string, indent int) string {
 	var b strings.Builder
 	line := 0
-	for i, word := range strings.Fields(s) {
+	var words []string
+	for _, w := range strings.Fields(s) {
+		if len(w) > helpWidth-indent {
+			// A word too long for any line (a JSON field list) breaks
+			// after its commas.
+			words = append(words, strings.SplitAfter(w, ",")...)
+			continue
+		}
+		words = append(words, w)
+	}
+	for i, word := range words {
 		switch {
 		case i == 0:
 		case line+1+len(word) > helpWidth:
@@ -529,6 +539,20 @@ func wrapWords(s string, indent int) string {
 		line += len(word)
 	}
 	return b.String()
+}
+
+// wrapLong wraps the lines of text longer than helpWidth, each at word
+// boundaries with its own indentation; shorter lines stay as written.
+func wrapLong(text string) string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		if len(l) <= helpWidth {
+			continue
+		}
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		lines[i] = strings.Repeat(" ", indent) + wrapWords(l[indent:], indent)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // helpWidth is the width help text keeps within.
