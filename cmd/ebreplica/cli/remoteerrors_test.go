@@ -45,3 +45,10 @@ func TestRemoteProblemMessages(t *testing.T) {
 		}
 	}
 }
+
+// verify --remote gives the same one-line messages.
+func TestVerifyRemoteProblem(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "gone")
+	failsWith(t, ExitError, nil, []string{"verify", "--remote", missing}, "directory "+missing+" does not exist")
+}

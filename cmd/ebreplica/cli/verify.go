@@ -46,10 +46,14 @@ func runVerify(ctx context.Context, e *env) error {
 		if err != nil {
 			return err
 		}
+		if msg := s3CredentialsProblem(url); msg != "" {
+			return errorf(nil, "remote %s: %s", url, msg)
+		}
 		b, err := remoteurl.Open(ctx, url)
 		if err != nil {
-			return errorf(err, "remote %s: %s", url, trimLib(err))
+			return errorf(err, "remote %s: %s", url, remoteProblem(url, err))
 		}
+		e.trackRemote("verify", b)
 		where = url
 		if rep, err = replica.Verify(ctx, b, o); err != nil {
 			return syncError("verify", err)
