@@ -203,6 +203,13 @@ type Options struct {
 	// online, idle replica is never retired (DefaultRegistryRefresh when
 	// 0). Keep it far below the store's retirement age.
 	RegistryRefresh time.Duration
+	// RequestTimeout bounds every request to a remote this replica opens
+	// from its URL (remote.DefaultTimeout, 30s, when 0; negative: no
+	// bound): a server that never answers fails the request with an
+	// error wrapping remote.ErrTimeout that names the remote. A Backend
+	// or OpenRemote given here is used as it is (wrap it with
+	// remote.WithTimeout to bound it).
+	RequestTimeout time.Duration
 }
 
 func (o *Options) engine() *engine.Options {
@@ -226,10 +233,18 @@ type Replica struct {
 
 	mu      sync.Mutex
 	backend remote.Backend
+
+	live live // Run's state (live.go)
 }
 
 func wrap(e *engine.Engine, o *Options) *Replica {
-	r := &Replica{e: e, open: remoteurl.Open}
+	var timeout time.Duration
+	if o != nil {
+		timeout = o.RequestTimeout
+	}
+	r := &Replica{e: e, open: func(ctx context.Context, url string) (remote.Backend, error) {
+		return remoteurl.OpenOptions(ctx, url, &remoteurl.Options{Timeout: timeout})
+	}}
 	if o != nil {
 		r.backend = o.Backend
 		if o.OpenRemote != nil {
@@ -302,8 +317,13 @@ func (r *Replica) RemoteURL() string { return r.e.RemoteURL() }
 // Policies returns the policy registry in force.
 func (r *Replica) Policies() *merge.Registry { return r.e.Policies() }
 
-// Status returns the replica's status.
-func (r *Replica) Status() (Status, error) { return r.e.Status() }
+// Status returns the replica's status; Live is Run's state while it
+// runs.
+func (r *Replica) Status() (Status, error) {
+	s, err := r.e.Status()
+	s.Live = r.live.status()
+	return s, err
+}
 
 // Len returns the number of live keys, in O(1).
 func (r *Replica) Len() int64 { return r.e.Len() }

@@ -204,6 +204,13 @@ type Config struct {
 	// this old, so an online replica is never retired.
 	RegistryRefresh time.Duration
 
+	// ListEvery is the replicas' Options.ListEvery: how long an idle
+	// pull's one GET is trusted without a listing. 0 here means every
+	// pull lists (the simulator's runs retire online replicas with a
+	// RetireAfter far below the RegistryRefresh, and finish without
+	// logical time passing); set it to exercise the one-GET idle poll.
+	ListEvery time.Duration
+
 	// Rules, when set, adjusts the protocol rules of replica i (old rules;
 	// see OldRule). Leave it unset.
 	Rules func(i int, r *protocol.Rules)

@@ -193,6 +193,7 @@ func (n *node) open() error {
 		Durability: n.w.cfg.Durability, MaxDrift: n.w.cfg.MaxDrift, Policies: reg,
 		SegmentCap: n.w.cfg.SegmentCap, Codec: n.w.cfg.Codec, AckInterval: n.w.cfg.AckInterval,
 		RegistryRefresh: n.w.cfg.RegistryRefresh,
+		ListEvery:       n.w.listEvery(),
 		Hooks:           hooks,
 	})
 	if err != nil {
@@ -1024,4 +1025,13 @@ func (w *World) digest(n *node) (string, map[string]merge.Record, error) {
 		})
 	})
 	return hex.EncodeToString(h.Sum(nil)[:12]), recs, err
+}
+
+// listEvery is the replicas' Options.ListEvery: Config.ListEvery, or
+// every pull lists when it is 0.
+func (w *World) listEvery() time.Duration {
+	if w.cfg.ListEvery == 0 {
+		return -1
+	}
+	return w.cfg.ListEvery
 }

@@ -128,6 +128,11 @@ type Options struct {
 	// online, idle replica is never retired (DefaultRegistryRefresh when
 	// 0). Keep it far below the store's retirement age.
 	RegistryRefresh time.Duration
+	// ListEvery bounds how long an idle pull's one GET (log/<cursor+1>
+	// not found) is trusted without listing log/ (protocol.PlanPoll): a
+	// pull lists when its last listing is older (RegistryRefresh when 0;
+	// negative: every pull lists).
+	ListEvery time.Duration
 }
 
 // DefaultAckInterval is how often pulls publish acks at most.
@@ -229,6 +234,7 @@ type Engine struct {
 	manifest *Manifest  // set once connected
 	reg      regState
 	rebasing bool
+	listed   bool // this pull listed log/ (endPull records when: m/listed_at)
 	// rebasePending: m/rebasing is set (a rebase began and has not
 	// finished): reads and CRDT updates consult the kept keys (pending.go).
 	rebasePending atomic.Bool
@@ -833,6 +839,25 @@ type Status struct {
 	// Profile is the local store's sizing: "default" or "small" (see
 	// store.Profile); "" on a map engine.
 	Profile string `json:"profile"`
+	// Live is the state of the live syncer (replica.Run), nil when none
+	// runs.
+	Live *LiveStatus `json:"live,omitempty"`
+}
+
+// LiveStatus is the state of a running live syncer (replica.Run).
+type LiveStatus struct {
+	Running     bool          `json:"running"`
+	Online      bool          `json:"online"` // the last round succeeded
+	Rounds      int64         `json:"rounds"`
+	LastSuccess *time.Time    `json:"last_success"`
+	LastError   string        `json:"last_error,omitempty"`
+	LastErrorAt *time.Time    `json:"last_error_at,omitempty"`
+	ErrorsInRow int64         `json:"errors_in_row"`
+	Errors      int64         `json:"errors"`     // since Run started
+	Backoff     time.Duration `json:"backoff_ns"` // the wait after the last round's error
+	// Lag is how many log positions the replica knew it was behind when
+	// its last pull ended: 0 after a pull that reached the tip it found.
+	Lag uint64 `json:"lag"`
 }
 
 // Status returns the replica's status.

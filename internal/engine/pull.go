@@ -31,8 +31,8 @@ type SyncStats struct {
 	Push PushStats `json:"push"`
 }
 
-// Pull receives and merges: it lists log/ after the cursor (one request when
-// idle), fetches segments with bounded concurrency and applies them in
+// Pull receives and merges: it asks for the next log position (one GET
+// when idle) and lists log/ after the cursor when catching up, fetches segments with bounded concurrency and applies them in
 // position order through the single writer. A segment that fails to verify
 // stops the pull at its position with an error naming the object; state is
 // as it was before that segment.
@@ -91,6 +91,7 @@ func (r *Engine) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	}
 	cursor := r.cursor()
 	ps.Cursor = cursor
+	r.listed = false
 	l, err := r.listLog(ctx, cursor)
 	if err != nil {
 		return ps, err
@@ -110,28 +111,23 @@ func (r *Engine) pullLocked(ctx context.Context) (ps PullStats, err error) {
 }
 
 // listed is what a pull listed after its cursor: the positions in order,
-// their server LastModified, and which of them are this replica's own
-// pushes (m/own).
+// their server LastModified, which of them are this replica's own pushes
+// (m/own), and the bytes of the one the idle probe fetched.
 type listed struct {
 	positions []uint64
 	modified  []time.Time
 	own       map[uint64]bool
+	fetched   map[uint64][]byte
 }
 
-// listLog lists log/ after the cursor (one request when idle) and reads
-// which of the positions are this replica's own.
+// listLog reads the log after the cursor. As Rules.PlanPoll says, a ready
+// replica first asks for log/<cursor+1> (one GET: not found is idle,
+// nothing listed); else, or when it is found (catching up), it lists
+// log/ after the cursor, keeping the probe's bytes for the fetch. It also
+// reads which positions are this replica's own.
 func (r *Engine) listLog(ctx context.Context, cursor uint64) (listed, error) {
 	b := r.opts.Backend
-	l := listed{own: map[uint64]bool{}}
-	for info, err := range b.List(ctx, remote.LogPrefix, remote.LogKey(cursor)) {
-		if err != nil {
-			return l, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
-		}
-		if p, ok := remote.ParseLogKey(info.Key); ok && p > cursor {
-			l.positions = append(l.positions, p)
-			l.modified = append(l.modified, info.LastModified)
-		}
-	}
+	l := listed{own: map[uint64]bool{}, fetched: map[uint64][]byte{}}
 	err := r.st.View(func(v *store.View) error {
 		return v.MetaScan("own/", func(name string, _ []byte) (bool, error) {
 			var p uint64
@@ -141,7 +137,42 @@ func (r *Engine) listLog(ctx context.Context, cursor uint64) (listed, error) {
 			return true, nil
 		})
 	})
-	return l, wrapClosed(err)
+	if err != nil {
+		return l, wrapClosed(err)
+	}
+	ready, err := r.meta("ready")
+	if err != nil {
+		return l, err
+	}
+	listedAt, err := r.meta("listed_at")
+	if err != nil {
+		return l, err
+	}
+	since := time.Duration(r.now().UnixMilli()-int64(u64(listedAt))) * time.Millisecond
+	in := protocol.PollInput{Ready: ready != nil, Rebasing: r.rebasing, NextOwn: l.own[cursor+1],
+		SinceList: since, ListKnown: listedAt != nil, ListEvery: r.listEvery()}
+	if r.rules.PlanPoll(in) == protocol.PollProbe {
+		obj, err := b.Get(ctx, remote.LogKey(cursor+1))
+		found := err == nil
+		if err != nil && !errors.Is(err, remote.ErrNotExist) {
+			return l, fmt.Errorf("replica: fetch %s from %s: %w", remote.LogKey(cursor+1), b, err)
+		}
+		if r.rules.PollIdle(found) {
+			return l, nil
+		}
+		l.fetched[cursor+1] = obj.Data
+	}
+	r.listed = true
+	for info, err := range b.List(ctx, remote.LogPrefix, remote.LogKey(cursor)) {
+		if err != nil {
+			return l, fmt.Errorf("replica: list %s on %s: %w", remote.LogPrefix, b, err)
+		}
+		if p, ok := remote.ParseLogKey(info.Key); ok && p > cursor {
+			l.positions = append(l.positions, p)
+			l.modified = append(l.modified, info.LastModified)
+		}
+	}
+	return l, nil
 }
 
 // checkListed decides, by Rules.PlanPull (absence rule 4), whether the
@@ -209,7 +240,7 @@ func (r *Engine) newestSnapshot(ctx context.Context) (protocol.Snapshot, error) 
 func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (passed bool, err error) {
 	for start := 0; start < len(l.positions); start += pullWindow {
 		win := l.positions[start:min(start+pullWindow, len(l.positions))]
-		data, gerr := r.fetchWindow(ctx, win, l.own)
+		data, gerr := r.fetchWindow(ctx, win, l.own, l.fetched)
 		// Apply in order what was fetched before any error.
 		for i, p := range win {
 			if l.own[p] {
@@ -244,12 +275,17 @@ func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (pass
 
 // fetchWindow fetches the segments of win that are not own, concurrently;
 // the error is the first fetch's to fail, the others' data kept.
-func (r *Engine) fetchWindow(ctx context.Context, win []uint64, own map[uint64]bool) ([][]byte, error) {
+func (r *Engine) fetchWindow(ctx context.Context, win []uint64, own map[uint64]bool, fetched map[uint64][]byte) ([][]byte, error) {
 	b := r.opts.Backend
 	data := make([][]byte, len(win))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, p := range win {
 		if own[p] {
+			continue
+		}
+		if d, ok := fetched[p]; ok {
+			data[i] = d // the idle probe's
+			delete(fetched, p)
 			continue
 		}
 		g.Go(func() error {
@@ -347,6 +383,9 @@ func (r *Engine) endPull(ctx context.Context) error {
 	if err := r.st.UpdateSync(ctx, func(tx *store.Tx) error {
 		tx.SetMeta("ready", []byte{1})
 		tx.SetMeta("last_pull", p64(uint64(r.now().UnixMilli())))
+		if r.listed {
+			tx.SetMeta("listed_at", p64(uint64(r.now().UnixMilli())))
+		}
 		return nil
 	}); err != nil {
 		return wrapClosed(err)
@@ -396,6 +435,14 @@ func (r *Engine) registryDue(ack uint64) bool {
 		Ack: ack, LastAck: rs.Ack, Age: age, Known: rs.At != 0 && age >= 0,
 		AckInterval: r.ackInterval(), Refresh: r.registryRefresh(),
 	})
+}
+
+// listEvery is Options.ListEvery, RegistryRefresh when 0.
+func (r *Engine) listEvery() time.Duration {
+	if r.opts.ListEvery == 0 {
+		return r.registryRefresh()
+	}
+	return r.opts.ListEvery
 }
 
 func (r *Engine) registryRefresh() time.Duration {

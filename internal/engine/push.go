@@ -23,6 +23,19 @@ type PushStats struct {
 	Bytes     int64         `json:"bytes"`
 	Positions []uint64      `json:"positions,omitempty"`
 	Requests  remote.Counts `json:"requests"`
+	// Pending is how many keys are still waiting to be pushed when the
+	// push returned (0 after a push that sent everything, unless keys
+	// were written meanwhile; after an error, how much is left).
+	Pending int64 `json:"pending"`
+}
+
+// add adds the counts of a push that continued this one (not Requests,
+// which the outermost call measures whole, nor Pending).
+func (ps *PushStats) add(more PushStats) {
+	ps.Segments += more.Segments
+	ps.Records += more.Records
+	ps.Bytes += more.Bytes
+	ps.Positions = append(ps.Positions, more.Positions...)
 }
 
 // staged is a segment staged for upload (m/stage/<n>): the push's
@@ -58,7 +71,10 @@ func p64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // then stages the outbox (only changed keys: O(changed)) into segments of at
 // most the store's segment cap, fences by swapping the registry object, and
 // uploads each segment create-only at the next free log position.
-// Uncontended, a push costs two PUTs and no LIST.
+// Uncontended, a push costs two PUTs and no LIST. A push that finds
+// segments staged by an interrupted one uploads them, then stages and
+// uploads the rest of the outbox: it returns with nothing pending, or an
+// error and Pending saying how much is left.
 func (r *Engine) Push(ctx context.Context) (PushStats, error) {
 	defer r.maybeCollectGarbage()
 	r.syncMu.Lock()
@@ -71,7 +87,10 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 		return ps, ErrNoRemote
 	}
 	before := r.opts.Backend.Stats().Snapshot()
-	defer func() { ps.Requests = r.opts.Backend.Stats().Snapshot().Sub(before) }()
+	defer func() {
+		ps.Requests = r.opts.Backend.Stats().Snapshot().Sub(before)
+		ps.Pending = r.st.OutboxLen()
+	}()
 	if _, err := r.connectLocked(ctx); err != nil {
 		return ps, err
 	}
@@ -88,7 +107,8 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	if err != nil {
 		return ps, err
 	}
-	if len(st) == 0 {
+	resumed := len(st) > 0 // left by an interrupted push
+	if !resumed {
 		if st, err = r.stageOutbox(ctx); err != nil {
 			return ps, err
 		}
@@ -117,7 +137,13 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	if err := r.step("push:fenced"); err != nil {
 		return ps, err
 	}
-	err = r.uploadStaged(ctx, st, &ps)
+	if err = r.uploadStaged(ctx, st, &ps); err != nil || !resumed || r.st.OutboxLen() == 0 {
+		return ps, err
+	}
+	// The interrupted push's segments are in; now the rest of the outbox
+	// (the keys it had not staged, and any written since).
+	more, err := r.pushLocked(ctx)
+	ps.add(more)
 	return ps, err
 }
 
@@ -145,10 +171,7 @@ func (r *Engine) uploadStaged(ctx context.Context, st []*staged, ps *PushStats) 
 						return err
 					}
 					more, err := r.pushLocked(ctx)
-					ps.Segments += more.Segments
-					ps.Records += more.Records
-					ps.Bytes += more.Bytes
-					ps.Positions = append(ps.Positions, more.Positions...)
+					ps.add(more)
 					return err
 				}
 				return err

@@ -170,3 +170,59 @@ func RegistryDue(in DueInput) bool {
 	}
 	return age >= in.Refresh
 }
+
+// PollInput is what a pull knows before it reads the log.
+type PollInput struct {
+	Ready    bool // the replica has pulled to a listed tip before
+	Rebasing bool // this pull is a rebase's own
+	NextOwn  bool // cursor+1 is one of this replica's own pushes (m/own)
+	// SinceList is the time since this replica last listed the log
+	// (its wall clock); ListKnown is false when it never did or the
+	// time is unknown. ListEvery bounds how long a probe's "idle" is
+	// trusted without a listing (negative: list every pull).
+	SinceList time.Duration
+	ListKnown bool
+	ListEvery time.Duration
+}
+
+// PollAction is how a pull reads the log after its cursor.
+type PollAction int
+
+const (
+	// PollList: list log/ after the cursor (catching up).
+	PollList PollAction = iota
+	// PollProbe: GET log/<cursor+1> first; not found means idle
+	// (PollIdle), found means catching up (list).
+	PollProbe
+)
+
+// PlanPoll decides how a pull reads the log: a ready replica that is not
+// rebasing asks for log/<cursor+1> directly (one GET when idle); one not
+// ready, or rebasing, lists, since for it "nothing at cursor+1" means "up
+// to date" only at or above the newest snapshot (absence rule 4), which a
+// listing and PlanPull judge. A cursor+1 that is an own push is listed
+// (its bytes are not needed; something may follow it).
+//
+// Why a ready replica may take a missing cursor+1 for "nothing after it":
+// positions are created in order (create-only at tip+1), and a position is
+// freed only at or below the prune floor, which is at most the ack of
+// every non-retired replica, itself at most its cursor. So while this
+// replica is not retired, cursor+1 was never freed, and nothing exists
+// above a missing cursor+1. A retired replica learns it at its next
+// registry write (RegistryDue refreshes it however idle: S21) and rebases;
+// and so that a replica retired while it polled (RetireAfter set below
+// RegistryRefresh by a compactor), or a restored backup of a ready
+// directory, is never stale for longer than ListEvery, the probe is
+// trusted only within ListEvery of the last listing (a listing shows the
+// hole: PlanPull rebases).
+func PlanPoll(in PollInput) PollAction {
+	fresh := in.ListKnown && in.ListEvery >= 0 && in.SinceList >= 0 && in.SinceList < in.ListEvery
+	if in.Ready && !in.Rebasing && !in.NextOwn && fresh {
+		return PollProbe
+	}
+	return PollList
+}
+
+// PollIdle reports whether a pull that probed cursor+1 is done: the
+// position was not found (idle: nothing to list, nothing to apply).
+func PollIdle(found bool) bool { return !found }

@@ -110,3 +110,69 @@ func TestPlanPullSafety(t *testing.T) {
 		}
 	})
 }
+
+func TestPlanPoll(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   PollInput
+		want PollAction
+	}{
+		{"ready: one GET", PollInput{Ready: true, ListKnown: true, SinceList: time.Minute, ListEvery: time.Hour}, PollProbe},
+		{"not ready: list (rule 4)", PollInput{ListKnown: true, ListEvery: time.Hour}, PollList},
+		{"rebasing: list (rule 4)", PollInput{Ready: true, Rebasing: true, ListKnown: true, ListEvery: time.Hour}, PollList},
+		{"next is own: list", PollInput{Ready: true, NextOwn: true, ListKnown: true, ListEvery: time.Hour}, PollList},
+		{"never listed: list", PollInput{Ready: true, ListEvery: time.Hour}, PollList},
+		{"last listing ListEvery old: list", PollInput{Ready: true, ListKnown: true, SinceList: time.Hour, ListEvery: time.Hour}, PollList},
+		{"last listing in the future: list", PollInput{Ready: true, ListKnown: true, SinceList: -time.Second, ListEvery: time.Hour}, PollList},
+		{"ListEvery negative: always list", PollInput{Ready: true, ListKnown: true, ListEvery: -1}, PollList},
+	} {
+		if got := PlanPoll(c.in); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if !PollIdle(false) || PollIdle(true) {
+		t.Error("PollIdle: not found is idle, found is not")
+	}
+}
+
+// TestPlanPollOracle checks the probe against a listing on logs the
+// protocol can produce for a non-retired replica: positions created in
+// order up to tip, pruned only at or below a floor at most its cursor.
+// Whenever the probe says idle, the listing holds nothing after the
+// cursor and PlanPull applies nothing; whenever it would list, the probe
+// was not allowed.
+func TestPlanPollOracle(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cursor := rapid.Uint64Range(0, 8).Draw(t, "cursor")
+		floor := rapid.Uint64Range(0, cursor).Draw(t, "floor")
+		tip := rapid.Uint64Range(floor, 12).Draw(t, "tip")
+		in := PollInput{Ready: rapid.Bool().Draw(t, "ready"), Rebasing: rapid.Bool().Draw(t, "rebasing"),
+			NextOwn: rapid.Bool().Draw(t, "nextOwn"), ListKnown: rapid.Bool().Draw(t, "listKnown"),
+			SinceList: time.Duration(rapid.Int64Range(-2, 4).Draw(t, "sinceList")),
+			ListEvery: time.Duration(rapid.Int64Range(-1, 4).Draw(t, "listEvery"))}
+		var l []Listed
+		for p := max(cursor, floor) + 1; p <= tip; p++ {
+			l = append(l, Listed{Pos: p, Modified: t0})
+		}
+		found := tip >= cursor+1
+		fresh := in.ListKnown && in.ListEvery >= 0 && in.SinceList >= 0 && in.SinceList < in.ListEvery
+		if PlanPoll(in) != PollProbe {
+			if in.Ready && !in.Rebasing && !in.NextOwn && fresh {
+				t.Fatalf("%+v: a ready replica lists within ListEvery", in)
+			}
+			return
+		}
+		if !in.Ready || in.Rebasing || !fresh {
+			t.Fatalf("%+v: probed though rule 4 or ListEvery needs a listing", in)
+		}
+		if PollIdle(found) {
+			if len(l) != 0 {
+				t.Fatalf("idle at cursor %d with %v listed", cursor, l)
+			}
+			plan := PlanPull(PullInput{Cursor: cursor, Ready: true, Listed: l})
+			if plan.Action != PullApply {
+				t.Fatalf("idle, yet the listing plans %+v", plan)
+			}
+		}
+	})
+}

@@ -25,7 +25,12 @@ type Rules struct {
 	OwnsBody         func(Writes, Registry) bool
 	MayPush          func(ready bool) bool
 	PlanPull         func(PullInput) PullPlan
-	AdmitSegment     func(SegmentFacts) Admission
+	// PlanPoll is how a pull reads the log after its cursor: a GET of
+	// cursor+1 first (idle: one request), or a listing.
+	PlanPoll func(PollInput) PollAction
+	// PollIdle is whether a probed pull is done (cursor+1 not found).
+	PollIdle     func(found bool) bool
+	AdmitSegment func(SegmentFacts) Admission
 	// SnapshotDots is whether a snapshot record (or index Top) carrying
 	// this id's dot top, above the counter issued, is another directory's
 	// (ErrCloned; absence rule 5).
@@ -63,7 +68,7 @@ func Default() Rules {
 		Ack: Ack, PlanCollect: PlanCollect, Collectible: Collectible, CollectRecord: CollectRecord,
 		ToRetire: ToRetire, Retirement: Retirement, PruneFloor: PruneFloor,
 		FenceNonce: FenceNonce, JudgeSwap: JudgeSwap, CheckAfterCreate: yes, OwnsBody: OwnsBody,
-		MayPush: MayPush, PlanPull: PlanPull, AdmitSegment: AdmitSegment, SnapshotDots: ForeignDots, RegistryDue: RegistryDue,
+		MayPush: MayPush, PlanPull: PlanPull, PlanPoll: PlanPoll, PollIdle: PollIdle, AdmitSegment: AdmitSegment, SnapshotDots: ForeignDots, RegistryDue: RegistryDue,
 		MarkCleared: MarkCleared, WriteStart: WriteStart, Adopt: Adopt, Merge: merge.Merge,
 		Sync: yes, SnapshotFirst: yes, PartNonce: PartNonce, KeepCRDTState: yes, CursorLast: yes,
 	}

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/azremote"
@@ -101,6 +102,38 @@ var (
 	memMu sync.Mutex
 	mems  = map[string]*memremote.Backend{}
 )
+
+// Options adjust OpenOptions.
+type Options struct {
+	// Timeout bounds every request of the backend (remote.DefaultTimeout,
+	// 30s, when 0; negative: no bound): the S3 driver's HTTP client
+	// (s3remote.Options.Timeout) and, for every backend but mem://,
+	// remote.WithTimeout, whose error names the backend.
+	Timeout time.Duration
+}
+
+// OpenOptions opens the backend a URL names, as Open, with every request
+// bounded by o.Timeout.
+func OpenOptions(ctx context.Context, raw string, o *Options) (remote.Backend, error) {
+	var d time.Duration
+	if o != nil {
+		d = o.Timeout
+	}
+	n, err := Normalize(raw)
+	if err != nil {
+		return nil, err
+	}
+	var b remote.Backend
+	if strings.HasPrefix(n, "s3:") {
+		b, err = s3remote.Open(ctx, n, &s3remote.Options{Timeout: d})
+	} else {
+		b, err = Open(ctx, n)
+	}
+	if err != nil || strings.HasPrefix(n, "mem:") {
+		return b, err
+	}
+	return remote.WithTimeout(b, d), nil
+}
 
 // Open opens the backend a URL names. Nothing is created: a missing
 // directory or bucket is an error wrapping remote.ErrBucketNotFound.

@@ -141,6 +141,15 @@ type Options struct {
 	// segment cap plus a value for log segments. Default
 	// DefaultMaxObjectSize (1 GiB); allowed 1..1 TiB.
 	MaxObjectSize int64
+
+	// Timeout bounds each HTTP attempt of a client that Open builds: the
+	// whole exchange (http.Client.Timeout) and the wait for the response
+	// headers (http.Transport.ResponseHeaderTimeout), so that a server
+	// that accepts the connection and never answers fails the attempt
+	// (retried as a timeout, up to MaxAttempts). Default
+	// remote.DefaultTimeout (30s); negative: no bound. New leaves an
+	// injected client's HTTP settings alone.
+	Timeout time.Duration
 }
 
 // validate checks o and returns a copy with the defaults filled in.

@@ -3,13 +3,16 @@ package s3remote
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -303,6 +306,12 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Backend, error) {
 	if u.Region != "" {
 		load = append(load, config.WithRegion(u.Region))
 	}
+	if d := opts.timeout(); d > 0 {
+		hc := awshttp.NewBuildableClient().WithTimeout(d).WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = d
+		})
+		load = append(load, config.WithHTTPClient(hc))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
 		return nil, fmt.Errorf("s3remote: open %s: loading the AWS configuration: %w", u, err)
@@ -323,4 +332,12 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Backend, error) {
 		}
 	})
 	return New(client, u.Bucket, u.Prefix, opts)
+}
+
+// timeout is Options.Timeout with its default.
+func (o *Options) timeout() time.Duration {
+	if o == nil || o.Timeout == 0 {
+		return remote.DefaultTimeout
+	}
+	return o.Timeout
 }

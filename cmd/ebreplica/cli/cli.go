@@ -111,6 +111,8 @@ type env struct {
 	// lowMemory: --low-memory or $EBREPLICA_LOW_MEMORY chose the small
 	// profile (a 32-bit build uses it whatever this says).
 	lowMemory bool
+	// timeout bounds every remote request (--timeout; 0: the default).
+	timeout time.Duration
 
 	flags *parsed // the command's flags and positional arguments
 	args  []string
@@ -143,7 +145,7 @@ func (e *env) bootstrapNote() string {
 
 // options returns the replica options every command opens with.
 func (e *env) options() *replica.Options {
-	return &replica.Options{Wall: e.wall, Progress: e.progress(), LowMemory: e.lowMemory}
+	return &replica.Options{Wall: e.wall, Progress: e.progress(), LowMemory: e.lowMemory, RequestTimeout: e.timeout}
 }
 
 // progress returns the replica's progress callback: it notes a bootstrap
@@ -379,6 +381,13 @@ func (e *env) setGlobals(p *parsed) error {
 	}
 	e.json = p.bool("json")
 	e.lowMemory = p.bool("low-memory") || store.LowMemoryFromEnv()
+	if s, ok := p.value("timeout"); ok {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return usageErrorf("--timeout %q is not a positive Go duration (such as 30s, 2m)", s)
+		}
+		e.timeout = d
+	}
 	if s, ok := p.value("clock-offset"); ok {
 		off, err := time.ParseDuration(s)
 		if err != nil {

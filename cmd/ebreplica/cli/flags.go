@@ -23,6 +23,7 @@ var globalFlags = []flagDef{
 	{name: "dir", value: true, arg: "DIR", usage: "the replica's directory (default $EBREPLICA_DIR, else ./.ebreplica)"},
 	{name: "json", usage: "machine-readable output: one JSON object, or one per line for listings"},
 	{name: "clock-offset", value: true, arg: "D", usage: "add the Go duration D (-90s, 24h, -36h) to this process's wall clock"},
+	{name: "timeout", value: true, arg: "D", usage: "bound every remote request of this command by the Go duration D (default 30s)"},
 	{name: "low-memory", usage: "open the replica with the small-footprint profile (also $EBREPLICA_LOW_MEMORY=1; always on 32-bit builds)"},
 	{name: "help", usage: "show help"},
 	{name: "h", alias: "help"},

@@ -79,6 +79,9 @@ func runInit(ctx context.Context, e *env) error {
 		return errorf(nil, "remote %s: %s", remoteURL, msg)
 	}
 	b, err := openRemote(ctx, remoteURL)
+	if err == nil {
+		b = remote.WithTimeout(b, e.timeout)
+	}
 	if err != nil {
 		return errorf(err, "remote %s: %s", remoteURL, remoteProblem(remoteURL, err))
 	}
