@@ -17,8 +17,13 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// NameJSON is the name of the JSON document policy.
-const NameJSON = "json"
+// Names of the JSON document policies: json settles concurrent
+// assignments of a field by the HLC rule, json-mv keeps them for the
+// application (JSON.Siblings).
+const (
+	NameJSON   = "json"
+	NameJSONMV = "json-mv"
+)
 
 // ErrBadPatch: a JSON document write that is not a JSON object (a patch,
 // or a whole document put on a json key).
@@ -57,19 +62,35 @@ var ErrBadPatch = errors.New("merge: a json document write must be a JSON object
 //     it removes what this replica had seen, and concurrent patches
 //     survive.
 //
-// Counters and sets inside a document, and siblings kept for concurrent
-// assignments (an mv-like option), are not provided: RFC 7396 has no way
-// to write them.
-type JSON struct{}
+// With Siblings (the json-mv policy), concurrent assignments of a field
+// are not settled: while a field that the document shows holds two or more
+// different values assigned concurrently, the key reads as a conflict
+// (Result.Conflict, as under mv), and a patch of the field, which replaces
+// every assignment its writer saw, settles it. The merge is the same.
+//
+// Counters and sets inside a document are not provided: RFC 7396 has no
+// way to write them.
+type JSON struct {
+	// Siblings keeps concurrent assignments of a field (json-mv).
+	Siblings bool
+}
 
-// Name returns "json".
-func (JSON) Name() string { return NameJSON }
+// Name returns "json", or "json-mv" with Siblings.
+func (p JSON) Name() string {
+	if p.Siblings {
+		return NameJSONMV
+	}
+	return NameJSON
+}
 
 // Resolve joins the live siblings' states and reads the document.
-func (JSON) Resolve(_ string, vs []Version) (Result, error) {
+func (p JSON) Resolve(_ string, vs []Version) (Result, error) {
 	s, err := joinDocs(vs)
 	if err != nil {
 		return Result{}, err
+	}
+	if p.Siblings && s.Conflicted() {
+		return Result{Conflict: true, Winner: -1}, nil
 	}
 	doc, ok := s.Document()
 	if !ok {
@@ -425,6 +446,15 @@ type docNode struct {
 // keys in byte order; ok is false when it has no fields (it reads as
 // deleted).
 func (s DocState) Document() (doc []byte, ok bool) {
+	var buf bytes.Buffer
+	if !s.tree().writeObject(&buf) {
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+// tree builds the paths into a tree of nodes.
+func (s DocState) tree() *docNode {
 	root := &docNode{}
 	for p, es := range s.paths {
 		keys, _ := splitPath(p)
@@ -442,11 +472,35 @@ func (s DocState) Document() (doc []byte, ok bool) {
 		}
 		n.entries = es
 	}
-	var buf bytes.Buffer
-	if !root.writeObject(&buf) {
-		return nil, false
+	return root
+}
+
+// Conflicted reports whether a field that the document shows holds two or
+// more different values assigned concurrently (an object counts as one
+// value): what json-mv reads as a conflict.
+func (s DocState) Conflicted() bool {
+	return s.tree().conflicted()
+}
+
+// conflicted walks the paths the document shows.
+func (n *docNode) conflicted() bool {
+	if len(n.entries) > 1 {
+		first := n.entries[0].value
+		for _, e := range n.entries[1:] {
+			if !bytes.Equal(e.value, first) {
+				return true
+			}
+		}
 	}
-	return buf.Bytes(), true
+	if len(n.entries) > 0 && len(winner(n.entries).value) > 0 {
+		return false // a value: what lies below it is not shown
+	}
+	for _, c := range n.children {
+		if c.conflicted() {
+			return true
+		}
+	}
+	return false
 }
 
 // write appends the node's value; false when the path is absent.

@@ -239,3 +239,55 @@ func FuzzDecodeDoc(f *testing.F) {
 		}
 	})
 }
+
+func TestJSONMVKeepsConcurrentAssignments(t *testing.T) {
+	ids := proptest.Pool(2)
+	p, ok := merge.Builtin("json-mv")
+	if !ok || p.Name() != "json-mv" {
+		t.Fatal("json-mv is not a built-in")
+	}
+	var base merge.DocState
+	base = mustPatch(t, base, clock.Dot{Replica: ids[0], Counter: 1}, 10, `{"name":"A","email":"a@x","addr":{"city":"Oslo"}}`)
+	read := func(states ...merge.DocState) merge.Result {
+		t.Helper()
+		var vs []merge.Version
+		for i, s := range states {
+			vs = append(vs, merge.Version{Dot: clock.Dot{Replica: ids[i], Counter: 9}, Value: s.Encode()})
+		}
+		res, err := p.Resolve("k", vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	// Different fields: no conflict, the merged document.
+	x := mustPatch(t, base, clock.Dot{Replica: ids[0], Counter: 2}, 20, `{"name":"Ann"}`)
+	y := mustPatch(t, base, clock.Dot{Replica: ids[1], Counter: 1}, 30, `{"addr":{"zip":"0150"}}`)
+	if res := read(x, y); res.Conflict || string(res.Value) != `{"addr":{"city":"Oslo","zip":"0150"},"email":"a@x","name":"Ann"}` {
+		t.Fatalf("disjoint fields: %+v %s", res, res.Value)
+	}
+	// The same field, different values: a conflict, until a patch that saw
+	// both settles it.
+	y2 := mustPatch(t, base, clock.Dot{Replica: ids[1], Counter: 1}, 30, `{"name":"Anne"}`)
+	if res := read(x, y2); !res.Conflict || res.Winner != -1 {
+		t.Fatalf("same field: %+v", res)
+	}
+	settled := mustPatch(t, x.Join(y2), clock.Dot{Replica: ids[0], Counter: 3}, 40, `{"name":"Anna"}`)
+	if res := read(settled); res.Conflict || string(res.Value) != `{"addr":{"city":"Oslo"},"email":"a@x","name":"Anna"}` {
+		t.Fatalf("settled: %+v %s", res, res.Value)
+	}
+	// The same value twice is no conflict; an object against a value is.
+	y3 := mustPatch(t, base, clock.Dot{Replica: ids[1], Counter: 1}, 30, `{"name":"Ann"}`)
+	if res := read(x, y3); res.Conflict {
+		t.Fatalf("equal values: %+v", res)
+	}
+	x4 := mustPatch(t, base, clock.Dot{Replica: ids[0], Counter: 2}, 20, `{"addr":{"zip":"0150"}}`)
+	y4 := mustPatch(t, base, clock.Dot{Replica: ids[1], Counter: 1}, 30, `{"addr":"none"}`)
+	if res := read(x4, y4); !res.Conflict {
+		t.Fatalf("object against value: %+v", res)
+	}
+	// Under json the HLC rule settles the same concurrent edits.
+	if res, _ := (merge.JSON{}).Resolve("k", []merge.Version{{Value: x.Encode()}, {Value: y2.Encode()}}); res.Conflict || !strings.Contains(string(res.Value), `"name":"Anne"`) {
+		t.Fatalf("json: %+v %s", res, res.Value)
+	}
+}

@@ -29,7 +29,7 @@ const (
 // (NameJSON, the json document policy's name, is in json.go.)
 
 // Builtin returns the built-in policy called name: "lww", "mv", "counter",
-// "set" or "json".
+// "set", "json" or "json-mv".
 func Builtin(name string) (Policy, bool) {
 	switch name {
 	case NameLWW:
@@ -42,12 +42,16 @@ func Builtin(name string) (Policy, bool) {
 		return Set{}, true
 	case NameJSON:
 		return JSON{}, true
+	case NameJSONMV:
+		return JSON{Siblings: true}, true
 	}
 	return nil, false
 }
 
 // BuiltinNames returns the names of the built-in policies, sorted.
-func BuiltinNames() []string { return []string{NameCounter, NameJSON, NameLWW, NameMV, NameSet} }
+func BuiltinNames() []string {
+	return []string{NameCounter, NameJSON, NameJSONMV, NameLWW, NameMV, NameSet}
+}
 
 // ParsePolicies builds a registry from PREFIX=NAME specs (the form of the
 // command line's --policy). The name is after the last "=", so a prefix may

@@ -29,7 +29,7 @@ func TestBuiltin(t *testing.T) {
 			t.Fatalf("Builtin(%q) = %v, %v", name, p, ok)
 		}
 	}
-	if !slices.IsSorted(merge.BuiltinNames()) || len(merge.BuiltinNames()) != 5 {
+	if !slices.IsSorted(merge.BuiltinNames()) || len(merge.BuiltinNames()) != 6 {
 		t.Fatalf("BuiltinNames %v", merge.BuiltinNames())
 	}
 	for _, name := range []string{"", "LWW", "func", "counter "} {
@@ -66,7 +66,7 @@ func TestParsePolicies(t *testing.T) {
 	}{
 		{specs: []string{"hits/counter"}, want: "want PREFIX=NAME"},
 		{specs: []string{"x/=crdt"}, unknown: true, want: `"crdt"`},
-		{specs: []string{"x/=json-merge"}, unknown: true, want: "known: counter, json, lww, mv, set"},
+		{specs: []string{"x/=json-merge"}, unknown: true, want: "known: counter, json, json-mv, lww, mv, set"},
 		{specs: []string{"x/=counter", "x/=set"}, want: "two policies"},
 		{specs: []string{"\xff=lww"}, want: "UTF-8"},
 		{funcs: map[string]merge.Policy{"other": fn}, want: `is named "json-merge"`},

@@ -98,6 +98,7 @@ func TestBuiltinsPassCheckPolicy(t *testing.T) {
 		{merge.Counter{}, proptest.CounterVersions(ids)},
 		{merge.Set{}, proptest.SetVersions(ids)},
 		{merge.JSON{}, proptest.DocVersions(ids)},
+		{merge.JSON{Siblings: true}, proptest.DocVersions(ids)},
 		{merge.NewFunc("json-merge", jsonMerge), jsonVersions()},
 	} {
 		t.Run(tc.p.Name(), func(t *testing.T) {
@@ -123,7 +124,7 @@ func TestBuiltinsPassCheckPolicy(t *testing.T) {
 // Built-ins also pass on arbitrary byte values, where CRDT policies fail
 // consistently (malformed states).
 func TestCRDTPoliciesOnArbitraryBytes(t *testing.T) {
-	for _, p := range []merge.Policy{merge.Counter{}, merge.Set{}, merge.JSON{}} {
+	for _, p := range []merge.Policy{merge.Counter{}, merge.Set{}, merge.JSON{}, merge.JSON{Siblings: true}} {
 		t.Run(p.Name(), func(t *testing.T) {
 			proptest.CheckPolicyN(t, p, nil, 500)
 		})

@@ -520,7 +520,7 @@ func (o *oracle) readsDeleted(key string, cfg Config) bool {
 	case kindSet:
 		return len(o.setMembers(key)) == 0 // an emptied set reads as absent
 	case kindJSON:
-		_, absent := o.document(key) // a document without fields reads as absent
+		_, absent, _ := o.document(key) // a document without fields reads as absent
 		return absent
 	}
 	max := o.maximal(key)

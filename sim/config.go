@@ -19,6 +19,7 @@ const (
 	PolicyCounter = merge.NameCounter
 	PolicySet     = merge.NameSet
 	PolicyJSON    = merge.NameJSON
+	PolicyJSONMV  = merge.NameJSONMV
 )
 
 // Engines accepted by Config.Engine.
@@ -336,7 +337,7 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.UserPolicy == nil {
 		if _, ok := merge.Builtin(c.Policy); !ok {
-			bad("unknown Policy %q (want lww, mv, counter or set, or set UserPolicy)", c.Policy)
+			bad("unknown Policy %q (want lww, mv, counter, set, json or json-mv, or set UserPolicy)", c.Policy)
 		}
 	}
 	if c.Engine != EngineMem && c.Engine != EngineBadger {
@@ -380,7 +381,7 @@ func (c Config) kind() policyKind {
 		return kindCounter
 	case c.Policy == PolicySet:
 		return kindSet
-	case c.Policy == PolicyJSON:
+	case c.Policy == PolicyJSON || c.Policy == PolicyJSONMV:
 		return kindJSON
 	}
 	return kindRegister

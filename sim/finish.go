@@ -316,9 +316,12 @@ func (w *World) checkRead(key string) *Violation {
 	case w.cfg.Policy == PolicySet:
 		members := w.or.setMembers(key)
 		want = read{value: strings.Join(members, "\n"), notFound: len(members) == 0}
-	case w.cfg.Policy == PolicyJSON:
-		doc, absent := w.or.document(key)
+	case w.cfg.Policy == PolicyJSON || w.cfg.Policy == PolicyJSONMV:
+		doc, absent, conflict := w.or.document(key)
 		want = read{value: doc, notFound: absent}
+		if conflict && w.cfg.Policy == PolicyJSONMV {
+			want = read{conflict: len(maximal)}
+		}
 	}
 	for _, n := range w.nodes {
 		if got := get(n.r, key); got != want {

@@ -21,7 +21,7 @@ func TestJSONSweeps(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			json := func(s uint64) Config {
 				c := cfg(s)
-				c.Policy = PolicyJSON
+				c.Policy = []string{PolicyJSON, PolicyJSONMV}[s%2]
 				// Without backups put back and directory copies: the oracle
 				// does not yet follow the field assignments a re-stamp
 				// carries under a new dot, nor those a published state

@@ -564,8 +564,9 @@ func (o *oracle) setMembers(key string) []string {
 // (docLeaves): an assignment of a field survives unless a later write that
 // saw it assigned the same field or removed it or the object holding it
 // (add-wins); of the surviving assignments of a field, the lww rule picks
-// the value.
-func (o *oracle) document(key string) (doc string, notFound bool) {
+// the value. conflict: some field has two or more surviving assignments of
+// different values (what json-mv reads as a conflict).
+func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 	evs := o.live(key)
 	survivors := map[string][]*event{}
 	for _, a := range evs {
@@ -586,6 +587,9 @@ func (o *oracle) document(key string) (doc string, notFound bool) {
 	}
 	tree := map[string]any{}
 	for field, es := range survivors {
+		for _, e := range es[1:] {
+			conflict = conflict || e.field != es[0].field
+		}
 		v := lwwWinner(es).field
 		if top, sub, nested := strings.Cut(field, "."); nested {
 			m, _ := tree[top].(map[string]any)
@@ -599,8 +603,8 @@ func (o *oracle) document(key string) (doc string, notFound bool) {
 		}
 	}
 	if len(tree) == 0 {
-		return "", true
+		return "", true, false
 	}
 	b, _ := json.Marshal(tree) // keys sorted, as the policy writes them
-	return string(b), false
+	return string(b), false, conflict
 }

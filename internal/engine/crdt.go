@@ -26,8 +26,8 @@ import (
 // another one.
 var ErrWrongPolicy = errors.New("replica: operation does not fit the key's merge policy")
 
-// crdtKind returns merge.NameCounter, merge.NameSet or merge.NameJSON for
-// the built-in CRDT policies, "" for any other.
+// crdtKind returns merge.NameCounter, merge.NameSet or merge.NameJSON (for
+// json and json-mv) for the built-in CRDT policies, "" for any other.
 func crdtKind(p merge.Policy) string {
 	switch p.(type) {
 	case merge.Counter, *merge.Counter:

@@ -344,7 +344,7 @@ func (r *Engine) keepPassive(kept []keptValue) ([]keptValue, error) {
 	}
 	err := r.st.View(func(v *store.View) error {
 		for prefix, name := range r.opts.Policies.Names() {
-			if name != merge.NameCounter && name != merge.NameSet && name != merge.NameJSON {
+			if name != merge.NameCounter && name != merge.NameSet && name != merge.NameJSON && name != merge.NameJSONMV {
 				continue
 			}
 			err := v.Records(prefix, "", func(key string, st store.Stored) (bool, error) {

@@ -79,7 +79,8 @@ func getAll(e *env, r *replica.Replica, key string) error {
 	if err != nil {
 		return keyError(key, err)
 	}
-	isDoc := r.Policies().For(key).Name() == merge.NameJSON
+	pol := r.Policies().For(key).Name()
+	isDoc := pol == merge.NameJSON || pol == merge.NameJSONMV
 	o := newOutput(e.stdout)
 	for _, v := range vs {
 		if isDoc && !v.Deleted {

@@ -33,11 +33,11 @@ ignores them. S3 limits object names to 1,024 bytes, the prefix included:
 an s3:// prefix may have at most 961 bytes, and parts of at most 255
 bytes between slashes.
 --policy PREFIX=NAME binds keys starting with PREFIX to the merge policy
-NAME (lww, mv, counter, set or json); an empty PREFIX (--policy =mv) sets
-the default. Prints the new replica's id.`,
+NAME (lww, mv, counter, set, json or json-mv); an empty PREFIX (--policy
+=mv) sets the default. Prints the new replica's id.`,
 	flags: []flagDef{
 		{name: "remote", value: true, need: true, arg: "URL", usage: "the remote store: file:///abs/path or a path, s3://, gs:// or az://bucket/prefix"},
-		{name: "policy", value: true, multi: true, arg: "PREFIX=NAME", usage: "merge policy for keys with PREFIX: lww, mv, counter, set or json (repeatable)"},
+		{name: "policy", value: true, multi: true, arg: "PREFIX=NAME", usage: "merge policy for keys with PREFIX: lww, mv, counter, set, json or json-mv (repeatable)"},
 	},
 	maxArgs: 0,
 	run:     runInit,
@@ -270,7 +270,7 @@ func checkRoom(service, prefix string, room, maxName int) error {
 }
 
 // policyNames are the merge policies --policy accepts.
-var policyNames = []string{"lww", "mv", "counter", "set", "json"}
+var policyNames = []string{"lww", "mv", "counter", "set", "json", "json-mv"}
 
 // parsePolicies parses --policy PREFIX=NAME values into prefix -> name. The
 // name is after the last "=", so a prefix may hold "=".

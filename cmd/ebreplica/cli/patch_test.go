@@ -64,3 +64,30 @@ func TestPatchCommand(t *testing.T) {
 	ok(t, nil, "del", "--dir", a, "docs/ann")
 	failsWith(t, ExitNotFound, nil, []string{"get", "--dir", a, "docs/ann"}, "not found")
 }
+
+// TestPatchJSONMV: under json-mv, concurrent patches of one field make get
+// exit 4 until a patch settles them.
+func TestPatchJSONMV(t *testing.T) {
+	t.Parallel()
+	remoteDir := t.TempDir()
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	ok(t, nil, "init", "--dir", a, "--remote", "file://"+remoteDir, "--policy", "docs/=json-mv")
+	ok(t, nil, "init", "--dir", b, "--remote", "file://"+remoteDir)
+	ok(t, nil, "patch", "--dir", a, "docs/p", `{"name":"A"}`)
+	ok(t, nil, "sync", "--dir", a)
+	ok(t, nil, "sync", "--dir", b)
+	ok(t, nil, "patch", "--dir", a, "docs/p", `{"name":"Ann"}`)
+	ok(t, nil, "patch", "--dir", b, "docs/p", `{"name":"Anne"}`)
+	for _, d := range []string{a, b, a} {
+		ok(t, nil, "sync", "--dir", d)
+	}
+	failsWith(t, ExitConflict, nil, []string{"get", "--dir", a, "docs/p"}, "concurrent versions")
+	all := ok(t, nil, "get", "--all", "--dir", a, "docs/p").out()
+	if !strings.Contains(all, `{\"name\":\"Ann\"}`) || !strings.Contains(all, `{\"name\":\"Anne\"}`) {
+		t.Fatalf("get --all does not show both documents:\n%s", all)
+	}
+	ok(t, nil, "patch", "--dir", a, "docs/p", `{"name":"Anna"}`)
+	if got := ok(t, nil, "get", "--dir", a, "docs/p").out(); got != `{"name":"Anna"}` {
+		t.Fatalf("after settling: %s", got)
+	}
+}

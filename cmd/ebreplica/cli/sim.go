@@ -40,7 +40,7 @@ shortest failing schedule. Exit 0 when converged, 1 otherwise.
 		{name: "faults", value: true, arg: "P", usage: "remote fault rate, 0 to 0.5 (default 0.1)"},
 		{name: "partitions", value: true, arg: "P", usage: "share of operations that cut a replica off (default 0.04)"},
 		{name: "crashes", value: true, arg: "P", usage: "share of operations that crash a replica (default 0.05)"},
-		{name: "policy", value: true, arg: "NAME", usage: "lww, mv, counter, set or json (default lww)"},
+		{name: "policy", value: true, arg: "NAME", usage: "lww, mv, counter, set, json or json-mv (default lww)"},
 		{name: "engine", value: true, arg: "NAME", usage: "mem (crashable) or badger (in memory) (default mem)"},
 		{name: "durability", value: true, arg: "MODE", usage: "sync or relaxed (default sync)"},
 		{name: "seed", value: true, arg: "N", usage: "seed of the first run (default 1)"},
