@@ -380,8 +380,9 @@ func (s *DocState) apply(p string, obj map[string]json.RawMessage, w docEntry) e
 // Replace returns s with its document replaced by doc (a JSON object,
 // ErrBadPatch otherwise) by the write named by dot d at HLC t: it applies
 // the merge patch from the document s reads as to doc, so only the fields
-// whose value changes get d, and the fields doc lacks are removed. A null
-// field in doc is not stored (a patch cannot hold null).
+// whose value changes get d, and the fields doc lacks are removed; a field
+// holding concurrent assignments is assigned too, which settles them. A
+// null field in doc is not stored (a patch cannot hold null).
 func (s DocState) Replace(d clock.Dot, t clock.HLC, doc []byte) (DocState, error) {
 	obj, err := parseObject(doc)
 	if err != nil {
@@ -398,7 +399,56 @@ func (s DocState) Replace(d clock.Dot, t clock.HLC, doc []byte) (DocState, error
 	if err != nil {
 		return DocState{}, err
 	}
-	return s.Patch(d, t, patch)
+	out, err := s.Patch(d, t, patch)
+	if err != nil {
+		return DocState{}, err
+	}
+	// A field holding concurrent assignments is assigned again even when
+	// doc gives it the value the HLC rule shows: the writer saw them all,
+	// and settles them (json-mv reads them as a conflict until then).
+	for p, es := range s.paths {
+		if len(es) < 2 {
+			continue
+		}
+		keys, _ := splitPath(p)
+		v, ok := lookup(obj, keys)
+		if !ok {
+			continue
+		}
+		sub := json.RawMessage(v)
+		for i := len(keys) - 1; i >= 0; i-- {
+			b, err := json.Marshal(map[string]json.RawMessage{keys[i]: sub})
+			if err != nil {
+				return DocState{}, err
+			}
+			sub = b
+		}
+		if out, err = out.Patch(d, t, sub); err != nil {
+			return DocState{}, err
+		}
+	}
+	return out, nil
+}
+
+// lookup returns the value at keys in obj (not null), if any.
+func lookup(obj map[string]json.RawMessage, keys []string) ([]byte, bool) {
+	for i, k := range keys {
+		v, ok := obj[k]
+		v = bytes.TrimSpace(v)
+		if !ok || string(v) == "null" {
+			return nil, false
+		}
+		if i == len(keys)-1 {
+			return v, true
+		}
+		if len(v) == 0 || v[0] != '{' {
+			return nil, false
+		}
+		if json.Unmarshal(v, &obj) != nil {
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // diffObjects is the merge patch that turns old into doc.

@@ -291,3 +291,23 @@ func TestJSONMVKeepsConcurrentAssignments(t *testing.T) {
 		t.Fatalf("json: %+v %s", res, res.Value)
 	}
 }
+
+// A whole-document write settles a field's concurrent assignments even when
+// it keeps the value the HLC rule showed.
+func TestDocReplaceSettlesConcurrentAssignments(t *testing.T) {
+	ids := proptest.Pool(2)
+	var base merge.DocState
+	x := mustPatch(t, base, clock.Dot{Replica: ids[0], Counter: 1}, 10, `{"n":{"a":"x"},"m":1}`)
+	y := mustPatch(t, base, clock.Dot{Replica: ids[1], Counter: 1}, 20, `{"n":{"a":"y"},"m":1}`)
+	both := x.Join(y)
+	if !both.Conflicted() {
+		t.Fatal("no conflict")
+	}
+	put, err := both.Replace(clock.Dot{Replica: ids[0], Counter: 2}, 30, []byte(`{"n":{"a":"y"},"m":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put.Conflicted() || docText(t, put) != `{"m":1,"n":{"a":"y"}}` {
+		t.Fatalf("after the put: %v", put)
+	}
+}
