@@ -321,7 +321,7 @@ func (w *World) restore(n *node) (string, *Violation) {
 		// (A copy of the directory made since still holds its writes:
 		// those are not gone, seed 408 of the restore sweep.)
 		if e.node == n.i && !e.lost && e.applied > c.applied && e.published == "" &&
-			!w.heldElsewhere(n, n.id, e.key, e.version()) {
+			!w.heldElsewhere(n, n.id, e.key, e.version()) && !w.carried(e) {
 			e.lost = true
 			lost++
 		}
@@ -613,6 +613,21 @@ func (w *World) reidentify(n *node, opID int) (string, *Violation) {
 
 // heldElsewhere reports whether a node other than n that still has id
 // holds version v of key.
+// carried reports whether a published write of a json key happened after
+// e: its state carries e's assignments (or whatever superseded them), so
+// e is not gone with an unpublished disk.
+func (w *World) carried(e *event) bool {
+	if w.cfg.kind() != kindJSON {
+		return false
+	}
+	for _, f := range w.or.byKey[e.key] {
+		if f != e && !f.lost && f.published != "" && f.past[e.n] {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *World) heldElsewhere(n *node, id clock.ReplicaID, key string, v merge.Version) bool {
 	for _, m := range w.nodes {
 		if m == n || m.id != id || m.r == nil {

@@ -6,7 +6,10 @@ import (
 	"time"
 )
 
-var jsonSeeds = flag.Int("sim.json", 300, "number of seeds of each json sweep (TestJSONSweeps)")
+var (
+	jsonSeeds  = flag.Int("sim.json", 300, "number of seeds of each json sweep (TestJSONSweeps)")
+	jsonCopies = flag.Bool("sim.json-copies", false, "TestJSONSweeps with backups put back and directory copies (known oracle gaps)")
+)
 
 // TestJSONSweeps runs the bulk sweep's and the absence sweep's worlds with
 // the json policy and its field-editing workload (-sim.json seeds each):
@@ -22,12 +25,16 @@ func TestJSONSweeps(t *testing.T) {
 			json := func(s uint64) Config {
 				c := cfg(s)
 				c.Policy = []string{PolicyJSON, PolicyJSONMV}[s%2]
-				// Without backups put back and directory copies: the oracle
-				// does not yet follow the field assignments a re-stamp
-				// carries under a new dot, nor those a published state
-				// carries for an earlier unpublished write (seeds 480, 500
-				// and 684 of the absence sweep fail so).
-				c.Backups, c.Copies = 0, 0
+				// Without backups put back and directory copies unless
+				// -sim.json-copies: of the absence sweep's first 1,000
+				// seeds, 684 fails because the oracle does not follow a
+				// field assignment that reidentify's re-stamp carries under
+				// a new dot (with its old HLC), and 480 is reidentify's
+				// limit (a copy's write under a dot its twin published
+				// first, as seeds 345 and 2001 of the absence sweep).
+				if !*jsonCopies {
+					c.Backups, c.Copies = 0, 0
+				}
 				return c
 			}
 			start := time.Now()
