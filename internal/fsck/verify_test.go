@@ -34,7 +34,11 @@ func newVerifyStore(t *testing.T, b remote.Backend) *verifyStore {
 	ctx := context.Background()
 	s := &verifyStore{b: b}
 	for range 3 {
-		s.rs = append(s.rs, newReplicaOpts(t, b, engine.Options{}))
+		// Every pull lists log/: a ready replica's idle poll (one GET of
+		// the next position) would take a hole at cursor+1 for "idle"
+		// until its next listing (Options.ListEvery), and these tests
+		// look at what a listing pull makes of damage.
+		s.rs = append(s.rs, newReplicaOpts(t, b, engine.Options{ListEvery: -1}))
 	}
 	for i := range 9 {
 		r := s.rs[i%3]
