@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/aws/smithy-go/logging"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -302,7 +304,10 @@ func Open(ctx context.Context, rawURL string, opts *Options) (*Backend, error) {
 	if _, err := opts.validate(); err != nil {
 		return nil, err
 	}
-	load := []func(*config.LoadOptions) error{config.WithDefaultRegion(DefaultRegion)}
+	// The SDK's own log lines (such as "WARN falling back to IMDSv1" when
+	// no credentials are configured) are dropped: every failure comes back
+	// as an error, which the caller words in one line.
+	load := []func(*config.LoadOptions) error{config.WithDefaultRegion(DefaultRegion), config.WithLogger(logging.Nop{})}
 	if u.Region != "" {
 		load = append(load, config.WithRegion(u.Region))
 	}
