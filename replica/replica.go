@@ -65,9 +65,13 @@ const (
 	ProbeMaxAge = engine.ProbeMaxAge
 )
 
+// WatchFromNow as Watch's since: only changes from now on.
+const WatchFromNow = engine.WatchFromNow
+
 // Errors. Branch on them with errors.Is (ErrConflict also with errors.As on
 // *ConflictError).
 var (
+	ErrFeedTooOld         = engine.ErrFeedTooOld
 	ErrNotFound           = engine.ErrNotFound
 	ErrConflict           = engine.ErrConflict
 	ErrClosed             = engine.ErrClosed
@@ -106,6 +110,8 @@ type (
 	PendingKey = engine.PendingKey
 	// Status describes the replica.
 	Status = engine.Status
+	// Change is one change-feed entry, as Watch yields it.
+	Change = engine.Change
 	// PushStats reports one push.
 	PushStats = engine.PushStats
 	// PullStats reports one pull.
@@ -316,6 +322,15 @@ func (r *Replica) RemoteURL() string { return r.e.RemoteURL() }
 
 // Policies returns the policy registry in force.
 func (r *Replica) Policies() *merge.Registry { return r.e.Policies() }
+
+// Watch yields every change to a key under prefix after sequence number
+// since (WatchFromNow: from now on), local writes and changes merged by a
+// pull alike, in order, then waits for more until ctx ends; see
+// engine.Engine.Watch for the guarantees (ErrFeedTooOld past the kept
+// window of store.FeedRetention changes).
+func (r *Replica) Watch(ctx context.Context, prefix string, since uint64) iter.Seq2[Change, error] {
+	return r.e.Watch(ctx, prefix, since)
+}
 
 // Status returns the replica's status; Live is Run's state while it
 // runs.

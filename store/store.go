@@ -151,6 +151,9 @@ type Store struct {
 	live    atomic.Int64
 	pending atomic.Int64
 	commits atomic.Int64 // engine commits (group commits)
+	// changed is closed (and replaced) after each commit that wrote
+	// something: change-feed readers wait on it (Changed).
+	changed atomic.Pointer[chan struct{}]
 
 	// Pipelined fsync (engines that allow Sync during commits): nil
 	// syncWake means the writer fsyncs itself.
@@ -309,6 +312,19 @@ func (s *Store) OutboxLen() int64 { return s.pending.Load() }
 
 // Commits returns how many engine transactions the writer has committed.
 func (s *Store) Commits() int64 { return s.commits.Load() }
+
+// Changed returns a channel closed at the next commit that writes
+// anything (a change-feed reader that caught up waits on it). Safe for
+// concurrent use; it never blocks the writer.
+func (s *Store) Changed() <-chan struct{} {
+	for {
+		if c := s.changed.Load(); c != nil {
+			return *c
+		}
+		c := make(chan struct{})
+		s.changed.CompareAndSwap(nil, &c)
+	}
+}
 
 // Init records the replica id of a new replica (synced). It fails with
 // ErrReplicaExists when one is already recorded.
@@ -472,6 +488,9 @@ func (s *Store) group(queue []*request) []*request {
 		g.begin()
 		tx := &Tx{s: s, reader: reader, group: g, counter: s.counter, live: live, pending: pending}
 		err := r.fn(tx)
+		if err == nil {
+			err = tx.flushFeed() // the request's changes: one feed entry
+		}
 		if err != nil {
 			g.rollback()
 			taken = append(taken, r)
@@ -568,6 +587,10 @@ func (s *Store) commit(g *overlay, startCounter uint64, live, pending int64, new
 	}
 	if len(g.muts) > 0 {
 		s.commits.Add(1)
+		next := make(chan struct{})
+		if old := s.changed.Swap(&next); old != nil {
+			close(*old)
+		}
 	}
 	s.live.Store(live)
 	s.pending.Store(pending)

@@ -115,6 +115,8 @@ type Tx struct {
 	// asked for it (WriteTime); zero otherwise. writing: inside that fn.
 	writeTime clock.HLC
 	writing   bool
+	local     bool        // PutRecord is a local write's (the change feed's origin)
+	feed      []FeedEntry // this request's changes (feed.go)
 }
 
 func (t *Tx) get(k []byte) ([]byte, bool, error) {
@@ -193,6 +195,9 @@ func (t *Tx) PutRecord(key string, st Stored) error {
 		t.live++
 	case wasLive && !isLive:
 		t.live--
+	}
+	if (isLive || wasLive) && !(had && sameVersions(old.Record, st.Record)) {
+		t.addFeed(FeedEntry{Key: key, Deleted: !isLive, Local: t.local, Conflict: len(st.Record.Versions) > 1})
 	}
 	t.set(recordKey(key), b)
 	cp := st
@@ -382,7 +387,10 @@ func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (v
 		}
 	}
 	rec := merge.LocalWrite(cur.Record, g, v)
-	if err := t.PutRecord(key, Stored{Record: rec, Pos: cur.Pos}); err != nil {
+	t.local = true
+	err = t.PutRecord(key, Stored{Record: rec, Pos: cur.Pos})
+	t.local = false
+	if err != nil {
 		return merge.Version{}, false, err
 	}
 	return v, true, t.SetOutboxMark(key, dot.Counter)

@@ -52,6 +52,7 @@ type applyRun struct {
 // applyStats counts what one transaction of a run changed.
 type applyStats struct {
 	records, changed, conflicts int
+	keys                        []string // the changed keys
 }
 
 // applyRecords applies seg as run describes, a transaction per chunk of
@@ -86,6 +87,7 @@ func (r *Engine) applyRecords(ctx context.Context, seg *segment.Reader, run *app
 			ps.Records += as.records
 			ps.Changed += as.changed
 			ps.Conflicts += as.conflicts
+			ps.addKeys(as.keys)
 			if run.progress != nil {
 				run.progress(as.records)
 			}
@@ -140,6 +142,7 @@ func (r *Engine) applyChunk(tx *store.Tx, run *applyRun, chunk []segment.Entry, 
 		}
 		if changed {
 			as.changed++
+			as.keys = append(as.keys, e.Key)
 			if siblings > 1 {
 				as.conflicts++
 			}

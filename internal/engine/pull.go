@@ -15,14 +15,31 @@ import (
 
 // PullStats reports one pull.
 type PullStats struct {
-	Segments  int           `json:"segments"`
-	Skipped   int           `json:"skipped"`
-	Records   int           `json:"records"`
-	Changed   int           `json:"changed"`
-	Conflicts int           `json:"conflicts"`
-	Bytes     int64         `json:"bytes"`
-	Cursor    uint64        `json:"cursor"`
-	Requests  remote.Counts `json:"requests"`
+	Segments int `json:"segments"`
+	Skipped  int `json:"skipped"`
+	Records  int `json:"records"`
+	Changed  int `json:"changed"`
+	// Keys are the keys the pull changed, in the order it applied them,
+	// the first MaxPullKeys of them (KeysTruncated: there were more; the
+	// change feed, Watch, has them all).
+	Keys          []string      `json:"keys,omitempty"`
+	KeysTruncated bool          `json:"keys_truncated,omitempty"`
+	Conflicts     int           `json:"conflicts"`
+	Bytes         int64         `json:"bytes"`
+	Cursor        uint64        `json:"cursor"`
+	Requests      remote.Counts `json:"requests"`
+}
+
+// MaxPullKeys bounds PullStats.Keys.
+const MaxPullKeys = 1000
+
+// addKeys adds changed keys to ps.Keys, up to MaxPullKeys.
+func (ps *PullStats) addKeys(keys []string) {
+	room := MaxPullKeys - len(ps.Keys)
+	if len(keys) > room {
+		keys, ps.KeysTruncated = keys[:max(room, 0)], true
+	}
+	ps.Keys = append(ps.Keys, keys...)
 }
 
 // SyncStats reports one Sync.

@@ -76,6 +76,7 @@ func commandTable() []*command {
 		pushCmd,
 		pullCmd,
 		syncCmd,
+		watchCmd,
 		compactCmd,
 		verifyCmd,
 		replicasCmd,
