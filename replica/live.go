@@ -20,8 +20,8 @@ type LiveOptions struct {
 	// within one Debounce go out in one push (DefaultDebounce, 200ms).
 	Debounce time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed round: it
-	// starts at MinBackoff (1s), doubles with each failure in a row up to
-	// MaxBackoff (1m), jittered, and resets after a success.
+	// starts at MinBackoff (1s), doubles with each failure in a row,
+	// jittered, never above MaxBackoff (1m), and resets after a success.
 	MinBackoff, MaxBackoff time.Duration
 	// Clock is the time source (nil: the wall clock). Tests inject one.
 	Clock Clock
@@ -159,7 +159,7 @@ func (r *Replica) Run(ctx context.Context, o LiveOptions) error {
 			}
 			if rd.Err != nil {
 				backoff = min(max(2*backoff, o.MinBackoff), o.MaxBackoff)
-				rd.Backoff = jitter(backoff)
+				rd.Backoff = min(jitter(backoff), o.MaxBackoff)
 				nextPull = now.Add(rd.Backoff) // the next round pulls too
 			} else {
 				backoff = 0

@@ -136,7 +136,7 @@ func TestRunLive(t *testing.T) {
 	rounds := make(chan replica.Round, 100)
 	opts := replica.LiveOptions{Interval: 5 * time.Second, Debounce: 200 * time.Millisecond,
 		MinBackoff: time.Second, MaxBackoff: 8 * time.Second, Clock: clk,
-		Jitter: func() float64 { return 0.5 }, // no jitter: exactly the interval
+		Jitter:  func() float64 { return 0.5 }, // no jitter: exactly the interval
 		OnRound: func(r replica.Round) { rounds <- r }}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
