@@ -25,7 +25,7 @@ import (
 // Unknown fields are ignored (a later minor addition reads as absent).
 type Manifest struct {
 	Format     int               `json:"format"`
-	RemoteID    string            `json:"store_id"`
+	RemoteID   string            `json:"store_id"`
 	Policies   map[string]string `json:"policies"`
 	SegmentCap int               `json:"segment_cap"`
 	Codec      string            `json:"codec"`

@@ -31,7 +31,7 @@ import (
 // addition (a bit flip in "parts" must not read as a snapshot with none).
 type SnapIndex struct {
 	Format   int               `json:"format"`
-	RemoteID  string            `json:"store_id"`
+	RemoteID string            `json:"store_id"`
 	Position uint64            `json:"position"`
 	Origin   string            `json:"origin"`
 	Nonce    string            `json:"nonce"`
