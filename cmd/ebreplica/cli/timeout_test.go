@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ func TestTimeoutSilentServer(t *testing.T) {
 		}
 		return true
 	})
-	t.Cleanup(func() { close(release) }) // before the proxy closes
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the proxy closes
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	t.Setenv("AWS_REGION", srv.Region)
@@ -61,8 +64,7 @@ func TestTimeoutSilentServer(t *testing.T) {
 		t.Fatalf("pending after the failed pushes: %q", got)
 	}
 	silent.Store(false)
-	close(release)
-	release = make(chan struct{})
+	unblock() // the abandoned requests return; release is never reassigned (handlers still read it)
 	ok(t, nil, "sync", "--dir", dir)
 	if got := strings.TrimSpace(ok(t, nil, "pending", "--dir", dir).out()); got != "" {
 		t.Fatalf("pending after the server came back: %q", got)
