@@ -194,8 +194,10 @@ type Options struct {
 	// Codec of new segments, written into the manifest: "zstd" (default)
 	// or "raw".
 	Codec string
-	// Progress, when set, is called as long operations advance (stage is
-	// "bootstrap" while a snapshot loads).
+	// Progress, when set, is called as long operations advance: stage
+	// "bootstrap" (records loaded of the snapshot's), "push" (bytes of the
+	// staged segments sent and committed, of their total), "pull" (log
+	// segments applied, of those listed).
 	Progress func(stage string, done, total int64)
 	// AckInterval bounds how often a pull rewrites the registry to publish
 	// its ack (DefaultAckInterval when 0; negative: after every pull that

@@ -113,8 +113,10 @@ type Options struct {
 	// Hooks are for the simulator and the engine's tests; the facade
 	// (package replica) never sets them.
 	Hooks *Hooks
-	// Progress, when set, is called as long operations advance (stage is
-	// "bootstrap" while a snapshot loads).
+	// Progress, when set, is called as long operations advance: stage
+	// "bootstrap" (records loaded of the snapshot's), "push" (bytes of the
+	// staged segments sent and committed, of their total), "pull" (log
+	// segments applied, of those listed).
 	Progress func(stage string, done, total int64)
 	// AckInterval bounds how often a pull rewrites the registry to publish
 	// its ack (DefaultAckInterval when 0; negative: after every pull that
@@ -179,6 +181,16 @@ type Hooks struct {
 	// transaction of a multi-transaction step handles (2000), so that
 	// small runs take several transactions per step.
 	ApplyChunk int
+}
+
+// progress reports a long operation's advance to Options.Progress: stage
+// "bootstrap" (records loaded of the snapshot's), "push" (bytes of the
+// staged segments committed), "pull" (log segments applied of those
+// listed).
+func (r *Engine) progress(stage string, done, total int64) {
+	if r.opts.Progress != nil {
+		r.opts.Progress(stage, done, total)
+	}
 }
 
 func (r *Engine) step(name string) error {

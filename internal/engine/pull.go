@@ -255,6 +255,7 @@ func (r *Engine) newestSnapshot(ctx context.Context) (protocol.Snapshot, error) 
 // segment listed and then gone at or below the newest snapshot was pruned
 // while this pull read: passed, with the rebase done (or its error).
 func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (passed bool, err error) {
+	total := int64(len(l.positions))
 	for start := 0; start < len(l.positions); start += pullWindow {
 		win := l.positions[start:min(start+pullWindow, len(l.positions))]
 		data, gerr := r.fetchWindow(ctx, win, l.own, l.fetched)
@@ -266,6 +267,7 @@ func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (pass
 				}
 				ps.Skipped++
 				ps.Cursor = p
+				r.progress("pull", int64(start+i+1), total)
 				continue
 			}
 			if data[i] == nil {
@@ -282,6 +284,7 @@ func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (pass
 			if err := r.applySegment(ctx, data, i, p, ps); err != nil {
 				return false, err
 			}
+			r.progress("pull", int64(start+i+1), total)
 		}
 		if gerr != nil {
 			return false, gerr

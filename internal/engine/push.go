@@ -150,6 +150,10 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 // uploadStaged uploads each staged segment at the next free position and
 // commits it once its registry reads not retired.
 func (r *Engine) uploadStaged(ctx context.Context, st []*staged, ps *PushStats) error {
+	var total, done int64
+	for _, s := range st {
+		total += int64(len(s.Data))
+	}
 	for _, s := range st {
 		pos, err := r.upload(ctx, s.Data)
 		if err != nil {
@@ -190,6 +194,8 @@ func (r *Engine) uploadStaged(ctx context.Context, st []*staged, ps *PushStats) 
 		ps.Records += s.Record
 		ps.Bytes += int64(len(s.Data))
 		ps.Positions = append(ps.Positions, pos)
+		done += int64(len(s.Data))
+		r.progress("push", done, total)
 	}
 	return nil
 }

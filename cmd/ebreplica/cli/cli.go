@@ -173,7 +173,14 @@ func (e *env) terminalProgress() func(stage string, done, total int64) {
 	return func(stage string, done, total int64) {
 		b := bars[stage]
 		if b == nil {
-			b = e.newBar(stage, "records", total, false)
+			switch stage {
+			case "push": // bytes of the staged segments, with rate and ETA
+				b = e.newBytesBar(stage, total)
+			case "pull":
+				b = e.newBar(stage, "segments", total, false)
+			default:
+				b = e.newBar(stage, "records", total, false)
+			}
 			bars[stage] = b
 		}
 		b.set(done)

@@ -14,10 +14,11 @@ import (
 
 // Progress on long commands: on a terminal only (stderr a TTY), never
 // under --json, drawn by schollz/progressbar on stderr. A bar counts
-// records (import, export, a bootstrap) with rate and ETA; a command whose
-// end cannot be known beforehand (push, pull, sync, compact, verify) shows
-// a spinner with the bytes moved and the rate, read from the remote's
-// counters. A bar is cleared when it finishes, and before the command's
+// records (import, export, a bootstrap), bytes (what a push sends, once it
+// has staged it) or log segments (what a pull applies, once it has listed
+// them) with rate and ETA; beside it, push, pull, sync, compact and verify
+// show a spinner with the bytes moved on the remote and the rate, read from
+// the remote's counters. A bar is cleared when it finishes, and before the command's
 // first line of output.
 
 // showProgress reports whether this command may draw progress.
@@ -73,6 +74,17 @@ func (e *env) newBar(desc, unit string, total int64, fine bool) *bar {
 		throttle = 100 * time.Millisecond
 	}
 	b := newBar(e.stderr, desc, unit, total, false, throttle)
+	e.addBar(b)
+	return b
+}
+
+// newBytesBar starts a bar of total bytes (nil when this command shows no
+// progress).
+func (e *env) newBytesBar(desc string, total int64) *bar {
+	if !e.showProgress() {
+		return nil
+	}
+	b := newBar(e.stderr, desc, "", total, true, 0)
 	e.addBar(b)
 	return b
 }

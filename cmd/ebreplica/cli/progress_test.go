@@ -70,6 +70,13 @@ func TestProgressOnTerminal(t *testing.T) {
 	if !strings.Contains(term, " push ") {
 		t.Errorf("push: the terminal showed %q", term)
 	}
+	// Once staged, the bytes a push sends are known: a bar with a
+	// percentage and the bytes (the engine's "push" progress).
+	// (one segment here: drawn at 0%, cleared when it completes), with
+	// elapsed and remaining time.
+	if !strings.Contains(term, "push   0% |") || !strings.Contains(term, "[0s:") {
+		t.Errorf("push: no bar of the bytes to send on the terminal: %q", term)
+	}
 
 	// Under --json nothing but the JSON, even on a terminal.
 	term, out = onTerminal(t, nil, "export", "--json", "--dir", dir)
