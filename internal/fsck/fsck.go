@@ -177,6 +177,10 @@ type Options struct {
 	// Policies reads the records (nil: the built-in policies the manifest
 	// names; the engine's Replica.Verify passes the replica's).
 	Policies *merge.Registry
+	// Progress, when set, is told the bytes of log segments checked so
+	// far, of the total listed (called from several goroutines, one at a
+	// time).
+	Progress func(done, total int64)
 }
 
 // Problem is one finding of Verify, about one object.
@@ -782,8 +786,22 @@ func (v *verifier) checkLog(ctx context.Context) error {
 	// the log is: g.Go waits for a free slot.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(verifyWindow)
+	var mu sync.Mutex
+	var total, done int64
+	for _, n := range v.logSizes {
+		total += n
+	}
 	for i, p := range v.logs {
-		g.Go(func() error { return v.checkSegment(gctx, p, v.logSizes[i]) })
+		g.Go(func() error {
+			err := v.checkSegment(gctx, p, v.logSizes[i])
+			if v.o.Progress != nil {
+				mu.Lock()
+				done += v.logSizes[i]
+				v.o.Progress(done, total)
+				mu.Unlock()
+			}
+			return err
+		})
 	}
 	return g.Wait()
 }

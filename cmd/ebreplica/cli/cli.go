@@ -174,7 +174,7 @@ func (e *env) terminalProgress() func(stage string, done, total int64) {
 		b := bars[stage]
 		if b == nil {
 			switch stage {
-			case "push": // bytes of the staged segments, with rate and ETA
+			case "push", "verify": // bytes (staged segments; log segments checked), with rate and ETA
 				b = e.newBytesBar(stage, total)
 			case "pull":
 				b = e.newBar(stage, "segments", total, false)

@@ -78,6 +78,12 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Errorf("push: no bar of the bytes to send on the terminal: %q", term)
 	}
 
+	// verify: a bar of the log's bytes checked, with its times.
+	term, _ = onTerminal(t, nil, "verify", "--dir", dir)
+	if !strings.Contains(term, "verify   0% |") || !strings.Contains(term, "[0s:") {
+		t.Errorf("verify: no bar of the bytes to check on the terminal: %q", term)
+	}
+
 	// Under --json nothing but the JSON, even on a terminal.
 	term, out = onTerminal(t, nil, "export", "--json", "--dir", dir)
 	if term != "" || strings.Count(out, "\n") != 5000 {

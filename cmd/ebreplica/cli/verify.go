@@ -39,6 +39,9 @@ each problem {"object","kind","message"}.`,
 
 func runVerify(ctx context.Context, e *env) error {
 	o := replica.VerifyOptions{Repair: e.flags.bool("repair"), Now: e.wall}
+	if show := e.terminalProgress(); show != nil {
+		o.Progress = func(done, total int64) { show("verify", done, total) }
+	}
 	var rep replica.VerifyReport
 	var where string
 	if raw, ok := e.flags.value("remote"); ok {
