@@ -197,7 +197,9 @@ type Options struct {
 	// Progress, when set, is called as long operations advance: stage
 	// "bootstrap" (records loaded of the snapshot's), "push" (bytes of the
 	// staged segments sent and committed, of their total), "pull" (log
-	// segments applied, of those listed).
+	// segments applied, of those listed), "compact" (records written to
+	// the snapshot, of the live keys at first: the total grows when
+	// records that read as deleted pass it).
 	Progress func(stage string, done, total int64)
 	// AckInterval bounds how often a pull rewrites the registry to publish
 	// its ack (DefaultAckInterval when 0; negative: after every pull that

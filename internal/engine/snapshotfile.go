@@ -89,6 +89,9 @@ func (r *Engine) writeParts(ctx context.Context, v *store.View, partSize int, no
 		Format: FormatVersion, RemoteID: r.manifest.RemoteID, Position: u64(cb),
 		Origin: r.ID().String(), Nonce: nonce, G: format.VectorToJSON(g), Created: r.now().UTC()}}
 	top := g.Clone()
+	// Progress: records written of the live keys (records that read as
+	// deleted come on top: the total grows to the count when passed).
+	live := r.st.Len()
 	err = v.Records("", "", func(key string, st store.Stored) (bool, error) {
 		if err := w.enc.AddPos(key, st.Pos, st.Record); err != nil {
 			return false, err
@@ -96,6 +99,7 @@ func (r *Engine) writeParts(ctx context.Context, v *store.View, partSize int, no
 		top.JoinInPlace(st.Clock)
 		w.idx.Records++
 		if w.enc.Len() >= partSize {
+			r.progress("compact", w.idx.Records, max(live, w.idx.Records+1))
 			return true, w.flush(ctx)
 		}
 		return true, nil
@@ -105,6 +109,9 @@ func (r *Engine) writeParts(ctx context.Context, v *store.View, partSize int, no
 	}
 	w.idx.Top = format.VectorToJSON(top)
 	err = w.flush(ctx)
+	if err == nil {
+		r.progress("compact", w.idx.Records, w.idx.Records)
+	}
 	return w.idx, err
 }
 

@@ -78,6 +78,12 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Errorf("push: no bar of the bytes to send on the terminal: %q", term)
 	}
 
+	// compact: a bar of the records written to the snapshot.
+	term, _ = onTerminal(t, nil, "compact", "--dir", dir)
+	if !strings.Contains(term, "compact   0% |") || !strings.Contains(term, "/5000, ") {
+		t.Errorf("compact: no bar of the records written on the terminal: %q", term)
+	}
+
 	// verify: a bar of the log's bytes checked, with its times.
 	term, _ = onTerminal(t, nil, "verify", "--dir", dir)
 	if !strings.Contains(term, "verify   0% |") || !strings.Contains(term, "[0s:") {
