@@ -118,6 +118,20 @@ func (e *PolicyError) Unwrap() error { return e.Err }
 // ErrUnknownPolicy: a policy name that no registry entry provides.
 var ErrUnknownPolicy = errors.New("merge: unknown policy")
 
+// UnknownPolicyError names a recorded policy that neither the built-ins nor
+// the given user policies provide, and the prefix it serves. It matches
+// ErrUnknownPolicy with errors.Is.
+type UnknownPolicyError struct {
+	Name, Prefix string
+}
+
+func (e *UnknownPolicyError) Error() string {
+	return fmt.Sprintf("%v: this replica uses policy %q for prefix %q: register it in Options.Funcs", ErrUnknownPolicy, e.Name, e.Prefix)
+}
+
+// Is makes errors.Is(err, ErrUnknownPolicy) true.
+func (e *UnknownPolicyError) Is(target error) bool { return target == ErrUnknownPolicy }
+
 // Registry maps key prefixes to policies; the longest matching prefix wins,
 // and the empty prefix is the default (lww unless set). Safe for concurrent
 // use once built; Set may be called concurrently with For.

@@ -435,7 +435,7 @@ func recordedPolicies(eng store.Engine, funcs map[string]merge.Policy) (*merge.R
 			p, ok = funcs[name]
 		}
 		if !ok {
-			return nil, fmt.Errorf("%w: this replica uses policy %q for prefix %q: register it in Options.Funcs", merge.ErrUnknownPolicy, name, prefix)
+			return nil, &merge.UnknownPolicyError{Name: name, Prefix: prefix}
 		}
 		reg.Set(prefix, p)
 	}

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,12 +220,11 @@ func (e *env) open() (*replica.Replica, error) {
 	return r, nil
 }
 
-var unknownPolicyRE = regexp.MustCompile(`uses policy "([^"]+)" for prefix`)
-
 // unknownPolicyName is the policy name an open's ErrUnknownPolicy names.
 func unknownPolicyName(err error) string {
-	if m := unknownPolicyRE.FindStringSubmatch(err.Error()); m != nil {
-		return m[1]
+	var u *merge.UnknownPolicyError
+	if errors.As(err, &u) {
+		return u.Name
 	}
 	return ""
 }
