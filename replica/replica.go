@@ -9,8 +9,8 @@
 // and projected to one read value by the key's policy (lww by default).
 //
 // Push, Pull, Sync and Compact exchange changes through a shared remote
-// store (S3, an S3-compatible service, or a directory), named by a URL
-// recorded at Init. The remote is opened on first use, by Options.OpenRemote
+// store (S3 or an S3-compatible service, Google Cloud Storage, Azure Blob
+// Storage, or a directory), named by a URL recorded at Init. The remote is opened on first use, by Options.OpenRemote
 // (remoteurl.Open by default), unless Options.Backend gives it.
 //
 // A Replica is safe for concurrent use. Writes from many goroutines are
