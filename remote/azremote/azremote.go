@@ -110,13 +110,7 @@ const (
 )
 
 // MaxKeyLenUnder returns the longest key a Backend under prefix accepts.
-func MaxKeyLenUnder(prefix string) int {
-	prefix = strings.Trim(prefix, "/")
-	if prefix == "" {
-		return MaxNameLen
-	}
-	return MaxNameLen - len(prefix) - 1
-}
+func MaxKeyLenUnder(prefix string) int { return names.KeyLenUnder(prefix) }
 
 // Options tunes a Backend. A nil *Options and zero fields mean the defaults.
 type Options struct {
@@ -556,27 +550,18 @@ func checkName(name, prefix string) error {
 // checkLength checks a blob name's length, the length of its parts and
 // their number.
 func checkLength(name, prefix string) error {
-	if len(name) > MaxNameLen {
-		under := ""
-		if prefix != "" {
-			under = fmt.Sprintf(" (the store prefix and its \"/\" take %d of them)", len(prefix)+1)
-		}
-		return fmt.Errorf("%w: the blob name would be %d bytes%s; at most %d are allowed",
-			remote.ErrInvalidKey, len(name), under, MaxNameLen)
+	if err := names.Check(name, prefix); err != nil {
+		return err
 	}
-	n := 0
-	for seg := range strings.SplitSeq(name, "/") {
-		n++
-		if len(seg) > MaxSegmentLen {
-			return fmt.Errorf("%w: the blob name has a part of %d bytes between slashes (%.32q...); ebreplica allows at most %d on every store",
-				remote.ErrInvalidKey, len(seg), seg, MaxSegmentLen)
-		}
-	}
-	if n > MaxSegments {
+	if n := strings.Count(name, "/") + 1; n > MaxSegments {
 		return fmt.Errorf("%w: the blob name has %d parts between slashes; Azure allows at most %d", remote.ErrInvalidKey, n, MaxSegments)
 	}
 	return nil
 }
+
+// names are Azure's limits as this driver checks them.
+var names = remote.NameLimits{Object: "blob", MaxName: MaxNameLen, TooLong: "at most %d are allowed",
+	MaxSegment: MaxSegmentLen, SegmentTooLong: "ebreplica allows at most %d on every store"}
 
 // bodyError marks a failure while reading a blob's body, after the
 // resumptions: it counts as transient.

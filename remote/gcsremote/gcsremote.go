@@ -111,13 +111,7 @@ const (
 )
 
 // MaxKeyLenUnder returns the longest key a Backend under prefix accepts.
-func MaxKeyLenUnder(prefix string) int {
-	prefix = strings.Trim(prefix, "/")
-	if prefix == "" {
-		return MaxNameLen
-	}
-	return MaxNameLen - len(prefix) - 1
-}
+func MaxKeyLenUnder(prefix string) int { return names.KeyLenUnder(prefix) }
 
 // Options tunes a Backend. A nil *Options and zero fields mean the defaults.
 type Options struct {
@@ -540,23 +534,11 @@ func (b *Backend) check(ctx context.Context, o op, key string) error {
 
 // checkName checks an object name against MaxNameLen and MaxSegmentLen;
 // prefix is the store prefix it holds, for the message.
-func checkName(name, prefix string) error {
-	if len(name) > MaxNameLen {
-		under := ""
-		if prefix != "" {
-			under = fmt.Sprintf(" (the store prefix and its \"/\" take %d of them)", len(prefix)+1)
-		}
-		return fmt.Errorf("%w: the object name would be %d bytes%s; GCS allows at most %d",
-			remote.ErrInvalidKey, len(name), under, MaxNameLen)
-	}
-	for seg := range strings.SplitSeq(name, "/") {
-		if len(seg) > MaxSegmentLen {
-			return fmt.Errorf("%w: the object name has a part of %d bytes between slashes (%.32q...); ebreplica allows at most %d on every store",
-				remote.ErrInvalidKey, len(seg), seg, MaxSegmentLen)
-		}
-	}
-	return nil
-}
+func checkName(name, prefix string) error { return names.Check(name, prefix) }
+
+// names are GCS's limits as this driver checks them.
+var names = remote.NameLimits{Object: "object", MaxName: MaxNameLen, TooLong: "GCS allows at most %d",
+	MaxSegment: MaxSegmentLen, SegmentTooLong: "ebreplica allows at most %d on every store"}
 
 // bodyError marks a failure while reading an object's body, after the
 // client's retries: it counts as transient.

@@ -94,13 +94,7 @@ const (
 // key k is stored as prefix/k, and the whole name may have MaxNameLen
 // bytes. It is MaxNameLen for the bucket root, and less than 1 for a prefix
 // that leaves no room.
-func MaxKeyLenUnder(prefix string) int {
-	prefix = strings.Trim(prefix, "/")
-	if prefix == "" {
-		return MaxNameLen
-	}
-	return MaxNameLen - len(prefix) - 1
-}
+func MaxKeyLenUnder(prefix string) int { return names.KeyLenUnder(prefix) }
 
 // maxPrealloc is the most Get allocates before the bytes arrive, whatever
 // the answer's Content-Length says.
@@ -542,23 +536,11 @@ func (b *Backend) check(ctx context.Context, o op, key string) error {
 
 // checkName checks an object name against MaxNameLen and MaxSegmentLen;
 // prefix is the store prefix it holds, for the message.
-func checkName(name, prefix string) error {
-	if len(name) > MaxNameLen {
-		under := ""
-		if prefix != "" {
-			under = fmt.Sprintf(" (the store prefix and its \"/\" take %d of them)", len(prefix)+1)
-		}
-		return fmt.Errorf("%w: the object name would be %d bytes%s; S3 allows at most %d",
-			remote.ErrInvalidKey, len(name), under, MaxNameLen)
-	}
-	for seg := range strings.SplitSeq(name, "/") {
-		if len(seg) > MaxSegmentLen {
-			return fmt.Errorf("%w: the object name has a part of %d bytes between slashes (%.32q...); S3 servers that keep objects as files (MinIO, versitygw) allow at most %d",
-				remote.ErrInvalidKey, len(seg), seg, MaxSegmentLen)
-		}
-	}
-	return nil
-}
+func checkName(name, prefix string) error { return names.Check(name, prefix) }
+
+// names are S3's limits as this driver checks them.
+var names = remote.NameLimits{Object: "object", MaxName: MaxNameLen, TooLong: "S3 allows at most %d",
+	MaxSegment: MaxSegmentLen, SegmentTooLong: "S3 servers that keep objects as files (MinIO, versitygw) allow at most %d"}
 
 // bodyError marks a failure while reading a GetObject body, after the SDK's
 // retries are over: the read is not retried and counts as transient.
