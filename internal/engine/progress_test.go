@@ -59,3 +59,26 @@ func TestProgressPushPull(t *testing.T) {
 		t.Fatalf("pull of %d segments reported %v", pl.Segments, pulls)
 	}
 }
+
+// TestPullStatsBytes: a pull counts the bytes of the segments it applied
+// (it counted 0: the size was read after the window dropped the data).
+func TestPullStatsBytes(t *testing.T) {
+	ctx := context.Background()
+	b := memremote.New("bytes")
+	a := newReplicaOpts(t, b, engine.Options{})
+	c := newReplicaOpts(t, b, engine.Options{})
+	if err := a.Put(ctx, "k", make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := a.Push(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := c.Pull(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.Segments != 1 || pl.Bytes != ps.Bytes || pl.Bytes == 0 {
+		t.Fatalf("pulled %d segments, %d bytes; pushed %d bytes", pl.Segments, pl.Bytes, ps.Bytes)
+	}
+}
