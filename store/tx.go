@@ -347,6 +347,12 @@ func (t *Tx) Write(key string, value []byte, deleted bool) (merge.Version, error
 // whether to write at all (when not, no dot is issued and nothing changes).
 // fn must not keep start.
 func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (value []byte, deleted, write bool, err error)) (merge.Version, bool, error) {
+	return t.writeFunc(key, nil, fn)
+}
+
+// writeFunc is WriteFunc; with seen non-nil the write supersedes only the
+// versions seen covers (merge.ContextWrite, see WriteWithContext).
+func (t *Tx) writeFunc(key string, seen *clock.Vector, fn func(start merge.Record, dot clock.Dot) (value []byte, deleted, write bool, err error)) (merge.Version, bool, error) {
 	cur, _, err := t.Record(key)
 	if err != nil {
 		return merge.Version{}, false, err
@@ -386,7 +392,12 @@ func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (v
 			v.Value = []byte{}
 		}
 	}
-	rec := merge.LocalWrite(cur.Record, g, v)
+	var rec merge.Record
+	if seen != nil {
+		rec = merge.ContextWrite(cur.Record, g, *seen, v)
+	} else {
+		rec = merge.LocalWrite(cur.Record, g, v)
+	}
 	t.local = true
 	err = t.PutRecord(key, Stored{Record: rec, Pos: cur.Pos})
 	t.local = false
