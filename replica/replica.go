@@ -42,6 +42,7 @@ import (
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Limits and defaults.
@@ -220,6 +221,13 @@ type Options struct {
 	// or OpenRemote given here is used as it is (wrap it with
 	// remote.WithTimeout to bound it).
 	RequestTimeout time.Duration
+	// Metrics, when set, is where Open and Init register this replica's
+	// Prometheus collector (the ebreplica_* metrics; see metrics.go and
+	// NewMetricsRegistry), before they touch dir: a registration that
+	// fails (another open replica registered there: wrap the registry
+	// with prometheus.WrapRegistererWith to tell them apart) fails the
+	// call and changes nothing. Close unregisters it.
+	Metrics prometheus.Registerer
 }
 
 func (o *Options) engine() *engine.Options {
@@ -245,14 +253,16 @@ type Replica struct {
 	backend remote.Backend
 
 	live live // Run's state (live.go)
+
+	m *metrics // counters and the Prometheus collector (metrics.go)
 }
 
-func wrap(e *engine.Engine, o *Options) *Replica {
+func wrap(e *engine.Engine, o *Options, m *metrics) *Replica {
 	var timeout time.Duration
 	if o != nil {
 		timeout = o.RequestTimeout
 	}
-	r := &Replica{e: e, open: func(ctx context.Context, url string) (remote.Backend, error) {
+	r := &Replica{e: e, m: m, open: func(ctx context.Context, url string) (remote.Backend, error) {
 		return remoteurl.OpenOptions(ctx, url, &remoteurl.Options{Timeout: timeout})
 	}}
 	if o != nil {
@@ -261,27 +271,38 @@ func wrap(e *engine.Engine, o *Options) *Replica {
 			r.open = o.OpenRemote
 		}
 	}
+	m.attach(r)
 	return r
 }
 
 // Init creates a new replica in dir, bound to the remote URL. It fails with
 // ErrAlreadyInitialized when dir already holds one.
 func Init(dir, remoteURL string, opts *Options) (*Replica, error) {
-	e, err := engine.Init(dir, remoteURL, opts.engine())
+	m, err := newMetrics(opts)
 	if err != nil {
 		return nil, err
 	}
-	return wrap(e, opts), nil
+	e, err := engine.Init(dir, remoteURL, opts.engine())
+	if err != nil {
+		m.unregister()
+		return nil, err
+	}
+	return wrap(e, opts, m), nil
 }
 
 // Open opens the replica in dir. Without opts.Create, a directory that
 // holds none fails with ErrNotInitialized.
 func Open(dir string, opts *Options) (*Replica, error) {
-	e, err := engine.Open(dir, opts.engine())
+	m, err := newMetrics(opts)
 	if err != nil {
 		return nil, err
 	}
-	return wrap(e, opts), nil
+	e, err := engine.Open(dir, opts.engine())
+	if err != nil {
+		m.unregister()
+		return nil, err
+	}
+	return wrap(e, opts, m), nil
 }
 
 // Backend returns the remote this replica syncs with, opening its recorded
@@ -312,8 +333,12 @@ func (r *Replica) bind(ctx context.Context) error {
 	return err
 }
 
-// Close closes the replica; later calls return ErrClosed.
-func (r *Replica) Close() error { return r.e.Close() }
+// Close closes the replica (and unregisters its metrics); later calls
+// return ErrClosed.
+func (r *Replica) Close() error {
+	r.m.unregister()
+	return r.e.Close()
+}
 
 // ID returns the replica id.
 func (r *Replica) ID() clock.ReplicaID { return r.e.ID() }
@@ -445,7 +470,8 @@ func (r *Replica) Connect(ctx context.Context) (created bool, err error) {
 }
 
 // Push sends local changes (see the engine's push for the protocol).
-func (r *Replica) Push(ctx context.Context) (PushStats, error) {
+func (r *Replica) Push(ctx context.Context) (_ PushStats, err error) {
+	defer r.m.count(&r.m.pushes, &err)
 	if err := r.bind(ctx); err != nil {
 		return PushStats{}, err
 	}
@@ -453,7 +479,8 @@ func (r *Replica) Push(ctx context.Context) (PushStats, error) {
 }
 
 // PushAll re-sends every record this replica holds.
-func (r *Replica) PushAll(ctx context.Context) (PushStats, error) {
+func (r *Replica) PushAll(ctx context.Context) (_ PushStats, err error) {
+	defer r.m.count(&r.m.pushes, &err)
 	if err := r.bind(ctx); err != nil {
 		return PushStats{}, err
 	}
@@ -461,7 +488,8 @@ func (r *Replica) PushAll(ctx context.Context) (PushStats, error) {
 }
 
 // Pull receives and merges what other replicas pushed.
-func (r *Replica) Pull(ctx context.Context) (PullStats, error) {
+func (r *Replica) Pull(ctx context.Context) (_ PullStats, err error) {
+	defer r.m.count(&r.m.pulls, &err)
 	if err := r.bind(ctx); err != nil {
 		return PullStats{}, err
 	}
@@ -469,7 +497,8 @@ func (r *Replica) Pull(ctx context.Context) (PullStats, error) {
 }
 
 // Sync pulls, then pushes.
-func (r *Replica) Sync(ctx context.Context) (SyncStats, error) {
+func (r *Replica) Sync(ctx context.Context) (_ SyncStats, err error) {
+	defer r.m.synced(&err)
 	if err := r.bind(ctx); err != nil {
 		return SyncStats{}, err
 	}
