@@ -15,6 +15,8 @@ import (
 // the keys for ebreplica_conflicted_keys: a scrape rescans only when the
 // store has committed since the last scan and that scan is at least this
 // old (by Options.Wall), so the value may be this much behind the data.
+// A scan of 100,000 in-memory keys takes about 60 ms on a small server; a
+// scrape that does not rescan, about 40 µs (BenchmarkMetricsScrape).
 const ConflictScanInterval = 10 * time.Second
 
 // NewMetricsRegistry returns a new Prometheus registry with the Go

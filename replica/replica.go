@@ -222,11 +222,16 @@ type Options struct {
 	// remote.WithTimeout to bound it).
 	RequestTimeout time.Duration
 	// Metrics, when set, is where Open and Init register this replica's
-	// Prometheus collector (the ebreplica_* metrics; see metrics.go and
-	// NewMetricsRegistry), before they touch dir: a registration that
-	// fails (another open replica registered there: wrap the registry
-	// with prometheus.WrapRegistererWith to tell them apart) fails the
-	// call and changes nothing. Close unregisters it.
+	// Prometheus collector, before they touch dir: ebreplica_pushes_total,
+	// _pulls_total, _sync_errors_total, _remote_requests_total{verb},
+	// _remote_bytes_total{dir}, _keys, _pending_keys,
+	// _log_lag_positions, _conflicted_keys (recounted at most every
+	// ConflictScanInterval), _clock_capped_total and
+	// _last_sync_timestamp_seconds, read at scrape time. A registration
+	// that fails (another open replica registered there: wrap the
+	// registry with prometheus.WrapRegistererWith to tell them apart)
+	// fails the call and changes nothing. Close unregisters it.
+	// NewMetricsRegistry makes a registry with the Go runtime collectors.
 	Metrics prometheus.Registerer
 }
 
