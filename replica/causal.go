@@ -6,35 +6,38 @@ import (
 	"github.com/ebreplica/ebreplica/internal/engine"
 )
 
-// Causal-context writes (Riak's context model).
+// CausalContext is the opaque causal context of a read: the version vector
+// of the state it saw, bound to its key ("" = no context). It is base64url
+// without padding (letters, digits, '-' and '_'), so it passes unescaped
+// in a URL and an HTTP header; its length grows with the number of
+// replicas that wrote the key (about 25 characters each).
 //
+// Causal-context writes follow Riak's context model.
 // GetWithContext and VersionsWithContext return, with what they read, the
-// key's causal context: the version vector of the state read, as an opaque
-// string safe in a URL and an HTTP header. PutWithContext and
-// DeleteWithContext given that context supersede only the versions it
-// covers: a read-modify-write racing another writer (here, or on another
-// replica and pulled since the read) keeps the other write as a sibling
-// instead of silently overwriting it, and the key's policy reads the
-// siblings as usual (lww picks by HLC, mv surfaces a *ConflictError).
-// Push and Pull carry the siblings, so every replica converges on them.
+// key's causal context. PutWithContext and DeleteWithContext given that
+// context supersede only the versions it covers: a read-modify-write
+// racing another writer (here, or on another replica and pulled since the
+// read) keeps the other write as a sibling instead of silently
+// overwriting it, and the key's policy reads the siblings as usual (lww
+// picks by HLC, mv surfaces a *ConflictError). Push and Pull carry the
+// siblings, so every replica converges on them.
 //
 //	v, cc, err := r.GetWithContext("cart")
 //	// ... compute v2 from v ...
 //	err = r.PutWithContext(ctx, "cart", v2, cc)
 //
 // The empty context "" is no context: the write supersedes every version
-// the replica holds, as Put and Delete do (an absent key reads with "").
-// A context is bound to its key: a malformed one, or one read from another
-// key, gives ErrBadContext and writes nothing. Dots a context holds that
-// the writing replica has not seen count as not covered, so a context
-// never makes a write lose a version it does not cover (at worst it keeps
-// a sibling the reader had seen). Counter, set and json keys merge
+// the replica holds, as Put and Delete do (an absent key reads with "", so
+// a create after a "not found" overwrites a concurrent create, as Put
+// does). A context is bound to its key: a malformed one, or one read from
+// another key, gives ErrBadContext and writes nothing. Dots a context
+// holds that the writing replica has not seen (it was read on a replica
+// that had pulled further) count as not covered, so a context never makes
+// a write lose a version it does not cover; at worst the write keeps a
+// sibling the reader had seen. Counter, set and json keys merge
 // concurrent writes by their own rules and refuse a non-empty context
-// (ErrWrongPolicy). ContextVector shows the version vector a context
-// carries.
-
-// CausalContext is the opaque causal context of a read: the version vector
-// of the state it saw, bound to its key (base64url; "" = no context).
+// (ErrWrongPolicy); their reads still return it. ContextVector shows the
+// version vector a context carries.
 type CausalContext = engine.CausalContext
 
 // ErrBadContext: a causal context that is malformed or was read from
