@@ -480,7 +480,8 @@ func covered(vec map[string]uint64, v engine.Version) bool {
 
 // TestContextWritesConverge is the property: random interleavings of
 // reads with context, writes and deletes with (possibly stale, possibly
-// another replica's) contexts, plain writes and syncs across 2-3 replicas
+// another replica's) contexts, plain writes, pulls, pushes and syncs
+// across 2-3 replicas
 // converge to identical versions on every replica, and no version is
 // ever dropped unless a write superseded it: a plain write supersedes
 // what its replica holds, a context write only what it holds and its
@@ -529,7 +530,7 @@ func TestContextWritesConverge(t *testing.T) {
 		for i := range steps {
 			r := reps[rapid.IntRange(0, n-1).Draw(rt, "replica")]
 			key := rapid.SampledFrom(keys).Draw(rt, "key")
-			op := rapid.SampledFrom([]string{"read", "put", "putctx", "delctx", "sync"}).Draw(rt, "op")
+			op := rapid.SampledFrom([]string{"read", "put", "putctx", "delctx", "sync", "pull", "push"}).Draw(rt, "op")
 			before := held(r, key)
 			var cc engine.CausalContext
 			if op == "putctx" || op == "delctx" {
@@ -554,6 +555,16 @@ func TestContextWritesConverge(t *testing.T) {
 				continue
 			case "sync":
 				if _, err := r.Sync(ctx); err != nil {
+					rt.Fatal(err)
+				}
+				continue
+			case "pull":
+				if _, err := r.Pull(ctx); err != nil {
+					rt.Fatal(err)
+				}
+				continue
+			case "push":
+				if _, err := r.Push(ctx); err != nil {
 					rt.Fatal(err)
 				}
 				continue
