@@ -76,6 +76,7 @@ func commandTable() []*command {
 		pullCmd,
 		syncCmd,
 		watchCmd,
+		serveCmd,
 		compactCmd,
 		verifyCmd,
 		replicasCmd,
@@ -126,6 +127,9 @@ type env struct {
 	// replica (a bootstrap), with the records it loaded.
 	booted     bool
 	bootLoaded int64
+	// tune, when set, adjusts the options open uses (serve: its metrics
+	// registry).
+	tune func(*replica.Options)
 
 	// Progress shown on a terminal (progress.go).
 	barsMu    sync.Mutex
@@ -145,7 +149,11 @@ func (e *env) bootstrapNote() string {
 
 // options returns the replica options every command opens with.
 func (e *env) options() *replica.Options {
-	return &replica.Options{Wall: e.wall, Progress: e.progress(), LowMemory: e.lowMemory, RequestTimeout: e.timeout}
+	o := &replica.Options{Wall: e.wall, Progress: e.progress(), LowMemory: e.lowMemory, RequestTimeout: e.timeout}
+	if e.tune != nil {
+		e.tune(o)
+	}
+	return o
 }
 
 // progress returns the replica's progress callback: it notes a bootstrap
