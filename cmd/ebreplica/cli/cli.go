@@ -118,7 +118,10 @@ type env struct {
 	flags *parsed // the command's flags and positional arguments
 	args  []string
 
-	rep *replica.Replica // opened by open, closed by Run
+	rep *replica.Replica // opened by open, closed by Run (unless held)
+	// held: this env runs a command forwarded to the server, on the
+	// replica the server holds (rep, never closed here); see forward.go.
+	held *heldEnv
 	// standIns names the library policies (merge.NewFunc) the replica
 	// records and the command line does not have: open gave it stand-ins,
 	// so that their keys read as raw versions and refuse writes.
@@ -279,9 +282,20 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	e := &env{stdin: stdin, stderr: stderr}
 	e.stdout = outputClearing(e, stdout)
+	return e.execute(ctx, args)
+}
+
+// execute runs args in e, prints the error line of a failure to e.stderr,
+// and returns the exit code.
+func (e *env) execute(ctx context.Context, args []string) int {
+	stdout, stderr := e.stdout, e.stderr
 	err := run(ctx, e, args)
 	e.finishBars()
-	if e.rep != nil {
+	var fw *forwarded
+	if errors.As(err, &fw) {
+		return fw.code // the server's output, and its exit code
+	}
+	if e.rep != nil && e.held == nil {
 		if cerr := e.rep.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("closing replica in %s: %w", e.dir, cerr)
 		}
@@ -376,6 +390,9 @@ func run(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if done, err := e.viaServer(ctx, args); done || err != nil {
 		return err
 	}
 	return c.run(ctx, e)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"unicode/utf8"
@@ -179,7 +180,10 @@ func runImport(ctx context.Context, e *env) error {
 // not an *os.File (tests) is read through a pipe-like temporary file.
 func importInput(e *env, name string) (f *os.File, label string, cleanup func(), err error) {
 	if name != "-" {
-		f, err := os.Open(name)
+		f, err := os.Open(e.path(name))
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			pe.Path = name // as given, through the server too
+		}
 		if err != nil {
 			return nil, "", nil, errorf(err, "opening %s: %v", name, err)
 		}

@@ -26,6 +26,9 @@ func (e *env) showProgress() bool {
 	if e.json {
 		return false
 	}
+	if e.held != nil { // forwarded: the client's stderr
+		return e.held.stderrTTY
+	}
 	f, ok := e.stderr.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }

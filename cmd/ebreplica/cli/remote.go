@@ -8,7 +8,8 @@ import (
 )
 
 // openSynced opens the replica and binds it to the remote it recorded at
-// init.
+// init. On failure the replica stays open for Run to close (a replica the
+// server holds for a forwarded command stays open).
 func (e *env) openSynced(ctx context.Context) (*replica.Replica, error) {
 	r, err := e.open()
 	if err != nil {
@@ -16,15 +17,12 @@ func (e *env) openSynced(ctx context.Context) (*replica.Replica, error) {
 	}
 	url := r.RemoteURL()
 	if url == "" {
-		r.Close()
 		return nil, errorf(replica.ErrNoRemote, "the replica in %s has no remote", e.dir)
 	}
 	if msg := s3CredentialsProblem(url); msg != "" {
-		r.Close()
 		return nil, errorf(nil, "remote %s: %s", url, msg)
 	}
 	if _, err := r.Backend(ctx); err != nil {
-		r.Close()
 		return nil, errorf(err, "remote %s: %s", url, remoteProblem(url, err))
 	}
 	if b, err := r.Backend(ctx); err == nil && e.cmd != nil {

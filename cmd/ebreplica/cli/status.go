@@ -33,6 +33,7 @@ func runStatus(ctx context.Context, e *env) error {
 	}
 	// A remote recorded by an older build may hold a password: never print it.
 	s.RemoteURL = remoteurl.Redact(s.RemoteURL)
+	s.Dir = e.dir // as given (through the server too, whose replica names its own path)
 	if e.json {
 		return writeJSON(e.stdout, s)
 	}
