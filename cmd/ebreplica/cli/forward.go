@@ -63,9 +63,6 @@ import (
 	"github.com/ebreplica/ebreplica/replica"
 )
 
-// socketName is the server's unix socket in the replica directory.
-const socketName = "api.sock"
-
 // cliPath is where the server takes forwarded commands.
 const cliPath = "/v1/cli"
 
@@ -161,11 +158,11 @@ func (e *env) viaServer(ctx context.Context, args []string) (bool, error) {
 		e.dir = e.held.dir
 		return false, e.heldRefusal()
 	}
-	sock := filepath.Join(e.dir, socketName)
+	sock := filepath.Join(e.dir, serveSocket)
 	if e.cmd.name == "serve" {
 		if c, ok := dialServer(ctx, sock); ok {
 			c.Close()
-			return true, errorf(nil, "a server already runs on %s (%s answers)", e.dir, sock)
+			return true, errorf(nil, "a server already runs on %s (%s)", e.dir, serveSocket)
 		}
 		return false, nil
 	}
@@ -245,7 +242,7 @@ func (e *env) forward(ctx context.Context, conn net.Conn, args []string) (int, e
 			return conn, nil
 		}
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", filepath.Join(e.dir, socketName))
+		return d.DialContext(ctx, "unix", filepath.Join(e.dir, serveSocket))
 	}, DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 
@@ -414,7 +411,10 @@ func readFrameHeader(r io.Reader) (byte, uint32, error) {
 // forwardHandler serves POST /v1/cli: it runs forwarded commands against
 // r, the replica the server holds (never closing it), with the policies
 // standIns names given stand-ins when r was opened (see env.standIns).
-func forwardHandler(r *replica.Replica, standIns map[string]bool) http.Handler {
+// When stop ends (the server shuts down), the commands that run until
+// interrupted (watch, sync --watch) end as if interrupted (exit 0); the
+// others finish.
+func forwardHandler(stop context.Context, r *replica.Replica, standIns map[string]bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -454,8 +454,15 @@ func forwardHandler(r *replica.Replica, standIns map[string]bool) http.Handler {
 			return
 		}
 
+		args := make([]string, len(fr.Args))
+		for i, a := range fr.Args {
+			args[i] = string(a)
+		}
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
+		if endless(args) {
+			defer context.AfterFunc(stop, cancel)()
+		}
 		var stdin io.Reader = strings.NewReader("")
 		spr, spw := io.Pipe()
 		if fr.Stdin {
@@ -477,10 +484,6 @@ func forwardHandler(r *replica.Replica, standIns map[string]bool) http.Handler {
 		if fr.StdoutTTY {
 			e.stdout = &clearingWriter{w: e.stdout, e: e}
 		}
-		args := make([]string, len(fr.Args))
-		for i, a := range fr.Args {
-			args[i] = string(a)
-		}
 		code := e.execute(ctx, args)
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], uint32(int32(code)))
@@ -496,6 +499,30 @@ func forwardHandler(r *replica.Replica, standIns map[string]bool) http.Handler {
 		case <-t.C:
 		}
 	})
+}
+
+// forwardCLI is forwardHandler, for serve, set by init (as completionCmd's
+// run): serve's command would otherwise reach commandTable, which lists
+// it, through the forwarded commands (an initialization cycle).
+var forwardCLI func(stop context.Context, r *replica.Replica, standIns map[string]bool) http.Handler
+
+func init() { forwardCLI = forwardHandler }
+
+// endless reports whether args run until interrupted (watch, sync --watch).
+func endless(args []string) bool {
+	rest, err := parseFlags(args, globalFlags, &parsed{}, true)
+	if err != nil || len(rest) == 0 {
+		return false
+	}
+	c := lookup(rest[0])
+	if c == nil {
+		return false
+	}
+	p := &parsed{}
+	if _, err := parseFlags(rest[1:], append(append([]flagDef{}, globalFlags...), c.flags...), p, false); err != nil {
+		return false
+	}
+	return c.name == "watch" || c.name == "sync" && p.bool("watch")
 }
 
 // readCommand reads the first frame of a forwarded command.

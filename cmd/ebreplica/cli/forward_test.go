@@ -34,13 +34,13 @@ func serveForward(t *testing.T, dir string) *forwardServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("unix", filepath.Join(dir, socketName))
+	ln, err := net.Listen("unix", filepath.Join(dir, serveSocket))
 	if err != nil {
 		r.Close()
 		t.Fatal(err)
 	}
 	fs := &forwardServer{}
-	h := forwardHandler(r, e.standIns)
+	h := forwardHandler(context.Background(), r, e.standIns)
 	mux := http.NewServeMux()
 	mux.Handle(cliPath, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		fs.calls.Add(1)
@@ -347,13 +347,13 @@ func TestForwardInterrupted(t *testing.T) {
 // answers) is ignored: the command runs locally.
 func TestForwardStaleSocket(t *testing.T) {
 	dir := newReplica(t)
-	ln, err := net.Listen("unix", filepath.Join(dir, socketName))
+	ln, err := net.Listen("unix", filepath.Join(dir, serveSocket))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	if _, err := os.Stat(filepath.Join(dir, socketName)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, serveSocket)); err != nil {
 		t.Fatal(err)
 	}
 	ok(t, nil, "--dir", dir, "put", "k", "v")
@@ -369,7 +369,7 @@ func TestForwardBadRequests(t *testing.T) {
 	serveForward(t, dir)
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", filepath.Join(dir, socketName))
+		return d.DialContext(ctx, "unix", filepath.Join(dir, serveSocket))
 	}}}
 	for _, body := range []string{"", "\x02\x00\x00\x00\x01x", "\x01\x00\x00\x00\x02{]"} {
 		resp, err := c.Post("http://ebreplica"+cliPath, "application/octet-stream", strings.NewReader(body))
@@ -393,7 +393,7 @@ func TestForwardBadRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	srv := &http.Server{Handler: forwardHandler(r, nil)}
+	srv := &http.Server{Handler: forwardHandler(context.Background(), r, nil)}
 	go srv.Serve(ln)
 	defer srv.Close()
 	resp, err := http.Post("http://"+ln.Addr().String()+cliPath, "application/octet-stream", strings.NewReader(""))
@@ -471,4 +471,79 @@ func openFile(t *testing.T, name string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// TestForwardThroughServe: with `ebreplica serve` running on DIR, commands
+// go through it (what they write is what the API reads), a second serve and
+// what a held replica cannot do are refused, and a watch through it ends
+// with exit 0 when serve shuts down; after it, commands run locally again.
+func TestForwardThroughServe(t *testing.T) {
+	dir := newReplica(t)
+	s := startServe(t, dir)
+	ok(t, nil, "--dir", dir, "put", "k", "v")
+	if code, body := s.do(http.MethodGet, "/v1/kv/k", ""); code != http.StatusOK || body != "v" {
+		t.Fatalf("GET /v1/kv/k after put through the server: %d %q", code, body)
+	}
+	if r := ok(t, nil, "--dir", dir, "get", "k"); r.out() != "v" {
+		t.Fatalf("get k: %q", r.out())
+	}
+	if r := ok(t, []byte("a\nb\n"), "--dir", dir, "put", "multi"); r.out() != "" {
+		t.Fatalf("put from stdin: %q", r.out())
+	}
+	if code, body := s.do(http.MethodGet, "/v1/kv/multi", ""); code != http.StatusOK || body != "a\nb\n" {
+		t.Fatalf("GET /v1/kv/multi: %d %q", code, body)
+	}
+	failsWith(t, ExitNotFound, nil, []string{"--dir", dir, "get", "none"}, `key "none" not found`)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dir", dir, "serve"}, "ebreplica: serve: a server already runs on " + dir + " (api.sock)\n"},
+		{[]string{"--dir", dir, "reidentify"}, "ebreplica: reidentify: `ebreplica serve` holds " + dir + " and takes writes while the id would change; stop serve, run reidentify, then start serve again\n"},
+	} {
+		if r := cli(t, nil, tc.args...); r.code != ExitError || r.stderr != tc.want || len(r.stdout) != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 1, %q", tc.args, r.code, r.stdout, r.stderr, tc.want)
+		}
+	}
+	// serve syncs live: sync --watch is refused once its syncer runs.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, body := s.do(http.MethodGet, "/v1/status", ""); strings.Contains(body, `"live":{`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve's status never showed the live syncer")
+		}
+		time.Sleep(5 * time.Millisecond) // polling for an event, not timing it
+	}
+	want := "ebreplica: sync: `ebreplica serve` syncs " + dir + " live already (its rounds are in its log; watch prints the changes)\n"
+	if r := cli(t, nil, "--dir", dir, "sync", "--watch"); r.code != ExitError || r.stderr != want {
+		t.Errorf("sync --watch: exit %d, stderr %q; want 1, %q", r.code, r.stderr, want)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb lockedBuffer
+	code := make(chan int, 1)
+	go func() { code <- Run(ctx, []string{"watch", "--since", "0", "--dir", dir}, nil, &out, &errb) }()
+	ok(t, nil, "--dir", dir, "del", "multi")
+	const lines = "1 put k local\n2 put multi local\n3 delete multi local\n"
+	for out.String() != lines {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch through serve: stdout %q, stderr %q", out.String(), errb.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling for an event, not timing it
+	}
+	if c := s.shutdown(); c != ExitOK {
+		t.Fatalf("serve: exit %d, stderr %s", c, s.stderr.String())
+	}
+	if c := <-code; c != ExitOK || out.String() != lines || errb.String() != "" {
+		t.Fatalf("watch when serve stopped: exit %d, stdout %q, stderr %q", c, out.String(), errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, serveSocket)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("api.sock after serve: %v", err)
+	}
+	if r := ok(t, nil, "--dir", dir, "get", "k"); r.out() != "v" {
+		t.Fatalf("get k after serve: %q", r.out())
+	}
 }

@@ -93,7 +93,7 @@ func runServe(ctx context.Context, e *env) error {
 		logger.Printf("listening on http://%s", tcpL.Addr())
 	}
 
-	srv := server.New(r, server.Options{Token: token, Metrics: reg, ErrorLog: logger})
+	srv := server.New(r, server.Options{Token: token, Metrics: reg, ErrorLog: logger, CLI: forwardCLI(ctx, r, e.standIns)})
 
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
