@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -545,5 +546,26 @@ func TestForwardThroughServe(t *testing.T) {
 	}
 	if r := ok(t, nil, "--dir", dir, "get", "k"); r.out() != "v" {
 		t.Fatalf("get k after serve: %q", r.out())
+	}
+}
+
+// TestForwardProgressOnTerminal: progress the command line draws shows on
+// the client's terminal when the command runs through the server (the
+// server is told that stderr is a terminal), and the output is unchanged.
+func TestForwardProgressOnTerminal(t *testing.T) {
+	dir := newReplica(t)
+	fs := serveForward(t, dir)
+	var in strings.Builder
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&in, `{"key":"k%05d","value":"%s"}`+"\n", i, strings.Repeat("v", 200))
+	}
+	term, out := onTerminal(t, []byte(in.String()), "import", "--dir", dir)
+	if out != "imported 5000\n" || fs.calls.Load() != 1 {
+		t.Fatalf("stdout %q, %d requests", out, fs.calls.Load())
+	}
+	for _, want := range []string{"import  20% |", "(1000/5000, ", " records/s)", "import  80% |"} {
+		if !strings.Contains(term, want) {
+			t.Errorf("the terminal did not show %q: %q", want, term)
+		}
 	}
 }
