@@ -108,7 +108,7 @@ func TestContextWriteKeepsRacingWrite(t *testing.T) {
 }
 
 // TestContextFacade: the context is URL- and header-safe, names the
-// writers' clock entries, is "" for an absent key, and a malformed or
+// writers' clock entries, covers nothing for an absent key, and a malformed or
 // foreign one is refused with ErrBadContext, writing nothing.
 func TestContextFacade(t *testing.T) {
 	ctx := context.Background()
@@ -117,8 +117,10 @@ func TestContextFacade(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := openCausal(t, b, merge.NameLWW)
-	if _, cc, err := r.GetWithContext("absent"); !errors.Is(err, replica.ErrNotFound) || cc != "" {
+	if _, cc, err := r.GetWithContext("absent"); !errors.Is(err, replica.ErrNotFound) || cc == "" {
 		t.Fatalf("absent key: %q, %v", cc, err)
+	} else if vec, err := replica.ContextVector(cc); err != nil || len(vec) != 0 {
+		t.Fatalf("absent key's context: %v, %v", vec, err)
 	}
 	for _, k := range []string{"k", "other"} {
 		if err := r.Put(ctx, k, []byte("v")); err != nil {

@@ -28,8 +28,9 @@ import (
 //
 // An empty context ("") is no context: the write supersedes every version
 // this replica holds, exactly as Put and Delete do. An absent key reads
-// with "", so a create after reading "not found" overwrites a concurrent
-// create as Put does.
+// with a context that covers nothing (its key's tag and an empty vector),
+// so a create after reading "not found" keeps a concurrent create, made
+// here since the read or merged by a pull, as a sibling.
 //
 // A context is bound to its key: one read from another key, or bytes that
 // are not a context this package wrote, give ErrBadContext and write
@@ -71,13 +72,10 @@ func keyTag(key string) uint64 {
 	return h.Sum64()
 }
 
-// encodeContext returns the context of key's state with clock c ("" for
-// an empty clock: a key with no record).
+// encodeContext returns the context of key's state with clock c (an empty
+// clock, a key with no record: a context that covers nothing).
 func encodeContext(key string, c clock.Vector) CausalContext {
 	es := c.Entries()
-	if len(es) == 0 {
-		return ""
-	}
 	b := make([]byte, 0, 9+len(es)*(16+binary.MaxVarintLen64))
 	b = append(b, contextVersion)
 	b = binary.BigEndian.AppendUint64(b, keyTag(key))
@@ -102,10 +100,7 @@ func parseContext(cc CausalContext) (uint64, clock.Vector, error) {
 		return 0, nil, fmt.Errorf("%w: not a context this version wrote", ErrBadContext)
 	}
 	tag := binary.BigEndian.Uint64(b[1:9])
-	b = b[9:]
-	if len(b) == 0 {
-		return 0, nil, fmt.Errorf("%w: empty version vector", ErrBadContext)
-	}
+	b = b[9:] // no entries: the context of a key read absent
 	v := clock.Vector{}
 	var prev clock.ReplicaID
 	for i := 0; len(b) > 0; i++ {
@@ -166,8 +161,8 @@ func ContextVector(cc CausalContext) (map[string]uint64, error) {
 
 // GetWithContext is Get that also returns the context of the state it
 // read: with the value, with ErrNotFound for a key that reads as deleted
-// (its tombstones' context; "" for a key with no record) and with a
-// *ConflictError.
+// (its tombstones' context; for a key with no record, a context that
+// covers nothing) and with a *ConflictError.
 func (r *Engine) GetWithContext(key string) ([]byte, CausalContext, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, "", err
@@ -184,6 +179,7 @@ func (r *Engine) GetWithContext(key string) ([]byte, CausalContext, error) {
 			return err
 		}
 		if !ok {
+			cc = encodeContext(key, nil)
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
 		cc = encodeContext(key, rec.Clock)
@@ -203,8 +199,8 @@ func (r *Engine) GetWithContext(key string) ([]byte, CausalContext, error) {
 	return out, cc, wrapClosed(err)
 }
 
-// VersionsWithContext is Versions that also returns the key's context (""
-// with ErrNotFound when the key has no record).
+// VersionsWithContext is Versions that also returns the key's context (one
+// that covers nothing, with ErrNotFound, when the key has no record).
 func (r *Engine) VersionsWithContext(key string) ([]Version, CausalContext, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, "", err
@@ -217,6 +213,7 @@ func (r *Engine) VersionsWithContext(key string) ([]Version, CausalContext, erro
 			return err
 		}
 		if !ok {
+			cc = encodeContext(key, nil)
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
 		res, err := merge.Read(r.opts.Policies.For(key), key, st.Record)
