@@ -27,9 +27,9 @@ import (
 //	err = r.PutWithContext(ctx, "cart", v2, cc)
 //
 // The empty context "" is no context: the write supersedes every version
-// the replica holds, as Put and Delete do (an absent key reads with "", so
-// a create after a "not found" overwrites a concurrent create, as Put
-// does). A context is bound to its key: a malformed one, or one read from
+// the replica holds, as Put and Delete do. An absent key reads with a
+// context that covers nothing, so a create after a "not found" keeps a
+// concurrent create as a sibling. A context is bound to its key: a malformed one, or one read from
 // another key, gives ErrBadContext and writes nothing. Dots a context
 // holds that the writing replica has not seen (it was read on a replica
 // that had pulled further) count as not covered, so a context never makes
@@ -46,13 +46,15 @@ var ErrBadContext = engine.ErrBadContext
 
 // GetWithContext is Get that also returns the key's causal context: with
 // the value, with ErrNotFound (a deleted key: its tombstone's context; a
-// key with no record: "") and with a *ConflictError.
+// key with no record: a context that covers nothing) and with a
+// *ConflictError.
 func (r *Replica) GetWithContext(key string) ([]byte, CausalContext, error) {
 	return r.e.GetWithContext(key)
 }
 
 // VersionsWithContext is Versions that also returns the key's causal
-// context ("" with ErrNotFound when the key has no record).
+// context (one that covers nothing, with ErrNotFound, when the key has no
+// record).
 func (r *Replica) VersionsWithContext(key string) ([]Version, CausalContext, error) {
 	return r.e.VersionsWithContext(key)
 }
