@@ -28,6 +28,7 @@ eval "$s3env"
 # .ci/bin when missing, started on loopback, stopped on exit with the above.
 scripts/gcsserver.sh install
 scripts/azserver.sh install
+scripts/chromium.sh install # headless Chromium for the inspector's browser test (issue 13)
 trap 'scripts/s3server.sh stop
 	[ -z "${EBREPLICA_TEST_GCS_DIR:-}" ] || scripts/gcsserver.sh stop
 	[ -z "${EBREPLICA_TEST_AZURE_DIR:-}" ] || scripts/azserver.sh stop' EXIT
