@@ -98,9 +98,6 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	defer func() { cancel(); <-done }()
 
 	rc := http.NewResponseController(w)
-	// The server's ReadTimeout must not end a stream (its expiry cancels
-	// the request's context).
-	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
