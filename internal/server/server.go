@@ -300,6 +300,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusNotFound, codeNotFound, "no command forwarding in this server")
 			return
 		}
+		// A forwarded command streams its stdin (and a cancel) in the
+		// body for as long as it runs: ReadTimeout must not cut it.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		s.o.CLI.ServeHTTP(w, r)
 	default:
 		s.fail(w, r, http.StatusNotFound, codeNotFound, "no such resource: "+r.Method+" "+p)

@@ -284,3 +284,59 @@ func TestSyncStatusMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIOutlivesReadTimeout: a request to the CLI forwarding handler
+// streams its body (a forwarded command's stdin and cancel) for as long as
+// the command runs, past the server's ReadTimeout.
+func TestCLIOutlivesReadTimeout(t *testing.T) {
+	r, _ := newReplica(t, "", "", nil)
+	echo := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rc := http.NewResponseController(w)
+		if err := rc.EnableFullDuplex(); err != nil {
+			t.Error(err)
+			return
+		}
+		w.WriteHeader(200)
+		rc.Flush()
+		buf := make([]byte, 64)
+		for {
+			n, err := req.Body.Read(buf)
+			if n > 0 {
+				w.Write(buf[:n])
+				rc.Flush()
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	ts := start(t, r, server.Options{CLI: echo, ReadTimeout: 100e6, Heartbeat: 10e6})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest("POST", ts.base+"/v1/cli", pr)
+	go io.WriteString(pw, "one")
+	resp, err := ts.tcp.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make([]byte, 3)
+	if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != "one" {
+		t.Fatalf("echo %q %v", got, err)
+	}
+	// Well past the ReadTimeout: 30 heartbeats of a stream, 10ms apart.
+	s := openWatch(t, ts.tcp, ts.base+"/v1/watch")
+	for s.comments < 30 {
+		line, err := s.rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, ":") {
+			s.comments++
+		}
+	}
+	go io.WriteString(pw, "two")
+	if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != "two" {
+		t.Fatalf("after the ReadTimeout: echo %q %v", got, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/internal/server"
+	"github.com/ebreplica/ebreplica/internal/server/inspector"
 	"github.com/ebreplica/ebreplica/replica"
 )
 
@@ -93,7 +94,8 @@ func runServe(ctx context.Context, e *env) error {
 		logger.Printf("listening on http://%s", tcpL.Addr())
 	}
 
-	srv := server.New(r, server.Options{Token: token, Metrics: reg, ErrorLog: logger, CLI: forwardCLI(ctx, r, e.standIns)})
+	srv := server.New(r, server.Options{Token: token, Metrics: reg, ErrorLog: logger, CLI: forwardCLI(ctx, r, e.standIns),
+		Inspector: inspector.Handler()})
 
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup

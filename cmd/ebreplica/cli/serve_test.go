@@ -139,6 +139,10 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("metrics: %d %.300s", code, body)
 	}
 
+	if code, body := s.do("GET", "/", ""); code != 200 || !strings.Contains(body, "<html") {
+		t.Fatalf("inspector page: %d %.200s", code, body)
+	}
+
 	r := cli(t, nil, "--dir", dir, "serve")
 	checkFailure(t, r, ExitError, []string{"serve"}, "a server already runs on "+dir)
 
