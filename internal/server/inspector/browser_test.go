@@ -2,6 +2,7 @@ package inspector_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ebreplica/ebreplica/internal/server"
 	"github.com/ebreplica/ebreplica/internal/server/inspector"
@@ -200,8 +202,9 @@ func (f *fixture) call(t *testing.T, ctx context.Context, method, path, body str
 // change feed without a reload; that a conflict merged in from another
 // replica is flagged and listed first, and that the key shows both
 // versions with their replica ids, HLC and values, and the version vector;
-// that the open key's versions follow a later write; and that the prefix
-// search filters. The page must run under its Content-Security-Policy
+// that the open key's versions follow a later write; that a deleted key
+// goes; that a binary value shows as base64; that the prefix search
+// filters; and that the keys past a page come with "more". The page must run under its Content-Security-Policy
 // without an error.
 func TestInspectorInBrowser(t *testing.T) {
 	bin := chromium(t)
@@ -275,12 +278,43 @@ func TestInspectorInBrowser(t *testing.T) {
 		document.querySelector('#versions [data-testid="value"]').textContent === "settled" &&
 		document.querySelector('#keys li[data-key="mv/doc"]').dataset.conflict === "false"`)
 
+	// A key deleted goes from the list; a value that is not text shows as
+	// base64.
+	f.call(t, ctx, http.MethodDelete, "/v1/kv/b%2Flisted", "", http.StatusNoContent)
+	await(t, bctx, "the deleted key to go", `!document.querySelector('#keys li[data-key="b/listed"]')`)
+	binary := []byte{0, 1, 0xfe, 0xff, 'x'}
+	f.call(t, ctx, http.MethodPut, "/v1/kv/d%2Fbinary", string(binary), http.StatusNoContent)
+	await(t, bctx, "the binary key", `!!document.querySelector('#keys li[data-key="d/binary"]')`)
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#keys li[data-key="d/binary"] button`))); err != nil {
+		t.Fatal(err)
+	}
+	await(t, bctx, "the binary value as base64", fmt.Sprintf(`document.getElementById("detail-key").textContent === "d/binary" &&
+		document.querySelector('#versions [data-testid="value"]').dataset.kind === "base64" &&
+		document.querySelector('#versions [data-testid="value"]').textContent === %q`, base64.StdEncoding.EncodeToString(binary)))
+
 	// The prefix search lists only the keys under it.
 	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("search"), "c/")); err != nil {
 		t.Fatal(err)
 	}
 	await(t, bctx, "the search for c/", `(() => { const ks = [...document.querySelectorAll("#keys li")].map((li) => li.dataset.key);
 		return ks.length === 1 && ks[0] === "c/written"; })()`)
+
+	// More keys than a page: the rest come with the "more" button.
+	var ops []string
+	for i := range 205 {
+		ops = append(ops, fmt.Sprintf(`{"op":"put","key":"p/%03d","value":"v"}`, i))
+	}
+	f.call(t, ctx, http.MethodPost, "/v1/batch", `{"ops":[`+strings.Join(ops, ",")+`]}`, http.StatusNoContent)
+	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("search"), kb.Backspace+kb.Backspace+"p/")); err != nil {
+		t.Fatal(err)
+	}
+	await(t, bctx, "the first page of p/", `document.querySelectorAll("#keys li").length === 200 && !document.getElementById("more").hidden &&
+		document.querySelector("#keys li:last-child").dataset.key === "p/199"`)
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("more"))); err != nil {
+		t.Fatal(err)
+	}
+	await(t, bctx, "every key of p/", `document.querySelectorAll("#keys li").length === 205 && document.getElementById("more").hidden &&
+		document.querySelector("#keys li:last-child").dataset.key === "p/204"`)
 
 	if !eval[bool](t, bctx, `window.__sameDocument === true`) {
 		t.Error("the page reloaded")
