@@ -117,8 +117,22 @@ func runServe(ctx context.Context, e *env) error {
 		}()
 	}
 
+	served, logged := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(logged)
+		select {
+		case <-ctx.Done():
+		case <-served:
+			if ctx.Err() == nil {
+				return // a listener failed: its error says so
+			}
+		}
+		logger.Printf("shutting down: finishing the requests in flight")
+	}()
 	serr := srv.Serve(ctx, listeners...)
-	logger.Printf("shutting down: requests finished; stopping the syncer")
+	close(served)
+	<-logged
+	logger.Printf("stopping the syncer, closing the replica")
 	stopSync()
 	wg.Wait()
 	cerr := r.Close()
@@ -127,7 +141,7 @@ func runServe(ctx context.Context, e *env) error {
 		serr = err
 	}
 	if serr != nil {
-		return errorf(serr, "serve: %v", serr)
+		return errorf(serr, "%v", serr)
 	}
 	if cerr != nil {
 		return errorf(cerr, "closing replica in %s: %s", e.dir, trimLib(cerr))
