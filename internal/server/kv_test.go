@@ -284,6 +284,14 @@ func TestList(t *testing.T) {
 	if !strings.HasSuffix(string(a.body), `"next":null}`+"\n") || strings.Count(string(a.body), `"key"`) != 26 {
 		t.Fatalf("list all: %q", a.body)
 	}
+	// after before the prefix starts at the prefix; after its last key,
+	// nothing.
+	if a := ts.do("GET", "/v1/kv?prefix=p/&after=a&limit=1", nil); !strings.Contains(string(a.body), `"key":"p/00"`) || !strings.HasSuffix(string(a.body), `"next":"p/00"}`+"\n") {
+		t.Fatalf("after before the prefix: %q", a.body)
+	}
+	if a := ts.do("GET", "/v1/kv?prefix=p/&after=p/24", nil); string(a.body) != `{"items":[],"next":null}`+"\n" {
+		t.Fatalf("after the last key: %q", a.body)
+	}
 	// The default and the cap.
 	if a := ts.do("GET", "/v1/kv", nil); a.status != 200 || strings.Count(string(a.body), `"key"`) != 26 {
 		t.Fatalf("default list: %d %q", a.status, a.body)
