@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ebreplica/ebreplica/internal/server"
 	"github.com/ebreplica/ebreplica/replica"
@@ -302,4 +303,78 @@ func TestWatchOutlivesServerTimeouts(t *testing.T) {
 	if e := s.mustNext(t); !strings.Contains(e.data, `"key":"k"`) {
 		t.Fatalf("event %+v", e)
 	}
+}
+
+// TestWatchFallsBehind: a stream whose client stops reading while more
+// changes than the feed keeps are written ends, once the client reads
+// again, with the events it had queued and then an "error" event saying
+// the feed is too old (never a silent gap).
+func TestWatchFallsBehind(t *testing.T) {
+	r, _ := newReplica(t, "", "", &replica.Options{Durability: store.Relaxed})
+	ts := start(t, r, server.Options{})
+	conn, err := net.Dial("unix", ts.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /v1/watch?since=0 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the stream's handler runs", func() bool { return watchHandlers() == 1 })
+	conn.SetReadDeadline(time.Now().Add(60 * time.Second)) // only against a hang
+	ctx := context.Background()
+	write := func(n int) {
+		for done := 0; done < n; done += 10000 {
+			err := r.Batch(ctx, func(b *replica.Batch) error {
+				for i := range 10000 {
+					b.Put(fmt.Sprintf("k%05d", i), []byte{byte(done / 10000)})
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// More than the socket, the stream's queue and one read of the feed
+	// hold: the stream stalls, unread.
+	write(20000)
+	write(store.FeedRetention)
+	rd := bufio.NewReader(conn)
+	var last string
+	events := 0
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended without an error event after %d events: %v", events, err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "id: ") {
+			id := line[4:]
+			if last != "" && id != fmt.Sprint(mustUint(t, last)+1) {
+				t.Fatalf("event %s after %s: a gap", id, last)
+			}
+			last = id
+			events++
+		}
+		if line == "event: error" {
+			data, _ := rd.ReadString('\n')
+			if !strings.Contains(data, `"code":"not_found"`) || !strings.Contains(data, `"reason":"feed_too_old"`) || !strings.Contains(data, "no longer holds") {
+				t.Fatalf("error event %q", data)
+			}
+			break
+		}
+	}
+	if events == 0 || events >= 20000 {
+		t.Fatalf("%d events before the error", events)
+	}
+}
+
+func mustUint(t *testing.T, s string) uint64 {
+	t.Helper()
+	var n uint64
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
