@@ -43,7 +43,8 @@ func (s *Server) syncOp(w http.ResponseWriter, r *http.Request, op string) {
 
 // liveJSON is the "live" object of GET /v1/status: API.md's fields
 // (online, last_ok, last_error, lag; null when none) and the rest of the
-// syncer's state.
+// syncer's state under the names replica.LiveStatus gives them (status
+// --json run through the server shows that object).
 type liveJSON struct {
 	Online      bool          `json:"online"`
 	LastOK      *time.Time    `json:"last_ok"`
@@ -51,6 +52,7 @@ type liveJSON struct {
 	Lag         uint64        `json:"lag"`
 	Running     bool          `json:"running"`
 	Rounds      int64         `json:"rounds"`
+	LastSuccess *time.Time    `json:"last_success"` // = last_ok, the engine's name
 	LastErrorAt *time.Time    `json:"last_error_at"`
 	ErrorsInRow int64         `json:"errors_in_row"`
 	Errors      int64         `json:"errors"`
@@ -75,7 +77,7 @@ func statusObject(r *replica.Replica) (any, error) {
 	st.RemoteURL = remoteurl.Redact(st.RemoteURL)
 	out := statusJSON{Status: st}
 	if l := st.Live; l != nil {
-		out.Live = liveJSON{Online: l.Online, LastOK: l.LastSuccess, Lag: l.Lag, Running: l.Running,
+		out.Live = liveJSON{Online: l.Online, LastOK: l.LastSuccess, LastSuccess: l.LastSuccess, Lag: l.Lag, Running: l.Running,
 			Rounds: l.Rounds, LastErrorAt: l.LastErrorAt, ErrorsInRow: l.ErrorsInRow, Errors: l.Errors, Backoff: l.Backoff}
 		if l.LastError != "" {
 			msg := l.LastError
