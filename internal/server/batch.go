@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -39,7 +40,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Ops *[]batchOp `json:"ops"`
+		Ops *[]json.RawMessage `json:"ops"`
 	}
 	if err := decodeJSON(body, &req); err != nil {
 		s.failErr(w, r, err)
@@ -56,7 +57,18 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		del   bool
 	}
 	ops := make([]checked, 0, len(*req.Ops))
-	for i, op := range *req.Ops {
+	for i, raw := range *req.Ops {
+		var op batchOp
+		if err := json.Unmarshal(raw, &op); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				s.failErr(w, r, opError(http.StatusBadRequest, i, te.Field, "a JSON %s where %s was expected", te.Value, jsonKind(te.Type.String())))
+			} else {
+				s.failErr(w, r, &apiError{status: http.StatusBadRequest, code: codeBadRequest,
+					msg: fmt.Sprintf("ops[%d]: not an object {\"op\",\"key\",...}; nothing written", i), extra: map[string]any{"op": i}})
+			}
+			return
+		}
 		if op.Key == nil {
 			s.failErr(w, r, opError(http.StatusBadRequest, i, "key", "missing"))
 			return

@@ -151,7 +151,9 @@ func TestMalformedJSON(t *testing.T) {
 		want       []string
 		field      string
 	}{
-		{"/v1/batch", `{"ops":[{"op":"put","key":5,"value":"x"}]}`, []string{`"ops.key"`, "a JSON number", "a string"}, "ops.key"},
+		{"/v1/batch", `{"ops":[{"op":"put","key":"a","value":"x"},{"op":"put","key":5,"value":"x"}]}`, []string{"ops[1].key", "a JSON number", "a string"}, "key"},
+		{"/v1/batch", `{"ops":[{"op":"put","key":"a","value":["x"]}]}`, []string{"ops[0].value", "a JSON array", "a string"}, "value"},
+		{"/v1/batch", `{"ops":[7]}`, []string{"ops[0]", "not an object"}, ""},
 		{"/v1/batch", `{"ops":{"op":"put"}}`, []string{`"ops"`, "an array"}, "ops"},
 		{"/v1/batch", `{"ops":[{"op":"put","key":"k","value":"x"}`, []string{"ends inside"}, ""},
 		{"/v1/batch", `{"ops":[{"op":"put" "key":"k"}]}`, []string{"malformed JSON at byte"}, ""},
