@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log"
 	"net"
 	"os"
@@ -188,7 +187,12 @@ func listenSocket(ctx context.Context, dir, sock string) (*net.UnixListener, err
 			return nil, errorf(err, "removing the stale socket %s: %v", sock, err)
 		}
 	}
-	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d", serveSocket, os.Getpid()))
+	// Only this process holds dir: a fixed temporary name is safe, and one
+	// left by a server that died is stale.
+	tmp := filepath.Join(dir, "."+serveSocket)
+	if len(tmp) > maxSocketPath {
+		return nil, errorf(nil, "cannot listen on %s: a unix socket's path is at most %d bytes, and %s is %d; give a shorter --dir (or a symbolic link to it)", sock, maxSocketPath, tmp, len(tmp))
+	}
 	_ = os.Remove(tmp)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
@@ -210,3 +214,7 @@ func listenSocket(ctx context.Context, dir, sock string) (*net.UnixListener, err
 
 // serveSocket is the server's unix socket in the replica directory.
 const serveSocket = "api.sock"
+
+// maxSocketPath is the longest path a unix socket may have (sun_path
+// holds 108 bytes on Linux, 104 on the BSDs and macOS, with its NUL).
+const maxSocketPath = 103

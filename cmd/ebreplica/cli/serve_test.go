@@ -246,3 +246,16 @@ func TestServeListenChecks(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestServeLongDir: a directory too deep for a unix socket's path is a
+// clear error, and serve leaves nothing behind.
+func TestServeLongDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 110))
+	ok(t, nil, "--dir", dir, "init", "--remote", "file://"+t.TempDir())
+	r := cli(t, nil, "--dir", dir, "serve")
+	checkFailure(t, r, ExitError, []string{"serve"}, "shorter --dir")
+	if _, err := os.Lstat(filepath.Join(dir, "api.sock")); !os.IsNotExist(err) {
+		t.Fatalf("api.sock: %v", err)
+	}
+	ok(t, nil, "--dir", dir, "put", "k", "v") // the directory is free again
+}
