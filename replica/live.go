@@ -223,6 +223,9 @@ func (r *Replica) record(rd Round, now time.Time) {
 		s.LastError = rd.Err.Error()
 		at := now
 		s.LastErrorAt = &at
+		if rd.Pull != nil && rd.Pull.Behind > 0 {
+			s.Lag = rd.Pull.Behind // what it listed and could not apply
+		}
 		return
 	}
 	s.Online, s.ErrorsInRow = true, 0

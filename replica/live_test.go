@@ -2,7 +2,9 @@ package replica_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -236,5 +238,130 @@ func TestRunLive(t *testing.T) {
 	}
 	if st, _ := a.Status(); st.Live != nil {
 		t.Fatalf("Live after Run returned: %+v", st.Live)
+	}
+}
+
+// failKeys fails Get of the keys in it.
+type failKeys struct {
+	remote.Backend
+	mu   sync.Mutex
+	keys map[string]bool
+}
+
+func (f *failKeys) set(keys ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.keys = map[string]bool{}
+	for _, k := range keys {
+		f.keys[k] = true
+	}
+}
+
+func (f *failKeys) Get(ctx context.Context, key string) (remote.Object, error) {
+	f.mu.Lock()
+	fail := f.keys[key]
+	f.mu.Unlock()
+	if fail {
+		return remote.Object{}, errors.Join(remote.ErrTransient, errors.New("test: "+key+" unreadable"))
+	}
+	return f.Backend.Get(ctx, key)
+}
+
+// TestRunLag: Status().Live.Lag, as status --json and GET /v1/status show
+// it ("lag"), is the number of log positions a live replica listed and
+// could not apply (a segment it cannot read stops its pull there), and 0
+// once a pull reaches the tip.
+func TestRunLag(t *testing.T) {
+	ctx := context.Background()
+	mem := memremote.New("lag")
+	fb := &failKeys{Backend: mem}
+	a, err := replica.Init("", "mem://lag", &replica.Options{InMemory: true, Backend: fb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := replica.Init("", "mem://lag", &replica.Options{InMemory: true, Backend: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// B pushes four segments; A cannot read the second of them.
+	for i := range 4 {
+		if err := b.Put(ctx, fmt.Sprintf("k%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Push(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pos []uint64
+	for info, err := range mem.List(ctx, remote.LogPrefix, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, ok := remote.ParseLogKey(info.Key); ok {
+			pos = append(pos, p)
+		}
+	}
+	if len(pos) != 4 || pos[3] != pos[0]+3 {
+		t.Fatalf("B's pushes at %v, want four positions in a row", pos)
+	}
+	fb.set(remote.LogKey(pos[1]))
+
+	clk := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	rounds := make(chan replica.Round, 100)
+	opts := replica.LiveOptions{Interval: 5 * time.Second, MinBackoff: time.Second, MaxBackoff: time.Second,
+		Clock: clk, Jitter: func() float64 { return 0.5 }, OnRound: func(r replica.Round) { rounds <- r }}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx, opts) }()
+	defer func() { cancel(); <-done }()
+	lag := func() uint64 {
+		t.Helper()
+		st, err := a.Status()
+		if err != nil || st.Live == nil {
+			t.Fatalf("status: %+v, %v", st.Live, err)
+		}
+		js, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Live *struct {
+				Lag *uint64 `json:"lag"`
+			} `json:"live"`
+		}
+		if err := json.Unmarshal(js, &m); err != nil || m.Live == nil || m.Live.Lag == nil || *m.Live.Lag != st.Live.Lag {
+			t.Fatalf("status JSON %s: no live lag %d (%v)", js, st.Live.Lag, err)
+		}
+		return st.Live.Lag
+	}
+
+	// The first round applies the first segment and stops at the second:
+	// three positions listed and not applied.
+	r := <-rounds
+	if r.Err == nil || r.Pull == nil || r.Pull.Records != 1 {
+		t.Fatalf("round with an unreadable segment: %+v", r)
+	}
+	if got := lag(); got != 3 {
+		t.Fatalf("lag %d with three segments unapplied, want 3", got)
+	}
+	if v, err := a.Get("k0"); err != nil || string(v) != "v" {
+		t.Fatalf("k0 = %q, %v", v, err)
+	}
+	// Readable again: the next round (after the backoff) reaches the tip.
+	fb.set()
+	clk.advance(t, time.Second)
+	if r := <-rounds; r.Err != nil || r.Pull == nil || r.Pull.Records != 3 {
+		t.Fatalf("round after the segment came back: %+v", r)
+	}
+	if got := lag(); got != 0 {
+		t.Fatalf("lag %d at the tip, want 0", got)
 	}
 }

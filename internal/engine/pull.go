@@ -22,12 +22,16 @@ type PullStats struct {
 	// Keys are the keys the pull changed, in the order it applied them,
 	// the first MaxPullKeys of them (KeysTruncated: there were more; the
 	// change feed, Watch, has them all).
-	Keys          []string      `json:"keys,omitempty"`
-	KeysTruncated bool          `json:"keys_truncated,omitempty"`
-	Conflicts     int           `json:"conflicts"`
-	Bytes         int64         `json:"bytes"`
-	Cursor        uint64        `json:"cursor"`
-	Requests      remote.Counts `json:"requests"`
+	Keys          []string `json:"keys,omitempty"`
+	KeysTruncated bool     `json:"keys_truncated,omitempty"`
+	Conflicts     int      `json:"conflicts"`
+	Bytes         int64    `json:"bytes"`
+	Cursor        uint64   `json:"cursor"`
+	// Behind is how many listed log positions a pull that failed left
+	// unapplied (the newest it listed, less the cursor it reached); 0 when
+	// it reached the tip it found, or failed before listing.
+	Behind   uint64        `json:"behind,omitempty"`
+	Requests remote.Counts `json:"requests"`
 }
 
 // MaxPullKeys bounds PullStats.Keys.
@@ -113,6 +117,11 @@ func (r *Engine) pullLocked(ctx context.Context) (ps PullStats, err error) {
 	if err != nil {
 		return ps, err
 	}
+	defer func() {
+		if n := len(l.positions); err != nil && n > 0 && l.positions[n-1] > r.cursor() {
+			ps.Behind = l.positions[n-1] - r.cursor()
+		}
+	}()
 	if err := r.step("pull:listed"); err != nil {
 		return ps, err
 	}
