@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -26,8 +27,30 @@ const (
 )
 
 // ErrBadPatch: a JSON document write that is not a JSON object (a patch,
-// or a whole document put on a json key).
+// or a whole document put on a json key), or a patch whose operations are
+// malformed (see JSON).
 var ErrBadPatch = errors.New("merge: a json document write must be a JSON object")
+
+// ErrFieldKind: a patch operation on a field of another kind, such as $inc
+// on a field that is not a counter. It also matches ErrBadPatch.
+var ErrFieldKind = errors.New("merge: the json field is of another kind")
+
+// patchError is an error of a patch's content: its own message, matching
+// ErrBadPatch (and ErrFieldKind when kind is set).
+type patchError struct {
+	msg  string
+	kind bool
+}
+
+func (e *patchError) Error() string { return "merge: " + e.msg }
+
+func (e *patchError) Is(target error) bool {
+	return target == ErrBadPatch || e.kind && target == ErrFieldKind
+}
+
+func badPatch(format string, a ...any) error {
+	return &patchError{msg: fmt.Sprintf(format, a...)}
+}
 
 // JSON is the json policy: Version.Value holds a DocState, a JSON document
 // that merges field by field. A read joins the states of the live siblings
@@ -68,8 +91,54 @@ var ErrBadPatch = errors.New("merge: a json document write must be a JSON object
 // (Result.Conflict, as under mv), and a patch of the field, which replaces
 // every assignment its writer saw, settles it. The merge is the same.
 //
-// Counters and sets inside a document are not provided: RFC 7396 has no
-// way to write them.
+// Counters and sets. A field may also be a counter (a PN-counter, as the
+// counter policy's) or an add-wins set of strings (as the set policy's).
+// RFC 7396 has no way to write them, so a patch may hold operations: an
+// object whose only member has a name starting with "$" is an operation
+// on the field that holds it, never a value:
+//
+//	{"visits": {"$inc": 3}}            add 3 (an integer, negative to subtract)
+//	{"visits": {"$counter": 10}}       make the field a counter reading 10
+//	{"tags": {"$add": ["a", "b"]}}     add members (an array of strings)
+//	{"tags": {"$remove": ["b"]}}       remove members
+//	{"tags": {"$set": ["a"]}}          make the field a set of exactly these
+//
+// $inc and $add create the counter or set when the field is absent;
+// $remove of an absent field makes it an empty set. $inc on a field that
+// is not a counter, and $add or $remove on one that is not a set, fail
+// (ErrFieldKind): $counter and $set, which assign the field whatever it
+// held, convert it. Member names starting with "$" are reserved in a
+// patch, at every level: an object holding one together with other
+// members, or an unknown operation, is refused (ErrBadPatch), and so is an
+// operation at the top level. A literal field name starting with "$" is
+// written doubled: {"$$ref": 1} writes the field "$ref". A whole-document
+// write (Replace, Replica.Put) holds data, not operations: its names are
+// taken as they are, so a document read back can be put back.
+//
+// A read renders a counter as a JSON number (its value) and a set as a JSON
+// array of its members in byte order ([] when empty).
+//
+// The merge of counters and sets is the counter and set policies' (see
+// Counter): increments of one field on different replicas all count; a
+// member added concurrently with its removal stays. An assignment of the
+// field ($counter, $set, a plain value, an object, or null) removes what
+// its writer had seen of it, and concurrent increments and adds survive
+// it (as Counter documents for Clear, the running total of a replica that
+// incremented concurrently survives whole, including what the assignment
+// saw of that replica). A field that is a counter on one replica and
+// assigned something else (a value, an object, a set) concurrently on
+// another is settled by the HLC rule like any two concurrent assignments:
+// the kind of the latest write of the field wins (every increment and
+// every add or remove is a write of the field, stamped with its HLC); what
+// the loser holds stays in the state, unseen, until a write of the field
+// replaces it. Under json-mv such a field reads as a conflict.
+//
+// A whole-document write keeps counter and set fields whose value it
+// leaves unchanged. Given a different integer for a counter field, it sets
+// the counter to it (as $counter); given a different array of strings for a
+// set field, it adds the members that are new and removes the missing ones
+// (an observed-remove, as $add and $remove do: concurrent adds survive).
+// Anything else replaces the field with the value, as for any field.
 type JSON struct {
 	// Siblings keeps concurrent assignments of a field (json-mv).
 	Siblings bool
@@ -131,36 +200,132 @@ func DocOf(r Record) (DocState, error) {
 }
 
 // DocState is the state of a JSON document: a causal map CRDT stored flat.
-// Every field path (a sequence of object keys from the root) holds the
-// assignments of it that are live: each tagged with the dot of the write
-// that made it and that write's HLC, and holding either a JSON value that
-// is not an object or the mark that the path holds an object. The context
-// holds every dot the state has seen. A write replaces the assignments it
-// assigns or removes and those of everything below them; they stay in the
-// context, so the replacement wins over every assignment it saw, while a
-// concurrent one, whose dot it has not seen, survives (see Counter for the
-// join and the causal contexts).
+// Every field path (a sequence of object keys from the root) holds its live
+// entries, each tagged with the dot of the write that made it and that
+// write's HLC: an assignment (a JSON value that is not an object, or the
+// mark that the path holds an object), a counter entry (one replica's
+// running totals of increments and decrements, as in CounterState), a set
+// mark (the path holds a set) or a set member (as in SetState, one entry
+// per member and dot). The context holds every dot the state has seen. A
+// write replaces the entries it assigns or removes and those of everything
+// below them; they stay in the context, so the replacement wins over every
+// entry it saw, while a concurrent one, whose dot it has not seen, survives
+// (see Counter for the join and the causal contexts).
 //
 // The zero DocState is the empty document. States are values: methods
 // never modify their receiver.
 type DocState struct {
 	ctx   clock.Vector
-	paths map[string][]docEntry // encoded path -> entries sorted by dot, never empty
+	paths map[string][]docEntry // encoded path -> entries sorted by id, never empty
 }
 
-// docEntry is one assignment of a path: value is compact JSON that is not
-// an object, or empty for the object mark.
+// entryKind is what a docEntry holds.
+type entryKind uint8
+
+const (
+	kindValue   entryKind = iota // an assignment: value is compact JSON, or empty for the object mark
+	kindCounter                  // a counter entry: p and n
+	kindSet                      // the set mark
+	kindMember                   // a set member: value is the member
+)
+
+// docEntry is one entry of a path. Its id is its dot, kind and (for a
+// member) value: one write makes at most one entry of each id per path.
 type docEntry struct {
 	dot   clock.Dot
 	time  clock.HLC
+	kind  entryKind
 	value []byte
+	p, n  uint64
 }
 
+// compareID orders entries by id: dot, kind, then member.
+func (e docEntry) compareID(o docEntry) int {
+	if c := e.dot.Compare(o.dot); c != 0 {
+		return c
+	}
+	if e.kind != o.kind {
+		return cmpInt(int(e.kind), int(o.kind))
+	}
+	if e.kind == kindMember {
+		return bytes.Compare(e.value, o.value)
+	}
+	return 0
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// less is the HLC rule between entries (time, then dot), made total.
 func (e docEntry) less(o docEntry) bool {
 	if e.time != o.time {
 		return e.time < o.time
 	}
-	return e.dot.Compare(o.dot) < 0
+	if c := e.compareID(o); c != 0 {
+		return c < 0
+	}
+	return bytes.Compare(e.value, o.value) < 0
+}
+
+// combine joins two entries of one id: a dot names one write, so both
+// hold the same entry; taking the larger of each part keeps the join a
+// join even for states that break that rule.
+func combine(e, f docEntry) docEntry {
+	switch e.kind {
+	case kindValue:
+		if e.less(f) {
+			return f
+		}
+		return e
+	case kindCounter:
+		e.p, e.n = max(e.p, f.p), max(e.n, f.n)
+	}
+	e.time = max(e.time, f.time)
+	return e
+}
+
+// joinEntries joins the entries of one path (both sorted by id).
+func joinEntries(a, b []docEntry, actx, bctx clock.Vector) []docEntry {
+	var out []docEntry
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var c int
+		switch {
+		case i == len(a):
+			c = 1
+		case j == len(b):
+			c = -1
+		default:
+			c = a[i].compareID(b[j])
+		}
+		switch {
+		case c == 0:
+			out = append(out, combine(a[i], b[j]))
+			i, j = i+1, j+1
+		case c < 0:
+			if !bctx.Covers(a[i].dot) {
+				out = append(out, a[i])
+			}
+			i++
+		default:
+			if !actx.Covers(b[j].dot) {
+				out = append(out, b[j])
+			}
+			j++
+		}
+	}
+	return out
+}
+
+func sortEntries(es []docEntry) {
+	slices.SortFunc(es, func(x, y docEntry) int { return x.compareID(y) })
 }
 
 // Paths are encoded as their keys, each preceded by its length as a
@@ -181,6 +346,12 @@ func splitPath(p string) (keys []string, ok bool) {
 		p = p[w+int(n):]
 	}
 	return keys, true
+}
+
+// fieldName is the path as a field name for messages: its keys joined by "/".
+func fieldName(p string) string {
+	keys, _ := splitPath(p)
+	return strings.Join(keys, "/")
 }
 
 // Empty reports whether the document has no fields (it reads as deleted).
@@ -208,27 +379,7 @@ func (s DocState) clone() DocState {
 func (s DocState) Join(o DocState) DocState {
 	out := DocState{ctx: s.ctx.Join(o.ctx), paths: make(map[string][]docEntry, max(len(s.paths), len(o.paths)))}
 	for p, a := range s.paths {
-		b := o.paths[p]
-		var es []docEntry
-		for _, e := range a {
-			if i := slices.IndexFunc(b, func(f docEntry) bool { return f.dot == e.dot }); i >= 0 {
-				// A dot names one write, so both hold the same entry; the
-				// larger keeps the join a join for states that break that.
-				if e.less(b[i]) || e.time == b[i].time && bytes.Compare(e.value, b[i].value) < 0 {
-					e = b[i]
-				}
-				es = append(es, e)
-			} else if !o.ctx.Covers(e.dot) {
-				es = append(es, e)
-			}
-		}
-		for _, f := range b {
-			if !slices.ContainsFunc(a, func(e docEntry) bool { return e.dot == f.dot }) && !s.ctx.Covers(f.dot) {
-				es = append(es, f)
-			}
-		}
-		if len(es) > 0 {
-			slices.SortFunc(es, func(x, y docEntry) int { return x.dot.Compare(y.dot) })
+		if es := joinEntries(a, o.paths[p], s.ctx, o.ctx); len(es) > 0 {
 			out.paths[p] = es
 		}
 	}
@@ -236,13 +387,7 @@ func (s DocState) Join(o DocState) DocState {
 		if _, done := s.paths[p]; done {
 			continue
 		}
-		var es []docEntry
-		for _, f := range b {
-			if !s.ctx.Covers(f.dot) {
-				es = append(es, f)
-			}
-		}
-		if len(es) > 0 {
+		if es := joinEntries(nil, b, s.ctx, o.ctx); len(es) > 0 {
 			out.paths[p] = es
 		}
 	}
@@ -258,19 +403,58 @@ func (s *DocState) removeTree(p string) {
 	}
 }
 
-// isObject reports whether path p reads as an object: its winning
-// assignment is the object mark, or it has no assignment but something
-// below it does.
-func (s DocState) isObject(p string) bool {
+// removeBelow drops the entries of every path below p.
+func (s *DocState) removeBelow(p string) {
+	for q := range s.paths {
+		if len(q) > len(p) && strings.HasPrefix(q, p) {
+			delete(s.paths, q)
+		}
+	}
+}
+
+// fieldKind is what a path reads as.
+type fieldKind int
+
+const (
+	fieldAbsent fieldKind = iota
+	fieldValue            // a value that is not an object
+	fieldObject
+	fieldCounter
+	fieldSet
+)
+
+func (k fieldKind) String() string {
+	return [...]string{"absent", "a value", "an object", "a counter", "a set"}[k]
+}
+
+// kindOf is what a path with entries es reads as: the kind of the entry
+// the HLC rule picks.
+func kindOf(es []docEntry) fieldKind {
+	w := winner(es)
+	switch w.kind {
+	case kindCounter:
+		return fieldCounter
+	case kindSet, kindMember:
+		return fieldSet
+	}
+	if len(w.value) == 0 {
+		return fieldObject
+	}
+	return fieldValue
+}
+
+// kind reports what path p reads as; an object when it has no entries but
+// something below it does.
+func (s DocState) kind(p string) fieldKind {
 	if es := s.paths[p]; len(es) > 0 {
-		return len(winner(es).value) == 0
+		return kindOf(es)
 	}
 	for q := range s.paths {
 		if len(q) > len(p) && strings.HasPrefix(q, p) {
-			return true
+			return fieldObject
 		}
 	}
-	return false
+	return fieldAbsent
 }
 
 func winner(es []docEntry) docEntry {
@@ -286,10 +470,12 @@ func winner(es []docEntry) docEntry {
 // Patch returns s with the JSON Merge Patch (RFC 7396) patch applied by
 // the write named by dot d at HLC t: every field the patch names is
 // assigned (a nested object is merged into the field when the field holds
-// an object, and replaces it otherwise), a null removes the field. Only
-// the named fields get d. patch must be a JSON object (ErrBadPatch
-// otherwise). d must be a fresh dot, as for CounterState.Add; Patch panics
-// on a zero dot.
+// an object, and replaces it otherwise), a null removes the field, and an
+// operation ($inc, $counter, $add, $remove, $set: see JSON) changes a
+// counter or set field. Only the named fields get d. patch must be a JSON
+// object with well-formed operations (ErrBadPatch otherwise); an operation
+// on a field of another kind fails with ErrFieldKind. d must be a fresh
+// dot, as for CounterState.Add; Patch panics on a zero dot.
 func (s DocState) Patch(d clock.Dot, t clock.HLC, patch []byte) (DocState, error) {
 	if d.Counter == 0 || d.Replica.IsZero() {
 		panic("merge: DocState.Patch with a zero dot")
@@ -299,7 +485,7 @@ func (s DocState) Patch(d clock.Dot, t clock.HLC, patch []byte) (DocState, error
 		return DocState{}, err
 	}
 	out := s.clone()
-	if err := out.apply("", obj, docEntry{dot: d, time: t}); err != nil {
+	if err := out.apply("", obj, docEntry{dot: d, time: t}, false); err != nil {
 		return DocState{}, err
 	}
 	out.ctx.Add(d)
@@ -339,15 +525,73 @@ func describeJSON(b []byte) string {
 		return "null"
 	case b[0] == 't' || b[0] == 'f':
 		return "a boolean"
+	case b[0] == '{':
+		return "an object"
 	}
 	return "a number"
 }
 
+// The patch operations.
+const (
+	opInc     = "$inc"
+	opCounter = "$counter"
+	opAdd     = "$add"
+	opRemove  = "$remove"
+	opSet     = "$set"
+)
+
+var patchOps = []string{opInc, opCounter, opAdd, opRemove, opSet}
+
+// reserved reports whether a member name of a patch is reserved (starts
+// with "$" and is not an escaped "$$").
+func reserved(key string) bool {
+	return strings.HasPrefix(key, "$") && !strings.HasPrefix(key, "$$")
+}
+
+// operation returns the operation an object of a patch holds, if it holds
+// one: its only member, with a reserved name.
+func operation(q string, obj map[string]json.RawMessage) (op string, arg json.RawMessage, ok bool, err error) {
+	var names []string
+	for k := range obj {
+		if reserved(k) {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return "", nil, false, nil
+	}
+	slices.Sort(names)
+	if len(obj) > 1 {
+		return "", nil, false, badPatch("field %q: %s must be the only member of the field's object (it has %d; write a field named %s as %q)",
+			fieldName(q), names[0], len(obj), names[0], "$"+names[0])
+	}
+	op = names[0]
+	if !slices.Contains(patchOps, op) {
+		return "", nil, false, badPatch("field %q: unknown operation %q (known: %s; write a field named %s as %q)",
+			fieldName(q), op, strings.Join(patchOps, ", "), op, "$"+op)
+	}
+	return op, bytes.TrimSpace(obj[op]), true, nil
+}
+
 // apply assigns the fields of obj below path p with the dot and time of w.
-func (s *DocState) apply(p string, obj map[string]json.RawMessage, w docEntry) error {
+// Unless literal, member names starting with "$" are operations or
+// escapes (see JSON).
+func (s *DocState) apply(p string, obj map[string]json.RawMessage, w docEntry, literal bool) error {
 	for _, key := range slices.Sorted(maps.Keys(obj)) {
 		raw := bytes.TrimSpace(obj[key])
-		q := pathChild(p, key)
+		name := key
+		if !literal && strings.HasPrefix(key, "$") {
+			if !reserved(key) {
+				name = key[1:]
+			} else if p == "" {
+				return badPatch("%s at the top of the patch: an operation is the value of a field, as in {\"visits\":{\"$inc\":1}} (write a field named %s as %q)",
+					key, key, "$"+key)
+			} else {
+				// Unreachable: the object holding it was taken as an operation.
+				return badPatch("field %q: %s is reserved", fieldName(p), key)
+			}
+		}
+		q := pathChild(p, name)
 		switch {
 		case string(raw) == "null":
 			s.removeTree(q)
@@ -356,17 +600,29 @@ func (s *DocState) apply(p string, obj map[string]json.RawMessage, w docEntry) e
 			if err != nil {
 				return err
 			}
-			if !s.isObject(q) {
+			if !literal {
+				op, arg, ok, err := operation(q, sub)
+				if err != nil {
+					return err
+				}
+				if ok {
+					if err := s.applyOp(q, op, arg, w); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			if s.kind(q) != fieldObject {
 				s.removeTree(q)
 			}
 			s.paths[q] = []docEntry{w} // the object mark
-			if err := s.apply(q, sub, w); err != nil {
+			if err := s.apply(q, sub, w, literal); err != nil {
 				return err
 			}
 		default:
 			var buf bytes.Buffer
 			if err := json.Compact(&buf, raw); err != nil {
-				return fmt.Errorf("%w: field %q: %v", ErrBadPatch, key, err)
+				return fmt.Errorf("%w: field %q: %v", ErrBadPatch, fieldName(q), err)
 			}
 			s.removeTree(q)
 			e := w
@@ -377,119 +633,368 @@ func (s *DocState) apply(p string, obj map[string]json.RawMessage, w docEntry) e
 	return nil
 }
 
+// applyOp applies the operation op with argument arg to the field at q.
+func (s *DocState) applyOp(q, op string, arg json.RawMessage, w docEntry) error {
+	switch op {
+	case opInc, opCounter:
+		n, err := parseInt(arg)
+		if err != nil {
+			return badPatch("field %q: %s takes an integer from -2^63 to 2^63-1, not %s", fieldName(q), op, describeArg(arg))
+		}
+		if op == opCounter {
+			s.setCounter(q, w, n)
+			return nil
+		}
+		if k := s.kind(q); k != fieldAbsent && k != fieldCounter {
+			return &patchError{kind: true, msg: fmt.Sprintf("field %q is %s, not a counter: $inc needs a counter or an absent field (make it one with {\"$counter\": N})",
+				fieldName(q), k)}
+		}
+		s.addCounter(q, w, n)
+	default:
+		members, ok := parseStrings(arg)
+		if !ok {
+			return badPatch("field %q: %s takes an array of strings, not %s", fieldName(q), op, describeArg(arg))
+		}
+		if op == opSet {
+			s.removeTree(q)
+			s.writeSet(q, w, members, nil)
+			return nil
+		}
+		if k := s.kind(q); k != fieldAbsent && k != fieldSet {
+			return &patchError{kind: true, msg: fmt.Sprintf("field %q is %s, not a set: %s needs a set or an absent field (make it one with {\"$set\": [...]})",
+				fieldName(q), k, op)}
+		}
+		if op == opAdd {
+			s.writeSet(q, w, members, nil)
+		} else {
+			s.writeSet(q, w, nil, members)
+		}
+	}
+	return nil
+}
+
+// describeArg names an operation's argument for a message: the argument
+// itself when short.
+func describeArg(arg json.RawMessage) string {
+	if len(arg) <= 40 {
+		return string(arg)
+	}
+	return describeJSON(arg)
+}
+
+// parseInt parses a JSON integer (no fraction, no exponent) in int64.
+func parseInt(raw json.RawMessage) (int64, error) {
+	s := string(raw)
+	if s == "" || strings.ContainsAny(s, ".eE") || !json.Valid(raw) {
+		return 0, errors.New("not an integer")
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// totals is the counter entry of value v: v as increments or decrements.
+func totals(v int64) (p, n uint64) {
+	if v >= 0 {
+		return uint64(v), 0
+	}
+	return 0, uint64(-(v + 1)) + 1 // -v without overflowing at MinInt64
+}
+
+// setCounter makes q a counter reading v: the write's own entry holds v,
+// and every entry it saw at q and below is gone.
+func (s *DocState) setCounter(q string, w docEntry, v int64) {
+	s.removeTree(q)
+	e := w
+	e.kind = kindCounter
+	e.p, e.n = totals(v)
+	s.paths[q] = []docEntry{e}
+}
+
+// addCounter adds delta to the counter at q (absent: a new counter): the
+// entries of w's replica are folded into one new entry tagged w's dot, as
+// CounterState.Add does; other replicas' entries stay; entries of other
+// kinds, which lost to the counter, are replaced.
+func (s *DocState) addCounter(q string, w docEntry, delta int64) {
+	s.removeBelow(q)
+	mine := w
+	mine.kind = kindCounter
+	var out []docEntry
+	for _, e := range s.paths[q] {
+		switch {
+		case e.kind != kindCounter:
+		case e.dot.Replica == w.dot.Replica:
+			mine.p += e.p
+			mine.n += e.n
+		default:
+			out = append(out, e)
+		}
+	}
+	dp, dn := totals(delta)
+	mine.p += dp
+	mine.n += dn
+	out = append(out, mine)
+	sortEntries(out)
+	s.paths[q] = out
+}
+
+// writeSet writes the set at q (absent: a new set) with add added and
+// remove removed: a new set mark tagged w's dot replaces the marks and the
+// entries of other kinds there; each added member's entries are replaced
+// by one tagged w's dot; a removed member's entries are dropped.
+func (s *DocState) writeSet(q string, w docEntry, add, remove []string) {
+	s.removeBelow(q)
+	drop := map[string]bool{}
+	for _, m := range add {
+		drop[m] = true
+	}
+	for _, m := range remove {
+		drop[m] = true
+	}
+	mark := w
+	mark.kind = kindSet
+	out := []docEntry{mark}
+	for _, e := range s.paths[q] {
+		if e.kind == kindMember && !drop[string(e.value)] {
+			out = append(out, e)
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range add {
+		if seen[m] {
+			continue
+		}
+		seen[m] = true
+		e := w
+		e.kind = kindMember
+		e.value = []byte(m)
+		out = append(out, e)
+	}
+	sortEntries(out)
+	s.paths[q] = out
+}
+
 // Replace returns s with its document replaced by doc (a JSON object,
-// ErrBadPatch otherwise) by the write named by dot d at HLC t: it applies
-// the merge patch from the document s reads as to doc, so only the fields
-// whose value changes get d, and the fields doc lacks are removed; a field
-// holding concurrent assignments is assigned too, which settles them. A
-// null field in doc is not stored (a patch cannot hold null).
+// ErrBadPatch otherwise) by the write named by dot d at HLC t. Only what
+// changes is written, with d: the fields doc drops are removed, the fields
+// whose value changes are assigned, and an object field that stays an
+// object is replaced field by field. A field holding concurrent
+// assignments (or entries of different kinds) is written too, which
+// settles them. doc is data: member names starting with "$" are fields
+// like any other. A counter field given a different integer is set to it,
+// a set field given a different array of strings gets the members added
+// and removed that make it so (see JSON). A null field in doc is not
+// stored (it removes the field).
 func (s DocState) Replace(d clock.Dot, t clock.HLC, doc []byte) (DocState, error) {
+	if d.Counter == 0 || d.Replica.IsZero() {
+		panic("merge: DocState.Replace with a zero dot")
+	}
 	obj, err := parseObject(doc)
 	if err != nil {
 		return DocState{}, err
 	}
-	cur, _ := s.Document()
-	var old map[string]json.RawMessage
-	if cur != nil {
-		if err := json.Unmarshal(cur, &old); err != nil {
-			return DocState{}, fmt.Errorf("merge: reading the current document: %v", err)
-		}
-	}
-	patch, err := json.Marshal(diffObjects(old, obj))
-	if err != nil {
+	out := s.clone()
+	if _, err := out.replaceObject("", s.tree(), obj, docEntry{dot: d, time: t}); err != nil {
 		return DocState{}, err
 	}
-	out, err := s.Patch(d, t, patch)
-	if err != nil {
-		return DocState{}, err
-	}
-	// A field holding concurrent assignments is assigned again even when
-	// doc gives it the value the HLC rule shows: the writer saw them all,
-	// and settles them (json-mv reads them as a conflict until then).
-	for p, es := range s.paths {
-		if len(es) < 2 {
-			continue
-		}
-		keys, _ := splitPath(p)
-		v, ok := lookup(obj, keys)
-		if !ok {
-			continue
-		}
-		sub := json.RawMessage(v)
-		for i := len(keys) - 1; i >= 0; i-- {
-			b, err := json.Marshal(map[string]json.RawMessage{keys[i]: sub})
-			if err != nil {
-				return DocState{}, err
-			}
-			sub = b
-		}
-		if out, err = out.Patch(d, t, sub); err != nil {
-			return DocState{}, err
-		}
-	}
+	out.ctx.Add(d)
 	return out, nil
 }
 
-// lookup returns the value at keys in obj (not null), if any.
-func lookup(obj map[string]json.RawMessage, keys []string) ([]byte, bool) {
-	for i, k := range keys {
-		v, ok := obj[k]
-		v = bytes.TrimSpace(v)
-		if !ok || string(v) == "null" {
-			return nil, false
-		}
-		if i == len(keys)-1 {
-			return v, true
-		}
-		if len(v) == 0 || v[0] != '{' {
-			return nil, false
-		}
-		if json.Unmarshal(v, &obj) != nil {
-			return nil, false
+// settled reports whether the entries of a path need no write to settle
+// them: at most one assignment, or entries of one counter or one set.
+func settled(es []docEntry) bool {
+	units := 0
+	counter, set := false, false
+	for _, e := range es {
+		switch e.kind {
+		case kindValue:
+			units++
+		case kindCounter:
+			counter = true
+		default:
+			set = true
 		}
 	}
-	return nil, false
+	if counter {
+		units++
+	}
+	if set {
+		units++
+	}
+	return units <= 1
 }
 
-// diffObjects is the merge patch that turns old into doc.
-func diffObjects(old, doc map[string]json.RawMessage) map[string]json.RawMessage {
-	out := map[string]json.RawMessage{}
-	for k := range old {
-		if v, ok := doc[k]; !ok || string(bytes.TrimSpace(v)) == "null" {
-			out[k] = json.RawMessage("null")
+// replaceObject makes the object at p (read from s as n, nil when absent)
+// hold obj, and reports whether it wrote anything.
+func (s *DocState) replaceObject(p string, n *docNode, obj map[string]json.RawMessage, w docEntry) (bool, error) {
+	changed := false
+	if n != nil {
+		for k, c := range n.children {
+			if v, ok := obj[k]; (!ok || string(bytes.TrimSpace(v)) == "null") && c.present() {
+				s.removeTree(pathChild(p, k))
+				changed = true
+			}
 		}
 	}
-	for k, v := range doc {
-		v = bytes.TrimSpace(v)
-		if string(v) == "null" {
+	for _, key := range slices.Sorted(maps.Keys(obj)) {
+		raw := bytes.TrimSpace(obj[key])
+		if string(raw) == "null" {
 			continue
 		}
-		o, had := old[k]
-		if had && len(v) > 0 && v[0] == '{' && len(o) > 0 && o[0] == '{' {
-			var a, b map[string]json.RawMessage
-			if json.Unmarshal(o, &a) == nil && json.Unmarshal(v, &b) == nil {
-				if sub := diffObjects(a, b); len(sub) > 0 {
-					out[k], _ = json.Marshal(sub)
+		q := pathChild(p, key)
+		var c *docNode
+		if n != nil {
+			c = n.children[key]
+		}
+		k := c.kind()
+		if len(raw) > 0 && raw[0] == '{' {
+			sub, err := parseObject(raw)
+			if err != nil {
+				return false, err
+			}
+			if k == fieldObject {
+				ch, err := s.replaceObject(q, c, sub, w)
+				if err != nil {
+					return false, err
+				}
+				if ch || !settled(c.entries) {
+					s.paths[q] = []docEntry{w}
+					changed = true
 				}
 				continue
 			}
-		}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, v); err != nil {
-			out[k] = v // Patch reports it
+			s.removeTree(q)
+			s.paths[q] = []docEntry{w}
+			if err := s.apply(q, sub, w, true); err != nil {
+				return false, err
+			}
+			changed = true
 			continue
 		}
-		if !had || !bytes.Equal(buf.Bytes(), o) {
-			out[k] = buf.Bytes()
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			return false, fmt.Errorf("%w: field %q: %v", ErrBadPatch, fieldName(q), err)
+		}
+		v := buf.Bytes()
+		same := k != fieldAbsent && settled(c.entries)
+		switch {
+		case k == fieldCounter && isInt(v):
+			n, _ := parseInt(v)
+			if same && n == counterValue(c.entries) {
+				continue
+			}
+			s.setCounter(q, w, n)
+		case k == fieldSet && isStrings(v):
+			want, _ := parseStrings(v)
+			have := members(c.entries)
+			var add, remove []string
+			for _, m := range want {
+				if !slices.Contains(have, m) {
+					add = append(add, m)
+				}
+			}
+			for _, m := range have {
+				if !slices.Contains(want, m) {
+					remove = append(remove, m)
+				}
+			}
+			if same && len(add) == 0 && len(remove) == 0 {
+				continue
+			}
+			s.writeSet(q, w, add, remove)
+		default:
+			if same && k == fieldValue && bytes.Equal(winner(c.entries).value, v) {
+				continue
+			}
+			s.removeTree(q)
+			e := w
+			e.value = v
+			s.paths[q] = []docEntry{e}
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+func isStrings(v []byte) bool {
+	_, ok := parseStrings(v)
+	return ok
+}
+
+func isInt(v []byte) bool {
+	_, err := parseInt(v)
+	return err == nil
+}
+
+// parseStrings parses a JSON array of strings (no nulls).
+func parseStrings(v []byte) ([]string, bool) {
+	var raws []json.RawMessage
+	if len(v) == 0 || v[0] != '[' || json.Unmarshal(v, &raws) != nil {
+		return nil, false
+	}
+	out := make([]string, 0, len(raws))
+	for _, r := range raws {
+		var m string
+		if len(r) == 0 || r[0] != '"' || json.Unmarshal(r, &m) != nil {
+			return nil, false
+		}
+		out = append(out, m)
+	}
+	return out, true
+}
+
+// counterValue is the value of the counter entries among es.
+func counterValue(es []docEntry) int64 {
+	var sum uint64
+	for _, e := range es {
+		if e.kind == kindCounter {
+			sum += e.p - e.n
 		}
 	}
-	return out
+	return int64(sum)
+}
+
+// members returns the set members among es, sorted and distinct.
+func members(es []docEntry) []string {
+	var out []string
+	for _, e := range es {
+		if e.kind == kindMember {
+			out = append(out, string(e.value))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // docNode is a path of the document during a read.
 type docNode struct {
 	entries  []docEntry
 	children map[string]*docNode
+}
+
+// kind is what the node reads as (absent for nil).
+func (n *docNode) kind() fieldKind {
+	switch {
+	case n == nil:
+		return fieldAbsent
+	case len(n.entries) > 0:
+		return kindOf(n.entries)
+	case n.present():
+		return fieldObject
+	}
+	return fieldAbsent
+}
+
+// present reports whether the node has entries, or some node below it has.
+func (n *docNode) present() bool {
+	if len(n.entries) > 0 {
+		return true
+	}
+	for _, c := range n.children {
+		if c.present() {
+			return true
+		}
+	}
+	return false
 }
 
 // Document returns the document s reads as, as compact JSON with object
@@ -527,23 +1032,43 @@ func (s DocState) tree() *docNode {
 
 // Conflicted reports whether a field that the document shows holds two or
 // more different values assigned concurrently (an object counts as one
-// value): what json-mv reads as a conflict.
+// value, and so do a counter's entries and a set's): what json-mv reads as
+// a conflict.
 func (s DocState) Conflicted() bool {
 	return s.tree().conflicted()
 }
 
 // conflicted walks the paths the document shows.
 func (n *docNode) conflicted() bool {
-	if len(n.entries) > 1 {
-		first := n.entries[0].value
-		for _, e := range n.entries[1:] {
-			if !bytes.Equal(e.value, first) {
-				return true
+	var first []byte
+	values, counter, set := 0, false, false
+	for _, e := range n.entries {
+		switch e.kind {
+		case kindValue:
+			if values == 0 || !bytes.Equal(e.value, first) {
+				values++
 			}
+			if values == 1 {
+				first = e.value
+			}
+		case kindCounter:
+			counter = true
+		default:
+			set = true
 		}
 	}
-	if len(n.entries) > 0 && len(winner(n.entries).value) > 0 {
-		return false // a value: what lies below it is not shown
+	kinds := min(values, 1)
+	if counter {
+		kinds++
+	}
+	if set {
+		kinds++
+	}
+	if values > 1 || kinds > 1 {
+		return true
+	}
+	if len(n.entries) > 0 && kindOf(n.entries) != fieldObject {
+		return false // not an object: what lies below it is not shown
 	}
 	for _, c := range n.children {
 		if c.conflicted() {
@@ -555,17 +1080,29 @@ func (n *docNode) conflicted() bool {
 
 // write appends the node's value; false when the path is absent.
 func (n *docNode) write(buf *bytes.Buffer) bool {
-	if len(n.entries) > 0 {
-		if w := winner(n.entries); len(w.value) > 0 {
-			buf.Write(w.value)
-			return true
+	if len(n.entries) == 0 {
+		return n.writeObject(buf)
+	}
+	switch kindOf(n.entries) {
+	case fieldValue:
+		buf.Write(winner(n.entries).value)
+	case fieldCounter:
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), counterValue(n.entries), 10))
+	case fieldSet:
+		buf.WriteByte('[')
+		for i, m := range members(n.entries) {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			writeKey(buf, m)
 		}
+		buf.WriteByte(']')
+	default:
 		if !n.writeObject(buf) {
 			buf.WriteString("{}") // an object mark: an object, empty or not
 		}
-		return true
 	}
-	return n.writeObject(buf)
+	return true
 }
 
 // writeObject appends the object of the node's children; false (nothing
@@ -597,7 +1134,7 @@ func (n *docNode) writeObject(buf *bytes.Buffer) bool {
 }
 
 // writeKey appends k as a JSON string, as encoding/json writes it: plain
-// keys as they are, others through json.Marshal.
+// strings as they are, others through json.Marshal.
 func writeKey(buf *bytes.Buffer, k string) {
 	for i := 0; i < len(k); i++ {
 		if c := k[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
@@ -611,32 +1148,54 @@ func writeKey(buf *bytes.Buffer, k string) {
 	buf.WriteByte('"')
 }
 
-// Reidentify returns s with old's unpublished assignments (dots of old
-// above published) re-tagged d, as CounterState.Reidentify does; where one
-// path holds several, the one the HLC rule picks stays.
+// Reidentify returns s with old's unpublished entries (dots of old above
+// published) re-tagged d, as CounterState.Reidentify and
+// SetState.Reidentify do. Per path: of several assignments, the one the
+// HLC rule picks stays; counter entries fold into one holding their
+// totals; set marks become one; each member keeps one entry.
 func (s DocState) Reidentify(old clock.ReplicaID, published uint64, d clock.Dot) DocState {
 	out := DocState{ctx: lowered(s.ctx, old, published), paths: make(map[string][]docEntry, len(s.paths))}
 	any := false
 	for p, es := range s.paths {
 		var keep []docEntry
-		var moved *docEntry
+		moved := map[string]docEntry{} // by kind and member
 		for _, e := range es {
-			if e.dot.Replica == old && e.dot.Counter > published {
-				if moved == nil || moved.less(e) {
-					e := e
-					moved = &e
-				}
+			if e.dot.Replica != old || e.dot.Counter <= published {
+				keep = append(keep, e)
 				continue
 			}
-			keep = append(keep, e)
+			id := string(rune('0'+e.kind)) + string(e.value)
+			if e.kind != kindMember {
+				id = string(rune('0' + e.kind))
+			}
+			e.dot = d
+			m, ok := moved[id]
+			switch {
+			case !ok:
+				moved[id] = e
+			case e.kind == kindValue:
+				if m.less(e) {
+					moved[id] = e
+				}
+			case e.kind == kindCounter:
+				m.p += e.p
+				m.n += e.n
+				m.time = max(m.time, e.time)
+				moved[id] = m
+			default:
+				m.time = max(m.time, e.time)
+				moved[id] = m
+			}
 		}
-		if moved != nil {
-			m := *moved
-			m.dot = d
-			keep = append(keep, m)
-			slices.SortFunc(keep, func(x, y docEntry) int { return x.dot.Compare(y.dot) })
+		for _, m := range moved {
+			if i := slices.IndexFunc(keep, func(k docEntry) bool { return k.compareID(m) == 0 }); i >= 0 {
+				keep[i] = combine(keep[i], m)
+			} else {
+				keep = append(keep, m)
+			}
 			any = true
 		}
+		sortEntries(keep)
 		out.paths[p] = keep
 	}
 	if any {
@@ -649,7 +1208,8 @@ func (s DocState) Reidentify(old clock.ReplicaID, published uint64, d clock.Dot)
 func (s DocState) Equal(o DocState) bool { return bytes.Equal(s.Encode(), o.Encode()) }
 
 // String describes the state deterministically, e.g.
-// `doc{ctx {0a1b2c3d:4} /name[0a1b2c3d:4@5="x"]}`.
+// `doc{ctx {0a1b2c3d:4} /name[0a1b2c3d:4@5="x"] /n[0a1b2c3d:4@5=+3-1]
+// /tags[0a1b2c3d:4@5=set 0a1b2c3d:4@5=member"a"]}`.
 func (s DocState) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "doc{ctx %s", s.ctx)
@@ -660,9 +1220,19 @@ func (s DocState) String() string {
 			if i > 0 {
 				b.WriteByte(' ')
 			}
-			v := string(e.value)
-			if v == "" {
-				v = "{}"
+			var v string
+			switch e.kind {
+			case kindCounter:
+				v = fmt.Sprintf("+%d-%d", e.p, e.n)
+			case kindSet:
+				v = "set"
+			case kindMember:
+				v = fmt.Sprintf("member%q", e.value)
+			default:
+				v = string(e.value)
+				if v == "" {
+					v = "{}"
+				}
 			}
 			fmt.Fprintf(&b, "%s@%d=%s", e.dot, uint64(e.time), v)
 		}
@@ -683,10 +1253,18 @@ const (
 // Encode returns the canonical bytes of s (equal states, equal bytes):
 //
 //	[ "jsondoc1", [ [replica bin16, counter]... sorted ],
-//	  [ [path bin, [ [replica bin16, counter, hlc, value bin]... sorted by dot ]]... sorted by path ] ]
+//	  [ [path bin, [ entry... sorted by dot, kind, member ]]... sorted by path ] ]
 //
 // where a path is its keys, each preceded by its length as a uvarint, and
-// an empty value is the object mark.
+// an entry is
+//
+//	[replica bin16, counter, hlc, value bin]         an assignment (an empty value: the object mark)
+//	[replica bin16, counter, hlc, 1, [P, N]]         a counter entry
+//	[replica bin16, counter, hlc, 2, bin ""]         a set mark
+//	[replica bin16, counter, hlc, 3, member bin]     a set member
+//
+// A state without counters and sets encodes as it did before they existed,
+// so states written then decode unchanged.
 func (s DocState) Encode() []byte {
 	var buf bytes.Buffer
 	enc := msgpack.GetEncoder()
@@ -702,18 +1280,36 @@ func (s DocState) Encode() []byte {
 		_ = enc.EncodeBytes([]byte(p))
 		_ = enc.EncodeArrayLen(len(es))
 		for _, e := range es {
-			_ = enc.EncodeArrayLen(4)
+			if e.kind == kindValue {
+				_ = enc.EncodeArrayLen(4)
+			} else {
+				_ = enc.EncodeArrayLen(5)
+			}
 			_ = enc.EncodeBytes(e.dot.Replica[:])
 			_ = enc.EncodeUint(e.dot.Counter)
 			_ = enc.EncodeUint(uint64(e.time))
-			if e.value == nil {
-				_ = enc.EncodeBytes([]byte{}) // the object mark (nil would encode as msgpack nil)
-			} else {
-				_ = enc.EncodeBytes(e.value)
+			switch e.kind {
+			case kindValue:
+				_ = enc.EncodeBytes(orEmpty(e.value)) // nil would encode as msgpack nil
+			case kindCounter:
+				_ = enc.EncodeUint(uint64(e.kind))
+				_ = enc.EncodeArrayLen(2)
+				_ = enc.EncodeUint(e.p)
+				_ = enc.EncodeUint(e.n)
+			default:
+				_ = enc.EncodeUint(uint64(e.kind))
+				_ = enc.EncodeBytes(orEmpty(e.value))
 			}
 		}
 	}
 	return buf.Bytes()
+}
+
+func orEmpty(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // DecodeDoc parses the bytes Encode produces, and only those: anything
@@ -759,30 +1355,12 @@ func DecodeDoc(b []byte) (DocState, error) {
 		}
 		es := make([]docEntry, 0, m)
 		for range m {
-			if _, err := sd.arrayLen(4); err != nil {
-				return DocState{}, err
-			}
-			d, err := sd.dot(ctx)
+			e, err := sd.docEntry(p, ctx)
 			if err != nil {
 				return DocState{}, err
 			}
-			t, err := dec.DecodeUint64()
-			if err != nil {
-				return DocState{}, badState("time: %v", err)
-			}
-			v, err := sd.member()
-			if err != nil {
-				return DocState{}, err
-			}
-			if v != "" && (!json.Valid([]byte(v)) || v[0] == '{') {
-				return DocState{}, badState("path %q: value %q is not JSON other than an object", p, v)
-			}
-			if len(es) > 0 && es[len(es)-1].dot.Compare(d) >= 0 {
+			if len(es) > 0 && es[len(es)-1].compareID(e) >= 0 {
 				return DocState{}, badState("entries of path %q out of order or repeated", p)
-			}
-			e := docEntry{dot: d, time: clock.HLC(t)}
-			if v != "" {
-				e.value = []byte(v)
 			}
 			es = append(es, e)
 		}
@@ -792,4 +1370,71 @@ func DecodeDoc(b []byte) (DocState, error) {
 		return DocState{}, err
 	}
 	return s, nil
+}
+
+// docEntry reads one entry of path p.
+func (sd stateDec) docEntry(p string, ctx clock.Vector) (docEntry, error) {
+	l, err := sd.dec.DecodeArrayLen()
+	if err != nil {
+		return docEntry{}, badState("%v", err)
+	}
+	if l != 4 && l != 5 {
+		return docEntry{}, badState("entry of %d elements, want 4 or 5", l)
+	}
+	d, err := sd.dot(ctx)
+	if err != nil {
+		return docEntry{}, err
+	}
+	t, err := sd.dec.DecodeUint64()
+	if err != nil {
+		return docEntry{}, badState("time: %v", err)
+	}
+	e := docEntry{dot: d, time: clock.HLC(t)}
+	if l == 4 {
+		v, err := sd.member()
+		if err != nil {
+			return docEntry{}, err
+		}
+		if v != "" && (!json.Valid([]byte(v)) || v[0] == '{') {
+			return docEntry{}, badState("path %q: value %q is not JSON other than an object", p, v)
+		}
+		if v != "" {
+			e.value = []byte(v)
+		}
+		return e, nil
+	}
+	k, err := sd.dec.DecodeUint64()
+	if err != nil {
+		return docEntry{}, badState("kind: %v", err)
+	}
+	switch entryKind(k) {
+	case kindCounter:
+		if _, err := sd.arrayLen(2); err != nil {
+			return docEntry{}, err
+		}
+		if e.p, err = sd.dec.DecodeUint64(); err != nil {
+			return docEntry{}, badState("increments: %v", err)
+		}
+		if e.n, err = sd.dec.DecodeUint64(); err != nil {
+			return docEntry{}, badState("decrements: %v", err)
+		}
+	case kindSet, kindMember:
+		v, err := sd.member()
+		if err != nil {
+			return docEntry{}, err
+		}
+		if entryKind(k) == kindSet && v != "" {
+			return docEntry{}, badState("path %q: a set mark with a value", p)
+		}
+		if !utf8.ValidString(v) {
+			return docEntry{}, badState("path %q: member %q is not UTF-8", p, v)
+		}
+		if v != "" {
+			e.value = []byte(v)
+		}
+	default:
+		return docEntry{}, badState("path %q: entry kind %d", p, k)
+	}
+	e.kind = entryKind(k)
+	return e, nil
 }

@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"slices"
@@ -434,9 +435,13 @@ func SetVersions(ids []clock.ReplicaID) *rapid.Generator[merge.Version] {
 }
 
 // DocPatches draws small JSON Merge Patches over the fields "a" to "c",
-// some nested (objects over "x" and "y"), some removing a field (null).
+// some nested (objects over "x" and "y"), some removing a field (null),
+// some counter and set operations ($inc, $counter, $add, $remove, $set;
+// applied to a field of another kind they fail with merge.ErrFieldKind).
+// As whole documents (DocState.Replace) the operations are data.
 func DocPatches() *rapid.Generator[[]byte] {
-	leaf := rapid.SampledFrom([]string{`1`, `2`, `"s"`, `true`, `[1,2]`, `null`, `{}`})
+	leaf := rapid.SampledFrom([]string{`1`, `2`, `"s"`, `true`, `[1,2]`, `null`, `{}`, `["p"]`, `["p","q"]`,
+		`{"$inc":2}`, `{"$inc":-1}`, `{"$counter":5}`, `{"$add":["p","q"]}`, `{"$add":["q"]}`, `{"$remove":["p"]}`, `{"$set":["q"]}`})
 	return rapid.Custom(func(t *rapid.T) []byte {
 		fields := rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"a", "b", "c"}), 0, 3, rapid.ID[string]).Draw(t, "fields")
 		parts := make([]string, 0, len(fields))
@@ -467,6 +472,7 @@ func DocStates(ids []clock.ReplicaID) *rapid.Generator[merge.DocState] {
 		var s merge.DocState
 		for range rapid.IntRange(0, 4).Draw(t, "ops") {
 			var err error
+			prev := s
 			switch rapid.IntRange(0, 6).Draw(t, "op") {
 			case 0:
 				s = widen(s.Encode(), vectorOver(ids).Draw(t, "seen"), merge.DocOf)
@@ -477,7 +483,9 @@ func DocStates(ids []clock.ReplicaID) *rapid.Generator[merge.DocState] {
 			default:
 				s, err = s.Patch(dotOver(ids).Draw(t, "dot"), HLC().Draw(t, "time"), patches.Draw(t, "patch"))
 			}
-			if err != nil {
+			if errors.Is(err, merge.ErrFieldKind) {
+				s = prev // an operation on a field of another kind: nothing written
+			} else if err != nil {
 				panic(fmt.Sprintf("proptest: a generated patch fails: %v", err))
 			}
 		}
