@@ -41,6 +41,7 @@ import (
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
+	"github.com/ebreplica/ebreplica/remote/sealremote"
 	"github.com/ebreplica/ebreplica/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -91,9 +92,13 @@ var (
 	ErrDuplicateID    = engine.ErrDuplicateID
 	ErrNewerFormat    = engine.ErrNewerFormat
 	ErrPolicyMismatch = engine.ErrPolicyMismatch
-	ErrForeignRemote  = engine.ErrForeignRemote
-	ErrGap            = engine.ErrGap
-	ErrRetired        = engine.ErrRetired
+	// ErrKeyRequired, ErrNotEncrypted, ErrNoKey: see Options.Keys.
+	ErrKeyRequired   = engine.ErrKeyRequired
+	ErrNotEncrypted  = engine.ErrNotEncrypted
+	ErrNoKey         = engine.ErrNoKey
+	ErrForeignRemote = engine.ErrForeignRemote
+	ErrGap           = engine.ErrGap
+	ErrRetired       = engine.ErrRetired
 )
 
 // Types the engine defines and this package shows as they are.
@@ -233,6 +238,17 @@ type Options struct {
 	// fails the call and changes nothing. Close unregisters it.
 	// NewMetricsRegistry makes a registry with the Go runtime collectors.
 	Metrics prometheus.Registerer
+	// Keys is this device's key for an encrypted store (an age X25519
+	// identity, sealremote.LoadKeyFile). When nil, the key file recorded
+	// at init (KeyFile) is read when the store turns out to be encrypted.
+	Keys *sealremote.Keys
+	// KeyFile, given to Init, is recorded in the replica directory (the
+	// path, never the key) and read by later opens that give no Keys.
+	KeyFile string
+	// Encrypt makes the store this replica creates (the first replica of
+	// a store) encrypted: every object body it and later replicas write
+	// is sealed (see remote/sealremote), the data key wrapped for Keys.
+	Encrypt bool
 }
 
 func (o *Options) engine() *engine.Options {
@@ -244,6 +260,7 @@ func (o *Options) engine() *engine.Options {
 		Create: o.Create, RemoteURL: o.RemoteURL, ID: o.ID, MaxValueSize: o.MaxValueSize,
 		Wall: o.Wall, MaxDrift: o.MaxDrift, Policies: o.Policies, Funcs: o.Funcs,
 		Backend: o.Backend, SegmentCap: o.SegmentCap, Codec: o.Codec,
+		Keys: o.Keys, KeyFile: o.KeyFile, Encrypt: o.Encrypt,
 		Progress: o.Progress, AckInterval: o.AckInterval, Logger: o.Logger,
 		RegistryRefresh: o.RegistryRefresh,
 	}
@@ -256,6 +273,9 @@ type Replica struct {
 
 	mu      sync.Mutex
 	backend remote.Backend
+	// sealChecked: backend was checked against the store's encryption
+	// (engine.Seal), and sealed if it needed to be.
+	sealChecked bool
 
 	live live // Run's state (live.go)
 
@@ -316,20 +336,31 @@ func Open(dir string, opts *Options) (*Replica, error) {
 func (r *Replica) Backend(ctx context.Context) (remote.Backend, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.backend != nil {
-		return r.backend, nil
+	if r.backend == nil {
+		url := r.e.RemoteURL()
+		if url == "" {
+			return nil, ErrNoRemote
+		}
+		b, err := r.open(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		r.backend = b
+		r.e.SetBackend(b)
 	}
-	url := r.e.RemoteURL()
-	if url == "" {
-		return nil, ErrNoRemote
+	if !r.sealChecked {
+		// An encrypted store is read and written through its seal.
+		sb, decided, err := r.e.Seal(ctx, r.backend)
+		if err != nil {
+			return nil, err
+		}
+		if sb != r.backend {
+			r.backend = sb
+			r.e.SetBackend(sb)
+		}
+		r.sealChecked = decided
 	}
-	b, err := r.open(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	r.backend = b
-	r.e.SetBackend(b)
-	return b, nil
+	return r.backend, nil
 }
 
 // bind makes sure the engine has its backend before a remote operation.

@@ -19,6 +19,7 @@ import (
 	"github.com/ebreplica/ebreplica/internal/protocol"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/sealremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -132,6 +133,15 @@ type Options struct {
 	// online, idle replica is never retired (DefaultRegistryRefresh when
 	// 0). Keep it far below the store's retirement age.
 	RegistryRefresh time.Duration
+	// Keys is this device's key for an encrypted store (seal.go); nil:
+	// the key file recorded at init is read when the store is encrypted.
+	Keys *sealremote.Keys
+	// KeyFile is recorded by a new replica (an absolute path; the key
+	// itself is never stored) and read when Keys is nil.
+	KeyFile string
+	// Encrypt: the store this replica creates (the first of a store) is
+	// encrypted, its first data key wrapped for Keys.
+	Encrypt bool
 	// ListEvery bounds how long an idle pull's one GET (log/<cursor+1>
 	// not found) is trusted without listing log/ (protocol.PlanPoll): a
 	// pull lists when its last listing is older (RegistryRefresh when 0;
@@ -390,6 +400,9 @@ func createReplica(st *store.Store, dir string, o Options) (clock.ReplicaID, err
 		}
 		tx.SetMeta("remote", []byte(o.RemoteURL))
 		tx.SetMeta("policies", names)
+		if o.KeyFile != "" {
+			tx.SetMeta(metaKeyFile, []byte(o.KeyFile))
+		}
 		tx.ChangeReplicaID(id)
 		return nil
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/format"
+	"github.com/ebreplica/ebreplica/remote/sealremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -118,6 +119,12 @@ func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, 
 		Format: FormatVersion, RemoteID: newNonce(), Policies: r.opts.Policies.Names(),
 		SegmentCap: r.opts.SegmentCap, Codec: r.opts.Codec, Created: time.Now().UTC(),
 	}
+	if r.opts.Encrypt { // seal.go: the keys first, then the manifest naming them
+		want.Format, want.Encryption = format.EncryptedFormat, &format.Encryption{Scheme: sealremote.Scheme}
+		if err := r.createKeys(ctx, want.RemoteID); err != nil {
+			return m, false, err
+		}
+	}
 	data, _ := json.MarshalIndent(want, "", "  ")
 	for attempt := 0; ; attempt++ {
 		_, err = b.PutIfAbsent(ctx, remote.ManifestKey, data)
@@ -150,7 +157,7 @@ func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, 
 		created = m.RemoteID == want.RemoteID // our own ambiguous create
 		break
 	}
-	if m.Format > FormatVersion {
+	if m.Newer() {
 		return m, false, fmt.Errorf("%w: store format %d, this build supports %d", ErrNewerFormat, m.Format, FormatVersion)
 	}
 	if m.Format < 1 {
@@ -212,6 +219,9 @@ func (r *Engine) connectLocked(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	m, created, err := r.ensureManifest(ctx)
+	if err == nil {
+		err = r.bindSeal(ctx, m) // seal.go
+	}
 	if err != nil {
 		return false, err
 	}

@@ -66,7 +66,11 @@ func (r *Engine) Verify(ctx context.Context, o VerifyOptions) (VerifyReport, err
 	if o.Policies == nil {
 		o.Policies = r.opts.Policies
 	}
-	return fsck.VerifyWith(ctx, r.opts.Backend, o, fsck.Env{Local: r.st, Closed: ErrClosed, Budget: decodeBudget})
+	b, _, err := r.Seal(ctx, r.opts.Backend) // an encrypted store is read through its seal
+	if err != nil {
+		return VerifyReport{}, err
+	}
+	return fsck.VerifyWith(ctx, b, o, fsck.Env{Local: r.st, Closed: ErrClosed, Budget: decodeBudget})
 }
 
 // Verify checks every object of the store on b and, with o.Repair,

@@ -116,6 +116,7 @@ import (
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/format"
+	"github.com/ebreplica/ebreplica/remote/sealremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
 	"golang.org/x/sync/errgroup"
@@ -242,6 +243,7 @@ func VerifyWith(ctx context.Context, b remote.Backend, o Options, env Env) (Repo
 		env.Budget = defaultBudget
 	}
 	v := &verifier{b: b, o: o, env: env, regs: map[string]bool{}, acks: map[string]uint64{}, parts: map[string]remote.Info{}, used: map[string]bool{}, sizes: map[string]int64{}}
+	v.seal, _ = b.(*sealremote.Backend)
 	if err := v.run(ctx); err != nil {
 		return Report{}, err
 	}
@@ -272,10 +274,14 @@ func cmpProblem(a, b Problem) int {
 }
 
 type verifier struct {
-	b   remote.Backend
-	o   Options
-	env Env
-	rep Report
+	b remote.Backend
+	// seal is b when the store is read through its seal (an encrypted
+	// store): objects are read as stored and opened here, so that a body
+	// that fails to open is judged like one that fails to decode.
+	seal *sealremote.Backend
+	o    Options
+	env  Env
+	rep  Report
 
 	mu       sync.Mutex // guards rep while checks run concurrently
 	repairMu sync.Mutex // one repair at a time (o.Now need not be safe for concurrent use)
@@ -374,16 +380,21 @@ func readJudged[T any](ctx context.Context, v *verifier, key string, size int64,
 	var first error
 	var firstETag string
 	for range maxReads {
-		obj, err := v.b.Get(ctx, key)
+		obj, raw, err := v.read(ctx, key)
 		if errors.Is(err, remote.ErrNotExist) {
 			return judged[T]{gone: true}, nil
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, sealremote.ErrTampered) {
 			return judged[T]{}, v.getErr(key, err)
 		}
 		out.obj = obj
-		out.val, out.err = judge(obj.Data)
-		sum := sha256.Sum256(obj.Data)
+		if err != nil {
+			var zero T
+			out.val, out.err = zero, err
+		} else {
+			out.val, out.err = judge(obj.Data)
+		}
+		sum := sha256.Sum256(raw)
 		again := slices.Contains(sums, sum)
 		switch {
 		case out.err == nil && (again || !twice):
@@ -397,13 +408,41 @@ func readJudged[T any](ctx context.Context, v *verifier, key string, size int64,
 		if again && out.err != nil {
 			// The same failing bytes twice: the object's own, unless the
 			// listing says it holds more.
-			out.short, out.listed = int64(len(obj.Data)) != size, size
+			out.short, out.listed = int64(len(raw))-v.overhead(key) != size, size
 			return out, nil
 		}
 		sums = append(sums, sum)
 	}
 	out.unstable = true
 	return out, nil
+}
+
+// read reads key: obj holds the plaintext (the stored bytes when they do
+// not open: the error then wraps sealremote.ErrTampered), raw the bytes as
+// stored.
+func (v *verifier) read(ctx context.Context, key string) (obj remote.Object, raw []byte, err error) {
+	if v.seal == nil {
+		obj, err = v.b.Get(ctx, key)
+		return obj, obj.Data, err
+	}
+	obj, err = v.seal.GetSealed(ctx, key)
+	if err != nil {
+		return obj, nil, err
+	}
+	raw = obj.Data
+	data, err := v.seal.Unseal(ctx, key, raw)
+	if err == nil {
+		obj.Data = data
+	}
+	return obj, raw, err
+}
+
+// overhead is the bytes sealing adds to the stored body of key.
+func (v *verifier) overhead(key string) int64 {
+	if v.seal == nil {
+		return 0
+	}
+	return v.seal.Overhead(key)
 }
 
 // unstable returns the problem an object makes when its reads cannot be
@@ -520,6 +559,9 @@ func (v *verifier) classify(ctx context.Context, info remote.Info, manifest *boo
 		}
 	case strings.HasPrefix(key, remote.QuarantinePref):
 		v.info(key, KindQuarantine, "a copy of an object that failed verification, kept by an earlier repair (%d bytes)", info.Size)
+	case sealremote.IsKeyName(key) && v.seal != nil:
+		// A wrapped data key or an epoch marker of an encrypted store:
+		// the seal checked the ones this device holds when it opened.
 	case strings.HasPrefix(key, remote.ProbePrefix):
 		v.info(key, KindProbe, "the scratch object of a conditional-write probe (a connect running now, or one whose clean-up failed); safe to delete")
 	default:
@@ -595,7 +637,7 @@ func (v *verifier) checkManifest(ctx context.Context, listed bool) error {
 			return nil, flawf(KindCorrupt, "not an ebreplica store manifest (%s)", why)
 		}
 		switch _, cerr := segment.ParseCodec(m.Codec); {
-		case m.Format > format.FormatVersion:
+		case m.Newer():
 			return &m, flawf(KindVersion, "store format %d, this build supports %d: upgrade ebreplica", m.Format, format.FormatVersion)
 		case m.Format < 1:
 			return &m, flawf(KindCorrupt, "store format %d", m.Format)

@@ -20,9 +20,14 @@ import (
 //	 "policies": {"<prefix>": "<policy name>", ...},
 //	 "segment_cap": 8388608,            // raw bytes; 0 means DefaultSegmentCap
 //	 "codec": "zstd",                   // of segments: "raw", "none", "" or "zstd"
-//	 "created": "<RFC 3339 time>"}
+//	 "created": "<RFC 3339 time>",
+//	 "encryption": {"scheme": "age-x25519+xchacha20poly1305"}}  // encrypted stores only
 //
 // Unknown fields are ignored (a later minor addition reads as absent).
+// An encrypted store's manifest has format EncryptedFormat, so that a
+// build from before encryption refuses the store (ErrNewerFormat) instead
+// of writing plaintext into it; its keys and sealed bodies are described
+// in package remote/sealremote. The manifest itself holds no user data.
 type Manifest struct {
 	Format     int               `json:"format"`
 	RemoteID   string            `json:"store_id"`
@@ -30,6 +35,29 @@ type Manifest struct {
 	SegmentCap int               `json:"segment_cap"`
 	Codec      string            `json:"codec"`
 	Created    time.Time         `json:"created"`
+	// Encryption, when set, says every object body but store.json, keys/
+	// and probes is sealed (see remote/sealremote).
+	Encryption *Encryption `json:"encryption,omitempty"`
+}
+
+// Encryption is the manifest's note that a store is encrypted.
+type Encryption struct {
+	Scheme string `json:"scheme"`
+}
+
+// EncryptedFormat is the manifest format of an encrypted store.
+const EncryptedFormat = 2
+
+// Encrypted reports whether the store is encrypted.
+func (m Manifest) Encrypted() bool { return m.Encryption != nil }
+
+// Newer reports whether the manifest is of a format this build cannot
+// read: above FormatVersion, except EncryptedFormat with its encryption.
+func (m Manifest) Newer() bool {
+	if m.Format == EncryptedFormat && m.Encryption != nil {
+		return false
+	}
+	return m.Format > FormatVersion
 }
 
 // Registry builds the policy registry the manifest names, from built-ins
@@ -58,7 +86,7 @@ func ReadManifest(ctx context.Context, b remote.Backend) (m Manifest, ok bool, e
 	if err := json.Unmarshal(obj.Data, &m); err != nil || m.RemoteID == "" {
 		return m, false, fmt.Errorf("%w: %s on %s", ErrForeignRemote, remote.ManifestKey, b)
 	}
-	if m.Format > FormatVersion {
+	if m.Newer() {
 		return m, false, fmt.Errorf("%w: store format %d, this build supports %d", ErrNewerFormat, m.Format, FormatVersion)
 	}
 	return m, true, nil
