@@ -20,7 +20,9 @@
 //	503 unavailable   the remote failed a sync, push or pull; the replica is
 //	                  closing
 //
-// Nothing is written by a request that is answered with an error.
+// Nothing is written by a request that is answered with an error (but a
+// set POST's add and remove are two writes: a store failure between them
+// keeps the add).
 package server
 
 import (
@@ -186,9 +188,11 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		go func() { errc <- hs.Serve(l) }()
 	}
 	var err error
+	pending := len(listeners) // hs.Serve calls yet to return
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+		pending--
 	}
 	s.closeStreams()
 	sctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
@@ -199,11 +203,7 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	// Handlers still running after a forced close see their contexts
 	// cancelled; the replica must not be closed under them.
 	s.inflight.Wait()
-	n := len(listeners)
-	if err != nil {
-		n--
-	}
-	for range n {
+	for range pending {
 		if e := <-errc; err == nil && !errors.Is(e, http.ErrServerClosed) {
 			err = e
 		}
