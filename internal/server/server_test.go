@@ -340,3 +340,27 @@ func TestCLIOutlivesReadTimeout(t *testing.T) {
 		t.Fatalf("after the ReadTimeout: echo %q %v", got, err)
 	}
 }
+
+// TestServeListenerFails: a listener that fails ends Serve with its error,
+// after shutting the others down.
+func TestServeListenerFails(t *testing.T) {
+	r, _ := newReplica(t, "", "", nil)
+	defer r.Close()
+	good, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Close()
+	err = server.New(r, server.Options{}).Serve(context.Background(), good, bad)
+	if err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("Serve = %v, want the closed listener's error", err)
+	}
+	if c, err := net.Dial("tcp", good.Addr().String()); err == nil {
+		c.Close()
+		t.Fatal("the good listener still accepts")
+	}
+}
