@@ -15,20 +15,33 @@ import (
 // reads the key's record, joins the states of its live siblings
 // (merge.DocOf), applies the patch under the dot and the HLC of the write
 // (so a field's assignment carries its version's HLC), and writes one new
-// version. Put of a json key writes the patch
-// from the document read here to the new one (merge.DocState.Replace), so
-// that only the fields it changes are stamped. Delete clears the document
+// version. A patch may hold counter and set operations ({"visits":
+// {"$inc":1}}, {"tags":{"$add":["a"]}}; see merge.JSON). Put of a json key
+// writes the patch from the document read here to the new one
+// (merge.DocState.Replace), so that only the fields it changes are
+// stamped; a put is data (no operations) and keeps the counter and set
+// fields whose value it leaves unchanged. Delete clears the document
 // (observed-remove, as for counters and sets).
 
-// ErrBadPatch: a write of a json key that is not a JSON object.
+// ErrBadPatch: a write of a json key that is not a JSON object, or a patch
+// with a malformed operation.
 var ErrBadPatch = merge.ErrBadPatch
+
+// ErrFieldKind: a patch operation on a field of another kind ($inc on a
+// field that is not a counter, $add or $remove on one that is not a set).
+// It also matches ErrBadPatch.
+var ErrFieldKind = merge.ErrFieldKind
 
 // Patch applies the JSON Merge Patch patch (RFC 7396) to the document key:
 // every field it names is assigned, a null removes the field, a nested
 // object is merged into an object field. Only the fields it names are
-// stamped, so concurrent patches of different fields all survive. The
-// key's policy must be merge.JSON (ErrWrongPolicy otherwise); a patch that
-// is not a JSON object gives ErrBadPatch, and a patch or a resulting state
+// stamped, so concurrent patches of different fields all survive. A
+// field's value {"$inc": N} adds N to a counter field, {"$add": [...]} and
+// {"$remove": [...]} change a set field, {"$counter": N} and {"$set": [...]}
+// make the field a counter or a set (merge.JSON). The key's policy must be
+// merge.JSON (ErrWrongPolicy otherwise); a patch that is not a JSON object,
+// or holds a malformed operation, gives ErrBadPatch, an operation on a
+// field of another kind ErrFieldKind, and a patch or a resulting state
 // over the value limit ErrValueTooLarge; on any error nothing is written.
 // A key that does not exist, or reads as deleted here, starts from the
 // empty document.
@@ -47,7 +60,7 @@ func (r *Engine) docWrite(ctx context.Context, key string, input []byte,
 	if err := r.checkValue(key, input); err != nil {
 		return err
 	}
-	if err := checkDocInput(key, input); err != nil {
+	if err := checkDocWrite(key, input, op); err != nil {
 		return err
 	}
 	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
@@ -55,9 +68,19 @@ func (r *Engine) docWrite(ctx context.Context, key string, input []byte,
 	}))
 }
 
-// checkDocInput fails unless input is a JSON object, before any write.
+// checkDocInput fails unless input is a whole document a put can write (a
+// JSON object), before any write.
 func checkDocInput(key string, input []byte) error {
-	if _, err := (merge.DocState{}).Patch(clock.Dot{Replica: clock.ReplicaID{1}, Counter: 1}, 0, input); err != nil {
+	return checkDocWrite(key, input, merge.DocState.Replace)
+}
+
+// checkDocWrite fails unless op accepts input on the empty document (a
+// JSON object, well-formed operations), before any write. What depends on
+// the document (an operation on a field of another kind, ErrFieldKind)
+// fails inside the write's transaction, which then writes nothing.
+func checkDocWrite(key string, input []byte,
+	op func(s merge.DocState, d clock.Dot, t clock.HLC, input []byte) (merge.DocState, error)) error {
+	if _, err := op(merge.DocState{}, clock.Dot{Replica: clock.ReplicaID{1}, Counter: 1}, 0, input); err != nil {
 		return fmt.Errorf("replica: json key %q: %w", key, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -247,4 +248,212 @@ func TestJSONMVDocument(t *testing.T) {
 	mustSync(t, a)
 	docIs(t, a, "docs/p", `{"email":"a@x","name":"Anna","phone":"1"}`)
 	docIs(t, c, "docs/p", `{"email":"a@x","name":"Anna","phone":"1"}`)
+}
+
+// TestJSONDocumentCountersAndSets: counter and set fields of a document
+// through the engine: concurrent increments and adds on two replicas all
+// count after the sync; a put of the document read back (another field
+// changed) and a batch put keep them; a new replica bootstrapped from a
+// pruned snapshot reads the same; a delete clears them.
+func TestJSONDocumentCountersAndSets(t *testing.T) {
+	ctx := context.Background()
+	b := memremote.New("t")
+	a := newReplicaOpts(t, b, engine.Options{Policies: docPolicies(t)})
+	c := newReplicaOpts(t, b, engine.Options{Policies: docPolicies(t)})
+	mustPatch(t, a, "docs/ann", `{"name":"Ann","visits":{"$inc":1},"tags":{"$add":["a","b"]}}`)
+	mustSync(t, a)
+	mustSync(t, c)
+	mustPatch(t, a, "docs/ann", `{"visits":{"$inc":2},"tags":{"$remove":["b"]}}`)
+	mustPatch(t, c, "docs/ann", `{"visits":{"$inc":5},"tags":{"$add":["b","c"]}}`)
+	// A put of the document c reads, with the name changed: the counter
+	// and the set keep c's increment and adds, and a's.
+	got, err := c.Get("docs/ann")
+	if err != nil || string(got) != `{"name":"Ann","tags":["a","b","c"],"visits":6}` {
+		t.Fatalf("c reads %s, %v", got, err)
+	}
+	if err := c.Put(ctx, "docs/ann", []byte(strings.Replace(string(got), "Ann", "Anna", 1))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		mustSync(t, a)
+		mustSync(t, c)
+	}
+	want := `{"name":"Anna","tags":["a","b","c"],"visits":8}`
+	docIs(t, a, "docs/ann", want)
+	docIs(t, c, "docs/ann", want)
+
+	// A batch put sets the counter to a new integer and the set to a new
+	// array; a concurrent increment and add survive it.
+	if err := a.Batch(ctx, func(bt *engine.Batch) error {
+		bt.Put("docs/ann", []byte(`{"name":"Anna","tags":["a","z"],"visits":100}`))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustPatch(t, c, "docs/ann", `{"visits":{"$inc":1},"tags":{"$add":["y"]}}`)
+	for range 2 {
+		mustSync(t, a)
+		mustSync(t, c)
+	}
+	// c's running total (its 5+1, as for the counter policy) survives the
+	// put that saw its 5.
+	want = `{"name":"Anna","tags":["a","y","z"],"visits":106}`
+	docIs(t, a, "docs/ann", want)
+	docIs(t, c, "docs/ann", want)
+	mustPatch(t, a, "docs/ann", `{"visits":{"$inc":-6}}`) // still a counter after the batch put
+	want = `{"name":"Anna","tags":["a","y","z"],"visits":100}`
+	docIs(t, a, "docs/ann", want)
+
+	if _, err := a.Compact(ctx, engine.CompactOptions{Prune: true, Grace: -1}); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	d := newReplicaOpts(t, b, engine.Options{Policies: docPolicies(t)})
+	mustSync(t, d)
+	docIs(t, d, "docs/ann", want)
+	mustPatch(t, d, "docs/ann", `{"visits":{"$inc":1}}`)
+	mustSync(t, d)
+	mustSync(t, a)
+	docIs(t, a, "docs/ann", `{"name":"Anna","tags":["a","y","z"],"visits":101}`)
+
+	if err := a.Delete(ctx, "docs/ann"); err != nil {
+		t.Fatal(err)
+	}
+	docIs(t, a, "docs/ann", "")
+	mustPatch(t, a, "docs/ann", `{"visits":{"$inc":1}}`) // starts from zero again
+	docIs(t, a, "docs/ann", `{"visits":1}`)
+}
+
+// TestJSONDocumentBadOperations: malformed operations, and operations on a
+// field of another kind (found only inside the write's transaction), are
+// clear errors that write nothing.
+func TestJSONDocumentBadOperations(t *testing.T) {
+	ctx := context.Background()
+	r := newReplicaOpts(t, memremote.New("t"), engine.Options{Policies: docPolicies(t)})
+	mustPatch(t, r, "docs/p", `{"o":{"x":1},"n":3,"c":{"$inc":1},"t":{"$add":["a"]}}`)
+	mustSync(t, r)
+	before := state(t, r)
+	for _, tc := range []struct {
+		patch string
+		is    error
+		msg   string
+	}{
+		{`{"c":{"$inc":1.5}}`, engine.ErrBadPatch, "$inc takes an integer"},
+		{`{"c":{"$inc":"1"}}`, engine.ErrBadPatch, "$inc takes an integer"},
+		{`{"t":{"$add":"a"}}`, engine.ErrBadPatch, "$add takes an array of strings"},
+		{`{"t":{"$oops":["a"]}}`, engine.ErrBadPatch, `unknown operation "$oops"`},
+		{`{"t":{"$add":["a"],"x":1}}`, engine.ErrBadPatch, "must be the only member"},
+		{`{"name":"B","o":{"$inc":1}}`, engine.ErrFieldKind, `field "o" is an object, not a counter`},
+		{`{"c":{"$add":["a"]}}`, engine.ErrFieldKind, `field "c" is a counter, not a set`},
+		{`{"n":{"$inc":1}}`, engine.ErrFieldKind, `field "n" is a value, not a counter`},
+	} {
+		err := r.Patch(ctx, "docs/p", []byte(tc.patch))
+		if !errors.Is(err, tc.is) || !errors.Is(err, engine.ErrBadPatch) || !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), "docs/p") {
+			t.Errorf("patch %s: %v, want %v mentioning %q", tc.patch, err, tc.is, tc.msg)
+		}
+		if after := state(t, r); after != before {
+			t.Fatalf("patch %s changed the state:\n%s\nvs\n%s", tc.patch, after, before)
+		}
+		for pk, err := range r.Pending() {
+			t.Fatalf("patch %s left a pending change: %v %v", tc.patch, pk, err)
+		}
+	}
+	// A put is data: "$" names are fields.
+	if err := r.Put(ctx, "docs/q", []byte(`{"$ref":"#/x","o":{"$inc":1}}`)); err != nil {
+		t.Fatal(err)
+	}
+	docIs(t, r, "docs/q", `{"$ref":"#/x","o":{"$inc":1}}`)
+}
+
+// TestJSONDocumentReidentifyCounters: a copied directory's unpublished
+// increments and adds survive reidentify beside the original's, and the
+// document's counter field ends where a counter key under the counter
+// policy given the same increments does.
+func TestJSONDocumentReidentifyCounters(t *testing.T) {
+	ctx := context.Background()
+	b, err := fileremote.New(t.TempDir(), &fileremote.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	dirA, dirB := filepath.Join(root, "a"), filepath.Join(root, "b")
+	a, err := engine.Init(dirA, "file://x", &engine.Options{Backend: b, Policies: docPolicies(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := func(r *engine.Engine, n int64, member string) {
+		t.Helper()
+		mustPatch(t, r, "docs/p", fmt.Sprintf(`{"v":{"$inc":%d},"t":{"$add":[%q]}}`, n, member))
+		if _, err := r.CounterAdd(ctx, "c/n", n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inc(a, 1, "a")
+	mustSync(t, a)
+	inc(a, 10, "b") // unpublished, copied
+	a.Close()
+	if out, err := exec.Command("cp", "-a", dirA, dirB).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if a, err = engine.Open(dirA, &engine.Options{Backend: b, Policies: docPolicies(t)}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	c, err := engine.Open(dirB, &engine.Options{Backend: b, Policies: docPolicies(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	inc(a, 100, "x")
+	inc(c, 1000, "y")
+	mustSync(t, a)
+	if _, err := c.Reidentify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		mustSync(t, c)
+		mustSync(t, a)
+	}
+	// The counter policy reads 1122 here: the original's running total
+	// (1+10+100) plus the copy's, moved to its new id (1+10+1000): the
+	// copied unpublished 10 counts in both directories, and so does the
+	// published 1, which the moved running total carries
+	// (CounterState.Reidentify's rule).
+	n, err := a.Get("c/n")
+	if err != nil || string(n) != "1122" {
+		t.Fatalf("counter policy: %s, %v", n, err)
+	}
+	want := `{"t":["a","b","x","y"],"v":` + string(n) + `}`
+	docIs(t, a, "docs/p", want)
+	docIs(t, c, "docs/p", want)
+}
+
+// TestJSONMVCounterConflict: under json-mv, a counter on one replica and a
+// plain value on another read as a conflict; an increment settles it.
+func TestJSONMVCounterConflict(t *testing.T) {
+	reg, err := merge.ParsePolicies([]string{"docs/=json-mv"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := memremote.New("t")
+	a := newReplicaOpts(t, b, engine.Options{Policies: reg})
+	c := newReplicaOpts(t, b, engine.Options{Policies: reg})
+	mustPatch(t, a, "docs/p", `{"v":{"$inc":1}}`)
+	mustSync(t, a)
+	mustSync(t, c)
+	mustPatch(t, a, "docs/p", `{"v":{"$inc":1}}`)
+	mustPatch(t, c, "docs/p", `{"v":"many"}`)
+	mustSync(t, a)
+	mustSync(t, c)
+	mustSync(t, a)
+	var ce *engine.ConflictError
+	if _, err := a.Get("docs/p"); !errors.As(err, &ce) {
+		t.Fatalf("get: %v, want a conflict", err)
+	}
+	// A $counter, which assigns the field whatever it holds, settles it.
+	mustPatch(t, a, "docs/p", `{"v":{"$counter":7}}`)
+	mustSync(t, a)
+	mustSync(t, c)
+	docIs(t, a, "docs/p", `{"v":7}`)
+	docIs(t, c, "docs/p", `{"v":7}`)
 }
