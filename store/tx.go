@@ -115,8 +115,9 @@ type Tx struct {
 	// asked for it (WriteTime); zero otherwise. writing: inside that fn.
 	writeTime clock.HLC
 	writing   bool
-	local     bool        // PutRecord is a local write's (the change feed's origin)
-	feed      []FeedEntry // this request's changes (feed.go)
+	local     bool            // PutRecord is a local write's (the change feed's origin)
+	feed      []FeedEntry     // this request's changes (feed.go)
+	noFeed    map[string]bool // SkipFeed's keys
 }
 
 func (t *Tx) get(k []byte) ([]byte, bool, error) {
@@ -196,13 +197,25 @@ func (t *Tx) PutRecord(key string, st Stored) error {
 	case wasLive && !isLive:
 		t.live--
 	}
-	if (isLive || wasLive) && !(had && sameVersions(old.Record, st.Record)) {
+	skip := t.noFeed[key]
+	delete(t.noFeed, key)
+	if !skip && (isLive || wasLive) && !(had && sameVersions(old.Record, st.Record)) {
 		t.addFeed(FeedEntry{Key: key, Deleted: !isLive, Local: t.local, Conflict: len(st.Record.Versions) > 1})
 	}
 	t.set(recordKey(key), b)
 	cp := st
 	t.cache[key] = &cp
 	return nil
+}
+
+// SkipFeed makes the next PutRecord of key in this request (a WriteFunc's
+// fn may call it) record no change-feed entry: for a write that leaves
+// what a read of the key returns as it was (a re-stamp).
+func (t *Tx) SkipFeed(key string) {
+	if t.noFeed == nil {
+		t.noFeed = map[string]bool{}
+	}
+	t.noFeed[key] = true
 }
 
 // DeleteRecord removes the record of key whole (collection).

@@ -242,7 +242,11 @@ func (r *Engine) restampKept(ctx context.Context) error {
 				if k.Passive {
 					continue
 				}
-				if err := r.restamp(tx, k, nil); err != nil {
+				before, err := r.readsAs(tx, k.Key)
+				if err != nil {
+					return err
+				}
+				if err := r.restamp(tx, k, nil, before); err != nil {
 					return err
 				}
 			}

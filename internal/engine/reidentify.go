@@ -41,7 +41,19 @@ func (r *Engine) Reidentify(ctx context.Context) (clock.ReplicaID, error) {
 		return old, err
 	}
 	err = r.st.UpdateSync(ctx, func(tx *store.Tx) error {
-		if ok, err := dropUnpublished(tx, suspect, re); err != nil || !ok {
+		// What Get returns now for the keys re-stamped: the change feed
+		// records a re-stamp only when it changes that (restamp), and
+		// nothing for their unpublished versions dropped meanwhile.
+		before := make([]readAs, len(dirty))
+		restamped := map[string]bool{}
+		for i, k := range dirty {
+			var err error
+			if before[i], err = r.readsAs(tx, k.Key); err != nil {
+				return err
+			}
+			restamped[k.Key] = true
+		}
+		if ok, err := dropUnpublished(tx, suspect, re, restamped); err != nil || !ok {
 			return err
 		}
 		for _, n := range staged {
@@ -51,11 +63,11 @@ func (r *Engine) Reidentify(ctx context.Context) (clock.ReplicaID, error) {
 		tx.DeleteMeta("ready")
 		tx.DeleteMeta("published")
 		tx.ChangeReplicaID(newID)
-		for _, k := range dirty {
+		for i, k := range dirty {
 			// Written again under the new id: a counter or set key as
 			// state, the old id's unpublished entries moved to the new
 			// write's dot.
-			if err := r.restamp(tx, k, re); err != nil {
+			if err := r.restamp(tx, k, re, before[i]); err != nil {
 				return err
 			}
 		}
@@ -98,8 +110,9 @@ func (r *Engine) readReidentify(old clock.ReplicaID, published uint64) (dirty []
 // dropUnpublished drops from the records of keys every version with an
 // old-id dot above published, and lowers the old id's clock entries to
 // published. It reports false, as it always has, when a key has no record
-// (the transaction then ends there).
-func dropUnpublished(tx *store.Tx, keys []string, re *reidentified) (bool, error) {
+// (the transaction then ends there). The change feed records nothing for
+// the keys in restamped: restamp decides.
+func dropUnpublished(tx *store.Tx, keys []string, re *reidentified, restamped map[string]bool) (bool, error) {
 	for _, key := range keys {
 		st, ok, err := tx.Record(key)
 		if err != nil || !ok {
@@ -118,6 +131,9 @@ func dropUnpublished(tx *store.Tx, keys []string, re *reidentified) (bool, error
 			delete(c, re.old)
 		}
 		st.Record = merge.Record{Clock: c, Versions: keep}
+		if restamped[key] {
+			tx.SkipFeed(key)
+		}
 		if err := tx.PutRecord(key, st); err != nil {
 			return false, err
 		}

@@ -6,6 +6,8 @@ package engine
 // the same way (keptOf) and write them back with restamp (absence rule 6).
 
 import (
+	"bytes"
+
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/store"
@@ -89,9 +91,24 @@ type reidentified struct {
 //     unpublished versions also dropped entries of other replicas they
 //     carried, which the cleaned clock still covers, so a join would take
 //     them for removed.
-func (r *Engine) restamp(tx *store.Tx, k keptValue, re *reidentified) error {
+//
+// The change feed follows its rule, every change to what Get returns: a
+// re-stamp that leaves the key reading as before (what Get returned
+// before the re-stamp began: the kept value while a rebase is pending) is
+// no entry, one that changes it (concurrent versions settled into one) is
+// a local write's.
+func (r *Engine) restamp(tx *store.Tx, k keptValue, re *reidentified, before readAs) error {
+	settled := func(value []byte, deleted bool, d clock.Dot) {
+		after := r.readOf(k.Key, merge.Record{Versions: []merge.Version{{Dot: d, Value: value, Deleted: deleted}}})
+		if after.same(before) {
+			tx.SkipFeed(k.Key)
+		}
+	}
 	if k.Kind == "" {
-		_, err := tx.Write(k.Key, k.Value, k.Deleted)
+		_, _, err := tx.WriteFunc(k.Key, func(_ merge.Record, d clock.Dot) ([]byte, bool, bool, error) {
+			settled(k.Value, k.Deleted, d)
+			return k.Value, k.Deleted, true, nil
+		})
 		return err
 	}
 	p := r.opts.Policies.For(k.Key)
@@ -104,8 +121,51 @@ func (r *Engine) restamp(tx *store.Tx, k keptValue, re *reidentified) error {
 		if err != nil {
 			return nil, false, policyErr(k.Key, p, err)
 		}
+		settled(state, false, d)
 		return state, true, nil
 	})
+}
+
+// readAs is what Get returns for a key, as far as the change feed tells
+// changes apart: live or not, the value, and whether it reads as a
+// conflict or holds concurrent versions (the feed's conflict flag).
+type readAs struct {
+	live     bool
+	value    []byte
+	conflict bool // or unreadable: never the same as anything
+}
+
+// same reports whether a and b read the same, neither a conflict.
+func (a readAs) same(b readAs) bool {
+	return !a.conflict && !b.conflict && a.live == b.live && (!a.live || bytes.Equal(a.value, b.value))
+}
+
+// readOf is what Get returns for key with record rec.
+func (r *Engine) readOf(key string, rec merge.Record) readAs {
+	if len(rec.Versions) == 0 {
+		return readAs{}
+	}
+	p := r.opts.Policies.For(key)
+	res, err := merge.Read(p, key, rec)
+	if err != nil {
+		return readAs{conflict: true}
+	}
+	return readAs{live: !res.Deleted, value: res.Value,
+		conflict: res.Conflict || (len(rec.Versions) > 1 && crdtKind(p) == "")}
+}
+
+// readsAs is what Get of key returns in tx (a pending rebase's kept value
+// included).
+func (r *Engine) readsAs(tx *store.Tx, key string) (readAs, error) {
+	st, ok, err := tx.Record(key)
+	if err != nil {
+		return readAs{}, err
+	}
+	rec, ok, err := r.withKept(tx, key, st.Record, ok)
+	if err != nil || !ok {
+		return readAs{}, err
+	}
+	return r.readOf(key, rec), nil
 }
 
 // restampedState is the state restamp writes for the CRDT key k, starting
