@@ -13,6 +13,7 @@ import (
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
+	"github.com/ebreplica/ebreplica/remote/sealremote"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -41,6 +42,7 @@ func TestOptionsReachTheEngine(t *testing.T) {
 	o.Backend = must(fileremote.New(t.TempDir(), nil))
 	o.OpenRemote = func(context.Context, string) (remote.Backend, error) { return nil, nil }
 	o.Progress = func(string, int64, int64) {}
+	o.Keys = must(sealremote.NewKeys())
 	o.Logger = nil // a nil *slog.Logger is its zero value: checked below by name only
 	e := reflect.ValueOf(o.engine()).Elem()
 	for i := range v.NumField() {

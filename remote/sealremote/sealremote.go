@@ -207,6 +207,9 @@ type Backend struct {
 // Inner returns the wrapped backend.
 func (b *Backend) Inner() remote.Backend { return b.inner }
 
+// Recipient returns the public recipient of the device key it opened with.
+func (b *Backend) Recipient() string { return b.keys.Recipient() }
+
 // StoreID returns the store id the bodies are bound to.
 func (b *Backend) StoreID() string { return b.storeID }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/ebreplica/ebreplica/remote/gcsremote"
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
+	"github.com/ebreplica/ebreplica/remote/sealremote"
 	"github.com/ebreplica/ebreplica/replica"
 )
 
@@ -32,12 +33,20 @@ init checks that on a scratch object it deletes, and refuses a server that
 ignores them. S3 limits object names to 1,024 bytes, the prefix included:
 an s3:// prefix may have at most 961 bytes, and parts of at most 255
 bytes between slashes.
+--encrypt --key-file F (or $EBREPLICA_KEY_FILE) makes the first replica of
+an encrypted store: a random data key, wrapped for F's device, seals every
+object body written to the remote. A later device of an encrypted store
+gives --key-file F once a device of the store ran key add with its
+recipient. The replica records F's path (never the key) and reads it at
+each command that syncs (see help key).
 --policy PREFIX=NAME binds keys starting with PREFIX to the merge policy
 NAME (lww, mv, counter, set, json or json-mv); an empty PREFIX (--policy
 =mv) sets the default. Prints the new replica's id.`,
 	flags: []flagDef{
 		{name: "remote", value: true, need: true, arg: "URL", usage: "the remote store: file:///abs/path or a path, s3://, gs:// or az://bucket/prefix"},
 		{name: "policy", value: true, multi: true, arg: "PREFIX=NAME", usage: "merge policy for keys with PREFIX: lww, mv, counter, set, json or json-mv (repeatable)"},
+		{name: "encrypt", usage: "make the new store encrypted: every object body sealed, the data key wrapped for --key-file's device"},
+		keyFileFlag,
 	},
 	maxArgs: 0,
 	run:     runInit,
@@ -85,16 +94,23 @@ func runInit(ctx context.Context, e *env) error {
 	if err != nil {
 		return errorf(err, "remote %s: %s", remoteURL, remoteProblem(remoteURL, err))
 	}
-	if len(specs) == 0 {
-		// A later replica adopts the store's policies.
+	_, keyGiven := keyFilePath(e)
+	var keys *sealremote.Keys
+	var keyFile string
+	var encrypt bool
+	if len(specs) == 0 || keyGiven || e.flags.bool("encrypt") {
+		// A later replica adopts the store's policies, and its encryption.
 		m, ok, err := format.ReadManifest(ctx, b)
 		if err != nil {
 			return errorf(err, "remote %s: %s", remoteURL, remoteProblem(remoteURL, err))
 		}
-		if ok {
+		if ok && len(specs) == 0 {
 			if reg, err = m.Registry(nil); err != nil {
 				return errorf(err, "the store at %s uses %v: %s", remoteURL, m.Policies, trimLib(err))
 			}
+		}
+		if keys, keyFile, encrypt, err = initKeys(ctx, e, b, remoteurl.Redact(remoteURL), m, ok); err != nil {
+			return err
 		}
 	}
 
@@ -105,6 +121,7 @@ func runInit(ctx context.Context, e *env) error {
 	opts := e.options()
 	opts.Policies = reg
 	opts.Backend = b
+	opts.Keys, opts.KeyFile, opts.Encrypt = keys, keyFile, encrypt
 	r, err := replica.Init(e.dir, remoteURL, opts)
 	if err != nil {
 		if errors.Is(err, replica.ErrAlreadyInitialized) || errors.Is(err, replica.ErrLocked) {

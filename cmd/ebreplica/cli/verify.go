@@ -57,6 +57,9 @@ func runVerify(ctx context.Context, e *env) error {
 			return errorf(err, "remote %s: %s", url, remoteProblem(url, err))
 		}
 		e.trackRemote("verify", b)
+		if b, err = sealForVerify(ctx, e, b, url); err != nil { // key.go: an encrypted store
+			return err
+		}
 		where = url
 		if rep, err = replica.Verify(ctx, b, o); err != nil {
 			return syncError("verify", err)
