@@ -84,6 +84,7 @@ func commandTable() []*command {
 		logCmd,
 		completionCmd,
 		reidentifyCmd,
+		keyCmd,
 		demoCmd,
 		simCmd,
 		versionCmd,
