@@ -121,7 +121,7 @@ func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, 
 	}
 	if r.opts.Encrypt { // seal.go: the keys first, then the manifest naming them
 		want.Format, want.Encryption = format.EncryptedFormat, &format.Encryption{Scheme: sealremote.Scheme}
-		if err := r.createKeys(ctx, want.RemoteID); err != nil {
+		if want.RemoteID, err = r.createKeys(ctx, want.RemoteID); err != nil {
 			return m, false, err
 		}
 	}

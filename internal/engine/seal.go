@@ -98,23 +98,25 @@ func (r *Engine) bindSeal(ctx context.Context, m Manifest) error {
 }
 
 // createKeys writes the first key epoch of a new encrypted store (before
-// its manifest, which names the store id the keys are bound to). When
-// keys/ already holds an epoch and store.json exists, the store was made
-// by another: nil, and ensureManifest adopts it.
-func (r *Engine) createKeys(ctx context.Context, storeID string) error {
+// its manifest, which names the store id the keys are bound to) and
+// returns the store id to write: storeID, or the one of the keys an
+// earlier attempt wrote before it failed (sealremote.Create resumes it).
+// When keys/ holds another device's keys and store.json exists, the store
+// was made by another: ensureManifest adopts it.
+func (r *Engine) createKeys(ctx context.Context, storeID string) (string, error) {
 	if r.opts.Keys == nil {
-		return fmt.Errorf("%w: Encrypt needs Options.Keys", ErrKeyRequired)
+		return "", fmt.Errorf("%w: Encrypt needs Options.Keys", ErrKeyRequired)
 	}
 	b := unsealed(r.opts.Backend)
-	_, err := sealremote.Create(ctx, b, storeID, r.opts.Keys)
+	_, id, err := sealremote.Create(ctx, b, storeID, r.opts.Keys)
 	if errors.Is(err, sealremote.ErrRotating) {
 		if _, ok, merr := format.ReadManifest(ctx, b); merr == nil && ok {
-			return nil
+			return storeID, nil
 		}
-		return fmt.Errorf("replica: %s holds keys (%s) but no %s: an encrypted init that crashed? Delete %s to start again: %w",
+		return "", fmt.Errorf("replica: %s holds another device's keys (%s) but no %s: an encrypted init that crashed? Delete %s to start again: %w",
 			b, sealremote.KeysPrefix, remote.ManifestKey, sealremote.KeysPrefix, err)
 	}
-	return err
+	return id, err
 }
 
 // Seal returns b wrapped in the sealing layer when this replica's copy of

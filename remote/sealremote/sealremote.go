@@ -237,41 +237,99 @@ func (b *Backend) now() time.Time {
 }
 
 // Create makes the first epoch of a new store: a random data key wrapped
-// for k's recipient, under inner's keys/ (create-only: ErrExists wrapped
-// when keys/ already has an epoch 1). The caller then writes store.json
-// naming storeID and the encryption.
-func Create(ctx context.Context, inner remote.Backend, storeID string, k *Keys) (*Backend, error) {
+// for k's recipient, under inner's keys/, then its marker naming storeID.
+// The caller then writes store.json naming the store id Create returns.
+//
+// Create resumes one that failed or crashed part way, so that an init can
+// be run again: a wrapped key of epoch 1 that k opens is reused, and a
+// marker whose key k opens gives its store id (the store.json that was
+// not written yet names that one). keys/ holding an epoch 1 that k cannot
+// open fails with an error wrapping ErrRotating.
+func Create(ctx context.Context, inner remote.Backend, storeID string, k *Keys) (*Backend, string, error) {
 	b := &Backend{inner: inner, storeID: storeID, keys: k, epochs: map[uint32][]byte{}}
-	key := make([]byte, keySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		st, err := b.listKeysAnyStore(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		key, err := b.ownWrapped(ctx, 1)
+		if err != nil {
+			return nil, "", err
+		}
+		if m, ok := st.markers[1]; ok {
+			if key == nil || !hmac.Equal([]byte(checkValue(key, m.StoreID, 1)), []byte(m.Check)) {
+				return nil, "", fmt.Errorf("%w: %s on %s holds the keys of another store", ErrRotating, KeysPrefix, inner)
+			}
+			b.storeID = m.StoreID // resumed: the store id of the keys
+			b.epochs[1], b.current, b.refreshed = key, 1, b.now()
+			return b, m.StoreID, nil
+		}
+		if key == nil {
+			key = make([]byte, keySize)
+			if _, err := rand.Read(key); err != nil {
+				return nil, "", err
+			}
+			if err := b.putWrapped(ctx, 1, key, k.Recipient()); err != nil {
+				return nil, "", err
+			}
+		}
+		err = b.putMarker(ctx, 1, key, nil)
+		if errors.Is(err, ErrRotating) && attempt == 0 {
+			continue // a marker landed meanwhile (ours, or another's): look again
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		b.epochs[1], b.current, b.refreshed = key, 1, b.now()
+		return b, storeID, nil
 	}
-	if err := b.writeEpoch(ctx, 1, key, nil, []string{k.Recipient()}); err != nil {
-		return nil, err
-	}
-	b.epochs[1], b.current, b.refreshed = key, 1, b.now()
-	return b, nil
 }
 
-// writeEpoch writes the wrapped keys of a new epoch, then its marker.
-func (b *Backend) writeEpoch(ctx context.Context, e uint32, key, prev []byte, recipients []string) error {
-	for _, rs := range recipients {
-		r, err := ParseRecipient(rs)
-		if err != nil {
-			return err
-		}
-		w, err := wrap(key, r)
-		if err != nil {
-			return fmt.Errorf("sealremote: wrap for %s: %w", rs, err)
-		}
-		body, _ := json.Marshal(wrappedBody{Epoch: e, Recipient: rs, Wrapped: w})
-		if _, err := b.inner.PutIfAbsent(ctx, wrappedKey(e, rs), body); err != nil {
-			if errors.Is(err, remote.ErrExists) {
-				return fmt.Errorf("%w (%s exists)", ErrRotating, wrappedKey(e, rs))
-			}
-			return fmt.Errorf("sealremote: write %s on %s: %w", wrappedKey(e, rs), b.inner, err)
-		}
+// ownWrapped returns the data key of epoch e wrapped for this device, nil
+// when there is none.
+func (b *Backend) ownWrapped(ctx context.Context, e uint32) ([]byte, error) {
+	name := wrappedKey(e, b.keys.Recipient())
+	obj, err := b.inner.Get(ctx, name)
+	if errors.Is(err, remote.ErrNotExist) {
+		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("sealremote: read %s on %s: %w", name, b.inner, err)
+	}
+	var w wrappedBody
+	if json.Unmarshal(obj.Data, &w) != nil || w.Epoch != e {
+		return nil, fmt.Errorf("%w: %s on %s: not a wrapped key", segment.ErrCorrupt, name, b.inner)
+	}
+	key, ok, err := b.keys.unwrap(w.Wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s on %s: %v", segment.ErrCorrupt, name, b.inner, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	return key, nil
+}
+
+func (b *Backend) putWrapped(ctx context.Context, e uint32, key []byte, rs string) error {
+	r, err := ParseRecipient(rs)
+	if err != nil {
+		return err
+	}
+	w, err := wrap(key, r)
+	if err != nil {
+		return fmt.Errorf("sealremote: wrap for %s: %w", rs, err)
+	}
+	body, _ := json.Marshal(wrappedBody{Epoch: e, Recipient: rs, Wrapped: w})
+	if _, err := b.inner.PutIfAbsent(ctx, wrappedKey(e, rs), body); err != nil {
+		if errors.Is(err, remote.ErrExists) {
+			return fmt.Errorf("%w (%s exists)", ErrRotating, wrappedKey(e, rs))
+		}
+		return fmt.Errorf("sealremote: write %s on %s: %w", wrappedKey(e, rs), b.inner, err)
+	}
+	return nil
+}
+
+func (b *Backend) putMarker(ctx context.Context, e uint32, key, prev []byte) error {
 	m := markerBody{Epoch: e, StoreID: b.storeID, Check: checkValue(key, b.storeID, e)}
 	if prev != nil {
 		m.Endorsement = endorsement(prev, key, b.storeID, e)
@@ -284,6 +342,16 @@ func (b *Backend) writeEpoch(ctx context.Context, e uint32, key, prev []byte, re
 		return fmt.Errorf("sealremote: write %s on %s: %w", markerKey(e), b.inner, err)
 	}
 	return nil
+}
+
+// writeEpoch writes the wrapped keys of a new epoch, then its marker.
+func (b *Backend) writeEpoch(ctx context.Context, e uint32, key, prev []byte, recipients []string) error {
+	for _, rs := range recipients {
+		if err := b.putWrapped(ctx, e, key, rs); err != nil {
+			return err
+		}
+	}
+	return b.putMarker(ctx, e, key, prev)
 }
 
 // Open reads the store's key objects and unwraps the data keys k holds.
@@ -307,7 +375,15 @@ type keyState struct {
 	highest uint32              // of any key object, marker or not
 }
 
-func (b *Backend) listKeys(ctx context.Context) (keyState, error) {
+func (b *Backend) listKeys(ctx context.Context) (keyState, error) { return b.listKeysOf(ctx, true) }
+
+// listKeysAnyStore lists keys/ without requiring the markers to name this
+// store (Create looks for an earlier attempt's).
+func (b *Backend) listKeysAnyStore(ctx context.Context) (keyState, error) {
+	return b.listKeysOf(ctx, false)
+}
+
+func (b *Backend) listKeysOf(ctx context.Context, sameStore bool) (keyState, error) {
 	st := keyState{markers: map[uint32]markerBody{}, wrapped: map[uint32][]string{}}
 	var markers []string
 	for info, err := range b.inner.List(ctx, KeysPrefix, "") {
@@ -338,7 +414,7 @@ func (b *Backend) listKeys(ctx context.Context) (keyState, error) {
 		if json.Unmarshal(obj.Data, &m) != nil || m.Epoch != e {
 			return st, fmt.Errorf("%w: %s on %s: not a key epoch marker", segment.ErrCorrupt, name, b.inner)
 		}
-		if m.StoreID != b.storeID {
+		if sameStore && m.StoreID != b.storeID {
 			return st, fmt.Errorf("%w: %s on %s belongs to store %s, not %s", segment.ErrCorrupt, name, b.inner, m.StoreID, b.storeID)
 		}
 		st.markers[e] = m

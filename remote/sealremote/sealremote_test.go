@@ -27,9 +27,9 @@ func newKeys(t *testing.T) *sealremote.Keys {
 
 func sealed(t *testing.T, inner remote.Backend, storeID string, k *sealremote.Keys) *sealremote.Backend {
 	t.Helper()
-	b, err := sealremote.Create(t.Context(), inner, storeID, k)
-	if err != nil {
-		t.Fatal(err)
+	b, id, err := sealremote.Create(t.Context(), inner, storeID, k)
+	if err != nil || id != storeID {
+		t.Fatal(id, err)
 	}
 	return b
 }
@@ -207,11 +207,6 @@ func TestDevices(t *testing.T) {
 	}
 	// The removed device forges epoch 3 with a key of its own, endorsed by
 	// the only key it has (epoch 1): the others refuse it.
-	forger, err := sealremote.Create(ctx, memremote.New("scratch"), "s1", kc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = forger
 	if err := forgeEpoch(t, mem, kc, []string{ka.Recipient(), kb.Recipient()}); err != nil {
 		t.Fatal(err)
 	}
@@ -298,4 +293,40 @@ func TestKeyFile(t *testing.T) {
 	if _, err := sealremote.ParseRecipient("age1nope"); err == nil {
 		t.Fatal("a bad recipient was accepted")
 	}
+}
+
+// TestCreateResumes: an init that stopped part way can run again: after
+// its marker landed (store.json not yet written) Create returns the store
+// id the keys are bound to; after only its wrapped key landed it reuses
+// that key; another device's keys are refused.
+func TestCreateResumes(t *testing.T) {
+	ctx := t.Context()
+	mem := memremote.New("m")
+	k := newKeys(t)
+	first := sealed(t, mem, "first-id", k)
+	if _, err := first.Put(ctx, "log/00000000000000000001", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	again, id, err := sealremote.Create(ctx, mem, "second-id", k)
+	if err != nil || id != "first-id" {
+		t.Fatalf("Create again = %q, %v", id, err)
+	}
+	if got, err := again.Get(ctx, "log/00000000000000000001"); err != nil || string(got.Data) != "x" {
+		t.Fatalf("resumed backend reads %q, %v", got.Data, err)
+	}
+	if _, _, err := sealremote.Create(ctx, mem, "third-id", newKeys(t)); !errors.Is(err, sealremote.ErrRotating) {
+		t.Fatalf("Create over another device's keys = %v", err)
+	}
+	// Only the wrapped key landed: the marker is written with it.
+	if err := mem.Delete(ctx, "keys/0000000001-epoch"); err != nil {
+		t.Fatal(err)
+	}
+	b, id, err := sealremote.Create(ctx, mem, "fourth-id", k)
+	if err != nil || id != "fourth-id" {
+		t.Fatalf("Create after a lost marker = %q, %v", id, err)
+	}
+	if _, err := sealremote.Open(ctx, mem, "fourth-id", k); err != nil {
+		t.Fatal(err)
+	}
+	_ = b
 }
