@@ -134,6 +134,9 @@ func genNested(cfg Config, rng *rand.Rand, id, paused, replicas int, retire time
 				if rng.IntN(3) == 0 {
 					o.Elem, o.Value = docRemovable[rng.IntN(len(docRemovable))], ""
 				}
+				if v := docOpValue(o.Elem, o.ID); v != "" {
+					o.Value = v
+				}
 			default:
 				o.Kind, o.Key, o.Value = OpPut, key(), fmt.Sprintf("%s%d", replicaName(o.R), o.ID)
 				if rng.IntN(4) == 0 {

@@ -33,7 +33,7 @@ const (
 	OpBackup                    // save a copy of the replica's directory (at rest, or at Step during Via)
 	OpRestore                   // close the replica, put its saved copy back, reopen it with the same id
 	OpCopy                      // copy the replica's directory (at rest, or at Step during Via) into a new replica To with the same id
-	OpPatch                     // json: Patch(Key) of the field Elem ("addr.city": nested) to Value, or removing it when Value is ""
+	OpPatch                     // json: Patch(Key) of the field Elem ("addr.city": nested) to Value, or removing it when Value is ""; Elem "visits+", "tags+", "tags-": $inc of Value, $add or $remove of the member Value
 )
 
 var kindNames = [...]string{"", "put", "del", "batch", "add", "sadd", "srem", "push", "pull", "sync",
@@ -348,6 +348,9 @@ func generate(cfg Config) []Op {
 					o.Kind, o.Key, o.Elem = OpSetAdd, key(), fmt.Sprintf("e%d", rng.IntN(4))
 				case kindJSON:
 					o.Kind, o.Key, o.Elem, o.Value = OpPatch, key(), docLeaves[rng.IntN(len(docLeaves))], val
+					if v := docOpValue(o.Elem, o.ID); v != "" {
+						o.Value = v
+					}
 				default:
 					o.Kind, o.Key, o.Value = OpPut, key(), val
 				}
@@ -359,6 +362,7 @@ func generate(cfg Config) []Op {
 					o.Kind, o.Key, o.Elem = OpSetRemove, key(), fmt.Sprintf("e%d", rng.IntN(4))
 				case kindJSON:
 					o.Kind, o.Key, o.Elem = OpPatch, key(), docRemovable[rng.IntN(len(docRemovable))]
+					o.Value = docOpValue(o.Elem, o.ID)
 				default:
 					o.Kind, o.Key = OpDelete, key()
 				}

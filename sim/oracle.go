@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ebreplica/ebreplica/clock"
@@ -37,7 +39,7 @@ type event struct {
 	kind  Kind   // the operation that wrote it (OpBatch items count as put or del)
 	delta int64  // OpAdd: the increment
 	elem  string // OpSetAdd, OpSetRemove: the member; OpPatch: the field
-	field string // OpPatch: the value assigned to the field, "" for a removal
+	field string // OpPatch: the value assigned to the field, "" for a removal (the increment or the member for docInc, docAdd, docRemove)
 }
 
 func (e *event) String() string {
@@ -565,12 +567,49 @@ func (o *oracle) setMembers(key string) []string {
 // saw it assigned the same field or removed it or the object holding it
 // (add-wins); of the surviving assignments of a field, the lww rule picks
 // the value. conflict: some field has two or more surviving assignments of
-// different values (what json-mv reads as a conflict).
+// different values (what json-mv reads as a conflict). The counter field
+// "visits" (docInc, present once incremented) reads the sum of every
+// increment; the set field "tags" (docAdd, docRemove: present, maybe
+// empty, once written) holds a member when some add of it was seen by no
+// remove of it.
 func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 	evs := o.live(key)
 	survivors := map[string][]*event{}
+	tree := map[string]any{}
+	var visits int64
+	tags := map[string]bool{}
 	for _, a := range evs {
-		if a.kind != OpPatch || a.field == "" {
+		if a.kind != OpPatch {
+			continue
+		}
+		switch a.elem {
+		case docInc:
+			n, _ := strconv.ParseInt(a.field, 10, 64)
+			visits += n
+			tree["visits"] = visits
+			continue
+		case docRemove:
+			if tree["tags"] == nil {
+				tree["tags"] = []string{}
+			}
+			continue
+		case docAdd:
+			if tree["tags"] == nil {
+				tree["tags"] = []string{}
+			}
+			removed := false
+			for _, r := range evs {
+				if r.kind == OpPatch && r.elem == docRemove && r.field == a.field && r.past[a.n] {
+					removed = true
+					break
+				}
+			}
+			if !removed {
+				tags[a.field] = true
+			}
+			continue
+		}
+		if a.field == "" {
 			continue
 		}
 		dead := false
@@ -585,7 +624,9 @@ func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 			survivors[a.elem] = append(survivors[a.elem], a)
 		}
 	}
-	tree := map[string]any{}
+	if len(tags) > 0 {
+		tree["tags"] = slices.Sorted(maps.Keys(tags))
+	}
 	for field, es := range survivors {
 		for _, e := range es[1:] {
 			conflict = conflict || e.field != es[0].field
