@@ -118,9 +118,6 @@ type ackedOp struct {
 // gap; and the feed agrees with what Get returns. EBREPLICA_KILL_SEED=N
 // repeats a run.
 func TestKillLive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real processes killed at random: not in -short")
-	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("EBREPLICA_KILL_SEED"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
