@@ -205,7 +205,9 @@ func (s *Server) del(w http.ResponseWriter, r *http.Request, key string) {
 
 // list answers GET /v1/kv?prefix=P&after=K&limit=N: the live keys under P
 // after K, in order, at most N (DefaultListLimit, at most MaxListLimit),
-// with next the last key given when more follow, else null.
+// with next the last key given when more follow, else null. With
+// conflicts=1 only the keys their policy reads as a conflict (as ls
+// --conflicts' mv keys), paged the same way.
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	q, err := query(r)
 	if err != nil {
@@ -213,6 +215,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	prefix, after := q.Get("prefix"), q.Get("after")
+	conflicts, err := flag(q, "conflicts")
+	if err != nil {
+		s.failErr(w, r, err)
+		return
+	}
 	limit := DefaultListLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -244,6 +251,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.failErr(w, r, err)
 			return
+		}
+		if conflicts && !it.Conflict {
+			continue
 		}
 		if len(items) == limit {
 			more = true

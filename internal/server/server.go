@@ -30,6 +30,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -233,6 +234,49 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
 }
 
+// csrf refuses a state-changing request that a browser sent from another
+// origin (Sec-Fetch-Site, or Origin against Host).
+var csrf = http.NewCrossOriginProtection()
+
+// browserAbuse names why a request that a web page in a browser could have
+// made must be refused ("" when it may be served), without a token to stop
+// it:
+//   - a write (any method but GET, HEAD, OPTIONS) sent cross-origin: a page
+//     of another site posting to the loopback API (CSRF);
+//   - on TCP without a token, a Host that is not a loopback name: a page
+//     whose site name was rebound to 127.0.0.1 (DNS rebinding) reading or
+//     writing the API as its own origin.
+//
+// The unix socket is not reachable from a browser; the inspector page's
+// own requests are same-origin with a loopback Host and pass both.
+func (s *Server) browserAbuse(r *http.Request) string {
+	if v, _ := r.Context().Value(unixConnKey{}).(bool); v {
+		return ""
+	}
+	if err := csrf.Check(r); err != nil {
+		return "cross-origin request refused (a page of another site may not write to this API)"
+	}
+	if s.o.Token == "" && !loopbackHost(r.Host) {
+		return fmt.Sprintf("Host %q is not a loopback address or localhost: refused without a token (DNS rebinding)", r.Host)
+	}
+	return ""
+}
+
+// loopbackHost reports whether a Host header names this machine: a
+// loopback IP literal or localhost, with or without a port.
+func loopbackHost(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if strings.EqualFold(h, "localhost") || strings.HasSuffix(strings.ToLower(h), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 // ServeHTTP routes a request. Paths are matched on their escaped form, so a
 // key holding "/" or "%2F" is one path element of /v1/kv/.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -241,6 +285,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ebreplica"`)
 		s.fail(w, r, http.StatusUnauthorized, codeUnauthorized, "missing or wrong bearer token (Authorization: Bearer <token>)")
+		return
+	}
+	if msg := s.browserAbuse(r); msg != "" {
+		s.fail(w, r, http.StatusForbidden, codeUnauthorized, msg)
 		return
 	}
 	p := r.URL.EscapedPath()

@@ -32,7 +32,7 @@ func TestSlowLoris(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for _, b := range []byte("PUT /v1/kv/k HTTP/1.1\r\nHost: x\r\nContent-Le") {
+	for _, b := range []byte("PUT /v1/kv/k HTTP/1.1\r\nHost: localhost\r\nContent-Le") {
 		if _, err := conn.Write([]byte{b}); err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +67,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "PUT /v1/kv/inflight HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"); err != nil {
+	if _, err := io.WriteString(conn, "PUT /v1/kv/inflight HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nhello"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the PUT is being read", func() bool { return stackHas("server.(*Server).put(") })
@@ -193,6 +193,12 @@ func TestCausalContext(t *testing.T) {
 	if len(av.Versions) != 2 || av.Context == "" || len(av.Vector) != 2 || av.Versions[0].HLC == "" {
 		t.Fatalf("?all=1: %s", all.body)
 	}
+	// conflicts=1 lists the conflicted key alone.
+	if r := ts.do("GET", "/v1/kv?conflicts=1", nil); r.status != 200 ||
+		string(r.body) != `{"items":[{"key":"cart","size":0,"versions":2,"conflict":true}],"next":null}`+"\n" {
+		t.Fatalf("conflicts=1: %d %s", r.status, r.body)
+	}
+	ts.do("GET", "/v1/kv?conflicts=maybe", nil).wantError(t, 400, "bad_request", "conflicts")
 	// The 409's context settles both.
 	cc409 := conflict.header.Get("X-Ebreplica-Context")
 	if cc409 == "" || cc409 != m["context"] {
@@ -203,6 +209,9 @@ func TestCausalContext(t *testing.T) {
 	}
 	if r := ts.do("GET", "/v1/kv/cart", nil); r.status != 200 || string(r.body) != "merged" {
 		t.Fatalf("after merge: %d %q", r.status, r.body)
+	}
+	if r := ts.do("GET", "/v1/kv?conflicts=1", nil); string(r.body) != `{"items":[],"next":null}`+"\n" {
+		t.Fatalf("conflicts=1 after the merge: %s", r.body)
 	}
 	ts.do("GET", "/v1/kv/cart?all=x", nil).wantError(t, 400, "bad_request", "all")
 	ts.do("GET", "/v1/kv/nope?all=1", nil).wantError(t, 404, "not_found")
@@ -362,5 +371,68 @@ func TestServeListenerFails(t *testing.T) {
 	if c, err := net.Dial("tcp", good.Addr().String()); err == nil {
 		c.Close()
 		t.Fatal("the good listener still accepts")
+	}
+}
+
+// TestBrowserAbuse: what a web page in a browser could send to the
+// loopback API is refused with 403 and changes nothing: a cross-origin
+// write (CSRF), and without a token any request whose Host is not a
+// loopback name (DNS rebinding). Same-origin writes, plain clients, the
+// unix socket, and a token-bearing request under any Host are served.
+func TestBrowserAbuse(t *testing.T) {
+	r, _ := newReplica(t, "", "", nil)
+	ts := start(t, r, server.Options{})
+	ts.do("PUT", "/v1/kv/k", []byte("evil"), "Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site").
+		wantError(t, 403, "unauthorized", "cross-origin")
+	ts.do("POST", "/v1/batch", []byte(`{"ops":[{"op":"put","key":"k","value":"evil"}]}`), "Origin", "http://evil.example").
+		wantError(t, 403, "unauthorized", "cross-origin")
+	if n := r.Len(); n != 0 {
+		t.Fatalf("a refused request wrote: %d keys", n)
+	}
+	// The inspector's own writes: same origin.
+	if a := ts.do("PUT", "/v1/kv/k", []byte("ok"), "Origin", ts.base, "Sec-Fetch-Site", "same-origin"); a.status != 204 {
+		t.Fatalf("same-origin PUT: %d %q", a.status, a.body)
+	}
+	// DNS rebinding: a page of evil.example rebound to 127.0.0.1.
+	rebound := func(host string, hdr ...string) answer {
+		req, err := http.NewRequest("GET", ts.base+"/v1/kv/k", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := ts.tcp.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return answer{resp.StatusCode, resp.Header, body}
+	}
+	rebound("evil.example:80").wantError(t, 403, "unauthorized", "DNS rebinding")
+	for _, host := range []string{"localhost", "LOCALHOST:8080", "127.0.0.1:1", "[::1]:9", "app.localhost"} {
+		if a := rebound(host); a.status != 200 || string(a.body) != "ok" {
+			t.Fatalf("Host %q: %d %q", host, a.status, a.body)
+		}
+	}
+	// The unix socket is out of a browser's reach.
+	if a := ts.doUnix("PUT", "/v1/kv/u", []byte("x"), "Origin", "http://evil.example"); a.status != 204 {
+		t.Fatalf("unix socket: %d %q", a.status, a.body)
+	}
+	// With a token, the Host is free (a rebinding page has no token).
+	r2, _ := newReplica(t, "", "", nil)
+	ts2 := start(t, r2, server.Options{Token: "s3cret"})
+	req, _ := http.NewRequest("GET", ts2.base+"/healthz", nil)
+	req.Host = "replica.lan:8080"
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("token and a LAN Host: %d", resp.StatusCode)
 	}
 }

@@ -226,7 +226,7 @@ func TestWatchSlowClient(t *testing.T) {
 	if err := conn.(*net.UnixConn).SetReadBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.WriteString(conn, "GET /v1/watch HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /v1/watch HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the stream's handler runs", func() bool { return watchHandlers() == 1 })
@@ -317,7 +317,7 @@ func TestWatchFallsBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "GET /v1/watch?since=0 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(conn, "GET /v1/watch?since=0 HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the stream's handler runs", func() bool { return watchHandlers() == 1 })

@@ -316,6 +316,29 @@ func TestInspectorInBrowser(t *testing.T) {
 	await(t, bctx, "every key of p/", `document.querySelectorAll("#keys li").length === 205 && document.getElementById("more").hidden &&
 		document.querySelector("#keys li:last-child").dataset.key === "p/204"`)
 
+	// A conflicted key past the first page shows first at once (the page
+	// asks for the prefix's conflicted keys beside its first page).
+	ops = ops[:0]
+	for i := range 205 {
+		ops = append(ops, fmt.Sprintf(`{"op":"put","key":"mv/a%03d","value":"v"}`, i))
+	}
+	f.call(t, ctx, http.MethodPost, "/v1/batch", `{"ops":[`+strings.Join(ops, ",")+`]}`, http.StatusNoContent)
+	f.call(t, ctx, http.MethodPut, "/v1/kv/mv%2Fzz", "from-a", http.StatusNoContent)
+	if err := b.Put(ctx, "mv/zz", []byte("from-b")); err != nil {
+		t.Fatal(err)
+	}
+	f.call(t, ctx, http.MethodPost, "/v1/push", "", http.StatusOK)
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.call(t, ctx, http.MethodPost, "/v1/pull", "", http.StatusOK)
+	if err := chromedp.Do(bctx, chromedp.SendKeys(chromedp.ID("search"), kb.Backspace+kb.Backspace+"mv/")); err != nil {
+		t.Fatal(err)
+	}
+	await(t, bctx, "mv/zz, past the first page, listed first as conflicted", `document.querySelectorAll("#keys li").length === 201 &&
+		document.querySelector("#keys li").dataset.key === "mv/zz" && document.querySelector("#keys li").dataset.conflict === "true" &&
+		!document.getElementById("more").hidden`)
+
 	if !eval[bool](t, bctx, `window.__sameDocument === true`) {
 		t.Error("the page reloaded")
 	}
