@@ -164,12 +164,17 @@ type preSync struct {
 
 // retired reports whether n's registry object says it was retired.
 func (w *World) retired(n *node) bool {
-	obj, err := w.mem.Get(context.Background(), remote.RegistryKey(n.id))
+	ctx := context.Background()
+	obj, err := w.mem.Get(ctx, remote.RegistryKey(n.id))
+	if err != nil {
+		return false
+	}
+	data, err := w.plain(ctx, remote.RegistryKey(n.id), obj.Data)
 	if err != nil {
 		return false
 	}
 	var body engine.RegistryBody
-	return json.Unmarshal(obj.Data, &body) == nil && body.Retired
+	return json.Unmarshal(data, &body) == nil && body.Retired
 }
 
 func (w *World) beforeSync(n *node) preSync {

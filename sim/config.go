@@ -122,6 +122,12 @@ type Config struct {
 	Durability store.Durability
 	// Codec of segments: "raw" (default) or "zstd".
 	Codec string
+	// Sealed runs the store encrypted (remote/sealremote): every replica
+	// shares one device key and passes Encrypt, so whichever connects
+	// first creates the store's keys; every object body but store.json and
+	// keys/ is sealed above the faults, so a torn or corrupt read of one
+	// fails authentication.
+	Sealed bool
 	// SegmentCap is the replicas' segment cap in bytes; small, so pushes
 	// split into several segments (default 256).
 	SegmentCap int

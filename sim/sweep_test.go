@@ -38,6 +38,8 @@ func sweepConfig(s uint64) Config {
 		c.Replicas = 2
 	case 3:
 		c.Codec = "zstd"
+	case 9:
+		c.Sealed = true // 10%: client-side encryption (remote/sealremote)
 	}
 	if s%7 == 0 {
 		c.SegmentCap = 1 // one record a segment: multi-segment pushes
@@ -152,6 +154,15 @@ func TestSweepCovers(t *testing.T) {
 		if c.RetireAfter > 0 {
 			seen["retire/"+c.Policy]++
 		}
+		if c.Sealed && c.Compactions > 0 {
+			seen["sealed/compact"]++
+		}
+		if c.Sealed {
+			seen["sealed"]++
+		}
+	}
+	if seen["sealed"] < 1000 || seen["sealed/compact"] < 200 {
+		t.Errorf("sealed seeds: %d, %d compacting", seen["sealed"], seen["sealed/compact"])
 	}
 	if seen["compact"] < 2500 || seen["join"] < 1500 || seen["retire/lww"]+seen["retire/mv"] < 400 {
 		t.Errorf("collection seeds: %d compacting, %d joining, %d retiring", seen["compact"], seen["join"], seen["retire/lww"]+seen["retire/mv"])

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/ebreplica/ebreplica/internal/protocol"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -17,10 +16,13 @@ import (
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/faultremote"
+	"github.com/ebreplica/ebreplica/remote/format"
 	"github.com/ebreplica/ebreplica/remote/memremote"
+	"github.com/ebreplica/ebreplica/remote/sealremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -195,6 +197,7 @@ func (n *node) open() error {
 		RegistryRefresh: n.w.cfg.RegistryRefresh,
 		ListEvery:       n.w.listEvery(),
 		Hooks:           hooks,
+		Keys:            n.w.keys, Encrypt: n.w.cfg.Sealed,
 	})
 	if err != nil {
 		return fmt.Errorf("sim: open replica %s: %w", n.name(), err)
@@ -210,8 +213,12 @@ func (n *node) open() error {
 // a schedule; tests (proptest's state machine) drive it one operation at a
 // time.
 type World struct {
-	cfg   Config
-	mem   *memremote.Backend
+	cfg Config
+	mem *memremote.Backend
+	// keys is the device key of a Sealed run; seal the simulator's own
+	// sealed look at mem (opened once the store's keys exist).
+	keys  *sealremote.Keys
+	seal  *sealremote.Backend
 	meter *meter
 	nodes []*node
 	or    *oracle
@@ -260,6 +267,11 @@ func NewWorld(cfg Config) (*World, error) {
 		return nil, err
 	}
 	w.meter = &meter{inner: w.mem}
+	if cfg.Sealed {
+		if w.keys, err = sealremote.NewKeys(); err != nil {
+			return nil, err
+		}
+	}
 	w.ids = rand.New(rand.NewPCG(cfg.Seed, 0x1d5))
 	w.clocks = rand.New(rand.NewPCG(cfg.Seed, 0xc10c))
 	w.or = newOracle(map[clock.ReplicaID]string{})
@@ -500,7 +512,11 @@ func (w *World) checkLog() *Violation {
 		if err != nil {
 			return violate(RuleError, "reading %s: %v", key, err)
 		}
-		seg, err := segment.Decode(key, obj.Data)
+		data, err := w.plain(ctx, key, obj.Data)
+		if err != nil {
+			return violate(RuleError, "the log holds a damaged segment: %v", err)
+		}
+		seg, err := segment.Decode(key, data)
 		if err != nil {
 			return violate(RuleError, "the log holds a damaged segment: %v", err)
 		}
@@ -514,6 +530,25 @@ func (w *World) checkLog() *Violation {
 		w.logChecked = pos
 	}
 	return nil
+}
+
+// plain returns the plaintext of an object body read from mem: data
+// itself, or unsealed in a Sealed run (not metered: the simulator's own
+// look).
+func (w *World) plain(ctx context.Context, key string, data []byte) ([]byte, error) {
+	if !w.cfg.Sealed {
+		return data, nil
+	}
+	if w.seal == nil {
+		m, ok, err := format.ReadManifest(ctx, w.mem)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("sealed run: manifest: %v (found %v)", err, ok)
+		}
+		if w.seal, err = sealremote.Open(ctx, w.mem, m.RemoteID, w.keys); err != nil {
+			return nil, err
+		}
+	}
+	return w.seal.Unseal(ctx, key, data)
 }
 
 func fmtDur(d time.Duration) string {

@@ -119,9 +119,10 @@ func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, 
 		Format: FormatVersion, RemoteID: newNonce(), Policies: r.opts.Policies.Names(),
 		SegmentCap: r.opts.SegmentCap, Codec: r.opts.Codec, Created: time.Now().UTC(),
 	}
+	keysBefore := false // keys/ was there already (seal.go): not our store, or not this call's
 	if r.opts.Encrypt { // seal.go: the keys first, then the manifest naming them
 		want.Format, want.Encryption = format.EncryptedFormat, &format.Encryption{Scheme: sealremote.Scheme}
-		if want.RemoteID, err = r.createKeys(ctx, want.RemoteID); err != nil {
+		if want.RemoteID, keysBefore, err = r.createKeys(ctx, want.RemoteID); err != nil {
 			return m, false, err
 		}
 	}
@@ -154,7 +155,7 @@ func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, 
 			}
 			return m, false, fmt.Errorf("%w: %s on %s", ErrForeignRemote, remote.ManifestKey, b)
 		}
-		created = m.RemoteID == want.RemoteID // our own ambiguous create
+		created = m.RemoteID == want.RemoteID && !keysBefore // our own ambiguous create
 		break
 	}
 	if m.Newer() {

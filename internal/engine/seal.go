@@ -103,20 +103,23 @@ func (r *Engine) bindSeal(ctx context.Context, m Manifest) error {
 // earlier attempt wrote before it failed (sealremote.Create resumes it).
 // When keys/ holds another device's keys and store.json exists, the store
 // was made by another: ensureManifest adopts it.
-func (r *Engine) createKeys(ctx context.Context, storeID string) (string, error) {
+//
+// resumed is true when the id is not storeID: keys/ was there before (an
+// earlier attempt's, or another replica's that made the store first).
+func (r *Engine) createKeys(ctx context.Context, storeID string) (id string, resumed bool, err error) {
 	if r.opts.Keys == nil {
-		return "", fmt.Errorf("%w: Encrypt needs Options.Keys", ErrKeyRequired)
+		return "", false, fmt.Errorf("%w: Encrypt needs Options.Keys", ErrKeyRequired)
 	}
 	b := unsealed(r.opts.Backend)
-	_, id, err := sealremote.Create(ctx, b, storeID, r.opts.Keys)
+	_, id, err = sealremote.Create(ctx, b, storeID, r.opts.Keys)
 	if errors.Is(err, sealremote.ErrRotating) {
 		if _, ok, merr := format.ReadManifest(ctx, b); merr == nil && ok {
-			return storeID, nil
+			return storeID, true, nil
 		}
-		return "", fmt.Errorf("replica: %s holds another device's keys (%s) but no %s: an encrypted init that crashed? Delete %s to start again: %w",
+		return "", false, fmt.Errorf("replica: %s holds another device's keys (%s) but no %s: an encrypted init that crashed? Delete %s to start again: %w",
 			b, sealremote.KeysPrefix, remote.ManifestKey, sealremote.KeysPrefix, err)
 	}
-	return id, err
+	return id, id != storeID, err
 }
 
 // Seal returns b wrapped in the sealing layer when this replica's copy of
