@@ -66,8 +66,10 @@ func (s *Server) kv(w http.ResponseWriter, r *http.Request, escaped string) {
 		s.put(w, r, key)
 	case http.MethodDelete:
 		s.del(w, r, key)
+	case http.MethodPatch:
+		s.patch(w, r, key)
 	default:
-		s.notAllowed(w, r, "GET, HEAD, PUT, DELETE")
+		s.notAllowed(w, r, "GET, HEAD, PUT, PATCH, DELETE")
 	}
 }
 
@@ -188,6 +190,26 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, key string) {
 	}
 	cc := replica.CausalContext(r.Header.Get(contextHeader))
 	if err := s.r.PutWithContext(r.Context(), key, body, cc); err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// patch answers PATCH /v1/kv/{key} for a key under the json policy: the
+// body is a JSON merge patch (RFC 7396, with the counter and set
+// operations of merge.JSON), applied as Replica.Patch does, so only the
+// fields it names are stamped; 204. A key of another policy, a body that
+// is not a JSON object or holds a malformed operation, or an operation on
+// a field of another kind is 400, a patch over the value limit 413; each
+// writes nothing.
+func (s *Server) patch(w http.ResponseWriter, r *http.Request, key string) {
+	body, err := readBody(w, r, int64(s.o.MaxValueSize))
+	if err != nil {
+		s.failErr(w, r, err)
+		return
+	}
+	if err := s.r.Patch(r.Context(), key, body); err != nil {
 		s.failErr(w, r, err)
 		return
 	}

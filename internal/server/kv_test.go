@@ -8,10 +8,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ebreplica/ebreplica/internal/server"
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 )
 
@@ -350,7 +353,7 @@ func TestUnknownPathsAndMethods(t *testing.T) {
 	for _, p := range []string{"/nope", "/v1", "/v1/", "/v1/kvx", "/v2/kv/a", "/", "/metrics", "/v1/cli"} {
 		ts.do("GET", p, nil).wantError(t, 404, "not_found")
 	}
-	for _, c := range [][2]string{{"POST", "/v1/kv/a"}, {"PATCH", "/v1/kv/a"}, {"DELETE", "/v1/kv"}, {"POST", "/healthz"},
+	for _, c := range [][2]string{{"POST", "/v1/kv/a"}, {"OPTIONS", "/v1/kv/a"}, {"DELETE", "/v1/kv"}, {"POST", "/healthz"},
 		{"GET", "/v1/sync"}, {"POST", "/v1/status"}, {"POST", "/v1/watch"}} {
 		a := ts.do(c[0], c[1], nil)
 		a.wantError(t, 405, "bad_request", c[0])
@@ -393,5 +396,44 @@ func TestAuth(t *testing.T) {
 	}
 	if n := r.Len(); n != 3 {
 		t.Fatalf("Len %d", n)
+	}
+}
+
+// TestPatch: PATCH /v1/kv/{key} applies a JSON merge patch to a json key
+// (only the fields it names; counter and set operations too), and every
+// bad patch is 400 (413 over the limit) and writes nothing.
+func TestPatch(t *testing.T) {
+	r := newReplicaPolicies(t, map[string]string{"doc/": merge.NameJSON})
+	ts := start(t, r, server.Options{MaxValueSize: 1 << 10})
+	if a := ts.do("PUT", "/v1/kv/doc%2Fme", []byte(`{"name":"Ann","email":"a@x"}`)); a.status != 204 {
+		t.Fatalf("PUT: %d %q", a.status, a.body)
+	}
+	for _, p := range []string{`{"email":"ann@y","tags":{"$add":["b","a"]}}`, `{"visits":{"$inc":2}}`, `{"visits":{"$inc":3},"name":null}`} {
+		if a := ts.do("PATCH", "/v1/kv/doc%2Fme", []byte(p), "Content-Type", "application/merge-patch+json"); a.status != 204 {
+			t.Fatalf("PATCH %s: %d %q", p, a.status, a.body)
+		}
+	}
+	want := `{"email":"ann@y","tags":["a","b"],"visits":5}`
+	if a := ts.do("GET", "/v1/kv/doc%2Fme", nil); a.status != 200 || string(a.body) != want {
+		t.Fatalf("GET: %d %s, want %s", a.status, a.body, want)
+	}
+	before, _ := r.Versions("doc/me")
+	for _, c := range []struct{ path, body, status, code, says string }{
+		{"/v1/kv/doc%2Fme", `[1,2]`, "400", "bad_request", "object"},
+		{"/v1/kv/doc%2Fme", `{"visits":{"$inc":"x"}}`, "400", "bad_request", "$inc"},
+		{"/v1/kv/doc%2Fme", `{"email":{"$inc":1}}`, "400", "bad_request", "email"},
+		{"/v1/kv/doc%2Fme", `{"a":"` + strings.Repeat("x", 2000) + `"}`, "413", "too_large", ""},
+		{"/v1/kv/plain", `{"a":1}`, "400", "bad_request", "json"},
+	} {
+		st, _ := strconv.Atoi(c.status)
+		var says []string
+		if c.says != "" {
+			says = []string{c.says}
+		}
+		ts.do("PATCH", c.path, []byte(c.body)).wantError(t, st, c.code, says...)
+	}
+	after, _ := r.Versions("doc/me")
+	if !reflect.DeepEqual(before, after) || r.Len() != 1 {
+		t.Fatalf("a refused PATCH wrote: %v -> %v (%d keys)", before, after, r.Len())
 	}
 }

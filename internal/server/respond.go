@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 )
 
@@ -70,7 +71,7 @@ func libError(err error) *apiError {
 	case errors.Is(err, replica.ErrValueTooLarge):
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: codeTooLarge, msg: msg + "; nothing written"}
 	case errors.Is(err, replica.ErrInvalidKey), errors.Is(err, replica.ErrWrongPolicy), errors.Is(err, replica.ErrBadPatch),
-		errors.Is(err, replica.ErrBadContext):
+		errors.Is(err, replica.ErrBadContext), errors.Is(err, merge.ErrFieldKind):
 		return &apiError{status: http.StatusBadRequest, code: codeBadRequest, msg: msg}
 	default:
 		// The replica is closing, a local store failure, the remote
