@@ -35,12 +35,18 @@ package cli
 //     messages name DIR as the client gave it.
 //
 // Global options that choose how the replica is opened cannot change a
-// replica the server holds: --low-memory is ignored, --timeout too (the
-// server's own request timeout applies), and a non-zero --clock-offset is
-// refused (exit 1), since it would stamp writes with another clock. Progress
-// drawn by the CLI (import, export, verify, the remote spinner) shows on
-// the client's terminal; the engine's push and pull bars, fixed when the
-// server opened the replica, do not.
+// replica the server holds: --low-memory ($EBREPLICA_LOW_MEMORY) is
+// ignored, --timeout too (the server's own request timeout applies), and a
+// non-zero --clock-offset is refused (exit 1), since it would stamp writes
+// with another clock. No other environment is sent: $EBREPLICA_DIR is in
+// DIR already, and the remote's credentials are the server's, whose
+// replica talks to the remote. Progress drawn by the CLI (import, export,
+// verify, the remote spinner) shows on the client's terminal; the engine's
+// bars (push, pull, compact, a bootstrap), fixed when the server opened the
+// replica, do not, and neither does pull's "loaded N records from the
+// newest snapshot" (the server's syncer bootstraps a new replica first).
+// status shows the server's replica as it is: "commits" counts those since
+// the server opened it, and --json adds "live" (its syncer's state).
 
 import (
 	"bufio"
@@ -243,7 +249,10 @@ func (e *env) forward(ctx context.Context, conn net.Conn, args []string) (int, e
 		}
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", filepath.Join(e.dir, serveSocket))
-	}, DisableKeepAlives: true}
+	}, DisableKeepAlives: true,
+		// The server answers at once, before the command runs: one that
+		// does not (stopped, hung) is not waited for without end.
+		ResponseHeaderTimeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
 
 	pr, pw := io.Pipe()
