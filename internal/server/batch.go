@@ -33,7 +33,20 @@ func opError(status int, i int, field, format string, args ...any) *apiError {
 // batch answers POST /v1/batch: every operation is checked first (a bad
 // one is a 400 naming its index and field, and nothing is written), then
 // all are applied in one transaction.
+//
+// At most batchReaders batches are read and applied at once (the others
+// wait their turn, or give up with their request), so that the memory of
+// batch bodies stays bounded however many clients send them: each body is
+// at most MaxBatchSize.
 func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	select {
+	case s.batchSlots <- struct{}{}:
+		defer func() { <-s.batchSlots }()
+	case <-r.Context().Done():
+		s.failErr(w, r, &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable,
+			msg: "request ended while waiting for another batch to finish"})
+		return
+	}
 	body, err := readBody(w, r, s.o.MaxBatchSize)
 	if err != nil {
 		s.failErr(w, r, err)

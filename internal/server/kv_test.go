@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -435,5 +437,57 @@ func TestPatch(t *testing.T) {
 	after, _ := r.Versions("doc/me")
 	if !reflect.DeepEqual(before, after) || r.Len() != 1 {
 		t.Fatalf("a refused PATCH wrote: %v -> %v (%d keys)", before, after, r.Len())
+	}
+}
+
+// stacksWith counts the goroutines running fn.
+func stacksWith(fn string) int {
+	buf := make([]byte, 4<<20)
+	n := 0
+	for _, g := range bytes.Split(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
+		if bytes.Contains(g, []byte(fn)) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBatchBodiesBounded: at most four batches are read at once, so that
+// many clients sending large batches slowly cannot make the server hold
+// more than four bodies; a fifth waits, then is served when one ends.
+func TestBatchBodiesBounded(t *testing.T) {
+	r, _ := newReplica(t, "", "", nil)
+	ts := start(t, r, server.Options{})
+	addr := strings.TrimPrefix(ts.base, "http://")
+	var conns []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		body := `{"ops":[{"op":"put","key":"slow","value":"v"}]}`
+		if _, err := fmt.Fprintf(c, "POST /v1/batch HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n{", len(body)); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	eventually(t, "four batches being read", func() bool { return stacksWith("server.readBody(") == 4 })
+	fifth := make(chan answer, 1)
+	go func() {
+		fifth <- ts.doWith(&http.Client{}, ts.base, "POST", "/v1/batch", []byte(`{"ops":[{"op":"put","key":"fifth","value":"v"}]}`))
+	}()
+	eventually(t, "the fifth batch waiting", func() bool { return stacksWith("server.(*Server).batch(") == 5 })
+	if n := stacksWith("server.readBody("); n != 4 {
+		t.Fatalf("%d batch bodies read at once, want 4", n)
+	}
+	if _, err := io.WriteString(conns[0], `"ops":[{"op":"put","key":"slow","value":"v"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-fifth; a.status != 204 {
+		t.Fatalf("the fifth batch: %d %q", a.status, a.body)
+	}
+	if v, err := r.Get("fifth"); err != nil || string(v) != "v" {
+		t.Fatalf("fifth: %q %v", v, err)
 	}
 }

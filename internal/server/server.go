@@ -143,6 +143,8 @@ type Server struct {
 	token   [sha256.Size]byte
 	metrics http.Handler
 
+	batchSlots chan struct{} // one per batch being read or applied (batchReaders)
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Serve shuts down: watch streams end
 	inflight  sync.WaitGroup
@@ -151,7 +153,7 @@ type Server struct {
 // New returns a server over r. The caller keeps r open while the server
 // runs and closes it after Serve has returned.
 func New(r *replica.Replica, o Options) *Server {
-	s := &Server{r: r, o: o.withDefaults(), closing: make(chan struct{})}
+	s := &Server{r: r, o: o.withDefaults(), closing: make(chan struct{}), batchSlots: make(chan struct{}, batchReaders)}
 	if s.o.Token != "" {
 		s.token = sha256.Sum256([]byte(s.o.Token))
 	}
@@ -160,6 +162,10 @@ func New(r *replica.Replica, o Options) *Server {
 	}
 	return s
 }
+
+// batchReaders is how many POST /v1/batch requests are read and applied at
+// once.
+const batchReaders = 4
 
 type unixConnKey struct{}
 
