@@ -150,7 +150,9 @@ func TestFeedReidentify(t *testing.T) {
 // back, re-stamping its offline writes; its feed has no entry for the
 // re-stamps (what Get returned for those keys never changed: a pending
 // rebase reads them as kept), and has the keys the snapshot and the log
-// brought, each key's last entry agreeing with Get.
+// brought, each key's last entry agreeing with Get: a key deleted
+// elsewhere meanwhile, which the rebase learns from the snapshot, ends
+// with a delete.
 func TestFeedRebase(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -160,11 +162,16 @@ func TestFeedRebase(t *testing.T) {
 	}
 	a := newReplicaOpts(t, b, engine.Options{})
 	away := newReplicaOpts(t, b, engine.Options{})
-	if err := a.Put(ctx, "shared", []byte("a0")); err != nil {
-		t.Fatal(err)
+	for _, k := range []string{"shared", "stay", "old"} {
+		if err := a.Put(ctx, k, []byte("a0")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	mustSync(t, a)
 	mustSync(t, away)
+	if err := a.Delete(ctx, "old"); err != nil { // away never pulls it: the snapshot has it
+		t.Fatal(err)
+	}
 	if err := away.Put(ctx, "shared", []byte("offline-edit")); err != nil {
 		t.Fatal(err)
 	}
@@ -203,10 +210,24 @@ func TestFeedRebase(t *testing.T) {
 			t.Errorf("%s came from the snapshot or the log: last entry %+v (%v)", k, c, ok)
 		}
 	}
-	for k, v := range map[string]string{"shared": "offline-edit", "mine": "x"} {
+	for k, v := range map[string]string{"shared": "offline-edit", "mine": "x", "stay": "a0"} {
 		if got, err := away.Get(k); err != nil || string(got) != v {
 			t.Errorf("%s = %q, %v; want %q", k, got, err, v)
 		}
+	}
+	if _, err := away.Get("old"); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("old: %v, want not found", err)
+	}
+	// Whatever the feed says of a key last, Get agrees: the key that went
+	// (deleted elsewhere, learnt from the snapshot) has a delete.
+	for k, c := range last {
+		_, err := away.Get(k)
+		if (c.Op == "put") != (err == nil) {
+			t.Errorf("%s: last entry %+v, Get %v", k, c, err)
+		}
+	}
+	if c, ok := last["old"]; !ok || c.Op != "delete" {
+		t.Errorf("old read a0 before the rebase and not found after: last entry %+v (%v), want a delete", c, ok)
 	}
 	if t.Failed() {
 		t.Logf("the feed during the rebase: %+v", got)

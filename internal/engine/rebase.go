@@ -201,6 +201,18 @@ func (r *Engine) discardChunk(tx *store.Tx, keys, names []string) error {
 				tx.SetMeta("rebase/"+key, b)
 			}
 		}
+		// A key not kept reads as not found from here until the snapshot
+		// or the log brings it back (see pending.go): the change feed
+		// says so, by its rule (every change to what Get returns), or a
+		// key deleted elsewhere meanwhile would never show as deleted.
+		// An empty record stands for it (an entry only if it was live).
+		if _, kept, err := tx.Meta("rebase/" + key); err != nil {
+			return err
+		} else if !kept {
+			if err := tx.PutRecord(key, store.Stored{}); err != nil {
+				return err
+			}
+		}
 		if err := tx.DeleteRecord(key); err != nil {
 			return err
 		}
