@@ -39,6 +39,14 @@ const watchBatch = 1000
 // Within a process no change is delivered twice or skipped; after a crash
 // a resume from the last sequence number handled delivers every later one
 // (at least once, the number to de-duplicate).
+//
+// Re-stamps follow the same rule: reidentify and a rebase write the
+// unpushed changes again under fresh dots, which is an entry (a local
+// put) only where it changes what Get returns (concurrent versions
+// settled into one). A rebase (a replica back after retirement) shows
+// each live key it does not keep as deleted, and as put again when the
+// snapshot or the log brings it back: a consumer that follows the feed
+// ends where Get does.
 func (r *Engine) Watch(ctx context.Context, prefix string, since uint64) iter.Seq2[Change, error] {
 	return func(yield func(Change, error) bool) {
 		after := since
