@@ -265,8 +265,11 @@ func (e *env) forward(ctx context.Context, conn net.Conn, args []string) (int, e
 	done := make(chan struct{})
 	defer close(done)
 	defer pw.Close()
+	sent := make(chan struct{}) // the command frame went first
 	go func() {
-		if body.frame(frameCommand, hello) != nil || !fr.Stdin {
+		err := body.frame(frameCommand, hello)
+		close(sent)
+		if err != nil || !fr.Stdin {
 			return
 		}
 		buf := make([]byte, 32<<10)
@@ -290,6 +293,11 @@ func (e *env) forward(ctx context.Context, conn net.Conn, args []string) (int, e
 		case <-done:
 			return
 		case <-ctx.Done():
+		}
+		select {
+		case <-done:
+			return
+		case <-sent:
 		}
 		body.frame(frameCancel, nil)
 		// A server that does not end the command soon is left.
@@ -320,11 +328,14 @@ func (e *env) forward(ctx context.Context, conn net.Conn, args []string) (int, e
 		}
 		switch kind {
 		case frameStdout, frameStderr:
-			w := e.stdout
+			w := &errWriter{w: e.stdout}
 			if kind == frameStderr {
-				w = e.stderr
+				w.w = e.stderr
 			}
 			if _, err := io.CopyN(w, br, int64(n)); err != nil {
+				if w.err == nil {
+					return e.lostServer(ctx, err)
+				}
 				if kind == frameStdout {
 					// As a local command whose stdout went away.
 					abort()
@@ -357,6 +368,21 @@ func (e *env) lostServer(ctx context.Context, err error) (int, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return 0, errorf(err, "the server on %s stopped before the command ended: %v", e.dir, err)
+}
+
+// errWriter keeps the error of a failed write, to tell it from a failed
+// read.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // isClearing reports whether w is the terminal stdout wrapper of Run.

@@ -569,3 +569,27 @@ func TestForwardProgressOnTerminal(t *testing.T) {
 		}
 	}
 }
+
+// brokenWriter fails every write, as a closed pipe does.
+type brokenWriter struct{}
+
+func (brokenWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// TestForwardStdoutFails: when the client's stdout fails, the command
+// fails as it does locally (exit 1, "writing output").
+func TestForwardStdoutFails(t *testing.T) {
+	local, held := newReplica(t), newReplica(t)
+	fs := serveForward(t, held)
+	for _, dir := range []string{local, held} {
+		ok(t, nil, "--dir", dir, "put", "k", "v")
+	}
+	var got []string
+	for _, dir := range []string{local, held} {
+		var errb bytes.Buffer
+		code := Run(context.Background(), []string{"--dir", dir, "ls"}, nil, brokenWriter{}, &errb)
+		got = append(got, fmt.Sprintf("%d %s", code, errb.String()))
+	}
+	if got[0] != got[1] || got[0] != "1 ebreplica: ls: writing output: broken pipe\n" || fs.calls.Load() != 2 {
+		t.Fatalf("locally %q, through the server %q", got[0], got[1])
+	}
+}
