@@ -162,7 +162,7 @@ func (tw *twin) write(name, content string) {
 // found (3), a conflict (4), usage (2), errors (1), --json errors, stdin,
 // relative file names, counters and sets, push, pull and sync.
 func TestForwardSameOutput(t *testing.T) {
-	tw := newTwin(t, "--policy", "c/=counter", "--policy", "s/=set", "--policy", "m/=mv")
+	tw := newTwin(t, "--policy", "c/=counter", "--policy", "s/=set", "--policy", "m/=mv", "--policy", "j/=json")
 
 	tw.same(true, nil, "--dir", "rep", "put", "k1", "v1")
 	tw.same(true, []byte("from\x00stdin\n"), "put", "--dir", "rep", "k2")
@@ -220,6 +220,12 @@ func TestForwardSameOutput(t *testing.T) {
 	}
 	tw.same(true, nil, "export", "--dir", "rep")
 	tw.same(true, nil, "pending", "--dir", "rep")
+	tw.same(true, nil, "put", "--dir", "rep", "m/k", "settled")
+	tw.same(true, nil, "patch", "--dir", "rep", "j/doc", `{"a":1}`)
+	tw.same(true, nil, "patch", "--dir", "rep", "j/doc", `not json`)
+	tw.same(true, nil, "get", "--json", "--dir", "rep", "j/doc")
+	tw.compare(true, true, nil, "compact", "--json", "--dir", "rep")
+	tw.same(true, nil, "len", "--dir", "rep")
 
 	// Usage errors are found before anything is sent; help too; init does
 	// not open the directory and says that it holds a replica.
