@@ -128,3 +128,69 @@ func BenchmarkDocMerge(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDocReadCRDT: the read of a 10-field document two of whose
+// fields are a counter ("visits", incremented on three replicas) and a set
+// of 8 members ("tags", added on two), against the same document with
+// those fields plain values (json-plain) and against lww of its bytes.
+// "concurrent": two siblings, one incrementing and adding, the other
+// incrementing and removing (BENCHMARKS.md):
+//
+//	go test -run '^$' -bench 'DocReadCRDT' -benchmem -count 3 ./merge/
+func BenchmarkDocReadCRDT(b *testing.B) {
+	ids := proptest.Pool(3)
+	var parts []string
+	for i := range 8 {
+		parts = append(parts, fmt.Sprintf(`"field%03d":"value of field %03d"`, i, i))
+	}
+	fields := strings.Join(parts, ",")
+	must := func(s merge.DocState, err error) merge.DocState {
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	d := func(i int, c uint64) clock.Dot { return clock.Dot{Replica: ids[i], Counter: c} }
+	base := must(merge.DocState{}.Patch(d(0, 1), 100, []byte(`{`+fields+`,"visits":{"$inc":1},"tags":{"$add":["t0","t1","t2","t3"]}}`)))
+	base = base.Join(must(base.Patch(d(1, 1), 101, []byte(`{"visits":{"$inc":2},"tags":{"$add":["t4","t5","t6","t7"]}}`))))
+	base = base.Join(must(base.Patch(d(2, 1), 102, []byte(`{"visits":{"$inc":3}}`))))
+	x := must(base.Patch(d(0, 2), 200, []byte(`{"visits":{"$inc":1},"tags":{"$add":["x"]}}`)))
+	y := must(base.Patch(d(1, 2), 201, []byte(`{"visits":{"$inc":1},"tags":{"$remove":["t0"]}}`)))
+	ctx := clock.Vector{ids[0]: 2, ids[1]: 2, ids[2]: 1}
+	one := merge.Record{Clock: ctx, Versions: []merge.Version{{Dot: d(0, 2), Time: 200, Value: x.Encode()}}}
+	two := merge.Record{Clock: ctx, Versions: []merge.Version{{Dot: d(0, 2), Time: 200, Value: x.Encode()}, {Dot: d(1, 2), Time: 201, Value: y.Encode()}}}
+	xd, _ := x.Document()
+	plain := must(merge.DocState{}.Patch(d(0, 1), 100, xd))
+	plainOne := merge.Record{Clock: clock.Vector{ids[0]: 1}, Versions: []merge.Version{{Dot: d(0, 1), Time: 100, Value: plain.Encode()}}}
+	lwwOne := merge.Record{Clock: clock.Vector{ids[0]: 1}, Versions: []merge.Version{{Dot: d(0, 1), Time: 100, Value: xd}}}
+	for _, tc := range []struct {
+		name string
+		p    merge.Policy
+		rec  merge.Record
+		want string
+	}{
+		{"json-crdt/one", merge.JSON{}, one, `"visits":7`},
+		{"json-crdt/concurrent", merge.JSON{}, two, `"visits":8`},
+		{"json-plain/one", merge.JSON{}, plainOne, `"visits":7`},
+		{"lww/one", merge.LWW{}, lwwOne, `"visits":7`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			n := 0
+			for _, v := range tc.rec.Versions {
+				n += len(v.Value)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := merge.Read(tc.p, "k", tc.rec)
+				if err != nil || res.Deleted {
+					b.Fatal(res, err)
+				}
+			}
+			res, _ := merge.Read(tc.p, "k", tc.rec)
+			if !strings.Contains(string(res.Value), tc.want) {
+				b.Fatalf("reads %s, want %s", res.Value, tc.want)
+			}
+			b.ReportMetric(float64(n), "stored-B")
+		})
+	}
+}
