@@ -16,7 +16,7 @@ import (
 	"github.com/ebreplica/ebreplica/remote/segment"
 )
 
-func newKeys(t *testing.T) *sealremote.Keys {
+func newKeys(t testing.TB) *sealremote.Keys {
 	t.Helper()
 	k, err := sealremote.NewKeys()
 	if err != nil {
@@ -25,7 +25,7 @@ func newKeys(t *testing.T) *sealremote.Keys {
 	return k
 }
 
-func sealed(t *testing.T, inner remote.Backend, storeID string, k *sealremote.Keys) *sealremote.Backend {
+func sealed(t testing.TB, inner remote.Backend, storeID string, k *sealremote.Keys) *sealremote.Backend {
 	t.Helper()
 	b, id, err := sealremote.Create(t.Context(), inner, storeID, k)
 	if err != nil || id != storeID {
@@ -65,6 +65,13 @@ func TestConformanceFile(t *testing.T) {
 		}
 		return emptied(t, fb)
 	})
+}
+
+// emptiedB is a sealing backend over inner with refresh off, for benchmarks.
+func emptiedB(b *testing.B, inner remote.Backend) *sealremote.Backend {
+	s := sealed(b, inner, "store-1", newKeys(b))
+	s.RefreshEvery = -1
+	return s
 }
 
 // TestNoPlaintext: the stored body shows nothing of what was put.
