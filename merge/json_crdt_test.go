@@ -466,3 +466,51 @@ func TestDocStatesHoldCountersAndSets(t *testing.T) {
 		t.Fatalf("of the generated states, %d hold a counter and %d a set", counters, sets)
 	}
 }
+
+// FuzzDocPatch: Patch and Replace never panic on any input against a
+// document holding every kind of field; they fail with ErrBadPatch or
+// return a state that round-trips through Encode and DecodeDoc, reads as
+// valid JSON and dominates the state it came from.
+//
+//	go test -run='^$' -fuzz=FuzzDocPatch -fuzztime=60s ./merge/
+func FuzzDocPatch(f *testing.F) {
+	ids := proptest.Pool(2)
+	base, err := merge.DocState{}.Patch(ddot(ids[0], 1), 10, []byte(`{"n":1,"o":{"x":"s"},"c":{"$inc":2},"t":{"$add":["a","b"]},"e":{"$set":[]}}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	base = base.Join(func() merge.DocState {
+		s, _ := merge.DocState{}.Patch(ddot(ids[1], 1), 20, []byte(`{"c":{"$inc":-1},"t":{"$add":["c"]},"n":"v"}`))
+		return s
+	}())
+	for _, seed := range []string{
+		`{"c":{"$inc":1}}`, `{"t":{"$remove":["a"]},"o":{"y":{"$add":["q"]}}}`, `{"$$x":{"$$y":1}}`,
+		`{"c":{"$counter":-9223372036854775808}}`, `{"t":{"$set":["z","z"]}}`, `{"o":{"$inc":1}}`,
+		`{"n":{"$push":1}}`, `{"c":{"$inc":1,"d":2}}`, `{"c":7,"t":["a"],"o":{"x":"s"}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, patch []byte) {
+		for name, op := range map[string]func(merge.DocState, clock.Dot, clock.HLC, []byte) (merge.DocState, error){
+			"patch": merge.DocState.Patch, "replace": merge.DocState.Replace,
+		} {
+			s, err := op(base, ddot(ids[0], 2), 30, patch)
+			if err != nil {
+				if !errors.Is(err, merge.ErrBadPatch) {
+					t.Fatalf("%s: error %v does not wrap ErrBadPatch", name, err)
+				}
+				continue
+			}
+			back, err := merge.DecodeDoc(s.Encode())
+			if err != nil || !back.Equal(s) {
+				t.Fatalf("%s: the state does not round-trip: %v", name, err)
+			}
+			if doc, ok := s.Document(); ok && !json.Valid(doc) {
+				t.Fatalf("%s: document %q is not valid JSON", name, doc)
+			}
+			if !s.Join(base).Equal(s) {
+				t.Fatalf("%s: not an inflation of the base", name)
+			}
+		}
+	})
+}
