@@ -50,7 +50,7 @@ func runPatch(ctx context.Context, e *env) error {
 		return err
 	}
 	if err := r.Patch(ctx, key, []byte(e.args[1])); err != nil {
-		return errorf(err, "patch: %s", trimLib(err))
+		return errorf(err, "%s", trimLib(err))
 	}
 	return nil
 }
