@@ -13,6 +13,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/faultremote"
+	"github.com/ebreplica/ebreplica/remote/sealremote"
 )
 
 // errPartition is what a cut-off replica's remote calls return.
@@ -274,7 +275,9 @@ func (v *view) Get(ctx context.Context, key string) (remote.Object, error) {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s\x00%d", seedKey(key), n)
 	rates := plan.rates
-	if strings.HasPrefix(key, remote.ReplicasPrefix) {
+	if strings.HasPrefix(key, remote.ReplicasPrefix) || sealremote.IsKeyName(key) {
+		// (So does a key object of a Sealed run: an age-wrapped key is
+		// random bytes too.)
 		// A registry body holds a random nonce (crypto/rand, in package
 		// replica): whether a damaged copy still decodes would depend on
 		// it, and the run would not repeat. Registry reads fail instead.
@@ -365,6 +368,9 @@ func describeFaults(fs []faultremote.Fault) string {
 // (snap/<P>/part-<nonce>-NNNN; package replica draws it from crypto/rand),
 // so that the same run draws the same faults.
 func seedKey(key string) string {
+	if i := strings.Index(key, "-r-"); i > 0 && sealremote.IsKeyName(key) {
+		return key[:i+2] // a wrapped key's name holds the random device key's hash
+	}
 	if !strings.HasPrefix(key, remote.SnapPrefix) {
 		return key
 	}

@@ -55,6 +55,8 @@ func TestDeterministic(t *testing.T) {
 		{Seed: 12, Ops: 60, Faults: 0.3, Durability: store.Relaxed, Crashes: 0.15, Policy: PolicySet},
 		{Seed: 13, Ops: 40, Faults: 0.2, Engine: EngineBadger, Policy: PolicyCounter, Codec: "zstd"},
 		{Seed: 14, Ops: 40, Replicas: 5, Policy: PolicyMV, SegmentCap: 1},
+		// Sealed: random keys, nonces and wrapped keys, the same trace.
+		{Seed: 15, Ops: 60, Faults: 0.3, Crashes: 0.1, Compactions: 0.1, Sealed: true},
 	} {
 		a, errA := Run(cfg)
 		b, errB := Run(cfg)

@@ -89,7 +89,7 @@ func (r *Engine) bindSeal(ctx context.Context, m Manifest) error {
 	if err != nil {
 		return err
 	}
-	sb, err = sealremote.Open(ctx, r.opts.Backend, m.RemoteID, k)
+	sb, err = sealremote.OpenClock(ctx, r.opts.Backend, m.RemoteID, k, r.opts.Wall)
 	if err != nil {
 		return fmt.Errorf("replica: %s: %w", r.opts.Backend, err)
 	}
@@ -142,7 +142,7 @@ func (r *Engine) Seal(ctx context.Context, b remote.Backend) (_ remote.Backend, 
 	if err != nil {
 		return nil, true, err
 	}
-	sb, err := sealremote.Open(ctx, unsealed(b), m.RemoteID, k)
+	sb, err := sealremote.OpenClock(ctx, unsealed(b), m.RemoteID, k, r.opts.Wall)
 	if err != nil {
 		return nil, true, fmt.Errorf("replica: %s: %w", b, err)
 	}

@@ -358,10 +358,17 @@ func (b *Backend) writeEpoch(ctx context.Context, e uint32, key, prev []byte, re
 // It fails with ErrNoKey (saying which) when k cannot open the current
 // epoch.
 func Open(ctx context.Context, inner remote.Backend, storeID string, k *Keys) (*Backend, error) {
+	return OpenClock(ctx, inner, storeID, k, nil)
+}
+
+// OpenClock is Open with the clock that RefreshEvery is measured on
+// (time.Now when nil): the engine passes its wall clock, so that under the
+// simulator's logical time a run repeats.
+func OpenClock(ctx context.Context, inner remote.Backend, storeID string, k *Keys, now func() time.Time) (*Backend, error) {
 	if k == nil {
 		return nil, fmt.Errorf("%w: no key given", ErrNoKey)
 	}
-	b := &Backend{inner: inner, storeID: storeID, keys: k, epochs: map[uint32][]byte{}}
+	b := &Backend{inner: inner, storeID: storeID, keys: k, epochs: map[uint32][]byte{}, Now: now}
 	if err := b.refresh(ctx); err != nil {
 		return nil, err
 	}

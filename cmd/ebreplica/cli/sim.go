@@ -43,6 +43,7 @@ shortest failing schedule. Exit 0 when converged, 1 otherwise.
 		{name: "policy", value: true, arg: "NAME", usage: "lww, mv, counter, set, json or json-mv (default lww)"},
 		{name: "engine", value: true, arg: "NAME", usage: "mem (crashable) or badger (in memory) (default mem)"},
 		{name: "durability", value: true, arg: "MODE", usage: "sync or relaxed (default sync)"},
+		{name: "sealed", usage: "run the store encrypted (init --encrypt): every object body sealed, above the faults"},
 		{name: "seed", value: true, arg: "N", usage: "seed of the first run (default 1)"},
 		{name: "runs", value: true, arg: "N", usage: "runs over consecutive seeds, summed in one report (default 1)"},
 	},
@@ -120,6 +121,7 @@ func simConfig(p *parsed) (sim.Config, int, error) {
 			return cfg, 0, usageErrorf("--durability %q: expected sync or relaxed", s)
 		}
 	}
+	cfg.Sealed = p.bool("sealed")
 	if _, err := cfg.Validate(); err != nil {
 		msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), "sim: ", ""), "\n", "; ")
 		return cfg, 0, usageErrorf("%s", msg)
