@@ -85,6 +85,9 @@ var (
 	ErrWrongPolicy        = engine.ErrWrongPolicy
 	// ErrBadPatch: a write of a json key that is not a JSON object.
 	ErrBadPatch = engine.ErrBadPatch
+	// ErrFieldKind: a patch operation on a json field of another kind
+	// ($inc on a field holding an object); it also matches ErrBadPatch.
+	ErrFieldKind = engine.ErrFieldKind
 
 	// Sync errors.
 	ErrNoRemote       = engine.ErrNoRemote

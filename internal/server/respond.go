@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 )
 
@@ -71,7 +70,7 @@ func libError(err error) *apiError {
 	case errors.Is(err, replica.ErrValueTooLarge):
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: codeTooLarge, msg: msg + "; nothing written"}
 	case errors.Is(err, replica.ErrInvalidKey), errors.Is(err, replica.ErrWrongPolicy), errors.Is(err, replica.ErrBadPatch),
-		errors.Is(err, replica.ErrBadContext), errors.Is(err, merge.ErrFieldKind):
+		errors.Is(err, replica.ErrBadContext), errors.Is(err, replica.ErrFieldKind):
 		return &apiError{status: http.StatusBadRequest, code: codeBadRequest, msg: msg}
 	default:
 		// The replica is closing, a local store failure, the remote
