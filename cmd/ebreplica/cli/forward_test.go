@@ -283,6 +283,12 @@ func TestForwardRefusals(t *testing.T) {
 		}
 	}
 	failsWith(t, ExitNotFound, nil, []string{"--dir", dir, "get", "k"})
+	// verify --remote does not open DIR: it runs here.
+	remote := decodeOne(t, ok(t, nil, "--dir", dir, "status", "--json").stdout)["remote"].(string)
+	before := fs.calls.Load()
+	if r := ok(t, nil, "--dir", dir, "verify", "--remote", remote); !strings.HasSuffix(r.out(), "ok\n") || fs.calls.Load() != before {
+		t.Fatalf("verify --remote: %q, %d requests", r.out(), fs.calls.Load()-before)
+	}
 	// --clock-offset 0 changes nothing, and goes through.
 	ok(t, nil, "--dir", dir, "--clock-offset", "0s", "put", "k", "v")
 	if r := ok(t, nil, "--dir", dir, "get", "k"); r.out() != "v" {
@@ -389,6 +395,38 @@ func TestForwardBadRequests(t *testing.T) {
 			t.Errorf("body %q: %s %s", body, resp.Status, msg)
 		}
 	}
+	// A command the client never forwards (one that does not open DIR, or
+	// serve itself) is refused when sent anyway.
+	for _, args := range [][]string{{"serve"}, {"init", "--remote", "x"}, {"verify", "--remote", "x"}} {
+		hello, _ := json.Marshal(forwardRequest{Args: func() (b [][]byte) {
+			for _, a := range append([]string{"--dir", "somewhere"}, args...) {
+				b = append(b, []byte(a))
+			}
+			return b
+		}(), Dir: []byte("somewhere")})
+		var body bytes.Buffer
+		(&frameWriter{w: &body}).frame(frameCommand, hello)
+		resp, err := c.Post("http://ebreplica"+cliPath, "application/octet-stream", &body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			kind, n, err := readFrameHeader(resp.Body)
+			if err != nil {
+				break
+			}
+			data := make([]byte, n)
+			io.ReadFull(resp.Body, data)
+			got = append(got, fmt.Sprintf("%d:%q", kind, data))
+		}
+		resp.Body.Close()
+		want := []string{fmt.Sprintf("%d:%q", frameStderr, "ebreplica: "+args[0]+": "+args[0]+" does not run through the server\n"), fmt.Sprintf("%d:%q", frameExit, "\x00\x00\x00\x01")}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%q sent to the server: %v, want %v", args, got, want)
+		}
+	}
+
 	// The same handler on TCP takes no command.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
