@@ -662,5 +662,14 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string) iter.Seq2
 // the wire (sealed bodies, Overhead bytes more than the plaintext each).
 func (b *Backend) Stats() *remote.Stats { return b.inner.Stats() }
 
+// MaxKeyLen returns the longest key the wrapped backend accepts (see
+// remotetest.MaxKeyLen): remote.MaxKeyLen, or less when it says so.
+func (b *Backend) MaxKeyLen() int {
+	if l, ok := b.inner.(interface{ MaxKeyLen() int }); ok {
+		return min(l.MaxKeyLen(), remote.MaxKeyLen)
+	}
+	return remote.MaxKeyLen
+}
+
 // String names the wrapped backend.
 func (b *Backend) String() string { return b.inner.String() }

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ebreplica/ebreplica/internal/s3test"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/remote/remotetest"
+	"github.com/ebreplica/ebreplica/remote/s3remote"
 	"github.com/ebreplica/ebreplica/remote/sealremote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 )
@@ -64,6 +66,20 @@ func TestConformanceFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		return emptied(t, fb)
+	})
+}
+
+// TestConformanceS3: the suite over the seal on the real S3 test server
+// (versitygw; skipped without it, failing under CI).
+func TestConformanceS3(t *testing.T) {
+	srv := s3test.Config(t)
+	remotetest.RunConformance(t, func(t *testing.T) remote.Backend {
+		client, bucket := srv.NewBucket(t)
+		be, err := s3remote.New(client, bucket, "sealed", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return emptied(t, be)
 	})
 }
 

@@ -48,10 +48,15 @@ one {"recipient","this"} per line.`,
 	run:     runKey,
 }
 
-// keyFilePath returns the key file --key-file or $EBREPLICA_KEY_FILE names.
+// keyFilePath returns the key file --key-file or $EBREPLICA_KEY_FILE names
+// (a relative --key-file of a command forwarded to a server is the
+// client's: see env.path).
 func keyFilePath(e *env) (string, bool) {
 	if v, ok := e.flags.value("key-file"); ok {
-		return v, true
+		if v == "" {
+			return "", true
+		}
+		return e.path(v), true
 	}
 	if v := os.Getenv(keyFileEnv); v != "" {
 		return v, true
