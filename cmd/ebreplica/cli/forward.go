@@ -27,9 +27,9 @@ package cli
 //   - reidentify is refused through the server (exit 1): the engine's
 //     Reidentify is safe against a concurrent sync but not against the
 //     writes the server takes meanwhile; stop serve to run it.
-//   - sync --watch is refused while the server syncs live (its rounds are
-//     the server's); watch prints the changes and leaves the syncing to
-//     the server.
+//   - sync --watch prints the rounds of the server's live syncer as they
+//     happen (--interval cannot change the server's, and is ignored); watch
+//     prints the changes and leaves the syncing to the server.
 //   - every other command runs through the server: FILE arguments (import
 //     FILE) are resolved against the client's working directory, and
 //     messages name DIR as the client gave it.
@@ -111,6 +111,8 @@ type heldEnv struct {
 	cwd string // the client's working directory
 	// tty: the client's stdout and stderr are terminals.
 	stdoutTTY, stderrTTY bool
+	// rounds: the rounds of the server's live syncer (nil: none runs).
+	rounds *roundHub
 }
 
 // localOnly names the commands that never run through the server.
@@ -211,16 +213,8 @@ func (e *env) heldRefusal() error {
 		return errorf(nil, "--clock-offset cannot change the clock of the replica `ebreplica serve` holds in %s; stop serve to run with it", e.dir)
 	case name == "reidentify":
 		return errorf(nil, "`ebreplica serve` holds %s and takes writes while the id would change; stop serve, run reidentify, then start serve again", e.dir)
-	case name == "sync" && e.flags.bool("watch") && syncsLive(e.rep):
-		return errorf(nil, "`ebreplica serve` syncs %s live already (its rounds are in its log; watch prints the changes)", e.dir)
 	}
 	return nil
-}
-
-// syncsLive reports whether r runs live (replica.Run) now.
-func syncsLive(r *replica.Replica) bool {
-	st, _ := r.Status()
-	return st.Live != nil
 }
 
 // forward sends the command to the server on conn and copies its output to
@@ -449,7 +443,10 @@ func readFrameHeader(r io.Reader) (byte, uint32, error) {
 // When stop ends (the server shuts down), the commands that run until
 // interrupted (watch, sync --watch) end as if interrupted (exit 0); the
 // others finish.
-func forwardHandler(stop context.Context, r *replica.Replica, standIns map[string]bool) http.Handler {
+//
+// rounds, when the server runs a live syncer, carries its rounds to a
+// forwarded sync --watch (nil: sync --watch runs its own syncer).
+func forwardHandler(stop context.Context, r *replica.Replica, standIns map[string]bool, rounds *roundHub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -514,7 +511,7 @@ func forwardHandler(stop context.Context, r *replica.Replica, standIns map[strin
 		}()
 
 		e := &env{stdin: stdin, stderr: stream{out, frameStderr}, rep: r, standIns: standIns,
-			held: &heldEnv{dir: string(fr.Dir), cwd: string(fr.Cwd), stdoutTTY: fr.StdoutTTY, stderrTTY: fr.StderrTTY}}
+			held: &heldEnv{dir: string(fr.Dir), cwd: string(fr.Cwd), stdoutTTY: fr.StdoutTTY, stderrTTY: fr.StderrTTY, rounds: rounds}}
 		e.stdout = stream{out, frameStdout}
 		if fr.StdoutTTY {
 			e.stdout = &clearingWriter{w: e.stdout, e: e}
@@ -539,7 +536,7 @@ func forwardHandler(stop context.Context, r *replica.Replica, standIns map[strin
 // forwardCLI is forwardHandler, for serve, set by init (as completionCmd's
 // run): serve's command would otherwise reach commandTable, which lists
 // it, through the forwarded commands (an initialization cycle).
-var forwardCLI func(stop context.Context, r *replica.Replica, standIns map[string]bool) http.Handler
+var forwardCLI func(stop context.Context, r *replica.Replica, standIns map[string]bool, rounds *roundHub) http.Handler
 
 func init() { forwardCLI = forwardHandler }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,7 +42,7 @@ func serveForward(t *testing.T, dir string) *forwardServer {
 		t.Fatal(err)
 	}
 	fs := &forwardServer{}
-	h := forwardHandler(context.Background(), r, e.standIns)
+	h := forwardHandler(context.Background(), r, e.standIns, nil)
 	mux := http.NewServeMux()
 	mux.Handle(cliPath, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		fs.calls.Add(1)
@@ -438,7 +439,7 @@ func TestForwardBadRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	srv := &http.Server{Handler: forwardHandler(context.Background(), r, nil)}
+	srv := &http.Server{Handler: forwardHandler(context.Background(), r, nil, nil)}
 	go srv.Serve(ln)
 	defer srv.Close()
 	resp, err := http.Post("http://"+ln.Addr().String()+cliPath, "application/octet-stream", strings.NewReader(""))
@@ -550,21 +551,40 @@ func TestForwardThroughServe(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 1, %q", tc.args, r.code, r.stdout, r.stderr, tc.want)
 		}
 	}
-	// serve syncs live: sync --watch is refused once its syncer runs.
+	// serve syncs live: sync --watch through it prints its syncer's rounds
+	// (here a push of the writes made meanwhile), and ends with exit 0.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, body := s.do(http.MethodGet, "/v1/status", ""); strings.Contains(body, `"live":{`) {
-			break
-		}
+	sctx, scancel := context.WithCancel(context.Background())
+	var sout, serrb lockedBuffer
+	scode := make(chan int, 1)
+	go func() { scode <- Run(sctx, []string{"--dir", dir, "--json", "sync", "--watch"}, nil, &sout, &serrb) }()
+	puts := 0 // of the key round
+	for i := 0; !strings.Contains(sout.String(), `"push":{`); i++ {
 		if time.Now().After(deadline) {
-			t.Fatal("serve's status never showed the live syncer")
+			t.Fatalf("sync --watch through serve: stdout %q, stderr %q", sout.String(), serrb.String())
+		}
+		if i%200 == 0 { // a write for the syncer to push (again, if the command was not listening yet)
+			ok(t, nil, "--dir", dir, "put", "round", strconv.Itoa(i))
+			puts++
 		}
 		time.Sleep(5 * time.Millisecond) // polling for an event, not timing it
 	}
-	want := "ebreplica: sync: `ebreplica serve` syncs " + dir + " live already (its rounds are in its log; watch prints the changes)\n"
-	if r := cli(t, nil, "--dir", dir, "sync", "--watch"); r.code != ExitError || r.stderr != want {
-		t.Errorf("sync --watch: exit %d, stderr %q; want 1, %q", r.code, r.stderr, want)
+	scancel()
+	if c := <-scode; c != ExitOK || serrb.String() != "" {
+		t.Fatalf("sync --watch through serve: exit %d, stderr %q", c, serrb.String())
 	}
+	for _, line := range strings.Split(strings.TrimSpace(sout.String()), "\n") {
+		var rd map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(line), &rd); err != nil {
+			t.Fatalf("sync --watch line %q: %v", line, err)
+		}
+		for _, f := range []string{"time", "pull", "push", "error"} {
+			if _, ok := rd[f]; !ok {
+				t.Fatalf("sync --watch line %q has no %q", line, f)
+			}
+		}
+	}
+	ok(t, nil, "--dir", dir, "del", "round")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -572,7 +592,11 @@ func TestForwardThroughServe(t *testing.T) {
 	code := make(chan int, 1)
 	go func() { code <- Run(ctx, []string{"watch", "--since", "0", "--dir", dir}, nil, &out, &errb) }()
 	ok(t, nil, "--dir", dir, "del", "multi")
-	const lines = "1 put k local\n2 put multi local\n3 delete multi local\n"
+	lines := "1 put k local\n2 put multi local\n"
+	for j := range puts {
+		lines += fmt.Sprintf("%d put round local\n", 3+j)
+	}
+	lines += fmt.Sprintf("%d delete round local\n%d delete multi local\n", 3+puts, 4+puts)
 	for out.String() != lines {
 		if time.Now().After(deadline) {
 			t.Fatalf("watch through serve: stdout %q, stderr %q", out.String(), errb.String())

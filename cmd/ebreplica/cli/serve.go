@@ -93,7 +93,11 @@ func runServe(ctx context.Context, e *env) error {
 		logger.Printf("listening on http://%s", tcpL.Addr())
 	}
 
-	srv := server.New(r, server.Options{Token: token, Metrics: reg, ErrorLog: logger, CLI: forwardCLI(ctx, r, e.standIns),
+	var rounds *roundHub // the syncer's rounds, for a forwarded sync --watch
+	if r.RemoteURL() != "" {
+		rounds = &roundHub{}
+	}
+	srv := server.New(r, server.Options{Token: token, Metrics: reg, ErrorLog: logger, CLI: forwardCLI(ctx, r, e.standIns, rounds),
 		Inspector: inspector.Handler()})
 
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
@@ -104,6 +108,7 @@ func runServe(ctx context.Context, e *env) error {
 			defer wg.Done()
 			failing := false
 			_ = r.Run(syncCtx, replica.LiveOptions{Interval: interval, OnRound: func(rd replica.Round) {
+				rounds.publish(rd)
 				switch {
 				case rd.Err != nil:
 					failing = true

@@ -41,6 +41,9 @@ func runSync(ctx context.Context, e *env) error {
 		return err
 	}
 	if e.flags.bool("watch") {
+		if e.held != nil && e.held.rounds != nil {
+			return followRounds(ctx, e, e.held.rounds) // the server syncs live
+		}
 		return syncWatch(ctx, e, r, interval)
 	}
 	s, err := r.Sync(ctx)
