@@ -792,7 +792,7 @@ func (s DocState) Replace(d clock.Dot, t clock.HLC, doc []byte) (DocState, error
 		return DocState{}, err
 	}
 	out := s.clone()
-	if _, err := out.replaceObject("", s.tree(), obj, docEntry{dot: d, time: t}); err != nil {
+	if _, err := out.replaceObject("", s.tree(), obj, docEntry{dot: d, time: t}, false); err != nil {
 		return DocState{}, err
 	}
 	out.ctx.Add(d)
@@ -823,9 +823,119 @@ func settled(es []docEntry) bool {
 	return units <= 1
 }
 
+// ReplaceOps returns s with its document replaced by doc, a document in
+// operation form (as Operations writes it), by the write named by dot d at
+// HLC t. It is Replace with the field kinds given by doc rather than taken
+// from s: {"$counter":N} makes the field a counter reading N,
+// {"$set":[...]} a set of exactly these members, "$$name" is the field
+// "$name", and any other value (an integer or an array of strings too) is
+// a register, or an object. As for Replace, only what changes is written:
+// the fields doc drops are removed, a counter given its value and a set
+// given its members are left as they are (a set given other members gets
+// the members added and removed that make it so, observed-remove), and a
+// field holding concurrent assignments is written, which settles them.
+// doc is a state, not a change: $inc, $add and $remove are refused, as are
+// an unknown operation and a malformed one (ErrBadPatch), and nothing
+// depends on what s holds, so a doc that ReplaceOps accepts on the empty
+// document it accepts on any.
+func (s DocState) ReplaceOps(d clock.Dot, t clock.HLC, doc []byte) (DocState, error) {
+	if d.Counter == 0 || d.Replica.IsZero() {
+		panic("merge: DocState.ReplaceOps with a zero dot")
+	}
+	obj, err := parseObject(doc)
+	if err != nil {
+		return DocState{}, err
+	}
+	out := s.clone()
+	if _, err := out.replaceObject("", s.tree(), obj, docEntry{dot: d, time: t}, true); err != nil {
+		return DocState{}, err
+	}
+	out.ctx.Add(d)
+	return out, nil
+}
+
+// unescapeNames returns the fields of obj, an object of a document in
+// operation form below path p, by field name: "$$name" is "$name"; any
+// other name starting with "$" is refused (an operation is the only member
+// of a field's object, which the caller takes as one before this).
+func unescapeNames(p string, obj map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(obj))
+	for _, key := range slices.Sorted(maps.Keys(obj)) {
+		name := key
+		if strings.HasPrefix(key, "$") {
+			if reserved(key) {
+				if p == "" {
+					return nil, badPatch("%s at the top of the document: an operation is the value of a field, as in {\"visits\":{\"$counter\":1}} (write a field named %s as %q)",
+						key, key, "$"+key)
+				}
+				return nil, badPatch("field %q: %s is reserved (write a field named %s as %q)", fieldName(p), key, key, "$"+key)
+			}
+			name = key[1:]
+		}
+		out[name] = obj[key]
+	}
+	return out, nil
+}
+
+// restoreOp makes the field at q (read from s as c, nil when absent) hold
+// what the operation op of a document in operation form says, and reports
+// whether it wrote anything.
+func (s *DocState) restoreOp(q string, c *docNode, op string, arg json.RawMessage, w docEntry) (bool, error) {
+	k := c.kind()
+	same := k != fieldAbsent && settled(c.entries)
+	switch op {
+	case opCounter:
+		n, err := parseInt(arg)
+		if err != nil {
+			return false, badPatch("field %q: %s takes an integer from -2^63 to 2^63-1, not %s", fieldName(q), op, describeArg(arg))
+		}
+		if same && k == fieldCounter && counterValue(c.entries) == n {
+			return false, nil
+		}
+		s.setCounter(q, w, n)
+		return true, nil
+	case opSet:
+		want, ok := parseStrings(arg)
+		if !ok {
+			return false, badPatch("field %q: %s takes an array of strings, not %s", fieldName(q), op, describeArg(arg))
+		}
+		if k != fieldSet {
+			s.removeTree(q)
+			s.writeSet(q, w, want, nil)
+			return true, nil
+		}
+		have := members(c.entries)
+		var add, remove []string
+		for _, m := range want {
+			if !slices.Contains(have, m) {
+				add = append(add, m)
+			}
+		}
+		for _, m := range have {
+			if !slices.Contains(want, m) {
+				remove = append(remove, m)
+			}
+		}
+		if same && len(add) == 0 && len(remove) == 0 {
+			return false, nil
+		}
+		s.writeSet(q, w, add, remove)
+		return true, nil
+	}
+	return false, badPatch("field %q: %s is a change, not a state: a whole document holds a counter as {%q: N} and a set as {%q: [...]} (write a field named %s as %q)",
+		fieldName(q), op, opCounter, opSet, op, "$"+op)
+}
+
 // replaceObject makes the object at p (read from s as n, nil when absent)
-// hold obj, and reports whether it wrote anything.
-func (s *DocState) replaceObject(p string, n *docNode, obj map[string]json.RawMessage, w docEntry) (bool, error) {
+// hold obj, and reports whether it wrote anything. With ops, obj is in
+// operation form (see ReplaceOps); otherwise it is data (see Replace).
+func (s *DocState) replaceObject(p string, n *docNode, obj map[string]json.RawMessage, w docEntry, ops bool) (bool, error) {
+	if ops {
+		var err error
+		if obj, err = unescapeNames(p, obj); err != nil {
+			return false, err
+		}
+	}
 	changed := false
 	if n != nil {
 		for k, c := range n.children {
@@ -851,8 +961,22 @@ func (s *DocState) replaceObject(p string, n *docNode, obj map[string]json.RawMe
 			if err != nil {
 				return false, err
 			}
+			if ops {
+				op, arg, isOp, err := operation(q, sub)
+				if err != nil {
+					return false, err
+				}
+				if isOp {
+					ch, err := s.restoreOp(q, c, op, arg, w)
+					if err != nil {
+						return false, err
+					}
+					changed = changed || ch
+					continue
+				}
+			}
 			if k == fieldObject {
-				ch, err := s.replaceObject(q, c, sub, w)
+				ch, err := s.replaceObject(q, c, sub, w, ops)
 				if err != nil {
 					return false, err
 				}
@@ -864,7 +988,12 @@ func (s *DocState) replaceObject(p string, n *docNode, obj map[string]json.RawMe
 			}
 			s.removeTree(q)
 			s.paths[q] = []docEntry{w}
-			if err := s.apply(q, sub, w, true); err != nil {
+			if ops {
+				_, err = s.replaceObject(q, nil, sub, w, true)
+			} else {
+				err = s.apply(q, sub, w, true)
+			}
+			if err != nil {
 				return false, err
 			}
 			changed = true
@@ -877,13 +1006,13 @@ func (s *DocState) replaceObject(p string, n *docNode, obj map[string]json.RawMe
 		v := buf.Bytes()
 		same := k != fieldAbsent && settled(c.entries)
 		switch {
-		case k == fieldCounter && isInt(v):
+		case !ops && k == fieldCounter && isInt(v):
 			n, _ := parseInt(v)
 			if same && n == counterValue(c.entries) {
 				continue
 			}
 			s.setCounter(q, w, n)
-		case k == fieldSet && isStrings(v):
+		case !ops && k == fieldSet && isStrings(v):
 			want, _ := parseStrings(v)
 			have := members(c.entries)
 			var add, remove []string
@@ -1002,7 +1131,23 @@ func (n *docNode) present() bool {
 // deleted).
 func (s DocState) Document() (doc []byte, ok bool) {
 	var buf bytes.Buffer
-	if !s.tree().writeObject(&buf) {
+	if !s.tree().writeObject(&buf, false) {
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+// Operations returns the document s reads as in operation form, the form
+// ReplaceOps takes: as Document, but a counter field is written
+// {"$counter":N}, a set field {"$set":[members in byte order]}, and a
+// field whose name starts with "$" is written with the "$" doubled ("$ref"
+// as "$$ref"), at every level of objects (values, such as arrays, are
+// written as they are). ReplaceOps of it on the empty document gives a
+// state that reads as s does, field kinds included. ok is false when the
+// document has no fields.
+func (s DocState) Operations() (doc []byte, ok bool) {
+	var buf bytes.Buffer
+	if !s.tree().writeObject(&buf, true) {
 		return nil, false
 	}
 	return buf.Bytes(), true
@@ -1078,17 +1223,27 @@ func (n *docNode) conflicted() bool {
 	return false
 }
 
-// write appends the node's value; false when the path is absent.
-func (n *docNode) write(buf *bytes.Buffer) bool {
+// write appends the node's value (in operation form with ops, see
+// Operations); false when the path is absent.
+func (n *docNode) write(buf *bytes.Buffer, ops bool) bool {
 	if len(n.entries) == 0 {
-		return n.writeObject(buf)
+		return n.writeObject(buf, ops)
 	}
 	switch kindOf(n.entries) {
 	case fieldValue:
 		buf.Write(winner(n.entries).value)
 	case fieldCounter:
+		if ops {
+			buf.WriteString(`{"` + opCounter + `":`)
+		}
 		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), counterValue(n.entries), 10))
+		if ops {
+			buf.WriteByte('}')
+		}
 	case fieldSet:
+		if ops {
+			buf.WriteString(`{"` + opSet + `":`)
+		}
 		buf.WriteByte('[')
 		for i, m := range members(n.entries) {
 			if i > 0 {
@@ -1097,8 +1252,11 @@ func (n *docNode) write(buf *bytes.Buffer) bool {
 			writeKey(buf, m)
 		}
 		buf.WriteByte(']')
+		if ops {
+			buf.WriteByte('}')
+		}
 	default:
-		if !n.writeObject(buf) {
+		if !n.writeObject(buf, ops) {
 			buf.WriteString("{}") // an object mark: an object, empty or not
 		}
 	}
@@ -1106,8 +1264,9 @@ func (n *docNode) write(buf *bytes.Buffer) bool {
 }
 
 // writeObject appends the object of the node's children; false (nothing
-// appended) when none is present.
-func (n *docNode) writeObject(buf *bytes.Buffer) bool {
+// appended) when none is present. With ops, names starting with "$" are
+// escaped (doubled).
+func (n *docNode) writeObject(buf *bytes.Buffer, ops bool) bool {
 	start := buf.Len()
 	any := false
 	for _, k := range slices.Sorted(maps.Keys(n.children)) {
@@ -1117,9 +1276,13 @@ func (n *docNode) writeObject(buf *bytes.Buffer) bool {
 		} else {
 			buf.WriteByte('{')
 		}
-		writeKey(buf, k)
+		if ops && strings.HasPrefix(k, "$") {
+			writeKey(buf, "$"+k)
+		} else {
+			writeKey(buf, k)
+		}
 		buf.WriteByte(':')
-		if !n.children[k].write(buf) {
+		if !n.children[k].write(buf, ops) {
 			buf.Truncate(at)
 			continue
 		}
