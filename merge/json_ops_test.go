@@ -28,7 +28,7 @@ func opsPatch(depth int) *rapid.Generator[string] {
 		for _, f := range fields {
 			v := leaf.Draw(t, "leaf")
 			if depth > 0 && rapid.IntRange(0, 2).Draw(t, "nested") == 0 {
-				v = opsPatch(depth - 1).Draw(t, "object")
+				v = opsPatch(depth-1).Draw(t, "object")
 			}
 			k, _ := json.Marshal(f)
 			parts = append(parts, string(k)+":"+v)
