@@ -68,6 +68,9 @@ func (r *Engine) Compact(ctx context.Context, o CompactOptions) (cs CompactStats
 	if _, err := r.connectLocked(ctx); err != nil {
 		return cs, err
 	}
+	if err := r.refreshSeal(ctx); err != nil { // seal.go
+		return cs, err
+	}
 	if err := r.resumeRebase(ctx); err != nil {
 		return cs, err
 	}

@@ -148,3 +148,15 @@ func (r *Engine) Seal(ctx context.Context, b remote.Backend) (_ remote.Backend, 
 	}
 	return sb, true, nil
 }
+
+// refreshSeal makes an encrypted store's sealing use its newest key epoch
+// (compaction: the snapshot it writes re-seals the store under it, even in
+// a process that has run since another device rotated).
+func (r *Engine) refreshSeal(ctx context.Context) error {
+	if sb, ok := r.opts.Backend.(*sealremote.Backend); ok {
+		if err := sb.Refresh(ctx); err != nil {
+			return fmt.Errorf("replica: %s: %w", sb, err)
+		}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -130,8 +131,32 @@ func TestSealedStoreEndToEnd(t *testing.T) {
 	}
 	mustSync(t, b)
 	mustSync(t, a)
+	// A rotation, then a compaction: the snapshot is sealed under the new
+	// epoch (a's backend rotated itself; its engine reads keys/ afresh).
+	epoch, err := sa.Rotate(ctx)
+	if err != nil || epoch != 2 {
+		t.Fatalf("Rotate = %d, %v", epoch, err)
+	}
+	// (no SetBackend: compaction reads keys/ afresh itself)
 	if _, err := a.Compact(ctx, engine.CompactOptions{Prune: true, Grace: -1}); err != nil {
 		t.Fatal(err)
+	}
+	snaps := 0
+	for info, err := range fb.List(ctx, remote.SnapPrefix, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := fb.Get(ctx, info.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := binary.BigEndian.Uint32(obj.Data[1:5]); got != epoch {
+			t.Errorf("%s is sealed under epoch %d, want %d", info.Key, got, epoch)
+		}
+		snaps++
+	}
+	if snaps < 2 {
+		t.Fatalf("%d snapshot objects", snaps)
 	}
 	// A third device bootstraps from the sealed snapshot.
 	kc := sealKeys(t)

@@ -503,6 +503,10 @@ func (b *Backend) refresh(ctx context.Context) error {
 	return nil
 }
 
+// Refresh lists keys/ again, so that what is sealed from now on uses the
+// newest epoch (compaction calls it before it re-seals the store).
+func (b *Backend) Refresh(ctx context.Context) error { return b.refresh(ctx) }
+
 func (b *Backend) aad(name string, hdr []byte) []byte {
 	ad := make([]byte, 0, 15+5+len(b.storeID)+1+len(name))
 	ad = append(ad, "ebreplica-seal\x00"...)

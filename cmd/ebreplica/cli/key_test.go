@@ -97,6 +97,13 @@ func TestKeyCommands(t *testing.T) {
 	ok(t, nil, "--dir", dirA, "pull")
 	ok(t, nil, "--dir", dirA, "compact", "--prune")
 	ok(t, nil, "--dir", dirB, "verify")
+	// The listings read the sealed registries and snapshot index.
+	if reps := ok(t, nil, "--dir", dirB, "replicas").out(); strings.Count(reps, "\n") != 3 || !strings.Contains(reps, "(this replica)") {
+		t.Fatalf("replicas = %q", reps)
+	}
+	if snaps := ok(t, nil, "--dir", dirB, "snapshots").out(); strings.Count(snaps, "\n") != 1 {
+		t.Fatalf("snapshots = %q", snaps)
+	}
 
 	// A byte flipped in a sealed segment: pull and verify name it, and B
 	// applies nothing.
