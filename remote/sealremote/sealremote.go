@@ -59,8 +59,19 @@
 // wrapped for the chosen recipients; compaction re-seals the live data
 // under it (a snapshot written after the rotation), and pruning deletes
 // the old segments. A Backend learns of another device's rotation when it
-// reads an object sealed under an epoch it does not know, and before a
-// write once its key listing is older than RefreshEvery (a minute).
+// reads an object sealed under an epoch it does not know, before a write
+// once its key listing is older than RefreshEvery (a minute), and when
+// the engine starts a compaction (Refresh), so the snapshot is sealed
+// under the newest epoch.
+//
+// # The device key
+//
+// A device's key is an age X25519 identity in a file of mode 0600
+// (WriteKeyFile, LoadKeyFile refuses a file others may read). The engine
+// records the key file's path in the replica directory at init, never the
+// key, and loads it when it binds the remote; a directory copied without
+// its key file cannot sync. A passphrase (scrypt) recipient is not
+// offered: an unattended sync could not ask for it.
 //
 // The manifest records that the store is encrypted (format.Encryption)
 // but not the epoch: store.json is written once, create-only, and the

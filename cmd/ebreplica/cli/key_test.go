@@ -138,6 +138,14 @@ func TestKeyCommands(t *testing.T) {
 		t.Fatalf("verify --remote: exit %d\n%s%s", r.code, r.out(), r.stderr)
 	}
 	t.Setenv(keyFileEnv, "")
+	// Repair: the tampered segment is quarantined (sealed) and replaced by
+	// a sealed placeholder; pulls go on.
+	ok(t, nil, "--dir", dirB, "verify", "--repair")
+	ok(t, nil, "--dir", dirB, "verify")
+	ok(t, nil, "--dir", dirB, "pull")
+	if n := countObjects(t, rem, remote.QuarantinePref); n != 1 {
+		t.Fatalf("%d quarantined copies", n)
+	}
 
 	// The key file gone: one line.
 	os.Rename(kB, kB+".moved")
