@@ -50,6 +50,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -485,6 +486,9 @@ func (s *Store) group(queue []*request) []*request {
 			errs = append(errs, err)
 			continue
 		}
+		// Profile labels: the request's work is charged to the labels
+		// of its context (pprof.Do), not to whoever opened the store.
+		pprof.SetGoroutineLabels(r.ctx)
 		g.begin()
 		tx := &Tx{s: s, reader: reader, group: g, counter: s.counter, live: live, pending: pending}
 		err := r.fn(tx)
@@ -515,8 +519,13 @@ func (s *Store) group(queue []*request) []*request {
 			needSync = true
 		}
 	}
+	defer pprof.SetGoroutineLabels(context.Background())
+	// The commit (and its fsync) is charged to the labels of the group's
+	// first request: one engine transaction serves them all.
+	pprof.SetGoroutineLabels(queue[0].ctx)
 	err := s.commit(g, startCounter, live, pending, newID, needSync, taken, errs)
 	if alone != nil {
+		pprof.SetGoroutineLabels(alone.r.ctx)
 		if err != nil {
 			// It ran against the group's writes, which did not commit.
 			answer([]*request{alone.r}, []error{nil}, err)

@@ -174,11 +174,18 @@ func bsPull(b *testing.B, r *engine.Engine) engine.PullStats {
 }
 
 // bsLabel runs fn with the pprof label phase=name. Goroutines started inside
-// fn inherit it, among them the store writer of a replica opened there and
-// Badger's own, so `go tool pprof -tagfocus phase=NAME` isolates one phase
-// of a -cpuprofile from the setup around it.
+// fn inherit it (Badger's own, among them), so `go tool pprof -tagfocus
+// phase=NAME` isolates one phase of a -cpuprofile from the setup around it.
+// The store's writer goroutine, which does a write's work and commits it,
+// takes the labels of each request's context: use bsLabelCtx and pass its
+// ctx to the writes (Batch, Push, Pull) to charge them to the phase.
 func bsLabel(name string, fn func()) {
 	pprof.Do(context.Background(), pprof.Labels("phase", name), func(context.Context) { fn() })
+}
+
+// bsLabelCtx is bsLabel with the labelled context for fn's calls.
+func bsLabelCtx(name string, fn func(ctx context.Context)) {
+	pprof.Do(context.Background(), pprof.Labels("phase", name), fn)
 }
 
 // bsCPU returns the CPU time (user + system) this process has used so far.
@@ -248,13 +255,12 @@ func BenchmarkPushChanged(b *testing.B) {
 			n, time.Since(start).Round(time.Millisecond), ps.Segments, ps.Bytes)
 		fx = append(fx, &fixture{n: n, r: r})
 	}
-	ctx := context.Background()
 	for b.Loop() {
 		for _, f := range fx {
 			var t0, t1, t2 time.Time
 			var ps engine.PushStats
 			c0 := bsCPU()
-			bsLabel(fmt.Sprintf("push-round-%d", f.n), func() {
+			bsLabelCtx(fmt.Sprintf("push-round-%d", f.n), func(ctx context.Context) {
 				t0 = time.Now()
 				err := f.r.Batch(ctx, func(bt *engine.Batch) error {
 					for range changed {
@@ -266,7 +272,10 @@ func BenchmarkPushChanged(b *testing.B) {
 					b.Fatal(err)
 				}
 				t1 = time.Now()
-				ps = bsPush(b, f.r)
+				var err2 error
+				if ps, err2 = f.r.Push(ctx); err2 != nil {
+					b.Fatalf("push: %v", err2)
+				}
 				t2 = time.Now()
 			})
 			f.cpu += bsCPU() - c0
@@ -393,9 +402,12 @@ func BenchmarkPullMerge(b *testing.B) {
 		var ps engine.PullStats
 		var d time.Duration
 		c0 := bsCPU()
-		bsLabel(label, func() {
+		bsLabelCtx(label, func(ctx context.Context) {
 			t0 := time.Now()
-			ps = bsPull(b, r)
+			var err error
+			if ps, err = r.Pull(ctx); err != nil {
+				b.Fatalf("pull: %v", err)
+			}
 			d = time.Since(t0)
 		})
 		cpuPull += bsCPU() - c0
