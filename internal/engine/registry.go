@@ -125,6 +125,10 @@ func (r *Engine) ensureManifest(ctx context.Context) (m Manifest, created bool, 
 		if want.RemoteID, keysBefore, err = r.createKeys(ctx, want.RemoteID); err != nil {
 			return m, false, err
 		}
+	} else if r.opts.Keys != nil {
+		if err := r.checkStoreExists(ctx); err != nil {
+			return m, false, err
+		}
 	}
 	data, _ := json.MarshalIndent(want, "", "  ")
 	for attempt := 0; ; attempt++ {

@@ -160,3 +160,15 @@ func (r *Engine) refreshSeal(ctx context.Context) error {
 	}
 	return nil
 }
+
+// checkStoreExists refuses a device key without Encrypt for a store that
+// does not exist yet, before anything is written: such a replica would
+// make a plain store and then refuse it (ErrNotEncrypted).
+func (r *Engine) checkStoreExists(ctx context.Context) error {
+	b := unsealed(r.opts.Backend)
+	_, ok, err := format.ReadManifest(ctx, b)
+	if err != nil || ok {
+		return err
+	}
+	return fmt.Errorf("%w: there is no store on %s yet (Encrypt creates an encrypted one)", ErrNotEncrypted, b)
+}

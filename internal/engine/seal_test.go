@@ -266,11 +266,18 @@ func TestSealedTamper(t *testing.T) {
 	}
 }
 
-// TestKeyOnPlainStore: a key for a store that is not encrypted is refused.
+// TestKeyOnPlainStore: a key for a store that is not encrypted is
+// refused, and a key without Encrypt for no store writes nothing.
 func TestKeyOnPlainStore(t *testing.T) {
 	fb, err := fileremote.New(t.TempDir(), &fileremote.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := sealedReplica(t, fb, sealKeys(t), false); !errors.Is(err, engine.ErrNotEncrypted) {
+		t.Fatalf("Connect with a key and no store = %v", err)
+	}
+	for info, err := range fb.List(t.Context(), "", "") {
+		t.Fatalf("a refused connect wrote %s (%v)", info.Key, err)
 	}
 	if _, err := sealedReplica(t, fb, nil, false); err != nil {
 		t.Fatal(err)
