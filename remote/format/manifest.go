@@ -21,7 +21,8 @@ import (
 //	 "segment_cap": 8388608,            // raw bytes; 0 means DefaultSegmentCap
 //	 "codec": "zstd",                   // of segments: "raw", "none", "" or "zstd"
 //	 "created": "<RFC 3339 time>",
-//	 "encryption": {"scheme": "age-x25519+xchacha20poly1305"}}  // encrypted stores only
+//	 "encryption": {"scheme": "age-x25519+xchacha20poly1305"},  // encrypted stores only
+//	 "retention": {"keep_snapshots": 3, "keep_age_seconds": 604800}}  // optional
 //
 // Unknown fields are ignored (a later minor addition reads as absent).
 // An encrypted store's manifest has format EncryptedFormat, so that a
@@ -38,6 +39,9 @@ type Manifest struct {
 	// Encryption, when set, says every object body but store.json, keys/
 	// and probes is sealed (see remote/sealremote).
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// Retention, when set, is how much history compact --prune keeps
+	// (see retention.go); absent, only the newest snapshot.
+	Retention *Retention `json:"retention,omitempty"`
 }
 
 // Encryption is the manifest's note that a store is encrypted.
