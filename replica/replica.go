@@ -478,6 +478,12 @@ func (r *Replica) SetRemove(ctx context.Context, key string, members ...string) 
 // when the key has no live set.
 func (r *Replica) SetMembers(key string) ([]string, error) { return r.e.SetMembers(key) }
 
+// DocOperations returns the json key's document in operation form
+// (counters {"$counter":N}, sets {"$set":[...]}, "$x" fields as "$$x"),
+// which Batch.PutDoc writes back with every field's kind: ErrNotFound when
+// the key has no live document.
+func (r *Replica) DocOperations(key string) ([]byte, error) { return r.e.DocOperations(key) }
+
 // Clear deletes the counter, set or json key with observed-remove semantics.
 func (r *Replica) Clear(ctx context.Context, key string) error { return r.e.Clear(ctx, key) }
 

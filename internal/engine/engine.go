@@ -592,6 +592,7 @@ type batchOp struct {
 	key   string
 	value []byte
 	del   bool
+	ops   bool // a json key's document in operation form (PutDoc)
 }
 
 // Put queues a write. Invalid input makes the whole batch fail.
@@ -640,7 +641,7 @@ func (r *Engine) Batch(ctx context.Context, fn func(b *Batch) error) error {
 			p := r.opts.Policies.For(op.key)
 			isDoc := crdtKind(p) == merge.NameJSON
 			if isDoc && !op.del {
-				if err := r.docUpdate(tx, op.key, p, op.value, merge.DocState.Replace); err != nil {
+				if err := r.docUpdate(tx, op.key, p, op.value, docPut(op.ops)); err != nil {
 					return err
 				}
 				continue

@@ -105,3 +105,76 @@ func (r *Engine) docUpdate(tx *store.Tx, key string, p merge.Policy, input []byt
 func clearDoc(s merge.DocState, _ clock.Dot, _ clock.HLC, _ []byte) (merge.DocState, error) {
 	return s.Clear(), nil
 }
+
+// DocOperations returns the document the json key reads as in operation
+// form (merge.DocState.Operations: a counter field is {"$counter":N}, a set
+// field {"$set":[...]}, a field named "$x" is written "$$x"), the form
+// Batch.PutDoc writes back with every field's kind: ErrNotFound when the
+// key does not exist or reads as deleted, a *ConflictError when json-mv
+// reads it as a conflict, ErrWrongPolicy when its policy is not merge.JSON.
+func (r *Engine) DocOperations(key string) ([]byte, error) {
+	p, err := r.requirePolicy(key, merge.NameJSON)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	err = r.st.View(func(v *store.View) error {
+		st, ok, err := v.Record(key)
+		if err != nil {
+			return err
+		}
+		rec, ok, err := r.withKept(v, key, st.Record, ok)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		res, err := merge.Read(p, key, rec)
+		if err != nil {
+			return policyErr(key, p, err)
+		}
+		if res.Conflict {
+			return &ConflictError{Key: key, Versions: versions(rec, res)}
+		}
+		s, err := merge.DocOf(rec)
+		if err != nil {
+			return policyErr(key, p, err)
+		}
+		doc, ok := s.Operations()
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrNotFound, key)
+		}
+		out = doc
+		return nil
+	})
+	return out, wrapClosed(err)
+}
+
+// PutDoc queues a whole-document write of the json key from doc in
+// operation form, as DocOperations returns it (merge.DocState.ReplaceOps):
+// the key comes to read exactly as doc, each field of the kind doc gives it
+// ({"$counter":N} a counter, {"$set":[...]} a set, anything else a value or
+// an object); fields doc leaves out are removed, and only what changes is
+// written. Invalid input (a key whose policy is not merge.JSON, a doc that
+// is not a JSON object, a malformed or unknown operation, $inc, $add or
+// $remove, a doc over the value limit) makes the whole batch fail.
+func (b *Batch) PutDoc(key string, doc []byte) {
+	if b.err == nil {
+		if _, b.err = b.r.requirePolicy(key, merge.NameJSON); b.err == nil {
+			if b.err = b.r.checkValue(key, doc); b.err == nil {
+				b.err = checkDocWrite(key, doc, merge.DocState.ReplaceOps)
+			}
+		}
+	}
+	b.ops = append(b.ops, batchOp{key: key, value: doc, ops: true})
+}
+
+// docPut is the op of a batch's write of a json key: the document as data
+// (Put), or in operation form (PutDoc).
+func docPut(ops bool) func(merge.DocState, clock.Dot, clock.HLC, []byte) (merge.DocState, error) {
+	if ops {
+		return merge.DocState.ReplaceOps
+	}
+	return merge.DocState.Replace
+}

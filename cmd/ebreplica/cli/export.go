@@ -2,9 +2,12 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/ebreplica/ebreplica/merge"
+	"github.com/ebreplica/ebreplica/replica"
 )
 
 var exportCmd = &command{
@@ -14,12 +17,18 @@ var exportCmd = &command{
 "value_b64" (standard base64) for a value that is not UTF-8, in key order,
 so import(export(x)) gives x back exactly. A counter key is written as
 {"key":"..","counter":N} and a set key as {"key":"..","members":[".."]}
-(sorted), the forms import takes for them. The output is JSON lines with or
-without --json.
+(sorted), the forms import takes for them. A json or json-mv document key
+is written as {"key":"..","doc":{..}}: the document in operation form,
+which keeps each field's kind, a counter field as {"$counter":N}, a set
+field as {"$set":[".."]} (sorted), a field whose name starts with "$" with
+the "$" doubled ("$ref" as "$$ref"), nested objects as objects, any other
+value as it is, e.g.
+  {"key":"docs/a","doc":{"$$id":1,"n":{"$counter":5},"t":{"$set":["x"]}}}
+The output is JSON lines with or without --json.
 
-A key whose concurrent versions the mv policy surfaces has no one value to
-export: it is left out, and export exits 4 after writing the others, naming
-the first such key (see its versions with get --all).`,
+A key whose concurrent versions the mv policy (or json-mv) surfaces has no
+one value to export: it is left out, and export exits 4 after writing the
+others, naming the first such key (see its versions with get --all).`,
 	flags: []flagDef{
 		{name: "prefix", value: true, arg: "P", usage: "only keys starting with P"},
 	},
@@ -32,6 +41,10 @@ type exportRecord struct {
 	jsonValue
 	Counter *int64   `json:"counter,omitempty"` // a counter key's value
 	Members []string `json:"members,omitempty"` // a set key's members
+	// Doc is a json key's document in operation form
+	// (merge.DocState.Operations), the form import writes back with every
+	// field's kind.
+	Doc json.RawMessage `json:"doc,omitempty"`
 }
 
 func runExport(ctx context.Context, e *env) error {
@@ -80,6 +93,23 @@ func runExport(ctx context.Context, e *env) error {
 				return errorf(err, "reading set %q: %s", it.Key, trimLib(err))
 			}
 			rec.Members = ms
+		case merge.NameJSON, merge.NameJSONMV:
+			doc, err := r.DocOperations(it.Key)
+			if errors.Is(err, replica.ErrNotFound) {
+				continue // deleted since the scan saw it
+			}
+			if errors.Is(err, replica.ErrConflict) {
+				// Concurrent versions since the scan saw it.
+				if skipped == 0 {
+					first = it.Key
+				}
+				skipped++
+				continue
+			}
+			if err != nil {
+				return errorf(err, "reading json document %q: %s", it.Key, trimLib(err))
+			}
+			rec.Doc = doc
 		default:
 			rec.jsonValue = encodeValue(it.Value)
 		}

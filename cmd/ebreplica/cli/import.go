@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
@@ -26,14 +27,26 @@ var importCmd = &command{
 {"key":"..","value":".."} or {"key":"..","value_b64":"<standard base64>"},
 the format export writes. A counter key's line is {"key":"..","counter":N}
 and a set key's {"key":"..","members":[".."]}: import makes the key hold
-that value (adding the difference, adding and removing members). Blank
+that value (adding the difference, adding and removing members). A json or
+json-mv document key's line is {"key":"..","doc":{..}}, the document in
+operation form as export writes it: {"$counter":N} is a counter field,
+{"$set":[".."]} a set field, "$$name" the field "$name", anything else a
+value or a nested object. Import makes the key read exactly as that
+document, each field of that kind: a whole-document write, so on a key that
+exists the fields the line leaves out are removed, a counter is set to N, a
+set comes to hold exactly those members (observed-remove: what this replica
+has seen goes), and only the fields that change are written. A "doc" is a state,
+not a change: $inc, $add and $remove are refused. A json key also takes
+{"key":"..","value":"<JSON object>"}, written as a put (its names are data,
+a counter or set field given a new number or array keeps its kind). Blank
 lines are skipped; a later line for the same key wins.
 
 The whole input is checked before anything is written: a malformed line
 (bad JSON, unknown field, invalid key, value over the limit, a form that
 does not fit the key's merge policy, such as a "value" for a counter key or
-a json key's value that is not a JSON object) exits 1 naming its line
-number, and nothing is imported. Input that is not a regular file
+a json key's value that is not a JSON object, a "doc" that is not a JSON
+object or holds a malformed operation) exits 1 naming its line number, and
+nothing is imported. Input that is not a regular file
 (stdin, a pipe) is spooled to a temporary file for the check, so memory use
 stays bounded whatever its size. The records are then written in atomic
 batches of up to 1000 records or 4 MiB; should a write fail midway (disk
@@ -58,6 +71,9 @@ type importRecord struct {
 	jsonValue
 	Counter *int64    `json:"counter,omitempty"` // a counter key's value
 	Members *[]string `json:"members,omitempty"` // a set key's members
+	// Doc is a json key's document in operation form (JSON null is kept
+	// as "null", so that a present null is refused, not taken as absent).
+	Doc json.RawMessage `json:"doc,omitempty"`
 }
 
 func runImport(ctx context.Context, e *env) error {
@@ -141,7 +157,7 @@ func runImport(ctx context.Context, e *env) error {
 			return nil
 		}
 		batch = append(batch, op)
-		batchBytes += len(op.key) + len(op.value)
+		batchBytes += len(op.key) + len(op.value) + len(op.doc)
 		if len(batch) >= importBatchRecords || batchBytes >= importBatchBytes {
 			return flush()
 		}
@@ -214,6 +230,7 @@ type importOp struct {
 	value   []byte
 	counter *int64   // a counter key's value
 	members []string // a set key's members (non-nil for a set key)
+	doc     []byte   // a json key's document in operation form (Batch.PutDoc)
 }
 
 // writeCRDT makes a counter or set key hold op's value: a counter gets the
@@ -262,7 +279,11 @@ func writeBatch(ctx context.Context, r *replica.Replica, ops []importOp) error {
 	}
 	err := r.Batch(ctx, func(b *replica.Batch) error {
 		for _, op := range ops {
-			b.Put(op.key, op.value)
+			if op.doc != nil {
+				b.PutDoc(op.key, op.doc)
+			} else {
+				b.Put(op.key, op.value)
+			}
 		}
 		return nil
 	})
@@ -346,9 +367,13 @@ func parseRecord(line []byte) (importOp, error) {
 	}
 	op := importOp{key: *rec.Key, counter: rec.Counter}
 	switch {
+	case rec.Doc != nil && (rec.Counter != nil || rec.Members != nil || rec.Value != nil || rec.ValueB64 != nil):
+		return importOp{}, errors.New(`has "doc" and one of "value", "counter" and "members"`)
 	case rec.Counter != nil && (rec.Members != nil || rec.Value != nil || rec.ValueB64 != nil),
 		rec.Members != nil && (rec.Value != nil || rec.ValueB64 != nil):
 		return importOp{}, errors.New(`has more than one of "value", "counter" and "members"`)
+	case rec.Doc != nil:
+		return parseDoc(op, rec.Doc)
 	case rec.Counter != nil:
 		return op, nil
 	case rec.Members != nil:
@@ -372,6 +397,37 @@ func parseRecord(line []byte) (importOp, error) {
 	return op, nil
 }
 
+// checkDot is the dot of the check of a "doc" (parseDoc) against the empty
+// document, which writes nothing.
+var checkDot = clock.Dot{Replica: clock.ReplicaID{1}, Counter: 1}
+
+// parseDoc checks a line's "doc": a JSON object in operation form that
+// merge.DocState.ReplaceOps takes (what it takes on the empty document it
+// takes on any), within the value limit.
+func parseDoc(op importOp, raw json.RawMessage) (importOp, error) {
+	doc := bytes.TrimSpace(raw)
+	if len(doc) == 0 || doc[0] != '{' {
+		what := "not a JSON object"
+		switch {
+		case string(doc) == "null":
+			what = "null"
+		case len(doc) > 0 && doc[0] == '[':
+			what = "an array"
+		case len(doc) > 0 && doc[0] == '"':
+			what = "a string"
+		}
+		return importOp{}, fmt.Errorf(`"doc" of %q is %s: it must be a JSON object, the document in operation form as export writes it`, op.key, what)
+	}
+	if len(doc) > replica.DefaultMaxValueSize {
+		return importOp{}, fmt.Errorf("document too large: the doc of %q is %d bytes, limit %d", op.key, len(doc), replica.DefaultMaxValueSize)
+	}
+	if _, err := (merge.DocState{}).ReplaceOps(checkDot, 0, doc); err != nil {
+		return importOp{}, fmt.Errorf(`"doc" of %q: %s`, op.key, strings.TrimPrefix(err.Error(), "merge: "))
+	}
+	op.doc = doc
+	return op, nil
+}
+
 // fitsPolicy checks that op's form suits its key's merge policy: a counter
 // key takes "counter", a set key "members", a json key a JSON object as its
 // value, any other key a value.
@@ -388,9 +444,11 @@ func fitsPolicy(op importOp, policy string) error {
 		return fmt.Errorf(`key %q has a "counter" but its policy is %s, not counter`, op.key, policy)
 	case op.members != nil && policy != merge.NameSet:
 		return fmt.Errorf(`key %q has "members" but its policy is %s, not set`, op.key, policy)
-	case policy == merge.NameJSON:
+	case op.doc != nil && policy != merge.NameJSON && policy != merge.NameJSONMV:
+		return fmt.Errorf(`key %q has a "doc" but its policy is %s, not json or json-mv`, op.key, policy)
+	case op.doc == nil && (policy == merge.NameJSON || policy == merge.NameJSONMV):
 		if !isJSONObject(op.value) {
-			return fmt.Errorf(`key %q is a json document (policy json): its value must be a JSON object`, op.key)
+			return fmt.Errorf(`key %q is a json document (policy %s): its value must be a JSON object (or its line {"key":..,"doc":{..}}, as export writes it)`, op.key, policy)
 		}
 	}
 	return nil
