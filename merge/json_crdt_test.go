@@ -467,7 +467,7 @@ func TestDocStatesHoldCountersAndSets(t *testing.T) {
 	}
 }
 
-// FuzzDocPatch: Patch and Replace never panic on any input against a
+// FuzzDocPatch: Patch, Replace and ReplaceOps never panic on any input against a
 // document holding every kind of field; they fail with ErrBadPatch or
 // return a state that round-trips through Encode and DecodeDoc, reads as
 // valid JSON and dominates the state it came from.
@@ -487,12 +487,13 @@ func FuzzDocPatch(f *testing.F) {
 		`{"c":{"$inc":1}}`, `{"t":{"$remove":["a"]},"o":{"y":{"$add":["q"]}}}`, `{"$$x":{"$$y":1}}`,
 		`{"c":{"$counter":-9223372036854775808}}`, `{"t":{"$set":["z","z"]}}`, `{"o":{"$inc":1}}`,
 		`{"n":{"$push":1}}`, `{"c":{"$inc":1,"d":2}}`, `{"c":7,"t":["a"],"o":{"x":"s"}}`,
+		`{"c":{"$counter":3},"t":{"$set":["a"]},"o":{"$$x":{}},"$$":[{"$y":1}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, patch []byte) {
 		for name, op := range map[string]func(merge.DocState, clock.Dot, clock.HLC, []byte) (merge.DocState, error){
-			"patch": merge.DocState.Patch, "replace": merge.DocState.Replace,
+			"patch": merge.DocState.Patch, "replace": merge.DocState.Replace, "replaceops": merge.DocState.ReplaceOps,
 		} {
 			s, err := op(base, ddot(ids[0], 2), 30, patch)
 			if err != nil {
