@@ -151,6 +151,18 @@ func TestKeyCommands(t *testing.T) {
 	os.Rename(kB, kB+".moved")
 	failsWith(t, 1, nil, []string{"--dir", dirB, "push"}, kB)
 	os.Rename(kB+".moved", kB)
+	// Another key in its place: one line, nothing written.
+	ok(t, nil, "--dir", dirB, "put", "zq-secret-key-4", "zq-secret-value-4")
+	os.Rename(kB, kB+".moved")
+	ok(t, nil, "key", "new", "--key-file", kB)
+	before := countObjects(t, rem, "")
+	failsWith(t, 1, nil, []string{"--dir", dirB, "push"}, "not among the store's recipients")
+	if after := countObjects(t, rem, ""); after != before {
+		t.Fatalf("a push with a wrong key changed the bucket: %d objects, then %d", before, after)
+	}
+	os.Remove(kB)
+	os.Rename(kB+".moved", kB)
+	ok(t, nil, "--dir", dirB, "push")
 
 	grepTree(t, rem, "zq-secret", "secret-key", "secret-value")
 }
