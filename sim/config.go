@@ -139,6 +139,11 @@ type Config struct {
 	MaxRounds int
 	// NoShrink reports a failure with the whole schedule, unshrunk.
 	NoShrink bool
+	// Timeline records, after every operation and at the end, each
+	// replica's keys with concurrent versions and keys pending a push
+	// (Report.Timeline; the plots of WriteHTML). Off by default: it scans
+	// every replica after every operation.
+	Timeline bool
 	// ShrinkRuns bounds the re-runs spent shrinking a failing schedule
 	// (default 300).
 	ShrinkRuns int

@@ -127,6 +127,11 @@ type Report struct {
 	Failure string `json:"failure,omitempty"`
 	// Trace is the run's trace (one run); see World.Trace.
 	Trace []string `json:"-"`
+	// Workload says where the schedule's writes came from when not
+	// generated: a replayed trace (RunTrace, Compare).
+	Workload string `json:"workload,omitempty"`
+	// Timeline is the run's samples (one run, Config.Timeline).
+	Timeline []Sample `json:"-"`
 }
 
 // add sums o into r.
@@ -200,6 +205,9 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "ebreplica sim: %s; %d replicas, %d keys, policy %s, engine %s, durability %s\n",
 		runs, r.Replicas, r.Keys, r.Policy, r.Engine, r.Durability)
+	if r.Workload != "" {
+		fmt.Fprintf(&b, "workload: %s\n", r.Workload)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	yes := func(ok bool) string {
 		if ok {

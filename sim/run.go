@@ -97,7 +97,11 @@ func runSchedule(cfg Config, ops []Op) (rep Report, v *Violation, err error) {
 	}
 	defer w.Close()
 	for _, op := range ops {
-		if err := w.Do(op); err != nil {
+		err := w.Do(op)
+		if cfg.Timeline {
+			w.sample()
+		}
+		if err != nil {
 			if !errors.As(err, &v) {
 				return w.rep, nil, err
 			}
@@ -109,6 +113,10 @@ func runSchedule(cfg Config, ops []Op) (rep Report, v *Violation, err error) {
 		}
 	}
 	rep, err = w.Finish()
+	if cfg.Timeline {
+		w.sample()
+		rep.Timeline = w.rep.Timeline
+	}
 	rep.Trace = w.Trace()
 	if err != nil && !errors.As(err, &v) {
 		return rep, nil, err
