@@ -20,7 +20,7 @@ var keyFileFlag = flagDef{name: "key-file", value: true, arg: "F", usage: "this 
 
 var keyCmd = &command{
 	name:    "key",
-	args:    "new|add RECIPIENT|remove RECIPIENT|rotate|list",
+	args:    "new|add|remove|rotate|list [RECIPIENT]",
 	summary: "make a device key; manage which devices can read an encrypted store",
 	help: `An encrypted store (init --encrypt) seals every object body it writes to the
 remote with a data key that only its devices' keys can unwrap.
