@@ -30,7 +30,22 @@ max siblings, requests by verb, bytes, and an estimated S3 request cost.
 The same flags print the same report. A failure prints the seed and the
 shortest failing schedule. Exit 0 when converged, 1 otherwise.
 
---json prints the report as one object.`,
+--policy lww,mv,counter runs every policy on identical schedules (same
+seeds, same operations; counter, set and json take each put and delete as
+their own write of the same key) and prints one table, a row per policy.
+
+--trace FILE replays a recorded workload instead of a generated one: JSON
+lines {"replica","time","op","key","value"} (op put or delete; time RFC
+3339 or seconds), or the output of watch --json captured on real replicas,
+one --trace FILE per replica. Pushes, pulls, crashes, partitions and faults
+are scheduled around its writes as the flags say. A malformed line is an
+error naming the file and line; nothing runs.
+
+--html FILE also writes the report as one self-contained HTML page (inline
+SVG plots, no script, no network).
+
+--json prints the report as one object; with several policies,
+{"policies":[{"policy",...},...]}.`,
 	flags: []flagDef{
 		{name: "replicas", value: true, arg: "N", usage: "replicas, 1 to 26 (default 3)"},
 		{name: "ops", value: true, arg: "N", usage: "scheduled operations per run (default 200)"},
@@ -40,7 +55,9 @@ shortest failing schedule. Exit 0 when converged, 1 otherwise.
 		{name: "faults", value: true, arg: "P", usage: "remote fault rate, 0 to 0.5 (default 0.1)"},
 		{name: "partitions", value: true, arg: "P", usage: "share of operations that cut a replica off (default 0.04)"},
 		{name: "crashes", value: true, arg: "P", usage: "share of operations that crash a replica (default 0.05)"},
-		{name: "policy", value: true, arg: "NAME", usage: "lww, mv, counter, set, json or json-mv (default lww)"},
+		{name: "policy", value: true, arg: "NAME[,NAME...]", usage: "lww, mv, counter, set, json or json-mv (default lww); several, comma-separated: every one on identical schedules, one table"},
+		{name: "trace", value: true, multi: true, arg: "FILE", usage: "replay the writes of FILE (JSON lines, or watch --json output: one file per replica) under the chosen faults"},
+		{name: "html", value: true, arg: "FILE", usage: "also write a self-contained HTML report with plots to FILE"},
 		{name: "engine", value: true, arg: "NAME", usage: "mem (crashable) or badger (in memory) (default mem)"},
 		{name: "durability", value: true, arg: "MODE", usage: "sync or relaxed (default sync)"},
 		{name: "sealed", usage: "run the store encrypted (init --encrypt): every object body sealed, above the faults"},
@@ -106,7 +123,7 @@ func simConfig(p *parsed) (sim.Config, int, error) {
 		cfg.Seed = n
 	}
 	if s, ok := p.value("policy"); ok {
-		cfg.Policy = s
+		cfg.Policy, _, _ = strings.Cut(s, ",") // a list: simPolicies
 	}
 	if s, ok := p.value("engine"); ok {
 		cfg.Engine = s
@@ -133,6 +150,9 @@ func runSim(ctx context.Context, e *env) error {
 	cfg, runs, err := simConfig(e.flags)
 	if err != nil {
 		return err
+	}
+	if simCompares(e.flags) {
+		return runSimCompare(e, cfg, runs)
 	}
 	rep, failure := sim.RunMany(cfg, runs)
 	var f *sim.Failure
