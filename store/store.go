@@ -83,7 +83,14 @@ var (
 	ErrNoReplica     = errors.New("store: no replica initialised here")
 	ErrReplicaExists = errors.New("store: a replica is already initialised here")
 	ErrCorrupt       = errors.New("store: corrupt local data")
+	// ErrReadOnly: a local write to a read-only store (a restored copy,
+	// marked by MetaReadOnly when it was made).
+	ErrReadOnly = errors.New("replica: this replica is a read-only restored copy: writes are refused")
 )
+
+// MetaReadOnly is the meta name (m/readonly) whose presence, read at Open,
+// makes every local write fail with ErrReadOnly.
+const MetaReadOnly = "readonly"
 
 // Options configures a Store. The zero value (or nil) is valid.
 type Options struct {
@@ -145,6 +152,8 @@ type Store struct {
 	closeMu   sync.RWMutex // held for reading while submitting
 	closed    bool
 	views     sync.WaitGroup // running Views
+
+	readOnly bool // MetaReadOnly was set at Open
 
 	// Writer-owned state, mirrored into atomics for readers.
 	id      atomic.Pointer[clock.ReplicaID]
@@ -243,6 +252,11 @@ func Open(eng Engine, o *Options) (*Store, error) {
 			var id clock.ReplicaID
 			copy(id[:], v)
 			s.id.Store(&id)
+		}
+		if _, ro, err := r.Get(metaKey(MetaReadOnly)); err != nil {
+			return err
+		} else {
+			s.readOnly = ro
 		}
 		var err error
 		var n uint64

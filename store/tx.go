@@ -111,6 +111,7 @@ type Tx struct {
 	pending int64
 	newID   *clock.ReplicaID
 	cache   map[string]*Stored // decoded records read or written by this request
+	marks   map[string]uint64  // outbox marks read or written by this request (noMark: none)
 	// writeTime is the HLC of the write WriteFunc is making, once its fn
 	// asked for it (WriteTime); zero otherwise. writing: inside that fn.
 	writeTime clock.HLC
@@ -232,8 +233,35 @@ func (t *Tx) DeleteRecord(key string) error {
 	return nil
 }
 
-// Mark returns the outbox mark of key.
-func (t *Tx) OutboxMark(key string) (uint64, bool, error) { return readMark(t, key) }
+// noMark in Tx.marks: the key has no outbox mark. (Marks are dot
+// counters, which never reach it.)
+const noMark = ^uint64(0)
+
+// OutboxMark returns the outbox mark of key. A request reads each key's
+// mark from the engine at most once: SetOutboxMark and ClearOutboxMark
+// after it (a push's commit clears the mark it has just compared) read it
+// from the request's cache.
+func (t *Tx) OutboxMark(key string) (uint64, bool, error) {
+	if c, ok := t.marks[key]; ok {
+		return c, c != noMark, nil
+	}
+	c, ok, err := readMark(t, key)
+	if err != nil {
+		return 0, false, err
+	}
+	t.cacheMark(key, c, ok)
+	return c, ok, nil
+}
+
+func (t *Tx) cacheMark(key string, c uint64, ok bool) {
+	if t.marks == nil {
+		t.marks = map[string]uint64{}
+	}
+	if !ok {
+		c = noMark
+	}
+	t.marks[key] = c
+}
 
 // SetOutboxMark records that key changed locally at dot counter c. Marks are
 // kept twice: o/<key> (by key) and q/<c><key> (by mark, the outbox queue),
@@ -242,7 +270,7 @@ func (t *Tx) OutboxMark(key string) (uint64, bool, error) { return readMark(t, k
 // pushed: staging costs O(changed keys), not O(store). A mark must never be
 // below QueueLow (marks are dot counters, which only grow).
 func (t *Tx) SetOutboxMark(key string, c uint64) error {
-	old, had, err := readMark(t, key)
+	old, had, err := t.OutboxMark(key)
 	if err != nil {
 		return err
 	}
@@ -253,18 +281,20 @@ func (t *Tx) SetOutboxMark(key string, c uint64) error {
 	}
 	t.set(outboxKey(key), putUint(c))
 	t.set(queueKey(c, key), nil)
+	t.cacheMark(key, c, true)
 	return nil
 }
 
 // ClearOutboxMark removes the outbox mark of key.
 func (t *Tx) ClearOutboxMark(key string) error {
-	old, had, err := readMark(t, key)
+	old, had, err := t.OutboxMark(key)
 	if err != nil || !had {
 		return err
 	}
 	t.pending--
 	t.del(outboxKey(key))
 	t.del(queueKey(old, key))
+	t.cacheMark(key, 0, false)
 	return nil
 }
 
@@ -276,6 +306,9 @@ func (t *Tx) SetOutboxLow(c uint64) { t.set(keyQueueLow, putUint(c)) }
 
 // NextDot issues the next dot of this replica.
 func (t *Tx) NextDot() (clock.Dot, error) {
+	if t.s.readOnly {
+		return clock.Dot{}, ErrReadOnly
+	}
 	id, err := t.ReplicaID()
 	if err != nil {
 		return clock.Dot{}, err

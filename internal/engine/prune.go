@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/ebreplica/ebreplica/internal/protocol"
+	"slices"
 	"time"
 
 	"github.com/ebreplica/ebreplica/remote"
@@ -27,6 +28,14 @@ func (r *Engine) prune(ctx context.Context, regs []regInfo, serverNow time.Time,
 	}
 	newest := complete[0]
 	floor, ok := r.rules.PruneFloor(protocol.PruneInput{Newest: newest, Written: limit, Regs: protoRegs(regs)})
+	// Retention (the manifest's, read now: another device may have
+	// changed it) keeps older snapshots and the log above the oldest kept.
+	kept, err := r.retainedSnapshots(ctx, all, serverNow)
+	if err != nil {
+		return 0, err
+	}
+	retFloor, retOK := oldestKept(kept)
+	floor, ok = protocol.CombinedFloor(floor, ok, retFloor, retOK)
 	if !ok {
 		return 0, nil
 	}
@@ -47,15 +56,16 @@ func (r *Engine) prune(ctx context.Context, regs []regInfo, serverNow time.Time,
 		}
 		n++
 	}
-	m, err := r.pruneSnapshots(ctx, newest, all, old)
+	m, err := r.pruneSnapshots(ctx, newest, kept, all, old)
 	return n + m, err
 }
 
 // pruneSnapshots deletes the snapshot objects that are old enough and
 // neither the newest snapshot's index nor a part it lists (older
-// snapshots, orphaned parts); it leaves those of a snapshot being written
-// now, above the newest.
-func (r *Engine) pruneSnapshots(ctx context.Context, newest uint64, all []remote.Info, old func(time.Time) bool) (int, error) {
+// snapshots, orphaned parts), nor of an older snapshot retention keeps
+// (kept); it leaves those of a snapshot being written now, above the
+// newest.
+func (r *Engine) pruneSnapshots(ctx context.Context, newest uint64, kept []uint64, all []remote.Info, old func(time.Time) bool) (int, error) {
 	b := r.opts.Backend
 	idx, err := r.readIndex(ctx, newest)
 	if err != nil {
@@ -73,6 +83,9 @@ func (r *Engine) pruneSnapshots(ctx context.Context, newest uint64, all []remote
 		}
 		if okp && p > newest {
 			continue // a snapshot being written now
+		}
+		if okp && p < newest && slices.Contains(kept, p) {
+			continue // an older snapshot retention keeps, whole
 		}
 		if err := b.Delete(ctx, info.Key); err != nil {
 			return n, fmt.Errorf("replica: prune %s on %s: %w", info.Key, b, err)

@@ -2,7 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/ebreplica/ebreplica/internal/protocol"
@@ -98,8 +98,8 @@ func planCompact(ctx context.Context, e *env, r *replica.Replica, o replica.Comp
 		if err != nil {
 			return plan, err
 		}
-		var body format.RegistryBody
-		if err := json.Unmarshal(obj.Data, &body); err != nil {
+		body, err := format.DecodeRegistry(obj.Data)
+		if err != nil {
 			return plan, errorf(err, "%s on %s is not a registry object: %v (run verify)", info.Key, b, err)
 		}
 		g := protocol.Registry{ID: body.ReplicaID, Seq: body.Seq, Nonce: body.Nonce, Ack: body.Ack,
@@ -122,7 +122,15 @@ func planCompact(ctx context.Context, e *env, r *replica.Replica, o replica.Comp
 		}
 	}
 	old := func(t time.Time) bool { return protocol.Prunable(t, now, grace) }
-	if floor, ok := protocol.PruneFloor(protocol.PruneInput{Newest: plan.Position, Written: plan.Position, Regs: regs}); ok {
+	// Retention (retention.go): the snapshots it keeps, counting the one
+	// the compaction writes now, and the log above the oldest of them.
+	kept, err := dryRunRetained(ctx, b, snaps, plan.Position, now)
+	if err != nil {
+		return plan, err
+	}
+	floor, ok := protocol.PruneFloor(protocol.PruneInput{Newest: plan.Position, Written: plan.Position, Regs: regs})
+	floor, ok = protocol.CombinedFloor(floor, ok, kept[len(kept)-1], true)
+	if ok {
 		for _, info := range logs {
 			if p, _ := remote.ParseLogKey(info.Key); p <= floor && old(info.LastModified) {
 				plan.WouldDelete = append(plan.WouldDelete, info.Key)
@@ -147,6 +155,9 @@ func planCompact(ctx context.Context, e *env, r *replica.Replica, o replica.Comp
 		p, _, ok := remote.ParseSnapKey(info.Key)
 		if keep[info.Key] || !old(info.LastModified) || ok && p > plan.Position {
 			continue
+		}
+		if ok && p < plan.Position && slices.Contains(kept, p) {
+			continue // an older snapshot retention keeps
 		}
 		plan.WouldDelete = append(plan.WouldDelete, info.Key)
 	}
