@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -280,9 +282,16 @@ func BenchmarkLen(b *testing.B) {
 // of 256 Gets of the same keys. "ratio" = raw time over ours (goal >= 0.8).
 // Sub-benchmark memtable reads the data as loaded (still in Badger's
 // memtable); sst reads it after a close and reopen of both databases has
-// flushed it to tables.
+// flushed it to tables. EBREPLICA_BENCH_GET_N lowers the key count (make
+// bench uses 100k).
 func BenchmarkGet(b *testing.B) {
-	const n = 200_000
+	n := 200_000
+	if s := os.Getenv("EBREPLICA_BENCH_GET_N"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n <= 0 {
+			b.Fatalf("EBREPLICA_BENCH_GET_N=%q: want a positive integer", s)
+		}
+	}
 	dir, rawDir := b.TempDir(), b.TempDir()
 	r, err := engine.Init(dir, "mem://bench", &engine.Options{Durability: store.Relaxed})
 	if err != nil {

@@ -224,7 +224,7 @@ func (r *Engine) loadStaged() ([]*staged, error) {
 // segments and stages each, with the marks it covers, in one synced
 // transaction.
 func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
-	keys, err := r.outboxKeys(ctx)
+	keys, marks, err := r.outboxKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -238,8 +238,8 @@ func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
 		err := update(ctx, func(tx *store.Tx) error {
 			var used int
 			var err error
-			s, used, err = r.stageSegment(tx, keys)
-			keys = keys[used:]
+			s, used, err = r.stageSegment(tx, keys, marks)
+			keys, marks = keys[used:], marks[used:]
 			return err
 		})
 		if err != nil {
@@ -253,9 +253,11 @@ func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
 }
 
 // outboxKeys reads the outbox queue from its low mark: only the dirty
-// keys, in mark order, whatever the store's size and history.
-func (r *Engine) outboxKeys(ctx context.Context) ([]string, error) {
+// keys, in mark order, whatever the store's size and history, and their
+// marks.
+func (r *Engine) outboxKeys(ctx context.Context) ([]string, []uint64, error) {
 	var keys []string
+	var marks []uint64
 	first, empty := uint64(0), true
 	err := r.st.View(func(v *store.View) error {
 		low, err := v.OutboxLow()
@@ -267,11 +269,12 @@ func (r *Engine) outboxKeys(ctx context.Context) ([]string, error) {
 				first, empty = mark, false
 			}
 			keys = append(keys, key)
+			marks = append(marks, mark)
 			return true, nil
 		})
 	})
 	if err != nil {
-		return nil, wrapClosed(err)
+		return nil, nil, wrapClosed(err)
 	}
 	if !empty {
 		// Nothing is queued below the first mark seen: later scans seek past
@@ -283,17 +286,17 @@ func (r *Engine) outboxKeys(ctx context.Context) ([]string, error) {
 			tx.SetOutboxLow(first)
 			return nil
 		}); err != nil {
-			return nil, wrapClosed(err)
+			return nil, nil, wrapClosed(err)
 		}
 	}
-	return keys, nil
+	return keys, marks, nil
 }
 
-// stageSegment encodes the records of keys, from the first, into one
-// segment of at most the segment cap (the record that crosses it
-// included) and stages it in tx. It reports how many keys it used, and no
-// segment when none of them was dirty any more.
-func (r *Engine) stageSegment(tx *store.Tx, keys []string) (*staged, int, error) {
+// stageSegment encodes the records of keys (marked with marks), from the
+// first, into one segment of at most the segment cap (the record that
+// crosses it included) and stages it in tx. It reports how many keys it
+// used, and no segment when none of them has a record any more.
+func (r *Engine) stageSegment(tx *store.Tx, keys []string, marks []uint64) (*staged, int, error) {
 	var n uint64
 	if b, _, err := tx.Meta("stage_seq"); err != nil {
 		return nil, 0, err
@@ -310,7 +313,7 @@ func (r *Engine) stageSegment(tx *store.Tx, keys []string) (*staged, int, error)
 	}
 	cand := &staged{N: n, Base: u64(cb)}
 	enc := segment.NewEncoder()
-	used, err := r.encodeDirty(tx, enc, cand, id, keys)
+	used, err := r.encodeDirty(tx, enc, cand, id, keys, marks)
 	if err != nil || enc.Count() == 0 {
 		return nil, used, err
 	}
@@ -333,24 +336,28 @@ func (r *Engine) stageSegment(tx *store.Tx, keys []string) (*staged, int, error)
 	return cand, used, nil
 }
 
-// encodeDirty adds the current records of the keys still dirty to enc and
-// their marks to cand, from the first key, until enc reaches the segment
-// cap. It reports how many keys it used.
-func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, id clock.ReplicaID, keys []string) (int, error) {
+// encodeDirty adds the current records of the dirty keys to enc and their
+// marks to cand, from the first key, until enc reaches the segment cap. It
+// reports how many keys it used.
+//
+// The marks are the outbox queue's, read just before (outboxKeys), not
+// read again here: one engine lookup per key, not two. Marks are cleared
+// by pushes and rebases, which hold syncMu as this push does, so every key
+// is still dirty. A local write since may have re-marked it: the record
+// read here is then that write's (or a later one's) while the staged mark
+// is the older, so the commit finds the mark changed and leaves the key
+// dirty (protocol.MarkCleared), and the write is pushed again next time.
+// (Were a mark cleared meanwhile, the key's current record would be sent
+// once more, which a merge absorbs, and the commit would find no mark.)
+func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, id clock.ReplicaID, keys []string, marks []uint64) (int, error) {
 	limit := r.manifest.SegmentCap
 	used := 0
-	for _, key := range keys {
+	for i, key := range keys {
 		if enc.Count() > 0 && enc.Len() >= limit {
 			break
 		}
 		used++
-		mark, ok, err := tx.OutboxMark(key)
-		if err != nil {
-			return used, err
-		}
-		if !ok {
-			continue // pushed or collected meanwhile
-		}
+		mark := marks[i]
 		rec, ok, err := tx.Record(key)
 		if err != nil {
 			return used, err
