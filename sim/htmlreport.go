@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +69,9 @@ func (c Comparison) WriteHTML(w io.Writer) error {
 	esc := html.EscapeString
 	title := "ebreplica sim report"
 	b.WriteString("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+	// Nothing to fetch and nothing to run: the browser holds the page to it.
+	b.WriteString(`<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">` + "\n")
+	b.WriteString(`<meta name="viewport" content="width=device-width, initial-scale=1">` + "\n")
 	fmt.Fprintf(&b, "<title>%s</title>\n", esc(title))
 	b.WriteString(`<style>
 body { font-family: sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
@@ -140,23 +144,61 @@ func (c Comparison) plots() ([]figure, error) {
 		names[i] = r.Policy
 	}
 
-	// Sync rounds to converge, per run.
-	p := newPlot("Sync rounds to converge, per run", "seed", "sync rounds")
-	var lines []any
-	for j, name := range names {
-		xys := make(plotter.XYs, len(c.PerRun[j]))
-		for i, r := range c.PerRun[j] {
-			xys[i] = plotter.XY{X: float64(c.Seed + uint64(i)), Y: float64(r.Rounds)}
+	// Sync rounds to converge, per run: a group of bars per run (seed),
+	// or, over more runs than bars can show, how many runs took each
+	// number of rounds.
+	if runs := len(c.PerRun[0]); runs <= 16 {
+		p := newPlot("Sync rounds to converge, per run", "seed", "sync rounds")
+		seeds := make([]string, runs)
+		vals := make([]plotter.Values, len(names))
+		top := 0.0
+		for i := range seeds {
+			seeds[i] = fmt.Sprint(c.Seed + uint64(i))
 		}
-		lines = append(lines, name, xys)
-	}
-	if err := plotutil.AddLinePoints(p, lines...); err != nil {
-		return nil, err
-	}
-	p.Y.Min = 0
-	integerTicks(p)
-	if err := add(p, "Sync rounds each run took, after the faults stopped, until every replica held the same state (0: it did not converge)."); err != nil {
-		return nil, err
+		for j := range names {
+			vals[j] = make(plotter.Values, runs)
+			for i, r := range c.PerRun[j] {
+				vals[j][i] = float64(r.Rounds)
+				top = max(top, vals[j][i])
+			}
+		}
+		if err := bars(p, seeds, names, vals); err != nil {
+			return nil, err
+		}
+		headroom(p, top)
+		integerTicks(p)
+		if err := add(p, "Sync rounds each run took, after the faults stopped, until every replica held the same state (0: it did not converge)."); err != nil {
+			return nil, err
+		}
+	} else {
+		p := newPlot(fmt.Sprintf("Sync rounds to converge, %d runs", runs), "sync rounds (0: did not converge)", "runs")
+		most := 0
+		for j := range names {
+			for _, r := range c.PerRun[j] {
+				most = max(most, r.Rounds)
+			}
+		}
+		labels := make([]string, most+1)
+		for i := range labels {
+			labels[i] = fmt.Sprint(i)
+		}
+		vals := make([]plotter.Values, len(names))
+		top := 0.0
+		for j := range names {
+			vals[j] = make(plotter.Values, most+1)
+			for _, r := range c.PerRun[j] {
+				vals[j][r.Rounds]++
+				top = max(top, vals[j][r.Rounds])
+			}
+		}
+		if err := bars(p, labels, names, vals); err != nil {
+			return nil, err
+		}
+		headroom(p, top)
+		integerTicks(p)
+		if err := add(p, "How many runs took each number of sync rounds, after the faults stopped, until every replica held the same state (0: the run did not converge)."); err != nil {
+			return nil, err
+		}
 	}
 
 	// Siblings and pending keys over logical time, per replica, first run.
@@ -179,7 +221,7 @@ func (c Comparison) plots() ([]figure, error) {
 			for _, s := range tl {
 				replicas = max(replicas, len(s.Siblings))
 			}
-			var lines []any
+			top := 0.0
 			for r := range replicas {
 				var xys plotter.XYs
 				for _, s := range tl {
@@ -191,14 +233,22 @@ func (c Comparison) plots() ([]figure, error) {
 						v = s.Pending[r]
 					}
 					xys = append(xys, plotter.XY{X: s.At.Seconds(), Y: float64(v)})
+					top = max(top, float64(v))
 				}
-				lines = append(lines, "replica "+replicaName(r), xys)
+				l, err := plotter.NewLine(xys)
+				if err != nil {
+					return nil, err
+				}
+				l.StepStyle = plotter.PostStep
+				l.Color = plotutil.Color(r)
+				l.Dashes = plotutil.Dashes(r)
+				l.Width = vg.Points(1.5)
+				p.Add(l)
+				p.Legend.Add("replica "+replicaName(r), l)
 			}
-			if err := plotutil.AddLines(p, lines...); err != nil {
-				return nil, err
-			}
-			p.Y.Min = 0
+			headroom(p, top)
 			integerTicks(p)
+			p.X.Tick.Marker = plainTicks{}
 			if err := add(p, cap); err != nil {
 				return nil, err
 			}
@@ -210,10 +260,11 @@ func (c Comparison) plots() ([]figure, error) {
 	for i, r := range c.Policies {
 		lost[i] = float64(r.LostUpdates)
 	}
-	p = newPlot("Lost updates per policy", "", "lost updates")
+	p := newPlot("Lost updates per policy", "", "lost updates")
 	if err := bars(p, names, []string{"lost updates"}, []plotter.Values{lost}); err != nil {
 		return nil, err
 	}
+	headroom(p, maxOf(lost))
 	integerTicks(p)
 	if err := add(p, "Concurrent writes that lww overwrote unread, summed over the runs; the other policies keep concurrent writes (as siblings, sums or members) and lose none."); err != nil {
 		return nil, err
@@ -232,6 +283,7 @@ func (c Comparison) plots() ([]figure, error) {
 	if err := bars(p, names, verbs, mix); err != nil {
 		return nil, err
 	}
+	headroom(p, max(maxOf(mix[0]), maxOf(mix[1]), maxOf(mix[2]), maxOf(mix[3])))
 	if err := add(p, "The requests that reached the shared store, by verb, summed over the runs."); err != nil {
 		return nil, err
 	}
@@ -245,6 +297,7 @@ func (c Comparison) plots() ([]figure, error) {
 	if err := bars(p, names, []string{"cost"}, []plotter.Values{cost}); err != nil {
 		return nil, err
 	}
+	headroom(p, maxOf(cost))
 	if err := add(p, fmt.Sprintf("The requests at S3 prices (PUT and LIST $%.4f per 1,000, GET $%.4f per 1,000), for 1,000 repetitions of the runs summed.",
 		PricePutListPer1000, PriceGetPer1000)); err != nil {
 		return nil, err
@@ -261,6 +314,33 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	return p
+}
+
+// headroom leaves room above the highest value top for the legend.
+func headroom(p *plot.Plot, top float64) {
+	p.Y.Min = 0
+	p.Y.Max = max(top*1.35, 1)
+}
+
+func maxOf(v plotter.Values) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
+// plainTicks are the default ticks, labelled without trailing zeros.
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
 }
 
 // integerTicks labels the Y axis with whole numbers only.
@@ -282,7 +362,7 @@ func integerTicks(p *plot.Plot) {
 
 // bars draws grouped bars: one group per name, one bar per series.
 func bars(p *plot.Plot, names, series []string, vals []plotter.Values) error {
-	w := vg.Points(min(40, 240/float64(len(names)*len(series))))
+	w := vg.Points(min(40, 0.8*440/float64(len(names)*len(series))))
 	for s := range series {
 		bc, err := plotter.NewBarChart(vals[s], w)
 		if err != nil {
@@ -297,6 +377,7 @@ func bars(p *plot.Plot, names, series []string, vals []plotter.Values) error {
 		}
 	}
 	p.NominalX(names...)
+	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
 	p.Y.Min = 0
 	return nil
 }
