@@ -101,3 +101,7 @@ func (r *Replica) SetRetention(ctx context.Context, ret Retention) error {
 	}
 	return r.e.SetRetention(ctx, ret)
 }
+
+// KnownRetention is the retention this replica last read from the store
+// manifest, with no request (ok false before it first connected).
+func (r *Replica) KnownRetention() (Retention, bool, error) { return r.e.KnownRetention() }

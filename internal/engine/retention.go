@@ -41,6 +41,9 @@ func (r *Engine) retainedSnapshots(ctx context.Context, all []remote.Info, serve
 	if err != nil {
 		return nil, err
 	}
+	if err := r.noteRetention(ctx, ret); err != nil {
+		return nil, err
+	}
 	return protocol.Retained(protoRetention(ret), snapshotAges(all), serverNow), nil
 }
 
@@ -86,5 +89,32 @@ func (r *Engine) SetRetention(ctx context.Context, ret Retention) error {
 	if _, err := r.connectLocked(ctx); err != nil {
 		return err
 	}
-	return format.SetRetention(ctx, r.opts.Backend, ret)
+	if err := format.SetRetention(ctx, r.opts.Backend, ret); err != nil {
+		return err
+	}
+	return r.noteRetention(ctx, ret)
+}
+
+// KnownRetention is the retention this replica last read from the store
+// manifest (at connect, compact --prune, SetRetention), with no request;
+// ok is false before the replica first connected.
+func (r *Engine) KnownRetention() (Retention, bool, error) {
+	var m Manifest
+	ok, err := r.loadJSON("manifest", &m)
+	return m.RetentionOf(), ok, err
+}
+
+// noteRetention records ret as the retention last read, in the manifest
+// this replica keeps (syncMu held).
+func (r *Engine) noteRetention(ctx context.Context, ret Retention) error {
+	if r.manifest == nil || r.manifest.RetentionOf() == ret {
+		return nil
+	}
+	m := *r.manifest
+	m.Retention = nil
+	if ret != (Retention{}) {
+		m.Retention = &ret
+	}
+	r.manifest = &m
+	return r.saveJSON(ctx, "manifest", m)
 }

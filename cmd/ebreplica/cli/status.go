@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/remote/remoteurl"
+	"github.com/ebreplica/ebreplica/replica"
 )
 
 var statusCmd = &command{
@@ -33,9 +34,16 @@ func runStatus(ctx context.Context, e *env) error {
 	}
 	// A remote recorded by an older build may hold a password: never print it.
 	s.RemoteURL = remoteurl.Redact(s.RemoteURL)
-	s.Dir = e.dir // as given (through the server too, whose replica names its own path)
+	s.Dir = e.dir                 // as given (through the server too, whose replica names its own path)
+	hist, err := historyStatus(r) // retention.go
+	if err != nil {
+		return errorf(err, "reading status: %s", trimLib(err))
+	}
 	if e.json {
-		return writeJSON(e.stdout, s)
+		return writeJSON(e.stdout, struct {
+			replica.Status
+			historyStatusJSON
+		}{s, hist})
 	}
 	o := newOutput(e.stdout)
 	tw := tabwriter.NewWriter(o.w, 0, 4, 2, ' ', 0)
@@ -66,7 +74,11 @@ func runStatus(ctx context.Context, e *env) error {
 		{"skew", skew},
 		{"durability", s.Durability},
 		{"profile", s.Profile},
+		{"retention", hist.describe()},
 	} {
+		if row[0] == "retention" && row[1] == "" {
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}
 	if err := tw.Flush(); err != nil {
