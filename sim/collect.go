@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/format"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -173,8 +173,8 @@ func (w *World) retired(n *node) bool {
 	if err != nil {
 		return false
 	}
-	var body engine.RegistryBody
-	return json.Unmarshal(data, &body) == nil && body.Retired
+	body, err := format.DecodeRegistry(data)
+	return err == nil && body.Retired
 }
 
 func (w *World) beforeSync(n *node) preSync {

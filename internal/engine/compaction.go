@@ -5,7 +5,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/internal/protocol"
 	"github.com/ebreplica/ebreplica/remote"
+	"github.com/ebreplica/ebreplica/remote/format"
 )
 
 // Defaults for compaction.
@@ -249,7 +249,7 @@ func (r *Engine) retireSilent(ctx context.Context, regs []regInfo, serverNow tim
 		ret := r.rules.Retirement(g.proto(), newNonce())
 		body := g.body
 		body.Retired, body.Seq, body.Nonce, body.RetiredNonce = ret.Retired, ret.Seq, ret.Nonce, ret.RetiredNonce
-		data, _ := json.MarshalIndent(body, "", "  ")
+		data := format.EncodeRegistry(body) // a sum of its own
 		key := remote.ReplicasPrefix + g.body.ReplicaID + ".json"
 		if _, err := b.PutIfMatch(ctx, key, data, g.etag); err == nil {
 			cs.Retired = append(cs.Retired, g.body.ReplicaID)

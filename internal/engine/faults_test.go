@@ -73,8 +73,18 @@ var steps = []string{"push:staged", "push:fenced", "push:uploaded", "push:commit
 // pull, over a remote that injects errors, ambiguous writes and torn reads,
 // and checks that every acknowledged write survives and all replicas
 // converge.
+//
+// Seeds 315, 405 and 826 are where, before the registry object had a
+// checksum, two damaged reads of it in a row decoded into another
+// writer's seq and nonce and fencing said the directory was a copy (a
+// false ErrCloned; 1,500 seeds pass with the sum, those three fail with it
+// ignored).
 func TestCrashAndFaultsLoseNothing(t *testing.T) {
-	for seed := range uint64(100) {
+	seeds := []uint64{315, 405, 826}
+	for s := range uint64(100) {
+		seeds = append(seeds, s)
+	}
+	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			ctx := context.Background()
 			rng := rand.New(rand.NewPCG(seed, 99))
@@ -141,8 +151,10 @@ func TestCrashAndFaultsLoseNothing(t *testing.T) {
 					damagedMu.Unlock()
 					_, err := n.r.Sync(ctx)
 					switch {
-					case errors.Is(err, engine.ErrCloned) && damaged[remote.RegistryKey(n.r.ID())] >= 2:
-						t.Logf("op %d: false fencing verdict after %d damaged reads of the registry", op, damaged[remote.RegistryKey(n.r.ID())])
+					case errors.Is(err, engine.ErrCloned):
+						// Damaged reads of the registry fail its sum (format.DecodeRegistry)
+						// and are no verdict: this directory is no copy.
+						t.Fatalf("op %d: false fencing verdict after %d damaged reads of the registry: %v", op, damaged[remote.RegistryKey(n.r.ID())], err)
 					case errors.Is(err, errCrash):
 						n.crash()
 						if dur == store.Relaxed {

@@ -7,11 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ebreplica/ebreplica/internal/protocol"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ebreplica/ebreplica/internal/protocol"
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/remote"
@@ -248,8 +249,7 @@ func (r *Engine) registryBody(seq uint64, nonce string, ack uint64) []byte {
 	capped, _ := r.st.Clock().SkewStats()
 	body := RegistryBody{Format: FormatVersion, ReplicaID: r.ID().String(), Seq: seq, Nonce: nonce,
 		Ack: ack, SkewCapped: capped, Wall: r.now().UTC()}
-	b, _ := json.MarshalIndent(body, "", "  ")
-	return b
+	return format.EncodeRegistry(body)
 }
 
 func (r *Engine) now() time.Time {
@@ -280,8 +280,7 @@ func (r *Engine) register(ctx context.Context, rs *regState) error {
 		if gerr != nil {
 			return fmt.Errorf("replica: register %s on %s: %w (read-back: %w)", key, b, err, gerr)
 		}
-		var body RegistryBody
-		jerr := json.Unmarshal(obj.Data, &body)
+		body, jerr := format.DecodeRegistry(obj.Data)
 		if jerr == nil && body.Retired && body.RetiredNonce == rs.PendingNonce {
 			// Our registration landed (a crash or an ambiguous answer hid
 			// it) and was retired since. Registered, with an ETag no swap
@@ -362,8 +361,8 @@ func (r *Engine) swapRegistry(ctx context.Context, ack uint64) error {
 			}
 			return fmt.Errorf("replica: registry swap on %s: %w (read-back: %w)", b, err, gerr)
 		}
-		var body RegistryBody
-		if jerr := json.Unmarshal(obj.Data, &body); jerr != nil {
+		body, jerr := format.DecodeRegistry(obj.Data)
+		if jerr != nil {
 			if attempt < 3 {
 				continue // a torn read is no verdict
 			}
@@ -508,8 +507,7 @@ func (r *Engine) readRegistry(ctx context.Context, accept func(RegistryBody) boo
 		if err != nil {
 			return body, "", fmt.Errorf("replica: read %s on %s: %w", key, b, err)
 		}
-		body = RegistryBody{}
-		if err := json.Unmarshal(obj.Data, &body); err != nil {
+		if body, err = format.DecodeRegistry(obj.Data); err != nil {
 			last = fmt.Errorf("replica: %s on %s is not a registry object: %v", key, b, err)
 			continue
 		}
@@ -572,8 +570,8 @@ func (r *Engine) readRegistries(ctx context.Context) ([]regInfo, error) {
 		if err != nil {
 			return err
 		}
-		var body RegistryBody
-		if err := json.Unmarshal(obj.Data, &body); err != nil {
+		body, err := format.DecodeRegistry(obj.Data)
+		if err != nil {
 			return fmt.Errorf("replica: %s on %s is not a registry object: %w", info.Key, b, err)
 		}
 		info.LastModified = obj.LastModified

@@ -582,8 +582,8 @@ func (v *verifier) checkRegistry(ctx context.Context, key string, first bool) er
 	}
 	v.regs[key] = true
 	j, err := readJudged(ctx, v, key, v.sizes[key], readOnce, func(data []byte) (format.RegistryBody, error) {
-		var body format.RegistryBody
-		switch err := json.Unmarshal(data, &body); {
+		body, err := format.DecodeRegistry(data)
+		switch {
 		case err != nil:
 			return body, flawf(KindCorrupt, "not a registry object (%v): compaction and that replica's pushes fail until it is restored", err)
 		case body.Format > format.FormatVersion:

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -91,8 +90,8 @@ func runReplicas(ctx context.Context, e *env) error {
 		if err != nil {
 			return errorf(err, "reading %s on %s: %s", info.Key, b, remoteProblem("", err))
 		}
-		var body format.RegistryBody
-		if err := json.Unmarshal(obj.Data, &body); err != nil {
+		body, err := format.DecodeRegistry(obj.Data)
+		if err != nil {
 			return errorf(err, "%s on %s is not a registry object: %v (run verify)", info.Key, b, err)
 		}
 		l := replicaLine{ReplicaID: body.ReplicaID, LastSeen: body.Wall.UTC(), Ack: body.Ack, Retired: body.Retired,
