@@ -378,3 +378,61 @@ func TestRevert(t *testing.T) {
 		t.Fatal("a refused revert wrote")
 	}
 }
+
+// TestHistoryRestoreBackends: history and a restore by position on every
+// backend (the memory remote, a directory, the S3 test server), through a
+// compaction: the restored copy equals the state the replica had then.
+func TestHistoryRestoreBackends(t *testing.T) {
+	for name, mk := range backends() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := mk(t)
+			a := newReplicaOpts(t, b, engine.Options{})
+			c := newReplicaOpts(t, b, engine.Options{})
+			put(t, a, "k", "v1")
+			put(t, a, "x", "1")
+			mustSync(t, a)
+			mustSync(t, c)
+			put(t, c, "k", "v2")
+			mustSync(t, c)
+			mustSync(t, a)
+			mid := state(t, a)
+			cs, err := a.Compact(ctx, engine.CompactOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Delete(ctx, "x"); err != nil {
+				t.Fatal(err)
+			}
+			put(t, c, "k", "v3")
+			mustSync(t, c)
+			mustSync(t, a)
+			hs, start, err := a.History(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if start.Position != 0 || len(hs) != 3 || string(hs[0].Value) != "v1" || string(hs[2].Value) != "v3" {
+				t.Fatalf("history from %d: %+v", start.Position, hs)
+			}
+			dir := filepath.Join(t.TempDir(), "r")
+			rs, err := a.Restore(ctx, engine.RestoreOptions{Into: dir, ByPosition: true, Position: cs.Position})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rs.Base != cs.Position || rs.Segments != 0 || rs.Keys != 2 {
+				t.Fatalf("restore %+v (snapshot %d)", rs, cs.Position)
+			}
+			rr, err := engine.Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rr.Close()
+			if get(rr, "k") != "v2" || get(rr, "x") != "1" {
+				t.Fatalf("restored %s, want the state at %d: %s", state(t, rr), cs.Position, mid)
+			}
+			if err := rr.Put(ctx, "k", nil); !errors.Is(err, engine.ErrReadOnly) {
+				t.Fatalf("write to the copy: %v", err)
+			}
+		})
+	}
+}
