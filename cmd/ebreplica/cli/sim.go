@@ -44,6 +44,16 @@ error naming the file and line; nothing runs.
 --html FILE also writes the report as one self-contained HTML page (inline
 SVG plots, no script, no network).
 
+--latency D runs the fleet model instead (sim.RunFleet): up to 1,000
+replicas (--replicas, default 1000) each sync once a minute, three times,
+on one global log, every remote request taking about D (jittered ±50%)
+of logical time, so the writers contend for log positions as they would
+at that round trip. It prints the PUTs and LISTs per push, the share of
+pushes landing on the first try, retries, the log's commits per second,
+the pull fan-in and the time to converge; --json adds
+"contention":{"put_per_push","list_per_push","first_try","commits_per_s"}
+to the report. It takes --replicas and --seed only.
+
 --json prints the report as one object; with several policies,
 {"policies":[{"policy",...},...]}.`,
 	flags: []flagDef{
@@ -63,6 +73,7 @@ SVG plots, no script, no network).
 		{name: "sealed", usage: "run the store encrypted (init --encrypt): every object body sealed, above the faults"},
 		{name: "seed", value: true, arg: "N", usage: "seed of the first run (default 1)"},
 		{name: "runs", value: true, arg: "N", usage: "runs over consecutive seeds, summed in one report (default 1)"},
+		{name: "latency", value: true, arg: "D", usage: "fleet run: model each remote request as taking about D (±50%), on logical time; up to 1,000 --replicas (default 1000), each syncing once a minute 3 times on one global log; reports the push contention"},
 	},
 	maxArgs: 0,
 	run:     runSim,
@@ -147,6 +158,9 @@ func simConfig(p *parsed) (sim.Config, int, error) {
 }
 
 func runSim(ctx context.Context, e *env) error {
+	if _, ok := e.flags.value("latency"); ok {
+		return runSimLatency(ctx, e)
+	}
 	cfg, runs, err := simConfig(e.flags)
 	if err != nil {
 		return err
