@@ -75,7 +75,8 @@ func (c Comparison) WriteHTML(w io.Writer) error {
 	fmt.Fprintf(&b, "<title>%s</title>\n", esc(title))
 	b.WriteString(`<style>
 body { font-family: sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
-table { border-collapse: collapse; font-size: 0.9em; }
+.wide { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 figure { margin: 1.5em 0; }
@@ -92,7 +93,7 @@ figcaption { font-size: 0.9em; color: #555; }
 	}
 	fmt.Fprintf(&b, "<h1>%s</h1>\n<p>%s; %d replicas, %d keys, engine %s, durability %s; %d policies on identical schedules.<br>Workload: %s.</p>\n",
 		esc(title), esc(runs), c.Replicas, c.Keys, esc(c.Engine), esc(c.Durability), len(c.Policies), esc(c.Workload))
-	b.WriteString("<table>\n<tr><th>policy</th><th>converged</th><th>sync rounds</th><th>lost updates</th><th>conflicts</th><th>max siblings</th><th>writes</th><th>PUT</th><th>GET</th><th>LIST</th><th>DELETE</th><th>bytes out</th><th>bytes in</th><th>estimated cost</th></tr>\n")
+	b.WriteString("<div class=\"wide\"><table>\n<tr><th>policy</th><th>converged</th><th>sync rounds</th><th>lost updates</th><th>conflicts</th><th>max siblings</th><th>writes</th><th>PUT</th><th>GET</th><th>LIST</th><th>DELETE</th><th>bytes out</th><th>bytes in</th><th>estimated cost</th></tr>\n")
 	for _, r := range c.Policies {
 		conv := "yes"
 		if !r.Converged {
@@ -106,7 +107,7 @@ figcaption { font-size: 0.9em; color: #555; }
 			esc(r.Policy), conv, r.Rounds, lost, r.Conflicts, r.MaxSiblings, r.Writes,
 			r.Requests.Put, r.Requests.Get, r.Requests.List, r.Requests.Delete, r.BytesOut, r.BytesIn, r.Cost.USD)
 	}
-	b.WriteString("</table>\n")
+	b.WriteString("</table></div>\n")
 	fmt.Fprintf(&b, "<p>Cost at S3 request prices: PUT and LIST $%.4f per 1,000, GET $%.4f per 1,000 (DELETE free; transfer and storage not counted).</p>\n",
 		PricePutListPer1000, PriceGetPer1000)
 
@@ -165,7 +166,7 @@ func (c Comparison) plots() ([]figure, error) {
 		if err := bars(p, seeds, names, vals); err != nil {
 			return nil, err
 		}
-		headroom(p, top)
+		headroom(p, top, len(names))
 		integerTicks(p)
 		if err := add(p, "Sync rounds each run took, after the faults stopped, until every replica held the same state (0: it did not converge)."); err != nil {
 			return nil, err
@@ -194,7 +195,7 @@ func (c Comparison) plots() ([]figure, error) {
 		if err := bars(p, labels, names, vals); err != nil {
 			return nil, err
 		}
-		headroom(p, top)
+		headroom(p, top, len(names))
 		integerTicks(p)
 		if err := add(p, "How many runs took each number of sync rounds, after the faults stopped, until every replica held the same state (0: the run did not converge)."); err != nil {
 			return nil, err
@@ -246,7 +247,7 @@ func (c Comparison) plots() ([]figure, error) {
 				p.Add(l)
 				p.Legend.Add("replica "+replicaName(r), l)
 			}
-			headroom(p, top)
+			headroom(p, top, replicas)
 			integerTicks(p)
 			p.X.Tick.Marker = plainTicks{}
 			if err := add(p, cap); err != nil {
@@ -264,7 +265,7 @@ func (c Comparison) plots() ([]figure, error) {
 	if err := bars(p, names, []string{"lost updates"}, []plotter.Values{lost}); err != nil {
 		return nil, err
 	}
-	headroom(p, maxOf(lost))
+	headroom(p, maxOf(lost), 0)
 	integerTicks(p)
 	if err := add(p, "Concurrent writes that lww overwrote unread, summed over the runs; the other policies keep concurrent writes (as siblings, sums or members) and lose none."); err != nil {
 		return nil, err
@@ -283,7 +284,7 @@ func (c Comparison) plots() ([]figure, error) {
 	if err := bars(p, names, verbs, mix); err != nil {
 		return nil, err
 	}
-	headroom(p, max(maxOf(mix[0]), maxOf(mix[1]), maxOf(mix[2]), maxOf(mix[3])))
+	headroom(p, max(maxOf(mix[0]), maxOf(mix[1]), maxOf(mix[2]), maxOf(mix[3])), len(verbs))
 	if err := add(p, "The requests that reached the shared store, by verb, summed over the runs."); err != nil {
 		return nil, err
 	}
@@ -297,7 +298,7 @@ func (c Comparison) plots() ([]figure, error) {
 	if err := bars(p, names, []string{"cost"}, []plotter.Values{cost}); err != nil {
 		return nil, err
 	}
-	headroom(p, maxOf(cost))
+	headroom(p, maxOf(cost), 0)
 	if err := add(p, fmt.Sprintf("The requests at S3 prices (PUT and LIST $%.4f per 1,000, GET $%.4f per 1,000), for 1,000 repetitions of the runs summed.",
 		PricePutListPer1000, PriceGetPer1000)); err != nil {
 		return nil, err
@@ -316,10 +317,11 @@ func newPlot(title, x, y string) *plot.Plot {
 	return p
 }
 
-// headroom leaves room above the highest value top for the legend.
-func headroom(p *plot.Plot, top float64) {
+// headroom leaves room above the highest value top for a legend of
+// entries lines.
+func headroom(p *plot.Plot, top float64, entries int) {
 	p.Y.Min = 0
-	p.Y.Max = max(top*1.35, 1)
+	p.Y.Max = max(top*max(1.35, 1.15+0.1*float64(entries)), 1)
 }
 
 func maxOf(v plotter.Values) float64 {
