@@ -139,4 +139,93 @@
 // followed by a reopen on the same engine and id. In-memory Badger cannot
 // lose power: a crash at a step aborts the operation there and the
 // replica carries on, and a crash at rest is skipped.
+//
+// # Fleet scale: the contention on one log (issue 17)
+//
+// The World runs one operation at a time, so its writers never race. A
+// fleet run (RunFleet, ebreplica sim --latency D) is where they do: up
+// to MaxFleet writers on logical time, one discrete-event loop, every
+// remote request taking Latency of logical time (jittered, ±50 % by
+// default) and taking effect at the store half-way through. Each writer
+// syncs once per FleetConfig.Interval at a random phase: a pull (as the
+// engine's: a probe GET of cursor+1, then a LIST after the cursor, then
+// GETs of every new segment not its own, 8 in flight), then a push of one
+// segment: the registry swap (1 PUT), the claim (PutIfAbsent at tip+1; on
+// "exists" the next position, every second "exists" a LIST from there:
+// Engine.upload's rule), the registry read-back (absence rule 3, 1 GET).
+// The store is a real memremote.Backend, so the conditional creates race
+// for real; the run checks that every log is dense, one segment per push.
+// The model runs the requests of push and pull, not the engine:
+// TestFleetMatchesEngine holds it to the engine's claim costs (seven real
+// replicas pushing on a stale tip make 25 PUTs and 5 LISTs, and so does
+// the model), and TestFleetLatencyDelaysEveryVerb to its timing. Faults,
+// crashes and merges are the World's business; a fleet run has none.
+//
+// The ceiling of one global log. A claim lands on the first try only if
+// nobody has taken tip+1 since the writer learned its tip. With pushes
+// arriving at rate λ and a tip W old when the claim lands, the first try
+// fails with probability about 1 − e^(−λW). Today W is the whole pull
+// before the push (its listing is where the tip comes from, then the
+// fan-in GETs, then the swap): at 1,000 replicas once a minute (λ = 16.7/s)
+// and 20 ms, a pull of ~1,000 segments takes about 2 s, so 0.2–0.4 % of
+// pushes land first time and a push costs 4.5 PUT and 1.1 LIST
+// (BENCHMARKS.md, "Fleet scale in the simulator"). The first-try rate
+// stays at 95 % up to about 25 replicas once a minute. Even a tip listed
+// right before the claim is one request old (W ≈ RTT), which bounds one
+// log at λ·RTT ≤ 0.05: 2.5 pushes/s at 20 ms, about 150 replicas once a
+// minute (measured 92–96 % there, 66 % at 1,000). Pushed back to back,
+// one log commits 40 to 75 segments per second at 20 ms (about one per
+// round trip, as DESIGN.md's "Scale" says), each push paying 6 to 300
+// PUTs: throughput is not what breaks first, the cost per push is.
+//
+// The way past it: sharded logs with a per-shard tip. The store holds S
+// logs, log/s<k>/<pos>, each dense and create-only like today's; a
+// writer appends only to its shard, k = hash(replica id) mod S, fixed at
+// registration (the registry body records k; S is a store.json field set
+// at init, S = 1 being today's layout, so a small store pays nothing).
+// Just before its claim a writer lists the tail of its shard from its
+// known tip (one LIST, usually empty or a few keys), so W ≈ RTT and the
+// rate it races against is λ/S. Choose S ≥ λ·RTT/0.05 with a margin of
+// two: 16 for 1,000 replicas once a minute at 20 ms. Measured (seeds 1–3,
+// 1,000 replicas once a minute, 20 ms): 4 shards 91–92 % first try and
+// 2.09–2.10 PUT per push; 8 shards 94.9–96.3 % and 2.04–2.06; 16 shards
+// 97.5–98.3 % and 2.02–2.03, meeting the target (≥ 95 %, ≤ 2.2 PUT) on
+// every seed, with 1.0 LIST per push. Without the tail listing, 64 shards
+// still land only 59–60 % first time: the pull's tip is too old at any
+// sensible S. The listing costs one LIST per push; in a sync it can be
+// the pull's own listing of the writer's shard, done last, right before
+// the claim (not modelled). A pull lists every shard: S LISTs instead of
+// a GET and a LIST, and an idle pull S probes instead of one — the price
+// of the design, paid only by stores that choose S > 1.
+//
+// What stays true, shard by shard. Merge is commutative and a segment
+// carries merged records (never only the local version), so the order in
+// which a puller applies segments of different shards changes nothing it
+// converges to; a segment of shard j that another in shard k depended on
+// is dominated by it. Everything the absence rules say of "the log" holds
+// of each shard: a cursor, an ack (lowered to the staged bases) and a
+// prune floor per shard, so a cursor, an ack, a segment's base and a
+// snapshot's position become vectors of S positions; collection's rule 4
+// lists every shard after reading the acks, and a record's pos names its
+// shard; pruning frees a shard's positions only at or below the newest
+// snapshot's entry and the minimum non-retired ack for that shard, after
+// reading the pusher retired (rules 3 and 7 are per replica, unchanged:
+// the check after the create covers a freed position in any shard); "a
+// hole at or below the newest snapshot means pruned" (rule 4) is judged
+// per shard; a new replica lists every shard to a tip before its first
+// push. Clone detection reads clock entries, not positions: unchanged.
+// None of this is built. It is a format change (new store.json field, new
+// object names, vector cursors), not a rule the engine's protocol.Rules
+// can switch, so it cannot be tried behind an old-rule switch; before it
+// is built the World must run it with the whole fault model (its 10,000
+// seed sweep and S1–S21 with per-shard positions), which this model, with
+// no faults and no merges, cannot stand in for.
+//
+// The next wall is the pull, not the push: every replica fetches every
+// other replica's segment, so 1,000 replicas once a minute read a million
+// segments a minute (16,700 GET/s across the fleet, $0.40 a minute, some
+// $580 a day at S3 GET prices), whatever the log layout. Past that the
+// answer is fewer, larger segments to read — writers batching into
+// shared segments through a relay, or catch-up from snapshots — not more
+// logs.
 package sim
