@@ -164,8 +164,11 @@ func TestHistoryRestoreRevert(t *testing.T) {
 	ok(t, nil, "compact", "--prune", "--grace", "0", "--dir", a)
 	ok(t, nil, "put", "--dir", a, "k", "v4")
 	ok(t, nil, "compact", "--prune", "--grace", "0", "--dir", a)
-	if snaps := decodeLines(t, ok(t, nil, "snapshots", "--json", "--dir", a).stdout); len(snaps) != 2 {
-		t.Fatalf("retention 3 kept %d snapshots", len(snaps))
+	if snaps := decodeLines(t, ok(t, nil, "snapshots", "--json", "--dir", a).stdout); len(snaps) != 2 || snaps[0]["retained"] != true || snaps[1]["retained"] != true {
+		t.Fatalf("retention 3 kept %v", snaps)
+	}
+	if out := ok(t, nil, "snapshots", "--dir", a).out(); !strings.HasPrefix(out, "retention: keep the newest 3 snapshot(s)") || strings.Count(out, "retained\n") != 2 {
+		t.Fatalf("snapshots: %s", out)
 	}
 	// The history starts at the older snapshot (the default retention
 	// would have dropped it: only v4, from the newest).

@@ -119,6 +119,9 @@ type snapshotLine struct {
 	Bytes    int64     `json:"bytes"`
 	Origin   string    `json:"origin"`
 	Created  time.Time `json:"created"`
+	// Retained: the store's retention keeps it at the next compact --prune
+	// (judged by this machine's clock; see retention.go).
+	Retained bool `json:"retained"`
 }
 
 func runSnapshots(ctx context.Context, e *env) error {
@@ -130,7 +133,14 @@ func runSnapshots(ctx context.Context, e *env) error {
 	if err != nil {
 		return errorf(err, "reading the manifest on %s: %s", b, remoteProblem("", err))
 	}
+	kept, err := retainedSnapshots(ctx, e, b, m) // retention.go
+	if err != nil {
+		return err
+	}
 	o := newOutput(e.stdout)
+	if !e.json && m.Retention != nil { // a store that sets one: say so first
+		o.printf("retention: %s\n", describeRetention(m.RetentionOf()))
+	}
 	for info, err := range b.List(ctx, remote.SnapPrefix, "") {
 		if err != nil {
 			return errorf(err, "listing %s on %s: %s", remote.SnapPrefix, b, remoteProblem("", err))
@@ -143,7 +153,8 @@ func runSnapshots(ctx context.Context, e *env) error {
 		if err != nil {
 			return errorf(err, "%s (run verify)", remoteProblem("", err))
 		}
-		l := snapshotLine{Position: idx.Position, Records: idx.Records, Parts: len(idx.Parts), Origin: idx.Origin, Created: idx.Created.UTC()}
+		l := snapshotLine{Position: idx.Position, Records: idx.Records, Parts: len(idx.Parts), Origin: idx.Origin, Created: idx.Created.UTC(),
+			Retained: kept[idx.Position]}
 		for _, p := range idx.Parts {
 			l.Bytes += p.Size
 		}
@@ -151,8 +162,8 @@ func runSnapshots(ctx context.Context, e *env) error {
 			o.json(l)
 			continue
 		}
-		o.printf("position %d  %d records  %d parts  %d bytes  by %s  %s\n",
-			l.Position, l.Records, l.Parts, l.Bytes, shortID(l.Origin), l.Created.Format(time.RFC3339))
+		o.printf("position %d  %d records  %d parts  %d bytes  by %s  %s%s\n",
+			l.Position, l.Records, l.Parts, l.Bytes, shortID(l.Origin), l.Created.Format(time.RFC3339), map[bool]string{true: "  retained"}[l.Retained])
 	}
 	return o.flush()
 }

@@ -181,3 +181,28 @@ func (h historyStatusJSON) describe() string {
 	}
 	return ""
 }
+
+// retainedSnapshots is which complete snapshots on b the store's retention
+// (in m) keeps at the next compact --prune, with this machine's clock
+// standing for the server's.
+func retainedSnapshots(ctx context.Context, e *env, b remote.Backend, m format.Manifest) (map[uint64]bool, error) {
+	now := time.Now()
+	if e.wall != nil {
+		now = e.wall()
+	}
+	var ages []protocol.SnapshotAge
+	for info, err := range b.List(ctx, remote.SnapPrefix, "") {
+		if err != nil {
+			return nil, errorf(err, "listing %s on %s: %s", remote.SnapPrefix, b, remoteProblem("", err))
+		}
+		if p, rest, ok := remote.ParseSnapKey(info.Key); ok && rest == "index" {
+			ages = append(ages, protocol.SnapshotAge{Position: p, Created: info.LastModified})
+		}
+	}
+	ret := m.RetentionOf()
+	kept := map[uint64]bool{}
+	for _, p := range protocol.Retained(protocol.Retention{KeepSnapshots: ret.KeepSnapshots, KeepAge: ret.KeepAge()}, ages, now) {
+		kept[p] = true
+	}
+	return kept, nil
+}
