@@ -183,4 +183,8 @@ func TestHistoryRestoreRevert(t *testing.T) {
 	if !strings.Contains(ok(t, nil, "status", "--dir", a).out(), "keep the newest 3 snapshot(s) and what restores the last 168h0m0s") {
 		t.Fatal("status does not show the retention")
 	}
+	// A store holding what retention keeps verifies clean.
+	if rep := decodeOne(t, ok(t, nil, "verify", "--json", "--dir", a).stdout); rep["ok"] != true {
+		t.Fatalf("verify %v", rep)
+	}
 }
