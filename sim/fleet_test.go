@@ -11,6 +11,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -96,6 +97,27 @@ func TestFleetLatencyDelaysEveryVerb(t *testing.T) {
 // those before it taken. The PUTs and LISTs of their pushes must match.
 func TestFleetMatchesEngine(t *testing.T) {
 	const k = 7
+	puts, lists := enginePushCosts(t, k, nil)
+	f, err := RunFleet(FleetConfig{Seed: 1, Replicas: k, Latency: ms20, Rounds: 1, PushOnly: true, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Retries == 0 {
+		t.Fatalf("the fleet's pushes did not follow each other on a stale tip: %+v", f)
+	}
+	fp, fl := f.Contention.PutPerPush*k, f.Contention.ListPerPush*k
+	if fp != float64(puts) || fl != float64(lists) {
+		t.Fatalf("%d pushes: the engine made %d PUT and %d LIST, the fleet model %.0f PUT and %.0f LIST", k, puts, lists, fp, fl)
+	}
+	t.Logf("%d pushes on a stale tip: %d PUT, %d LIST in the engine and the model", k, puts, lists)
+}
+
+// enginePushCosts opens k real replicas (the engine, store.Mem, a memory
+// remote) with rules (the protocol's when nil), lets each pull the empty
+// store, then pushes one write from each, one after the other, and
+// returns the PUTs and LISTs of those pushes. Push i lands at position i.
+func enginePushCosts(t *testing.T, k int, rules *protocol.Rules) (puts, lists int64) {
+	t.Helper()
 	ctx := context.Background()
 	b, err := memremote.NewWithOptions("engine", memremote.Options{})
 	if err != nil {
@@ -105,18 +127,21 @@ func TestFleetMatchesEngine(t *testing.T) {
 	for i := range k {
 		var id clock.ReplicaID
 		id[0], id[6], id[8] = byte(i+1), 0x40, 0x80
-		r, err := engine.Open("", &engine.Options{Engine: store.NewMem(), Create: true, ID: id, Backend: b,
-			Wall: func() time.Time { return Epoch }})
+		o := &engine.Options{Engine: store.NewMem(), Create: true, ID: id, Backend: b,
+			Wall: func() time.Time { return Epoch }}
+		if rules != nil {
+			o.Hooks = &engine.Hooks{Rules: rules}
+		}
+		r, err := engine.Open("", o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer r.Close()
+		t.Cleanup(func() { r.Close() })
 		if _, err := r.Pull(ctx); err != nil {
 			t.Fatal(err)
 		}
 		reps = append(reps, r)
 	}
-	var puts, lists int64
 	for i, r := range reps {
 		if err := r.Put(ctx, fmt.Sprintf("k%d", i), []byte("v")); err != nil {
 			t.Fatal(err)
@@ -131,18 +156,7 @@ func TestFleetMatchesEngine(t *testing.T) {
 		puts += ps.Requests.Put
 		lists += ps.Requests.List
 	}
-	f, err := RunFleet(FleetConfig{Seed: 1, Replicas: k, Latency: ms20, Rounds: 1, PushOnly: true, Interval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.Retries == 0 {
-		t.Fatalf("the fleet's pushes did not follow each other on a stale tip: %+v", f)
-	}
-	fp, fl := f.Contention.PutPerPush*k, f.Contention.ListPerPush*k
-	if fp != float64(puts) || fl != float64(lists) {
-		t.Fatalf("%d pushes: the engine made %d PUT and %d LIST, the fleet model %.0f PUT and %.0f LIST", k, puts, lists, fp, fl)
-	}
-	t.Logf("%d pushes on a stale tip: %d PUT, %d LIST in the engine and the model", k, puts, lists)
+	return puts, lists
 }
 
 // The design at the target's load, scaled down for CI: 100 writers each

@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"github.com/ebreplica/ebreplica/clock"
+	"github.com/ebreplica/ebreplica/internal/protocol"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
@@ -399,6 +400,14 @@ func (r *Engine) knownTip() uint64 {
 func (r *Engine) upload(ctx context.Context, data []byte) (uint64, error) {
 	b := r.opts.Backend
 	pos := r.knownTip() + 1
+	if r.rules.ClaimStart != nil && r.rules.ClaimStart() == protocol.ClaimListedTip {
+		// A prototype (issue 17): aim the first claim past the listed tail.
+		tip, err := r.listTip(ctx, pos)
+		if err != nil {
+			return 0, err
+		}
+		pos = tip + 1
+	}
 	exists := 0
 	ambiguous := 0
 	phantom := 0

@@ -60,6 +60,9 @@ type Rules struct {
 	// CursorLast is whether the cursor advances in the last transaction of
 	// a segment's application (true) or the first.
 	CursorLast func() bool
+	// ClaimStart is where a push's first claim on the log aims (claim.go):
+	// the known tip (the protocol) or a listed one (a prototype).
+	ClaimStart func() ClaimStart
 }
 
 // Default is the protocol's rule set.
@@ -71,6 +74,7 @@ func Default() Rules {
 		MayPush: MayPush, PlanPull: PlanPull, PlanPoll: PlanPoll, PollIdle: PollIdle, AdmitSegment: AdmitSegment, SnapshotDots: ForeignDots, RegistryDue: RegistryDue,
 		MarkCleared: MarkCleared, WriteStart: WriteStart, Adopt: Adopt, Merge: merge.Merge,
 		Sync: yes, SnapshotFirst: yes, PartNonce: PartNonce, KeepCRDTState: yes, CursorLast: yes,
+		ClaimStart: KnownTip,
 	}
 }
 
