@@ -170,10 +170,13 @@
 // and 20 ms, a pull of ~1,000 segments takes about 2 s, so 0.2–0.4 % of
 // pushes land first time and a push costs 4.5 PUT and 1.1 LIST
 // (BENCHMARKS.md, "Fleet scale in the simulator"). The first-try rate
-// stays at 95 % up to about 25 replicas once a minute. Even a tip listed
-// right before the claim is one request old (W ≈ RTT), which bounds one
-// log at λ·RTT ≤ 0.05: 2.5 pushes/s at 20 ms, about 150 replicas once a
-// minute (measured 92–96 % there, 66 % at 1,000). Pushed back to back,
+// stays at 95 % up to about 25 replicas once a minute (96 % at 25, 89 %
+// at 50, 65 % at 100, medians of three seeds). Even a tip listed right
+// before the claim (protocol.ListedTip, a prototype claim rule the
+// engine runs only in the simulator) is one request old (W ≈ RTT), which
+// bounds one log near λ·RTT ≤ 0.05: about 2.5 pushes/s at 20 ms, 100 to
+// 150 replicas once a minute (medians 96 % at 100, 93 % at 150, 85 % at
+// 400, 66 % at 1,000, at 2.0 to 2.6 PUT per push). Pushed back to back,
 // one log commits 40 to 75 segments per second at 20 ms (about one per
 // round trip, as DESIGN.md's "Scale" says), each push paying 6 to 300
 // PUTs: throughput is not what breaks first, the cost per push is.
