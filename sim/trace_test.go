@@ -76,6 +76,24 @@ func TestTraceReplay(t *testing.T) {
 			t.Fatalf("%s: %+v", r.Policy, r)
 		}
 	}
+	// Every policy ran the trace's schedule, mapped to its writes.
+	base, err := Config{Seed: 3, Replicas: 3, Keys: 3}.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := tr.schedule(base)
+	for j, name := range []string{"lww", "mv", "counter", "set", "json-mv", "larger"} {
+		seen := opsSeen(t, c.PerRun[j][0].Trace)
+		want := MapSchedule(sched, name)
+		if len(seen) != len(want) {
+			t.Fatalf("%s ran %d operations, the trace's schedule has %d", name, len(seen), len(want))
+		}
+		for i, o := range want {
+			if seen[i].id != itoa(o.ID) || seen[i].op != o.String() {
+				t.Fatalf("%s's operation %d was #%s %s, want #%d %s", name, i, seen[i].id, seen[i].op, o.ID, o)
+			}
+		}
+	}
 	if _, err := RunTrace(Config{Replicas: 2}, tr); err == nil || !strings.Contains(err.Error(), "3 replicas") {
 		t.Fatalf("Replicas 2 for a trace of 3: %v", err)
 	}
