@@ -80,7 +80,10 @@ func (r *Engine) History(ctx context.Context, key string) ([]HistoryVersion, His
 	if err != nil {
 		return nil, HistoryStart{}, err
 	}
-	start := tl.start()
+	start, ok := tl.start()
+	if !ok {
+		return nil, start, errGap
+	}
 	var out []HistoryVersion
 	seen := map[clock.Dot]bool{}
 	add := func(pos uint64, rec merge.Record) {
@@ -224,17 +227,19 @@ func (tl timeline) baseFor(p uint64) (uint64, bool) {
 }
 
 // start is where the retained history starts: the oldest base with the
-// log listed from it to the tip (the newest snapshot, or the tip, when
-// the log has a gap above every base: ErrNoHistory's case, reported by
-// its users).
-func (tl timeline) start() HistoryStart {
+// log listed from it to the tip. ok is false when there is none (a gap in
+// the log above every snapshot: damage): ErrNoHistory.
+func (tl timeline) start() (HistoryStart, bool) {
 	for _, b := range tl.bases() {
 		if tl.contiguous(b.pos, tl.tip) {
-			return HistoryStart{Position: b.pos, Time: tl.timeOf(b.pos)}
+			return HistoryStart{Position: b.pos, Time: tl.timeOf(b.pos)}, true
 		}
 	}
-	return HistoryStart{Position: tl.tip, Time: tl.timeOf(tl.tip)}
+	return HistoryStart{}, false
 }
+
+// errGap is ErrNoHistory for a log with a gap above every snapshot.
+var errGap = fmt.Errorf("%w: the log has a gap above every snapshot (run verify)", ErrNoHistory)
 
 // timeOf is the server time of position p: its log segment's
 // LastModified, else its snapshot index's (zero for 0 or when unknown).
@@ -261,9 +266,9 @@ func (tl timeline) timeOf(p uint64) time.Time {
 // from the history's start up whose time is at or before t. A time before
 // the start is ErrBeforeHistory naming the oldest restorable time.
 func (tl timeline) positionAt(t time.Time) (uint64, error) {
-	st := tl.start()
-	if !tl.contiguous(st.Position, tl.tip) {
-		return 0, ErrNoHistory
+	st, ok := tl.start()
+	if !ok {
+		return 0, errGap
 	}
 	if !st.Time.IsZero() && t.Before(st.Time) {
 		return 0, fmt.Errorf("%w: %s is before %s, the oldest restorable time (position %d)",
@@ -285,7 +290,10 @@ func (tl timeline) positionAt(t time.Time) (uint64, error) {
 
 // checkPosition checks that p can be rebuilt and returns its base.
 func (tl timeline) checkPosition(p uint64) (uint64, error) {
-	st := tl.start()
+	st, ok := tl.start()
+	if !ok {
+		return 0, errGap
+	}
 	if p > tl.tip {
 		return 0, fmt.Errorf("replica: position %d is past the log's end (%d)", p, tl.tip)
 	}

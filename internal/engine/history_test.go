@@ -436,3 +436,45 @@ func TestHistoryRestoreBackends(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryGap: a log with a hole above every snapshot (damage) gives
+// ErrNoHistory for history, restore and revert, and nothing is written.
+func TestHistoryGap(t *testing.T) {
+	ctx := context.Background()
+	clk, b, mk := clocked(t)
+	a := mk()
+	for i := range 3 {
+		clk.advance(time.Minute)
+		put(t, a, "k", string(rune('a'+i)))
+		mustSync(t, a)
+	}
+	if err := b.Delete(ctx, remote.LogKey(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.History(ctx, "k"); !errors.Is(err, engine.ErrNoHistory) {
+		t.Fatalf("history over a gap: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "r")
+	if _, err := a.Restore(ctx, engine.RestoreOptions{Into: dir, ByPosition: true, Position: 3}); !errors.Is(err, engine.ErrNoHistory) {
+		t.Fatalf("restore over a gap: %v", err)
+	}
+	noDirHere(t, dir)
+	if _, err := a.Restore(ctx, engine.RestoreOptions{Into: dir, At: clk.now()}); !errors.Is(err, engine.ErrNoHistory) {
+		t.Fatalf("restore by time over a gap: %v", err)
+	}
+	noDirHere(t, dir)
+	before := state(t, a)
+	if _, err := a.Revert(ctx, engine.RevertOptions{To: clk.now(), Keys: []string{"k"}}); !errors.Is(err, engine.ErrNoHistory) {
+		t.Fatalf("revert over a gap: %v", err)
+	}
+	if state(t, a) != before {
+		t.Fatal("a failed revert wrote")
+	}
+}
+
+func noDirHere(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s exists: %v", dir, err)
+	}
+}
