@@ -43,7 +43,7 @@ func runRestore(ctx context.Context, e *env) error {
 	case !hasInto || into == "":
 		return usageErrorf("give --into DIR, the directory of the restored replica")
 	}
-	o.Into = into
+	o.Into = e.path(into) // relative to the client's directory through serve
 	if hasAt {
 		t, err := parseTime(at)
 		if err != nil {
@@ -72,7 +72,7 @@ func runRestore(ctx context.Context, e *env) error {
 		return writeJSON(e.stdout, s)
 	}
 	out := newOutput(e.stdout)
-	out.printf("restored position %d (%d keys) into %s, read-only\n", s.Position, s.Keys, o.Into)
+	out.printf("restored position %d (%d keys) into %s, read-only\n", s.Position, s.Keys, into)
 	return out.flush()
 }
 
