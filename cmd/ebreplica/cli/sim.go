@@ -97,6 +97,15 @@ func simConfig(p *parsed) (sim.Config, int, error) {
 			*f.dst = n
 		}
 	}
+	if _, ok := p.value("trace"); ok {
+		// The trace's writes are the workload: what shapes a generated one
+		// would be silently ignored.
+		for _, name := range []string{"ops", "keys", "hot"} {
+			if _, ok := p.value(name); ok {
+				return cfg, 0, usageErrorf("--%s does not go with --trace: the trace's writes are the workload", name)
+			}
+		}
+	}
 	// Rates: 0 turns the feature off (the library reads 0 as its default
 	// and a negative rate as off).
 	rates := []struct {

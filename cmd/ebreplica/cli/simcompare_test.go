@@ -156,3 +156,17 @@ func TestSimTraceWatchCapture(t *testing.T) {
 		t.Fatalf("a page was written after a malformed trace: %v", err)
 	}
 }
+
+// TestSimTraceRefusesWorkloadFlags: with --trace the trace's writes are
+// the workload, so --ops, --keys and --hot, which shape a generated one,
+// are usage errors instead of being silently ignored.
+func TestSimTraceRefusesWorkloadFlags(t *testing.T) {
+	trace := filepath.Join(t.TempDir(), "t.jsonl")
+	if err := os.WriteFile(trace, []byte(`{"replica":"a","time":1,"op":"put","key":"k","value":"v"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"--ops", "--keys", "--hot"} {
+		failsWith(t, ExitUsage, nil, []string{"sim", "--trace", trace, f, "5"}, f+" does not go with --trace")
+	}
+	ok(t, nil, "sim", "--trace", trace)
+}
