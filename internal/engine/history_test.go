@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -476,5 +477,48 @@ func noDirHere(t *testing.T, dir string) {
 	t.Helper()
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s exists: %v", dir, err)
+	}
+}
+
+// TestRetentionByAge: keep_age 2h with a compaction every hour keeps the
+// snapshots younger than 2h and the newest older one (so the time 2h ago
+// stays restorable), and drops the rest; restoring 2h back works, 3.5h
+// back is before the history.
+func TestRetentionByAge(t *testing.T) {
+	ctx := context.Background()
+	clk, b, mk := clocked(t)
+	a := mk()
+	if err := a.SetRetention(ctx, engine.Retention{KeepAgeSeconds: 2 * 3600}); err != nil {
+		t.Fatal(err)
+	}
+	var snaps []uint64
+	for i := range 5 {
+		clk.advance(time.Hour)
+		put(t, a, "k", fmt.Sprint(i))
+		cs, err := a.Compact(ctx, engine.CompactOptions{Prune: true, Grace: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snaps = append(snaps, cs.Position)
+	}
+	have := map[uint64]bool{}
+	for _, k := range objects(t, b, remote.SnapPrefix) {
+		if p, rest, ok := remote.ParseSnapKey(k); ok && rest == "index" {
+			have[p] = true
+		}
+	}
+	// Written at 1h..5h, now 5h: 4h and 5h are younger than 2h, 3h is
+	// exactly 2h old and covers the time 2h ago; 1h and 2h go.
+	for i, p := range snaps {
+		if want := i >= 2; have[p] != want {
+			t.Fatalf("snapshot %d (written at %dh) kept %v, want %v: %v", p, i+1, have[p], want, have)
+		}
+	}
+	now := clk.now()
+	if _, err := a.Restore(ctx, engine.RestoreOptions{Into: filepath.Join(t.TempDir(), "r"), At: now.Add(-2 * time.Hour)}); err != nil {
+		t.Fatalf("restore 2h back: %v", err)
+	}
+	if _, err := a.Restore(ctx, engine.RestoreOptions{Into: filepath.Join(t.TempDir(), "r"), At: now.Add(-210 * time.Minute)}); !errors.Is(err, engine.ErrBeforeHistory) {
+		t.Fatalf("restore 3.5h back: %v", err)
 	}
 }
