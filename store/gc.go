@@ -70,6 +70,7 @@ type GCStats struct {
 type valueLogGC interface {
 	lastGC() (time.Time, error)
 	collectGarbage(now time.Time) (GCStats, error)
+	startGC(now time.Time) error
 }
 
 // CollectGarbage collects the engine's value log now, whatever the
@@ -85,8 +86,11 @@ func (s *Store) CollectGarbage() (GCStats, error) {
 
 // MaybeCollectGarbage collects the value log when GCInterval has passed
 // since the last collection of this database (or the wall clock reads
-// earlier than it: a clock set back does not stop collection). A negative
-// GCInterval never collects.
+// earlier than it: a clock set back does not stop collection). A database
+// never collected starts its first interval at the first call instead: a
+// new replica's first pull or push (a bootstrap) is not followed by a
+// flush of its memtables, which would only write out tables early — it
+// has no garbage to find yet. A negative GCInterval never collects.
 func (s *Store) MaybeCollectGarbage() (GCStats, error) {
 	gc, ok := s.eng.(valueLogGC)
 	if !ok || s.opts.GCInterval < 0 {
@@ -100,6 +104,9 @@ func (s *Store) MaybeCollectGarbage() (GCStats, error) {
 	last, err := gc.lastGC()
 	if err != nil {
 		return GCStats{}, err
+	}
+	if last.IsZero() {
+		return GCStats{}, gc.startGC(now)
 	}
 	if d := now.Sub(last); d >= 0 && d < every {
 		return GCStats{}, nil
@@ -140,6 +147,24 @@ func (b *Badger) lastGC() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("store: gc: %w", err)
 	}
 	return last, nil
+}
+
+// startGC records now as the time of the last collection, without one.
+func (b *Badger) startGC(now time.Time) error {
+	b.gcMu.Lock()
+	defer b.gcMu.Unlock()
+	b.writeMu.Lock()
+	defer b.writeMu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	err := b.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(keyGCLast, binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli())))
+	})
+	if err != nil {
+		return fmt.Errorf("store: gc: %w", err)
+	}
+	return nil
 }
 
 // collectGarbage flushes the memtables, rewrites up to gcMaxFiles value-log

@@ -129,6 +129,11 @@ func TestValueLogGCBoundsDisk(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		val := make([]byte, size)
 		var all GCStats
+		if collect { // the first call starts the interval
+			if st, err := s.MaybeCollectGarbage(); err != nil || st.Ran {
+				t.Fatalf("first MaybeCollectGarbage of a new database: %+v, %v", st, err)
+			}
+		}
 		for r := range rounds {
 			for k := range keys {
 				for i := range val {
@@ -179,7 +184,8 @@ func TestValueLogGCBoundsDisk(t *testing.T) {
 	}
 }
 
-// TestMaybeCollectGarbageInterval: at most one collection per interval,
+// TestMaybeCollectGarbageInterval: a new database's first call starts the
+// interval without collecting; at most one collection per interval,
 // remembered across a reopen; a clock set back collects; a negative
 // interval never does.
 func TestMaybeCollectGarbageInterval(t *testing.T) {
@@ -208,6 +214,8 @@ func TestMaybeCollectGarbageInterval(t *testing.T) {
 			t.Fatalf("at %s: ran %v, want %v", now.Format(time.TimeOnly), st.Ran, want)
 		}
 	}
+	ran(false) // never collected: the first call starts the interval
+	now = now.Add(DefaultGCInterval)
 	ran(true)
 	ran(false)
 	now = now.Add(DefaultGCInterval - time.Second)
