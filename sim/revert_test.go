@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -71,6 +72,21 @@ func TestRevertPrefixDeletedByMistake(t *testing.T) {
 					t.Fatalf("%s still reads docs/1 = %q after the mistake", n.name(), v)
 				}
 			}
+			// A read-only copy as of then holds the prefix too.
+			into := filepath.Join(t.TempDir(), "then")
+			if _, err := c.Restore(ctx, engine.RestoreOptions{Into: into, At: good}); err != nil {
+				t.Fatal(err)
+			}
+			then, err := engine.Open(into, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range docs {
+				if got, err := then.Get(k); err != nil || string(got) != v {
+					t.Fatalf("restored copy reads %s = %q, %v; want %q", k, got, err, v)
+				}
+			}
+			then.Close()
 			changes, err := c.Revert(ctx, engine.RevertOptions{To: good, Prefix: "docs/"})
 			if err != nil {
 				t.Fatal(err)
