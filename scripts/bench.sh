@@ -64,10 +64,18 @@ metric() {
 }
 
 # row LABEL BENCH METRIC GOAL-OP GOAL NOTE: one table row over all runs.
+# METRIC may be NUM:DEN, two metrics of the same line: their quotient.
 row() {
-	local label=$1 bench=$2 name=$3 op=$4 goal=$5 note=$6 vals=() v
+	local label=$1 bench=$2 name=$3 op=$4 goal=$5 note=$6 vals=() v n d
 	for run in $(seq 1 "$RUNS"); do
-		v=$(metric "$out/run$run.txt" "$bench" "$name")
+		if [[ $name == *:* ]]; then
+			n=$(metric "$out/run$run.txt" "$bench" "${name%%:*}")
+			d=$(metric "$out/run$run.txt" "$bench" "${name#*:}")
+			v=""
+			[ -n "$n" ] && [ -n "$d" ] && v=$(awk -v n="$n" -v d="$d" 'BEGIN { if (d > 0) print n / d }')
+		else
+			v=$(metric "$out/run$run.txt" "$bench" "$name")
+		fi
 		[ -n "$v" ] && vals+=("$v")
 	done
 	if [ ${#vals[@]} -eq 0 ]; then
@@ -105,7 +113,9 @@ row "Get, memtable (${GET_N} keys)" 'BenchmarkGet/memtable' ratio '>=' 0.8 "vs r
 row "Get, SSTs after reopen (${GET_N} keys)" 'BenchmarkGet/sst' ratio '>=' 0.8 "vs raw txn.Get + ValueCopy"
 row "Push of 1k changes, ${bigtag} vs 10k keys" 'PushChanged' ratio-median-push '<=' 1.2 "median of 15 rounds; goal is at 1M"
 row "  same, whole round (1k writes + push)" 'PushChanged' ratio-median '<=' 1.2 "for reference"
+row "  same, CPU per whole round" 'PushChanged' "ms-cpu/round@${bigtag}:ms-cpu/round@10k" '<=' 1.2 "whole process, Badger's compactions too"
 row "Pull-merge of ${PULL_N} records (memremote)" 'PullMerge' 'ratio-mem/raw' '>=' 0.8 "vs raw WriteBatch of the same"
 row "  same, from fileremote" 'PullMerge' 'ratio-file/raw' '>=' 0.8 "vs raw WriteBatch of the same"
+row "  same, CPU: raw's CPU per record / ours" 'PullMerge' 'us-cpu/rec-raw:us-cpu/rec-pull' '>=' 0.8 "steadier under load (whole process)"
 echo
 if [ -n "${KEEP:-}" ]; then echo "raw output: $out/run*.txt"; fi
