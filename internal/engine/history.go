@@ -72,11 +72,11 @@ func (r *Engine) History(ctx context.Context, key string) ([]HistoryVersion, His
 	if err := ValidateKey(key); err != nil {
 		return nil, HistoryStart{}, err
 	}
-	b, err := r.connectForRead(ctx)
+	b, m, err := r.connectForRead(ctx)
 	if err != nil {
 		return nil, HistoryStart{}, err
 	}
-	tl, err := r.readTimeline(ctx, b)
+	tl, err := readTimeline(ctx, b, m)
 	if err != nil {
 		return nil, HistoryStart{}, err
 	}
@@ -134,24 +134,21 @@ type posTime struct {
 
 // connectForRead connects to the remote (so a sealed store reads through
 // its seal) and returns the backend to read.
-func (r *Engine) connectForRead(ctx context.Context) (remote.Backend, error) {
+func (r *Engine) connectForRead(ctx context.Context) (remote.Backend, Manifest, error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	if _, err := r.connectLocked(ctx); err != nil {
-		return nil, err
+		return nil, Manifest{}, err
 	}
 	if err := r.refreshSeal(ctx); err != nil {
-		return nil, err
+		return nil, Manifest{}, err
 	}
-	return r.opts.Backend, nil
+	return r.opts.Backend, *r.manifest, nil
 }
 
-// readTimeline lists snap/ and log/ on b.
-func (r *Engine) readTimeline(ctx context.Context, b remote.Backend) (timeline, error) {
-	var tl timeline
-	if r.manifest != nil {
-		tl.created = r.manifest.Created
-	}
+// readTimeline lists snap/ and log/ on b, the store of manifest m.
+func readTimeline(ctx context.Context, b remote.Backend, m Manifest) (timeline, error) {
+	tl := timeline{created: m.Created}
 	for info, err := range b.List(ctx, remote.SnapPrefix, "") {
 		if err != nil {
 			return tl, fmt.Errorf("replica: list %s on %s: %w", remote.SnapPrefix, b, err)

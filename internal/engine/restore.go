@@ -85,13 +85,13 @@ func (r *Engine) Restore(ctx context.Context, o RestoreOptions) (rs RestoreStats
 	if err := o.validate(r.now()); err != nil {
 		return rs, err
 	}
-	b, err := r.connectForRead(ctx)
+	b, m, err := r.connectForRead(ctx)
 	if err != nil {
 		return rs, err
 	}
 	before := b.Stats().Snapshot()
 	defer func() { rs.Requests = b.Stats().Snapshot().Sub(before) }()
-	tl, err := r.readTimeline(ctx, b)
+	tl, err := readTimeline(ctx, b, m)
 	if err != nil {
 		return rs, err
 	}
@@ -130,7 +130,6 @@ func (r *Engine) Restore(ctx context.Context, o RestoreOptions) (rs RestoreStats
 	}()
 	// The restored replica reads through this one's remote (sealed as it
 	// is) while it is built, and keeps none.
-	m := *r.manifest
 	dst.opts.Backend, dst.manifest = b, &m
 	defer func() { dst.opts.Backend = nil }()
 	if base > 0 {

@@ -178,11 +178,11 @@ func (r *Engine) resolveAt(key string, rec *merge.Record) ([]byte, bool, error) 
 // newest retained snapshot at or below that position, merged with the
 // log up to it.
 func (r *Engine) stateAt(ctx context.Context, o RevertOptions) (map[string]*merge.Record, error) {
-	b, err := r.connectForRead(ctx)
+	b, m, err := r.connectForRead(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tl, err := r.readTimeline(ctx, b)
+	tl, err := readTimeline(ctx, b, m)
 	if err != nil {
 		return nil, err
 	}
