@@ -13,6 +13,15 @@ package store
 //	                 q/<mark><key> outbox queue entry (3000 entries)
 //	store-write      Store.Update with 1000 Tx.Write: the full stamped path
 //	                 (reads, stamping, encoding, overlay, group commit)
+//	layout-proposed  Badger.Apply of the layout BENCHMARKS.md proposes
+//	                 ("Performance (issue 14)"): the mark inside the record,
+//	                 so no o/<key>, and a compact record (the value plus 24
+//	                 bytes: pos, mark, a per-store replica number, counter,
+//	                 HLC; no clock when it is the version's own dot), with
+//	                 q/<mark><key> (2000 entries)
+//	layout-grouped   the same compact records, and one outbox-log entry per
+//	                 group listing the keys it dirtied, instead of one queue
+//	                 entry per key (1001 entries)
 
 import (
 	"bytes"
@@ -38,7 +47,7 @@ func BenchmarkWritePath(b *testing.B) {
 		b.Cleanup(func() { e.Close() })
 		return e
 	}
-	raw, apply, layout := openEngine(), openEngine(), openEngine()
+	raw, apply, layout, proposed, grouped := openEngine(), openEngine(), openEngine(), openEngine(), openEngine()
 	s := openStore(b, openEngine(), &Options{Durability: Relaxed})
 	if err := s.Init(ctx, id); err != nil {
 		b.Fatal(err)
@@ -50,7 +59,8 @@ func BenchmarkWritePath(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	names := []string{"raw-writebatch", "engine-apply", "engine-layout", "store-write"}
+	compact := append(bytes.Repeat([]byte{0x01}, 24), val...)
+	names := []string{"raw-writebatch", "engine-apply", "engine-layout", "store-write", "layout-proposed", "layout-grouped"}
 	steps := []func(i int) error{
 		func(i int) error {
 			wb := raw.DB().NewWriteBatch()
@@ -87,6 +97,26 @@ func BenchmarkWritePath(b *testing.B) {
 				}
 				return nil
 			})
+		},
+		func(i int) error {
+			muts := make([]Mutation, 0, 2*batch)
+			for j := range batch {
+				k := benchStoreKey(i*batch + j)
+				c := uint64(i*batch + j)
+				muts = append(muts, Mutation{Key: recordKey(k), Value: compact}, Mutation{Key: queueKey(c, k)})
+			}
+			return proposed.Apply(muts, false)
+		},
+		func(i int) error {
+			muts := make([]Mutation, 0, batch+1)
+			var keys []byte
+			for j := range batch {
+				k := benchStoreKey(i*batch + j)
+				muts = append(muts, Mutation{Key: recordKey(k), Value: compact})
+				keys = append(append(keys, byte(len(k))), k...)
+			}
+			muts = append(muts, Mutation{Key: queueKey(uint64(i), ""), Value: keys})
+			return grouped.Apply(muts, false)
 		},
 	}
 	took := make([]time.Duration, len(steps))
