@@ -146,8 +146,12 @@ func runRetention(ctx context.Context, e *env) error {
 // read from the store manifest (no request), and for a restored copy
 // where it came from.
 type historyStatusJSON struct {
+	// Retention: set only when the store sets one (absent: the newest
+	// snapshot only, as in stores made before retention existed).
 	Retention *retentionOutput      `json:"retention,omitempty"`
 	Restored  *replica.RestoredInfo `json:"restored,omitempty"`
+	// known: the replica has read the store's manifest.
+	known bool
 }
 
 func historyStatus(r *replica.Replica) (historyStatusJSON, error) {
@@ -156,7 +160,8 @@ func historyStatus(r *replica.Replica) (historyStatusJSON, error) {
 	if err != nil {
 		return h, err
 	}
-	if ok {
+	h.known = ok
+	if ok && ret != (format.Retention{}) {
 		out := retentionOut(ret)
 		h.Retention = &out
 	}
@@ -178,6 +183,8 @@ func (h historyStatusJSON) describe() string {
 		return fmt.Sprintf("read-only copy of %s at position %d", h.Restored.Remote, h.Restored.Position)
 	case h.Retention != nil:
 		return describeRetention(format.Retention{KeepSnapshots: h.Retention.KeepSnapshots, KeepAgeSeconds: h.Retention.KeepAgeSeconds})
+	case h.known:
+		return describeRetention(format.Retention{})
 	}
 	return ""
 }

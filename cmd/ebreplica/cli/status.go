@@ -18,7 +18,9 @@ last_push and last_pull (RFC 3339, null when never), counter, hlc,
 skew_capped (remote timestamps too far ahead, capped), max_skew_ns (the
 furthest ahead a remote timestamp was), durability, commits, profile (the
 local store's sizing: "default", or "small" with --low-memory,
-$EBREPLICA_LOW_MEMORY=1 or on a 32-bit build).`,
+$EBREPLICA_LOW_MEMORY=1 or on a 32-bit build), retention (as last read from
+the store, when it sets one: {"keep_snapshots","keep_age","keep_age_seconds"})
+and, in a copy made by restore, restored ({"remote","position","at"}).`,
 	maxArgs: 0,
 	run:     runStatus,
 }
