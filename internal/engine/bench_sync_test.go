@@ -8,11 +8,11 @@ package engine_test
 // docs/bench-sync.md. Every benchmark here uses b.Loop, so its (heavy) setup
 // runs once per -count, and nothing here runs without -bench.
 //
-//	go test -run '^$' -bench '^BenchmarkPushChanged$' -benchtime 20x -timeout 60m ./replica/
-//	go test -run '^$' -bench '^BenchmarkPullMerge$' -benchtime 5x -count 3 ./replica/
+//	go test -run '^$' -bench '^BenchmarkPushChanged$' -benchtime 20x -timeout 60m ./internal/engine/
+//	go test -run '^$' -bench '^BenchmarkPullMerge$' -benchtime 5x -count 3 ./internal/engine/
 //	eval "$(scripts/s3server.sh start)"
-//	go test -run '^$' -bench '^BenchmarkS3PushPull10k$' -benchtime 5x ./replica/
-//	go test -run '^$' -bench '^BenchmarkBootstrapS3$' -benchtime 3x -timeout 60m ./replica/
+//	go test -run '^$' -bench '^BenchmarkS3PushPull10k$' -benchtime 5x ./internal/engine/
+//	go test -run '^$' -bench '^BenchmarkBootstrapS3$' -benchtime 3x -timeout 60m ./internal/engine/
 //	scripts/s3server.sh stop
 //
 // Timed sections run under pprof labels (phase=...), so a -cpuprofile can be
