@@ -25,6 +25,12 @@
 // group; it fails with ErrTooBig (applying nothing) only when it cannot fit
 // even alone, and the others are unaffected either way.
 //
+// Profiling: the writer runs each request under the pprof labels of the
+// request's context, and commits a group under those of its first request,
+// so a CPU profile charges the writer's work to the caller's labels
+// (pprof.Do, then pass its context to Update) and not to whoever opened
+// the store.
+//
 // Durability: with Sync (the default) a write returns after the group's
 // fsync; with Relaxed it returns after the engine commit, and a power loss
 // may lose the latest writes (never tear one). UpdateSync always fsyncs,
