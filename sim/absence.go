@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -59,7 +60,12 @@ import (
 // causal past is what its record's clock covers (the replica's claim) plus
 // the dropped versions of the key that exist nowhere else (it carries
 // them); a dropped version that exists nowhere else and was not re-stamped
-// is lost.
+// is lost. A re-stamp of a json key holds the old id's unpublished
+// assignments and set members under its own dot, each keeping its HLC
+// (merge.DocState.Reidentify): the oracle takes each for an assignment of
+// the re-stamp's (event.restamped, checked against the acknowledged writes
+// it re-tags), which only a write that saw the re-stamp replaces, and the
+// dropped versions' own as moved (oracle.document).
 
 // errAbort ends a paused operation whose nested operations broke an
 // invariant.
@@ -565,9 +571,20 @@ func (w *World) reidentify(n *node, opID int) (string, *Violation) {
 				e.past[p.n] = true
 				carried = append(carried, p)
 				for q := range p.past {
-					switch qe := w.or.events[q]; {
-					case e.past[q]:
-					case !qe.lost && qe.published == "" && !w.heldElsewhere(n, old, qe.key, qe.version()):
+					qe := w.or.events[q]
+					if qe.lost || qe.published != "" || w.heldElsewhere(n, old, qe.key, qe.version()) {
+						continue
+					}
+					if qe.node == n.i && w.or.abandoned(n.i, qe.dot) {
+						// Gone with the dropped version (which superseded it):
+						// dropped too, so a clock entry of n covering its dot
+						// later stands for a twin's version of that dot that
+						// n pulled (seed 1140 of the json absence sweep: a
+						// copy's write under a dot its original re-stamped
+						// with when it rebased).
+						w.or.droppedBy[qe.n] = true
+					}
+					if !e.past[q] {
 						e.past[q] = true // gone with the dropped version: superseded too
 						carried = append(carried, qe)
 					}
@@ -592,6 +609,13 @@ func (w *World) reidentify(n *node, opID int) (string, *Violation) {
 				}
 			}
 			w.rep.Withdrawn += int64(len(withdrawn))
+			if w.cfg.kind() == kindJSON && !v.Deleted {
+				// The assignments it moved to its dot, with their HLCs: new
+				// assignments of their fields (oracle.document).
+				if viol := w.or.restampedDoc(e, old, published, v.Value); viol != nil {
+					return "", viol
+				}
+			}
 			restamped[key] = true
 			w.rep.Restamped++
 			w.rep.Writes++
@@ -614,8 +638,6 @@ func (w *World) reidentify(n *node, opID int) (string, *Violation) {
 	return out + ")", nil
 }
 
-// heldElsewhere reports whether a node other than n that still has id
-// holds version v of key.
 // carried reports whether a published write of a json key happened after
 // e: its state carries e's assignments (or whatever superseded them), so
 // e is not gone with an unpublished disk.
@@ -631,7 +653,19 @@ func (w *World) carried(e *event) bool {
 	return false
 }
 
+// heldElsewhere reports whether a node other than n that still has id
+// holds version v of key. Of a json key, a version of a later write holds
+// it too when its state carries v's assignments (an entry of v's dot, HLC
+// and value for each: seed 1809 of the json absence sweep, where the
+// original of a copy holds, in its newer version, the assignment the
+// copy's own write had replaced; reidentify no longer covers that one).
 func (w *World) heldElsewhere(n *node, id clock.ReplicaID, key string, v merge.Version) bool {
+	var as []docAssign
+	if w.cfg.kind() == kindJSON {
+		if e := w.or.match(key, v); e != nil {
+			as = e.assigns()
+		}
+	}
 	for _, m := range w.nodes {
 		if m == n || m.id != id || m.r == nil {
 			continue
@@ -644,9 +678,43 @@ func (w *World) heldElsewhere(n *node, id clock.ReplicaID, key string, v merge.V
 			if h.Dot == v.Dot && h.Deleted == v.Deleted && h.Time == v.Time && string(h.Value) == string(v.Value) {
 				return true
 			}
+			if len(as) > 0 && !h.Deleted && carriesAll(h.Value, v.Dot, as) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// carriesAll reports whether the json document state holds every one of
+// as, the assignments (or adds) of a write with dot d: an entry of its
+// field with d, its HLC and its value.
+func carriesAll(state []byte, d clock.Dot, as []docAssign) bool {
+	entries, err := docEntries(state)
+	if err != nil {
+		return false
+	}
+	for _, a := range as {
+		found := false
+		for _, en := range entries {
+			if en.dot != d || en.field != a.fieldPath() || en.mark || en.counter {
+				continue
+			}
+			if a.member() {
+				found = en.member && en.value == a.value
+			} else {
+				b, _ := json.Marshal(a.value)
+				found = !en.member && en.time == a.time && en.value == string(b)
+			}
+			if found {
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func sortedKeys[V any](m map[string]V) []string { return unionKeys([]map[string]V{m}) }

@@ -8,7 +8,7 @@ import (
 
 var (
 	jsonSeeds  = flag.Int("sim.json", 300, "number of seeds of each json sweep (TestJSONSweeps)")
-	jsonCopies = flag.Bool("sim.json-copies", false, "TestJSONSweeps with backups put back and directory copies (known oracle gaps)")
+	jsonCopies = flag.Bool("sim.json-copies", false, "TestJSONSweeps with backups put back and directory copies (fails on the open case of a counter re-stamped by reidentify while its twin publishes it)")
 )
 
 // TestJSONSweeps runs the bulk sweep's and the absence sweep's worlds with
@@ -26,12 +26,16 @@ func TestJSONSweeps(t *testing.T) {
 				c := cfg(s)
 				c.Policy = []string{PolicyJSON, PolicyJSONMV}[s%2]
 				// Without backups put back and directory copies unless
-				// -sim.json-copies: of the absence sweep's first 1,000
-				// seeds, 684 fails because the oracle does not follow a
-				// field assignment that reidentify's re-stamp carries under
-				// a new dot (with its old HLC), and 480 is reidentify's
-				// limit (a copy's write under a dot its twin published
-				// first, as seeds 345 and 2001 of the absence sweep).
+				// -sim.json-copies: with them, the only failures are the
+				// open case of DESIGN.md "a counter reidentified while its
+				// twin keeps publishing under the old id": a copy's (or a
+				// restored backup's) unpublished increments of the counter
+				// field visits, which reidentify re-stamps while its twin
+				// publishes them too, count twice (19 of the absence
+				// sweep's first 3,000 seeds, the first 24, 36, 72; none
+				// of the bulk sweep's). Seeds 488, 684, 480, 1140 and
+				// 1809, written off once as reidentify's or the oracle's
+				// limits, were gaps of the oracle, fixed (S24, S25).
 				if !*jsonCopies {
 					c.Backups, c.Copies = 0, 0
 				}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // event is one acknowledged local write: the ground truth the oracle keeps
@@ -40,6 +42,11 @@ type event struct {
 	delta int64  // OpAdd: the increment
 	elem  string // OpSetAdd, OpSetRemove: the member; OpPatch: the field
 	field string // OpPatch: the value assigned to the field, "" for a removal (the increment or the member for docInc, docAdd, docRemove)
+	// restamped: a reidentify re-stamp of a json key (absence.go): the
+	// assignments and set members its state moved from the old id to its
+	// own dot, each keeping the HLC of the assignment it re-tags
+	// (merge.DocState.Reidentify).
+	restamped []docAssign
 }
 
 func (e *event) String() string {
@@ -561,6 +568,38 @@ func (o *oracle) setMembers(key string) []string {
 	return out
 }
 
+// docAssign is an assignment of a field of a json document (field: its
+// dotted path, value: the string assigned), or, with field docAdd, the add
+// of the set member value: a patch's, under its event's dot and HLC, or
+// one that a reidentify re-stamp (ev) moved to its own dot, keeping the
+// HLC of the assignment it re-tags.
+type docAssign struct {
+	ev    *event
+	field string
+	value string
+	time  clock.HLC
+	dot   clock.Dot
+}
+
+// assigns returns what e assigns: the field of a patch that assigns one
+// (or adds a member), or the re-tagged assignments of a re-stamp.
+func (e *event) assigns() []docAssign {
+	if e.kind == OpPatch && e.field != "" && e.elem != docInc && e.elem != docRemove {
+		return []docAssign{{ev: e, field: e.elem, value: e.field, time: e.time, dot: e.dot}}
+	}
+	return e.restamped
+}
+
+// removes reports whether e, a write that saw an assignment of field,
+// replaces or removes it: a patch of the same field, or a removal of it or
+// of the object holding it. (A re-stamp replaces nothing: it re-tags.)
+func (e *event) removes(field string) bool {
+	if e.kind != OpPatch || e.elem == docInc || e.elem == docAdd || e.elem == docRemove {
+		return false
+	}
+	return e.elem == field || e.field == "" && strings.HasPrefix(field, e.elem+".")
+}
+
 // document is the json document key must read as (notFound when it has no
 // fields), written out independently of merge for the json workload
 // (docLeaves): an assignment of a field survives unless a later write that
@@ -572,12 +611,18 @@ func (o *oracle) setMembers(key string) []string {
 // increment; the set field "tags" (docAdd, docRemove: present, maybe
 // empty, once written) holds a member when some add of it was seen by no
 // remove of it.
+//
+// A reidentify re-stamp re-tags the old id's unpublished assignments and
+// members with its own dot, each keeping its HLC (event.restamped): a new
+// assignment, which only a write that saw the re-stamp replaces, and which
+// the lww rule ranks by its old HLC and its new dot. The dropped version
+// it carries (which exists nowhere else, oracle.droppedBy) keeps no
+// assignment of its own where the re-stamp holds it. Its counter entry
+// folds increments the oracle counts through their own events.
 func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 	evs := o.live(key)
-	survivors := map[string][]*event{}
 	tree := map[string]any{}
 	var visits int64
-	tags := map[string]bool{}
 	for _, a := range evs {
 		if a.kind != OpPatch {
 			continue
@@ -587,51 +632,67 @@ func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 			n, _ := strconv.ParseInt(a.field, 10, 64)
 			visits += n
 			tree["visits"] = visits
-			continue
-		case docRemove:
+		case docRemove, docAdd:
 			if tree["tags"] == nil {
 				tree["tags"] = []string{}
 			}
-			continue
-		case docAdd:
-			if tree["tags"] == nil {
-				tree["tags"] = []string{}
+		}
+	}
+	// moved: a dropped version's assignment that a re-stamp carrying it
+	// holds under its own dot.
+	moved := func(as docAssign) bool {
+		if !o.droppedBy[as.ev.n] {
+			return false
+		}
+		for _, r := range evs {
+			if !r.past[as.ev.n] {
+				continue
 			}
-			removed := false
-			for _, r := range evs {
-				if r.kind == OpPatch && r.elem == docRemove && r.field == a.field && r.past[a.n] {
-					removed = true
-					break
+			for _, m := range r.restamped {
+				if m.field == as.field && m.value == as.value && m.time == as.time {
+					return true
 				}
 			}
-			if !removed {
-				tags[a.field] = true
+		}
+		return false
+	}
+	survivors := map[string][]docAssign{}
+	tags := map[string]bool{}
+	for _, a := range evs {
+		for _, as := range a.assigns() {
+			if as.field == docAdd {
+				removed := false
+				for _, r := range evs {
+					if r.kind == OpPatch && r.elem == docRemove && r.field == as.value && r.past[a.n] {
+						removed = true
+						break
+					}
+				}
+				if !removed {
+					tags[as.value] = true
+				}
+				continue
 			}
-			continue
-		}
-		if a.field == "" {
-			continue
-		}
-		dead := false
-		for _, r := range evs {
-			if r.kind == OpPatch && r.past[a.n] &&
-				(r.elem == a.elem || r.field == "" && strings.HasPrefix(a.elem, r.elem+".")) {
-				dead = true
-				break
+			dead := moved(as)
+			for _, r := range evs {
+				if dead {
+					break
+				}
+				dead = r.past[a.n] && r.removes(as.field)
 			}
-		}
-		if !dead {
-			survivors[a.elem] = append(survivors[a.elem], a)
+			if !dead {
+				survivors[as.field] = append(survivors[as.field], as)
+			}
 		}
 	}
 	if len(tags) > 0 {
 		tree["tags"] = slices.Sorted(maps.Keys(tags))
 	}
-	for field, es := range survivors {
-		for _, e := range es[1:] {
-			conflict = conflict || e.field != es[0].field
+	for field, as := range survivors {
+		for _, e := range as[1:] {
+			conflict = conflict || e.value != as[0].value
 		}
-		v := lwwWinner(es).field
+		v := lwwAssign(as).value
 		if top, sub, nested := strings.Cut(field, "."); nested {
 			m, _ := tree[top].(map[string]any)
 			if m == nil {
@@ -648,4 +709,205 @@ func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 	}
 	b, _ := json.Marshal(tree) // keys sorted, as the policy writes them
 	return string(b), false, conflict
+}
+
+// lwwAssign is the HLC rule between assignments of a field: the largest
+// HLC, then the largest replica id, then the largest counter.
+func lwwAssign(as []docAssign) docAssign {
+	best := as[0]
+	for _, e := range as[1:] {
+		if e.time > best.time ||
+			e.time == best.time && (e.dot.Replica.Compare(best.dot.Replica) > 0 ||
+				e.dot.Replica == best.dot.Replica && e.dot.Counter > best.dot.Counter) {
+			best = e
+		}
+	}
+	return best
+}
+
+// restampedDoc notes in e, a reidentify re-stamp of a json key whose
+// writer gave up id old having published its dots up to published, the
+// assignments and members its state (a merge.DocState, decoded here
+// independently of package merge) holds under e's own dot: the ones
+// reidentify moved from the old id. Each must be one the old id made,
+// above published, with the same value and HLC, and that no write e's
+// writer had seen replaced: a re-stamp re-tags, it never invents nor
+// brings back.
+func (o *oracle) restampedDoc(e *event, old clock.ReplicaID, published uint64, state []byte) *Violation {
+	entries, err := docEntries(state)
+	if err != nil {
+		return violate(RuleError, "re-stamp %s: %v", e, err)
+	}
+	for _, en := range entries {
+		if en.dot != e.dot {
+			continue
+		}
+		var as docAssign
+		switch {
+		case en.member:
+			as = docAssign{ev: e, field: docAdd, value: en.value, time: en.time, dot: e.dot}
+		case en.counter || en.mark:
+			continue // folded increments (counted through their own events), the set's or an object's mark
+		default:
+			var v string
+			if json.Unmarshal([]byte(en.value), &v) != nil {
+				return violate(RuleDots, "re-stamp %s holds %s=%s, which no write of the workload assigns", e, en.field, en.value)
+			}
+			as = docAssign{ev: e, field: en.field, value: v, time: en.time, dot: e.dot}
+		}
+		if !o.retags(e, as, old, published) {
+			what := fmt.Sprintf("%s=%s", as.field, as.value)
+			if en.member {
+				what = "member " + as.value
+			}
+			return violate(RuleDots, "re-stamp %s holds %s (HLC %d) under its own dot: no live write of the old id above %d assigned it unreplaced",
+				e, what, as.time, published)
+		}
+		e.restamped = append(e.restamped, as)
+	}
+	return nil
+}
+
+// retags reports whether as, held by the re-stamp e under its own dot, is
+// an assignment (or add) of the old id above published, of e's key, that
+// no write e had seen replaced or removed.
+func (o *oracle) retags(e *event, as docAssign, old clock.ReplicaID, published uint64) bool {
+	for _, q := range o.byKey[e.key] {
+		if q == e || q.lost || q.dot.Replica != old || q.dot.Counter <= published {
+			continue
+		}
+		for _, qa := range q.assigns() {
+			if qa.field != as.field || qa.value != as.value || !as.member() && qa.time != as.time {
+				continue
+			}
+			replaced := false
+			for _, r := range o.byKey[e.key] {
+				if r != e && !r.lost && e.past[r.n] && r.past[q.n] && (as.member() && r.kind == OpPatch && r.elem == docRemove && r.field == as.value || r.removes(as.field)) {
+					replaced = true
+					break
+				}
+			}
+			if !replaced {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (a docAssign) member() bool { return a.field == docAdd }
+
+// fieldPath is the dotted path of the field a assigns ("tags" for a
+// member).
+func (a docAssign) fieldPath() string {
+	if a.member() {
+		return "tags"
+	}
+	return a.field
+}
+
+// docEntry is an entry of a json document's state: a field's assignment
+// (value: compact JSON), the mark of an object or of a set, a counter
+// entry, or a set member (value: the member).
+type docEntry struct {
+	field   string // dotted path
+	dot     clock.Dot
+	time    clock.HLC
+	value   string
+	mark    bool
+	counter bool
+	member  bool
+}
+
+// docEntries decodes a json document's state (merge.DocState.Encode:
+// ["jsondoc1", context, [[path, [entry...]]...]], a path its keys each
+// preceded by its length as a uvarint, an entry [replica, counter, hlc,
+// value] or [replica, counter, hlc, kind, payload]).
+func docEntries(b []byte) ([]docEntry, error) {
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	if n, err := dec.DecodeArrayLen(); err != nil || n != 3 {
+		return nil, fmt.Errorf("not a json document state (%d, %v)", n, err)
+	}
+	if err := dec.Skip(); err != nil { // the tag
+		return nil, err
+	}
+	if err := dec.Skip(); err != nil { // the context
+		return nil, err
+	}
+	paths, err := dec.DecodeArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	var out []docEntry
+	for range paths {
+		if _, err := dec.DecodeArrayLen(); err != nil {
+			return nil, err
+		}
+		p, err := dec.DecodeBytes()
+		if err != nil {
+			return nil, err
+		}
+		var keys []string
+		for len(p) > 0 {
+			l, w := binary.Uvarint(p)
+			if w <= 0 || l > uint64(len(p)-w) {
+				return nil, fmt.Errorf("malformed path %q", p)
+			}
+			keys = append(keys, string(p[w:w+int(l)]))
+			p = p[w+int(l):]
+		}
+		n, err := dec.DecodeArrayLen()
+		if err != nil {
+			return nil, err
+		}
+		for range n {
+			l, err := dec.DecodeArrayLen()
+			if err != nil {
+				return nil, err
+			}
+			id, err := dec.DecodeBytes()
+			if err != nil || len(id) != 16 {
+				return nil, fmt.Errorf("entry replica %x: %v", id, err)
+			}
+			e := docEntry{field: strings.Join(keys, ".")}
+			copy(e.dot.Replica[:], id)
+			if e.dot.Counter, err = dec.DecodeUint64(); err != nil {
+				return nil, err
+			}
+			t, err := dec.DecodeUint64()
+			if err != nil {
+				return nil, err
+			}
+			e.time = clock.HLC(t)
+			kind := uint64(0)
+			if l == 5 {
+				if kind, err = dec.DecodeUint64(); err != nil {
+					return nil, err
+				}
+			}
+			switch kind {
+			case 0: // an assignment; empty for an object's mark
+				v, err := dec.DecodeBytes()
+				if err != nil {
+					return nil, err
+				}
+				e.value, e.mark = string(v), len(v) == 0
+			case 1: // a counter entry: [P, N]
+				e.counter = true
+				if err := dec.Skip(); err != nil {
+					return nil, err
+				}
+			case 2, 3: // the set's mark, a member
+				v, err := dec.DecodeBytes()
+				if err != nil {
+					return nil, err
+				}
+				e.value, e.mark, e.member = string(v), kind == 2, kind == 3
+			default:
+				return nil, fmt.Errorf("entry kind %d", kind)
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }

@@ -860,13 +860,16 @@ func (w *World) write(n *node, op Op) (string, *Violation) {
 		if before[i].IsZero() && len(g) > 0 {
 			past[i].Clock = g.Clone()
 		}
-		if rec, ok := n.kept[k]; ok && before[i].IsZero() && keptNow(n, k) {
+		if rec, ok := n.kept[k]; ok && (before[i].IsZero() || w.cfg.kind() != kindRegister) && keptNow(n, k) {
 			// A rebase is pending with the key's value kept and its record
 			// discarded: the write starts from the kept value (replica:
 			// reads see kept values while a rebase is pending), so it saw
 			// what the kept record held (seed 839 of the absence sweep: a
-			// remove of a member whose add the kept set held).
-			past[i] = merge.Record{Clock: rec.Clock.Join(past[i].Clock), Versions: rec.Versions}
+			// remove of a member whose add the kept set held). A counter,
+			// set or json update starts from the kept state joined with the
+			// record the rebase loaded since, if any (seed 488 of the json
+			// absence sweep: a field removal that saw the kept assignment).
+			past[i] = merge.Record{Clock: rec.Clock.Join(past[i].Clock), Versions: append(slices.Clone(past[i].Versions), rec.Versions...)}
 		}
 	}
 	switch op.Kind {
