@@ -23,6 +23,9 @@
 //     what a pull does with what it listed, which segments it applies, when
 //     it rewrites its registry.
 //   - MarkCleared: which outbox marks a push's commit clears.
+//   - ClaimStart: where a push's first claim on the log aims (claim.go):
+//     KnownTip, the protocol, or ListedTip, a prototype that lists the
+//     log's tail first (issue 17; only the simulator sets it).
 //
 // # Acknowledgements (Ack)
 //
