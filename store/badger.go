@@ -99,20 +99,25 @@ func (b slogBadger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) 
 // open (see repairCrashLeftovers): a replica directory opens after any
 // kill, the first time.
 //
-// A directory found locked is tried again a few times over about 150 ms
-// before ErrLocked: a lock released an instant ago can still be held by a
-// child process forked meanwhile (a descriptor is copied across fork until
-// the child's exec closes it), so a process that closes a replica and opens
-// it again right away would otherwise see it in use now and then.
+// A directory found locked is tried again for up to lockWait before
+// ErrLocked: a lock released an instant ago can still be held by a child
+// process forked meanwhile (a descriptor is copied across fork until the
+// child's exec closes it, which on a loaded machine can take a good part of
+// a second), so a process that closes a replica and opens it again right
+// away would otherwise see it in use now and then.
 func OpenBadger(dir string, o BadgerOptions) (*Badger, error) {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		b, err := openBadger(dir, o)
-		if !errors.Is(err, ErrLocked) || attempt >= 5 || o.InMemory {
+		if !errors.Is(err, ErrLocked) || o.InMemory || time.Since(start) >= lockWait {
 			return b, err
 		}
-		time.Sleep(time.Duration(10*(attempt+1)) * time.Millisecond)
+		time.Sleep(min(time.Duration(10*(attempt+1))*time.Millisecond, 100*time.Millisecond))
 	}
 }
+
+// lockWait is how long OpenBadger tries a locked directory again.
+const lockWait = 2 * time.Second
 
 func openBadger(dir string, o BadgerOptions) (*Badger, error) {
 	log := o.Logger
