@@ -8,6 +8,7 @@
 #   PUSH_BIG=1000000 bash scripts/bench.sh   # the push goal at its real size (1M keys; +2-3 min)
 #   KEEP=dir bash scripts/bench.sh        # keep the raw benchmark output in dir
 #   BIN=path bash scripts/bench.sh        # a prebuilt `go test -c ./internal/engine` binary (A/B runs)
+#   TABLE_ONLY=1 KEEP=dir RUNS=n bash scripts/bench.sh   # only the table, from dir/run1..n.txt
 #
 # Sizes (smaller than BENCHMARKS.md's, so make bench stays short):
 #   PUSH_BIG  keys of the large store of the push benchmark (default 200000:
@@ -28,7 +29,9 @@ mkdir -p "$out"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$out"' EXIT
 
 bin=${BIN:-}
-if [ -z "$bin" ]; then
+if [ -n "${TABLE_ONLY:-}" ]; then
+	: # the runs are in $KEEP already
+elif [ -z "$bin" ]; then
 	bin="$out/engine.test"
 	echo "building the benchmark binary..." >&2
 	go test -c -o "$bin" ./internal/engine
@@ -42,6 +45,7 @@ trap 'rm -rf "$tmp"; [ -n "${KEEP:-}" ] || rm -rf "$out"' EXIT
 start=$(date +%s)
 load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 for run in $(seq 1 "$RUNS"); do
+	[ -z "${TABLE_ONLY:-}" ] || break
 	f="$out/run$run.txt"
 	: >"$f"
 	echo "run $run of $RUNS: batched puts, gets, push, pull..." >&2
