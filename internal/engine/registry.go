@@ -344,12 +344,15 @@ func (r *Engine) swapRegistry(ctx context.Context, ack uint64) error {
 			}
 			sw.made = rs.PendingNonce
 		}
+		if sw.sent == 0 {
+			sw.sent = r.now().UnixMilli()
+		}
 		etag, err := b.PutIfMatch(ctx, sw.key, r.registryBody(rs.PendingSeq, rs.PendingNonce, ack), rs.ETag)
 		if err == nil {
 			if err := r.step("registry:swapped"); err != nil {
 				return err
 			}
-			return r.landed(ctx, etag, ack)
+			return r.landedAt(ctx, etag, ack, sw.sent)
 		}
 		if ctx.Err() != nil {
 			return err
@@ -380,6 +383,11 @@ type swapCall struct {
 	ack       uint64
 	made      string // the pending nonce this call created: only it can fence
 	confirmed bool   // a foreign body was read once already
+	// sent is this replica's wall clock (ms) before the call's first
+	// request: no write of this call landed earlier, so the registry's
+	// age is judged from it (registryDue), not from when the answer was
+	// recorded, which a pause can put long after the write.
+	sent int64
 }
 
 // newPending moves an inherited pending nonce to Prior (it is never sent
@@ -408,14 +416,14 @@ func (r *Engine) judgeSwap(ctx context.Context, sw *swapCall, attempt int, obj r
 		return false, fmt.Errorf("%w (%s)", ErrRetired, sw.key)
 	case protocol.SwapLanded:
 		// This call's write landed (an ambiguous answer): a fence.
-		if err := r.landed(ctx, obj.ETag, body.Ack); err != nil {
+		if err := r.landedAt(ctx, obj.ETag, body.Ack, sw.sent); err != nil {
 			return false, err
 		}
 		return sw.ack != body.Ack && attempt == 0, nil // else write the current ack too
 	case protocol.SwapAdoptAny:
 		// An old rule's (the simulator's): any pending write of ours found
 		// landed is adopted as this call's own, retired or not.
-		return false, r.landed(ctx, obj.ETag, body.Ack)
+		return false, r.landedAt(ctx, obj.ETag, body.Ack, sw.sent)
 	case protocol.SwapAdoptPrior:
 		// A write left pending by a crash (or copied with this directory)
 		// landed: adopt its ETag, then swap again with this call's fresh
@@ -460,9 +468,15 @@ func (r *Engine) judgeSwap(ctx context.Context, sw *swapCall, attempt int, obj r
 // landed records a registry write of this replica's that is known to hold
 // the object now (ETag etag, publishing ack).
 func (r *Engine) landed(ctx context.Context, etag string, ack uint64) error {
+	return r.landedAt(ctx, etag, ack, r.now().UnixMilli())
+}
+
+// landedAt is landed for a write sent at wall-clock time at (ms): the
+// registry's age counts from then.
+func (r *Engine) landedAt(ctx context.Context, etag string, ack uint64, at int64) error {
 	rs := &r.reg
 	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce,
-		Ack: ack, At: r.now().UnixMilli()}
+		Ack: ack, At: at}
 	return r.saveJSON(ctx, "registry", rs)
 }
 
