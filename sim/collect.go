@@ -364,16 +364,18 @@ func (o *oracle) restamp(node, opID int, key string, clk clock.Vector, v merge.V
 // version vector, so it also covers writes of the key that were never
 // collected (a writer's dots need not reach the log in order); those the
 // record still holds as siblings stay concurrent. (A weakening: the
-// oracle takes the replica's word for what G superseded.)
+// oracle takes the replica's word for what G superseded.) Only the
+// version's record saw them: its own state did not (event.byG), which a
+// json document's fields tell apart (seed 9643 of the json absence sweep).
 func (o *oracle) joinG(e *event, g clock.Vector, rec merge.Record) {
 	for _, p := range o.byKey[e.key] {
 		if p == e || p.lost || !g.Covers(p.dot) || rec.Contains(p.dot) || o.byDot[p.dot] != p || p.past[e.n] {
 			continue
 		}
-		e.past[p.n] = true
+		e.pastByG(p.n)
 		for q := range p.past {
 			if !o.events[q].lost && q != e.n {
-				e.past[q] = true
+				e.pastByG(q)
 			}
 		}
 	}

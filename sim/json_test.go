@@ -31,11 +31,14 @@ func TestJSONSweeps(t *testing.T) {
 				// twin keeps publishing under the old id": a copy's (or a
 				// restored backup's) unpublished increments of the counter
 				// field visits, which reidentify re-stamps while its twin
-				// publishes them too, count twice (19 of the absence
-				// sweep's first 3,000 seeds, the first 24, 36, 72; none
-				// of the bulk sweep's). Seeds 488, 684, 480, 1140 and
-				// 1809, written off once as reidentify's or the oracle's
-				// limits, were gaps of the oracle, fixed (S24, S25).
+				// publishes them too, count twice (75 of the absence
+				// sweep's first 10,000 seeds, the first 24, 36, 72, and
+				// nothing else; none of the bulk sweep's first 5,000).
+				// Seeds 488, 684, 480, 1140 and 1809, written off once as
+				// reidentify's or the oracle's limits, were gaps of the
+				// oracle, fixed (S24, S25), as were 8137, 9505 and 9643
+				// (S27); 3940 and 4853, a rebase failing on a snapshot
+				// pruned while it paused, an engine bug, fixed (S26).
 				if !*jsonCopies {
 					c.Backups, c.Copies = 0, 0
 				}

@@ -47,7 +47,28 @@ type event struct {
 	// own dot, each keeping the HLC of the assignment it re-tags
 	// (merge.DocState.Reidentify).
 	restamped []docAssign
+	// byG: the events of past that only the bootstrap's G put there
+	// (joinG): the record's clock covers them, the version's own state
+	// (of a json key) does not, so its assignments do not replace theirs.
+	byG map[int]bool
 }
+
+// pastByG adds event q to e's causal past as joinG does: covered by the
+// G a bootstrap joined into e's record, not seen by e's own state.
+func (e *event) pastByG(q int) {
+	if e.past[q] {
+		return
+	}
+	e.past[q] = true
+	if e.byG == nil {
+		e.byG = map[int]bool{}
+	}
+	e.byG[q] = true
+}
+
+// saw reports whether e's own state saw event q: q is in its causal past,
+// and not only through the G a bootstrap joined into its record later.
+func (e *event) saw(q int) bool { return e.past[q] && !e.byG[q] }
 
 func (e *event) String() string {
 	var what string
@@ -645,7 +666,7 @@ func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 			return false
 		}
 		for _, r := range evs {
-			if !r.past[as.ev.n] {
+			if !r.saw(as.ev.n) {
 				continue
 			}
 			for _, m := range r.restamped {
@@ -663,7 +684,7 @@ func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 			if as.field == docAdd {
 				removed := false
 				for _, r := range evs {
-					if r.kind == OpPatch && r.elem == docRemove && r.field == as.value && r.past[a.n] {
+					if r.kind == OpPatch && r.elem == docRemove && r.field == as.value && r.saw(a.n) {
 						removed = true
 						break
 					}
@@ -678,7 +699,7 @@ func (o *oracle) document(key string) (doc string, notFound, conflict bool) {
 				if dead {
 					break
 				}
-				dead = r.past[a.n] && r.removes(as.field)
+				dead = r.saw(a.n) && r.removes(as.field)
 			}
 			if !dead {
 				survivors[as.field] = append(survivors[as.field], as)
@@ -782,7 +803,7 @@ func (o *oracle) retags(e *event, as docAssign, old clock.ReplicaID, published u
 			}
 			replaced := false
 			for _, r := range o.byKey[e.key] {
-				if r != e && !r.lost && e.past[r.n] && r.past[q.n] && (as.member() && r.kind == OpPatch && r.elem == docRemove && r.field == as.value || r.removes(as.field)) {
+				if r != e && !r.lost && e.past[r.n] && r.saw(q.n) && (as.member() && r.kind == OpPatch && r.elem == docRemove && r.field == as.value || r.removes(as.field)) {
 					replaced = true
 					break
 				}
