@@ -82,8 +82,9 @@ func (r *Engine) loadSnapshot(ctx context.Context, idx SnapIndex) error {
 		adopt:     protocol.Adopt,
 		progress:  progress,
 	}
-	for start := 0; start < len(idx.Parts); start += pullWindow {
-		win := idx.Parts[start:min(start+pullWindow, len(idx.Parts))]
+	w := r.window()
+	for start := 0; start < len(idx.Parts); start += w {
+		win := idx.Parts[start:min(start+w, len(idx.Parts))]
 		segs, err := r.fetchParts(ctx, win)
 		if err != nil {
 			return err

@@ -265,8 +265,9 @@ func (r *Engine) newestSnapshot(ctx context.Context) (protocol.Snapshot, error) 
 // while this pull read: passed, with the rebase done (or its error).
 func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (passed bool, err error) {
 	total := int64(len(l.positions))
-	for start := 0; start < len(l.positions); start += pullWindow {
-		win := l.positions[start:min(start+pullWindow, len(l.positions))]
+	w := r.window() // pullWindow; SmallPullWindow under the small profile
+	for start := 0; start < len(l.positions); start += w {
+		win := l.positions[start:min(start+w, len(l.positions))]
 		data, gerr := r.fetchWindow(ctx, win, l.own, l.fetched)
 		// Apply in order what was fetched before any error.
 		for i, p := range win {
@@ -590,5 +591,5 @@ func (r *Engine) decoder() segment.Decoder {
 	if r.manifest != nil && r.manifest.SegmentCap > 0 {
 		limit = int64(r.manifest.SegmentCap)
 	}
-	return segment.Decoder{MaxRaw: limit + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: decodeBudget}
+	return segment.Decoder{MaxRaw: limit + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: r.budget()}
 }

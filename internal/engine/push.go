@@ -351,7 +351,7 @@ func (r *Engine) stageSegment(tx *store.Tx, keys []string, marks []uint64) (*sta
 // (Were a mark cleared meanwhile, the key's current record would be sent
 // once more, which a merge absorbs, and the commit would find no mark.)
 func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, id clock.ReplicaID, keys []string, marks []uint64) (int, error) {
-	limit := r.manifest.SegmentCap
+	limit := r.pushCap() // the manifest's, smaller under the small profile
 	used := 0
 	for i, key := range keys {
 		if enc.Count() > 0 && enc.Len() >= limit {

@@ -25,7 +25,7 @@ const maxPartSize = 64 << 20
 // partDecoder decodes snapshot parts (at most maxPartSize, plus the record
 // that crosses it).
 func (r *Engine) partDecoder() segment.Decoder {
-	return segment.Decoder{MaxRaw: maxPartSize + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: decodeBudget}
+	return segment.Decoder{MaxRaw: maxPartSize + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: r.budget()}
 }
 
 // writeSnapshot writes a snapshot from one consistent view with an empty
