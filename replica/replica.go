@@ -165,6 +165,13 @@ type Options struct {
 	Durability store.Durability
 	// LowMemory selects the small-footprint Badger profile for edge devices.
 	LowMemory bool
+	// SoftMemoryLimit, when > 0, makes Init and Open set the Go runtime's
+	// soft memory limit to this many bytes (runtime/debug.SetMemoryLimit).
+	// The limit is the whole process's, so the library never sets it on
+	// its own: an application on a small device asks for it here (the
+	// command line sets SmallMemoryLimit under the small profile unless
+	// $GOMEMLIMIT is set). 0 leaves the runtime's limit alone.
+	SoftMemoryLimit int64
 	// InMemory keeps the database in memory; dir is not used and may be "".
 	InMemory bool
 	// Create makes Open initialise a new replica when dir holds none.
@@ -289,6 +296,7 @@ func wrap(e *engine.Engine, o *Options, m *metrics) *Replica {
 	var timeout time.Duration
 	if o != nil {
 		timeout = o.RequestTimeout
+		setSoftMemoryLimit(o.SoftMemoryLimit)
 	}
 	r := &Replica{e: e, m: m, open: func(ctx context.Context, url string) (remote.Backend, error) {
 		return remoteurl.OpenOptions(ctx, url, &remoteurl.Options{Timeout: timeout})

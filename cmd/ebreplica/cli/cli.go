@@ -158,6 +158,11 @@ func (e *env) bootstrapNote() string {
 // options returns the replica options every command opens with.
 func (e *env) options() *replica.Options {
 	o := &replica.Options{Wall: e.wall, Progress: e.progress(), LowMemory: e.lowMemory, RequestTimeout: e.timeout}
+	if store.ProfileFor(e.lowMemory) == store.ProfileSmall && os.Getenv("GOMEMLIMIT") == "" {
+		// The small profile's soft memory limit (a process-wide setting:
+		// the command line owns its process; $GOMEMLIMIT overrides it).
+		o.SoftMemoryLimit = replica.SmallMemoryLimit
+	}
 	if e.tune != nil {
 		e.tune(o)
 	}
