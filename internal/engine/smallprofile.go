@@ -56,9 +56,13 @@ func (r *Engine) budget() *segment.Budget {
 
 // pushCap is the raw size at which this replica's push starts a new
 // segment: the manifest's cap, at most SmallSegmentCap under the small
-// profile.
+// profile. Before the manifest is read (a replica that has not synced
+// yet) it is the cap this replica would write into a new one.
 func (r *Engine) pushCap() int {
-	c := r.manifest.SegmentCap
+	c := r.opts.SegmentCap
+	if r.manifest != nil && r.manifest.SegmentCap > 0 {
+		c = r.manifest.SegmentCap
+	}
 	if c <= 0 {
 		c = DefaultSegmentCap
 	}
