@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 
+	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/store"
 	"github.com/vmihailenco/msgpack/v5"
@@ -38,8 +39,9 @@ type keptReader interface {
 
 // withKept returns the record a read or a local update of key sees: rec
 // (ok: the key has a record), or, while a rebase is pending and the key is
-// kept, the kept value (a plain key not written since) or rec with the kept
-// CRDT state as one more sibling (joined by the read).
+// kept, the kept value (a plain key not written since) or, for a counter,
+// set or json key, one version holding the key's state joined with the
+// kept one.
 func (r *Engine) withKept(m keptReader, key string, rec merge.Record, ok bool) (merge.Record, bool, error) {
 	if !r.rebasePending.Load() {
 		return rec, ok, nil
@@ -53,6 +55,16 @@ func (r *Engine) withKept(m keptReader, key string, rec merge.Record, ok bool) (
 		return rec, ok, fmt.Errorf("%w: m/rebase/%s: %v", store.ErrCorrupt, key, err)
 	}
 	if k.Kind != "" {
+		// The key's state (with its record's clock: G when it has no
+		// record) and the kept one, joined as two states, as a rebase's
+		// re-stamp joins them (restamp): as siblings of one record, each
+		// version's members stayed and only the join's context took in
+		// the record's clock, so a kept member the loaded state had
+		// removed (then collected) came back.
+		if state, err := restampedState(k, rec, clock.Dot{}, nil); err == nil {
+			return merge.Record{Clock: rec.Clock, Versions: []merge.Version{{Value: state}}}, true, nil
+		}
+		// Unreadable: as siblings, for the read to report it.
 		out := merge.Record{Clock: rec.Clock, Versions: append(append([]merge.Version(nil), rec.Versions...), merge.Version{Value: k.State})}
 		return out, true, nil
 	}
