@@ -2,6 +2,7 @@ package sim
 
 import (
 	"slices"
+	"time"
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/internal/protocol"
@@ -174,6 +175,17 @@ var oldRules = []OldRule{
 		r.RegistryDue = func(in protocol.DueInput) bool {
 			in.Refresh = 1<<63 - 1
 			return in.Ack != in.LastAck && protocol.RegistryDue(in)
+		}
+	}),
+	ruleOf("AdoptedNow", "an adopted registration dated now", func(r *protocol.Rules) { // S36
+		r.AdoptedAt = func(_, now time.Time) int64 { return now.UnixMilli() }
+	}),
+	ruleOf("TrustContiguousLog", "a replica not ready trusts a log contiguous from its cursor below the newest snapshot", func(r *protocol.Rules) { // S37
+		r.PlanPull = func(in protocol.PullInput) protocol.PullPlan {
+			if len(in.Listed) > 0 && in.Listed[0].Pos == in.Cursor+1 && !in.Rebasing {
+				in.Ready = true
+			}
+			return protocol.PlanPull(in)
 		}
 	}),
 	ruleOf("RetireAtTip", "retire a replica at the tip", func(r *protocol.Rules) {

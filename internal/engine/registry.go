@@ -269,9 +269,11 @@ func (r *Engine) register(ctx context.Context, rs *regState) error {
 			return err
 		}
 	}
+	// A create answered ok is dated from before its request (see
+	// swapCall.sent); one adopted after an error from its body's Wall.
+	at := r.now().UnixMilli()
 	etag, err := b.PutIfAbsent(ctx, key, r.registryBody(rs.PendingSeq, rs.PendingNonce, 0))
 	foreign := 0
-	adopted, adoptedAt := err != nil, int64(0)
 	for attempt := 0; err != nil; attempt++ {
 		if ctx.Err() != nil {
 			return err
@@ -286,7 +288,8 @@ func (r *Engine) register(ctx context.Context, rs *regState) error {
 			// it) and was retired since. Registered, with an ETag no swap
 			// can match: the next swap reads the object back, finds it
 			// retired, and the replica rebases (only a rebase clears it).
-			*rs = regState{Registered: true, ETag: retiredETag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce, At: r.now().UnixMilli()}
+			*rs = regState{Registered: true, ETag: retiredETag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce,
+				At: r.rules.AdoptedAt(time.Time{}, r.now())}
 			return r.saveJSON(ctx, "registry", rs)
 		}
 		if jerr != nil || body.Nonce != rs.PendingNonce {
@@ -303,15 +306,11 @@ func (r *Engine) register(ctx context.Context, rs *regState) error {
 			}
 			return fmt.Errorf("%w: %s", ErrDuplicateID, key)
 		}
-		etag, err = obj.ETag, nil // our own ambiguous create
-		adoptedAt = body.Wall.UnixMilli()
-		if body.Wall.IsZero() {
-			adoptedAt = 0
-		}
-	}
-	at := r.now().UnixMilli()
-	if adopted {
-		at = adoptedAt
+		// Our own create (an ambiguous answer, or one a crash hid, perhaps
+		// long ago): the registry is as old as that write, not this call
+		// (AdoptedAt; kill sweep seed 11932).
+		etag, err = obj.ETag, nil
+		at = r.rules.AdoptedAt(body.Wall, r.now())
 	}
 	*rs = regState{Registered: true, ETag: etag, Seq: rs.PendingSeq, Nonce: rs.PendingNonce, At: at}
 	return r.saveJSON(ctx, "registry", rs)

@@ -53,10 +53,17 @@ type PullPlan struct {
 //   - a replica not ready, or rebasing, that lists nothing at cursor+1
 //     rebases when the newest snapshot is at or above cursor+1: "nothing
 //     listed" means "up to date" only at or above the newest snapshot;
-//   - a replica not ready whose log looks contiguous from its cursor, below
-//     the newest snapshot, rebases when a position at or below that
-//     snapshot was created after the snapshot was written (a retired
-//     pusher's create in a freed position is no part of the log);
+//   - a replica not ready (not rebasing) whose cursor is below the newest
+//     snapshot rebases even when its log looks contiguous from the cursor:
+//     a retired pusher's create in a freed position (noticed by its pusher,
+//     which rebased and pushed again, but left on the store) can fill the
+//     hole the pruner made, and nothing listed tells it from the log
+//     (kill sweep seed 16989, S37: a reidentified replica at cursor 0
+//     applied such a create at 1 and never loaded the snapshot at 1 that
+//     held the pruned segment's write). Dating the creates against the
+//     snapshot's index (the first fix) misses one made in the same second,
+//     and a backend without LastModified; loading the snapshot needs
+//     neither;
 //   - a hole in what was listed is "pruned" (rebase) at or below the newest
 //     snapshot, and a gap (damage) above it.
 func PlanPull(in PullInput) PullPlan {
@@ -73,15 +80,8 @@ func PlanPull(in PullInput) PullPlan {
 		if in.Snap == nil {
 			return PullPlan{Action: PullNeedSnapshot}
 		}
-		if s := *in.Snap; s.Pos > in.Cursor && !s.Written.IsZero() {
-			for _, l := range in.Listed {
-				if l.Pos <= s.Pos && l.Modified.After(s.Written) {
-					if PrunedPast(s, in.Cursor+1) {
-						return PullPlan{Action: PullRebase, From: in.Cursor + 1}
-					}
-					break
-				}
-			}
+		if PrunedPast(*in.Snap, in.Cursor+1) {
+			return PullPlan{Action: PullRebase, From: in.Cursor + 1}
 		}
 	}
 	expect := in.Cursor + 1
@@ -169,6 +169,23 @@ func RegistryDue(in DueInput) bool {
 		return true
 	}
 	return age >= in.Refresh
+}
+
+// AdoptedAt is the time a registration adopted by this directory was
+// written, as DueInput's age counts from (ms of this replica's wall clock;
+// 0: unknown, the refresh is due at once): the Wall its body carries,
+// never now. A create that landed but answered an error (or whose answer
+// a crash lost) may be adopted long after it landed; the registry's age,
+// as a compactor judges it, runs from that write, so an adoption dated now
+// would skip the refresh (RegistryDue) while the body on the store ages
+// past RetireAfter: the replica retired while it pulls (kill sweep seed
+// 11932; S36). A body with no Wall (an older writer's, or a retirement
+// written by another replica) has no known time.
+func AdoptedAt(wall, _ time.Time) int64 {
+	if wall.IsZero() {
+		return 0
+	}
+	return wall.UnixMilli()
 }
 
 // PollInput is what a pull knows before it reads the log.

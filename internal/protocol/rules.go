@@ -36,7 +36,10 @@ type Rules struct {
 	// (ErrCloned; absence rule 5).
 	SnapshotDots func(top, counter uint64) bool
 	RegistryDue  func(DueInput) bool
-	MarkCleared  func(staged, now uint64, present bool) bool
+	// AdoptedAt is when a registration this directory adopted (its own
+	// create, found after an ambiguous answer or a crash) was written.
+	AdoptedAt   func(wall, now time.Time) int64
+	MarkCleared func(staged, now uint64, present bool) bool
 	// WriteStart is the clock a local write of a key with no record
 	// starts from.
 	WriteStart func(g clock.Vector) clock.Vector
@@ -71,7 +74,7 @@ func Default() Rules {
 		Ack: Ack, PlanCollect: PlanCollect, Collectible: Collectible, CollectRecord: CollectRecord,
 		ToRetire: ToRetire, Retirement: Retirement, PruneFloor: PruneFloor,
 		FenceNonce: FenceNonce, JudgeSwap: JudgeSwap, CheckAfterCreate: yes, OwnsBody: OwnsBody,
-		MayPush: MayPush, PlanPull: PlanPull, PlanPoll: PlanPoll, PollIdle: PollIdle, AdmitSegment: AdmitSegment, SnapshotDots: ForeignDots, RegistryDue: RegistryDue,
+		MayPush: MayPush, PlanPull: PlanPull, PlanPoll: PlanPoll, PollIdle: PollIdle, AdmitSegment: AdmitSegment, SnapshotDots: ForeignDots, RegistryDue: RegistryDue, AdoptedAt: AdoptedAt,
 		MarkCleared: MarkCleared, WriteStart: WriteStart, Adopt: Adopt, Merge: merge.Merge,
 		Sync: yes, SnapshotFirst: yes, PartNonce: PartNonce, KeepCRDTState: yes, CursorLast: yes,
 		ClaimStart: KnownTip,
