@@ -343,21 +343,30 @@ func TestKillSweep(t *testing.T) {
 //     made while the rebase is pending, after the load, brought the
 //     member back the same way (S33, a schedule of its own).
 //
-// 11932 and 16989 (Relaxed durability) fail, triaged as replica bugs
-// (not fixed yet; the oracle's verdicts are right):
+// 11932 and 16989 (Relaxed durability) were replica bugs, fixed
+// (TestKillSweepFound replays them, S36 and S37 too; the oracle's
+// verdicts were right):
 //   - 11932 (retired-online): a registration whose create landed but
-//     answered an error is adopted by a later pull's register (its create
-//     gets 503, the read-back finds its own nonce), which records the
-//     registry as written now (regState.At); registryDue then skips the
-//     refresh, the pull returns ok, and the body on the store, written
-//     150 s earlier, is retired 0.4 s later.
+//     answered an error was adopted by a later pull's register (its create
+//     gets 503, the read-back finds its own nonce), which recorded the
+//     registry as written now (regState.At); registryDue then skipped the
+//     refresh, the pull returned ok, and the body on the store, written
+//     150 s earlier, was retired 0.4 s later. An adoption is now dated by
+//     its body's Wall (protocol.AdoptedAt; unknown, so refreshed at once,
+//     when there is none), and a create answered ok from before its
+//     request.
 //   - 16989 (mv, a copy): a retired pusher's create in a freed position
 //     (noticed, rebased, pushed again) stays in the log; the original,
-//     reidentified (not ready, cursor 0 below the snapshot at 1), lists a
-//     log that looks contiguous, never loads the snapshot and misses the
-//     pruned segment's write for good.
+//     reidentified (not ready, cursor 0 below the snapshot at 1), listed a
+//     log that looks contiguous, never loaded the snapshot and missed the
+//     pruned segment's write for good. A replica not ready below the
+//     newest snapshot now loads it however contiguous its log looks
+//     (protocol.PlanPull). The first fix (67f4288) dated the listed
+//     creates against the snapshot's index and missed a create made in
+//     the same second as the index (S37, calm, fails with it) or on a
+//     backend without LastModified.
 //
-// Add them to TestKillSweepFound once fixed.
+// Add a seed to TestKillSweepFound once fixed.
 var killFindings = map[uint64]bool{}
 
 // TestStagedSweep runs the staged sweep (-sim.staged seeds; 3,000 pass).
@@ -532,9 +541,11 @@ func TestSweepFindsOldRules(t *testing.T) {
 // went with its record (the discard now keeps a dirty key first). 11932: a
 // registration adopted after an ambiguous create took the adoption time
 // for its write time, so the idle refresh was skipped and the replica
-// retired while online. 16989: a reidentified replica took a contiguous
-// log holding a retired pusher's create in a freed position for its own,
-// below the newest snapshot, and never loaded it. 17439: a set re-stamped
+// retired while online (AdoptedAt: its body's Wall; S36). 16989: a
+// reidentified replica took a contiguous log holding a retired pusher's
+// create in a freed position for its own, below the newest snapshot, and
+// never loaded it (a replica not ready below the newest snapshot loads
+// it: PlanPull; S37). 17439: a set re-stamped
 // after a pending rebase joined the kept state as a sibling, so a member
 // the loaded state had removed came back (the re-stamp now joins loaded ⊔
 // kept as two states, as do reads and writes while the rebase is pending:
