@@ -214,6 +214,10 @@ func (r *Engine) applyEntry(tx *store.Tx, run *applyRun, e segment.Entry) (chang
 	}
 	var merged merge.Record
 	if had {
+		if d, twin := protocol.TwinDot(r.ID(), cur.Record, e.Record); twin {
+			return false, 0, fmt.Errorf("%w: %s carries another version of %s:%d of %q than this directory's",
+				ErrCloned, run.name, d.Replica.Short(), d.Counter, e.Key)
+		}
 		merged = run.mergeFn(cur.Record, e.Record)
 		if merged.Equal(cur.Record) && (!run.recordPos || pos <= cur.Pos) {
 			return false, 0, nil

@@ -22,6 +22,9 @@
 //   - MayPush, PlanPull, AdmitSegment, RegistryDue: when a replica pushes,
 //     what a pull does with what it listed, which segments it applies, when
 //     it rewrites its registry.
+//   - TwinDot: a pulled or loaded version under this replica's id that a
+//     local version of the same dot contradicts (twin.go): ErrCloned
+//     before it is merged.
 //   - MarkCleared: which outbox marks a push's commit clears.
 //   - ClaimStart: where a push's first claim on the log aims (claim.go):
 //     KnownTip, the protocol, or ListedTip, a prototype that lists the
@@ -125,7 +128,10 @@
 // create and a not-retired read (3, MarkCleared), or by a rebase that
 // re-stamps the key first; a rebase discards nothing of another
 // directory's history (5); and a copy or a restore can neither fence (2)
-// nor reuse dots it did not issue (5, AdmitSegment).
+// nor reuse dots it did not issue (5, AdmitSegment); a restore that
+// issues again a dot its earlier self published is refused before the
+// two versions merge as one (TwinDot: merge keeps one version per dot,
+// and the other write would be gone).
 //
 // Open points (DESIGN.md): a retired pusher whose create landed at a live
 // position and whose directory is then lost leaves a segment the others
