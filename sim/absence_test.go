@@ -421,11 +421,14 @@ var sweepOldRules = []struct {
 	//
 	// A directory put back below the prune floor, taking "nothing listed"
 	// for "up to date": it pushes at a freed position with dots its later
-	// self published (S19). Measured: seed 307 of the restore sweep (308
-	// seeds; 51 before prune bounded its floor by the snapshot written
-	// before it read the acks, which closed the schedule of seed 51 by
-	// another rule).
-	{"NothingListedUpToDate", restoreSweepConfig, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots, RuleResurrection}, 600},
+	// self published (S19). Measured: seed 1693 of the restore sweep
+	// (1694 seeds: a restored replica takes its empty listing for up to
+	// date and never reads the pruned write). 307 (308 seeds) before was
+	// no finding of the rule: a joiner catching up read the write before
+	// the delete, which the oracle took for a resurrection (S34); 51
+	// before prune bounded its floor by the snapshot written before it
+	// read the acks, which closed the schedule of seed 51 by another rule.
+	{"NothingListedUpToDate", restoreSweepConfig, []string{RuleError, RuleConvergence, RuleCausality, RuleSiblings, RuleRead, RuleDots, RuleResurrection}, 2000},
 	// A restored or copied directory rebasing on a registry body it did
 	// not write, loading its own future dots: two histories publish one
 	// dot (S19b). Measured: seed 559 of the restore sweep (560 seeds).

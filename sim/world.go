@@ -252,8 +252,13 @@ type World struct {
 }
 
 // deadMark is the oracle's count of a key's events (all, and lost ones)
-// when every replica read it as deleted.
-type deadMark struct{ events, lost int }
+// when every replica read it as deleted, and how many replicas there were
+// then (nodes). A replica that joined later is held to the mark once it
+// has seen every write of the key (held, by node index).
+type deadMark struct {
+	events, lost, nodes int
+	held                map[int]bool
+}
 
 // NewWorld opens cfg.Replicas replicas on one shared memory store.
 func NewWorld(cfg Config) (*World, error) {
