@@ -19,9 +19,10 @@
 //   - PruneFloor, Prunable: what a pruner may delete.
 //   - JudgeSwap, JudgeCommit, FenceNonce, OwnsBody: the verdict on a read
 //     of this replica's own registry object.
-//   - MayPush, PlanPull, AdmitSegment, RegistryDue: when a replica pushes,
-//     what a pull does with what it listed, which segments it applies, when
-//     it rewrites its registry.
+//   - MayPush, PlanPull, AdmitSegment, RegistryDue, AdoptedAt: when a
+//     replica pushes, what a pull does with what it listed, which segments
+//     it applies, when it rewrites its registry (and how old an adopted
+//     registration is).
 //   - TwinDot: a pulled or loaded version under this replica's id that a
 //     local version of the same dot contradicts (twin.go): ErrCloned
 //     before it is merged.
@@ -113,15 +114,20 @@
 //  4. "Nothing listed" means "up to date" only at or above the newest
 //     snapshot (PlanPull): a replica not yet ready, or rebasing, checks the
 //     snapshots; a hole at or below the newest snapshot means "pruned"
-//     (S19).
+//     (S19); a replica not yet ready below the newest snapshot loads it
+//     even when its log looks contiguous, since a retired pusher's create
+//     can fill a freed position (S37).
 //  5. Rebase and un-retire go ahead only on a registry body this directory
 //     wrote, or the retirement of one (OwnsBody), and a snapshot holding
 //     this id's dots above the local counter is ErrCloned (S19).
 //  6. Rebase and reidentify keep a dirty counter or set key as its joined
 //     CRDT state, never as its text (S20).
 //  7. An idle replica rewrites its registry at least every RegistryRefresh
-//     (RegistryDue; S21), and a compactor retires only a replica whose ack
-//     is below the snapshot it just wrote (ToRetire).
+//     (RegistryDue; S21), counted from the write of the body on the store:
+//     a registration adopted after an ambiguous create is dated by its
+//     body's Wall, not by the adoption (AdoptedAt; S36); and a compactor
+//     retires only a replica whose ack is below the snapshot it just wrote
+//     (ToRetire).
 //
 // Together: a write is acknowledged when its transaction (with its outbox
 // mark) is durable; the mark is cleared only by a commit that follows a
