@@ -311,7 +311,10 @@ func TestWatchOutlivesServerTimeouts(t *testing.T) {
 // the feed is too old (never a silent gap).
 func TestWatchFallsBehind(t *testing.T) {
 	r, _ := newReplica(t, "", "", &replica.Options{Durability: store.Relaxed})
-	ts := start(t, r, server.Options{})
+	// A write deadline longer than the writes below take on a loaded
+	// machine: this stream must fall behind the feed, not be dropped as a
+	// client that does not read (TestWatchSlowClient).
+	ts := start(t, r, server.Options{WriteTimeout: 10 * time.Minute})
 	conn, err := net.Dial("unix", ts.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +324,7 @@ func TestWatchFallsBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the stream's handler runs", func() bool { return watchHandlers() == 1 })
-	conn.SetReadDeadline(time.Now().Add(60 * time.Second)) // only against a hang
+	conn.SetReadDeadline(time.Now().Add(5 * time.Minute)) // only against a hang
 	ctx := context.Background()
 	write := func(n int) {
 		for done := 0; done < n; done += 10000 {

@@ -607,10 +607,16 @@ func readRequestFrames(in io.Reader, stdin *io.PipeWriter, cancel func()) {
 	}()
 	for {
 		kind, n, err := readFrameHeader(in)
+		if errors.Is(err, io.EOF) {
+			// The body ended cleanly: the client has nothing more to say
+			// (ours ends it once it has the exit code; a request made by
+			// hand may end it at once). A client that goes away breaks
+			// the body instead (below), or its connection ends the
+			// request's context.
+			return
+		}
 		if err != nil {
-			// The client closes its side once it has the exit code;
-			// before that, an end is a client gone.
-			cancel()
+			cancel() // a broken body: the client is gone
 			return
 		}
 		switch kind {
