@@ -351,20 +351,26 @@ func TestKillSweep(t *testing.T) {
 //     gets 503, the read-back finds its own nonce), which recorded the
 //     registry as written now (regState.At); registryDue then skipped the
 //     refresh, the pull returned ok, and the body on the store, written
-//     150 s earlier, was retired 0.4 s later. An adoption is now dated by
-//     its body's Wall (protocol.AdoptedAt; unknown, so refreshed at once,
-//     when there is none), and a create answered ok from before its
-//     request.
+//     150 s earlier, was retired 0.4 s later. An adoption is dated by its
+//     body's Wall (67f4288; now the rule protocol.AdoptedAt, old rule
+//     AdoptedNow: unknown, so refreshed at once, when there is none), and
+//     a create answered ok from before its request.
 //   - 16989 (mv, a copy): a retired pusher's create in a freed position
 //     (noticed, rebased, pushed again) stays in the log; the original,
 //     reidentified (not ready, cursor 0 below the snapshot at 1), listed a
 //     log that looks contiguous, never loaded the snapshot and missed the
-//     pruned segment's write for good. A replica not ready below the
-//     newest snapshot now loads it however contiguous its log looks
-//     (protocol.PlanPull). The first fix (67f4288) dated the listed
-//     creates against the snapshot's index and missed a create made in
-//     the same second as the index (S37, calm, fails with it) or on a
-//     backend without LastModified.
+//     pruned segment's write for good. Fixed by 67f4288 (protocol.PlanPull):
+//     a replica not ready below the newest snapshot loads it when a listed
+//     position at or below it was created after the snapshot's index (S37
+//     guards it; old rule TrustContiguousLog). Open: a create in the same
+//     second as the index (S37 with no advance between them fails), or on
+//     a backend without LastModified, is not told from the log. Loading the
+//     snapshot whenever a replica not ready is below it closes that and
+//     passes the kill sweep's 20,000 seeds, but absence seed 9240 then
+//     loses a write (A and its copy D both write k0 at dot A:1 before
+//     either pulls; A rebases before its first push, D is fenced and
+//     reidentified, and A's k0 is gone: "no write saw it"); not committed
+//     until that is understood.
 //
 // Add a seed to TestKillSweepFound once fixed.
 var killFindings = map[uint64]bool{}
@@ -547,8 +553,8 @@ func TestSweepFindsOldRules(t *testing.T) {
 // retired while online (AdoptedAt: its body's Wall; S36). 16989: a
 // reidentified replica took a contiguous log holding a retired pusher's
 // create in a freed position for its own, below the newest snapshot, and
-// never loaded it (a replica not ready below the newest snapshot loads
-// it: PlanPull; S37). 17439: a set re-stamped
+// never loaded it (a position at or below the newest snapshot created
+// after it makes a replica not ready load it: PlanPull; S37). 17439: a set re-stamped
 // after a pending rebase joined the kept state as a sibling, so a member
 // the loaded state had removed came back (the re-stamp now joins loaded ⊔
 // kept as two states, as do reads and writes while the rebase is pending:

@@ -115,8 +115,10 @@
 //     snapshot (PlanPull): a replica not yet ready, or rebasing, checks the
 //     snapshots; a hole at or below the newest snapshot means "pruned"
 //     (S19); a replica not yet ready below the newest snapshot loads it
-//     even when its log looks contiguous, since a retired pusher's create
-//     can fill a freed position (S37).
+//     when its log looks contiguous but holds a position at or below the
+//     snapshot created after it: a retired pusher's create filling a freed
+//     position (S37; one made in the same second is not told apart: see
+//     PlanPull).
 //  5. Rebase and un-retire go ahead only on a registry body this directory
 //     wrote, or the retirement of one (OwnsBody), and a snapshot holding
 //     this id's dots above the local counter is ErrCloned (S19).

@@ -53,17 +53,16 @@ type PullPlan struct {
 //   - a replica not ready, or rebasing, that lists nothing at cursor+1
 //     rebases when the newest snapshot is at or above cursor+1: "nothing
 //     listed" means "up to date" only at or above the newest snapshot;
-//   - a replica not ready (not rebasing) whose cursor is below the newest
-//     snapshot rebases even when its log looks contiguous from the cursor:
-//     a retired pusher's create in a freed position (noticed by its pusher,
-//     which rebased and pushed again, but left on the store) can fill the
-//     hole the pruner made, and nothing listed tells it from the log
-//     (kill sweep seed 16989, S37: a reidentified replica at cursor 0
-//     applied such a create at 1 and never loaded the snapshot at 1 that
-//     held the pruned segment's write). Dating the creates against the
-//     snapshot's index (the first fix) misses one made in the same second,
-//     and a backend without LastModified; loading the snapshot needs
-//     neither;
+//   - a replica not ready whose log looks contiguous from its cursor, below
+//     the newest snapshot, rebases when a position at or below that
+//     snapshot was created after the snapshot was written (a retired
+//     pusher's create in a freed position is no part of the log: kill
+//     sweep seed 16989, S37). Open: a create made in the same second as
+//     the snapshot's index (LastModified is coarse on S3), or on a backend
+//     without LastModified, is not told from the log; rebasing whenever a
+//     replica not ready is below the newest snapshot closes that, but made
+//     absence seed 9240 lose a write (a copy's twin rebased before its
+//     first push), so it waits for that to be understood;
 //   - a hole in what was listed is "pruned" (rebase) at or below the newest
 //     snapshot, and a gap (damage) above it.
 func PlanPull(in PullInput) PullPlan {
@@ -80,8 +79,15 @@ func PlanPull(in PullInput) PullPlan {
 		if in.Snap == nil {
 			return PullPlan{Action: PullNeedSnapshot}
 		}
-		if PrunedPast(*in.Snap, in.Cursor+1) {
-			return PullPlan{Action: PullRebase, From: in.Cursor + 1}
+		if s := *in.Snap; s.Pos > in.Cursor && !s.Written.IsZero() {
+			for _, l := range in.Listed {
+				if l.Pos <= s.Pos && l.Modified.After(s.Written) {
+					if PrunedPast(s, in.Cursor+1) {
+						return PullPlan{Action: PullRebase, From: in.Cursor + 1}
+					}
+					break
+				}
+			}
 		}
 	}
 	expect := in.Cursor + 1

@@ -37,15 +37,13 @@ func TestPlanPull(t *testing.T) {
 		{"ready, hole below the snapshot: pruned", PullInput{Cursor: 4, Ready: true, Listed: listed(7), Snap: snap(6)}, PullPlan{Action: PullRebase, From: 5}},
 		{"ready, hole above the snapshot: gap", PullInput{Cursor: 4, Ready: true, Listed: listed(7), Snap: snap(3)}, PullPlan{Action: PullGap, From: 5, Next: 7}},
 		{"ready, later hole", PullInput{Cursor: 4, Ready: true, Listed: listed(5, 8), Snap: snap(2)}, PullPlan{Action: PullGap, From: 6, Next: 8}},
-		// A log contiguous from the cursor of a replica not ready, below the
-		// newest snapshot, may hold a retired pusher's create in a freed
-		// position (kill sweep seed 16989; S37): load the snapshot first,
-		// whenever the creates were made.
-		{"not ready, contiguous, a create after the snapshot below it", PullInput{Cursor: 4, Listed: late, Snap: snap(6)}, PullPlan{Action: PullRebase, From: 5}},
-		{"not ready, contiguous, created in the second the snapshot was written", PullInput{Cursor: 4, Listed: listed(5, 6), Snap: snap(6)}, PullPlan{Action: PullRebase, From: 5}},
-		{"not ready, contiguous, written before the snapshot", PullInput{Cursor: 4, Listed: []Listed{{Pos: 5, Modified: t0.Add(-time.Hour)}}, Snap: snap(5)}, PullPlan{Action: PullRebase, From: 5}},
+		// A retired pusher's create in a freed position (kill sweep seed
+		// 16989; S37): created after the snapshot's index, at or below it.
+		{"not ready, contiguous, a create after the snapshot below it: pruned", PullInput{Cursor: 4, Listed: late, Snap: snap(6)}, PullPlan{Action: PullRebase, From: 5}},
+		{"not ready, contiguous, the snapshot's own position created after it", PullInput{Cursor: 4, Listed: []Listed{{Pos: 5, Modified: t0}, {Pos: 6, Modified: t0.Add(time.Second)}}, Snap: snap(6)}, PullPlan{Action: PullRebase, From: 5}},
+		{"not ready, contiguous, created after the snapshot but above it", PullInput{Cursor: 4, Listed: []Listed{{Pos: 5, Modified: t0}, {Pos: 6, Modified: t0.Add(time.Second)}}, Snap: snap(5)}, PullPlan{Action: PullApply}},
+		{"not ready, contiguous, written before the snapshot", PullInput{Cursor: 4, Listed: listed(5, 6), Snap: snap(6)}, PullPlan{Action: PullApply}},
 		{"not ready, contiguous, snapshot at the cursor", PullInput{Cursor: 4, Listed: late, Snap: snap(4)}, PullPlan{Action: PullApply}},
-		{"not ready, contiguous, no snapshot", PullInput{Cursor: 4, Listed: late, Snap: &Snapshot{}}, PullPlan{Action: PullApply}},
 		{"rebasing, contiguous, below the snapshot: the rebase's own pull applies", PullInput{Cursor: 4, Rebasing: true, Listed: late, Snap: snap(6)}, PullPlan{Action: PullApply}},
 		{"not ready, contiguous: read the snapshots", PullInput{Cursor: 4, Listed: listed(5)}, PullPlan{Action: PullNeedSnapshot}},
 	} {
@@ -60,8 +58,8 @@ func TestPlanPull(t *testing.T) {
 //   - it applies only a log contiguous from cursor+1 (never across a hole);
 //   - a replica not ready, or rebasing, takes "nothing listed at cursor+1"
 //     for "up to date" only when no snapshot is above the cursor (rule 4);
-//   - a replica not ready (not rebasing) applies a listing only when no
-//     snapshot is above its cursor (S37);
+//   - a replica not ready (not rebasing) never applies a position at or
+//     below the newest snapshot created after it (S37);
 //   - it rebases only on a snapshot at or above the missing position, and
 //     calls a gap only where no snapshot covers it;
 //   - it asks for the snapshot only when none was given, and a plan made
@@ -99,8 +97,12 @@ func TestPlanPullSafety(t *testing.T) {
 			if (!in.Ready || in.Rebasing) && len(ls) == 0 && snap.Pos > cursor {
 				t.Fatalf("nothing listed below a snapshot taken for up to date: %+v", in)
 			}
-			if !in.Ready && !in.Rebasing && len(ls) > 0 && snap.Pos > cursor {
-				t.Fatalf("a replica not ready trusts a log below the newest snapshot: %+v", in)
+			if !in.Ready && !in.Rebasing && snap.Pos > cursor {
+				for _, l := range ls {
+					if l.Pos <= snap.Pos && l.Modified.After(snap.Written) {
+						t.Fatalf("a replica not ready applies a create made after the snapshot below it: %+v", in)
+					}
+				}
 			}
 		case PullRebase:
 			if snap == nil || snap.Pos < plan.From || plan.From < cursor+1 {
