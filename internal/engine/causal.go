@@ -282,19 +282,8 @@ func (r *Engine) DeleteWithContext(ctx context.Context, key string, cc CausalCon
 		}
 		return r.Delete(ctx, key)
 	}
-	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
-		cur, ok, err := tx.Record(key)
-		if err != nil {
-			return err
-		}
-		rec, ok, err := r.withKept(tx, key, cur.Record, ok)
-		if err != nil {
-			return err
-		}
-		if !ok || !merge.Live(r.opts.Policies.For(key), key, rec) {
-			return fmt.Errorf("%w: %q", ErrNotFound, key)
-		}
-		_, err = tx.WriteWithContext(key, nil, true, seen)
+	return r.deleteLive(ctx, key, func(tx *store.Tx) error {
+		_, err := tx.WriteWithContext(key, nil, true, seen)
 		return err
-	}))
+	})
 }

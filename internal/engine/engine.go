@@ -564,6 +564,16 @@ func (r *Engine) Delete(ctx context.Context, key string) error {
 	if crdtKind(r.opts.Policies.For(key)) != "" {
 		return r.Clear(ctx, key)
 	}
+	return r.deleteLive(ctx, key, func(tx *store.Tx) error {
+		_, err := tx.Write(key, nil, true)
+		return err
+	})
+}
+
+// deleteLive runs write, the tombstone's write, in one transaction with the
+// check that key is live here (a pending rebase's kept value counted); a
+// key that is not gives ErrNotFound and writes nothing.
+func (r *Engine) deleteLive(ctx context.Context, key string, write func(tx *store.Tx) error) error {
 	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error {
 		cur, ok, err := tx.Record(key)
 		if err != nil {
@@ -576,8 +586,7 @@ func (r *Engine) Delete(ctx context.Context, key string) error {
 		if !ok || !merge.Live(r.opts.Policies.For(key), key, rec) {
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
 		}
-		_, err = tx.Write(key, nil, true)
-		return err
+		return write(tx)
 	}))
 }
 
