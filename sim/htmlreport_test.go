@@ -3,7 +3,6 @@ package sim
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,61 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebreplica/ebreplica/internal/browsertest"
+
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
-
-// chromiumPath is where Debian's chromium package puts the browser
-// (scripts/chromium.sh installs it).
-const chromiumPath = "/usr/bin/chromium"
-
-// chromium returns the browser to drive, skipping the test when it is
-// missing, except under CI=true, where that fails it (as the inspector's
-// browser test).
-func chromium(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := fmt.Sprintf("no headless browser at %s (install it with scripts/chromium.sh install): %v", chromiumPath, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return chromiumPath
-}
-
-// browser starts a headless Chromium with a fresh profile and no network
-// chatter of its own; every document records the errors thrown in it and
-// the Content-Security-Policy violations it reports.
-func browser(t *testing.T, ctx context.Context, bin string) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 900),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	bctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	if _, err := chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
-		window.__problems = [];
-		window.addEventListener("error", (e) => window.__problems.push("error: " + (e.message || (e.target && e.target.outerHTML))), true);
-		document.addEventListener("securitypolicyviolation", (e) =>
-			window.__problems.push("CSP violation: " + e.violatedDirective + " " + e.blockedURI));
-	`}); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
-	return bctx
-}
 
 // comparePage is a comparison of three policies over two runs with its
 // timeline, as HTML.
@@ -121,7 +70,6 @@ func TestHTMLSelfContained(t *testing.T) {
 // SIM_HTML_SCREENSHOT=FILE.png saves a screenshot of the whole page to
 // look at.
 func TestHTMLRendersInChromium(t *testing.T) {
-	bin := chromium(t)
 	c, pg := comparePage(t)
 	file := filepath.Join(t.TempDir(), "report.html")
 	if err := os.WriteFile(file, pg, 0o644); err != nil {
@@ -129,7 +77,7 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bctx := browser(t, ctx, bin)
+	bctx := browsertest.Start(t, ctx, 1100, 900)
 	if _, err := chromedp.Run(bctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Navigate("file://"+file))); err != nil {
 		t.Fatalf("loading the page: %v", err)
 	}

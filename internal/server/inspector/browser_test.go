@@ -9,12 +9,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ebreplica/ebreplica/internal/browsertest"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -25,58 +26,6 @@ import (
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 )
-
-// chromiumPath is where Debian's chromium package puts the browser
-// (scripts/chromium.sh installs it).
-const chromiumPath = "/usr/bin/chromium"
-
-// chromium returns the browser to drive, skipping the test when it is
-// missing, except under CI=true, where that fails it.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		msg := fmt.Sprintf("no headless browser at %s (install it with scripts/chromium.sh install): %v", chromiumPath, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return chromiumPath
-}
-
-// browser starts a headless Chromium with a fresh profile and no network
-// chatter of its own (on a closed network its lookups would hang it).
-func browser(t *testing.T, ctx context.Context, bin string) context.Context {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancelAlloc)
-	bctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	// Every document records the errors thrown in it and the
-	// Content-Security-Policy violations it reports, for the test to read.
-	if _, err := chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
-		window.__problems = [];
-		window.addEventListener("error", (e) => window.__problems.push("error: " + e.message));
-		window.addEventListener("unhandledrejection", (e) => window.__problems.push("rejection: " + e.reason));
-		document.addEventListener("securitypolicyviolation", (e) =>
-			window.__problems.push("CSP violation: " + e.violatedDirective + " " + e.blockedURI));
-	`}); err != nil {
-		t.Fatalf("starting %s: %v", chromiumPath, err)
-	}
-	return bctx
-}
 
 // awaitWithin bounds each wait for the page: what it waits for takes
 // milliseconds, and a failure still reads the page to say what it showed.
@@ -207,7 +156,6 @@ func (f *fixture) call(t *testing.T, ctx context.Context, method, path, body str
 // filters; and that the keys past a page come with "more". The page must run under its Content-Security-Policy
 // without an error.
 func TestInspectorInBrowser(t *testing.T) {
-	bin := chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	f := serve(t, ctx, "")
@@ -216,7 +164,7 @@ func TestInspectorInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bctx := browser(t, ctx, bin)
+	bctx := browsertest.Start(t, ctx, 0, 0)
 	if err := chromedp.Do(bctx, chromedp.Navigate(f.url+"/")); err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +310,6 @@ func noProblems(t *testing.T, bctx context.Context) {
 // the address (then taken out of it), every request carries it, the
 // change feed included; a wrong token is asked for again.
 func TestInspectorToken(t *testing.T) {
-	bin := chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const token = "s3cret-token"
@@ -370,7 +317,7 @@ func TestInspectorToken(t *testing.T) {
 	if err := f.a.Put(ctx, "k/1", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	bctx := browser(t, ctx, bin)
+	bctx := browsertest.Start(t, ctx, 0, 0)
 
 	if err := chromedp.Do(bctx, chromedp.Navigate(f.url+"/")); err != nil {
 		t.Fatal(err)
