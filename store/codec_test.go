@@ -75,16 +75,14 @@ func TestAppendRecordMatchesEncoder(t *testing.T) {
 			t.Fatalf("vector %d: %x, encoder %x", it, v, vbuf.Bytes())
 		}
 		st := Stored{Record: rec, Pos: num()}
-		b, err := encodeStored(st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := decodeStored("k", b)
+		mark := []uint64{noMark, 0, num()}[it%3]
+		b := encodeStored(st, mark)
+		back, bm, err := decodeStored("k", b)
 		if err != nil {
 			t.Fatalf("record %d: %v", it, err)
 		}
-		if back.Pos != st.Pos || !back.Record.Equal(rec) {
-			t.Fatalf("record %d: round trip %+v, want %+v", it, back, st)
+		if back.Pos != st.Pos || !back.Record.Equal(rec) || bm != mark {
+			t.Fatalf("record %d: round trip %+v mark %d, want %+v mark %d", it, back, bm, st, mark)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -15,8 +16,17 @@ import (
 func TestOutboxMarkOneRequest(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k engineKind) {
 		s, _ := newStore(t, k, nil)
-		// Committed before: a marked at 3, b at 4.
+		// Committed before: a marked at 3, b at 4 (a mark lives in its
+		// key's record: both have one).
 		if err := s.Update(ctx, func(tx *Tx) error {
+			for _, k := range []string{"a", "b"} {
+				if err := tx.PutRecord(k, Stored{Pos: 1}); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetOutboxMark("c", 2); err == nil {
+				return errors.New("a mark on a key without a record was accepted")
+			}
 			if err := tx.SetOutboxMark("a", 3); err != nil {
 				return err
 			}

@@ -3,8 +3,14 @@
 //
 // Key space:
 //
-//	r/<key>          record: 8-byte big-endian pos, then the canonical record (merge.EncodeRecord)
-//	o/<key>          outbox mark: 8-byte dot counter of the key's last local change
+//	r/<key>          record entry: pos (uvarint), the outbox mark plus one (uvarint; 0: clean),
+//	                 then the canonical record (merge.EncodeRecord)
+//	l/<seq>          outbox log: one entry per group commit that marked keys (8-byte big-endian
+//	                 sequence), listing each (key, mark) it set; stale listings are skipped
+//	m/lseq           the last outbox log sequence used
+//	m/qlow           the outbox log position below which every entry is consumed (deleted)
+//	m/format         the layout's version (formatVersion); absent: format 1 (o/<key> marks and
+//	                 q/<mark><key> queue entries), which Open migrates (migrate.go)
 //	m/replica        ReplicaID (16 bytes)
 //	m/counter        last dot counter issued (never below the highest own dot seen in pulled data)
 //	m/hlc            last HLC issued or observed
@@ -57,6 +63,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +173,7 @@ type Store struct {
 	counter uint64
 	live    atomic.Int64
 	pending atomic.Int64
+	lseq    uint64       // the last outbox log sequence used
 	commits atomic.Int64 // engine commits (group commits)
 	// changed is closed (and replaced) after each commit that wrote
 	// something: change-feed readers wait on it (Changed).
@@ -234,10 +242,14 @@ func Open(eng Engine, o *Options) (*Store, error) {
 		opts.GroupBytes = int(min(int64(opts.GroupBytes), b/4))
 		opts.GroupEntries = int(min(int64(opts.GroupEntries), n/4))
 		limit = &txLimit{bytes: b, entries: n, cost: l.mutationCost}
-		for _, m := range groupCounterKeys(0, 0, 0, 0, 0, 0) {
+		for _, m := range groupCounterKeys(0, 0, 0, 0, 0, 0, 0) {
 			limit.reserveBytes += l.mutationCost(m)
 			limit.reserveEntries++
 		}
+		// The group's outbox log entry: its listings count as they are
+		// added (overlay.list), its key and overhead here.
+		limit.reserveBytes += l.mutationCost(Mutation{Key: logKey(0)})
+		limit.reserveEntries++
 	}
 	s := &Store{
 		eng:   eng,
@@ -246,6 +258,9 @@ func Open(eng Engine, o *Options) (*Store, error) {
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 		limit: limit,
+	}
+	if err := migrate(eng); err != nil {
+		return nil, err
 	}
 	var hlc uint64
 	err := eng.View(func(r Reader) error {
@@ -280,6 +295,9 @@ func Open(eng Engine, o *Options) (*Store, error) {
 			return err
 		}
 		s.pending.Store(int64(n))
+		if s.lseq, err = getUint(r, keyLogSeq); err != nil {
+			return err
+		}
 		return nil
 	})
 	if err != nil {
@@ -487,7 +505,7 @@ func (s *Store) group(queue []*request) []*request {
 	reader, release := s.eng.Reader()
 	defer release()
 	g := newOverlay(s.limit)
-	startCounter := s.counter
+	startCounter, startLseq := s.counter, s.lseq
 	startLive, startPending := s.live.Load(), s.pending.Load()
 	live, pending := startLive, startPending
 	taken := make([]*request, 0, min(len(queue), 64))
@@ -524,7 +542,8 @@ func (s *Store) group(queue []*request) []*request {
 		if g.base > 0 && !s.limit.fits(g) {
 			// Earlier requests wrote, and this one takes the group past
 			// the engine's limit: it commits alone, after the group.
-			alone = &aloneRequest{r: r, muts: g.takeOut(), counter: tx.counter,
+			muts, listing := g.takeOut()
+			alone = &aloneRequest{r: r, muts: muts, listing: listing, counter: tx.counter,
 				live: tx.live, pending: tx.pending, newID: tx.newID}
 			n++
 			break
@@ -543,7 +562,7 @@ func (s *Store) group(queue []*request) []*request {
 	// The commit (and its fsync) is charged to the labels of the group's
 	// first request: one engine transaction serves them all.
 	pprof.SetGoroutineLabels(queue[0].ctx)
-	err := s.commit(g, startCounter, live, pending, newID, needSync, taken, errs)
+	err := s.commit(g, startCounter, startLseq, live, pending, newID, needSync, taken, errs)
 	if alone != nil {
 		pprof.SetGoroutineLabels(alone.r.ctx)
 		if err != nil {
@@ -561,6 +580,7 @@ func (s *Store) group(queue []*request) []*request {
 type aloneRequest struct {
 	r             *request
 	muts          []Mutation
+	listing       []byte // its outbox log listings
 	counter       uint64
 	live, pending int64
 	newID         *clock.ReplicaID
@@ -573,15 +593,17 @@ func (s *Store) commitAlone(a *aloneRequest) {
 	for _, m := range a.muts {
 		g.write(m)
 	}
+	g.listing = a.listing
 	startCounter := s.counter
 	s.counter = a.counter
-	s.commit(g, startCounter, a.live, a.pending, a.newID, a.r.sync, []*request{a.r}, []error{nil})
+	s.commit(g, startCounter, s.lseq, a.live, a.pending, a.newID, a.r.sync, []*request{a.r}, []error{nil})
 }
 
 // groupCounterKeys are the writes of the counters that every group with
 // writes commits.
-func groupCounterKeys(counter, hlc, capped uint64, ahead time.Duration, live, pending int64) []Mutation {
+func groupCounterKeys(counter, hlc, capped uint64, ahead time.Duration, live, pending int64, lseq uint64) []Mutation {
 	return []Mutation{
+		{Key: keyLogSeq, Value: putUint(lseq)},
 		{Key: keyCounter, Value: putUint(counter)},
 		{Key: keyHLC, Value: putUint(hlc)},
 		{Key: keySkew, Value: binary.BigEndian.AppendUint64(putUint(capped), uint64(max(ahead, 0)))},
@@ -595,12 +617,17 @@ func groupCounterKeys(counter, hlc, capped uint64, ahead time.Duration, live, pe
 // answers the taken requests (or hands them to the syncer), and returns the
 // engine's commit error (nil when the commit happened, whether or not the
 // fsync then failed).
-func (s *Store) commit(g *overlay, startCounter uint64, live, pending int64, newID *clock.ReplicaID,
+func (s *Store) commit(g *overlay, startCounter, startLseq uint64, live, pending int64, newID *clock.ReplicaID,
 	needSync bool, taken []*request, errs []error) error {
 	g.begin() // nothing below is undone
+	if len(g.listing) > 0 {
+		// The group's outbox log entry: every (key, mark) it set.
+		s.lseq++
+		g.write(Mutation{Key: logKey(s.lseq), Value: g.listing})
+	}
 	if len(g.muts) > 0 {
 		capped, ahead := s.clock.SkewStats()
-		for _, m := range groupCounterKeys(s.counter, uint64(s.clock.Last()), capped, ahead, live, pending) {
+		for _, m := range groupCounterKeys(s.counter, uint64(s.clock.Last()), capped, ahead, live, pending, s.lseq) {
 			g.write(m)
 		}
 	}
@@ -610,7 +637,7 @@ func (s *Store) commit(g *overlay, startCounter uint64, live, pending int64, new
 	// reissue dots that name committed versions. The writers get the error.
 	err := s.eng.Apply(g.mutations(), false)
 	if err != nil {
-		s.counter = startCounter
+		s.counter, s.lseq = startCounter, startLseq
 		answer(taken, errs, err)
 		return err
 	}
@@ -710,6 +737,11 @@ type overlay struct {
 	baseCost  int64      // cost when it began
 	undo      []undoItem // earlier mutations it overwrote
 
+	// listing: the outbox log listings of the group's marks
+	// (appendListing); baseListing: its length when the request began.
+	listing     []byte
+	baseListing int
+
 	// G as decoded in this group; gOK false when not (yet) known.
 	g   clock.Vector
 	gOK bool
@@ -756,14 +788,27 @@ func (o *overlay) write(m Mutation) {
 func (o *overlay) put(k, v []byte) { o.write(Mutation{Key: k, Value: v}) }
 func (o *overlay) del(k []byte)    { o.write(Mutation{Key: k, Delete: true}) }
 
+// list adds (key, mark) to the group's outbox log entry.
+func (o *overlay) list(key string, mark uint64) {
+	n := len(o.listing)
+	o.listing = appendListing(o.listing, key, mark)
+	d := len(o.listing) - n
+	o.bytes += d
+	if o.limit != nil {
+		o.cost += int64(d) // a large entry goes to the value log: less
+	}
+}
+
 // begin starts a request.
 func (o *overlay) begin() {
 	o.base, o.baseBytes, o.baseCost, o.undo = len(o.muts), o.bytes, o.cost, o.undo[:0]
+	o.baseListing = len(o.listing)
 }
 
 // takeOut undoes every write since begin, like rollback, and returns them:
-// the final value of each key the running request wrote.
-func (o *overlay) takeOut() []Mutation {
+// the final value of each key the running request wrote, and its outbox
+// log listings.
+func (o *overlay) takeOut() ([]Mutation, []byte) {
 	out := make([]Mutation, 0, len(o.muts)-o.base+len(o.undo))
 	seen := map[int]bool{}
 	for _, u := range o.undo {
@@ -773,8 +818,9 @@ func (o *overlay) takeOut() []Mutation {
 		}
 	}
 	out = append(out, o.muts[o.base:]...)
+	listing := slices.Clone(o.listing[o.baseListing:])
 	o.rollback()
-	return out
+	return out, listing
 }
 
 // rollback undoes every write since begin.
@@ -790,6 +836,7 @@ func (o *overlay) rollback() {
 	o.bytes = o.baseBytes
 	o.cost = o.baseCost
 	o.undo = o.undo[:0]
+	o.listing = o.listing[:o.baseListing]
 	o.gOK, o.g = false, nil
 }
 

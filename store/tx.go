@@ -12,9 +12,10 @@ import (
 
 var (
 	prefixRecord = []byte("r/")
-	prefixOutbox = []byte("o/")
-	prefixQueue  = []byte("q/")
+	prefixLog    = []byte("l/")
 	keyQueueLow  = []byte("m/qlow")
+	keyLogSeq    = []byte("m/lseq")
+	keyFormat    = []byte("m/format")
 	prefixMeta   = []byte("m/")
 	keyReplica   = []byte("m/replica")
 	keyCounter   = []byte("m/counter")
@@ -26,13 +27,11 @@ var (
 )
 
 func recordKey(k string) []byte { return append(append([]byte(nil), prefixRecord...), k...) }
-func outboxKey(k string) []byte { return append(append([]byte(nil), prefixOutbox...), k...) }
 func metaKey(n string) []byte   { return append(append([]byte(nil), prefixMeta...), n...) }
 
-// queueKey orders the outbox by mark: q/<8-byte mark><key>.
-func queueKey(c uint64, k string) []byte {
-	b := binary.BigEndian.AppendUint64(append([]byte(nil), prefixQueue...), c)
-	return append(b, k...)
+// logKey is the outbox log entry of a group commit: l/<8-byte sequence>.
+func logKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefixLog...), seq)
 }
 
 // Stored is a record as kept locally: the merged state of the key and pos,
@@ -43,21 +42,42 @@ type Stored struct {
 	Pos uint64
 }
 
-func encodeStored(st Stored) ([]byte, error) {
-	out := make([]byte, 8, 8+merge.RecordSizeHint(st.Record))
-	binary.BigEndian.PutUint64(out, st.Pos)
-	return merge.AppendRecord(out, st.Record), nil
+// appendHeader appends a record entry's header: pos and the outbox mark
+// (noMark: none), as uvarints; the mark is stored plus one, 0 meaning none
+// (a mark may be 0: PushAll marks with the current counter).
+func appendHeader(dst []byte, pos, mark uint64) []byte {
+	dst = binary.AppendUvarint(dst, pos)
+	return binary.AppendUvarint(dst, mark+1) // noMark+1 == 0
 }
 
-func decodeStored(key string, v []byte) (Stored, error) {
-	if len(v) < 8 {
-		return Stored{}, fmt.Errorf("%w: record %q truncated", ErrCorrupt, key)
+// splitRecord splits a record entry into its header and encoded record.
+func splitRecord(key string, v []byte) (pos, mark uint64, body []byte, err error) {
+	pos, n := binary.Uvarint(v)
+	if n <= 0 {
+		return 0, 0, nil, fmt.Errorf("%w: record %q: bad header", ErrCorrupt, key)
 	}
-	r, err := merge.DecodeRecord(v[8:])
+	m, k := binary.Uvarint(v[n:])
+	if k <= 0 {
+		return 0, 0, nil, fmt.Errorf("%w: record %q: bad header", ErrCorrupt, key)
+	}
+	return pos, m - 1, v[n+k:], nil
+}
+
+func encodeStored(st Stored, mark uint64) []byte {
+	out := appendHeader(make([]byte, 0, 20+merge.RecordSizeHint(st.Record)), st.Pos, mark)
+	return merge.AppendRecord(out, st.Record)
+}
+
+func decodeStored(key string, v []byte) (Stored, uint64, error) {
+	pos, mark, body, err := splitRecord(key, v)
 	if err != nil {
-		return Stored{}, fmt.Errorf("%w: record %q: %v", ErrCorrupt, key, err)
+		return Stored{}, 0, err
 	}
-	return Stored{Record: r, Pos: binary.BigEndian.Uint64(v)}, nil
+	r, err := merge.DecodeRecord(body)
+	if err != nil {
+		return Stored{}, 0, fmt.Errorf("%w: record %q: %v", ErrCorrupt, key, err)
+	}
+	return Stored{Record: r, Pos: pos}, mark, nil
 }
 
 // getter is what the typed accessors need.
@@ -70,19 +90,49 @@ func readRecord(g getter, key string) (Stored, bool, error) {
 	if err != nil || !ok {
 		return Stored{}, false, err
 	}
-	st, err := decodeStored(key, v)
+	st, _, err := decodeStored(key, v)
 	return st, err == nil, err
 }
 
+// readMark reads the outbox mark of key from its record's header.
 func readMark(g getter, key string) (uint64, bool, error) {
-	v, ok, err := g.get(outboxKey(key))
+	v, ok, err := g.get(recordKey(key))
 	if err != nil || !ok {
 		return 0, false, err
 	}
-	if len(v) != 8 {
-		return 0, false, fmt.Errorf("%w: outbox mark %q", ErrCorrupt, key)
+	_, mark, _, err := splitRecord(key, v)
+	if err != nil || mark == noMark {
+		return 0, false, err
 	}
-	return binary.BigEndian.Uint64(v), true, nil
+	return mark, true, nil
+}
+
+// appendListing appends one (key, mark) pair of an outbox log entry.
+func appendListing(dst []byte, key string, mark uint64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	return binary.AppendUvarint(dst, mark)
+}
+
+// eachListing calls fn for each (key, mark) pair of an outbox log entry.
+func eachListing(v []byte, fn func(key string, mark uint64) (bool, error)) (bool, error) {
+	for len(v) > 0 {
+		n, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < n {
+			return false, fmt.Errorf("%w: outbox log entry", ErrCorrupt)
+		}
+		key := string(v[k : k+int(n)])
+		v = v[k+int(n):]
+		m, j := binary.Uvarint(v)
+		if j <= 0 {
+			return false, fmt.Errorf("%w: outbox log entry", ErrCorrupt)
+		}
+		v = v[j:]
+		if more, err := fn(key, m); err != nil || !more {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 func readVector(g getter, k []byte) (clock.Vector, error) {
@@ -110,8 +160,7 @@ type Tx struct {
 	live    int64
 	pending int64
 	newID   *clock.ReplicaID
-	cache   map[string]*Stored // decoded records read or written by this request
-	marks   map[string]uint64  // outbox marks read or written by this request (noMark: none)
+	cache   map[string]*recState // records (with their marks) read or written by this request
 	// writeTime is the HLC of the write WriteFunc is making, once its fn
 	// asked for it (WriteTime); zero otherwise. writing: inside that fn.
 	writeTime clock.HLC
@@ -156,41 +205,76 @@ func (t *Tx) ReplicaID() (clock.ReplicaID, error) {
 	return t.s.ReplicaID()
 }
 
-// Record returns the stored record of key.
-func (t *Tx) Record(key string) (Stored, bool, error) {
-	if st, ok := t.cache[key]; ok {
-		if st == nil {
-			return Stored{}, false, nil
-		}
-		return *st, true, nil
-	}
-	st, ok, err := readRecord(t, key)
-	if err != nil {
-		return Stored{}, false, err
-	}
-	if t.cache == nil {
-		t.cache = map[string]*Stored{}
-	}
-	if ok {
-		t.cache[key] = &st
-	} else {
-		t.cache[key] = nil
-	}
-	return st, ok, nil
+// recState is a key's record entry as this request sees it: the record
+// (had false: none), its outbox mark (noMark: none) and the encoded record
+// (so a change of pos or mark alone does not encode it again).
+type recState struct {
+	st   Stored
+	had  bool
+	mark uint64
+	body []byte
 }
 
-// PutRecord stores the record of key and keeps the live count right.
-func (t *Tx) PutRecord(key string, st Stored) error {
-	old, had, err := t.Record(key)
-	if err != nil {
-		return err
+// load returns key's record entry, read from the engine at most once per
+// request: its record and its mark are one entry.
+func (t *Tx) load(key string) (*recState, error) {
+	if rs, ok := t.cache[key]; ok {
+		return rs, nil
 	}
-	b, err := encodeStored(st)
+	rs := &recState{mark: noMark}
+	v, ok, err := t.get(recordKey(key))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		pos, mark, body, err := splitRecord(key, v)
+		if err != nil {
+			return nil, err
+		}
+		r, err := merge.DecodeRecord(body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, key, err)
+		}
+		rs.st, rs.had, rs.mark, rs.body = Stored{Record: r, Pos: pos}, true, mark, body
+	}
+	if t.cache == nil {
+		t.cache = map[string]*recState{}
+	}
+	t.cache[key] = rs
+	return rs, nil
+}
+
+// store writes key's record entry as rs holds it: one r/ mutation (the
+// group's overlay keeps the last of a request's writes of a key).
+func (t *Tx) store(key string, rs *recState) {
+	v := appendHeader(make([]byte, 0, 20+len(rs.body)), rs.st.Pos, rs.mark)
+	t.set(recordKey(key), append(v, rs.body...))
+}
+
+// Record returns the stored record of key.
+func (t *Tx) Record(key string) (Stored, bool, error) {
+	rs, err := t.load(key)
+	if err != nil || !rs.had {
+		return Stored{}, false, err
+	}
+	return rs.st, true, nil
+}
+
+// PutRecord stores the record of key and keeps the live count right. The
+// key's outbox mark stays as it was.
+func (t *Tx) PutRecord(key string, st Stored) error {
+	return t.putRecord(key, st, false, 0)
+}
+
+// putRecord is PutRecord; with setMark, it also marks key dirty at c in
+// the same write (SetOutboxMark).
+func (t *Tx) putRecord(key string, st Stored, setMark bool, c uint64) error {
+	rs, err := t.load(key)
 	if err != nil {
 		return err
 	}
 	pol := t.s.opts.Policies.For(key)
-	wasLive := had && merge.Live(pol, key, old.Record)
+	wasLive := rs.had && merge.Live(pol, key, rs.st.Record)
 	isLive := merge.Live(pol, key, st.Record)
 	switch {
 	case isLive && !wasLive:
@@ -200,12 +284,15 @@ func (t *Tx) PutRecord(key string, st Stored) error {
 	}
 	skip := t.noFeed[key]
 	delete(t.noFeed, key)
-	if !skip && (isLive || wasLive) && !(had && sameVersions(old.Record, st.Record)) {
+	if !skip && (isLive || wasLive) && !(rs.had && sameVersions(rs.st.Record, st.Record)) {
 		t.addFeed(FeedEntry{Key: key, Deleted: !isLive, Local: t.local, Conflict: len(st.Record.Versions) > 1})
 	}
-	t.set(recordKey(key), b)
-	cp := st
-	t.cache[key] = &cp
+	rs.st, rs.had = st, true
+	rs.body = merge.AppendRecord(make([]byte, 0, merge.RecordSizeHint(st.Record)), st.Record)
+	if setMark {
+		t.mark(key, rs, c)
+	}
+	t.store(key, rs)
 	return nil
 }
 
@@ -219,90 +306,111 @@ func (t *Tx) SkipFeed(key string) {
 	t.noFeed[key] = true
 }
 
-// DeleteRecord removes the record of key whole (collection).
+// DeleteRecord removes the record of key whole (collection, rebase). Its
+// outbox mark, kept in the record, goes with it.
 func (t *Tx) DeleteRecord(key string) error {
-	old, had, err := t.Record(key)
-	if err != nil || !had {
+	rs, err := t.load(key)
+	if err != nil || !rs.had {
 		return err
 	}
-	if merge.Live(t.s.opts.Policies.For(key), key, old.Record) {
+	if merge.Live(t.s.opts.Policies.For(key), key, rs.st.Record) {
 		t.live--
 	}
+	if rs.mark != noMark {
+		t.pending--
+	}
 	t.del(recordKey(key))
-	t.cache[key] = nil
+	t.cache[key] = &recState{mark: noMark}
 	return nil
 }
 
-// noMark in Tx.marks: the key has no outbox mark. (Marks are dot
-// counters, which never reach it.)
+// noMark: no outbox mark. (Marks are dot counters, which never reach it.)
 const noMark = ^uint64(0)
 
-// OutboxMark returns the outbox mark of key. A request reads each key's
-// mark from the engine at most once: SetOutboxMark and ClearOutboxMark
-// after it (a push's commit clears the mark it has just compared) read it
-// from the request's cache.
+// OutboxMark returns the outbox mark of key: from its record entry, which
+// a request reads from the engine at most once.
 func (t *Tx) OutboxMark(key string) (uint64, bool, error) {
-	if c, ok := t.marks[key]; ok {
-		return c, c != noMark, nil
-	}
-	c, ok, err := readMark(t, key)
-	if err != nil {
+	rs, err := t.load(key)
+	if err != nil || rs.mark == noMark {
 		return 0, false, err
 	}
-	t.cacheMark(key, c, ok)
-	return c, ok, nil
+	return rs.mark, true, nil
 }
 
-func (t *Tx) cacheMark(key string, c uint64, ok bool) {
-	if t.marks == nil {
-		t.marks = map[string]uint64{}
+// mark sets rs's mark to c and lists (key, c) in the group's outbox log
+// entry; the caller writes rs.
+func (t *Tx) mark(key string, rs *recState, c uint64) {
+	if rs.mark == noMark {
+		t.pending++
 	}
-	if !ok {
-		c = noMark
-	}
-	t.marks[key] = c
+	rs.mark = c
+	t.group.list(key, c)
 }
 
-// SetOutboxMark records that key changed locally at dot counter c. Marks are
-// kept twice: o/<key> (by key) and q/<c><key> (by mark, the outbox queue),
-// so a push finds the dirty keys by seeking past everything already pushed
-// (QueueLow) instead of stepping over the deleted marks of every key ever
-// pushed: staging costs O(changed keys), not O(store). A mark must never be
-// below QueueLow (marks are dot counters, which only grow).
+// SetOutboxMark records that key, which must have a record, changed locally
+// at dot counter c. The mark lives in the key's record entry (r/<key>:
+// pos, mark, record), and the group commit lists (key, c) in its outbox
+// log entry (l/<sequence>), so a push finds the dirty keys by reading the
+// log from its low position instead of stepping over every key: staging
+// costs O(changed keys), not O(store). A listing is stale once the key's
+// record carries another mark (or none); OutboxOrder skips those.
 func (t *Tx) SetOutboxMark(key string, c uint64) error {
-	old, had, err := t.OutboxMark(key)
+	rs, err := t.load(key)
 	if err != nil {
 		return err
 	}
-	if !had {
-		t.pending++
-	} else {
-		t.del(queueKey(old, key))
+	if !rs.had {
+		return fmt.Errorf("store: outbox mark for %q, which has no record", key)
 	}
-	t.set(outboxKey(key), putUint(c))
-	t.set(queueKey(c, key), nil)
-	t.cacheMark(key, c, true)
+	t.mark(key, rs, c)
+	t.store(key, rs)
 	return nil
 }
 
 // ClearOutboxMark removes the outbox mark of key.
 func (t *Tx) ClearOutboxMark(key string) error {
-	old, had, err := t.OutboxMark(key)
-	if err != nil || !had {
+	rs, err := t.load(key)
+	if err != nil || rs.mark == noMark {
 		return err
 	}
 	t.pending--
-	t.del(outboxKey(key))
-	t.del(queueKey(old, key))
-	t.cacheMark(key, 0, false)
+	rs.mark = noMark
+	if rs.had {
+		t.store(key, rs)
+	}
 	return nil
 }
 
-// OutboxLow returns the mark below which the outbox queue holds nothing.
+// OutboxLow returns the outbox log position below which every entry is
+// consumed (OutboxOrder's from).
 func (t *Tx) OutboxLow() (uint64, error) { return getUintG(t, keyQueueLow) }
 
-// SetOutboxLow records that the outbox queue holds nothing below c.
-func (t *Tx) SetOutboxLow(c uint64) { t.set(keyQueueLow, putUint(c)) }
+// SetOutboxLow records that every outbox log entry below position p is
+// consumed (each mark it lists is cleared, or superseded by a later
+// entry's: a push sets it after committing every key OutboxOrder gave it
+// from a View whose OutboxNext was p), and deletes those entries. It never
+// lowers the position.
+func (t *Tx) SetOutboxLow(p uint64) error {
+	low, err := t.OutboxLow()
+	if err != nil || p <= low {
+		return err
+	}
+	var dead [][]byte
+	if err := t.reader.Scan(prefixLog, logKey(low), func(k, _ []byte) (bool, error) {
+		if len(k) != len(prefixLog)+8 || binary.BigEndian.Uint64(k[len(prefixLog):]) >= p {
+			return false, nil
+		}
+		dead = append(dead, append([]byte(nil), k...))
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range dead {
+		t.del(k)
+	}
+	t.set(keyQueueLow, putUint(p))
+	return nil
+}
 
 // NextDot issues the next dot of this replica.
 func (t *Tx) NextDot() (clock.Dot, error) {
@@ -323,7 +431,6 @@ func (t *Tx) ChangeReplicaID(id clock.ReplicaID) {
 	t.set(keyReplica, id[:])
 	t.newID = &id
 	t.counter = 0
-	t.SetOutboxLow(0) // marks restart with the counter
 }
 
 // Counter returns the last dot counter issued.
@@ -445,12 +552,12 @@ func (t *Tx) writeFunc(key string, seen *clock.Vector, fn func(start merge.Recor
 		rec = merge.LocalWrite(cur.Record, g, v)
 	}
 	t.local = true
-	err = t.PutRecord(key, Stored{Record: rec, Pos: cur.Pos})
+	err = t.putRecord(key, Stored{Record: rec, Pos: cur.Pos}, true, dot.Counter)
 	t.local = false
 	if err != nil {
 		return merge.Version{}, false, err
 	}
-	return v, true, t.SetOutboxMark(key, dot.Counter)
+	return v, true, nil
 }
 
 // WriteTime returns the HLC the write WriteFunc is making will carry, for
@@ -493,7 +600,7 @@ func (v *View) Records(prefix, start string, fn func(key string, st Stored) (boo
 	}
 	return v.r.Scan(recordKey(prefix), s, func(k, val []byte) (bool, error) {
 		key := string(k[len(prefixRecord):])
-		st, err := decodeStored(key, val)
+		st, _, err := decodeStored(key, val)
 		if err != nil {
 			return false, err
 		}
@@ -501,29 +608,55 @@ func (v *View) Records(prefix, start string, fn func(key string, st Stored) (boo
 	})
 }
 
-// OutboxMarks calls fn for each outbox mark in key order.
+// OutboxMarks calls fn for each outbox mark in key order. It reads every
+// record of the prefix (the marks live in them): O(store), unlike
+// OutboxOrder.
 func (v *View) OutboxMarks(prefix string, fn func(key string, counter uint64) (bool, error)) error {
-	return v.r.Scan(outboxKey(prefix), nil, func(k, val []byte) (bool, error) {
-		key := string(k[len(prefixOutbox):])
-		if len(val) != 8 {
-			return false, fmt.Errorf("%w: outbox mark %q", ErrCorrupt, key)
+	return v.r.Scan(recordKey(prefix), nil, func(k, val []byte) (bool, error) {
+		key := string(k[len(prefixRecord):])
+		_, mark, _, err := splitRecord(key, val)
+		if err != nil || mark == noMark {
+			return err == nil, err
 		}
-		return fn(key, binary.BigEndian.Uint64(val))
+		return fn(key, mark)
 	})
 }
 
-// OutboxLow returns the mark below which the outbox queue holds nothing.
+// OutboxLow returns the outbox log position below which every entry is
+// consumed.
 func (v *View) OutboxLow() (uint64, error) { return getUintG(v, keyQueueLow) }
 
-// OutboxOrder calls fn for each outbox mark at or above from, in mark order (then
-// key order), until fn returns false or an error.
+// OutboxNext returns the position the next outbox log entry will take:
+// every entry of this view is below it (a push passes it to SetOutboxLow
+// once it has committed what OutboxOrder gave it).
+func (v *View) OutboxNext() (uint64, error) {
+	n, err := getUintG(v, keyLogSeq)
+	return n + 1, err
+}
+
+// OutboxOrder calls fn for each dirty key listed in the outbox log at or
+// after position from, in the order the keys were marked (commit order,
+// which is mark order but for PushAll's re-marks), with its mark, until fn
+// returns false or an error. A listing whose key's record no longer
+// carries its mark (cleared, or marked again since: the later listing
+// counts) is skipped, and each key comes once.
 func (v *View) OutboxOrder(from uint64, fn func(key string, mark uint64) (bool, error)) error {
-	return v.r.Scan(prefixQueue, queueKey(from, ""), func(k, _ []byte) (bool, error) {
-		if len(k) < len(prefixQueue)+8 {
-			return false, fmt.Errorf("%w: outbox queue entry %q", ErrCorrupt, k)
+	seen := map[string]bool{}
+	return v.r.Scan(prefixLog, logKey(from), func(k, val []byte) (bool, error) {
+		if len(k) != len(prefixLog)+8 {
+			return false, fmt.Errorf("%w: outbox log entry %q", ErrCorrupt, k)
 		}
-		c := binary.BigEndian.Uint64(k[len(prefixQueue):])
-		return fn(string(k[len(prefixQueue)+8:]), c)
+		return eachListing(val, func(key string, mark uint64) (bool, error) {
+			if seen[key] {
+				return true, nil
+			}
+			now, ok, err := readMark(v, key)
+			if err != nil || !ok || now != mark {
+				return err == nil, err
+			}
+			seen[key] = true
+			return fn(key, mark)
+		})
 	})
 }
 

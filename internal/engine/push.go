@@ -109,13 +109,14 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 		return ps, err
 	}
 	resumed := len(st) > 0 // left by an interrupted push
+	var next uint64         // the outbox log position after what was staged
 	if !resumed {
-		if st, err = r.stageOutbox(ctx); err != nil {
+		if st, next, err = r.stageOutbox(ctx); err != nil {
 			return ps, err
 		}
 	}
 	if len(st) == 0 {
-		return ps, nil
+		return ps, r.consumeOutbox(ctx, next)
 	}
 	if err := r.step("push:staged"); err != nil {
 		return ps, err
@@ -138,8 +139,14 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	if err := r.step("push:fenced"); err != nil {
 		return ps, err
 	}
-	if err = r.uploadStaged(ctx, st, &ps); err != nil || !resumed || r.st.OutboxLen() == 0 {
+	if err = r.uploadStaged(ctx, st, &ps); err != nil {
 		return ps, err
+	}
+	if !resumed {
+		return ps, r.consumeOutbox(ctx, next)
+	}
+	if r.st.OutboxLen() == 0 {
+		return ps, nil
 	}
 	// The interrupted push's segments are in; now the rest of the outbox
 	// (the keys it had not staged, and any written since).
@@ -224,10 +231,14 @@ func (r *Engine) loadStaged() ([]*staged, error) {
 // stageOutbox encodes the current merged records of the outbox's keys into
 // segments and stages each, with the marks it covers, in one synced
 // transaction.
-func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
-	keys, marks, err := r.outboxKeys(ctx)
+//
+// It also returns the outbox log position after the entries it read: once
+// every staged segment is committed, each key they listed is clean or
+// marked again in a later entry, and consumeOutbox drops them.
+func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, uint64, error) {
+	keys, marks, next, err := r.outboxKeys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out []*staged
 	for len(keys) > 0 {
@@ -244,53 +255,50 @@ func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, error) {
 			return err
 		})
 		if err != nil {
-			return out, wrapClosed(err)
+			return out, 0, wrapClosed(err)
 		}
 		if s != nil {
 			out = append(out, s)
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
-// outboxKeys reads the outbox queue from its low mark: only the dirty
-// keys, in mark order, whatever the store's size and history, and their
-// marks.
-func (r *Engine) outboxKeys(ctx context.Context) ([]string, []uint64, error) {
+// consumeOutbox drops the outbox log entries below next (0: none), every
+// key they listed having been pushed and its mark cleared, or marked again
+// since (a later entry lists it): later pushes read the log from next.
+func (r *Engine) consumeOutbox(ctx context.Context, next uint64) error {
+	if next == 0 {
+		return nil
+	}
+	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error { return tx.SetOutboxLow(next) }))
+}
+
+// outboxKeys reads the outbox log from its low position: only the dirty
+// keys, in the order they were marked, whatever the store's size and
+// history, with their marks, and the position after the entries read.
+func (r *Engine) outboxKeys(ctx context.Context) ([]string, []uint64, uint64, error) {
 	var keys []string
 	var marks []uint64
-	first, empty := uint64(0), true
+	var next uint64
 	err := r.st.View(func(v *store.View) error {
 		low, err := v.OutboxLow()
 		if err != nil {
 			return err
 		}
+		if next, err = v.OutboxNext(); err != nil {
+			return err
+		}
 		return v.OutboxOrder(low, func(key string, mark uint64) (bool, error) {
-			if empty {
-				first, empty = mark, false
-			}
 			keys = append(keys, key)
 			marks = append(marks, mark)
 			return true, nil
 		})
 	})
 	if err != nil {
-		return nil, nil, wrapClosed(err)
+		return nil, nil, 0, wrapClosed(err)
 	}
-	if !empty {
-		// Nothing is queued below the first mark seen: later scans seek past
-		// the deleted entries below it. (New marks are dot counters, above.)
-		if err := r.st.Update(ctx, func(tx *store.Tx) error {
-			if low, err := tx.OutboxLow(); err != nil || low >= first {
-				return err
-			}
-			tx.SetOutboxLow(first)
-			return nil
-		}); err != nil {
-			return nil, nil, wrapClosed(err)
-		}
-	}
-	return keys, marks, nil
+	return keys, marks, next, nil
 }
 
 // stageSegment encodes the records of keys (marked with marks), from the

@@ -1,0 +1,421 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ebreplica/ebreplica/merge"
+)
+
+// recordingEngine records every Apply's mutations; with failAt > 0 the
+// failAt-th Apply fails without applying anything (a crash just before it).
+type recordingEngine struct {
+	Engine
+	applies [][]Mutation
+	failAt  int
+}
+
+var errCrash = errors.New("crash (test)")
+
+func (e *recordingEngine) Apply(muts []Mutation, sync bool) error {
+	if e.failAt > 0 && len(e.applies)+1 == e.failAt {
+		return errCrash
+	}
+	e.applies = append(e.applies, slices.Clone(muts))
+	return e.Engine.Apply(muts, sync)
+}
+
+// TestWriteOneEntryPerKey: a request of n local writes commits n record
+// entries and one outbox log entry (and the group's counters): the mark
+// lives in each record, and the group lists its marks once. A push's
+// commit (read the mark, clear it, raise pos) writes each record once.
+func TestWriteOneEntryPerKey(t *testing.T) {
+	eng := &recordingEngine{Engine: NewMem()}
+	s := openStore(t, eng, nil)
+	if err := s.Init(ctx, [16]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	eng.applies = nil
+	if err := s.Update(ctx, func(tx *Tx) error {
+		for i := range n {
+			if _, err := tx.Write(fmt.Sprintf("k%03d", i), []byte("v"), false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() map[string]int {
+		got := map[string]int{}
+		for _, muts := range eng.applies {
+			for _, m := range muts {
+				got[string(m.Key[:2])]++
+			}
+		}
+		eng.applies = nil
+		return got
+	}
+	if got := count(); got["r/"] != n || got["l/"] != 1 || len(got) != 3 {
+		t.Fatalf("a request of %d writes applied %v, want %d r/, 1 l/ and m/ counters", n, got, n)
+	}
+	if err := s.Update(ctx, func(tx *Tx) error {
+		for i := range n {
+			k := fmt.Sprintf("k%03d", i)
+			if _, ok, err := tx.OutboxMark(k); err != nil || !ok {
+				return fmt.Errorf("mark of %s: %v %v", k, ok, err)
+			}
+			if err := tx.ClearOutboxMark(k); err != nil {
+				return err
+			}
+			st, _, err := tx.Record(k)
+			if err != nil {
+				return err
+			}
+			st.Pos = 7
+			if err := tx.PutRecord(k, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(); got["r/"] != n || got["l/"] != 0 {
+		t.Fatalf("a commit of %d keys applied %v, want %d r/ and no l/", n, got, n)
+	}
+	if s.OutboxLen() != 0 {
+		t.Fatalf("pending %d", s.OutboxLen())
+	}
+	recount(t, s)
+}
+
+// TestOutboxLogStaleListings: OutboxOrder yields each dirty key once, at
+// its current mark, skipping the listings its record no longer carries
+// (cleared, or marked again later); SetOutboxLow drops the entries below
+// a position and never goes back.
+func TestOutboxLogStaleListings(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k engineKind) {
+		s, _ := newStore(t, k, nil)
+		write := func(keys ...string) {
+			t.Helper()
+			if err := s.Update(ctx, func(tx *Tx) error {
+				for _, k := range keys {
+					if _, err := tx.Write(k, []byte("v"), false); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		type mk struct {
+			key  string
+			mark uint64
+		}
+		order := func() (out []mk, next uint64) {
+			t.Helper()
+			if err := s.View(func(v *View) error {
+				low, err := v.OutboxLow()
+				if err != nil {
+					return err
+				}
+				if next, err = v.OutboxNext(); err != nil {
+					return err
+				}
+				return v.OutboxOrder(low, func(key string, mark uint64) (bool, error) {
+					out = append(out, mk{key, mark})
+					return true, nil
+				})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return out, next
+		}
+		write("a", "b", "c") // dots 1, 2, 3
+		write("a")           // 4
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.ClearOutboxMark("b") }); err != nil {
+			t.Fatal(err)
+		}
+		// d marked at the current counter twice, as PushAll does: once.
+		for range 2 {
+			if err := s.Update(ctx, func(tx *Tx) error {
+				if err := tx.PutRecord("d", Stored{Pos: 1}); err != nil {
+					return err
+				}
+				if err := tx.ClearOutboxMark("d"); err != nil {
+					return err
+				}
+				return tx.SetOutboxMark("d", tx.Counter())
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, next := order()
+		if want := []mk{{"c", 3}, {"a", 4}, {"d", 4}}; !slices.Equal(got, want) {
+			t.Fatalf("outbox order %v, want %v", got, want)
+		}
+		// Consumed: a push cleared what it read; e is written after.
+		if err := s.Update(ctx, func(tx *Tx) error {
+			for _, m := range got {
+				if err := tx.ClearOutboxMark(m.key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		write("e")
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.SetOutboxLow(next) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.SetOutboxLow(1) }); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := order(); !slices.Equal(got, []mk{{"e", 5}}) {
+			t.Fatalf("after the push, outbox order %v", got)
+		}
+		entries := 0
+		if err := s.View(func(v *View) error {
+			return v.r.Scan(prefixLog, nil, func(k, _ []byte) (bool, error) { entries++; return true, nil })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if entries != 1 {
+			t.Fatalf("%d outbox log entries left, want 1 (e's)", entries)
+		}
+		if s.OutboxLen() != 1 {
+			t.Fatalf("pending %d", s.OutboxLen())
+		}
+		recount(t, s)
+	})
+}
+
+// format1Want is ../internal/engine/testdata/format1/expect.json: what the
+// format-1 code read back from the directory it wrote.
+type format1Want struct {
+	Live, Pending int64
+	Records       map[string]struct {
+		Pos    uint64
+		Record []byte
+		Mark   uint64
+		Marked bool
+	}
+	Order []struct {
+		Key  string
+		Mark uint64
+	}
+}
+
+// copyFormat1Data copies the fixture's Badger directory to a temporary one.
+func copyFormat1Data(t *testing.T) (string, format1Want) {
+	t.Helper()
+	src := filepath.Join("..", "internal", "engine", "testdata", "format1")
+	dir := filepath.Join(t.TempDir(), "data")
+	if out, err := exec.Command("cp", "-r", filepath.Join(src, "replica", "data"), dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(src, "expect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want format1Want
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	return dir, want
+}
+
+// checkFormat1 checks that s holds what the fixture's writer read back:
+// every record and mark, the counts, the outbox order; and nothing of
+// format 1's keys.
+func checkFormat1(t *testing.T, s *Store, want format1Want) {
+	t.Helper()
+	if s.Len() != want.Live || s.OutboxLen() != want.Pending {
+		t.Errorf("live %d pending %d, want %d %d", s.Len(), s.OutboxLen(), want.Live, want.Pending)
+	}
+	live, marks := recount(t, s)
+	if live != want.Live || marks != want.Pending {
+		t.Errorf("by scan: live %d marks %d, want %d %d", live, marks, want.Live, want.Pending)
+	}
+	err := s.View(func(v *View) error {
+		n := 0
+		if err := v.Records("", "", func(key string, st Stored) (bool, error) {
+			n++
+			w := want.Records[key]
+			enc, err := merge.EncodeRecord(st.Record)
+			if err != nil {
+				return false, err
+			}
+			m, ok, err := v.OutboxMark(key)
+			if err != nil {
+				return false, err
+			}
+			if st.Pos != w.Pos || !bytes.Equal(enc, w.Record) || m != w.Mark || ok != w.Marked {
+				t.Errorf("%q: pos %d mark %d %v %x, want %d %d %v %x", key, st.Pos, m, ok, enc, w.Pos, w.Mark, w.Marked, w.Record)
+			}
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		if n != len(want.Records) {
+			t.Errorf("%d records, want %d", n, len(want.Records))
+		}
+		low, err := v.OutboxLow()
+		if err != nil {
+			return err
+		}
+		var got, exp []string
+		if err := v.OutboxOrder(low, func(key string, mark uint64) (bool, error) {
+			got = append(got, fmt.Sprint(key, "@", mark))
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		for _, o := range want.Order {
+			exp = append(exp, fmt.Sprint(o.Key, "@", o.Mark))
+		}
+		if !slices.Equal(got, exp) {
+			t.Errorf("outbox order\n%v\nwant\n%v", got, exp)
+		}
+		for _, p := range [][]byte{prefixOutbox1, prefixQueue1, keyMigrating} {
+			if err := v.r.Scan(p, nil, func(k, _ []byte) (bool, error) {
+				t.Errorf("format 1's %q is left", k)
+				return false, nil
+			}); err != nil {
+				return err
+			}
+		}
+		if f, err := getUint(v.r, keyFormat); err != nil || f != formatVersion {
+			t.Errorf("m/format %d %v", f, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateFormat1 opens the format-1 fixture: Open migrates it, and it
+// reads back as the format-1 code read it.
+func TestMigrateFormat1(t *testing.T) {
+	dir, want := copyFormat1Data(t)
+	eng, err := OpenBadger(dir, BadgerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, eng, nil)
+	checkFormat1(t, s, want)
+	// Writes go on: a new mark joins the order.
+	if _, err := s.ReplicaID(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.Write("k100", []byte("x"), false); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if s.OutboxLen() != want.Pending+1 {
+		t.Fatalf("pending %d after a write", s.OutboxLen())
+	}
+}
+
+// TestMigrateInterrupted: a migration that stops before any of its
+// transactions (a crash; small chunks, so there are many) resumes at the
+// next Open and ends with the same result.
+func TestMigrateInterrupted(t *testing.T) {
+	defer func(c int) { migrateChunk = c }(migrateChunk)
+	migrateChunk = 16
+	// How many transactions a whole migration takes.
+	dir, want := copyFormat1Data(t)
+	b, err := OpenBadger(dir, BadgerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingEngine{Engine: b}
+	if err := migrate(rec); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	total := len(rec.applies)
+	if total < 10 {
+		t.Fatalf("the migration took %d transactions: too few to interrupt", total)
+	}
+	for _, at := range []int{1, 2, 3, total / 3, total / 2, total - 2, total - 1, total} {
+		t.Run(fmt.Sprint("crash-before-", at), func(t *testing.T) {
+			dir, _ := copyFormat1Data(t)
+			b, err := OpenBadger(dir, BadgerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Open(&recordingEngine{Engine: b, failAt: at}, nil); !errors.Is(err, errCrash) {
+				t.Fatalf("interrupted open: %v", err)
+			}
+			b.Close()
+			b, err = OpenBadger(dir, BadgerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFormat1(t, openStore(t, b, nil), want)
+		})
+	}
+}
+
+// TestNewerFormatRefused: a directory of a newer format is refused with
+// ErrNewerFormat, which names the format, and left as it was; so is an
+// unknown older one (ErrCorrupt).
+func TestNewerFormatRefused(t *testing.T) {
+	for _, c := range []struct {
+		format uint64
+		want   error
+	}{{formatVersion + 1, ErrNewerFormat}, {1 << 40, ErrNewerFormat}, {1, ErrCorrupt}} {
+		t.Run(fmt.Sprint(c.format), func(t *testing.T) {
+			b, err := OpenBadger(t.TempDir(), BadgerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			// What a newer layout might hold: its own keys, and no o/ or q/.
+			if err := b.Apply([]Mutation{
+				{Key: keyFormat, Value: putUint(c.format)},
+				{Key: []byte("r/a"), Value: []byte{9, 9, 9}},
+				{Key: []byte("q/x"), Value: []byte{1}},
+				{Key: keyPending, Value: putUint(5)},
+			}, true); err != nil {
+				t.Fatal(err)
+			}
+			before := dumpEngine(t, b)
+			_, err = Open(b, nil)
+			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), fmt.Sprint(c.format)) {
+				t.Fatalf("Open of format %d: %v, want %v naming the format", c.format, err, c.want)
+			}
+			if after := dumpEngine(t, b); after != before {
+				t.Fatalf("the refused open changed the engine:\n%s\nwas\n%s", after, before)
+			}
+		})
+	}
+}
+
+// dumpEngine returns every key and value of eng.
+func dumpEngine(t *testing.T, eng Engine) string {
+	t.Helper()
+	var b strings.Builder
+	if err := eng.View(func(r Reader) error {
+		return r.Scan(nil, nil, func(k, v []byte) (bool, error) {
+			fmt.Fprintf(&b, "%q=%x\n", k, v)
+			return true, nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
