@@ -660,6 +660,21 @@ func (v *View) OutboxOrder(from uint64, fn func(key string, mark uint64) (bool, 
 	})
 }
 
+// OutboxListings calls fn for each (key, mark) listing of the outbox log
+// at or after position from, in log order, as listed: without reading
+// the records, so stale listings (the key cleared or marked again since)
+// come too, and a key marked again comes again. A push's staging, which
+// reads each record anyway, checks the mark there (OutboxOrder is the
+// checked form).
+func (v *View) OutboxListings(from uint64, fn func(key string, mark uint64) (bool, error)) error {
+	return v.r.Scan(prefixLog, logKey(from), func(k, val []byte) (bool, error) {
+		if len(k) != len(prefixLog)+8 {
+			return false, fmt.Errorf("%w: outbox log entry %q", ErrCorrupt, k)
+		}
+		return eachListing(val, fn)
+	})
+}
+
 // MetaScan calls fn for each metadata entry whose name has the prefix.
 func (v *View) MetaScan(prefix string, fn func(name string, val []byte) (bool, error)) error {
 	return v.r.Scan(metaKey(prefix), nil, func(k, val []byte) (bool, error) {

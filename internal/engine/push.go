@@ -109,7 +109,7 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 		return ps, err
 	}
 	resumed := len(st) > 0 // left by an interrupted push
-	var next uint64         // the outbox log position after what was staged
+	var next uint64        // the outbox log position after what was staged
 	if !resumed {
 		if st, next, err = r.stageOutbox(ctx); err != nil {
 			return ps, err
@@ -274,13 +274,17 @@ func (r *Engine) consumeOutbox(ctx context.Context, next uint64) error {
 	return wrapClosed(r.st.Update(ctx, func(tx *store.Tx) error { return tx.SetOutboxLow(next) }))
 }
 
-// outboxKeys reads the outbox log from its low position: only the dirty
-// keys, in the order they were marked, whatever the store's size and
-// history, with their marks, and the position after the entries read.
+// outboxKeys reads the outbox log from its low position: only the keys
+// marked since the last push, whatever the store's size and history, each
+// with its latest listed mark, in the order of those listings, and the
+// position after the entries read. It reads no record: a listing may be
+// stale (the key pushed or cleared since), which staging, reading each
+// record once, finds by its mark (encodeDirty).
 func (r *Engine) outboxKeys(ctx context.Context) ([]string, []uint64, uint64, error) {
 	var keys []string
 	var marks []uint64
 	var next uint64
+	at := map[string]int{} // each key's latest listing
 	err := r.st.View(func(v *store.View) error {
 		low, err := v.OutboxLow()
 		if err != nil {
@@ -289,7 +293,11 @@ func (r *Engine) outboxKeys(ctx context.Context) ([]string, []uint64, uint64, er
 		if next, err = v.OutboxNext(); err != nil {
 			return err
 		}
-		return v.OutboxOrder(low, func(key string, mark uint64) (bool, error) {
+		return v.OutboxListings(low, func(key string, mark uint64) (bool, error) {
+			if i, ok := at[key]; ok {
+				marks[i] = noListing // a later listing counts
+			}
+			at[key] = len(keys)
 			keys = append(keys, key)
 			marks = append(marks, mark)
 			return true, nil
@@ -298,8 +306,19 @@ func (r *Engine) outboxKeys(ctx context.Context) ([]string, []uint64, uint64, er
 	if err != nil {
 		return nil, nil, 0, wrapClosed(err)
 	}
-	return keys, marks, next, nil
+	n := 0
+	for i := range keys {
+		if marks[i] != noListing {
+			keys[n], marks[n] = keys[i], marks[i]
+			n++
+		}
+	}
+	return keys[:n], marks[:n], next, nil
 }
+
+// noListing in outboxKeys: a listing superseded by a later one of its key.
+// (Marks are dot counters, which never reach it.)
+const noListing = ^uint64(0)
 
 // stageSegment encodes the records of keys (marked with marks), from the
 // first, into one segment of at most the segment cap (the record that
@@ -349,15 +368,16 @@ func (r *Engine) stageSegment(tx *store.Tx, keys []string, marks []uint64) (*sta
 // marks to cand, from the first key, until enc reaches the segment cap. It
 // reports how many keys it used.
 //
-// The marks are the outbox queue's, read just before (outboxKeys), not
-// read again here: one engine lookup per key, not two. Marks are cleared
-// by pushes and rebases, which hold syncMu as this push does, so every key
-// is still dirty. A local write since may have re-marked it: the record
-// read here is then that write's (or a later one's) while the staged mark
-// is the older, so the commit finds the mark changed and leaves the key
-// dirty (protocol.MarkCleared), and the write is pushed again next time.
-// (Were a mark cleared meanwhile, the key's current record would be sent
-// once more, which a merge absorbs, and the commit would find no mark.)
+// The marks are the outbox log's, read just before (outboxKeys). Each
+// key's record entry holds its current mark, read here with the record
+// (one engine lookup per key): a key whose mark is not the listed one is
+// skipped. Either the listing was stale (the key was pushed, or rebased,
+// since it was listed), or a local write since re-marked it: that write
+// is listed in a later log entry, past the position this push consumes,
+// and is pushed next time. Marks are cleared by pushes and rebases, which
+// hold syncMu as this push does, so a key found marked stays so until the
+// commit, which clears the mark only if it is still the staged one
+// (protocol.MarkCleared).
 func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, id clock.ReplicaID, keys []string, marks []uint64) (int, error) {
 	limit := r.pushCap() // the manifest's, smaller under the small profile
 	used := 0
@@ -367,6 +387,11 @@ func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, i
 		}
 		used++
 		mark := marks[i]
+		if now, dirty, err := tx.OutboxMark(key); err != nil {
+			return used, err
+		} else if !dirty || now != mark {
+			continue
+		}
 		rec, ok, err := tx.Record(key)
 		if err != nil {
 			return used, err
