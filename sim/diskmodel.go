@@ -140,7 +140,7 @@ func onlyRegistry(muts []store.Mutation) bool {
 		switch {
 		case string(m.Key) == "m/registry":
 			registry = true
-		case bytes.HasPrefix(m.Key, []byte("r/")), bytes.HasPrefix(m.Key, []byte("o/")):
+		case bytes.HasPrefix(m.Key, []byte("r/")), bytes.HasPrefix(m.Key, []byte("l/")):
 			return false
 		}
 	}

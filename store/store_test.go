@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,7 +95,9 @@ func newStore(t testing.TB, k engineKind, o *Options) (*Store, func(t testing.TB
 }
 
 // recount counts live records and outbox marks by full scans, and checks
-// them (and the persisted counters) against the O(1) counters.
+// them (and the persisted counters) against the O(1) counters, and the
+// marks against those the outbox log lists (OutboxMarks): every mark is
+// listed in it, at or after its low position.
 func recount(t testing.TB, s *Store) (live, marks int64) {
 	t.Helper()
 	var pLive, pPending uint64
@@ -103,8 +106,22 @@ func recount(t testing.TB, s *Store) (live, marks int64) {
 		if live, err = v.CountLive(); err != nil {
 			return err
 		}
-		if err := v.OutboxMarks("", func(string, uint64) (bool, error) { marks++; return true, nil }); err != nil {
+		var scanned, listed []string
+		if err := v.ScanMarks("", func(k string, m uint64) (bool, error) {
+			marks++
+			scanned = append(scanned, fmt.Sprint(k, "@", m))
+			return true, nil
+		}); err != nil {
 			return err
+		}
+		if err := v.OutboxMarks("", func(k string, m uint64) (bool, error) {
+			listed = append(listed, fmt.Sprint(k, "@", m))
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		if !slices.Equal(scanned, listed) {
+			t.Errorf("marks in the records %v, listed in the outbox log %v", scanned, listed)
 		}
 		if pLive, err = getUint(v.r, keyLive); err != nil {
 			return err
@@ -856,6 +873,7 @@ func TestCorrupt(t *testing.T) {
 			{Key: []byte("r/garbage"), Value: append(make([]byte, 8), 0xc1, 0xff, 0x00)},
 			{Key: []byte("r/trailing"), Value: nil},
 			{Key: []byte("r/badmark"), Value: []byte{0x80}}, // a header cut short
+			{Key: logKey(1 << 40), Value: []byte{0xff}},     // an outbox log entry cut short
 		}, true)
 		if err != nil {
 			t.Fatal(err)
@@ -884,6 +902,12 @@ func TestCorrupt(t *testing.T) {
 		})
 		if !errors.Is(err, ErrCorrupt) {
 			t.Errorf("Marks: %v", err)
+		}
+		err = s.View(func(v *View) error {
+			return v.ScanMarks("", func(string, uint64) (bool, error) { return true, nil })
+		})
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("ScanMarks: %v", err)
 		}
 		if err := s.View(func(v *View) error { _, _, err := v.OutboxMark("badmark"); return err }); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("Mark: %v", err)

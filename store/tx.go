@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/merge"
@@ -608,10 +610,41 @@ func (v *View) Records(prefix, start string, fn func(key string, st Stored) (boo
 	})
 }
 
-// OutboxMarks calls fn for each outbox mark in key order. It reads every
-// record of the prefix (the marks live in them): O(store), unlike
-// OutboxOrder.
+// OutboxMarks calls fn for each outbox mark of a key with the prefix, in
+// key order. It reads the outbox log (every mark is listed there, at or
+// after OutboxLow), not every record: O(dirty keys), which it holds in
+// memory to sort them.
 func (v *View) OutboxMarks(prefix string, fn func(key string, counter uint64) (bool, error)) error {
+	low, err := v.OutboxLow()
+	if err != nil {
+		return err
+	}
+	type km struct {
+		key  string
+		mark uint64
+	}
+	var dirty []km
+	if err := v.OutboxOrder(low, func(key string, mark uint64) (bool, error) {
+		if strings.HasPrefix(key, prefix) {
+			dirty = append(dirty, km{key, mark})
+		}
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	slices.SortFunc(dirty, func(a, b km) int { return strings.Compare(a.key, b.key) })
+	for _, d := range dirty {
+		if more, err := fn(d.key, d.mark); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// ScanMarks calls fn for each outbox mark of a key with the prefix, in key
+// order, read from the records themselves: O(store). (fsck and tests check
+// it against OutboxMarks and the pending count.)
+func (v *View) ScanMarks(prefix string, fn func(key string, counter uint64) (bool, error)) error {
 	return v.r.Scan(recordKey(prefix), nil, func(k, val []byte) (bool, error) {
 		key := string(k[len(prefixRecord):])
 		_, mark, _, err := splitRecord(key, val)
