@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -83,6 +84,68 @@ func TestAppendRecordMatchesEncoder(t *testing.T) {
 		}
 		if back.Pos != st.Pos || !back.Record.Equal(rec) || bm != mark {
 			t.Fatalf("record %d: round trip %+v mark %d, want %+v mark %d", it, back, bm, st, mark)
+		}
+	}
+}
+
+// TestCompactBody: a record of one version whose clock is its own dot is
+// stored in the compact form (no clock, no msgpack framing), smaller than
+// the canonical one, and decodes to a record whose canonical bytes are the
+// original's: a live value, an empty one, a nil one, a tombstone. Others
+// stay canonical; a damaged compact body is ErrCorrupt.
+func TestCompactBody(t *testing.T) {
+	id := clock.ReplicaID{7, 1}
+	other := clock.ReplicaID{8, 2}
+	one := func(v merge.Version) merge.Record {
+		return merge.Record{Clock: clock.Vector{v.Dot.Replica: v.Dot.Counter}, Versions: []merge.Version{v}}
+	}
+	dot := clock.Dot{Replica: id, Counter: 300}
+	compact := []merge.Record{
+		one(merge.Version{Value: []byte("hello"), Dot: dot, Time: 1 << 50}),
+		one(merge.Version{Value: []byte{}, Dot: dot, Time: 5}),
+		one(merge.Version{Value: nil, Dot: dot, Time: 5}),
+		one(merge.Version{Deleted: true, Dot: dot, Time: 7}),
+		one(merge.Version{Value: bytes.Repeat([]byte{0x92}, 300), Dot: clock.Dot{Replica: id, Counter: 1 << 40}, Time: 1}),
+	}
+	canonical := []merge.Record{
+		{Clock: clock.Vector{id: 300, other: 2}, Versions: []merge.Version{{Value: []byte("x"), Dot: dot, Time: 5}}},
+		{Clock: clock.Vector{id: 301}, Versions: []merge.Version{{Value: []byte("x"), Dot: dot, Time: 5}}},
+		{Clock: clock.Vector{id: 300, other: 2}, Versions: []merge.Version{
+			{Value: []byte("y"), Dot: dot, Time: 6},
+			{Value: []byte("x"), Dot: clock.Dot{Replica: other, Counter: 2}, Time: 5}}},
+		{Clock: clock.Vector{id: 300}},
+	}
+	for i, r := range append(slices.Clone(compact), canonical...) {
+		want, _ := merge.EncodeRecord(r)
+		b := appendBody(nil, r)
+		if isCompact := b[0] == compactBody; isCompact != (i < len(compact)) {
+			t.Errorf("record %d: compact %v", i, isCompact)
+		}
+		if i < len(compact) && len(b) >= len(want) {
+			t.Errorf("record %d: compact form of %d bytes, canonical %d", i, len(b), len(want))
+		}
+		back, err := decodeBody("k", b)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		got, _ := merge.EncodeRecord(back)
+		if !bytes.Equal(got, want) {
+			t.Errorf("record %d: decodes to %x, want %x", i, got, want)
+		}
+		if i < len(compact) && back.Versions[0].Deleted == (back.Versions[0].Value != nil) {
+			t.Errorf("record %d: value %v for deleted=%v (a tombstone's is nil, a value never is)", i, back.Versions[0].Value, back.Versions[0].Deleted)
+		}
+	}
+	good := appendBody(nil, compact[0])
+	for i, b := range [][]byte{
+		good[:10], // cut in the replica id
+		append(append([]byte{}, good[:18]...), 0x80),          // counter cut short
+		append([]byte{compactBody, 2}, good[2:]...),           // unknown flags
+		append([]byte{compactBody, 0}, make([]byte, 16+2)...), // zero replica, zero counter
+		append([]byte{compactBody, 1}, good[2:]...),           // a tombstone with a value
+	} {
+		if _, err := decodeBody("k", b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("damaged %d: %v", i, err)
 		}
 	}
 }

@@ -67,7 +67,7 @@ func splitRecord(key string, v []byte) (pos, mark uint64, body []byte, err error
 
 func encodeStored(st Stored, mark uint64) []byte {
 	out := appendHeader(make([]byte, 0, 20+merge.RecordSizeHint(st.Record)), st.Pos, mark)
-	return merge.AppendRecord(out, st.Record)
+	return appendBody(out, st.Record)
 }
 
 func decodeStored(key string, v []byte) (Stored, uint64, error) {
@@ -75,11 +75,81 @@ func decodeStored(key string, v []byte) (Stored, uint64, error) {
 	if err != nil {
 		return Stored{}, 0, err
 	}
-	r, err := merge.DecodeRecord(body)
+	r, err := decodeBody(key, body)
 	if err != nil {
-		return Stored{}, 0, fmt.Errorf("%w: record %q: %v", ErrCorrupt, key, err)
+		return Stored{}, 0, err
 	}
 	return Stored{Record: r, Pos: pos}, mark, nil
+}
+
+// compactBody starts a record body in the compact form: a record of one
+// version whose clock is exactly that version's dot (what a local write
+// of a key leaves, the common case), stored without the clock and without
+// msgpack framing:
+//
+//	0x01, flags (1: deleted), replica id (16 bytes), counter (uvarint),
+//	HLC (uvarint), then the value to the end
+//
+// Every other record is stored in its canonical form (merge.AppendRecord),
+// which starts with 0x92 (a msgpack array of 2), never 0x01. Only the
+// local store uses this form: segments carry the canonical one.
+const compactBody = 0x01
+
+// appendBody appends the stored form of r.
+func appendBody(dst []byte, r merge.Record) []byte {
+	if len(r.Versions) != 1 || len(r.Clock) != 1 {
+		return merge.AppendRecord(dst, r)
+	}
+	v := r.Versions[0]
+	if v.Dot.Counter == 0 || v.Dot.Replica.IsZero() || r.Clock[v.Dot.Replica] != v.Dot.Counter ||
+		v.Deleted && len(v.Value) > 0 {
+		return merge.AppendRecord(dst, r)
+	}
+	var flags byte
+	if v.Deleted {
+		flags = 1
+	}
+	dst = append(dst, compactBody, flags)
+	dst = append(dst, v.Dot.Replica[:]...)
+	dst = binary.AppendUvarint(dst, v.Dot.Counter)
+	dst = binary.AppendUvarint(dst, uint64(v.Time))
+	return append(dst, v.Value...)
+}
+
+// decodeBody decodes a stored record body (either form). The record never
+// aliases b.
+func decodeBody(key string, b []byte) (merge.Record, error) {
+	if len(b) == 0 || b[0] != compactBody {
+		r, err := merge.DecodeRecord(b)
+		if err != nil {
+			return merge.Record{}, fmt.Errorf("%w: record %q: %v", ErrCorrupt, key, err)
+		}
+		return r, nil
+	}
+	if len(b) < 2+16 || b[1] > 1 {
+		return merge.Record{}, fmt.Errorf("%w: record %q: compact form cut short", ErrCorrupt, key)
+	}
+	var v merge.Version
+	v.Deleted = b[1] == 1
+	copy(v.Dot.Replica[:], b[2:18])
+	b = b[18:]
+	c, n := binary.Uvarint(b)
+	if n <= 0 {
+		return merge.Record{}, fmt.Errorf("%w: record %q: compact form: bad counter", ErrCorrupt, key)
+	}
+	h, m := binary.Uvarint(b[n:])
+	if m <= 0 {
+		return merge.Record{}, fmt.Errorf("%w: record %q: compact form: bad HLC", ErrCorrupt, key)
+	}
+	b = b[n+m:]
+	v.Dot.Counter, v.Time = c, clock.HLC(h)
+	if c == 0 || v.Dot.Replica.IsZero() || v.Deleted && len(b) > 0 {
+		return merge.Record{}, fmt.Errorf("%w: record %q: compact form: bad version", ErrCorrupt, key)
+	}
+	if !v.Deleted {
+		v.Value = append([]byte{}, b...) // as the canonical form decodes: never nil
+	}
+	return merge.Record{Clock: clock.Vector{v.Dot.Replica: c}, Versions: []merge.Version{v}}, nil
 }
 
 // getter is what the typed accessors need.
@@ -233,9 +303,9 @@ func (t *Tx) load(key string) (*recState, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := merge.DecodeRecord(body)
+		r, err := decodeBody(key, body)
 		if err != nil {
-			return nil, fmt.Errorf("%w: record %q: %v", ErrCorrupt, key, err)
+			return nil, err
 		}
 		rs.st, rs.had, rs.mark, rs.body = Stored{Record: r, Pos: pos}, true, mark, body
 	}
@@ -290,11 +360,16 @@ func (t *Tx) putRecord(key string, st Stored, setMark bool, c uint64) error {
 		t.addFeed(FeedEntry{Key: key, Deleted: !isLive, Local: t.local, Conflict: len(st.Record.Versions) > 1})
 	}
 	rs.st, rs.had = st, true
-	rs.body = merge.AppendRecord(make([]byte, 0, merge.RecordSizeHint(st.Record)), st.Record)
 	if setMark {
 		t.mark(key, rs, c)
 	}
-	t.store(key, rs)
+	// One buffer: the entry written, and the body kept for a later change
+	// of pos or mark alone.
+	v := appendHeader(make([]byte, 0, 20+merge.RecordSizeHint(st.Record)), st.Pos, rs.mark)
+	h := len(v)
+	v = appendBody(v, st.Record)
+	rs.body = v[h:len(v):len(v)]
+	t.set(recordKey(key), v)
 	return nil
 }
 
