@@ -233,6 +233,7 @@ type Tx struct {
 	pending int64
 	newID   *clock.ReplicaID
 	cache   map[string]*recState // records (with their marks) read or written by this request
+	slab    []recState           // where load takes new cache entries from (fewer allocations)
 	// writeTime is the HLC of the write WriteFunc is making, once its fn
 	// asked for it (WriteTime); zero otherwise. writing: inside that fn.
 	writeTime clock.HLC
@@ -285,6 +286,7 @@ type recState struct {
 	had  bool
 	mark uint64
 	body []byte
+	rkey []byte // r/<key>
 }
 
 // load returns key's record entry, read from the engine at most once per
@@ -293,8 +295,13 @@ func (t *Tx) load(key string) (*recState, error) {
 	if rs, ok := t.cache[key]; ok {
 		return rs, nil
 	}
-	rs := &recState{mark: noMark}
-	v, ok, err := t.get(recordKey(key))
+	if len(t.slab) == 0 {
+		t.slab = make([]recState, 32)
+	}
+	rs := &t.slab[0]
+	t.slab = t.slab[1:]
+	rs.mark, rs.rkey = noMark, recordKey(key)
+	v, ok, err := t.get(rs.rkey)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +327,7 @@ func (t *Tx) load(key string) (*recState, error) {
 // group's overlay keeps the last of a request's writes of a key).
 func (t *Tx) store(key string, rs *recState) {
 	v := appendHeader(make([]byte, 0, 20+len(rs.body)), rs.st.Pos, rs.mark)
-	t.set(recordKey(key), append(v, rs.body...))
+	t.set(rs.rkey, append(v, rs.body...))
 }
 
 // Record returns the stored record of key.
@@ -369,7 +376,7 @@ func (t *Tx) putRecord(key string, st Stored, setMark bool, c uint64) error {
 	h := len(v)
 	v = appendBody(v, st.Record)
 	rs.body = v[h:len(v):len(v)]
-	t.set(recordKey(key), v)
+	t.set(rs.rkey, v)
 	return nil
 }
 
@@ -397,7 +404,7 @@ func (t *Tx) DeleteRecord(key string) error {
 		t.pending--
 	}
 	t.del(recordKey(key))
-	t.cache[key] = &recState{mark: noMark}
+	t.cache[key] = &recState{mark: noMark, rkey: rs.rkey}
 	return nil
 }
 
