@@ -149,6 +149,9 @@ func migrate(eng Engine) error {
 		if len(muts) == 0 {
 			break
 		}
+		if migrating != nil && bytes.Compare(last, migrating) <= 0 {
+			return fmt.Errorf("%w: the migration of the records did not advance past %q", ErrCorrupt, migrating)
+		}
 		muts = append(muts, Mutation{Key: keyMigrating, Value: last})
 		if err := eng.Apply(muts, true); err != nil {
 			return err
