@@ -9,10 +9,14 @@ package store
 //	raw-writebatch   badger WriteBatch, 1000 entries (the baseline)
 //	engine-apply     Badger.Apply of the same 1000 entries: our engine's txn path
 //	engine-layout    Badger.Apply of the entries a stamped put of a new key
-//	                 produces, pre-encoded: r/<key> record, o/<key> mark and
-//	                 q/<mark><key> outbox queue entry (3000 entries)
+//	                 produced in format 1 (before migrate.go), pre-encoded:
+//	                 r/<key> record, o/<key> mark and q/<mark><key> outbox
+//	                 queue entry (3000 entries)
 //	store-write      Store.Update with 1000 Tx.Write: the full stamped path
-//	                 (reads, stamping, encoding, overlay, group commit)
+//	                 (reads, stamping, encoding, overlay, group commit) in
+//	                 today's layout, format 2: one r/<key> entry per put
+//	                 (pos, mark, compact record) and one l/<seq> outbox log
+//	                 entry per group
 //	layout-proposed  Badger.Apply of the layout BENCHMARKS.md proposes
 //	                 ("Performance (issue 14)"): the mark inside the record,
 //	                 so no o/<key>, and a compact record (the value plus 24
@@ -145,6 +149,6 @@ func BenchmarkWritePath(b *testing.B) {
 			b.ReportMetric(took[0].Seconds()/took[n].Seconds(), name+"-ratio")
 		}
 	}
-	b.ReportMetric(float64(len(enc)), "record-bytes")
+	b.ReportMetric(float64(len(enc)), "record-bytes") // format 2's entry (format 1's: 8 bytes more)
 	b.ReportMetric(0, "ns/op")
 }
