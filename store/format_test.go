@@ -419,3 +419,52 @@ func dumpEngine(t *testing.T, eng Engine) string {
 	}
 	return b.String()
 }
+
+// TestFeedTrimKeepsWindow: the change feed's old entries are dropped as
+// new ones come (flushFeed's scan starts past the ones it dropped): after
+// more than FeedRetention changes in requests of 1000, only the entries
+// inside the window and a few more are left, and so after a reopen.
+func TestFeedTrimKeepsWindow(t *testing.T) {
+	eng := NewMem()
+	s := openStore(t, eng, nil)
+	if err := s.Init(ctx, [16]byte{3}); err != nil {
+		t.Fatal(err)
+	}
+	const per = 1000
+	write := func(s *Store, from, to int) {
+		t.Helper()
+		for r := from; r < to; r++ {
+			if err := s.Update(ctx, func(tx *Tx) error {
+				for i := range per {
+					if _, err := tx.Write(fmt.Sprintf("k%d", i), []byte{byte(r)}, false); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	entries := func() (n int) {
+		t.Helper()
+		if err := eng.View(func(r Reader) error {
+			return r.Scan(prefixFeedKey, nil, func(k, _ []byte) (bool, error) { n++; return true, nil })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rounds := FeedRetention/per + 30
+	write(s, 0, rounds)
+	want := FeedRetention/per + 2
+	if n := entries(); n > want {
+		t.Fatalf("%d feed entries after %d requests of %d changes, want at most %d", n, rounds, per, want)
+	}
+	s.Close()
+	s = openStore(t, eng, nil)
+	write(s, rounds, rounds+5)
+	if n := entries(); n > want {
+		t.Fatalf("after a reopen: %d feed entries, want at most %d", n, want)
+	}
+}

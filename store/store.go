@@ -174,6 +174,7 @@ type Store struct {
 	live    atomic.Int64
 	pending atomic.Int64
 	lseq    uint64       // the last outbox log sequence used
+	feedLow uint64       // where flushFeed's scan for old entries starts (feed.go)
 	commits atomic.Int64 // engine commits (group commits)
 	// changed is closed (and replaced) after each commit that wrote
 	// something: change-feed readers wait on it (Changed).
