@@ -271,6 +271,23 @@ func (r badgerReader) Scan(prefix, start []byte, fn func(k, v []byte) (bool, err
 	return nil
 }
 
+// probeEmpty reports whether no key with the prefix lies in [lo, hi], in
+// one seek: a deleted key Badger still keeps counts as one (the iterator
+// shows every version), so the answer never costs a walk over tombstones.
+func (r badgerReader) probeEmpty(prefix, lo, hi []byte) (bool, error) {
+	io := badger.DefaultIteratorOptions
+	io.Prefix = prefix
+	io.PrefetchValues = false
+	io.AllVersions = true
+	it := r.txn.NewIterator(io)
+	defer it.Close()
+	it.Seek(lo)
+	if !it.ValidForPrefix(prefix) {
+		return true, nil
+	}
+	return bytes.Compare(it.Item().Key(), hi) > 0, nil
+}
+
 // View implements Engine.
 func (b *Badger) View(fn func(Reader) error) error {
 	return b.db.View(func(txn *badger.Txn) error { return fn(badgerReader{txn}) })

@@ -468,3 +468,157 @@ func TestFeedTrimKeepsWindow(t *testing.T) {
 		t.Fatalf("after a reopen: %d feed entries, want at most %d", n, want)
 	}
 }
+
+// countingReads wraps an engine and counts the point reads of r/ keys.
+type countingReads struct {
+	Engine
+	gets int
+}
+
+type countingReader struct {
+	Reader
+	c *countingReads
+}
+
+func (r countingReader) Get(k []byte) ([]byte, bool, error) {
+	if bytes.HasPrefix(k, prefixRecord) {
+		r.c.gets++
+	}
+	return r.Reader.Get(k)
+}
+
+func (c *countingReads) Reader() (Reader, func()) {
+	r, release := c.Engine.Reader()
+	return countingReader{r, c}, release
+}
+
+// TestProbeAbsent: a batch of new keys whose range holds no record reads
+// none of them; a range holding one record (or a key this request wrote
+// already) reads each key, and every write sees what is there: the live
+// count and the records come out as without the probe. On Badger, a key
+// deleted in the range (which Badger keeps until compaction) makes the
+// probe fall back too.
+func TestProbeAbsent(t *testing.T) {
+	keys := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprintf("k%04d", i))
+		}
+		return out
+	}
+	write := func(t *testing.T, s *Store, ks []string, val string) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *Tx) error {
+			if err := tx.ProbeAbsent(ks); err != nil {
+				return err
+			}
+			for _, k := range ks {
+				if _, err := tx.Write(k, []byte(val), false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("mem", func(t *testing.T) {
+		c := &countingReads{Engine: NewMem()}
+		s := openStore(t, c, nil)
+		if err := s.Init(ctx, [16]byte{4}); err != nil {
+			t.Fatal(err)
+		}
+		write(t, s, keys(0, 100), "a")
+		if c.gets != 0 || s.Len() != 100 {
+			t.Fatalf("new keys: %d reads, %d live", c.gets, s.Len())
+		}
+		write(t, s, keys(100, 200), "b") // past the last record: still none
+		if c.gets != 0 {
+			t.Fatalf("appended keys: %d reads", c.gets)
+		}
+		write(t, s, keys(150, 250), "c") // half exist
+		if c.gets != 100 || s.Len() != 250 {
+			t.Fatalf("overlapping keys: %d reads, %d live, want 100 and 250", c.gets, s.Len())
+		}
+		c.gets = 0
+		// A key this request wrote before the probe keeps its record.
+		if err := s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.Write("k0300", []byte("first"), false); err != nil {
+				return err
+			}
+			ks := keys(300, 400)
+			if err := tx.ProbeAbsent(ks); err != nil {
+				return err
+			}
+			st, ok, err := tx.Record("k0300")
+			if err != nil || !ok || string(st.Versions[0].Value) != "first" {
+				return fmt.Errorf("k0300 after the probe: %v %v %v", st, ok, err)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		recount(t, s)
+		if err := s.View(func(v *View) error {
+			for _, k := range keys(0, 250) {
+				st, ok, err := v.Record(k)
+				if err != nil || !ok || len(st.Versions) != 1 {
+					return fmt.Errorf("%s: %v %v %v", k, st, ok, err)
+				}
+				want := map[bool]string{true: "c", false: "a"}[k >= "k0150"]
+				if k >= "k0100" && k < "k0150" {
+					want = "b"
+				}
+				if got := string(st.Versions[0].Value); got != want {
+					return fmt.Errorf("%s = %q, want %q", k, got, want)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("badger", func(t *testing.T) {
+		b, err := OpenBadger(t.TempDir(), BadgerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := openStore(t, b, nil)
+		if err := s.Init(ctx, [16]byte{5}); err != nil {
+			t.Fatal(err)
+		}
+		probe := func(ks []string) (absent int) {
+			t.Helper()
+			if err := s.Update(ctx, func(tx *Tx) error {
+				if err := tx.ProbeAbsent(ks); err != nil {
+					return err
+				}
+				for _, k := range ks {
+					if rs, ok := tx.cache[k]; ok && !rs.had {
+						absent++
+					}
+				}
+				return errors.New("probe only") // writes nothing
+			}); err == nil {
+				t.Fatal("the probe's request did not fail")
+			}
+			return absent
+		}
+		if n := probe(keys(0, 100)); n != 100 {
+			t.Fatalf("empty store: %d of 100 known absent", n)
+		}
+		write(t, s, []string{"k0050"}, "x")
+		if n := probe(keys(0, 100)); n != 0 {
+			t.Fatalf("a record in the range: %d known absent, want 0", n)
+		}
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.DeleteRecord("k0050") }); err != nil {
+			t.Fatal(err)
+		}
+		if n := probe(keys(0, 100)); n != 0 {
+			t.Fatalf("a deleted key in the range: %d known absent, want 0 (the probe falls back)", n)
+		}
+		if n := probe(keys(100, 200)); n != 100 {
+			t.Fatalf("past it: %d of 100 known absent", n)
+		}
+	})
+}

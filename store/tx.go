@@ -330,6 +330,73 @@ func (t *Tx) store(key string, rs *recState) {
 	t.set(rs.rkey, append(v, rs.body...))
 }
 
+// rangeProber is a Reader that tells in one seek whether it holds no key
+// in a range, deleted keys it still keeps included (Badger).
+type rangeProber interface {
+	probeEmpty(prefix, lo, hi []byte) (bool, error)
+}
+
+// probeMin is the fewest keys ProbeAbsent probes for: below it, the
+// lookups it could save cost less than the seek.
+const probeMin = 16
+
+// ProbeAbsent checks in one seek whether the committed state holds no
+// record between the smallest and the largest of keys (a batch of new
+// keys: a bulk load, an append). When so, each of keys that this request
+// has not read and the group has not written is known to have no record,
+// and the writes that follow look none of them up: the point lookup of a
+// key that is not there is most of a new key's write. When the range holds
+// anything, nothing changes. It only saves work: the result of every call
+// after it is the same.
+func (t *Tx) ProbeAbsent(keys []string) error {
+	if len(keys) < probeMin {
+		return nil
+	}
+	lo, hi := keys[0], keys[0]
+	for _, k := range keys[1:] {
+		lo, hi = min(lo, k), max(hi, k)
+	}
+	rlo, rhi := recordKey(lo), recordKey(hi)
+	var empty bool
+	if p, ok := t.reader.(rangeProber); ok {
+		var err error
+		if empty, err = p.probeEmpty(prefixRecord, rlo, rhi); err != nil {
+			return err
+		}
+	} else {
+		empty = true
+		if err := t.reader.Scan(prefixRecord, rlo, func(k, _ []byte) (bool, error) {
+			empty = bytes.Compare(k, rhi) > 0
+			return false, nil
+		}); err != nil {
+			return err
+		}
+	}
+	if !empty {
+		return nil
+	}
+	if t.cache == nil {
+		t.cache = make(map[string]*recState, len(keys))
+	}
+	for _, k := range keys {
+		if _, ok := t.cache[k]; ok {
+			continue
+		}
+		rk := recordKey(k)
+		if _, ok := t.group.get(rk); ok {
+			continue // written earlier in the group: load reads it there
+		}
+		if len(t.slab) == 0 {
+			t.slab = make([]recState, 32)
+		}
+		rs := &t.slab[0]
+		t.slab = t.slab[1:]
+		rs.mark, rs.rkey = noMark, rk
+		t.cache[k] = rs
+	}
+	return nil
+}
+
 // Record returns the stored record of key.
 func (t *Tx) Record(key string) (Stored, bool, error) {
 	rs, err := t.load(key)

@@ -645,7 +645,15 @@ func (r *Engine) Batch(ctx context.Context, fn func(b *Batch) error) error {
 	if len(b.ops) == 0 {
 		return nil
 	}
+	keys := make([]string, len(b.ops))
+	for i, op := range b.ops {
+		keys[i] = op.key
+	}
 	err := r.st.Update(ctx, func(tx *store.Tx) error {
+		// A batch of new keys (a bulk load) looks none of them up.
+		if err := tx.ProbeAbsent(keys); err != nil {
+			return err
+		}
 		for _, op := range b.ops {
 			p := r.opts.Policies.For(op.key)
 			isDoc := crdtKind(p) == merge.NameJSON
