@@ -35,7 +35,8 @@ func newProxied(t *testing.T, fault cloudtest.FaultFunc, opts *gcsremote.Options
 		opts = &gcsremote.Options{}
 	}
 	opts.MaxBackoff = 20 * time.Millisecond
-	be, err := gcsremote.New(cloudtest.GCS{Endpoint: p.URL}.Client(t), bucket, "r", opts)
+	opts.Endpoint = p.URL
+	be, err := gcsremote.New(srv.Client(t), bucket, "r", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
