@@ -99,7 +99,7 @@ func ParseURL(rawURL string) (URL, error) {
 
 // Open returns a Backend for a gs:// URL (see ParseURL). With ?endpoint=,
 // it talks to that emulator without credentials, whatever the environment
-// says; else, when STORAGE_EMULATOR_HOST is set (host:port, or a URL), to
+// and opts.Endpoint say; else, when STORAGE_EMULATOR_HOST is set (host:port, or a URL), to
 // that emulator without credentials, as the client library did; else to
 // opts.Endpoint (GCS itself by default) with a token of Application Default
 // Credentials (golang.org/x/oauth2/google, scope Scope):
