@@ -586,10 +586,20 @@ var decodeBudget = segment.NewBudget(256 << 20)
 // decoder decodes this store's segments: a segment may declare no more
 // raw body than a push of this store writes (the segment cap, plus the
 // record that crosses it: at most one value and its metadata).
+//
+// Open keeps the records its check pass decoded, as far as the decode
+// budget has room for them now (segment.Decoder.Keep), so that a pull
+// decodes each record once; what does not fit is decoded again as it is
+// applied. Every caller holds one such Reader at a time, or Readers that
+// it closes without waiting for another Open (history's scanLog), so
+// memory kept by one never blocks the Open that would free it. (Snapshot
+// parts keep nothing: bootstrap opens a window of parts before applying
+// any; see partDecoder.)
 func (r *Engine) decoder() segment.Decoder {
 	limit := int64(DefaultSegmentCap)
 	if r.manifest != nil && r.manifest.SegmentCap > 0 {
 		limit = int64(r.manifest.SegmentCap)
 	}
-	return segment.Decoder{MaxRaw: limit + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: r.budget()}
+	b := r.budget()
+	return segment.Decoder{MaxRaw: limit + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: b, Keep: b.Size()}
 }
