@@ -251,8 +251,7 @@ func readBytes(dec *msgpack.Decoder) ([]byte, error) {
 	return b, nil
 }
 
-// decodeReplica reads a 16-byte bin straight into the id (no slice is
-// allocated: two ids a record, on the pull's hot path).
+// decodeReplica reads a 16-byte bin straight into the id.
 func decodeReplica(dec *msgpack.Decoder) (clock.ReplicaID, error) {
 	var id clock.ReplicaID
 	n, err := dec.DecodeBytesLen()
