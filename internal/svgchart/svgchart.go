@@ -86,13 +86,14 @@ const (
 	charWidth  = 0.6 // an estimated average glyph width, in ems
 	tickLen    = 5
 	pad        = 8
-	maxLabel   = 24 // category labels longer than this many characters are cut
-	maxTicks   = 8  // at most this many intervals between ticks
+	maxLabel   = 24    // category labels longer than this many characters are cut
+	maxTicks   = 8     // at most this many intervals between ticks
+	maxValue   = 1e300 // larger values are refused: their range would overflow
 )
 
 // SVG returns the chart as an <svg> element, or an error for a chart it
 // cannot draw (both bars and lines; a series whose values do not match the
-// categories; a value that is not a finite number; a line whose X goes
+// categories; a value that is not a finite number within ±1e300; a line whose X goes
 // back; a size too small for the axes).
 func (c Chart) SVG() (string, error) {
 	if err := c.check(); err != nil {
@@ -368,15 +369,15 @@ func (c Chart) check() error {
 			return fmt.Errorf("svgchart: series %q has %d values for %d categories", s.Name, len(s.Values), len(c.Categories))
 		}
 		for i, v := range s.Values {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("svgchart: series %q, category %q: %g is not a finite number", s.Name, c.Categories[i], v)
+			if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > maxValue {
+				return fmt.Errorf("svgchart: series %q, category %q: %g is not a finite number within ±1e300", s.Name, c.Categories[i], v)
 			}
 		}
 	}
 	for _, l := range c.Lines {
 		for i, p := range l.Points {
-			if math.IsNaN(p.X) || math.IsInf(p.X, 0) || math.IsNaN(p.Y) || math.IsInf(p.Y, 0) {
-				return fmt.Errorf("svgchart: line %q, point %d: (%g, %g) is not a finite point", l.Name, i, p.X, p.Y)
+			if !(math.Abs(p.X) <= maxValue && math.Abs(p.Y) <= maxValue) {
+				return fmt.Errorf("svgchart: line %q, point %d: (%g, %g) is not a finite point within ±1e300", l.Name, i, p.X, p.Y)
 			}
 			if i > 0 && p.X < l.Points[i-1].X {
 				return fmt.Errorf("svgchart: line %q, point %d: X goes back from %g to %g", l.Name, i, l.Points[i-1].X, p.X)
@@ -419,7 +420,8 @@ type Tick struct {
 // Ticks returns evenly spaced ticks from at or below lo to at or above hi
 // (lo <= hi), at most 8 intervals, at multiples of 1, 2, 2.5 or 5 times a
 // power of ten (whole numbers only with integer), labelled without
-// trailing zeros. An empty range (lo == hi) gets a unit range.
+// trailing zeros. An empty range (lo == hi) gets a unit range; a range
+// wider than a float64 holds gets its two ends.
 func Ticks(lo, hi float64, integer bool) []Tick {
 	if integer {
 		lo, hi = math.Floor(lo), math.Ceil(hi)
@@ -427,16 +429,32 @@ func Ticks(lo, hi float64, integer bool) []Tick {
 	if hi <= lo {
 		hi = lo + 1
 	}
-	step, decimals, first, last := niceStep(lo, hi, integer)
+	if !(hi-lo <= math.MaxFloat64) { // not finite, or a span that overflows
+		return []Tick{{lo, strconv.FormatFloat(lo, 'g', 3, 64)}, {hi, strconv.FormatFloat(hi, 'g', 3, 64)}}
+	}
+	step, m, decimals, first, last := niceStep(lo, hi, integer)
+	// Very small or large numbers in exponent form, with the significant
+	// digits that tell the ticks apart.
+	big := max(math.Abs(first), math.Abs(last)) * step
+	exp := decimals > 6 || big >= 1e9
+	digits := int(math.Floor(math.Log10(max(math.Abs(first), math.Abs(last), 1)))) + 2
+	if m == 2.5 {
+		digits++
+	}
 	var ticks []Tick
 	for k := first; k <= last; k++ {
 		v := k * step
 		if v == 0 {
 			v = 0 // not -0
 		}
-		label := strconv.FormatFloat(v, 'f', decimals, 64)
-		if strings.Contains(label, ".") {
-			label = strings.TrimRight(strings.TrimRight(label, "0"), ".")
+		var label string
+		if exp {
+			label = strconv.FormatFloat(v, 'g', digits, 64)
+		} else {
+			label = strconv.FormatFloat(v, 'f', decimals, 64)
+			if strings.Contains(label, ".") {
+				label = strings.TrimRight(strings.TrimRight(label, "0"), ".")
+			}
 		}
 		ticks = append(ticks, Tick{v, label})
 	}
@@ -446,12 +464,12 @@ func Ticks(lo, hi float64, integer bool) []Tick {
 // niceStep is the smallest step of the form 1, 2, 2.5 or 5 times a power
 // of ten (at least 1 and whole with integer) whose multiples first*step
 // <= lo and last*step >= hi are at most maxTicks intervals apart, and the
-// decimals its multiples' labels need.
-func niceStep(lo, hi float64, integer bool) (step float64, decimals int, first, last float64) {
-	k := int(math.Floor(math.Log10((hi - lo) / maxTicks)))
-	for ; ; k++ {
+// decimals its multiples' labels need; m is the step's 1, 2, 2.5 or 5.
+func niceStep(lo, hi float64, integer bool) (step, m float64, decimals int, first, last float64) {
+	k := int(max(math.Floor(math.Log10((hi-lo)/maxTicks)), -320))
+	for ; k <= 308; k++ {
 		p := math.Pow(10, float64(k))
-		for _, m := range []float64{1, 2, 2.5, 5} {
+		for _, m = range []float64{1, 2, 2.5, 5} {
 			step = m * p
 			if integer && (k < 0 || (k == 0 && m == 2.5)) {
 				continue
@@ -464,10 +482,13 @@ func niceStep(lo, hi float64, integer bool) (step float64, decimals int, first, 
 				if m == 2.5 {
 					decimals = max(0, 1-k)
 				}
-				return step, decimals, first, last
+				return step, m, decimals, first, last
 			}
 		}
 	}
+	// Only a span near the largest float64 gets here.
+	step = hi - lo
+	return step, 1, 0, math.Floor(lo / step), math.Ceil(hi / step)
 }
 
 // barTitle is a bar's tooltip: its category, series and value.
