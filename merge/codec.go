@@ -251,16 +251,19 @@ func readBytes(dec *msgpack.Decoder) ([]byte, error) {
 	return b, nil
 }
 
+// decodeReplica reads a 16-byte bin straight into the id.
 func decodeReplica(dec *msgpack.Decoder) (clock.ReplicaID, error) {
-	b, err := readBytes(dec)
-	if err != nil {
-		return clock.ReplicaID{}, bad("replica: %v", err)
-	}
-	if len(b) != 16 {
-		return clock.ReplicaID{}, bad("replica id of %d bytes", len(b))
-	}
 	var id clock.ReplicaID
-	copy(id[:], b)
+	n, err := dec.DecodeBytesLen()
+	if err != nil {
+		return id, bad("replica: %v", err)
+	}
+	if n != len(id) {
+		return id, bad("replica id of %d bytes", max(n, 0))
+	}
+	if err := dec.ReadFull(id[:]); err != nil {
+		return id, bad("replica: %v", err)
+	}
 	if id.IsZero() {
 		return id, bad("zero replica id")
 	}

@@ -2,7 +2,8 @@
 # Peak RSS of the real `ebreplica sync --watch --interval 1s` on a replica of
 # 100k keys x 100 B, default and small profile side by side, for 10 minutes,
 # while a peer imports 1,000 random keys and syncs every 30 s (BENCHMARKS.md,
-# "Profiles"). The peaks are reset 60 s in, after the initial pull. Linux.
+# "Profiles"). Each process's peak is reset once it has caught up (its first
+# round that pulls nothing), 60 s in at the earliest. Linux.
 #   scripts/footprint-watch.sh [path/to/ebreplica]   (default: ebreplica on $PATH)
 set -e
 B=${1:-ebreplica}; W=$(mktemp -d); mkdir -p $W/remote
@@ -22,7 +23,7 @@ $B --low-memory --dir $W/small init --remote $W/remote >/dev/null
 $B --dir $W/def sync --watch --interval 1s > $W/def.out 2>&1 & D=$!
 $B --low-memory --dir $W/small sync --watch --interval 1s > $W/small.out 2>&1 & S=$!
 end=$((SECONDS+660)); n=0
-maxd=0; maxs=0
+maxd=0; maxs=0; resd=; ress=
 while [ $SECONDS -lt $end ]; do
   if [ $((n % 60)) -eq 0 ]; then
     python3 -c '
@@ -33,12 +34,18 @@ with open(sys.argv[1]+"/chg.jsonl","w") as f:
 ' "$W"
     $B --dir $W/peer import $W/chg.jsonl >/dev/null && $B --dir $W/peer sync >/dev/null
   fi
-  if [ $n -eq 120 ]; then
-    # 60 s in: the initial pull is over; reset the peaks, measure the live sync alone
-    echo 5 > /proc/$D/clear_refs; echo 5 > /proc/$S/clear_refs; echo "pull peaks: default $maxd KiB, small $maxs KiB"; maxd=0; maxs=0
+  # Once a process has caught up (its first round that pulled nothing) and
+  # 60 s have passed, reset its peak: what follows is the live sync alone.
+  # (A fixed 60 s was too early when the two initial pulls ran slowly side
+  # by side: the small one's peak then included the end of its pull.)
+  if [ -z "$resd" ] && [ $SECONDS -ge $((end-600)) ] && grep -q 'pulled 0 records' $W/def.out; then
+    echo "default: initial pull peak $(awk '/VmHWM/{print $2}' /proc/$D/status) KiB"; echo 5 > /proc/$D/clear_refs; maxd=0; resd=1
+  fi
+  if [ -z "$ress" ] && [ $SECONDS -ge $((end-600)) ] && grep -q 'pulled 0 records' $W/small.out; then
+    echo "small: initial pull peak $(awk '/VmHWM/{print $2}' /proc/$S/status) KiB"; echo 5 > /proc/$S/clear_refs; maxs=0; ress=1
   fi
   d=$(awk '/VmRSS/{print $2}' /proc/$D/status); s=$(awk '/VmRSS/{print $2}' /proc/$S/status)
-  [ "$d" -gt "$maxd" ] && maxd=$d; [ "$s" -gt "$maxs" ] && maxs=$s
+  [ -n "$resd" ] && [ "$d" -gt "$maxd" ] && maxd=$d; [ -n "$ress" ] && [ "$s" -gt "$maxs" ] && maxs=$s
   n=$((n+1)); sleep 0.5
 done
 echo "default: VmHWM $(awk '/VmHWM/{print $2}' /proc/$D/status) KiB, max VmRSS sample $maxd KiB, $(grep -E 'RssAnon|RssFile' /proc/$D/status | tr -s ' \n' ' ')"

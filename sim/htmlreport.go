@@ -1,21 +1,13 @@
 package sim
 
 import (
-	"bytes"
 	"fmt"
 	"html"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgsvg"
-
+	"github.com/ebreplica/ebreplica/internal/svgchart"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -49,12 +41,6 @@ func (w *World) sample() {
 	}
 	w.rep.Timeline = append(w.rep.Timeline, s)
 }
-
-// The plots' size.
-const (
-	plotWidth  = 7 * vg.Inch
-	plotHeight = 3.2 * vg.Inch
-)
 
 // WriteHTML writes the comparison as one self-contained HTML page: the
 // table, and plots drawn as inline SVG (no script, no stylesheet or font
@@ -132,10 +118,10 @@ type figure struct{ svg, caption string }
 
 func (c Comparison) plots() ([]figure, error) {
 	var figs []figure
-	add := func(p *plot.Plot, caption string) error {
-		s, err := inlineSVG(p)
+	add := func(ch svgchart.Chart, caption string) error {
+		s, err := ch.SVG()
 		if err != nil {
-			return err
+			return fmt.Errorf("sim: html: %w", err)
 		}
 		figs = append(figs, figure{s, caption})
 		return nil
@@ -144,60 +130,53 @@ func (c Comparison) plots() ([]figure, error) {
 	for i, r := range c.Policies {
 		names[i] = r.Policy
 	}
+	// The legend names the policies when there are several.
+	legend := func(name string) string {
+		if len(names) < 2 {
+			return ""
+		}
+		return name
+	}
 
 	// Sync rounds to converge, per run: a group of bars per run (seed),
 	// or, over more runs than bars can show, how many runs took each
 	// number of rounds.
 	if runs := len(c.PerRun[0]); runs <= 16 {
-		p := newPlot("Sync rounds to converge, per run", "seed", "sync rounds")
-		seeds := make([]string, runs)
-		vals := make([]plotter.Values, len(names))
-		top := 0.0
-		for i := range seeds {
-			seeds[i] = fmt.Sprint(c.Seed + uint64(i))
+		ch := svgchart.Chart{Title: "Sync rounds to converge, per run", XLabel: "seed", YLabel: "sync rounds", IntegerY: true,
+			Categories: make([]string, runs)}
+		for i := range ch.Categories {
+			ch.Categories[i] = fmt.Sprint(c.Seed + uint64(i))
 		}
-		for j := range names {
-			vals[j] = make(plotter.Values, runs)
+		for j, name := range names {
+			s := svgchart.Series{Name: legend(name), Values: make([]float64, runs)}
 			for i, r := range c.PerRun[j] {
-				vals[j][i] = float64(r.Rounds)
-				top = max(top, vals[j][i])
+				s.Values[i] = float64(r.Rounds)
 			}
+			ch.Bars = append(ch.Bars, s)
 		}
-		if err := bars(p, seeds, names, vals); err != nil {
-			return nil, err
-		}
-		headroom(p, top, len(names))
-		integerTicks(p)
-		if err := add(p, "Sync rounds each run took, after the faults stopped, until every replica held the same state (0: it did not converge)."); err != nil {
+		if err := add(ch, "Sync rounds each run took, after the faults stopped, until every replica held the same state (0: it did not converge)."); err != nil {
 			return nil, err
 		}
 	} else {
-		p := newPlot(fmt.Sprintf("Sync rounds to converge, %d runs", runs), "sync rounds (0: did not converge)", "runs")
 		most := 0
 		for j := range names {
 			for _, r := range c.PerRun[j] {
 				most = max(most, r.Rounds)
 			}
 		}
-		labels := make([]string, most+1)
-		for i := range labels {
-			labels[i] = fmt.Sprint(i)
+		ch := svgchart.Chart{Title: fmt.Sprintf("Sync rounds to converge, %d runs", runs), XLabel: "sync rounds (0: did not converge)", YLabel: "runs", IntegerY: true,
+			Categories: make([]string, most+1)}
+		for i := range ch.Categories {
+			ch.Categories[i] = fmt.Sprint(i)
 		}
-		vals := make([]plotter.Values, len(names))
-		top := 0.0
-		for j := range names {
-			vals[j] = make(plotter.Values, most+1)
+		for j, name := range names {
+			s := svgchart.Series{Name: legend(name), Values: make([]float64, most+1)}
 			for _, r := range c.PerRun[j] {
-				vals[j][r.Rounds]++
-				top = max(top, vals[j][r.Rounds])
+				s.Values[r.Rounds]++
 			}
+			ch.Bars = append(ch.Bars, s)
 		}
-		if err := bars(p, labels, names, vals); err != nil {
-			return nil, err
-		}
-		headroom(p, top, len(names))
-		integerTicks(p)
-		if err := add(p, "How many runs took each number of sync rounds, after the faults stopped, until every replica held the same state (0: the run did not converge)."); err != nil {
+		if err := add(ch, "How many runs took each number of sync rounds, after the faults stopped, until every replica held the same state (0: the run did not converge)."); err != nil {
 			return nil, err
 		}
 	}
@@ -217,14 +196,13 @@ func (c Comparison) plots() ([]figure, error) {
 				t, y = fmt.Sprintf("Keys pending a push, %s, seed %d", name, c.Seed), "pending keys"
 				cap = fmt.Sprintf("Under %s, seed %d: how many keys each replica had written and not yet pushed, after each operation, over logical time.", name, c.Seed)
 			}
-			p := newPlot(t, "logical time (s)", y)
+			ch := svgchart.Chart{Title: t, XLabel: "logical time (s)", YLabel: y, IntegerY: true}
 			replicas := 0
 			for _, s := range tl {
 				replicas = max(replicas, len(s.Siblings))
 			}
-			top := 0.0
 			for r := range replicas {
-				var xys plotter.XYs
+				l := svgchart.Line{Name: "replica " + replicaName(r), Step: true}
 				for _, s := range tl {
 					if r >= len(s.Siblings) {
 						continue
@@ -233,175 +211,48 @@ func (c Comparison) plots() ([]figure, error) {
 					if which == "pending" {
 						v = s.Pending[r]
 					}
-					xys = append(xys, plotter.XY{X: s.At.Seconds(), Y: float64(v)})
-					top = max(top, float64(v))
+					l.Points = append(l.Points, svgchart.Point{X: s.At.Seconds(), Y: float64(v)})
 				}
-				l, err := plotter.NewLine(xys)
-				if err != nil {
-					return nil, err
-				}
-				l.StepStyle = plotter.PostStep
-				l.Color = plotutil.Color(r)
-				l.Dashes = plotutil.Dashes(r)
-				l.Width = vg.Points(1.5)
-				p.Add(l)
-				p.Legend.Add("replica "+replicaName(r), l)
+				ch.Lines = append(ch.Lines, l)
 			}
-			headroom(p, top, replicas)
-			integerTicks(p)
-			p.X.Tick.Marker = plainTicks{}
-			if err := add(p, cap); err != nil {
+			if err := add(ch, cap); err != nil {
 				return nil, err
 			}
 		}
 	}
 
 	// Lost updates per policy.
-	lost := make(plotter.Values, len(names))
+	lost := svgchart.Series{Values: make([]float64, len(names))}
 	for i, r := range c.Policies {
-		lost[i] = float64(r.LostUpdates)
+		lost.Values[i] = float64(r.LostUpdates)
 	}
-	p := newPlot("Lost updates per policy", "", "lost updates")
-	if err := bars(p, names, []string{"lost updates"}, []plotter.Values{lost}); err != nil {
-		return nil, err
-	}
-	headroom(p, maxOf(lost), 0)
-	integerTicks(p)
-	if err := add(p, "Concurrent writes that lww overwrote unread, summed over the runs; the other policies keep concurrent writes (as siblings, sums or members) and lose none."); err != nil {
+	if err := add(svgchart.Chart{Title: "Lost updates per policy", YLabel: "lost updates", IntegerY: true, Categories: names, Bars: []svgchart.Series{lost}},
+		"Concurrent writes that lww overwrote unread, summed over the runs; the other policies keep concurrent writes (as siblings, sums or members) and lose none."); err != nil {
 		return nil, err
 	}
 
 	// The request mix.
-	verbs := []string{"PUT", "GET", "LIST", "DELETE"}
-	mix := make([]plotter.Values, len(verbs))
-	for v := range verbs {
-		mix[v] = make(plotter.Values, len(names))
+	mix := []svgchart.Series{{Name: "PUT"}, {Name: "GET"}, {Name: "LIST"}, {Name: "DELETE"}}
+	for _, r := range c.Policies {
+		mix[0].Values = append(mix[0].Values, float64(r.Requests.Put))
+		mix[1].Values = append(mix[1].Values, float64(r.Requests.Get))
+		mix[2].Values = append(mix[2].Values, float64(r.Requests.List))
+		mix[3].Values = append(mix[3].Values, float64(r.Requests.Delete))
 	}
-	for i, r := range c.Policies {
-		mix[0][i], mix[1][i], mix[2][i], mix[3][i] = float64(r.Requests.Put), float64(r.Requests.Get), float64(r.Requests.List), float64(r.Requests.Delete)
-	}
-	p = newPlot("Requests per policy, by verb", "", "requests")
-	if err := bars(p, names, verbs, mix); err != nil {
-		return nil, err
-	}
-	headroom(p, max(maxOf(mix[0]), maxOf(mix[1]), maxOf(mix[2]), maxOf(mix[3])), len(verbs))
-	if err := add(p, "The requests that reached the shared store, by verb, summed over the runs."); err != nil {
+	if err := add(svgchart.Chart{Title: "Requests per policy, by verb", YLabel: "requests", IntegerY: true, Categories: names, Bars: mix},
+		"The requests that reached the shared store, by verb, summed over the runs."); err != nil {
 		return nil, err
 	}
 
 	// The cost.
-	cost := make(plotter.Values, len(names))
+	cost := svgchart.Series{Values: make([]float64, len(names))}
 	for i, r := range c.Policies {
-		cost[i] = r.Cost.USD * 1000
+		cost.Values[i] = r.Cost.USD * 1000
 	}
-	p = newPlot("Estimated S3 request cost per policy", "", "USD per 1,000 such workloads")
-	if err := bars(p, names, []string{"cost"}, []plotter.Values{cost}); err != nil {
-		return nil, err
-	}
-	headroom(p, maxOf(cost), 0)
-	if err := add(p, fmt.Sprintf("The requests at S3 prices (PUT and LIST $%.4f per 1,000, GET $%.4f per 1,000), for 1,000 repetitions of the runs summed.",
-		PricePutListPer1000, PriceGetPer1000)); err != nil {
+	if err := add(svgchart.Chart{Title: "Estimated S3 request cost per policy", YLabel: "USD per 1,000 such workloads", Categories: names, Bars: []svgchart.Series{cost}},
+		fmt.Sprintf("The requests at S3 prices (PUT and LIST $%.4f per 1,000, GET $%.4f per 1,000), for 1,000 repetitions of the runs summed.",
+			PricePutListPer1000, PriceGetPer1000)); err != nil {
 		return nil, err
 	}
 	return figs, nil
-}
-
-func newPlot(title, x, y string) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = title
-	p.Title.TextStyle.Font.Size = vg.Points(13)
-	p.X.Label.Text = x
-	p.Y.Label.Text = y
-	p.Legend.Top = true
-	p.Add(plotter.NewGrid())
-	return p
-}
-
-// headroom leaves room above the highest value top for a legend of
-// entries lines.
-func headroom(p *plot.Plot, top float64, entries int) {
-	p.Y.Min = 0
-	p.Y.Max = max(top*max(1.35, 1.15+0.1*float64(entries)), 1)
-}
-
-func maxOf(v plotter.Values) float64 {
-	m := 0.0
-	for _, x := range v {
-		m = max(m, x)
-	}
-	return m
-}
-
-// plainTicks are the default ticks, labelled without trailing zeros.
-type plainTicks struct{}
-
-func (plainTicks) Ticks(min, max float64) []plot.Tick {
-	ticks := plot.DefaultTicks{}.Ticks(min, max)
-	for i := range ticks {
-		if ticks[i].Label != "" {
-			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
-		}
-	}
-	return ticks
-}
-
-// integerTicks labels the Y axis with whole numbers only.
-func integerTicks(p *plot.Plot) {
-	p.Y.Tick.Marker = plot.TickerFunc(func(min, max float64) []plot.Tick {
-		var ticks []plot.Tick
-		step := 1.0
-		for (max-min)/step > 8 {
-			step *= 2
-		}
-		for v := 0.0; v <= max+step/2; v += step {
-			if v >= min {
-				ticks = append(ticks, plot.Tick{Value: v, Label: fmt.Sprint(v)})
-			}
-		}
-		return ticks
-	})
-}
-
-// bars draws grouped bars: one group per name, one bar per series.
-func bars(p *plot.Plot, names, series []string, vals []plotter.Values) error {
-	w := vg.Points(min(40, 0.8*440/float64(len(names)*len(series))))
-	for s := range series {
-		bc, err := plotter.NewBarChart(vals[s], w)
-		if err != nil {
-			return err
-		}
-		bc.LineStyle.Width = vg.Length(0)
-		bc.Color = plotutil.Color(s)
-		bc.Offset = w * vg.Length(float64(s)-float64(len(series)-1)/2)
-		p.Add(bc)
-		if len(series) > 1 {
-			p.Legend.Add(series[s], bc)
-		}
-	}
-	p.NominalX(names...)
-	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
-	p.Y.Min = 0
-	return nil
-}
-
-// inlineSVG renders p as an <svg> element for an HTML page: without the
-// XML prolog and namespace attributes (HTML places an inline svg in its
-// namespace), so the page names no URL at all.
-func inlineSVG(p *plot.Plot) (string, error) {
-	c := vgsvg.New(plotWidth, plotHeight)
-	p.Draw(draw.New(c))
-	var buf bytes.Buffer
-	if _, err := c.WriteTo(&buf); err != nil {
-		return "", err
-	}
-	s := buf.String()
-	i := strings.Index(s, "<svg")
-	if i < 0 {
-		return "", fmt.Errorf("sim: html: the plot renders no <svg>")
-	}
-	s = s[i:]
-	s = strings.Replace(s, "\n\txmlns=\"http://www.w3.org/2000/svg\"", "", 1)
-	s = strings.Replace(s, "\n\txmlns:xlink=\"http://www.w3.org/1999/xlink\"", "", 1)
-	s = strings.Replace(s, "<svg ", `<svg role="img" `, 1)
-	return s, nil
 }

@@ -3,9 +3,12 @@ package sim
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +51,7 @@ func TestHTMLSelfContained(t *testing.T) {
 	if !strings.Contains(s, "Content-Security-Policy") {
 		t.Error("no Content-Security-Policy")
 	}
+	wellFormedSVGs(t, s)
 	for _, title := range []string{"Sync rounds to converge, per run", "Keys with concurrent versions, mv, seed 21",
 		"Keys pending a push, counter, seed 21", "Lost updates per policy", "Requests per policy, by verb", "Estimated S3 request cost per policy"} {
 		if !strings.Contains(s, title) {
@@ -136,5 +140,69 @@ func TestHTMLEscapes(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "<script") || strings.Contains(b.String(), "<b>x") || !regexp.MustCompile(`&lt;script&gt;`).MatchString(b.String()) {
 		t.Fatal("the name went into the page unescaped")
+	}
+}
+
+// wellFormedSVGs checks that every plot on the page is well-formed XML
+// with a title and a legend, ticks or labels as text.
+func wellFormedSVGs(t *testing.T, page string) {
+	t.Helper()
+	for i, rest := 0, page; ; i++ {
+		start := strings.Index(rest, "<svg")
+		if start < 0 {
+			return
+		}
+		end := strings.Index(rest[start:], "</svg>")
+		if end < 0 {
+			t.Fatalf("plot %d: no </svg>", i)
+		}
+		svg := rest[start : start+end+len("</svg>")]
+		rest = rest[start+end:]
+		d := xml.NewDecoder(strings.NewReader(svg))
+		texts := 0
+		for {
+			tok, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("plot %d is not well-formed: %v", i, err)
+			}
+			if e, ok := tok.(xml.StartElement); ok && e.Name.Local == "text" {
+				texts++
+			}
+		}
+		if texts < 5 {
+			t.Errorf("plot %d: %d texts", i, texts)
+		}
+	}
+}
+
+// TestHTMLManyRuns: over 16 runs, the rounds plot counts the runs that
+// took each number of rounds.
+func TestHTMLManyRuns(t *testing.T) {
+	c, err := Compare(Config{Seed: 3, Ops: 20, Keys: 3}, CompareOptions{Runs: 17, Policies: []string{PolicyLWW, PolicyMV}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := c.WriteHTML(&b); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	if !strings.Contains(s, "Sync rounds to converge, 17 runs") || !strings.Contains(s, "sync rounds (0: did not converge)") || strings.Count(s, "<svg") != 4 {
+		t.Fatalf("no histogram of rounds over 17 runs:\n%s", s)
+	}
+	wellFormedSVGs(t, s)
+	// The bars of each policy count all 17 runs.
+	for _, p := range []string{PolicyLWW, PolicyMV} {
+		sum := 0
+		for _, m := range regexp.MustCompile(`<title>\d+, `+p+`: (\d+)</title>`).FindAllStringSubmatch(s, -1) {
+			n, _ := strconv.Atoi(m[1])
+			sum += n
+		}
+		if sum != 17 {
+			t.Errorf("%s: the bars count %d runs, want 17", p, sum)
+		}
 	}
 }

@@ -271,21 +271,24 @@ func (r badgerReader) Scan(prefix, start []byte, fn func(k, v []byte) (bool, err
 	return nil
 }
 
-// probeEmpty reports whether no key with the prefix lies in [lo, hi], in
-// one seek: a deleted key Badger still keeps counts as one (the iterator
-// shows every version), so the answer never costs a walk over tombstones.
-func (r badgerReader) probeEmpty(prefix, lo, hi []byte) (bool, error) {
-	io := badger.DefaultIteratorOptions
-	io.Prefix = prefix
-	io.PrefetchValues = false
-	io.AllVersions = true
-	it := r.txn.NewIterator(io)
+// Any implements Reader. The iterator sees every version (AllVersions),
+// so the first item at or after lo, live, deleted (a tombstone) or an
+// older version, decides: the answer costs one seek however many deleted
+// keys the range holds, and a range holding only deleted keys answers
+// true. Prefix (what lo and hi share) lets Badger skip the tables outside
+// the range.
+func (r badgerReader) Any(lo, hi []byte) (bool, error) {
+	if bytes.Compare(lo, hi) > 0 {
+		return false, nil
+	}
+	n := 0
+	for n < len(lo) && n < len(hi) && lo[n] == hi[n] {
+		n++
+	}
+	it := r.txn.NewIterator(badger.IteratorOptions{AllVersions: true, Prefix: lo[:n:n]})
 	defer it.Close()
 	it.Seek(lo)
-	if !it.ValidForPrefix(prefix) {
-		return true, nil
-	}
-	return bytes.Compare(it.Item().Key(), hi) > 0, nil
+	return it.Valid() && bytes.Compare(it.Item().Key(), hi) <= 0, nil
 }
 
 // View implements Engine.

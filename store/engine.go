@@ -31,6 +31,14 @@ type Reader interface {
 	// from the prefix), in ascending order, until fn returns false or an
 	// error. k and v are only valid during the call.
 	Scan(prefix, start []byte, fn func(k, v []byte) (bool, error)) error
+	// Any reports whether some key exists in [lo, hi] (both bounds
+	// inclusive, in byte order; lo > hi is an empty range), at a cost
+	// that does not grow with what the range holds: one seek. It may
+	// also answer true for a key that was deleted (Badger sees its
+	// tombstone, or an older version, and stops there rather than step
+	// over deleted keys one by one), so true means "maybe a key", and
+	// false means that no key of the range exists in this view.
+	Any(lo, hi []byte) (bool, error)
 }
 
 // Mutation sets Key to Value, or deletes Key when Delete is set.

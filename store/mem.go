@@ -64,6 +64,19 @@ func (r memReader) Scan(prefix, start []byte, fn func(k, v []byte) (bool, error)
 	return nil
 }
 
+// Any implements Reader. Mem keeps no deleted keys: its answer is exact.
+func (r memReader) Any(lo, hi []byte) (bool, error) {
+	if !r.locked {
+		r.m.mu.RLock()
+		defer r.m.mu.RUnlock()
+	}
+	if bytes.Compare(lo, hi) > 0 {
+		return false, nil
+	}
+	i := sort.SearchStrings(r.m.keys, string(lo))
+	return i < len(r.m.keys) && r.m.keys[i] <= string(hi), nil
+}
+
 // View implements Engine. It reads a copy taken under the lock (values are
 // never modified in place), so writes may proceed while fn runs: a write
 // inside a scan does not deadlock. Copying is O(keys): Mem is for small

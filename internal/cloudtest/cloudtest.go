@@ -26,7 +26,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -41,10 +41,7 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"google.golang.org/api/iterator"
-	"google.golang.org/api/option"
 )
 
 // Environment variables naming the emulators.
@@ -89,15 +86,13 @@ func GCSConfig(t testing.TB) GCS {
 	return s
 }
 
-// Client returns a client for the emulator, without credentials.
-func (s GCS) Client(t testing.TB) *storage.Client {
+// Client returns an HTTP client for the emulator, which takes no
+// credentials (gcsremote.New takes it, with Options.Endpoint set to
+// s.Endpoint).
+func (s GCS) Client(t testing.TB) *http.Client {
 	t.Helper()
-	c, err := storage.NewClient(context.Background(), storage.WithDisabledClientMetrics(),
-		option.WithEndpoint(s.Endpoint+"/storage/v1/"), option.WithoutAuthentication())
-	if err != nil {
-		t.Fatalf("cloudtest: GCS client: %v", err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	t.Cleanup(c.CloseIdleConnections)
 	return c
 }
 
@@ -110,39 +105,81 @@ func (s GCS) URL(bucket, prefix string) string {
 	return u + "?endpoint=" + s.Endpoint
 }
 
-// NewBucket creates a fresh, empty bucket for t and returns a client and
-// its name; the bucket and its objects are removed (best effort) when t
-// ends.
-func (s GCS) NewBucket(t testing.TB) (*storage.Client, string) {
+// NewBucket creates a fresh, empty bucket for t and returns an HTTP client
+// for the emulator (see Client) and its name; the bucket and its objects
+// are removed (best effort) when t ends. It speaks the JSON API directly.
+func (s GCS) NewBucket(t testing.TB) (*http.Client, string) {
 	t.Helper()
 	c := s.Client(t)
 	name := Name(t, 50)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := c.Bucket(name).Create(ctx, GCSProject, nil); err != nil {
+	body := fmt.Sprintf(`{"name":%q}`, name)
+	if err := s.call(ctx, c, http.MethodPost, "/storage/v1/b?project="+GCSProject, body, nil); err != nil {
 		t.Fatalf("cloudtest: create bucket %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		b := c.Bucket(name)
-		it := b.Objects(ctx, nil)
+		bucket := "/storage/v1/b/" + url.PathEscape(name)
+		token := ""
 		for {
-			a, err := it.Next()
-			if errors.Is(err, iterator.Done) {
-				break
+			var page struct {
+				Items []struct {
+					Name string `json:"name"`
+				} `json:"items"`
+				NextPageToken string `json:"nextPageToken"`
 			}
-			if err != nil {
+			if err := s.call(ctx, c, http.MethodGet, bucket+"/o?pageToken="+url.QueryEscape(token), "", &page); err != nil {
 				t.Logf("cloudtest: cleanup: list %s: %v", name, err)
 				return
 			}
-			_ = b.Object(a.Name).Delete(ctx)
+			for _, it := range page.Items {
+				_ = s.call(ctx, c, http.MethodDelete, bucket+"/o/"+url.PathEscape(it.Name), "", nil)
+			}
+			if page.NextPageToken == "" || page.NextPageToken == token {
+				break
+			}
+			token = page.NextPageToken
 		}
-		if err := b.Delete(ctx); err != nil {
+		if err := s.call(ctx, c, http.MethodDelete, bucket, "", nil); err != nil {
 			t.Logf("cloudtest: cleanup: delete bucket %s: %v", name, err)
 		}
 	})
 	return c, name
+}
+
+// call sends one JSON API request to the emulator (path from /storage/...,
+// query included; body JSON or ""), and decodes a 2xx answer into out
+// (unless nil).
+func (s GCS) call(ctx context.Context, c *http.Client, method, path, body string, out any) error {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.Endpoint+path, r)
+	if err != nil {
+		return err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(data, out)
 }
 
 // Azure is the Azurite emulator's address and account.

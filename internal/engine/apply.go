@@ -169,13 +169,13 @@ func (r *Engine) applyChunk(tx *store.Tx, run *applyRun, chunk []segment.Entry, 
 		return fmt.Errorf("%w: %s carries %s:%d, this replica has only issued up to %d",
 			ErrCloned, run.name, id.Short(), run.maxOwn, tx.Counter())
 	}
-	// A chunk of keys this replica does not hold (a new replica's pull, a
-	// range written elsewhere) looks none of them up.
+	// One seek over the chunk's key range: when nothing is there (a new
+	// replica's pull, a bootstrap), no record of the chunk is looked up.
 	keys := make([]string, len(chunk))
 	for i, e := range chunk {
 		keys[i] = e.Key
 	}
-	if err := tx.ProbeAbsent(keys); err != nil {
+	if _, err := tx.ProbeAbsent(keys); err != nil {
 		return err
 	}
 	for i, e := range chunk {

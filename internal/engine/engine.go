@@ -650,9 +650,12 @@ func (r *Engine) Batch(ctx context.Context, fn func(b *Batch) error) error {
 		keys[i] = op.key
 	}
 	err := r.st.Update(ctx, func(tx *store.Tx) error {
-		// A batch of new keys (a bulk load) looks none of them up.
-		if err := tx.ProbeAbsent(keys); err != nil {
-			return err
+		// A batch of new keys (a bulk load, an append) looks none of them
+		// up: one seek instead (not worth it for a few keys).
+		if len(keys) >= 16 {
+			if _, err := tx.ProbeAbsent(keys); err != nil {
+				return err
+			}
 		}
 		for _, op := range b.ops {
 			p := r.opts.Policies.For(op.key)

@@ -263,12 +263,27 @@ func (r *Engine) newestSnapshot(ctx context.Context) (protocol.Snapshot, error) 
 // applies them in position order, moving the cursor over own ones. A
 // segment listed and then gone at or below the newest snapshot was pruned
 // while this pull read: passed, with the rebase done (or its error).
+//
+// Each fetched segment is opened (checked whole, its records decoded)
+// while the one before it is applied: the next one's Open runs in a
+// goroutine of its own (openAhead), so on two cores the check overlaps
+// the store's writer. A segment is still applied only once its own Open
+// has returned, and a failed Open stops the pull at its position, after
+// the segments before it.
 func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (passed bool, err error) {
 	total := int64(len(l.positions))
 	w := r.window() // pullWindow; SmallPullWindow under the small profile
+	var ahead *openAhead
+	defer func() {
+		if ahead != nil {
+			ahead.drop()
+		}
+	}()
 	for start := 0; start < len(l.positions); start += w {
 		win := l.positions[start:min(start+w, len(l.positions))]
 		data, gerr := r.fetchWindow(ctx, win, l.own, l.fetched)
+		dec := r.decoder()
+		name := func(p uint64) string { return remote.LogKey(p) + " on " + r.opts.Backend.String() }
 		// Apply in order what was fetched before any error.
 		for i, p := range win {
 			if l.own[p] {
@@ -291,7 +306,25 @@ func (r *Engine) applyListed(ctx context.Context, l listed, ps *PullStats) (pass
 				}
 				return false, gerr
 			}
-			if err := r.applySegment(ctx, data, i, p, ps); err != nil {
+			var seg *segment.Reader
+			if ahead != nil && ahead.i == i {
+				seg, err = ahead.wait()
+				ahead = nil
+			} else {
+				seg, err = dec.Open(ctx, name(p), data[i])
+			}
+			if err != nil {
+				return false, err
+			}
+			for j := i + 1; j < len(win); j++ {
+				if !l.own[win[j]] {
+					if data[j] != nil {
+						ahead = openSegmentAhead(ctx, dec, name(win[j]), data[j], j)
+					}
+					break
+				}
+			}
+			if err := r.applySegment(ctx, seg, data, i, p, ps); err != nil {
 				return false, err
 			}
 			r.progress("pull", int64(start+i+1), total)
@@ -330,15 +363,49 @@ func (r *Engine) fetchWindow(ctx context.Context, win []uint64, own map[uint64]b
 	return data, g.Wait()
 }
 
-// applySegment decodes and applies the fetched segment data[i] at
-// position p, and drops it from the window.
-func (r *Engine) applySegment(ctx context.Context, data [][]byte, i int, p uint64, ps *PullStats) error {
-	seg, err := r.decoder().Open(ctx, remote.LogKey(p)+" on "+r.opts.Backend.String(), data[i])
-	if err != nil {
-		return err
+// openAhead is a segment being opened (segment.Decoder.Open: checked
+// whole, its records decoded) in a goroutine, for the window's i-th
+// segment, while the segment before it is applied.
+type openAhead struct {
+	i      int
+	seg    *segment.Reader
+	err    error
+	done   chan struct{}
+	cancel context.CancelFunc
+}
+
+func openSegmentAhead(ctx context.Context, dec segment.Decoder, name string, data []byte, i int) *openAhead {
+	ctx, cancel := context.WithCancel(ctx)
+	a := &openAhead{i: i, done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(a.done)
+		a.seg, a.err = dec.Open(ctx, name, data)
+	}()
+	return a
+}
+
+// wait returns what Open returned (the caller closes the Reader).
+func (a *openAhead) wait() (*segment.Reader, error) {
+	<-a.done
+	a.cancel()
+	return a.seg, a.err
+}
+
+// drop abandons the Open: it stops a wait for the decode budget, waits
+// for the goroutine and closes the Reader it opened, if any.
+func (a *openAhead) drop() {
+	a.cancel()
+	<-a.done
+	if a.seg != nil {
+		a.seg.Close()
 	}
+}
+
+// applySegment applies the fetched segment data[i], opened as seg, at
+// position p, closes seg and drops the segment from the window.
+func (r *Engine) applySegment(ctx context.Context, seg *segment.Reader, data [][]byte, i int, p uint64, ps *PullStats) error {
 	n := int64(len(data[i]))
-	err = r.applyOne(ctx, seg, data[i], p, ps)
+	err := r.applyOne(ctx, seg, data[i], p, ps)
 	seg.Close()
 	data[i] = nil // the window holds no applied segment
 	if err != nil {
@@ -586,10 +653,20 @@ var decodeBudget = segment.NewBudget(256 << 20)
 // decoder decodes this store's segments: a segment may declare no more
 // raw body than a push of this store writes (the segment cap, plus the
 // record that crosses it: at most one value and its metadata).
+//
+// Open keeps the records its check pass decoded, as far as the decode
+// budget has room for them now (segment.Decoder.Keep), so that a pull
+// decodes each record once; what does not fit is decoded again as it is
+// applied. Every caller holds one such Reader at a time, or Readers that
+// it closes without waiting for another Open (history's scanLog), so
+// memory kept by one never blocks the Open that would free it. (Snapshot
+// parts keep nothing: bootstrap opens a window of parts before applying
+// any; see partDecoder.)
 func (r *Engine) decoder() segment.Decoder {
 	limit := int64(DefaultSegmentCap)
 	if r.manifest != nil && r.manifest.SegmentCap > 0 {
 		limit = int64(r.manifest.SegmentCap)
 	}
-	return segment.Decoder{MaxRaw: limit + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: r.budget()}
+	b := r.budget()
+	return segment.Decoder{MaxRaw: limit + 2*int64(r.opts.MaxValueSize) + 1<<20, Budget: b, Keep: b.Size()}
 }

@@ -1,7 +1,10 @@
-// Package gcsremote implements remote.Backend on Google Cloud Storage, with
-// the official client (cloud.google.com/go/storage) over HTTP: the JSON API
-// for writes, listings and deletes, and the client's default (the XML API)
-// for reads.
+// Package gcsremote implements remote.Backend on Google Cloud Storage's JSON
+// API, over plain net/http: a multipart upload per write, a media download
+// per read, an objects listing per List page and an object delete per
+// Delete. It does not use the Google Cloud client library, whose gRPC,
+// OpenTelemetry and protocol-buffer dependencies would cost every process
+// that links this package (every ebreplica binary) tens of MiB of resident
+// memory; credentials come from golang.org/x/oauth2/google (see Open).
 //
 // Objects live in one bucket under an optional prefix: key k is stored as
 // prefix + "/" + k (or k itself when the prefix is empty).
@@ -30,17 +33,19 @@
 //
 // # Retries, errors, limits
 //
-// Every request goes through the client's retryer, configured by [Options]:
+// Every request goes through one retry loop, configured by [Options]:
 // exponential backoff with full jitter, at most Options.MaxAttempts attempts,
-// retrying 408, 429, 5xx and connection errors, never other answers, and
-// applied to every call, conditional and unconditional writes included (our writes are idempotent: a retried put
-// sends the same bytes). A retried conditional put can be ambiguous; see
-// PutIfAbsent. SDK errors are folded into remote's sentinels in one
-// function (see errors.go).
+// retrying 408, 429, 5xx and connection errors (a Get body cut short or
+// failing its checksum included), never other answers, and applied to every
+// call, conditional and unconditional writes included (our writes are
+// idempotent: a retried put sends the same bytes). Every attempt and every
+// pause between two takes the caller's context. A retried conditional put
+// can be ambiguous; see PutIfAbsent. Errors are folded into remote's
+// sentinels in one function (see errors.go).
 //
 // Every write is a single request (a multipart upload, not a resumable one)
 // carrying the CRC32C of its data, which the server checks; Get checks the
-// CRC32C the server returns.
+// CRC32C the server returns (the x-goog-hash header).
 //
 // Object names keep to the GCS limit and to the strictest limit of the other
 // drivers: at most MaxNameLen (1,024) bytes, the prefix included, and at most
@@ -58,21 +63,23 @@ package gcsremote
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"iter"
 	"math"
-	"slices"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"cloud.google.com/go/storage"
-	"github.com/googleapis/gax-go/v2"
-	"google.golang.org/api/iterator"
 
 	"github.com/ebreplica/ebreplica/remote"
 )
@@ -85,7 +92,9 @@ const (
 	DefaultMaxAttempts   = 5
 	DefaultMaxBackoff    = 5 * time.Second
 	DefaultMaxObjectSize = 1 << 30
-	maxMaxObjectSize     = 1 << 40
+	// DefaultEndpoint is the base URL of the GCS JSON API.
+	DefaultEndpoint  = "https://storage.googleapis.com"
+	maxMaxObjectSize = 1 << 40
 	// initialBackoff is the first delay between two attempts.
 	initialBackoff = 100 * time.Millisecond
 )
@@ -115,6 +124,10 @@ func MaxKeyLenUnder(prefix string) int { return names.KeyLenUnder(prefix) }
 
 // Options tunes a Backend. A nil *Options and zero fields mean the defaults.
 type Options struct {
+	// Endpoint is the base URL requests go to: DefaultEndpoint (GCS
+	// itself) when empty, or an emulator's, e.g. http://127.0.0.1:4443.
+	// It takes http:// or https://, a host, an optional port and no path.
+	Endpoint string
 	// PageSize is the number of objects List requests per page. Default
 	// 1000; allowed 1..1000.
 	PageSize int
@@ -146,6 +159,14 @@ func (o *Options) validate() (Options, error) {
 	case v.MaxObjectSize < 0 || v.MaxObjectSize > maxMaxObjectSize:
 		return v, fmt.Errorf("gcsremote: Options.MaxObjectSize %d out of range 1..%d", v.MaxObjectSize, int64(maxMaxObjectSize))
 	}
+	if v.Endpoint == "" {
+		v.Endpoint = DefaultEndpoint
+	}
+	e, err := checkEndpoint(v.Endpoint)
+	if err != nil {
+		return v, fmt.Errorf("gcsremote: Options.Endpoint: %w", err)
+	}
+	v.Endpoint = e
 	if v.PageSize == 0 {
 		v.PageSize = DefaultPageSize
 	}
@@ -161,29 +182,42 @@ func (o *Options) validate() (Options, error) {
 	return v, nil
 }
 
+// checkEndpoint checks a base URL (http:// or https://, a host, no user,
+// path, query or fragment) and returns it without a trailing slash. Its
+// message never quotes the URL, which could carry a secret.
+func checkEndpoint(endpoint string) (string, error) {
+	e, err := url.Parse(endpoint)
+	if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" || e.User != nil ||
+		strings.Trim(e.Path, "/") != "" || e.RawQuery != "" || e.Fragment != "" {
+		return "", errors.New("want http://host[:port] or https://host[:port]")
+	}
+	return strings.TrimSuffix(endpoint, "/"), nil
+}
+
 // Backend stores objects in a GCS bucket. It is safe for concurrent use.
 type Backend struct {
-	client *storage.Client
-	bucket *storage.BucketHandle
+	client *http.Client
 	name   string // bucket name
 	prefix string // without leading or trailing "/"; "" = bucket root
 	opts   Options
-	retry  []storage.RetryOption
 	stats  remote.Stats
 }
 
-// New returns a Backend storing objects in bucket under prefix through
-// client, with the retry policy of opts on every request (nil opts means
-// the defaults). Leading and trailing slashes of prefix are ignored. New
-// sends no request: a missing bucket or refused credentials show on the
-// first operation.
-func New(client *storage.Client, bucket, prefix string, opts *Options) (*Backend, error) {
+// New returns a Backend storing objects in bucket under prefix, sending its
+// requests through client to opts.Endpoint (GCS itself by default), with
+// the retry policy of opts on every request (nil opts means the defaults).
+// client must authenticate the requests as GCS wants them (Open makes one
+// that does, from Application Default Credentials), or need not for an
+// emulator. Leading and trailing slashes of prefix are ignored. New sends
+// no request: a missing bucket or refused credentials show on the first
+// operation.
+func New(client *http.Client, bucket, prefix string, opts *Options) (*Backend, error) {
 	o, err := opts.validate()
 	if err != nil {
 		return nil, err
 	}
 	if client == nil {
-		return nil, errors.New("gcsremote: nil *storage.Client")
+		return nil, errors.New("gcsremote: nil *http.Client")
 	}
 	if err := checkBucket(bucket); err != nil {
 		return nil, err
@@ -192,37 +226,7 @@ func New(client *storage.Client, bucket, prefix string, opts *Options) (*Backend
 	if err := CheckPrefix(prefix); err != nil {
 		return nil, err
 	}
-	b := &Backend{client: client, name: bucket, prefix: prefix, opts: o}
-	b.retry = []storage.RetryOption{
-		storage.WithPolicy(storage.RetryAlways),
-		storage.WithMaxAttempts(o.MaxAttempts),
-		// gax.Backoff draws each delay at random up to the current cap
-		// (full jitter).
-		storage.WithBackoff(gax.Backoff{Initial: min(initialBackoff, o.MaxBackoff), Max: o.MaxBackoff, Multiplier: 2}),
-	}
-	b.bucket = client.Bucket(bucket)
-	return b, nil
-}
-
-// retryer returns the retry options of one call: the Backend's, with an
-// error function that stops after Options.MaxAttempts attempts. The client
-// bounds most calls by WithMaxAttempts, but a single-request upload is
-// retried by the transport layer (gensupport) until ctx ends, whatever
-// WithMaxAttempts says; the error function, called once per failed
-// attempt, bounds it too, counting attempts itself when the client does not
-// say which attempt it is.
-func (b *Backend) retryer() []storage.RetryOption {
-	var failed atomic.Int32
-	limit := b.opts.MaxAttempts
-	return append(slices.Clip(b.retry), storage.WithErrorFuncWithContext(func(err error, rc *storage.RetryContext) bool {
-		if !storage.ShouldRetry(err) {
-			return false
-		}
-		if rc != nil {
-			return rc.Attempt < limit
-		}
-		return int(failed.Add(1)) < limit
-	}))
+	return &Backend{client: client, name: bucket, prefix: prefix, opts: o}, nil
 }
 
 // checkBucket checks a bucket name as GCS has them: 3 to 222 characters of
@@ -273,11 +277,11 @@ func (b *Backend) Bucket() string { return b.name }
 // Prefix returns the key prefix, without leading or trailing slash.
 func (b *Backend) Prefix() string { return b.prefix }
 
+// Endpoint returns the base URL requests go to.
+func (b *Backend) Endpoint() string { return b.opts.Endpoint }
+
 // MaxKeyLen returns the longest key b accepts, MaxKeyLenUnder(b.Prefix()).
 func (b *Backend) MaxKeyLen() int { return MaxKeyLenUnder(b.prefix) }
-
-// Client returns the GCS client.
-func (b *Backend) Client() *storage.Client { return b.client }
 
 // Stats returns the request counters.
 func (b *Backend) Stats() *remote.Stats { return &b.stats }
@@ -298,8 +302,11 @@ func (b *Backend) full(key string) string {
 	return b.prefix + "/" + key
 }
 
-func (b *Backend) object(key string) *storage.ObjectHandle {
-	return b.bucket.Object(b.full(key)).Retryer(b.retryer()...)
+// objectURL returns the JSON API URL of an object (path is "storage" for
+// metadata and deletes, "download/storage" for media), the name escaped as
+// one path segment, its slashes included.
+func (b *Backend) objectURL(path, name string) string {
+	return b.opts.Endpoint + "/" + path + "/v1/b/" + url.PathEscape(b.name) + "/o/" + url.PathEscape(name)
 }
 
 // FormatETag returns the ETag of a generation: its decimal digits.
@@ -315,6 +322,15 @@ func ParseETag(etag string) (int64, bool) {
 	return g, err == nil && g > 0
 }
 
+// castagnoli is the CRC32C table.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// encodeCRC32C returns a CRC32C as GCS writes it: the base64 of its four
+// big-endian bytes.
+func encodeCRC32C(sum uint32) string {
+	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, sum))
+}
+
 // Get reads an object. It returns an error wrapping remote.ErrNotExist when
 // the key is missing, and one wrapping ErrTooLarge when the object is
 // larger than Options.MaxObjectSize. The ETag is the generation read.
@@ -323,33 +339,68 @@ func (b *Backend) Get(ctx context.Context, key string) (remote.Object, error) {
 		return remote.Object{}, err
 	}
 	b.stats.Gets.Add(1)
-	r, err := b.object(key).NewReader(ctx)
-	if err != nil {
-		return remote.Object{}, b.mapError(ctx, opGet, key, err)
-	}
-	defer r.Close()
-	if r.Attrs.Size > b.opts.MaxObjectSize {
-		return remote.Object{}, fmt.Errorf("gcsremote: %s %q in %s: %w: %d bytes, more than Options.MaxObjectSize (%d)",
-			opGet, key, b, ErrTooLarge, r.Attrs.Size, b.opts.MaxObjectSize)
-	}
-	data, err := readBody(r, r.Attrs.Size, b.opts.MaxObjectSize)
-	b.stats.BytesIn.Add(int64(len(data)))
+	var obj remote.Object
+	var received int64
+	err := b.do(ctx, http.MethodGet, b.objectURL("download/storage", b.full(key))+"?alt=media", nil, nil, func(resp *http.Response) error {
+		obj = remote.Object{}
+		gen, ok := ParseETag(resp.Header.Get("X-Goog-Generation"))
+		if !ok {
+			return errors.New("the server returned no generation (x-goog-generation)")
+		}
+		size := resp.ContentLength
+		if size < 0 {
+			if n, err := strconv.ParseInt(resp.Header.Get("X-Goog-Stored-Content-Length"), 10, 64); err == nil {
+				size = n
+			}
+		}
+		if size > b.opts.MaxObjectSize {
+			return fmt.Errorf("%w: %d bytes, more than Options.MaxObjectSize (%d)", ErrTooLarge, size, b.opts.MaxObjectSize)
+		}
+		data, err := readBody(resp.Body, size, b.opts.MaxObjectSize)
+		received = int64(len(data))
+		if err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				return err
+			}
+			return &bodyError{err}
+		}
+		if want, ok := hashHeader(resp.Header, "crc32c"); ok {
+			if got := encodeCRC32C(crc32.Checksum(data, castagnoli)); got != want {
+				return &bodyError{fmt.Errorf("CRC32C %s of the %d bytes received, the server stated %s", got, len(data), want)}
+			}
+		}
+		obj.Data, obj.ETag = data, FormatETag(gen)
+		if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+			obj.LastModified = t
+		}
+		return nil
+	})
+	b.stats.BytesIn.Add(received)
 	if errors.Is(err, ErrTooLarge) {
 		return remote.Object{}, fmt.Errorf("gcsremote: %s %q in %s: %w", opGet, key, b, err)
 	}
 	if err != nil {
-		return remote.Object{}, b.mapError(ctx, opGet, key, &bodyError{err})
+		return remote.Object{}, b.mapError(ctx, opGet, key, err)
 	}
-	return remote.Object{
-		Data:         data,
-		ETag:         FormatETag(r.Attrs.Generation),
-		LastModified: r.Attrs.LastModified,
-	}, nil
+	return obj, nil
+}
+
+// hashHeader returns the value of one hash (e.g. "crc32c") of the
+// x-goog-hash headers ("crc32c=...,md5=...", possibly repeated).
+func hashHeader(h http.Header, name string) (string, bool) {
+	for _, v := range h.Values("X-Goog-Hash") {
+		for part := range strings.SplitSeq(v, ",") {
+			if k, val, ok := strings.Cut(strings.TrimSpace(part), "="); ok && k == name {
+				return val, true
+			}
+		}
+	}
+	return "", false
 }
 
 // Put stores data under key unconditionally and returns the new ETag.
 func (b *Backend) Put(ctx context.Context, key string, data []byte) (string, error) {
-	return b.put(ctx, opPut, key, data, nil)
+	return b.put(ctx, opPut, key, data, -1)
 }
 
 // PutIfAbsent stores data under key only if no object has that key
@@ -361,7 +412,7 @@ func (b *Backend) Put(ctx context.Context, key string, data []byte) (string, err
 // ErrExists although this call created the object. The sync layer resolves
 // that by reading the object back and comparing the content.
 func (b *Backend) PutIfAbsent(ctx context.Context, key string, data []byte) (string, error) {
-	return b.put(ctx, opPutIfAbsent, key, data, &storage.Conditions{DoesNotExist: true})
+	return b.put(ctx, opPutIfAbsent, key, data, 0)
 }
 
 // PutIfMatch replaces the object under key only if its current generation
@@ -384,41 +435,77 @@ func (b *Backend) PutIfMatch(ctx context.Context, key string, data []byte, etag 
 	if !ok {
 		gen = math.MaxInt64
 	}
-	return b.put(ctx, opPutIfMatch, key, data, &storage.Conditions{GenerationMatch: gen})
+	return b.put(ctx, opPutIfMatch, key, data, gen)
 }
 
-func (b *Backend) put(ctx context.Context, o op, key string, data []byte, cond *storage.Conditions) (string, error) {
+// put sends one multipart upload: a JSON part with the object's name and
+// CRC32C, then the data. ifGeneration < 0 sends no precondition; 0 means
+// the object must not exist; N > 0 that its generation must be N.
+func (b *Backend) put(ctx context.Context, o op, key string, data []byte, ifGeneration int64) (string, error) {
 	if err := b.check(ctx, o, key); err != nil {
 		return "", err
 	}
 	b.stats.Puts.Add(1)
 	b.stats.BytesOut.Add(int64(len(data)))
-	obj := b.object(key)
-	if cond != nil {
-		obj = obj.If(*cond)
+	body, contentType, err := multipartBody(b.full(key), data)
+	if err != nil {
+		return "", fmt.Errorf("gcsremote: %s %q in %s: %w", o, key, b, err)
 	}
-	// The writer's context bounds the upload; cancelling it aborts it.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := obj.NewWriter(wctx)
-	// One request: a chunk larger than the object (the client rounds it up
-	// to a multiple of 256 KiB) makes a multipart upload, retried whole.
-	w.ChunkSize = len(data) + 1
-	w.ContentType = "application/octet-stream"
-	w.CRC32C = crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
-	w.SendCRC32C = true
-	if _, err := w.Write(data); err != nil {
-		_ = w.Close()
+	q := url.Values{"uploadType": {"multipart"}, "fields": {"generation"}}
+	if ifGeneration >= 0 {
+		q.Set("ifGenerationMatch", strconv.FormatInt(ifGeneration, 10))
+	}
+	u := b.opts.Endpoint + "/upload/storage/v1/b/" + url.PathEscape(b.name) + "/o?" + q.Encode()
+	var gen int64
+	err = b.do(ctx, http.MethodPost, u, http.Header{"Content-Type": {contentType}}, body, func(resp *http.Response) error {
+		var attrs struct {
+			Generation int64 `json:"generation,string"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&attrs); err != nil {
+			return &bodyError{fmt.Errorf("decoding the object's metadata: %w", err)}
+		}
+		gen = attrs.Generation
+		return nil
+	})
+	if err != nil {
 		return "", b.mapError(ctx, o, key, err)
 	}
-	if err := w.Close(); err != nil {
-		return "", b.mapError(ctx, o, key, err)
-	}
-	attrs := w.Attrs()
-	if attrs == nil || attrs.Generation <= 0 {
+	if gen <= 0 {
 		return "", fmt.Errorf("gcsremote: %s %q in %s: the server returned no generation", o, key, b)
 	}
-	return FormatETag(attrs.Generation), nil
+	return FormatETag(gen), nil
+}
+
+// multipartBody returns the body and Content-Type of a multipart upload of
+// data as object name.
+func multipartBody(name string, data []byte) ([]byte, string, error) {
+	meta, err := json.Marshal(struct {
+		Name        string `json:"name"`
+		ContentType string `json:"contentType"`
+		CRC32C      string `json:"crc32c"`
+	}{name, "application/octet-stream", encodeCRC32C(crc32.Checksum(data, castagnoli))})
+	if err != nil {
+		return nil, "", err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(data) + len(meta) + 256)
+	w := multipart.NewWriter(&buf)
+	for _, part := range []struct {
+		contentType string
+		body        []byte
+	}{{"application/json; charset=UTF-8", meta}, {"application/octet-stream", data}} {
+		pw, err := w.CreatePart(textproto.MIMEHeader{"Content-Type": {part.contentType}})
+		if err != nil {
+			return nil, "", err
+		}
+		if _, err := pw.Write(part.body); err != nil {
+			return nil, "", err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), "multipart/related; boundary=" + w.Boundary(), nil
 }
 
 // Delete removes the object under key; a missing key is not an error.
@@ -427,11 +514,22 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	b.stats.Deletes.Add(1)
-	err := b.object(key).Delete(ctx)
+	err := b.do(ctx, http.MethodDelete, b.objectURL("storage", b.full(key)), nil, nil, nil)
 	if err = b.mapError(ctx, opDelete, key, err); errors.Is(err, remote.ErrNotExist) {
 		return nil
 	}
 	return err
+}
+
+// listPage is one page of an objects listing, the fields List asks for.
+type listPage struct {
+	Items []struct {
+		Name       string    `json:"name"`
+		Size       int64     `json:"size,string"`
+		Generation int64     `json:"generation,string"`
+		Updated    time.Time `json:"updated"`
+	} `json:"items"`
+	NextPageToken string `json:"nextPageToken"`
 }
 
 // List yields the objects whose keys start with prefix and sort after
@@ -452,34 +550,37 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string) iter.Seq2
 				return
 			}
 		}
-		if err := ctx.Err(); err != nil {
-			yield(remote.Info{}, b.mapError(ctx, opList, prefix, err))
-			return
+		q := url.Values{
+			"prefix":     {b.full(prefix)},
+			"maxResults": {strconv.Itoa(b.opts.PageSize)},
+			"projection": {"noAcl"},
+			"fields":     {"items(name,size,generation,updated),nextPageToken"},
 		}
-		q := &storage.Query{Prefix: b.full(prefix), Projection: storage.ProjectionNoACL}
 		if startAfter != "" {
-			q.StartOffset = b.full(startAfter)
-		}
-		if err := q.SetAttrSelection([]string{"Name", "Size", "Generation", "Updated"}); err != nil {
-			yield(remote.Info{}, fmt.Errorf("gcsremote: %s %q in %s: %w", opList, prefix, b, err))
-			return
+			q.Set("startOffset", b.full(startAfter))
 		}
 		root := b.full("") // "" or "prefix/", cut from returned names
 		after := b.full(startAfter)
-		pager := iterator.NewPager(b.bucket.Retryer(b.retryer()...).Objects(ctx, q), b.opts.PageSize, "")
 		for {
 			if err := ctx.Err(); err != nil {
 				yield(remote.Info{}, b.mapError(ctx, opList, prefix, err))
 				return
 			}
 			b.stats.Lists.Add(1)
-			var page []*storage.ObjectAttrs
-			token, err := pager.NextPage(&page)
+			var page listPage
+			u := b.opts.Endpoint + "/storage/v1/b/" + url.PathEscape(b.name) + "/o?" + q.Encode()
+			err := b.do(ctx, http.MethodGet, u, nil, nil, func(resp *http.Response) error {
+				page = listPage{}
+				if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+					return &bodyError{fmt.Errorf("decoding a listing page: %w", err)}
+				}
+				return nil
+			})
 			if err != nil {
 				yield(remote.Info{}, b.mapError(ctx, opList, prefix, err))
 				return
 			}
-			for _, a := range page {
+			for _, a := range page.Items {
 				if startAfter != "" && a.Name <= after {
 					continue // startOffset is inclusive
 				}
@@ -491,11 +592,69 @@ func (b *Backend) List(ctx context.Context, prefix, startAfter string) iter.Seq2
 					return
 				}
 			}
-			if token == "" {
+			if page.NextPageToken == "" || page.NextPageToken == q.Get("pageToken") {
 				return
 			}
+			q.Set("pageToken", page.NextPageToken)
 		}
 	}
+}
+
+// do sends a request, retrying as the package doc says: it returns nil
+// once read (which may be nil) has taken a 2xx answer, the last error
+// otherwise: an *apiError for an answer of another status, a *bodyError
+// when read failed on a body cut short or garbled, read's other errors as
+// they are (not retried), or the client's error. Every attempt and every
+// pause between two takes ctx.
+func (b *Backend) do(ctx context.Context, method, u string, header http.Header, body []byte, read func(*http.Response) error) error {
+	backoff := min(initialBackoff, b.opts.MaxBackoff)
+	for attempt := 1; ; attempt++ {
+		err := b.attempt(ctx, method, u, header, body, read)
+		if err == nil || ctx.Err() != nil || attempt >= b.opts.MaxAttempts || !retryable(err) {
+			return err
+		}
+		// Full jitter: a delay drawn at random up to the current cap.
+		t := time.NewTimer(time.Duration(1 + rand.Int64N(int64(max(backoff, 1)))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, b.opts.MaxBackoff)
+	}
+}
+
+// attempt sends the request once.
+func (b *Backend) attempt(ctx context.Context, method, u string, header http.Header, body []byte, read func(*http.Response) error) error {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
+	if err != nil {
+		return err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("User-Agent", "ebreplica-gcsremote")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return &connError{err}
+	}
+	defer func() {
+		// Drain a little, so that the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return readAPIError(resp)
+	}
+	if read == nil {
+		return nil
+	}
+	return read(resp)
 }
 
 // readBody reads a whole body, growing the buffer as bytes arrive (size,
@@ -539,10 +698,3 @@ func checkName(name, prefix string) error { return names.Check(name, prefix) }
 // names are GCS's limits as this driver checks them.
 var names = remote.NameLimits{Object: "object", MaxName: MaxNameLen, TooLong: "GCS allows at most %d",
 	MaxSegment: MaxSegmentLen, SegmentTooLong: "ebreplica allows at most %d on every store"}
-
-// bodyError marks a failure while reading an object's body, after the
-// client's retries: it counts as transient.
-type bodyError struct{ err error }
-
-func (e *bodyError) Error() string { return "reading body: " + e.err.Error() }
-func (e *bodyError) Unwrap() error { return e.err }

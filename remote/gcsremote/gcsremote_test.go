@@ -1,6 +1,7 @@
 package gcsremote_test
 
 import (
+	"cmp"
 	"errors"
 	"strings"
 	"testing"
@@ -17,7 +18,12 @@ func newBackend(t testing.TB, prefix string, opts *gcsremote.Options) *gcsremote
 	t.Helper()
 	srv := cloudtest.GCSConfig(t)
 	client, bucket := srv.NewBucket(t)
-	be, err := gcsremote.New(client, bucket, prefix, opts)
+	o := gcsremote.Options{}
+	if opts != nil {
+		o = *opts
+	}
+	o.Endpoint = srv.Endpoint
+	be, err := gcsremote.New(client, bucket, prefix, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +107,7 @@ func TestNameLimits(t *testing.T) {
 // TestMissingBucket: a missing bucket is ErrBucketNotFound, naming it.
 func TestMissingBucket(t *testing.T) {
 	srv := cloudtest.GCSConfig(t)
-	be, err := gcsremote.New(srv.Client(t), "no-such-bucket-ebr", "p", nil)
+	be, err := gcsremote.New(srv.Client(t), "no-such-bucket-ebr", "p", &gcsremote.Options{Endpoint: srv.Endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +136,9 @@ func TestMissingBucket(t *testing.T) {
 func TestOptions(t *testing.T) {
 	srv := cloudtest.GCSConfig(t)
 	c := srv.Client(t)
-	for _, o := range []gcsremote.Options{{PageSize: 1001}, {PageSize: -1}, {MaxAttempts: -1}, {MaxBackoff: -1}, {MaxObjectSize: -1}} {
+	for _, o := range []gcsremote.Options{{PageSize: 1001}, {PageSize: -1}, {MaxAttempts: -1}, {MaxBackoff: -1}, {MaxObjectSize: -1},
+		{Endpoint: "127.0.0.1:4443"}, {Endpoint: "ftp://host"}, {Endpoint: "http://"}, {Endpoint: "http://host/path"},
+		{Endpoint: "http://user:secret@host"}, {Endpoint: "http://host?q=1"}} {
 		if _, err := gcsremote.New(c, "bucket", "", &o); err == nil {
 			t.Errorf("New with %+v accepted", o)
 		}
@@ -138,6 +146,22 @@ func TestOptions(t *testing.T) {
 	for _, b := range []string{"", "ab", "UPPER", "-dash", "a/b", strings.Repeat("a", 223)} {
 		if _, err := gcsremote.New(c, b, "", nil); err == nil {
 			t.Errorf("New with bucket %q accepted", b)
+		}
+	}
+	if _, err := gcsremote.New(nil, "bucket", "", nil); err == nil {
+		t.Error("New with a nil client accepted")
+	}
+	if _, err := gcsremote.New(c, "bucket", "", &gcsremote.Options{Endpoint: "http://user:secret@host"}); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("New with credentials in the endpoint = %v, want an error that does not quote them", err)
+	}
+	for _, e := range []string{"", "http://127.0.0.1:4443", "https://storage.example.com/"} {
+		be, err := gcsremote.New(c, "bucket", "", &gcsremote.Options{Endpoint: e})
+		if err != nil {
+			t.Errorf("New with endpoint %q: %v", e, err)
+			continue
+		}
+		if want := strings.TrimSuffix(cmp.Or(e, gcsremote.DefaultEndpoint), "/"); be.Endpoint() != want {
+			t.Errorf("New with endpoint %q: Endpoint() = %q, want %q", e, be.Endpoint(), want)
 		}
 	}
 }

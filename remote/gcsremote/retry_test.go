@@ -1,11 +1,15 @@
 package gcsremote_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +39,8 @@ func newProxied(t *testing.T, fault cloudtest.FaultFunc, opts *gcsremote.Options
 		opts = &gcsremote.Options{}
 	}
 	opts.MaxBackoff = 20 * time.Millisecond
-	be, err := gcsremote.New(cloudtest.GCS{Endpoint: p.URL}.Client(t), bucket, "r", opts)
+	opts.Endpoint = p.URL
+	be, err := gcsremote.New(srv.Client(t), bucket, "r", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,3 +178,155 @@ func TestRetries(t *testing.T) {
 		}
 	})
 }
+
+// TestNotRetried: answers other than 408, 429 and 5xx are final: one
+// attempt each, folded into their sentinel.
+func TestNotRetried(t *testing.T) {
+	ctx := t.Context()
+	t.Run("emulator answers", func(t *testing.T) {
+		be, p := newProxied(t, nil, nil)
+		stale, err := be.Put(ctx, "k", []byte("v1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := be.Put(ctx, "k", []byte("v2")); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			call func() error
+			want error
+		}{
+			{"PutIfAbsent of an existing key (412)", func() error { _, err := be.PutIfAbsent(ctx, "k", []byte("x")); return err }, remote.ErrExists},
+			{"PutIfMatch with a stale generation (412)", func() error { _, err := be.PutIfMatch(ctx, "k", []byte("x"), stale); return err }, remote.ErrPrecondition},
+			{"PutIfMatch of a missing key", func() error { _, err := be.PutIfMatch(ctx, "nope", []byte("x"), stale); return err }, remote.ErrPrecondition},
+			{"Get of a missing key (404)", func() error { _, err := be.Get(ctx, "nope"); return err }, remote.ErrNotExist},
+			{"Delete of a missing key (404)", func() error { return be.Delete(ctx, "nope") }, nil},
+		} {
+			before := p.Requests.Load()
+			if err := c.call(); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) || errors.Is(err, remote.ErrTransient) {
+				t.Errorf("%s = %v, want %v", c.name, err, c.want)
+			}
+			if n := p.Requests.Load() - before; n != 1 {
+				t.Errorf("%s: %d attempts, want 1", c.name, n)
+			}
+		}
+		if obj, err := be.Get(ctx, "k"); err != nil || string(obj.Data) != "v2" {
+			t.Fatalf("Get = %q, %v; want v2 (no refused write landed)", obj.Data, err)
+		}
+	})
+	for _, c := range []struct {
+		status int
+		want   error
+	}{{400, gcsremote.ErrRefused}, {401, remote.ErrAccessDenied}, {403, remote.ErrAccessDenied}, {409, gcsremote.ErrRefused}} {
+		t.Run(fmt.Sprintf("injected %d", c.status), func(t *testing.T) {
+			be, p := newProxied(t, failFirst(1<<40, c.status), nil)
+			_, err := be.Get(ctx, "k")
+			if !errors.Is(err, c.want) || errors.Is(err, remote.ErrTransient) || !strings.Contains(err.Error(), fmt.Sprint(c.status)) {
+				t.Errorf("Get answered %d = %v, want %v naming the status", c.status, err, c.want)
+			}
+			for _, err := range be.List(ctx, "", "") {
+				if !errors.Is(err, c.want) {
+					t.Errorf("List answered %d = %v, want %v", c.status, err, c.want)
+				}
+			}
+			if n := p.Requests.Load(); n != 2 {
+				t.Errorf("%d attempts for a Get and a List, want 2", n)
+			}
+		})
+	}
+}
+
+// TestGetBody: a download whose body fails its CRC32C or is cut short is
+// retried; one that always fails its checksum ends as ErrTransient.
+func TestGetBody(t *testing.T) {
+	ctx := t.Context()
+	// garble answers the download r from the emulator, its body changed
+	// by f.
+	garble := func(p **cloudtest.Proxy, f func(w http.ResponseWriter, body []byte)) func(w http.ResponseWriter, r *http.Request) {
+		return func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			(*p).Forward(rec, r)
+			maps.Copy(w.Header(), rec.Header())
+			w.WriteHeader(rec.Code)
+			f(w, rec.Body.Bytes())
+		}
+	}
+	flip := func(w http.ResponseWriter, body []byte) {
+		body[len(body)/2] ^= 1
+		_, _ = w.Write(body)
+	}
+	cut := func(w http.ResponseWriter, body []byte) {
+		_, _ = w.Write(body[:len(body)/2])
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler) // closes the connection mid-body
+	}
+	for _, c := range []struct {
+		name  string
+		body  func(w http.ResponseWriter, body []byte)
+		times int64
+	}{{"checksum once", flip, 1}, {"cut short twice", cut, 2}, {"checksum always", flip, 1 << 40}} {
+		t.Run(c.name, func(t *testing.T) {
+			var p *cloudtest.Proxy
+			var garbled int64
+			var answer func(w http.ResponseWriter, r *http.Request)
+			be, p := newProxied(t, func(_ int64, w http.ResponseWriter, r *http.Request) bool {
+				if r.Method == http.MethodGet && r.URL.Query().Get("alt") == "media" && garbled < c.times {
+					garbled++
+					answer(w, r)
+					return true
+				}
+				return false
+			}, &gcsremote.Options{MaxAttempts: 4})
+			answer = garble(&p, c.body)
+			data := []byte(strings.Repeat("0123456789", 100))
+			etag, err := be.Put(ctx, "k", data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := p.Requests.Load()
+			obj, err := be.Get(ctx, "k")
+			attempts := p.Requests.Load() - before
+			if c.times > 4 {
+				if !errors.Is(err, remote.ErrTransient) || attempts != 4 {
+					t.Fatalf("Get of an always garbled body = %v after %d attempts, want ErrTransient after 4", err, attempts)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(obj.Data, data) || obj.ETag != etag {
+				t.Fatalf("Get = %d bytes %q %v, want the object", len(obj.Data), obj.ETag, err)
+			}
+			if attempts != c.times+1 {
+				t.Errorf("%d attempts, want %d", attempts, c.times+1)
+			}
+		})
+	}
+}
+
+// TestCancelStopsRetries: a cancelled context ends the retries at once.
+func TestCancelStopsRetries(t *testing.T) {
+	srv := cloudtest.GCSConfig(t)
+	_, bucket := srv.NewBucket(t)
+	p := cloudtest.NewProxy(t, srv.Endpoint, failFirst(1<<40, 503))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		cancel() // after the first answer
+		return resp, err
+	})}
+	be, err := gcsremote.New(client, bucket, "r", &gcsremote.Options{Endpoint: p.URL, MaxAttempts: 50, MaxBackoff: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Put(ctx, "k", []byte("v")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put = %v, want context.Canceled", err)
+	}
+	if n := p.Requests.Load(); n != 1 {
+		t.Errorf("%d attempts, want 1", n)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

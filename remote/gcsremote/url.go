@@ -3,17 +3,22 @@ package gcsremote
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
-	"cloud.google.com/go/storage"
-	"google.golang.org/api/option"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 )
 
 // EnvEmulatorHost is the variable the GCS client library reads to talk to an
 // emulator (host:port or http://host:port) without credentials; Open honours
-// it as the client does.
+// it as the client library does.
 const EnvEmulatorHost = "STORAGE_EMULATOR_HOST"
+
+// Scope is the OAuth2 scope Open asks Application Default Credentials for.
+const Scope = "https://www.googleapis.com/auth/devstorage.read_write"
 
 // URL is a parsed remote URL:
 //
@@ -92,35 +97,50 @@ func ParseURL(rawURL string) (URL, error) {
 	return p, nil
 }
 
-// Open returns a Backend for a gs:// URL (see ParseURL). Without an
-// endpoint, the client finds credentials through Application Default
-// Credentials: GOOGLE_APPLICATION_CREDENTIALS (a service account or other
-// credentials file), then gcloud's application-default file, then the
-// metadata server of a Google Cloud machine; or, when
-// STORAGE_EMULATOR_HOST is set, it talks to that emulator without
-// credentials. With ?endpoint=, it talks to that emulator without
-// credentials, whatever the environment says. ctx bounds the client's
-// set-up only; Open sends no request.
+// Open returns a Backend for a gs:// URL (see ParseURL). With ?endpoint=,
+// it talks to that emulator without credentials, whatever the environment
+// and opts.Endpoint say; else, when STORAGE_EMULATOR_HOST is set (host:port, or a URL), to
+// that emulator without credentials, as the client library did; else to
+// opts.Endpoint (GCS itself by default) with a token of Application Default
+// Credentials (golang.org/x/oauth2/google, scope Scope):
+// GOOGLE_APPLICATION_CREDENTIALS (a service account or other credentials
+// file), then gcloud's application-default file, then the metadata server
+// of a Google Cloud machine. Open sends no request to the bucket; finding
+// the credentials may probe the metadata server (under the library's own
+// short timeouts: it takes no context), and tokens are fetched on the
+// requests that need them. ctx's values reach the credentials, not its
+// cancellation, which would break every later token refresh.
 func Open(ctx context.Context, rawURL string, opts *Options) (*Backend, error) {
 	u, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := opts.validate(); err != nil {
+	o, err := opts.validate()
+	if err != nil {
 		return nil, err
 	}
-	copts := []option.ClientOption{storage.WithDisabledClientMetrics()}
-	if u.Endpoint != "" {
-		copts = append(copts, option.WithEndpoint(u.Endpoint+"/storage/v1/"), option.WithoutAuthentication())
+	endpoint := u.Endpoint
+	if endpoint == "" {
+		if host := os.Getenv(EnvEmulatorHost); host != "" {
+			if !strings.Contains(host, "://") {
+				host = "http://" + host
+			}
+			if endpoint, err = checkEndpoint(host); err != nil {
+				return nil, fmt.Errorf("gcsremote: open %s: %s: %w", u, EnvEmulatorHost, err)
+			}
+		}
 	}
-	client, err := storage.NewClient(ctx, copts...)
-	if err != nil {
-		return nil, fmt.Errorf("gcsremote: open %s: %w", u, err)
+	client := &http.Client{}
+	if endpoint != "" {
+		o.Endpoint = endpoint
+	} else {
+		// The token source keeps the context it is made with for its
+		// own requests: it must outlive ctx.
+		creds, err := google.FindDefaultCredentials(context.WithoutCancel(ctx), Scope)
+		if err != nil {
+			return nil, fmt.Errorf("gcsremote: open %s: credentials: %w", u, err)
+		}
+		client = oauth2.NewClient(context.WithoutCancel(ctx), creds.TokenSource)
 	}
-	b, err := New(client, u.Bucket, u.Prefix, opts)
-	if err != nil {
-		_ = client.Close()
-		return nil, err
-	}
-	return b, nil
+	return New(client, u.Bucket, u.Prefix, &o)
 }

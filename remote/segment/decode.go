@@ -60,6 +60,19 @@ type Decoder struct {
 	// Reader.Close. Decode, DecodePart and DecodeHeader take no ctx and
 	// ignore it.
 	Budget *Budget
+
+	// Keep bounds the decoded records that Open and OpenPart keep for
+	// Next, in bytes of memory (an estimate: Reader.Kept): the check pass
+	// decodes every record anyway, and a record it keeps is not decoded a
+	// second time. Records are kept in order from the first; the rest (all
+	// of them when Keep is 0) are decoded again by Next. With a Budget,
+	// what is kept is taken from it too, a step at a time and only when it
+	// is free now (Budget.TryAcquire, never waiting), and held until
+	// Close: keeping more never delays anyone, and when the budget runs
+	// short Open stops keeping. Keep no records in Readers that are held
+	// open together while others wait for the budget (a later Open could
+	// wait for memory an earlier one kept).
+	Keep int64
 }
 
 func (d Decoder) maxRaw() uint64 {
@@ -120,13 +133,15 @@ func (d Decoder) decodeAll(name string, b []byte, part bool) (*Segment, error) {
 }
 
 // Open verifies a segment — checksum, header, and every record, decoded
-// and dropped one at a time — and returns a Reader that yields its records
-// in chunks. A caller that applies the chunks as they come never applies
-// part of a corrupt segment: every check has passed before Open returns.
+// one at a time and dropped, or kept for Next up to d.Keep — and returns a
+// Reader that yields its records in chunks. A caller that applies the
+// chunks as they come never applies part of a corrupt segment: every check
+// has passed before Open returns, kept records or not.
 //
-// With d.Budget set, Open first waits for Reader.Cost bytes of it (ctx
-// bounds the wait) and holds them until Reader.Close; on error it holds
-// nothing. The Reader reads b until Close: do not modify b meanwhile.
+// With d.Budget set, Open first waits for the segment's cost of it (ctx
+// bounds the wait), takes what it keeps only if free at once, and holds
+// both (Reader.Cost) until Reader.Close; on error it holds nothing. The
+// Reader reads b until Close: do not modify b meanwhile.
 func (d Decoder) Open(ctx context.Context, name string, b []byte) (*Reader, error) {
 	return d.openChecked(ctx, name, b, false)
 }
@@ -149,11 +164,10 @@ func (d Decoder) openChecked(ctx context.Context, name string, b []byte, part bo
 		r.Close()
 		return nil, err
 	}
-	if err := r.scan(nil); err != nil {
+	if err := r.check(d.Keep); err != nil {
 		r.Close()
 		return nil, err
 	}
-	r.Rewind()
 	return r, nil
 }
 
@@ -169,8 +183,9 @@ func (d Decoder) open(name string, b []byte, part bool) (*Reader, error) {
 	return r, nil
 }
 
-// Reader yields the records of a segment checked by Open, in order. It is
-// not safe for concurrent use.
+// Reader yields the records of a segment checked by Open, in order: those
+// Open kept (Kept), then the rest, decoded as Next reaches them. It is not
+// safe for concurrent use.
 type Reader struct {
 	name   string
 	hdr    Header
@@ -185,9 +200,26 @@ type Reader struct {
 	next    int    // index of the next record
 	scratch []byte // key bytes
 
-	budget *Budget // held for cost until Close, when not nil
+	// Records [0, keptN) were decoded by Open and are handed out by Next
+	// from kept (in chunks of keepChunk, each slot cleared as it goes);
+	// the records from keptN on are decoded by Next from the body's offset
+	// resume. keptCost is their estimated memory, held of the budget (when
+	// there is one) until Close.
+	kept     [][]Entry
+	keptN    int
+	keptCost int64
+	resume   int
+
+	budget *Budget // held for cost (and keptCost) until Close, when not nil
 	closed bool
 }
+
+// keepChunk is the number of entries in one slice of Reader.kept: the
+// kept records grow a chunk at a time, never by copying them all.
+const keepChunk = 1024
+
+// keepStep is what Open takes of the budget at a time for kept records.
+const keepStep = 1 << 20
 
 // Header returns the segment's header.
 func (r *Reader) Header() Header { return r.hdr }
@@ -199,8 +231,14 @@ func (r *Reader) Codec() Codec { return r.codec }
 func (r *Reader) RawLen() int64 { return int64(r.rawLen) }
 
 // Cost returns the bytes the Reader holds of its Decoder's budget: the
-// segment's bytes, plus the declared raw body when it is compressed.
-func (r *Reader) Cost() int64 { return r.cost }
+// segment's bytes, plus the declared raw body when it is compressed, plus
+// what Open took for the records it kept (see Decoder.Keep).
+func (r *Reader) Cost() int64 { return r.cost + r.keptCost }
+
+// Kept returns how many records Open kept decoded (see Decoder.Keep), and
+// their estimated memory in bytes. Next hands them out without decoding
+// them again.
+func (r *Reader) Kept() (records int, bytes int64) { return r.keptN, r.keptCost }
 
 // Next returns up to n (at least 1) of the next records, in order, or
 // (nil, io.EOF) after the last. The entries are the caller's. Once Open has
@@ -214,7 +252,18 @@ func (r *Reader) Next(n int) ([]Entry, error) {
 		return nil, io.EOF
 	}
 	es := make([]Entry, 0, n)
-	for range n {
+	for ; len(es) < n && r.next < r.keptN; r.next++ {
+		c := r.kept[r.next/keepChunk]
+		es = append(es, c[r.next%keepChunk])
+		c[r.next%keepChunk] = Entry{} // the caller's now
+		if r.next%keepChunk == keepChunk-1 || r.next == r.keptN-1 {
+			r.kept[r.next/keepChunk] = nil
+		}
+	}
+	if len(es) > 0 && r.next == r.keptN && r.next < r.hdr.Count {
+		r.seek(r.resume) // the records Open did not keep
+	}
+	for len(es) < n {
 		e, err := r.entry(r.next)
 		if err != nil {
 			return nil, err
@@ -225,11 +274,20 @@ func (r *Reader) Next(n int) ([]Entry, error) {
 	return es, nil
 }
 
-// Rewind makes Next start again from the first record.
+// Rewind makes Next start again from the first record. Records that Open
+// kept and Next has not handed out yet are dropped (Next decodes every
+// record again); what Open took of the budget for them is held until
+// Close.
 func (r *Reader) Rewind() {
-	r.rd.Reset(r.body)
-	r.dec.Reset(&r.rd)
+	r.kept, r.keptN = nil, 0
+	r.seek(0)
 	r.next = 0
+}
+
+// seek moves the decoder to the body's offset off.
+func (r *Reader) seek(off int) {
+	r.rd.Reset(r.body[off:])
+	r.dec.Reset(&r.rd)
 }
 
 // MaxCounter returns the highest counter that any record's clock holds for
@@ -240,10 +298,19 @@ func (r *Reader) MaxCounter(id clock.ReplicaID) (uint64, error) {
 	if r.closed {
 		return 0, fmt.Errorf("segment: %s: MaxCounter after Close", r.name)
 	}
+	var most uint64
+	if r.next == 0 && r.keptN == r.hdr.Count {
+		// Every record is kept: read the decoded clocks.
+		for _, c := range r.kept {
+			for _, e := range c {
+				most = max(most, e.Record.Clock.Get(id))
+			}
+		}
+		return most, nil
+	}
 	var rd bytes.Reader
 	rd.Reset(r.body)
 	dec := msgpack.NewDecoder(&rd)
-	var most uint64
 	for i := range r.hdr.Count {
 		fail := func() (uint64, error) { return 0, corrupt(r.name, "record %d: bad framing", i) }
 		if _, err := dec.DecodeArrayLen(); err != nil {
@@ -279,11 +346,105 @@ func (r *Reader) Close() {
 	}
 	r.closed = true
 	r.body = nil
+	r.kept = nil
 	r.rd.Reset(nil)
 	if r.budget != nil {
 		r.budget.Release(r.cost)
+		if r.keptCost > 0 {
+			r.budget.Release(r.keptCost)
+		}
 		r.budget = nil
 	}
+}
+
+// check is Open's pass over the records: it decodes every record from the
+// start, checks the count and that nothing follows, and keeps the decoded
+// records from the first while their estimated memory stays within keep
+// bytes and (with a budget) the budget has it free. It leaves Next at the
+// first record.
+func (r *Reader) check(keep int64) error {
+	r.Rewind()
+	keeping := keep > 0
+	var room int64 // taken for kept records and not used yet
+	defer func() {
+		// What was taken and not used goes back; keptCost is held (until
+		// Close, which a failed Open calls at once).
+		if room > 0 && r.budget != nil {
+			r.budget.Release(room)
+		}
+	}()
+	for i := range r.hdr.Count {
+		off := len(r.body) - r.rd.Len()
+		e, err := r.entry(i)
+		if err != nil {
+			return err
+		}
+		if !keeping {
+			continue
+		}
+		size := keptSize(e)
+		if size > room {
+			// A step of at least keepStep, within keep.
+			step := min(max(keepStep, size-room), keep-r.keptCost-room)
+			if r.budget != nil {
+				step = r.budget.clamp(step)
+			}
+			switch {
+			case step < size-room:
+				keeping = false
+			case r.budget.TryAcquire(step):
+				room += step
+			case r.budget.TryAcquire(size - room): // the budget's last free bytes
+				room = size
+			default:
+				keeping = false
+			}
+		}
+		if !keeping {
+			r.resume = off
+			continue
+		}
+		room -= size
+		if i%keepChunk == 0 {
+			r.kept = append(r.kept, make([]Entry, 0, min(keepChunk, r.hdr.Count-i)))
+		}
+		r.kept[i/keepChunk] = append(r.kept[i/keepChunk], e)
+		r.keptN = i + 1
+		r.keptCost += size
+	}
+	if r.rd.Len() != 0 {
+		return corrupt(r.name, "trailing bytes after %d records", r.hdr.Count)
+	}
+	if r.keptN == r.hdr.Count {
+		r.resume = len(r.body)
+	}
+	r.next = 0
+	if r.keptN == 0 {
+		r.seek(0)
+	}
+	return nil
+}
+
+// keptSize estimates the memory a decoded entry takes on the heap, on the
+// high side: the Entry in its slice, the key's bytes, the clock's map, the
+// versions' slice and each value's bytes (merge.DecodeRecordFrom
+// allocates these; TestKeptSizeCoversHeap measures it).
+func keptSize(e Entry) int64 {
+	round := func(n int) int64 { return int64(n+15) &^ 15 }
+	n := 64 + round(len(e.Key))
+	switch c := len(e.Record.Clock); {
+	case c == 0:
+		n += 48 // the map's header
+	case c <= 8:
+		n += 256 // and one group of 8 slots
+	default:
+		n += 128 + 64*int64(c) // groups of 8 slots per 7 entries, in powers of two
+	}
+	n += 64 * int64(cap(e.Record.Versions))
+	for _, v := range e.Record.Versions {
+		n += 16 + round(cap(v.Value))
+	}
+	return n
 }
 
 // scan decodes every record from the start, checks the count and that

@@ -63,11 +63,18 @@ func checkDecodeAll(t *testing.T, data []byte) {
 
 // checkStream: Open (OpenPart) accepts exactly what Decode (DecodePart)
 // accepts, streams the same records, and holds its budget until Close and
-// never after.
+// never after; keeping none, some or all of the records it decoded.
 func checkStream(t *testing.T, data []byte, whole *segment.Segment, part bool) {
 	t.Helper()
+	for _, keep := range []int64{0, 300, 1 << 40} {
+		checkStreamKeep(t, data, whole, part, keep)
+	}
+}
+
+func checkStreamKeep(t *testing.T, data []byte, whole *segment.Segment, part bool, keep int64) {
+	t.Helper()
 	budget := segment.NewBudget(1 << 40) // never clamps a cost
-	d := segment.Decoder{Budget: budget}
+	d := segment.Decoder{Budget: budget, Keep: keep}
 	open := d.Open
 	if part {
 		open = d.OpenPart

@@ -33,10 +33,13 @@
 // A decoded record takes several times its encoded size in memory (a
 // minimal 6-byte record becomes a map, a slice header and a string), so a
 // caller that decodes untrusted segments streams them: [Decoder.Open]
-// checks every record, keeps none, and returns a [Reader] whose Next yields
-// the records in chunks; a shared [Budget] bounds what concurrent decodes
-// hold together. [Decode] materialises every record and suits trusted
-// input (tests, the simulator) and small segments.
+// checks every record and returns a [Reader] whose Next yields the records
+// in chunks; a shared [Budget] bounds what concurrent decodes hold
+// together. Open keeps none of the records it decoded, or, with
+// Decoder.Keep, as many from the first as Keep and the budget's free
+// bytes allow, so that Next hands those out without decoding them twice
+// (the rest it decodes again). [Decode] materialises every record and
+// suits trusted input (tests, the simulator) and small segments.
 //
 // Ownership. The seam between the record and the framing is already where
 // it belongs: package merge owns the record codec (the canonical msgpack
