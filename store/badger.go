@@ -58,6 +58,10 @@ type Badger struct {
 	// where every value stays in the tree.
 	threshold int64
 	log       *slog.Logger
+	// opts and magic are what Badger was opened with (on disk): fenceFormat
+	// opens it again with another external magic.
+	opts  badger.Options
+	magic uint16
 
 	// writeMu is held by Apply's commit and by the memtable flush of the
 	// value-log GC (see CollectGarbage), which blocks Badger's writes
@@ -165,6 +169,15 @@ func openBadger(dir string, o BadgerOptions) (*Badger, error) {
 			return nil, err
 		}
 	}
+	var magic uint16
+	if !o.InMemory {
+		m, err := magicFor(dir)
+		if err != nil {
+			return nil, err
+		}
+		magic = m
+		opts = opts.WithExternalMagic(magic)
+	}
 	db, err := badger.Open(opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") ||
@@ -183,7 +196,7 @@ func openBadger(dir string, o BadgerOptions) (*Badger, error) {
 	}
 	b := &Badger{db: db, profile: profile, log: log}
 	if !o.InMemory {
-		b.dir = dir
+		b.dir, b.opts, b.magic = dir, opts, magic
 		b.threshold = opts.ValueThreshold
 	}
 	return b, nil

@@ -263,6 +263,12 @@ func Open(eng Engine, o *Options) (*Store, error) {
 	if err := migrate(eng); err != nil {
 		return nil, err
 	}
+	if f, ok := eng.(formatFencer); ok {
+		// Format 2 now: keep earlier ebreplica binaries out (fence.go).
+		if err := f.fenceFormat(); err != nil {
+			return nil, err
+		}
+	}
 	var hlc uint64
 	err := eng.View(func(r Reader) error {
 		if v, ok, err := r.Get(keyReplica); err != nil {
