@@ -463,3 +463,46 @@ func TestCollectGarbageConcurrentWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCollectGarbageSkipsEmptyValueLog: with no value-log file other than
+// the newest holding an entry (every value under the threshold), a
+// collection can rewrite nothing, so it records its time without the
+// memtable flush (whose compaction rewrote tables for nothing: the small
+// profile's peak RSS in live sync); once a value over the threshold sits
+// in an older file, it flushes and collects as before.
+func TestCollectGarbageSkipsEmptyValueLog(t *testing.T) {
+	b, err := OpenBadger(t.TempDir(), BadgerOptions{LowMemory: true, ValueLogFileSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := openStore(t, b, &Options{Wall: func() time.Time { return now }, Durability: Relaxed})
+	if err := s.Init(ctx, clock.NewReplicaID()); err != nil {
+		t.Fatal(err)
+	}
+	put := func(k string, n int) {
+		t.Helper()
+		if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.Write(k, make([]byte, n), false); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		put(fmt.Sprintf("small%03d", i), 100)
+	}
+	st, err := s.CollectGarbage()
+	if err != nil || !st.Ran || st.Flushed {
+		t.Fatalf("small values only: %+v, %v; want ran without a flush", st, err)
+	}
+	if st, err := s.MaybeCollectGarbage(); err != nil || st.Ran {
+		t.Fatalf("right after a skipped collection: %+v, %v; want its time recorded", st, err)
+	}
+	for i := range 40 { // 40 x 100 KiB over 1 MiB files: older files hold values
+		put(fmt.Sprintf("big%02d", i), 100<<10)
+	}
+	if !b.valueLogHolds() {
+		t.Fatal("valueLogHolds: false with 4 MiB of values over 1 MiB value-log files")
+	}
+	if st, err := s.CollectGarbage(); err != nil || !st.Flushed {
+		t.Fatalf("values in the value log: %+v, %v; want a flush", st, err)
+	}
+}
