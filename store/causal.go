@@ -17,8 +17,6 @@ func (t *Tx) WriteWithContext(key string, value []byte, deleted bool, seen clock
 	if seen == nil {
 		seen = clock.Vector{}
 	}
-	v, _, err := t.writeFunc(key, &seen, func(merge.Record, clock.Dot) ([]byte, bool, bool, error) {
-		return value, deleted, true, nil
-	})
+	v, _, err := t.write(key, &seen, nil, value, deleted)
 	return v, err
 }

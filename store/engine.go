@@ -26,6 +26,8 @@ type Engine interface {
 
 // Reader reads an Engine.
 type Reader interface {
+	// Get returns key's value: a copy the caller owns (a View's record
+	// reads keep the value they decode inside it).
 	Get(key []byte) ([]byte, bool, error)
 	// Scan calls fn for each key with the prefix, at or after start (nil =
 	// from the prefix), in ascending order, until fn returns false or an

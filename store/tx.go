@@ -97,12 +97,16 @@ const compactBody = 0x01
 
 // appendBody appends the stored form of r.
 func appendBody(dst []byte, r merge.Record) []byte {
-	if len(r.Versions) != 1 || len(r.Clock) != 1 {
+	lazy := lazyClock(r)
+	if len(r.Versions) != 1 || len(r.Clock) != 1 && !lazy {
 		return merge.AppendRecord(dst, r)
 	}
 	v := r.Versions[0]
-	if v.Dot.Counter == 0 || v.Dot.Replica.IsZero() || r.Clock[v.Dot.Replica] != v.Dot.Counter ||
+	if v.Dot.Counter == 0 || v.Dot.Replica.IsZero() || !lazy && r.Clock[v.Dot.Replica] != v.Dot.Counter ||
 		v.Deleted && len(v.Value) > 0 {
+		if lazy { // not a local write's version: the canonical form, its clock spelled out
+			r.Clock = clock.Vector{v.Dot.Replica: v.Dot.Counter}
+		}
 		return merge.AppendRecord(dst, r)
 	}
 	var flags byte
@@ -126,30 +130,46 @@ func decodeBody(key string, b []byte) (merge.Record, error) {
 		}
 		return r, nil
 	}
-	if len(b) < 2+16 || b[1] > 1 {
-		return merge.Record{}, fmt.Errorf("%w: record %q: compact form cut short", ErrCorrupt, key)
+	v, err := decodeCompact(key, b, false)
+	if err != nil {
+		return merge.Record{}, err
 	}
+	return merge.Record{Clock: clock.Vector{v.Dot.Replica: v.Dot.Counter}, Versions: []merge.Version{v}}, nil
+}
+
+// decodeCompact decodes the one version of a compact body (b[0] ==
+// compactBody; its clock is the version's dot). With own set the value
+// aliases b (the caller owns b and gives it up: a read's fresh copy);
+// otherwise it is a copy. Either way a value is never nil.
+func decodeCompact(key string, b []byte, own bool) (merge.Version, error) {
 	var v merge.Version
+	if len(b) < 2+16 || b[1] > 1 {
+		return v, fmt.Errorf("%w: record %q: compact form cut short", ErrCorrupt, key)
+	}
 	v.Deleted = b[1] == 1
 	copy(v.Dot.Replica[:], b[2:18])
 	b = b[18:]
 	c, n := binary.Uvarint(b)
 	if n <= 0 {
-		return merge.Record{}, fmt.Errorf("%w: record %q: compact form: bad counter", ErrCorrupt, key)
+		return merge.Version{}, fmt.Errorf("%w: record %q: compact form: bad counter", ErrCorrupt, key)
 	}
 	h, m := binary.Uvarint(b[n:])
 	if m <= 0 {
-		return merge.Record{}, fmt.Errorf("%w: record %q: compact form: bad HLC", ErrCorrupt, key)
+		return merge.Version{}, fmt.Errorf("%w: record %q: compact form: bad HLC", ErrCorrupt, key)
 	}
 	b = b[n+m:]
 	v.Dot.Counter, v.Time = c, clock.HLC(h)
 	if c == 0 || v.Dot.Replica.IsZero() || v.Deleted && len(b) > 0 {
-		return merge.Record{}, fmt.Errorf("%w: record %q: compact form: bad version", ErrCorrupt, key)
+		return merge.Version{}, fmt.Errorf("%w: record %q: compact form: bad version", ErrCorrupt, key)
 	}
 	if !v.Deleted {
-		v.Value = append([]byte{}, b...) // as the canonical form decodes: never nil
+		if own {
+			v.Value = b[:len(b):len(b)] // never nil: b is not (len(b) >= 18 above)
+		} else {
+			v.Value = append([]byte{}, b...) // as the canonical form decodes: never nil
+		}
 	}
-	return merge.Record{Clock: clock.Vector{v.Dot.Replica: c}, Versions: []merge.Version{v}}, nil
+	return v, nil
 }
 
 // getter is what the typed accessors need.
@@ -336,8 +356,22 @@ func (t *Tx) Record(key string) (Stored, bool, error) {
 	if err != nil || !rs.had {
 		return Stored{}, false, err
 	}
+	if lazyClock(rs.st.Record) {
+		d := rs.st.Versions[0].Dot
+		rs.st.Clock = clock.Vector{d.Replica: d.Counter}
+	}
 	return rs.st, true, nil
 }
+
+// lazyClock reports whether r is a record whose clock is left out: one
+// version and no clock, which stands for the clock holding exactly that
+// version's dot. A local write of a new key from an empty G puts such a
+// record (no clock map to build for a key written once per request);
+// appendBody encodes it in the compact form, the clock implied, and
+// Tx.Record fills the clock in before any caller sees the record.
+// A record of versions has a clock covering them, so no other record
+// has this shape.
+func lazyClock(r merge.Record) bool { return r.Clock == nil && len(r.Versions) == 1 }
 
 // PutRecord stores the record of key and keeps the live count right. The
 // key's outbox mark stays as it was.
@@ -571,9 +605,7 @@ func (t *Tx) DeleteMeta(name string) { t.del(metaKey(name)) }
 // a fresh dot and HLC, replacing every sibling, starting from G when the key
 // has no record, and marks the key dirty. It returns the new version.
 func (t *Tx) Write(key string, value []byte, deleted bool) (merge.Version, error) {
-	v, _, err := t.WriteFunc(key, func(merge.Record, clock.Dot) ([]byte, bool, bool, error) {
-		return value, deleted, true, nil
-	})
+	v, _, err := t.write(key, nil, nil, value, deleted)
 	return v, err
 }
 
@@ -584,12 +616,15 @@ func (t *Tx) Write(key string, value []byte, deleted bool) (merge.Version, error
 // whether to write at all (when not, no dot is issued and nothing changes).
 // fn must not keep start.
 func (t *Tx) WriteFunc(key string, fn func(start merge.Record, dot clock.Dot) (value []byte, deleted, write bool, err error)) (merge.Version, bool, error) {
-	return t.writeFunc(key, nil, fn)
+	return t.write(key, nil, fn, nil, false)
 }
 
-// writeFunc is WriteFunc; with seen non-nil the write supersedes only the
-// versions seen covers (merge.ContextWrite, see WriteWithContext).
-func (t *Tx) writeFunc(key string, seen *clock.Vector, fn func(start merge.Record, dot clock.Dot) (value []byte, deleted, write bool, err error)) (merge.Version, bool, error) {
+// write is WriteFunc, or with fn nil Write of value (deleted: a
+// tombstone), which builds no start record for an fn. With seen non-nil
+// the write supersedes only the versions seen covers (merge.ContextWrite,
+// see WriteWithContext).
+func (t *Tx) write(key string, seen *clock.Vector, fn func(start merge.Record, dot clock.Dot) (value []byte, deleted, write bool, err error),
+	value []byte, deleted bool) (merge.Version, bool, error) {
 	cur, _, err := t.Record(key)
 	if err != nil {
 		return merge.Version{}, false, err
@@ -607,17 +642,21 @@ func (t *Tx) writeFunc(key string, seen *clock.Vector, fn func(start merge.Recor
 	if err != nil {
 		return merge.Version{}, false, err
 	}
-	start := cur.Record
-	if cur.IsZero() {
-		start = merge.Record{Clock: g.Clone()} // fn must not reach the shared G
-	}
-	t.writeTime, t.writing = 0, true
-	value, deleted, write, err := fn(start, dot)
-	at := t.writeTime
-	t.writeTime, t.writing = 0, false
-	if err != nil || !write {
-		t.counter-- // the dot was not used: nothing else ran since NextDot
-		return merge.Version{}, false, err
+	var at clock.HLC
+	if fn != nil {
+		start := cur.Record
+		if cur.IsZero() {
+			start = merge.Record{Clock: g.Clone()} // fn must not reach the shared G
+		}
+		t.writeTime, t.writing = 0, true
+		var write bool
+		value, deleted, write, err = fn(start, dot)
+		at = t.writeTime
+		t.writeTime, t.writing = 0, false
+		if err != nil || !write {
+			t.counter-- // the dot was not used: nothing else ran since NextDot
+			return merge.Version{}, false, err
+		}
 	}
 	if at == 0 {
 		at = t.Now()
@@ -630,9 +669,15 @@ func (t *Tx) writeFunc(key string, seen *clock.Vector, fn func(start merge.Recor
 		}
 	}
 	var rec merge.Record
-	if seen != nil {
+	switch {
+	case seen != nil:
 		rec = merge.ContextWrite(cur.Record, g, *seen, v)
-	} else {
+	case cur.IsZero() && len(g) == 0:
+		// merge.LocalWrite's record from an empty G (a new key's usual
+		// case): its clock is exactly the dot, left out (nil) until a
+		// read of this request asks for it (lazyClock).
+		rec = merge.Record{Versions: []merge.Version{v}}
+	default:
 		rec = merge.LocalWrite(cur.Record, g, v)
 	}
 	t.local = true
@@ -664,7 +709,49 @@ type View struct {
 func (v *View) get(k []byte) ([]byte, bool, error) { return v.r.Get(k) }
 
 // Record returns the stored record of key.
-func (v *View) Record(key string) (Stored, bool, error) { return readRecord(v, key) }
+func (v *View) Record(key string) (Stored, bool, error) {
+	b, ok, err := v.r.Get(recordKey(key))
+	if err != nil || !ok {
+		return Stored{}, false, err
+	}
+	pos, _, body, err := splitRecord(key, b)
+	if err != nil {
+		return Stored{}, false, err
+	}
+	if len(body) == 0 || body[0] != compactBody {
+		r, err := decodeBody(key, body)
+		return Stored{Record: r, Pos: pos}, err == nil, err
+	}
+	ver, err := decodeCompact(key, body, true) // b is this read's own copy (Reader.Get)
+	if err != nil {
+		return Stored{}, false, err
+	}
+	rec := merge.Record{Clock: clock.Vector{ver.Dot.Replica: ver.Dot.Counter}, Versions: []merge.Version{ver}}
+	return Stored{Record: rec, Pos: pos}, true, nil
+}
+
+// RecordVersions returns the versions of key's record (what a policy
+// reads: Record's Versions), without decoding its clock or pos: a Get's
+// read. ok is false when key has no record.
+func (v *View) RecordVersions(key string) (vs []merge.Version, ok bool, err error) {
+	b, ok, err := v.r.Get(recordKey(key))
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	_, _, body, err := splitRecord(key, b)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(body) == 0 || body[0] != compactBody {
+		r, err := decodeBody(key, body)
+		return r.Versions, err == nil, err
+	}
+	ver, err := decodeCompact(key, body, true) // b is this read's own copy (Reader.Get)
+	if err != nil {
+		return nil, false, err
+	}
+	return []merge.Version{ver}, true, nil
+}
 
 // Mark returns the outbox mark of key.
 func (v *View) OutboxMark(key string) (uint64, bool, error) { return readMark(v, key) }

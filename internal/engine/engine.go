@@ -707,13 +707,22 @@ func (r *Engine) Get(key string) ([]byte, error) {
 	}
 	var out []byte
 	err := r.st.View(func(v *store.View) error {
-		st, ok, err := v.Record(key)
+		// The versions alone (a policy reads nothing else): no clock to
+		// decode. While a rebase is pending the whole record, for its
+		// kept value.
+		vs, ok, err := v.RecordVersions(key)
 		if err != nil {
 			return err
 		}
-		rec, ok, err := r.withKept(v, key, st.Record, ok) // a pending rebase's kept value
-		if err != nil {
-			return err
+		rec := merge.Record{Versions: vs}
+		if r.rebasePending.Load() {
+			st, found, err := v.Record(key)
+			if err != nil {
+				return err
+			}
+			if rec, ok, err = r.withKept(v, key, st.Record, found); err != nil { // a pending rebase's kept value
+				return err
+			}
 		}
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrNotFound, key)
