@@ -177,15 +177,6 @@ type getter interface {
 	get(k []byte) ([]byte, bool, error)
 }
 
-func readRecord(g getter, key string) (Stored, bool, error) {
-	v, ok, err := g.get(recordKey(key))
-	if err != nil || !ok {
-		return Stored{}, false, err
-	}
-	st, _, err := decodeStored(key, v)
-	return st, err == nil, err
-}
-
 // readMark reads the outbox mark of key from its record's header.
 func readMark(g getter, key string) (uint64, bool, error) {
 	v, ok, err := g.get(recordKey(key))
