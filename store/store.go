@@ -189,6 +189,9 @@ type Store struct {
 
 	// limit is the engine's transaction limit; nil when it has none.
 	limit *txLimit
+
+	// watch is the running RecordWatch (a push's), nil when none.
+	watch atomic.Pointer[RecordWatch]
 }
 
 // txLimited is an engine that cannot commit a transaction past a size

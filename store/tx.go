@@ -261,8 +261,15 @@ func (t *Tx) get(k []byte) ([]byte, bool, error) {
 	return t.reader.Get(k)
 }
 
-func (t *Tx) set(k, v []byte) { t.group.put(k, v) }
-func (t *Tx) del(k []byte)    { t.group.del(k) }
+func (t *Tx) set(k, v []byte) { t.touch(k); t.group.put(k, v) }
+func (t *Tx) del(k []byte)    { t.touch(k); t.group.del(k) }
+
+// touch notes a write of k in the running RecordWatch, if any.
+func (t *Tx) touch(k []byte) {
+	if w := t.s.watch.Load(); w != nil && bytes.HasPrefix(k, prefixRecord) {
+		w.keys[string(k[len(prefixRecord):])] = struct{}{}
+	}
+}
 
 // Full reports whether this request's writes so far take half of the
 // engine's transaction limit (in bytes, as the engine counts them, or in
@@ -487,6 +494,83 @@ func (t *Tx) ClearOutboxMark(key string) error {
 	if rs.had {
 		t.store(key, rs)
 	}
+	return nil
+}
+
+// RecordWatch notes, from its start until it stops, every key whose record
+// entry a request writes (every change of a record or of its mark goes
+// through a request's writes, on the writer goroutine; a request that
+// fails, or a group that does not commit, counts too). A push starts one
+// before staging, keeps each staged key's entry (RecordEntry), and at the
+// commit uses the kept entry for a key the watch saw no write of, instead
+// of reading it again (Tx.Reuse). One watch runs at a time: starting one
+// stops the previous.
+type RecordWatch struct {
+	s    *Store
+	keys map[string]struct{} // written only by the writer goroutine
+}
+
+// RecordEntry is a key's record entry as a request read it (Tx.Entry).
+type RecordEntry struct{ rs recState }
+
+// WatchRecords starts a RecordWatch, stopping any running one.
+func (t *Tx) WatchRecords() *RecordWatch {
+	w := &RecordWatch{s: t.s, keys: map[string]struct{}{}}
+	t.s.watch.Store(w)
+	return w
+}
+
+// Stop stops w (a no-op when it is no longer running). Safe from any
+// goroutine.
+func (w *RecordWatch) Stop() {
+	if w != nil {
+		w.s.watch.CompareAndSwap(w, nil)
+	}
+}
+
+// Entry returns key's record entry as this request sees it (nil when it
+// has none), to reuse in a later request of the same watch (Reuse).
+func (t *Tx) Entry(key string) (*RecordEntry, error) {
+	rs, err := t.load(key)
+	if err != nil || !rs.had {
+		return nil, err
+	}
+	return &RecordEntry{rs: recState{st: rs.st, had: true, mark: rs.mark, body: rs.body, rkey: rs.rkey}}, nil
+}
+
+// Reuse makes e, read under the running watch w, this request's view of
+// key's record entry (its Record, OutboxMark, ClearOutboxMark and
+// RaisePos then read no engine), but only when no request has written
+// the entry since w started, w still runs and this request has not read
+// key yet. It reports whether it did; when not, the request reads key as
+// usual.
+func (t *Tx) Reuse(w *RecordWatch, key string, e *RecordEntry) bool {
+	if w == nil || e == nil || t.s.watch.Load() != w {
+		return false
+	}
+	if _, ok := w.keys[key]; ok {
+		return false
+	}
+	if _, ok := t.cache[key]; ok {
+		return false
+	}
+	if t.cache == nil {
+		t.cache = map[string]*recState{}
+	}
+	rs := e.rs
+	t.cache[key] = &rs
+	return true
+}
+
+// RaisePos raises the pos of key's record to pos (no record, or one at
+// pos or above: nothing), keeping the encoded record as it is.
+func (t *Tx) RaisePos(key string, pos uint64) error {
+	rs, err := t.load(key)
+	if err != nil || !rs.had || rs.st.Pos >= pos {
+		return err
+	}
+	rs.st.Pos = pos
+	t.store(key, rs)
 	return nil
 }
 

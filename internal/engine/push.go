@@ -11,6 +11,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/clock"
 	"github.com/ebreplica/ebreplica/internal/protocol"
+	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/segment"
 	"github.com/ebreplica/ebreplica/store"
@@ -49,7 +50,18 @@ type staged struct {
 	Keys   []string `msgpack:"keys"`
 	Marks  []uint64 `msgpack:"marks"`
 	Record int      `msgpack:"records"`
+
+	// In memory only (a staged segment loaded after a restart has none):
+	// the watch started before staging, and each key's record entry as
+	// staging read it (nil: not kept), which the commit reuses for a key
+	// the watch saw no write of (commitKeys).
+	watch   *store.RecordWatch   `msgpack:"-"`
+	entries []*store.RecordEntry `msgpack:"-"`
 }
+
+// keptBudget bounds the bytes of record entries a push keeps from staging
+// for its commit (a PushAll of a large store keeps the first ones only).
+const keptBudget = 4 << 20
 
 func stageName(n uint64) string { return fmt.Sprintf("stage/%020d", n) }
 
@@ -111,7 +123,10 @@ func (r *Engine) pushLocked(ctx context.Context) (ps PushStats, err error) {
 	resumed := len(st) > 0 // left by an interrupted push
 	var next uint64        // the outbox log position after what was staged
 	if !resumed {
-		if st, next, err = r.stageOutbox(ctx); err != nil {
+		var w *store.RecordWatch
+		st, next, w, err = r.stageOutbox(ctx)
+		defer w.Stop()
+		if err != nil {
 			return ps, err
 		}
 	}
@@ -235,11 +250,18 @@ func (r *Engine) loadStaged() ([]*staged, error) {
 // It also returns the outbox log position after the entries it read: once
 // every staged segment is committed, each key they listed is clean or
 // marked again in a later entry, and consumeOutbox drops them.
-func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, uint64, error) {
+//
+// Before reading any record it starts a store.RecordWatch, which the
+// caller stops once the staged segments are committed (or the push
+// failed): the commit reuses the entries staging read of the keys that no
+// write touched since.
+func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, uint64, *store.RecordWatch, error) {
 	keys, marks, next, err := r.outboxKeys(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
+	var w *store.RecordWatch
+	budget := keptBudget
 	var out []*staged
 	for len(keys) > 0 {
 		var s *staged
@@ -250,18 +272,21 @@ func (r *Engine) stageOutbox(ctx context.Context) ([]*staged, uint64, error) {
 		err := update(ctx, func(tx *store.Tx) error {
 			var used int
 			var err error
-			s, used, err = r.stageSegment(tx, keys, marks)
+			if w == nil {
+				w = tx.WatchRecords()
+			}
+			s, used, err = r.stageSegment(tx, keys, marks, w, &budget)
 			keys, marks = keys[used:], marks[used:]
 			return err
 		})
 		if err != nil {
-			return out, 0, wrapClosed(err)
+			return out, 0, w, wrapClosed(err)
 		}
 		if s != nil {
 			out = append(out, s)
 		}
 	}
-	return out, next, nil
+	return out, next, w, nil
 }
 
 // consumeOutbox drops the outbox log entries below next (0: none), every
@@ -324,7 +349,7 @@ const noListing = ^uint64(0)
 // first, into one segment of at most the segment cap (the record that
 // crosses it included) and stages it in tx. It reports how many keys it
 // used, and no segment when none of them has a record any more.
-func (r *Engine) stageSegment(tx *store.Tx, keys []string, marks []uint64) (*staged, int, error) {
+func (r *Engine) stageSegment(tx *store.Tx, keys []string, marks []uint64, w *store.RecordWatch, budget *int) (*staged, int, error) {
 	var n uint64
 	if b, _, err := tx.Meta("stage_seq"); err != nil {
 		return nil, 0, err
@@ -339,9 +364,9 @@ func (r *Engine) stageSegment(tx *store.Tx, keys []string, marks []uint64) (*sta
 	if err != nil {
 		return nil, 0, err
 	}
-	cand := &staged{N: n, Base: u64(cb)}
+	cand := &staged{N: n, Base: u64(cb), watch: w}
 	enc := segment.NewEncoder()
-	used, err := r.encodeDirty(tx, enc, cand, id, keys, marks)
+	used, err := r.encodeDirty(tx, enc, cand, id, keys, marks, budget)
 	if err != nil || enc.Count() == 0 {
 		return nil, used, err
 	}
@@ -378,7 +403,10 @@ func (r *Engine) stageSegment(tx *store.Tx, keys []string, marks []uint64) (*sta
 // hold syncMu as this push does, so a key found marked stays so until the
 // commit, which clears the mark only if it is still the staged one
 // (protocol.MarkCleared).
-func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, id clock.ReplicaID, keys []string, marks []uint64) (int, error) {
+//
+// It keeps each staged key's record entry for the commit while budget
+// (bytes, roughly) lasts.
+func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, id clock.ReplicaID, keys []string, marks []uint64, budget *int) (int, error) {
 	limit := r.pushCap() // the manifest's, smaller under the small profile
 	used := 0
 	for i, key := range keys {
@@ -407,8 +435,16 @@ func (r *Engine) encodeDirty(tx *store.Tx, enc *segment.Encoder, cand *staged, i
 				cand.MaxOwn = max(cand.MaxOwn, v.Dot.Counter)
 			}
 		}
+		var e *store.RecordEntry
+		if cost := 2*merge.RecordSizeHint(rec.Record) + len(key) + 256; *budget >= cost {
+			if e, err = tx.Entry(key); err != nil {
+				return used, err
+			}
+			*budget -= cost
+		}
 		cand.Keys = append(cand.Keys, key)
 		cand.Marks = append(cand.Marks, mark)
+		cand.entries = append(cand.entries, e)
 	}
 	return used, nil
 }
@@ -522,17 +558,27 @@ func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error 
 	if err := r.raisePublished(ctx, s.MaxOwn); err != nil {
 		return err
 	}
-	keys, marks := s.Keys, s.Marks
+	keys, marks, entries := s.Keys, s.Marks, s.entries
+	if len(entries) != len(keys) {
+		entries = nil // loaded after a restart: none kept
+	}
 	for {
 		n := min(len(keys), r.chunk())
 		chunkKeys, chunkMarks := keys[:n], marks[:n]
+		var chunkEntries []*store.RecordEntry
+		if entries != nil {
+			chunkEntries = entries[:n]
+		}
 		var last bool
 		err := r.st.Update(ctx, func(tx *store.Tx) error {
-			done, err := r.commitKeys(tx, chunkKeys, chunkMarks, pos)
+			done, err := r.commitKeys(tx, s.watch, chunkKeys, chunkMarks, chunkEntries, pos)
 			if err != nil {
 				return err
 			}
 			keys, marks = keys[done:], marks[done:]
+			if entries != nil {
+				entries = entries[done:]
+			}
 			if last = len(keys) == 0; !last {
 				return nil
 			}
@@ -550,12 +596,19 @@ func (r *Engine) commitStaged(ctx context.Context, s *staged, pos uint64) error 
 // commitKeys clears the marks of keys unchanged since staging (marks) and
 // raises their records' pos to pos. It stops early, and reports how many
 // keys it handled, when tx is full (Tx.Full).
-func (r *Engine) commitKeys(tx *store.Tx, keys []string, marks []uint64, pos uint64) (done int, err error) {
+//
+// A key's entry kept from staging (entries, nil: none) stands for its
+// record when w saw no write of it since (Tx.Reuse): local writes do not
+// wait for the push, so any other key is read again.
+func (r *Engine) commitKeys(tx *store.Tx, w *store.RecordWatch, keys []string, marks []uint64, entries []*store.RecordEntry, pos uint64) (done int, err error) {
 	for i, key := range keys {
 		if i > 0 && tx.Full() {
 			// The engine's transaction limit (the small profile's
 			// 614 KiB): the rest in the next transaction.
 			return i, nil
+		}
+		if entries != nil {
+			tx.Reuse(w, key, entries[i])
 		}
 		mark, ok, err := tx.OutboxMark(key)
 		if err != nil {
@@ -566,15 +619,8 @@ func (r *Engine) commitKeys(tx *store.Tx, keys []string, marks []uint64, pos uin
 				return i, err
 			}
 		}
-		rec, ok, err := tx.Record(key)
-		if err != nil {
+		if err := tx.RaisePos(key, pos); err != nil {
 			return i, err
-		}
-		if ok && rec.Pos < pos {
-			rec.Pos = pos
-			if err := tx.PutRecord(key, rec); err != nil {
-				return i, err
-			}
 		}
 	}
 	return len(keys), nil
