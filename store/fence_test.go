@@ -74,9 +74,10 @@ func openAsEarlier(dir string) error {
 	return err
 }
 
-// TestFenceNewDirectory: a directory made by this code carries the fence
-// magic, and an earlier ebreplica's open fails on it and changes nothing.
-func TestFenceNewDirectory(t *testing.T) {
+// newDirWithKey makes a directory with this code: a replica holding key
+// "k" = "v", closed.
+func newDirWithKey(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	eng, err := OpenBadger(dir, BadgerOptions{})
 	if err != nil {
@@ -93,11 +94,18 @@ func TestFenceNewDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+	return dir
+}
+
+// TestFenceNewDirectory: a directory made by this code carries the fence
+// magic, and an earlier ebreplica's open fails on it and changes nothing.
+func TestFenceNewDirectory(t *testing.T) {
+	dir := newDirWithKey(t)
 	if m := readMagic(t, dir); m != fenceMagic {
 		t.Fatalf("new directory: magic %d, want %d", m, fenceMagic)
 	}
 	before := dirSum(t, dir)
-	err = openAsEarlier(dir)
+	err := openAsEarlier(dir)
 	if err == nil || !strings.Contains(err.Error(), "external magic") {
 		t.Fatalf("an earlier ebreplica's open of a format-2 directory: %v, want the external magic mismatch", err)
 	}
@@ -143,28 +151,13 @@ func TestFenceMigratedDirectory(t *testing.T) {
 // 0 (a crash after the migration's last transaction, before the fence) is
 // fenced at its next Open, its data intact.
 func TestFenceAfterCrash(t *testing.T) {
-	dir := t.TempDir()
+	dir := newDirWithKey(t)
+	writeMagic(t, dir, 0)
 	eng, err := OpenBadger(dir, BadgerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(eng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Init(ctx, clock.NewReplicaID()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Update(ctx, func(tx *Tx) error { _, err := tx.Write("k", []byte("v"), false); return err }); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	writeMagic(t, dir, 0)
-	eng, err = OpenBadger(dir, BadgerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, eng, nil)
+	s := openStore(t, eng, nil)
 	if m := readMagic(t, dir); m != fenceMagic {
 		t.Fatalf("magic %d after Open, want %d", m, fenceMagic)
 	}
@@ -193,16 +186,7 @@ func TestFenceAfterCrash(t *testing.T) {
 // (a newer ebreplica's) is refused before Badger opens: ErrNewerFormat, and
 // the directory is left as it was.
 func TestFenceNewerMagicRefused(t *testing.T) {
-	dir := t.TempDir()
-	eng, err := OpenBadger(dir, BadgerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(eng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	dir := newDirWithKey(t)
 	writeMagic(t, dir, fenceMagic+1)
 	before := dirSum(t, dir)
 	if _, err := OpenBadger(dir, BadgerOptions{}); !errors.Is(err, ErrNewerFormat) {
