@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebreplica/ebreplica/internal/procstat"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
 )
@@ -280,27 +281,11 @@ loop:
 }
 
 // liveStatus returns VmHWM, VmRSS, RssAnon and RssFile in KiB.
-func liveStatus(t *testing.T) (hwm, rss, anon, file int64) {
-	b, err := os.ReadFile("/proc/self/status")
+func liveStatus(t testing.TB) (hwm, rss, anon, file int64) {
+	t.Helper()
+	hwm, rss, anon, file, err := procstat.Self()
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmHWM:":
-			hwm = v
-		case "VmRSS:":
-			rss = v
-		case "RssAnon:":
-			anon = v
-		case "RssFile:":
-			file = v
-		}
 	}
 	return hwm, rss, anon, file
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/internal/procstat"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -142,30 +143,12 @@ func TestRSSChild(t *testing.T) {
 		ms.HeapInuse>>20, ms.Sys>>20)
 }
 
-// procStatus returns VmHWM, VmRSS, RssAnon (heap and other anonymous
-// memory) and RssFile (resident pages of mapped files: Badger's tables and
-// logs) in KiB.
-func procStatus(t *testing.T) (hwm, rss, anon, file int64) {
-	b, err := os.ReadFile("/proc/self/status")
+// procStatus returns VmHWM, VmRSS, RssAnon and RssFile in KiB.
+func procStatus(t testing.TB) (hwm, rss, anon, file int64) {
+	t.Helper()
+	hwm, rss, anon, file, err := procstat.Self()
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmHWM:":
-			hwm = v
-		case "VmRSS:":
-			rss = v
-		case "RssAnon:":
-			anon = v
-		case "RssFile:":
-			file = v
-		}
 	}
 	return hwm, rss, anon, file
 }
