@@ -56,6 +56,18 @@ func pageState(ctx context.Context) string {
 	return s
 }
 
+// click clicks the element the CSS selector names, once it exists, in one
+// step of the page's own thread: the key list is re-rendered on every
+// change-feed event, so a node found by one DevTools call can be gone by
+// the next (chromedp.Click's "Could not find node with given id").
+func click(t *testing.T, ctx context.Context, selector string) {
+	t.Helper()
+	expr := fmt.Sprintf(`(() => { const el = document.querySelector(%q); if (!el) return false; el.click(); return true; })()`, selector)
+	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(awaitWithin))); err != nil {
+		t.Fatalf("clicking %s: %v\npage: %s", selector, err, pageState(ctx))
+	}
+}
+
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
@@ -195,9 +207,7 @@ func TestInspectorInBrowser(t *testing.T) {
 	await(t, bctx, "mv/doc flagged as conflicted and listed first",
 		`document.querySelector("#keys li").dataset.key === "mv/doc" && document.querySelector("#keys li").dataset.conflict === "true"`)
 
-	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#keys li[data-key="mv/doc"] button`))); err != nil {
-		t.Fatal(err)
-	}
+	click(t, bctx, `#keys li[data-key="mv/doc"] button`)
 	await(t, bctx, "both versions of mv/doc", `document.getElementById("detail-key").textContent === "mv/doc" &&
 		document.querySelectorAll('#versions tr[data-testid="version"]').length === 2`)
 	type version struct{ Replica, HLC, Value string }
@@ -233,9 +243,7 @@ func TestInspectorInBrowser(t *testing.T) {
 	binary := []byte{0, 1, 0xfe, 0xff, 'x'}
 	f.call(t, ctx, http.MethodPut, "/v1/kv/d%2Fbinary", string(binary), http.StatusNoContent)
 	await(t, bctx, "the binary key", `!!document.querySelector('#keys li[data-key="d/binary"]')`)
-	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(`#keys li[data-key="d/binary"] button`))); err != nil {
-		t.Fatal(err)
-	}
+	click(t, bctx, `#keys li[data-key="d/binary"] button`)
 	await(t, bctx, "the binary value as base64", fmt.Sprintf(`document.getElementById("detail-key").textContent === "d/binary" &&
 		document.querySelector('#versions [data-testid="value"]').dataset.kind === "base64" &&
 		document.querySelector('#versions [data-testid="value"]').textContent === %q`, base64.StdEncoding.EncodeToString(binary)))
@@ -258,9 +266,7 @@ func TestInspectorInBrowser(t *testing.T) {
 	}
 	await(t, bctx, "the first page of p/", `document.querySelectorAll("#keys li").length === 200 && !document.getElementById("more").hidden &&
 		document.querySelector("#keys li:last-child").dataset.key === "p/199"`)
-	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("more"))); err != nil {
-		t.Fatal(err)
-	}
+	click(t, bctx, `#more`)
 	await(t, bctx, "every key of p/", `document.querySelectorAll("#keys li").length === 205 && document.getElementById("more").hidden &&
 		document.querySelector("#keys li:last-child").dataset.key === "p/204"`)
 
