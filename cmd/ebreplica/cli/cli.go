@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ebreplica/ebreplica/internal/residency"
 	"github.com/ebreplica/ebreplica/merge"
 	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
@@ -117,6 +118,9 @@ type env struct {
 	// lowMemory: --low-memory or $EBREPLICA_LOW_MEMORY chose the small
 	// profile (a 32-bit build uses it whatever this says).
 	lowMemory bool
+	// released: a long-running command under the small profile gave its
+	// start-up pages back (releaseStartupPages).
+	released sync.Once
 	// timeout bounds every remote request (--timeout; 0: the default).
 	timeout time.Duration
 
@@ -168,6 +172,22 @@ func (e *env) options() *replica.Options {
 	}
 	return o
 }
+
+// releaseStartupPages is called by the long-running commands (sync
+// --watch, serve) after their first round that reached the remote: under
+// the small profile it drops the resident pages of the binary that start-up
+// touched (package initialisation, flags, open, the catch-up), about 5 MiB
+// that a live replica rarely needs again (see internal/residency). Once
+// per process; best effort (nothing to do outside Linux).
+func (e *env) releaseStartupPages() {
+	if store.ProfileFor(e.lowMemory) != store.ProfileSmall {
+		return
+	}
+	e.released.Do(func() { _, _ = releaseExecutable() })
+}
+
+// releaseExecutable is residency.ReleaseExecutable; tests count its calls.
+var releaseExecutable = residency.ReleaseExecutable
 
 // progress returns the replica's progress callback: it notes a bootstrap
 // (see bootstrapNote) and shows how far it got when stderr is a terminal.

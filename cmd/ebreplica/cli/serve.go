@@ -109,6 +109,9 @@ func runServe(ctx context.Context, e *env) error {
 			failing := false
 			_ = r.Run(syncCtx, replica.LiveOptions{Interval: interval, OnRound: func(rd replica.Round) {
 				rounds.publish(rd)
+				if rd.Err == nil {
+					e.releaseStartupPages()
+				}
 				switch {
 				case rd.Err != nil:
 					failing = true

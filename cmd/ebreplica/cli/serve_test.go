@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ebreplica/ebreplica/store"
 )
 
 // serving is an `ebreplica serve` running in this process through Run.
@@ -158,6 +160,46 @@ func TestServeEndToEnd(t *testing.T) {
 	if got := ok(t, nil, "--dir", dir, "get", "a/b").out(); got != "hello" {
 		t.Fatalf("after serve: %q", got)
 	}
+}
+
+// TestServeSmallProfile: serve under the small profile gives its start-up
+// pages back once its live syncer has had a good round, and goes on
+// answering and syncing.
+func TestServeSmallProfile(t *testing.T) {
+	t.Setenv(store.LowMemoryEnv, "")
+	released := countReleases(t)
+	dir, remote := t.TempDir(), t.TempDir()
+	ok(t, nil, "--dir", dir, "init", "--remote", "file://"+remote)
+	s := startServe(t, dir, "--interval", "20ms")
+	_ = s.shutdown()
+	if n := released.Load(); n != 0 && !store.Is32Bit {
+		t.Fatalf("the default profile released its start-up pages (%d times)", n)
+	}
+	s = startServe(t, dir, "--low-memory", "--interval", "20ms")
+	if code, body := s.do("PUT", "/v1/kv/k", "v"); code != 204 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for released.Load() == 0 || !strings.Contains(s.statusBody(), `"pending":0`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("released %d times; status %s", released.Load(), s.statusBody())
+		}
+		time.Sleep(5 * time.Millisecond) // polling a live process, not timing it
+	}
+	if code, body := s.do("GET", "/v1/kv/k", ""); code != 200 || body != "v" {
+		t.Fatalf("GET after the release: %d %q", code, body)
+	}
+	if code := s.shutdown(); code != 0 {
+		t.Fatalf("serve exited %d: %s", code, s.stderr.String())
+	}
+	if n := released.Load(); n != 1 {
+		t.Fatalf("start-up pages released %d times, want once", n)
+	}
+}
+
+func (s *serving) statusBody() string {
+	_, body := s.do("GET", "/v1/status", "")
+	return body
 }
 
 // TestServeStaleSocket: a socket file left by a server that died is

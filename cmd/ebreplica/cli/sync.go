@@ -67,6 +67,9 @@ func syncWatch(ctx context.Context, e *env, r *replica.Replica, interval time.Du
 		if werr != nil {
 			return
 		}
+		if rd.Err == nil {
+			e.releaseStartupPages()
+		}
 		werr = printRound(e, rd)
 	}})
 	if werr != nil {

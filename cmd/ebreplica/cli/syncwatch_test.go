@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ebreplica/ebreplica/store"
 )
 
 // lockedBuffer is a bytes.Buffer safe to read while the command writes.
@@ -32,7 +35,36 @@ func (l *lockedBuffer) String() string {
 // TestSyncWatch: sync --watch --json prints one JSON line per round with
 // "pull", "push" and "error", picks up another replica's push, and exits 0
 // when interrupted (its context cancelled, as SIGINT and SIGTERM do).
+// Under the small profile it gives its start-up pages back once, after its
+// first good round (really: the release runs in this process), and goes on
+// syncing; under the default profile it keeps them.
 func TestSyncWatch(t *testing.T) {
+	for _, small := range []bool{false, true} {
+		name := map[bool]string{false: "default", true: "small"}[small]
+		t.Run(name, func(t *testing.T) {
+			if !small && store.Is32Bit {
+				t.Skip("a 32-bit build always runs the small profile")
+			}
+			t.Setenv(store.LowMemoryEnv, "")
+			syncWatch1(t, small, countReleases(t))
+		})
+	}
+}
+
+// countReleases counts the calls of releaseExecutable (which still
+// release) for the rest of the test.
+func countReleases(t *testing.T) *atomic.Int32 {
+	var released atomic.Int32
+	prev := releaseExecutable
+	releaseExecutable = func() (int64, error) {
+		released.Add(1)
+		return prev()
+	}
+	t.Cleanup(func() { releaseExecutable = prev })
+	return &released
+}
+
+func syncWatch1(t *testing.T, small bool, released *atomic.Int32) {
 	remote := "file://" + t.TempDir()
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	ok(t, nil, "init", "--dir", a, "--remote", remote)
@@ -45,7 +77,11 @@ func TestSyncWatch(t *testing.T) {
 	var out, errb lockedBuffer
 	code := make(chan int, 1)
 	go func() {
-		code <- Run(ctx, []string{"sync", "--watch", "--interval", "20ms", "--json", "--dir", a}, nil, &out, &errb)
+		args := []string{"sync", "--watch", "--interval", "20ms", "--json", "--dir", a}
+		if small {
+			args = append([]string{"--low-memory"}, args...)
+		}
+		code <- Run(ctx, args, nil, &out, &errb)
 	}()
 	ok(t, nil, "put", "--dir", b, "k", "from-b")
 	ok(t, nil, "push", "--dir", b)
@@ -59,6 +95,9 @@ func TestSyncWatch(t *testing.T) {
 	cancel()
 	if c := <-code; c != ExitOK || errb.String() != "" {
 		t.Fatalf("sync --watch after an interrupt: exit %d, stderr %q", c, errb.String())
+	}
+	if want := map[bool]int32{false: 0, true: 1}[small]; released.Load() != want {
+		t.Errorf("start-up pages released %d times, want %d", released.Load(), want)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	for _, l := range lines {

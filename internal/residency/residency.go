@@ -1,0 +1,16 @@
+// Package residency gives back to the kernel the resident pages of this
+// process's executable that start-up touched, for the command line's
+// small-memory profile.
+//
+// A Go process's initialisation runs every linked package's init (the
+// cloud SDKs', Prometheus', Badger's), parses flags and opens the store:
+// about 5 MiB of code and read-only data of the ebreplica binary that a
+// long-running `sync --watch` or `serve` never touches again, yet which
+// stays in its resident set (and in VmHWM) until the kernel needs the
+// memory. ReleaseExecutable drops those pages from the page tables at
+// once; whatever is still needed is faulted in again from the page cache,
+// as on first use. Only mappings that cannot hold data of this process's
+// own are touched: private, not writable, with no anonymous (copied)
+// pages — the binary's text and read-only data. Its writable data and
+// every other mapping (the heap, Badger's files) are left alone.
+package residency
