@@ -23,105 +23,117 @@ import (
 	"github.com/ebreplica/ebreplica/store"
 )
 
-// TestFootprintLive measures the peak RSS of a replica holding 100k keys ×
-// 100 B doing live sync (Replica.Run, as `ebreplica sync --watch
+// BenchmarkFootprintLive measures the peak RSS of a replica holding 100k
+// keys × 100 B doing live sync (Replica.Run, as `ebreplica sync --watch
 // --interval 1s`) for 10 minutes, under the default and the small profile
 // in the same run (issue 19, BENCHMARKS.md "Profiles").
 //
 // A seeder (this process, default profile) loads the keys in batches of
 // 1,000 and pushes them through a directory remote (file://), in segments
 // at the default 8 MiB cap. Then three child processes (this test binary
-// re-executed) start at once on that remote: the two measured replicas,
-// "default" and "small" (LowMemory, with the soft memory limit the command
-// line sets under the small profile, replica.SmallMemoryLimit), and a
-// "peer" (default profile). Each pulls the 100k keys, then runs Run with a
-// 1 s interval for the duration; the peer writes 1,000 random keys every
-// 30 s, and each measured replica writes 100 random keys every 10 s itself.
-// A measured child resets its peak (/proc/self/clear_refs) once its pull of
-// the keys is done, samples VmRSS every 500 ms, and reports at the end its
-// VmHWM (the peak over the live sync), the largest sample, and the peak of
-// the initial pull.
+// re-executed with -test.run=^TestFootprintLiveChild$) start at once on
+// that remote: the two measured replicas, "default" and "small" (LowMemory,
+// with the soft memory limit the command line sets under the small
+// profile, replica.SmallMemoryLimit), and a "peer" (default profile). Each
+// pulls the 100k keys, then runs Run with a 1 s interval for the duration;
+// the peer writes 1,000 random keys every 30 s, and each measured replica
+// writes 100 random keys every 10 s itself. A measured child resets its
+// peak (/proc/self/clear_refs) once its pull of the keys is done, samples
+// VmRSS every 500 ms, and reports at the end its VmHWM (the peak over the
+// live sync), the largest sample, and the peak of the initial pull.
 //
-//	EBREPLICA_FOOTPRINT_LIVE=1 go test -count=1 -run '^TestFootprintLive$' -v -timeout 90m ./replica
+//	go test -count=1 -run '^$' -bench '^BenchmarkFootprintLive$' -benchtime 1x -timeout 90m ./replica
 //	EBREPLICA_FOOTPRINT_LIVE_KEYS, _DURATION, _RUNS  (defaults 100000, 10m, 1)
 //
-// A benchmark of wall-clock duration: without EBREPLICA_FOOTPRINT_LIVE it
-// does not run.
-func TestFootprintLive(t *testing.T) {
-	if os.Getenv(liveRoleEnv) != "" {
-		t.Skip("in a child")
-	}
-	if os.Getenv("EBREPLICA_FOOTPRINT_LIVE") == "" {
-		t.Skip("a benchmark of 10 minutes a run: set EBREPLICA_FOOTPRINT_LIVE=1")
-	}
-	keys := liveEnvInt(t, "KEYS", 100_000)
-	runs := liveEnvInt(t, "RUNS", 1)
+// A benchmark of wall-clock duration (10 minutes a run). One iteration is
+// the whole harness, its _RUNS runs included; the min and median peaks are
+// over the runs (of every iteration, when -benchtime gives more than one).
+func BenchmarkFootprintLive(b *testing.B) {
+	keys := liveEnvInt(b, "KEYS", 100_000)
+	runs := liveEnvInt(b, "RUNS", 1)
 	dur := 10 * time.Minute
 	if s := os.Getenv("EBREPLICA_FOOTPRINT_LIVE_DURATION"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			t.Fatalf("EBREPLICA_FOOTPRINT_LIVE_DURATION=%q: not a positive duration", s)
+			b.Fatalf("EBREPLICA_FOOTPRINT_LIVE_DURATION=%q: not a positive duration", s)
 		}
 		dur = d
 	}
 	peaks := map[string][]float64{}
-	for run := 1; run <= runs; run++ {
-		root := t.TempDir()
-		bucket := filepath.Join(root, "bucket")
-		if err := os.Mkdir(bucket, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		url := "file://" + bucket
-		liveSeed(t, filepath.Join(root, "seed"), url, keys)
-		type child struct {
-			role string
-			cmd  *exec.Cmd
-			out  bytes.Buffer
-			err  bytes.Buffer
-		}
-		var children []*child
-		for _, role := range []string{"peer", "default", "small"} {
-			c := &child{role: role}
-			c.cmd = exec.Command(os.Args[0], "-test.run=^TestFootprintLiveChild$", "-test.count=1", "-test.timeout=0")
-			c.cmd.Env = append(os.Environ(), liveRoleEnv+"="+role, liveDirEnv+"="+filepath.Join(root, role),
-				liveURLEnv+"="+url, "EBREPLICA_FOOTPRINT_LIVE_KEYS="+strconv.Itoa(keys),
-				"EBREPLICA_FOOTPRINT_LIVE_DURATION="+dur.String())
-			c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.err
-			if err := c.cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			children = append(children, c)
-		}
-		for _, c := range children {
-			if err := c.cmd.Wait(); err != nil {
-				t.Fatalf("run %d, %s: %v\n%s\n%s", run, c.role, err, c.out.String(), c.err.String())
-			}
-			sc := bufio.NewScanner(&c.out)
-			found := false
-			for sc.Scan() {
-				line, ok := strings.CutPrefix(sc.Text(), "LIVE ")
-				if !ok {
-					continue
-				}
-				found = true
-				t.Logf("run %d: %s", run, line)
-				for _, f := range strings.Fields(line) {
-					if v, ok := strings.CutPrefix(f, "VmHWM-live="); ok {
-						mib, _ := strconv.ParseFloat(strings.TrimSuffix(v, "MiB"), 64)
-						peaks[c.role] = append(peaks[c.role], mib)
-					}
-				}
-			}
-			if !found {
-				t.Fatalf("run %d, %s: no LIVE line in\n%s\n%s", run, c.role, c.out.String(), c.err.String())
+	run := 0
+	for b.Loop() {
+		for range runs {
+			run++
+			for role, mib := range footprintLiveRun(b, run, keys, dur) {
+				peaks[role] = append(peaks[role], mib)
 			}
 		}
 	}
 	for _, role := range []string{"default", "small"} {
 		p := slices.Clone(peaks[role])
 		slices.Sort(p)
-		t.Logf("%s: peak RSS over %v of live sync, %d runs: min %.0f MiB, median %.0f MiB (%v)", role, dur, len(p), p[0], p[len(p)/2], peaks[role])
+		b.Logf("%s: peak RSS over %v of live sync, %d runs: min %.0f MiB, median %.0f MiB (%v)", role, dur, len(p), p[0], p[len(p)/2], peaks[role])
+		b.ReportMetric(p[0], role+"-MiB-peak-min")
+		b.ReportMetric(p[len(p)/2], role+"-MiB-peak-median")
 	}
+}
+
+// footprintLiveRun is one run of BenchmarkFootprintLive: it seeds a remote,
+// runs the three children on it, logs the measured ones' LIVE lines, and
+// returns their peaks over the live sync (VmHWM-live) in MiB, by role.
+func footprintLiveRun(t testing.TB, run, keys int, dur time.Duration) map[string]float64 {
+	root := t.TempDir()
+	bucket := filepath.Join(root, "bucket")
+	if err := os.Mkdir(bucket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + bucket
+	liveSeed(t, filepath.Join(root, "seed"), url, keys)
+	type child struct {
+		role string
+		cmd  *exec.Cmd
+		out  bytes.Buffer
+		err  bytes.Buffer
+	}
+	var children []*child
+	for _, role := range []string{"peer", "default", "small"} {
+		c := &child{role: role}
+		c.cmd = exec.Command(os.Args[0], "-test.run=^TestFootprintLiveChild$", "-test.count=1", "-test.timeout=0")
+		c.cmd.Env = append(os.Environ(), liveRoleEnv+"="+role, liveDirEnv+"="+filepath.Join(root, role),
+			liveURLEnv+"="+url, "EBREPLICA_FOOTPRINT_LIVE_KEYS="+strconv.Itoa(keys),
+			"EBREPLICA_FOOTPRINT_LIVE_DURATION="+dur.String())
+		c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.err
+		if err := c.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		children = append(children, c)
+	}
+	peaks := map[string]float64{}
+	for _, c := range children {
+		if err := c.cmd.Wait(); err != nil {
+			t.Fatalf("run %d, %s: %v\n%s\n%s", run, c.role, err, c.out.String(), c.err.String())
+		}
+		sc := bufio.NewScanner(&c.out)
+		found := false
+		for sc.Scan() {
+			line, ok := strings.CutPrefix(sc.Text(), "LIVE ")
+			if !ok {
+				continue
+			}
+			found = true
+			t.Logf("run %d: %s", run, line)
+			for _, f := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(f, "VmHWM-live="); ok {
+					mib, _ := strconv.ParseFloat(strings.TrimSuffix(v, "MiB"), 64)
+					peaks[c.role] = mib
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("run %d, %s: no LIVE line in\n%s\n%s", run, c.role, c.out.String(), c.err.String())
+		}
+	}
+	return peaks
 }
 
 const (
@@ -130,7 +142,7 @@ const (
 	liveURLEnv  = "EBREPLICA_FOOTPRINT_LIVE_URL"
 )
 
-func liveEnvInt(t *testing.T, name string, def int) int {
+func liveEnvInt(t testing.TB, name string, def int) int {
 	s := os.Getenv("EBREPLICA_FOOTPRINT_LIVE_" + name)
 	if s == "" {
 		return def
@@ -147,7 +159,7 @@ func liveKey(i int) string { return fmt.Sprintf("k%015d", i) }
 
 // liveSeed loads n keys of 100 B into a new default-profile replica bound to
 // url and pushes them all.
-func liveSeed(t *testing.T, dir, url string, n int) {
+func liveSeed(t testing.TB, dir, url string, n int) {
 	ctx := context.Background()
 	r, err := replica.Init(dir, url, &replica.Options{Durability: store.Relaxed})
 	if err != nil {
@@ -162,7 +174,7 @@ func liveSeed(t *testing.T, dir, url string, n int) {
 
 // liveWrite writes n values of 100 B, to the keys pick(0..n-1), in batches of
 // 1,000.
-func liveWrite(t *testing.T, r *replica.Replica, n int, pick func(int) int) {
+func liveWrite(t testing.TB, r *replica.Replica, n int, pick func(int) int) {
 	val := make([]byte, 100)
 	for from := 0; from < n; from += 1000 {
 		err := r.Batch(context.Background(), func(b *replica.Batch) error {
@@ -180,11 +192,13 @@ func liveWrite(t *testing.T, r *replica.Replica, n int, pick func(int) int) {
 	}
 }
 
-// TestFootprintLiveChild is a process of TestFootprintLive.
+// TestFootprintLiveChild is a process of BenchmarkFootprintLive, started
+// with its role in EBREPLICA_FOOTPRINT_LIVE_ROLE; without it (a plain go
+// test) it has nothing to do.
 func TestFootprintLiveChild(t *testing.T) {
 	role := os.Getenv(liveRoleEnv)
 	if role == "" {
-		t.Skip("helper process of TestFootprintLive")
+		t.Skip("helper process of BenchmarkFootprintLive")
 	}
 	keys := liveEnvInt(t, "KEYS", 100_000)
 	dur, err := time.ParseDuration(os.Getenv("EBREPLICA_FOOTPRINT_LIVE_DURATION"))

@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,18 +15,51 @@ import (
 	"github.com/ebreplica/ebreplica/replica"
 )
 
-// TestLiveOutage measures (a benchmark: it asserts convergence and no
+// BenchmarkLiveOutage measures (a benchmark: it asserts convergence and no
 // loss, not time) two live replicas writing through a 30 s outage of the
 // S3 server (every connection reset at a proxy in front of versitygw):
 // how long after the server returns both hold every write, and the error
-// count and backoff Status showed. Only with EBREPLICA_BENCH_LIVE=1; the
-// figures go to BENCHMARKS.md ("Live sync").
-func TestLiveOutage(t *testing.T) {
-	if os.Getenv("EBREPLICA_BENCH_LIVE") != "1" {
-		t.Skip("a benchmark: set EBREPLICA_BENCH_LIVE=1")
+// count and backoff Status showed. One iteration is one run (one outage);
+// the metrics are the medians over the iterations (-benchtime 3x: 3 runs).
+// The figures go to BENCHMARKS.md ("Live sync"). Needs the S3 test server
+// (scripts/s3server.sh), like the S3 tests:
+//
+//	go test -count=1 -run '^$' -bench '^BenchmarkLiveOutage$' -benchtime 1x ./replica
+func BenchmarkLiveOutage(b *testing.B) {
+	var conv, errsA, errsB, backA, backB []float64
+	for b.Loop() {
+		r := liveOutageRun(b)
+		conv = append(conv, r.converged.Seconds())
+		errsA, errsB = append(errsA, float64(r.errorsA)), append(errsB, float64(r.errorsB))
+		backA, backB = append(backA, r.backoffA.Seconds()), append(backB, r.backoffB.Seconds())
 	}
+	b.ReportMetric(liveMedian(conv), "s-converge")
+	b.ReportMetric(liveMedian(errsA), "errors-A")
+	b.ReportMetric(liveMedian(errsB), "errors-B")
+	b.ReportMetric(liveMedian(backA), "s-backoff-A")
+	b.ReportMetric(liveMedian(backB), "s-backoff-B")
+}
+
+// outageResult is what one run of liveOutageRun saw.
+type outageResult struct {
+	converged          time.Duration // from the server's return to both replicas holding every write
+	errorsA, errorsB   int64         // Status().Live.Errors at the end of the outage
+	backoffA, backoffB time.Duration // Status().Live.Backoff then
+}
+
+// liveOutageRun is one run of BenchmarkLiveOutage. It fails t when the
+// replicas have not converged 5 minutes after the server returned.
+func liveOutageRun(t testing.TB) outageResult {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	var running sync.WaitGroup
+	var replicas []*replica.Replica
+	defer func() {
+		cancel()
+		running.Wait()
+		for _, r := range replicas {
+			r.Close()
+		}
+	}()
 	srv := s3test.Config(t)
 	_, bucket := srv.NewBucket(t)
 	var down atomic.Bool
@@ -47,7 +81,7 @@ func TestLiveOutage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { r.Close() })
+		replicas = append(replicas, r)
 		if _, err := r.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +89,7 @@ func TestLiveOutage(t *testing.T) {
 	}
 	a, b := open("a"), open("b")
 	for _, r := range []*replica.Replica{a, b} {
-		go func() { _ = r.Run(ctx, replica.LiveOptions{Interval: time.Second, MaxBackoff: maxBackoff}) }()
+		running.Go(func() { _ = r.Run(ctx, replica.LiveOptions{Interval: time.Second, MaxBackoff: maxBackoff}) })
 	}
 	down.Store(true)
 	start := time.Now()
@@ -82,4 +116,18 @@ func TestLiveOutage(t *testing.T) {
 	took := time.Since(back)
 	t.Logf("outage 30 s, %d writes; at its end A: %d errors, backoff %v; B: %d errors, backoff %v; converged %v after the server returned (backoff cap %v)",
 		want, sa.Live.Errors, sa.Live.Backoff.Round(time.Millisecond), sb.Live.Errors, sb.Live.Backoff.Round(time.Millisecond), took.Round(time.Millisecond), maxBackoff)
+	return outageResult{took, int64(sa.Live.Errors), int64(sb.Live.Errors), sa.Live.Backoff, sb.Live.Backoff}
+}
+
+// liveMedian is the median of x (0 when empty).
+func liveMedian(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -3,8 +3,8 @@ package replica_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,17 +13,47 @@ import (
 	"github.com/ebreplica/ebreplica/replica"
 )
 
-// TestLivePropagation measures (a benchmark, not a timed test: it asserts
-// nothing about time) how long a write on replica A takes to appear in
-// replica B's Watch when both run live (Run: A pushes within Debounce, B
-// pulls every Interval) against the real S3 server. Only with
-// EBREPLICA_BENCH_LIVE=1; the figures go to BENCHMARKS.md ("Live sync").
-func TestLivePropagation(t *testing.T) {
-	if os.Getenv("EBREPLICA_BENCH_LIVE") != "1" {
-		t.Skip("a benchmark: set EBREPLICA_BENCH_LIVE=1")
+// BenchmarkLivePropagation measures (a benchmark, not a timed test: it
+// asserts nothing about time) how long a write on replica A takes to
+// appear in replica B's Watch when both run live (Run: A pushes within
+// Debounce, B pulls every Interval) against the real S3 server: 30 writes
+// one after another a run. One iteration is one run; the metrics are the
+// medians over the iterations of each run's min, p50, p99 and max
+// (-benchtime 3x: 3 runs). The figures go to BENCHMARKS.md ("Live sync").
+// Needs the S3 test server (scripts/s3server.sh), like the S3 tests:
+//
+//	go test -count=1 -run '^$' -bench '^BenchmarkLivePropagation$' -benchtime 1x ./replica
+func BenchmarkLivePropagation(b *testing.B) {
+	var lo, p50, p99, hi []float64
+	for b.Loop() {
+		lat := livePropagationRun(b)
+		lo, hi = append(lo, lat[0].Seconds()), append(hi, lat[len(lat)-1].Seconds())
+		p50, p99 = append(p50, latencyAt(lat, 0.5).Seconds()), append(p99, latencyAt(lat, 0.99).Seconds())
 	}
+	b.ReportMetric(liveMedian(lo), "s-min")
+	b.ReportMetric(liveMedian(p50), "s-p50")
+	b.ReportMetric(liveMedian(p99), "s-p99")
+	b.ReportMetric(liveMedian(hi), "s-max")
+}
+
+// latencyAt is the q quantile of the sorted lat.
+func latencyAt(lat []time.Duration, q float64) time.Duration {
+	return lat[min(int(q*float64(len(lat))), len(lat)-1)]
+}
+
+// livePropagationRun is one run of BenchmarkLivePropagation: the sorted
+// latencies from A's Put to B's Watch of its 30 writes.
+func livePropagationRun(t testing.TB) []time.Duration {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	var running sync.WaitGroup
+	var replicas []*replica.Replica
+	defer func() {
+		cancel()
+		running.Wait()
+		for _, r := range replicas {
+			r.Close()
+		}
+	}()
 	client, bucket := s3test.NewBucket(t)
 	open := func(name string) *replica.Replica {
 		b, err := s3remote.New(client, bucket, "prop", nil)
@@ -34,7 +64,7 @@ func TestLivePropagation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { r.Close() })
+		replicas = append(replicas, r)
 		if _, err := r.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -43,17 +73,21 @@ func TestLivePropagation(t *testing.T) {
 	a, b := open("a"), open("b")
 	interval := time.Second
 	for _, r := range []*replica.Replica{a, b} {
-		go func() { _ = r.Run(ctx, replica.LiveOptions{Interval: interval}) }()
+		running.Go(func() { _ = r.Run(ctx, replica.LiveOptions{Interval: interval}) })
 	}
 	seen := make(chan string, 100)
-	go func() {
+	running.Go(func() {
 		for c, err := range b.Watch(ctx, "p/", replica.WatchFromNow) {
 			if err != nil {
 				return
 			}
-			seen <- c.Key
+			select {
+			case seen <- c.Key:
+			case <-ctx.Done():
+				return
+			}
 		}
-	}()
+	})
 	const n = 30
 	var lat []time.Duration
 	for i := range n {
@@ -70,7 +104,8 @@ func TestLivePropagation(t *testing.T) {
 		lat = append(lat, time.Since(start))
 	}
 	slices.Sort(lat)
-	p := func(q float64) time.Duration { return lat[min(int(q*float64(n)), n-1)].Round(time.Millisecond) }
 	t.Logf("propagation A write -> B Watch, %d writes, interval %v: min %v p50 %v p99 %v max %v",
-		n, interval, lat[0].Round(time.Millisecond), p(0.5), p(0.99), lat[n-1].Round(time.Millisecond))
+		n, interval, lat[0].Round(time.Millisecond), latencyAt(lat, 0.5).Round(time.Millisecond),
+		latencyAt(lat, 0.99).Round(time.Millisecond), lat[n-1].Round(time.Millisecond))
+	return lat
 }

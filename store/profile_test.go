@@ -295,18 +295,19 @@ func TestSmallProfileCompaction(t *testing.T) {
 	}
 }
 
-// TestFootprintDisk: disk use after many rewrites of large values, both
-// profiles, with the value-log GC run on an injected clock every
+// BenchmarkFootprintDisk: disk use after many rewrites of large values,
+// both profiles, with the value-log GC run on an injected clock every
 // `every` rewrites (standing for GCInterval). The issue's figure is 1M
 // rewrites over 10k keys of 100 KiB; scaled to this machine it defaults to
 // 10,000 rewrites over 500 keys (live 50 MiB, 20 times that written).
 //
-//	EBREPLICA_FOOTPRINT_DISK=1 go test -count=1 -run '^TestFootprintDisk$' -v -timeout 60m ./store
+//	go test -count=1 -run '^$' -bench '^BenchmarkFootprintDisk$' -benchtime 1x -timeout 60m ./store
 //	EBREPLICA_FOOTPRINT_DISK_KEYS, _REWRITES, _EVERY, _RUNS  (500, 10000, 1000, 3)
-func TestFootprintDisk(t *testing.T) {
-	if os.Getenv("EBREPLICA_FOOTPRINT_DISK") == "" {
-		t.Skip("a benchmark: set EBREPLICA_FOOTPRINT_DISK=1")
-	}
+//
+// One iteration is the whole harness, its _RUNS runs included (each run
+// both profiles); the min and median ratios are over the runs (of every
+// iteration, when -benchtime gives more than one).
+func BenchmarkFootprintDisk(b *testing.B) {
 	env := func(name string, def int) int {
 		if n, err := strconv.Atoi(os.Getenv("EBREPLICA_FOOTPRINT_DISK_" + name)); err == nil && n > 0 {
 			return n
@@ -314,67 +315,15 @@ func TestFootprintDisk(t *testing.T) {
 		return def
 	}
 	keys, rewrites, every, runs := env("KEYS", 500), env("REWRITES", 10000), env("EVERY", 1000), env("RUNS", 3)
-	const size = 100 << 10
-	live := float64(keys * size)
-	type res struct{ final, peak, secs float64 }
-	out := map[string][]res{}
-	for run := range runs {
-		for _, low := range []bool{false, true} {
-			b, err := OpenBadger(t.TempDir(), BadgerOptions{LowMemory: low})
-			if err != nil {
-				t.Fatal(err)
+	out := map[string][]diskResult{}
+	run := 0
+	for b.Loop() {
+		for range runs {
+			for _, low := range []bool{false, true} {
+				p := string(ProfileFor(low))
+				out[p] = append(out[p], footprintDiskRun(b, run, keys, rewrites, every, low))
 			}
-			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			s, err := Open(b, &Options{Wall: func() time.Time { return now }, Durability: Relaxed})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Init(ctx, clock.NewReplicaID()); err != nil {
-				t.Fatal(err)
-			}
-			rng := rand.New(rand.NewPCG(uint64(run), 5))
-			val := make([]byte, size)
-			write := func(k int) {
-				for i := 0; i < len(val); i += 8 {
-					x := rng.Uint64()
-					for j := 0; j < 8; j++ {
-						val[i+j] = byte(x >> (8 * j))
-					}
-				}
-				err := s.Update(ctx, func(tx *Tx) error {
-					_, err := tx.Write(fmt.Sprintf("k%06d", k), val, false)
-					return err
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			t0 := time.Now()
-			for k := range keys {
-				write(k)
-			}
-			var peak int64
-			var rewritten int
-			for i := 1; i <= rewrites; i++ {
-				write(rng.IntN(keys))
-				if i%every == 0 {
-					now = now.Add(DefaultGCInterval)
-					st, err := s.MaybeCollectGarbage()
-					if err != nil {
-						t.Fatal(err)
-					}
-					rewritten += st.Rewritten
-					peak = max(peak, st.Before, st.After)
-				}
-			}
-			lsm, vlog := b.DiskSize()
-			secs := time.Since(t0).Seconds()
-			s.Close()
-			p := string(ProfileFor(low))
-			t.Logf("run %d %-7s %d keys x 100 KiB (live %.0f MiB), %d rewrites, GC every %d: disk at the end %.0f MiB (lsm %.0f, vlog %.0f) = %.2fx live; peak %.2fx; %d value-log files rewritten; %.0f s",
-				run+1, p, keys, live/(1<<20), rewrites, every, float64(lsm+vlog)/(1<<20), float64(lsm)/(1<<20), float64(vlog)/(1<<20),
-				float64(lsm+vlog)/live, float64(peak)/live, rewritten, secs)
-			out[p] = append(out[p], res{float64(lsm+vlog) / live, float64(peak) / live, secs})
+			run++
 		}
 	}
 	for _, p := range []string{"default", "small"} {
@@ -384,8 +333,78 @@ func TestFootprintDisk(t *testing.T) {
 		}
 		slices.Sort(final)
 		slices.Sort(peak)
-		t.Logf("%-7s disk/live at the end: min %.2f median %.2f; peak (at a collection): min %.2f median %.2f", p, final[0], final[len(final)/2], peak[0], peak[len(peak)/2])
+		b.Logf("%-7s disk/live at the end: min %.2f median %.2f; peak (at a collection): min %.2f median %.2f", p, final[0], final[len(final)/2], peak[0], peak[len(peak)/2])
+		b.ReportMetric(final[0], p+"-x-live-end-min")
+		b.ReportMetric(final[len(final)/2], p+"-x-live-end-median")
+		b.ReportMetric(peak[0], p+"-x-live-peak-min")
+		b.ReportMetric(peak[len(peak)/2], p+"-x-live-peak-median")
 	}
+}
+
+// diskResult is one run of footprintDiskRun: the disk use at the end and
+// its peak (at a collection), as multiples of the live data, and the
+// run's seconds.
+type diskResult struct{ final, peak, secs float64 }
+
+// footprintDiskRun is run number run (it seeds the writes) of
+// BenchmarkFootprintDisk for one profile.
+func footprintDiskRun(t testing.TB, run, keys, rewrites, every int, low bool) diskResult {
+	const size = 100 << 10
+	live := float64(keys * size)
+	b, err := OpenBadger(t.TempDir(), BadgerOptions{LowMemory: low})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(b, &Options{Wall: func() time.Time { return now }, Durability: Relaxed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Init(ctx, clock.NewReplicaID()); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(run), 5))
+	val := make([]byte, size)
+	write := func(k int) {
+		for i := 0; i < len(val); i += 8 {
+			x := rng.Uint64()
+			for j := 0; j < 8; j++ {
+				val[i+j] = byte(x >> (8 * j))
+			}
+		}
+		err := s.Update(ctx, func(tx *Tx) error {
+			_, err := tx.Write(fmt.Sprintf("k%06d", k), val, false)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	for k := range keys {
+		write(k)
+	}
+	var peak int64
+	var rewritten int
+	for i := 1; i <= rewrites; i++ {
+		write(rng.IntN(keys))
+		if i%every == 0 {
+			now = now.Add(DefaultGCInterval)
+			st, err := s.MaybeCollectGarbage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rewritten += st.Rewritten
+			peak = max(peak, st.Before, st.After)
+		}
+	}
+	lsm, vlog := b.DiskSize()
+	secs := time.Since(t0).Seconds()
+	s.Close()
+	t.Logf("run %d %-7s %d keys x 100 KiB (live %.0f MiB), %d rewrites, GC every %d: disk at the end %.0f MiB (lsm %.0f, vlog %.0f) = %.2fx live; peak %.2fx; %d value-log files rewritten; %.0f s",
+		run+1, ProfileFor(low), keys, live/(1<<20), rewrites, every, float64(lsm+vlog)/(1<<20), float64(lsm)/(1<<20), float64(vlog)/(1<<20),
+		float64(lsm+vlog)/live, float64(peak)/live, rewritten, secs)
+	return diskResult{float64(lsm+vlog) / live, float64(peak) / live, secs}
 }
 
 // TestCollectGarbageConcurrentWrites: collections (memtable flush, which

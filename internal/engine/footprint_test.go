@@ -28,25 +28,53 @@ import (
 // random writes and a Sync, through a directory remote, while a peer (in
 // another process, default profile) does the same, so every Sync also
 // pulls the peer's changes. Each profile's replica runs in a fresh child
-// process; its peak RSS (VmHWM) is read after the load and, reset through
+// process (this test binary re-executed with -test.run=^TestFootprintChild$);
+// its peak RSS (VmHWM) is read after the load and, reset through
 // /proc/self/clear_refs, again over the sync rounds alone. The profiles
 // alternate within each run, in one process tree, one after the other.
 //
-//	EBREPLICA_FOOTPRINT=1 go test -count=1 -run '^TestFootprint$' -v -timeout 60m ./internal/engine
+//	go test -count=1 -run '^$' -bench '^BenchmarkFootprint$' -benchtime 1x -timeout 60m ./internal/engine
 //	EBREPLICA_FOOTPRINT_KEYS, _ROUNDS, _RUNS  (defaults 100000, 60, 3)
 //
-// Without EBREPLICA_FOOTPRINT the harness runs once at 2,000 keys and 3
-// rounds (a smoke run in the test command).
-func TestFootprint(t *testing.T) {
+// One iteration of the benchmark is the whole harness, its _RUNS runs
+// included; the figures (min and median over the runs, and over the
+// iterations' runs when -benchtime gives more than one) are reported as
+// metrics, each run's line and the summary as log lines.
+func BenchmarkFootprint(b *testing.B) {
+	keys, rounds, runs := fpEnv(b, "KEYS", 100_000), fpEnv(b, "ROUNDS", 60), fpEnv(b, "RUNS", 3)
+	res := map[string][]fpResult{}
+	for b.Loop() {
+		for p, r := range footprint(b, keys, rounds, runs) {
+			res[p] = append(res[p], r...)
+		}
+	}
+	for p, s := range fpSummary(b, res, keys, rounds) {
+		b.ReportMetric(s.syncPeakMin, p+"-MiB-peak-sync-min")
+		b.ReportMetric(s.syncPeakMedian, p+"-MiB-peak-sync-median")
+		b.ReportMetric(s.loadPeakMin, p+"-MiB-peak-load-min")
+		b.ReportMetric(s.loadPeakMedian, p+"-MiB-peak-load-median")
+		b.ReportMetric(s.rssEndMedian, p+"-MiB-rss-end-median")
+		b.ReportMetric(s.roundMedian, p+"-ms-round-median")
+	}
+}
+
+// TestFootprintSmoke runs BenchmarkFootprint's harness once at 2,000 keys
+// and 3 rounds, so the test command keeps it working (its children load,
+// sync and report).
+func TestFootprintSmoke(t *testing.T) {
 	if os.Getenv(fpRoleEnv) != "" {
 		t.Skip("in a child")
 	}
-	keys, rounds, runs := 2000, 3, 1
-	if os.Getenv("EBREPLICA_FOOTPRINT") != "" {
-		keys, rounds, runs = fpEnv(t, "KEYS", 100_000), fpEnv(t, "ROUNDS", 60), fpEnv(t, "RUNS", 3)
-	}
-	type result struct{ loadPeak, syncPeak, rssEnd, roundMs float64 }
-	res := map[string][]result{}
+	fpSummary(t, footprint(t, 2000, 3, 1), 2000, 3)
+}
+
+// fpResult is one profile's figures in one run of footprint.
+type fpResult struct{ loadPeak, syncPeak, rssEnd, roundMs float64 }
+
+// footprint runs the harness of BenchmarkFootprint runs times, both
+// profiles a run, and returns each profile's figures.
+func footprint(t testing.TB, keys, rounds, runs int) map[string][]fpResult {
+	res := map[string][]fpResult{}
 	for run := range runs {
 		for _, profile := range []string{"default", "small"} {
 			root := t.TempDir()
@@ -98,17 +126,34 @@ func TestFootprint(t *testing.T) {
 			}
 			t.Logf("run %d: %s", run+1, line)
 			f := fpFields(line)
-			res[profile] = append(res[profile], result{f["load_peak_mib"], f["sync_peak_mib"], f["rss_end_mib"], f["round_median_ms"]})
+			res[profile] = append(res[profile], fpResult{f["load_peak_mib"], f["sync_peak_mib"], f["rss_end_mib"], f["round_median_ms"]})
 		}
 	}
+	return res
+}
+
+// fpStats is one profile's summary over the runs of footprint.
+type fpStats struct {
+	syncPeakMin, syncPeakMedian, loadPeakMin, loadPeakMedian, rssEndMedian, roundMedian float64
+}
+
+// fpSummary logs and returns each profile's summary of res.
+func fpSummary(t testing.TB, res map[string][]fpResult, keys, rounds int) map[string]fpStats {
+	out := map[string]fpStats{}
 	for _, profile := range []string{"default", "small"} {
 		var load, peak, end, round []float64
 		for _, r := range res[profile] {
 			load, peak, end, round = append(load, r.loadPeak), append(peak, r.syncPeak), append(end, r.rssEnd), append(round, r.roundMs)
 		}
+		if len(peak) == 0 {
+			t.Fatalf("%s: no runs", profile)
+		}
+		s := fpStats{slices.Min(peak), fpMedian(peak), slices.Min(load), fpMedian(load), fpMedian(end), fpMedian(round)}
 		t.Logf("%-7s %d keys, %d rounds, %d runs: peak RSS over the sync rounds min %.0f median %.0f MiB; peak after the load min %.0f median %.0f MiB; RSS at the end median %.0f MiB; round median of medians %.0f ms",
-			profile, keys, rounds, runs, slices.Min(peak), fpMedian(peak), slices.Min(load), fpMedian(load), fpMedian(end), fpMedian(round))
+			profile, keys, rounds, len(peak), s.syncPeakMin, s.syncPeakMedian, s.loadPeakMin, s.loadPeakMedian, s.rssEndMedian, s.roundMedian)
+		out[profile] = s
 	}
+	return out
 }
 
 const (
@@ -119,12 +164,14 @@ const (
 	fpRoundsEnv = "EBREPLICA_FOOTPRINT_R"
 )
 
-// TestFootprintChild is a process of TestFootprint: the measured replica
-// (role default or small) or the peer.
+// TestFootprintChild is a process of BenchmarkFootprint (and
+// TestFootprintSmoke): the measured replica (role default or small) or the
+// peer. Started with the role in EBREPLICA_FOOTPRINT_ROLE; without it (a
+// plain go test) it has nothing to do.
 func TestFootprintChild(t *testing.T) {
 	role := os.Getenv(fpRoleEnv)
 	if role == "" {
-		t.Skip("helper process of TestFootprint")
+		t.Skip("helper process of BenchmarkFootprint")
 	}
 	ctx := context.Background()
 	n, _ := strconv.Atoi(os.Getenv(fpKeysEnv))
@@ -202,7 +249,7 @@ func TestFootprintChild(t *testing.T) {
 	}
 }
 
-func fpEnv(t *testing.T, name string, def int) int {
+func fpEnv(t testing.TB, name string, def int) int {
 	s := os.Getenv("EBREPLICA_FOOTPRINT_" + name)
 	if s == "" {
 		return def
@@ -237,98 +284,117 @@ func fpMedian(x []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// TestFootprintSpeed: the push and pull figures of BENCHMARKS.md ("Sync,
-// snapshots and bootstrap": BenchmarkPushChanged, BenchmarkPullMerge) under
-// the small profile, as ratios to the default, measured in the same
-// process one profile after the other: a replica loads N keys of 100 B
-// (default 100k) and pushes them to memremote; then 20 rounds of 1,000
-// random writes and a Push (the push alone timed); then a fresh replica of
-// the same profile pulls the N records (timed).
+// BenchmarkFootprintSpeed: the push and pull figures of BENCHMARKS.md
+// ("Sync, snapshots and bootstrap": BenchmarkPushChanged,
+// BenchmarkPullMerge) under the small profile, as ratios to the default,
+// measured in the same process one profile after the other: a replica
+// loads N keys of 100 B (default 100k) and pushes them to memremote; then
+// 20 rounds of 1,000 random writes and a Push (the push alone timed); then
+// a fresh replica of the same profile pulls the N records (timed).
 //
-//	EBREPLICA_FOOTPRINT_SPEED=1 go test -count=1 -run '^TestFootprintSpeed$' -v -timeout 60m ./internal/engine
+//	go test -count=1 -run '^$' -bench '^BenchmarkFootprintSpeed$' -benchtime 1x -timeout 60m ./internal/engine
 //	EBREPLICA_FOOTPRINT_KEYS, _RUNS  (defaults 100000, 3)
-func TestFootprintSpeed(t *testing.T) {
-	if os.Getenv("EBREPLICA_FOOTPRINT_SPEED") == "" {
-		t.Skip("a benchmark: set EBREPLICA_FOOTPRINT_SPEED=1")
-	}
-	n, runs := fpEnv(t, "KEYS", 100_000), fpEnv(t, "RUNS", 3)
-	ctx := context.Background()
+//
+// One iteration is the whole harness, its _RUNS runs included (each run
+// both profiles, one after the other); the min, max and median figures are
+// over the runs (of every iteration, when -benchtime gives more than one).
+func BenchmarkFootprintSpeed(b *testing.B) {
+	n, runs := fpEnv(b, "KEYS", 100_000), fpEnv(b, "RUNS", 3)
 	push := map[string][]float64{}
 	pull := map[string][]float64{}
-	for run := range runs {
-		for _, profile := range []string{"default", "small"} {
-			mem := memremote.New("speed")
-			open := func() *engine.Engine {
-				r, err := engine.Init(t.TempDir(), "mem://speed", &engine.Options{LowMemory: profile == "small", Backend: mem, Durability: store.Relaxed})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return r
+	for b.Loop() {
+		for range runs {
+			run := len(push["default"]) // counts on over the iterations
+			for _, profile := range []string{"default", "small"} {
+				pushMs, pullRate := footprintSpeedRun(b, n, run, profile)
+				push[profile] = append(push[profile], pushMs)
+				pull[profile] = append(pull[profile], pullRate)
 			}
-			a := open()
-			rng := rand.New(rand.NewPCG(uint64(run), 3))
-			val := func() []byte {
-				v := make([]byte, 100)
-				for i := range v {
-					v[i] = byte(rng.Uint32())
-				}
-				return v
-			}
-			batch := func(count int, pick func(int) int) {
-				err := a.Batch(ctx, func(b *engine.Batch) error {
-					for i := range count {
-						b.Put(fmt.Sprintf("bench/%08d", pick(i)), val())
-					}
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			for from := 0; from < n; from += 1000 { // batches of 10k are too big for the small profile
-				batch(min(1000, n-from), func(i int) int { return from + i })
-				if (from+1000)%40_000 == 0 {
-					if _, err := a.Push(ctx); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			if _, err := a.Push(ctx); err != nil {
-				t.Fatal(err)
-			}
-			var pushes []float64
-			for range 20 {
-				batch(1000, func(int) int { return rng.IntN(n) })
-				t0 := time.Now()
-				if _, err := a.Push(ctx); err != nil {
-					t.Fatal(err)
-				}
-				pushes = append(pushes, float64(time.Since(t0).Microseconds())/1000)
-			}
-			a.Close()
-			c := open()
-			t0 := time.Now()
-			ps, err := c.Pull(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := time.Since(t0)
-			c.Close()
-			if c.Len() != int64(n) && ps.Records == 0 {
-				t.Fatalf("pulled %d records", ps.Records)
-			}
-			rate := float64(ps.Records) / d.Seconds()
-			t.Logf("run %d %-7s push of 1k changes in a %d-key store: median %.1f ms; pull-merge of %d records: %.0f rec/s",
-				run+1, profile, n, fpMedian(pushes), ps.Records, rate)
-			push[profile] = append(push[profile], fpMedian(pushes))
-			pull[profile] = append(pull[profile], rate)
 		}
 	}
 	for _, p := range []string{"default", "small"} {
-		t.Logf("%-7s push median ms: min %.1f median %.1f; pull rec/s: max %.0f median %.0f", p,
+		b.Logf("%-7s push median ms: min %.1f median %.1f; pull rec/s: max %.0f median %.0f", p,
 			slices.Min(push[p]), fpMedian(push[p]), slices.Max(pull[p]), fpMedian(pull[p]))
+		b.ReportMetric(slices.Min(push[p]), p+"-ms-push-min")
+		b.ReportMetric(fpMedian(push[p]), p+"-ms-push-median")
+		b.ReportMetric(slices.Max(pull[p]), p+"-rec/s-pull-max")
+		b.ReportMetric(fpMedian(pull[p]), p+"-rec/s-pull-median")
 	}
-	t.Logf("small/default: push time median %.2f (min %.2f); pull rate median %.2f",
-		fpMedian(push["small"])/fpMedian(push["default"]), slices.Min(push["small"])/slices.Min(push["default"]),
-		fpMedian(pull["small"])/fpMedian(pull["default"]))
+	pushRatio, pushRatioMin := fpMedian(push["small"])/fpMedian(push["default"]), slices.Min(push["small"])/slices.Min(push["default"])
+	pullRatio := fpMedian(pull["small"]) / fpMedian(pull["default"])
+	b.Logf("small/default: push time median %.2f (min %.2f); pull rate median %.2f", pushRatio, pushRatioMin, pullRatio)
+	b.ReportMetric(pushRatio, "small:default-push-median")
+	b.ReportMetric(pushRatioMin, "small:default-push-min")
+	b.ReportMetric(pullRatio, "small:default-pull-median")
+}
+
+// footprintSpeedRun is run number run (it seeds the writes) of
+// BenchmarkFootprintSpeed for one profile: the median time of a push of
+// 1,000 changes in ms, and the pull-merge rate in records a second.
+func footprintSpeedRun(t testing.TB, n, run int, profile string) (pushMs, pullRate float64) {
+	ctx := context.Background()
+	mem := memremote.New("speed")
+	open := func() *engine.Engine {
+		r, err := engine.Init(t.TempDir(), "mem://speed", &engine.Options{LowMemory: profile == "small", Backend: mem, Durability: store.Relaxed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a := open()
+	rng := rand.New(rand.NewPCG(uint64(run), 3))
+	val := func() []byte {
+		v := make([]byte, 100)
+		for i := range v {
+			v[i] = byte(rng.Uint32())
+		}
+		return v
+	}
+	batch := func(count int, pick func(int) int) {
+		err := a.Batch(ctx, func(b *engine.Batch) error {
+			for i := range count {
+				b.Put(fmt.Sprintf("bench/%08d", pick(i)), val())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for from := 0; from < n; from += 1000 { // batches of 10k are too big for the small profile
+		batch(min(1000, n-from), func(i int) int { return from + i })
+		if (from+1000)%40_000 == 0 {
+			if _, err := a.Push(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := a.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var pushes []float64
+	for range 20 {
+		batch(1000, func(int) int { return rng.IntN(n) })
+		t0 := time.Now()
+		if _, err := a.Push(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pushes = append(pushes, float64(time.Since(t0).Microseconds())/1000)
+	}
+	a.Close()
+	c := open()
+	t0 := time.Now()
+	ps, err := c.Pull(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(t0)
+	c.Close()
+	if c.Len() != int64(n) && ps.Records == 0 {
+		t.Fatalf("pulled %d records", ps.Records)
+	}
+	rate := float64(ps.Records) / d.Seconds()
+	t.Logf("run %d %-7s push of 1k changes in a %d-key store: median %.1f ms; pull-merge of %d records: %.0f rec/s",
+		run+1, profile, n, fpMedian(pushes), ps.Records, rate)
+	return fpMedian(pushes), rate
 }

@@ -20,31 +20,52 @@ import (
 	"github.com/ebreplica/ebreplica/store"
 )
 
-// TestRSS measures the memory of the default and LowMemory profiles at 1M
-// keys. Each profile runs in a fresh child process (this test binary
+// BenchmarkRSS measures the memory of the default and LowMemory profiles at
+// 1M keys. Each profile runs in a fresh child process (this test binary
 // re-executed with -test.run=^TestRSSChild$) so they do not pollute each
 // other: the child loads 1M keys (16-byte keys, 100-byte values, Relaxed
 // durability, batches of 1000) into a fresh directory, then does 100k
 // random Gets, and reports VmHWM (peak RSS), VmRSS, RssAnon and RssFile from
-// /proc/self/status.
+// /proc/self/status. One iteration is one run of both profiles; the metrics
+// are the medians over the iterations.
 //
-//	EBREPLICA_RSS=1 go test -run '^TestRSS$' -v -timeout 30m ./replica  (1M keys)
+//	go test -count=1 -run '^$' -bench '^BenchmarkRSS$' -benchtime 1x -timeout 30m ./internal/engine
 //	EBREPLICA_RSS_KEYS=n   keys to load (default 1000000)
-//
-// Without EBREPLICA_RSS the test runs the same measurement at 20k keys (a
-// smoke run of the harness in the test command).
-func TestRSS(t *testing.T) {
-	keysEnv := []string{}
-	if os.Getenv("EBREPLICA_RSS") == "" && os.Getenv("EBREPLICA_RSS_KEYS") == "" {
-		keysEnv = append(keysEnv, "EBREPLICA_RSS_KEYS=20000")
+func BenchmarkRSS(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("EBREPLICA_RSS_KEYS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n <= 0 {
+			b.Fatalf("EBREPLICA_RSS_KEYS=%q: want a positive integer", s)
+		}
 	}
+	var def, low []float64
+	for b.Loop() {
+		d, l := rssRun(b, n)
+		def, low = append(def, float64(d)), append(low, float64(l))
+	}
+	b.ReportMetric(fpMedian(def), "default-MiB-peak")
+	b.ReportMetric(fpMedian(low), "lowmemory-MiB-peak")
+}
+
+// TestRSS runs BenchmarkRSS's measurement at 20k keys (a smoke run of the
+// harness in the test command), and checks the point of the LowMemory
+// profile: a lower peak than the default.
+func TestRSS(t *testing.T) {
 	if os.Getenv(rssChildEnv) != "" {
 		t.Skip("in the child")
 	}
+	rssRun(t, 20_000)
+}
+
+// rssRun measures both profiles at n keys, logs the children's RSS lines,
+// and returns each one's peak RSS (VmHWM) in MiB. It fails t when the
+// LowMemory peak is not below the default's.
+func rssRun(t testing.TB, n int) (defPeak, lowPeak int) {
 	var table []string
 	for _, profile := range []string{"default", "lowmemory"} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRSSChild$", "-test.count=1", "-test.timeout=30m")
-		cmd.Env = append(append(os.Environ(), keysEnv...), rssChildEnv+"="+profile, rssDirEnv+"="+t.TempDir())
+		cmd.Env = append(os.Environ(), "EBREPLICA_RSS_KEYS="+strconv.Itoa(n), rssChildEnv+"="+profile, rssDirEnv+"="+t.TempDir())
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -66,7 +87,6 @@ func TestRSS(t *testing.T) {
 	for _, line := range table {
 		t.Log(line)
 	}
-	// The point of the LowMemory profile: a lower peak than the default.
 	peak := func(line string) int {
 		m := regexp.MustCompile(` VmHWM=(\d+)MiB`).FindStringSubmatch(line)
 		if m == nil {
@@ -75,9 +95,12 @@ func TestRSS(t *testing.T) {
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
-	if def, low := peak(table[0]), peak(table[1]); low >= def {
+	// The point of the LowMemory profile: a lower peak than the default.
+	def, low := peak(table[0]), peak(table[1])
+	if low >= def {
 		t.Fatalf("LowMemory peak %d MiB is not below the default's %d MiB", low, def)
 	}
+	return def, low
 }
 
 const (
@@ -85,11 +108,11 @@ const (
 	rssDirEnv   = "EBREPLICA_RSS_DIR"
 )
 
-// TestRSSChild is the measuring process of TestRSS.
+// TestRSSChild is the measuring process of BenchmarkRSS and TestRSS.
 func TestRSSChild(t *testing.T) {
 	profile := os.Getenv(rssChildEnv)
 	if profile == "" {
-		t.Skip("helper process of TestRSS")
+		t.Skip("helper process of BenchmarkRSS")
 	}
 	n := 1_000_000
 	if s := os.Getenv("EBREPLICA_RSS_KEYS"); s != "" {
