@@ -22,8 +22,9 @@ import (
 )
 
 // The footprint of the two profiles during repeated sync (issue 19;
-// BENCHMARKS.md "Profiles"). There is no long-running sync yet (sync
-// --watch), so a loop of rounds stands for it: a replica holding N keys of
+// BENCHMARKS.md "Profiles"). A loop of rounds in one process, written
+// before sync --watch existed (replica's BenchmarkFootprintLive and
+// scripts/footprint-watch.sh measure the live syncer): a replica holding N keys of
 // 100 B (default 100k) in one process does R rounds (default 60) of 1,000
 // random writes and a Sync, through a directory remote, while a peer (in
 // another process, default profile) does the same, so every Sync also
