@@ -390,9 +390,10 @@ func footprintSpeedRun(t testing.TB, n, run int, profile string) (pushMs, pullRa
 		t.Fatal(err)
 	}
 	d := time.Since(t0)
+	held := c.Len()
 	c.Close()
-	if c.Len() != int64(n) && ps.Records == 0 {
-		t.Fatalf("pulled %d records", ps.Records)
+	if held != int64(n) || ps.Records == 0 {
+		t.Fatalf("a fresh replica pulled %d records and holds %d keys, want all %d", ps.Records, held, n)
 	}
 	rate := float64(ps.Records) / d.Seconds()
 	t.Logf("run %d %-7s push of 1k changes in a %d-key store: median %.1f ms; pull-merge of %d records: %.0f rec/s",
