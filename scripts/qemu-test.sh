@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The linux/arm (GOARM=7, 32-bit) and linux/arm64 builds under qemu-user
 # (issue 19), called by scripts/test.sh. For each: the store's profile and
-# compaction tests, `ebreplica demo`, and two replicas syncing 12,000 1 KiB
-# values through a directory remote with a kill -9 in the middle of the
-# push and another in the middle of the pull; after a rerun both must hold
-# the same data, nothing pending, and verify must pass.
+# compaction tests, internal/residency's tests, `ebreplica demo`, and two
+# replicas syncing 12,000 1 KiB values through a directory remote with a
+# kill -9 in the middle of the push and another in the middle of the pull;
+# after a rerun both must hold the same data, nothing pending, and verify
+# must pass.
 #
 # qemu-user comes from Debian's package (installed with apt-get when
 # missing). Where it cannot be had, the script says so and skips, except
@@ -122,6 +123,13 @@ run_arch() {
 		-test.run '^(TestProfileFor|TestBadgerMutationCostValueLog|TestSmallProfileCompaction|TestMaybeCollectGarbageInterval|TestBadgerMutationCost)$') ||
 		fail "linux/$arch: store tests failed"
 	echo "  store tests: ok"
+
+	# The small profile's release of start-up pages refuses an address
+	# space it cannot see (qemu-user passes the host's /proc/self/smaps
+	# through) and changes nothing.
+	GOOS=linux GOARCH=$arch GOARM=$goarm CGO_ENABLED=0 go test -c -o "$d/residency.test" ./internal/residency
+	(cd "$d" && "$qemu" ./residency.test -test.count=1) || fail "linux/$arch: residency tests failed"
+	echo "  residency tests: ok"
 
 	# demo
 	"${e[@]}" demo >"$d/demo.out" 2>&1 || { cat "$d/demo.out" >&2; fail "linux/$arch: demo failed"; }

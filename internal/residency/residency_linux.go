@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,13 +20,32 @@ func ReleaseExecutable() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return release(ms, reflect.ValueOf(ReleaseExecutable).Pointer(), func(start, length uintptr) error {
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, start, length, unix.MADV_DONTNEED); errno != 0 {
+			return errno
+		}
+		return nil
+	})
+}
+
+// release advises away the releasable mappings of ms, once one of the
+// executable's mappings is seen to hold pc, the address of code running
+// now.
+func release(ms []mapping, pc uintptr, advise func(start, length uintptr) error) (int64, error) {
+	ours := false
+	for _, m := range ms {
+		ours = ours || (m.perms == "r-xp" && m.start <= pc && pc < m.end)
+	}
+	if !ours {
+		return 0, ErrForeignMaps
+	}
 	var released int64
 	for _, m := range ms {
 		if !m.releasable() {
 			continue
 		}
-		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED); errno != 0 {
-			return released, fmt.Errorf("residency: madvise %x-%x: %w", m.start, m.end, errno)
+		if err := advise(m.start, m.end-m.start); err != nil {
+			return released, fmt.Errorf("residency: madvise %x-%x: %w", m.start, m.end, err)
 		}
 		released += m.rssKiB
 	}
@@ -83,6 +103,9 @@ func executableMappings() ([]mapping, error) {
 			b, err2 := strconv.ParseUint(hi, 16, 64)
 			if !ok || err1 != nil || err2 != nil || b <= a {
 				return nil, fmt.Errorf("residency: /proc/self/smaps: unreadable range %q", fs[0])
+			}
+			if b-1 > uint64(^uintptr(0)) {
+				return nil, ErrForeignMaps // addresses past this process's own (a 32-bit guest under qemu-user)
 			}
 			out = append(out, mapping{start: uintptr(a), end: uintptr(b), perms: fs[1], anonKiB: -1})
 			cur = &out[len(out)-1]
