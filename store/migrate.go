@@ -75,113 +75,92 @@ func migrate(eng Engine) error {
 		}
 	}
 	// 1. The queue.
-	for {
+	if err := inChunks(eng, func(r Reader) ([]Mutation, error) {
+		lseq, err := getUint(r, keyLogSeq)
+		if err != nil {
+			return nil, err
+		}
 		var muts []Mutation
 		var listing []byte
-		var lseq uint64
-		err := eng.View(func(r Reader) error {
-			var err error
-			if lseq, err = getUint(r, keyLogSeq); err != nil {
-				return err
+		err = r.Scan(prefixQueue1, nil, func(k, _ []byte) (bool, error) {
+			if len(k) < len(prefixQueue1)+8 {
+				return false, fmt.Errorf("%w: outbox queue entry %q", ErrCorrupt, k)
 			}
-			n := 0
-			return r.Scan(prefixQueue1, nil, func(k, _ []byte) (bool, error) {
-				if len(k) < len(prefixQueue1)+8 {
-					return false, fmt.Errorf("%w: outbox queue entry %q", ErrCorrupt, k)
-				}
-				mark := binary.BigEndian.Uint64(k[len(prefixQueue1):])
-				listing = appendListing(listing, string(k[len(prefixQueue1)+8:]), mark)
-				muts = append(muts, Mutation{Key: bytes.Clone(k), Delete: true})
-				n++
-				return n < migrateChunk && !full(muts), nil
-			})
+			mark := binary.BigEndian.Uint64(k[len(prefixQueue1):])
+			listing = appendListing(listing, string(k[len(prefixQueue1)+8:]), mark)
+			muts = append(muts, Mutation{Key: bytes.Clone(k), Delete: true})
+			return len(muts) < migrateChunk && !full(muts), nil
 		})
-		if err != nil {
-			return err
-		}
-		if len(muts) == 0 {
-			break
+		if err != nil || len(muts) == 0 {
+			return nil, err
 		}
 		lseq++
-		muts = append(muts, Mutation{Key: logKey(lseq), Value: listing}, Mutation{Key: keyLogSeq, Value: putUint(lseq)})
-		if err := eng.Apply(muts, true); err != nil {
-			return err
-		}
+		return append(muts, Mutation{Key: logKey(lseq), Value: listing}, Mutation{Key: keyLogSeq, Value: putUint(lseq)}), nil
+	}); err != nil {
+		return err
 	}
 	// 2. The records.
-	for {
+	if err := inChunks(eng, func(r Reader) ([]Mutation, error) {
+		var start []byte
+		if migrating != nil {
+			start = append(bytes.Clone(migrating), 0) // the key after it
+		}
 		var muts []Mutation
 		var last []byte
-		err := eng.View(func(r Reader) error {
-			var start []byte
-			if migrating != nil {
-				start = append(bytes.Clone(migrating), 0) // the key after it
+		n := 0
+		err := r.Scan(prefixRecord, start, func(k, v []byte) (bool, error) {
+			if len(v) < 8 {
+				return false, fmt.Errorf("%w: record %q truncated", ErrCorrupt, k)
 			}
-			n := 0
-			return r.Scan(prefixRecord, start, func(k, v []byte) (bool, error) {
-				if len(v) < 8 {
-					return false, fmt.Errorf("%w: record %q truncated", ErrCorrupt, k)
+			key := k[len(prefixRecord):]
+			ok := append(bytes.Clone(prefixOutbox1), key...)
+			mv, marked, err := r.Get(ok)
+			if err != nil {
+				return false, err
+			}
+			mark := noMark
+			if marked {
+				if len(mv) != 8 {
+					return false, fmt.Errorf("%w: outbox mark %q", ErrCorrupt, key)
 				}
-				key := k[len(prefixRecord):]
-				ok := append(bytes.Clone(prefixOutbox1), key...)
-				mv, marked, err := r.Get(ok)
-				if err != nil {
-					return false, err
-				}
-				mark := noMark
-				if marked {
-					if len(mv) != 8 {
-						return false, fmt.Errorf("%w: outbox mark %q", ErrCorrupt, key)
-					}
-					mark = binary.BigEndian.Uint64(mv)
-					muts = append(muts, Mutation{Key: ok, Delete: true})
-				}
-				nv := appendHeader(make([]byte, 0, len(v)+12), binary.BigEndian.Uint64(v), mark)
-				last = bytes.Clone(k)
-				muts = append(muts, Mutation{Key: last, Value: append(nv, v[8:]...)})
-				n++
-				return n < migrateChunk && !full(muts), nil
-			})
+				mark = binary.BigEndian.Uint64(mv)
+				muts = append(muts, Mutation{Key: ok, Delete: true})
+			}
+			nv := appendHeader(make([]byte, 0, len(v)+12), binary.BigEndian.Uint64(v), mark)
+			last = bytes.Clone(k)
+			muts = append(muts, Mutation{Key: last, Value: append(nv, v[8:]...)})
+			n++
+			return n < migrateChunk && !full(muts), nil
 		})
-		if err != nil {
-			return err
-		}
-		if len(muts) == 0 {
-			break
+		if err != nil || len(muts) == 0 {
+			return nil, err
 		}
 		if migrating != nil && bytes.Compare(last, migrating) <= 0 {
-			return fmt.Errorf("%w: the migration of the records did not advance past %q", ErrCorrupt, migrating)
+			return nil, fmt.Errorf("%w: the migration of the records did not advance past %q", ErrCorrupt, migrating)
 		}
-		muts = append(muts, Mutation{Key: keyMigrating, Value: last})
-		if err := eng.Apply(muts, true); err != nil {
-			return err
-		}
-		migrating = last
+		migrating = last // the next chunk's start; an Apply that fails ends the migration
+		return append(muts, Mutation{Key: keyMigrating, Value: last}), nil
+	}); err != nil {
+		return err
 	}
 	// 3. Marks without a record.
-	for {
-		var muts []Mutation
-		var pending uint64
-		err := eng.View(func(r Reader) error {
-			var err error
-			if pending, err = getUint(r, keyPending); err != nil {
-				return err
-			}
-			return r.Scan(prefixOutbox1, nil, func(k, _ []byte) (bool, error) {
-				muts = append(muts, Mutation{Key: bytes.Clone(k), Delete: true})
-				return len(muts) < migrateChunk && !full(muts), nil
-			})
-		})
+	if err := inChunks(eng, func(r Reader) ([]Mutation, error) {
+		pending, err := getUint(r, keyPending)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if len(muts) == 0 {
-			break
+		var muts []Mutation
+		err = r.Scan(prefixOutbox1, nil, func(k, _ []byte) (bool, error) {
+			muts = append(muts, Mutation{Key: bytes.Clone(k), Delete: true})
+			return len(muts) < migrateChunk && !full(muts), nil
+		})
+		if err != nil || len(muts) == 0 {
+			return nil, err
 		}
 		pending -= min(pending, uint64(len(muts)))
-		if err := eng.Apply(append(muts, Mutation{Key: keyPending, Value: putUint(pending)}), true); err != nil {
-			return err
-		}
+		return append(muts, Mutation{Key: keyPending, Value: putUint(pending)}), nil
+	}); err != nil {
+		return err
 	}
 	// 4. Done.
 	return eng.Apply([]Mutation{
@@ -189,4 +168,25 @@ func migrate(eng Engine) error {
 		{Key: keyQueueLow, Delete: true},
 		{Key: keyFormat, Value: putUint(formatVersion)},
 	}, true)
+}
+
+// inChunks applies, one durable transaction each, the chunks read returns
+// from a fresh view, until it returns none.
+func inChunks(eng Engine, read func(r Reader) ([]Mutation, error)) error {
+	for {
+		var muts []Mutation
+		if err := eng.View(func(r Reader) error {
+			var err error
+			muts, err = read(r)
+			return err
+		}); err != nil {
+			return err
+		}
+		if len(muts) == 0 {
+			return nil
+		}
+		if err := eng.Apply(muts, true); err != nil {
+			return err
+		}
+	}
 }
