@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ebreplica/ebreplica/internal/s3test"
+	"github.com/ebreplica/ebreplica/internal/stats"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
 	"github.com/ebreplica/ebreplica/replica"
 )
@@ -33,11 +33,11 @@ func BenchmarkLiveOutage(b *testing.B) {
 		errsA, errsB = append(errsA, float64(r.errorsA)), append(errsB, float64(r.errorsB))
 		backA, backB = append(backA, r.backoffA.Seconds()), append(backB, r.backoffB.Seconds())
 	}
-	b.ReportMetric(liveMedian(conv), "s-converge")
-	b.ReportMetric(liveMedian(errsA), "errors-A")
-	b.ReportMetric(liveMedian(errsB), "errors-B")
-	b.ReportMetric(liveMedian(backA), "s-backoff-A")
-	b.ReportMetric(liveMedian(backB), "s-backoff-B")
+	b.ReportMetric(stats.Median(conv), "s-converge")
+	b.ReportMetric(stats.Median(errsA), "errors-A")
+	b.ReportMetric(stats.Median(errsB), "errors-B")
+	b.ReportMetric(stats.Median(backA), "s-backoff-A")
+	b.ReportMetric(stats.Median(backB), "s-backoff-B")
 }
 
 // outageResult is what one run of liveOutageRun saw.
@@ -117,17 +117,4 @@ func liveOutageRun(t testing.TB) outageResult {
 	t.Logf("outage 30 s, %d writes; at its end A: %d errors, backoff %v; B: %d errors, backoff %v; converged %v after the server returned (backoff cap %v)",
 		want, sa.Live.Errors, sa.Live.Backoff.Round(time.Millisecond), sb.Live.Errors, sb.Live.Backoff.Round(time.Millisecond), took.Round(time.Millisecond), maxBackoff)
 	return outageResult{took, int64(sa.Live.Errors), int64(sb.Live.Errors), sa.Live.Backoff, sb.Live.Backoff}
-}
-
-// liveMedian is the median of x (0 when empty).
-func liveMedian(x []float64) float64 {
-	if len(x) == 0 {
-		return 0
-	}
-	s := slices.Clone(x)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/internal/s3test"
+	"github.com/ebreplica/ebreplica/internal/stats"
 	"github.com/ebreplica/ebreplica/remote/s3remote"
 	"github.com/ebreplica/ebreplica/replica"
 )
@@ -30,10 +31,10 @@ func BenchmarkLivePropagation(b *testing.B) {
 		lo, hi = append(lo, lat[0].Seconds()), append(hi, lat[len(lat)-1].Seconds())
 		p50, p99 = append(p50, latencyAt(lat, 0.5).Seconds()), append(p99, latencyAt(lat, 0.99).Seconds())
 	}
-	b.ReportMetric(liveMedian(lo), "s-min")
-	b.ReportMetric(liveMedian(p50), "s-p50")
-	b.ReportMetric(liveMedian(p99), "s-p99")
-	b.ReportMetric(liveMedian(hi), "s-max")
+	b.ReportMetric(stats.Median(lo), "s-min")
+	b.ReportMetric(stats.Median(p50), "s-p50")
+	b.ReportMetric(stats.Median(p99), "s-p99")
+	b.ReportMetric(stats.Median(hi), "s-max")
 }
 
 // latencyAt is the q quantile of the sorted lat.

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/internal/stats"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
 	"github.com/ebreplica/ebreplica/store"
@@ -111,7 +112,7 @@ func BenchmarkHistoryRestore(b *testing.B) {
 	}
 	for _, m := range ms {
 		b.Logf("%-12s requests GET %d LIST %d PUT %d DELETE %d; time min %s median %s",
-			m.name, m.reqs.Get, m.reqs.List, m.reqs.Put, m.reqs.Delete, minDur(m.times).Round(time.Millisecond), median(m.times).Round(time.Millisecond))
+			m.name, m.reqs.Get, m.reqs.List, m.reqs.Put, m.reqs.Delete, minDur(m.times).Round(time.Millisecond), stats.Median(m.times).Round(time.Millisecond))
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/internal/s3test"
+	"github.com/ebreplica/ebreplica/internal/stats"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
 	"github.com/ebreplica/ebreplica/remote/sealremote"
@@ -66,11 +67,11 @@ func BenchmarkSealedPushPull(b *testing.B) {
 				mb := float64(n*(bsValueSize+len(bsKey(0)))) / 1e6
 				for i, what := range []string{"plain", "sealed"} {
 					b.Logf("%s %s, %d keys (%.1f MB of keys and values): push min %v median %v (%.1f MB/s at the median); pull min %v median %v (%.1f MB/s)",
-						name, what, n, mb, slices.Min(push[i]).Round(time.Millisecond), median(push[i]).Round(time.Millisecond), mb/median(push[i]).Seconds(),
-						slices.Min(pull[i]).Round(time.Millisecond), median(pull[i]).Round(time.Millisecond), mb/median(pull[i]).Seconds())
+						name, what, n, mb, slices.Min(push[i]).Round(time.Millisecond), stats.Median(push[i]).Round(time.Millisecond), mb/stats.Median(push[i]).Seconds(),
+						slices.Min(pull[i]).Round(time.Millisecond), stats.Median(pull[i]).Round(time.Millisecond), mb/stats.Median(pull[i]).Seconds())
 				}
-				pushRatio := median(push[0]).Seconds() / median(push[1]).Seconds()
-				pullRatio := median(pull[0]).Seconds() / median(pull[1]).Seconds()
+				pushRatio := stats.Median(push[0]).Seconds() / stats.Median(push[1]).Seconds()
+				pullRatio := stats.Median(pull[0]).Seconds() / stats.Median(pull[1]).Seconds()
 				b.Logf("%s: sealed throughput / plain: medians push %.2fx, pull %.2fx; minima push %.2fx, pull %.2fx", name, pushRatio, pullRatio,
 					slices.Min(push[0]).Seconds()/slices.Min(push[1]).Seconds(), slices.Min(pull[0]).Seconds()/slices.Min(pull[1]).Seconds())
 				b.ReportMetric(pushRatio, "push-sealed/plain")
@@ -78,12 +79,6 @@ func BenchmarkSealedPushPull(b *testing.B) {
 			}
 		})
 	}
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // sealRound times one push of n keys and one pull of them into a fresh

@@ -30,7 +30,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -40,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/internal/s3test"
+	"github.com/ebreplica/ebreplica/internal/stats"
 	"github.com/ebreplica/ebreplica/remote"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
@@ -199,15 +199,6 @@ func bsCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func bsMedian(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}
-
 func bsMean(d []time.Duration) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -293,13 +284,13 @@ func BenchmarkPushChanged(b *testing.B) {
 			tag = fmt.Sprintf("%dM", f.n/1_000_000)
 		}
 		b.ReportMetric(ms(bsMean(f.round)), "ms/round@"+tag)
-		b.ReportMetric(ms(bsMedian(f.round)), "ms-median/round@"+tag)
-		b.ReportMetric(ms(bsMedian(f.push)), "ms-median/push@"+tag)
+		b.ReportMetric(ms(stats.Median(f.round)), "ms-median/round@"+tag)
+		b.ReportMetric(ms(stats.Median(f.push)), "ms-median/push@"+tag)
 		b.ReportMetric(ms(f.cpu)/float64(len(f.round)), "ms-cpu/round@"+tag)
 	}
 	b.ReportMetric(float64(bsMean(fx[1].round))/float64(bsMean(fx[0].round)), "ratio-mean")
-	b.ReportMetric(float64(bsMedian(fx[1].round))/float64(bsMedian(fx[0].round)), "ratio-median")
-	b.ReportMetric(float64(bsMedian(fx[1].push))/float64(bsMedian(fx[0].push)), "ratio-median-push")
+	b.ReportMetric(float64(stats.Median(fx[1].round))/float64(stats.Median(fx[0].round)), "ratio-median")
+	b.ReportMetric(float64(stats.Median(fx[1].push))/float64(stats.Median(fx[0].push)), "ratio-median-push")
 }
 
 // BenchmarkPullMerge measures a fresh on-disk replica pulling N=100k records

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ebreplica/ebreplica/internal/engine"
+	"github.com/ebreplica/ebreplica/internal/stats"
 	"github.com/ebreplica/ebreplica/remote/fileremote"
 	"github.com/ebreplica/ebreplica/remote/memremote"
 	"github.com/ebreplica/ebreplica/store"
@@ -149,7 +150,7 @@ func fpSummary(t testing.TB, res map[string][]fpResult, keys, rounds int) map[st
 		if len(peak) == 0 {
 			t.Fatalf("%s: no runs", profile)
 		}
-		s := fpStats{slices.Min(peak), fpMedian(peak), slices.Min(load), fpMedian(load), fpMedian(end), fpMedian(round)}
+		s := fpStats{slices.Min(peak), stats.Median(peak), slices.Min(load), stats.Median(load), stats.Median(end), stats.Median(round)}
 		t.Logf("%-7s %d keys, %d rounds, %d runs: peak RSS over the sync rounds min %.0f median %.0f MiB; peak after the load min %.0f median %.0f MiB; RSS at the end median %.0f MiB; round median of medians %.0f ms",
 			profile, keys, rounds, len(peak), s.syncPeakMin, s.syncPeakMedian, s.loadPeakMin, s.loadPeakMedian, s.rssEndMedian, s.roundMedian)
 		out[profile] = s
@@ -246,7 +247,7 @@ func TestFootprintChild(t *testing.T) {
 	if role != "peer" {
 		st, _ := r.Status()
 		fmt.Printf("FOOTPRINT profile=%s keys=%d rounds=%d load_peak_mib=%.1f sync_peak_mib=%.1f rss_end_mib=%.1f anon_mib=%.1f file_mib=%.1f round_median_ms=%.1f status_profile=%s\n",
-			role, r.Len(), rounds, float64(loadPeak)/1024, float64(hwm)/1024, float64(rss)/1024, float64(anon)/1024, float64(file)/1024, fpMedian(times), st.Profile)
+			role, r.Len(), rounds, float64(loadPeak)/1024, float64(hwm)/1024, float64(rss)/1024, float64(anon)/1024, float64(file)/1024, stats.Median(times), st.Profile)
 	}
 }
 
@@ -271,18 +272,6 @@ func fpFields(line string) map[string]float64 {
 		}
 	}
 	return out
-}
-
-func fpMedian(x []float64) float64 {
-	if len(x) == 0 {
-		return 0
-	}
-	s := slices.Clone(x)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // BenchmarkFootprintSpeed: the push and pull figures of BENCHMARKS.md
@@ -315,14 +304,14 @@ func BenchmarkFootprintSpeed(b *testing.B) {
 	}
 	for _, p := range []string{"default", "small"} {
 		b.Logf("%-7s push median ms: min %.1f median %.1f; pull rec/s: max %.0f median %.0f", p,
-			slices.Min(push[p]), fpMedian(push[p]), slices.Max(pull[p]), fpMedian(pull[p]))
+			slices.Min(push[p]), stats.Median(push[p]), slices.Max(pull[p]), stats.Median(pull[p]))
 		b.ReportMetric(slices.Min(push[p]), p+"-ms-push-min")
-		b.ReportMetric(fpMedian(push[p]), p+"-ms-push-median")
+		b.ReportMetric(stats.Median(push[p]), p+"-ms-push-median")
 		b.ReportMetric(slices.Max(pull[p]), p+"-rec/s-pull-max")
-		b.ReportMetric(fpMedian(pull[p]), p+"-rec/s-pull-median")
+		b.ReportMetric(stats.Median(pull[p]), p+"-rec/s-pull-median")
 	}
-	pushRatio, pushRatioMin := fpMedian(push["small"])/fpMedian(push["default"]), slices.Min(push["small"])/slices.Min(push["default"])
-	pullRatio := fpMedian(pull["small"]) / fpMedian(pull["default"])
+	pushRatio, pushRatioMin := stats.Median(push["small"])/stats.Median(push["default"]), slices.Min(push["small"])/slices.Min(push["default"])
+	pullRatio := stats.Median(pull["small"]) / stats.Median(pull["default"])
 	b.Logf("small/default: push time median %.2f (min %.2f); pull rate median %.2f", pushRatio, pushRatioMin, pullRatio)
 	b.ReportMetric(pushRatio, "small:default-push-median")
 	b.ReportMetric(pushRatioMin, "small:default-push-min")
@@ -397,6 +386,6 @@ func footprintSpeedRun(t testing.TB, n, run int, profile string) (pushMs, pullRa
 	}
 	rate := float64(ps.Records) / d.Seconds()
 	t.Logf("run %d %-7s push of 1k changes in a %d-key store: median %.1f ms; pull-merge of %d records: %.0f rec/s",
-		run+1, profile, n, fpMedian(pushes), ps.Records, rate)
-	return fpMedian(pushes), rate
+		run+1, profile, n, stats.Median(pushes), ps.Records, rate)
+	return stats.Median(pushes), rate
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ebreplica/ebreplica/internal/engine"
 	"github.com/ebreplica/ebreplica/internal/procstat"
+	"github.com/ebreplica/ebreplica/internal/stats"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -44,8 +45,8 @@ func BenchmarkRSS(b *testing.B) {
 		d, l := rssRun(b, n)
 		def, low = append(def, float64(d)), append(low, float64(l))
 	}
-	b.ReportMetric(fpMedian(def), "default-MiB-peak")
-	b.ReportMetric(fpMedian(low), "lowmemory-MiB-peak")
+	b.ReportMetric(stats.Median(def), "default-MiB-peak")
+	b.ReportMetric(stats.Median(low), "lowmemory-MiB-peak")
 }
 
 // TestRSS runs BenchmarkRSS's measurement at 20k keys (a smoke run of the
