@@ -122,6 +122,8 @@ func runServe(ctx context.Context, e *env) error {
 				}
 			}})
 		}()
+	} else {
+		e.releaseStartupPages() // no syncer: open is the last of start-up
 	}
 
 	served, logged := make(chan struct{}), make(chan struct{})

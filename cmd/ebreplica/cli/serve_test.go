@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ebreplica/ebreplica/replica"
 	"github.com/ebreplica/ebreplica/store"
 )
 
@@ -194,6 +195,25 @@ func TestServeSmallProfile(t *testing.T) {
 	}
 	if n := released.Load(); n != 1 {
 		t.Fatalf("start-up pages released %d times, want once", n)
+	}
+
+	// A replica without a remote (made by the library) has no rounds:
+	// serve releases once it has opened.
+	local := filepath.Join(t.TempDir(), "local")
+	r, err := replica.Init(local, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	s = startServe(t, local, "--low-memory")
+	if code, body := s.do("PUT", "/v1/kv/k", "v"); code != 204 {
+		t.Fatalf("PUT without a remote: %d %s", code, body)
+	}
+	if code := s.shutdown(); code != 0 {
+		t.Fatalf("serve without a remote exited %d: %s", code, s.stderr.String())
+	}
+	if n := released.Load(); n != 2 {
+		t.Fatalf("serve without a remote: start-up pages released %d times in all, want 2", n)
 	}
 }
 
