@@ -175,11 +175,11 @@ func (e *env) options() *replica.Options {
 
 // releaseStartupPages is called by the long-running commands (sync
 // --watch, serve) after their first round that reached the remote (serve
-// without a remote: once the replica is open): under
-// the small profile it drops the resident pages of the binary that start-up
-// touched (package initialisation, flags, open, the catch-up), about 5 MiB
-// that a live replica rarely needs again (see internal/residency). Once
-// per process; best effort (nothing to do outside Linux).
+// without a remote: once the replica is open): under the small profile it
+// drops the resident pages of the binary that start-up touched (package
+// initialisation, flags, open, the catch-up), about 5 MiB that a live
+// replica rarely needs again (see internal/residency). Once per process;
+// best effort (nothing to do outside Linux, or under qemu-user).
 func (e *env) releaseStartupPages() {
 	if store.ProfileFor(e.lowMemory) != store.ProfileSmall {
 		return
