@@ -174,8 +174,8 @@ func (e *env) options() *replica.Options {
 }
 
 // releaseStartupPages is called by the long-running commands (sync
-// --watch, serve) after their first round that reached the remote (serve
-// without a remote: once the replica is open): under the small profile it
+// --watch, serve, watch) after their first round that reached the remote
+// (without a remote: once the replica is open): under the small profile it
 // drops the resident pages of the binary that start-up touched (package
 // initialisation, flags, open, the catch-up), about 5 MiB that a live
 // replica rarely needs again (see internal/residency). Once per process;

@@ -65,9 +65,13 @@ func runWatch(ctx context.Context, e *env) error {
 			_ = r.Run(ctx, replica.LiveOptions{Interval: interval, OnRound: func(rd replica.Round) {
 				if rd.Err != nil {
 					fmt.Fprintf(e.stderr, "ebreplica: watch: sync: %s; next try in %v\n", trimLib(rd.Err), rd.Backoff.Round(time.Millisecond))
+				} else {
+					e.releaseStartupPages()
 				}
 			}})
 		}()
+	} else {
+		e.releaseStartupPages() // no syncer: open is the last of start-up
 	}
 	for c, err := range r.Watch(ctx, prefix, since) {
 		if err != nil {
