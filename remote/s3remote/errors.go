@@ -108,6 +108,15 @@ func (b *Backend) mapError(o op, key string, err error) error {
 			msg:  fmt.Sprintf("%s: %v", what, remote.ErrNotExist),
 			errs: []error{remote.ErrNotExist, err},
 		}
+	case code == "ExistingObjectIsDirectory": // retried (racedDirectory), and still so
+		tried := ""
+		if maxErr := (*retry.MaxAttemptsError)(nil); errors.As(err, &maxErr) {
+			tried = fmt.Sprintf("; tried %d times", maxErr.Attempt)
+		}
+		return &mappedError{
+			msg:  fmt.Sprintf("%s: %v (%s)%s", what, ErrRefused, serverSaid(err, code, status), tried),
+			errs: []error{ErrRefused, err},
+		}
 	case isTransient(err):
 		return &mappedError{
 			msg:  fmt.Sprintf("%s: %v: %v", what, remote.ErrTransient, err),
@@ -150,6 +159,21 @@ func serverSaid(err error, code string, status int) string {
 		s += ": " + Redact(strings.TrimSuffix(apiErr.ErrorMessage(), "."))
 	}
 	return s
+}
+
+// racedDirectory makes the retryer try again a put that versitygw's POSIX
+// backend answered 409 ExistingObjectIsDirectory. It says so when a put
+// races a delete that removes the parent directories the delete left empty
+// (its MkdirAll of a/b fails if a goes between its steps), which the
+// chaos test's processes hit on a fresh prefix. The code's other meaning,
+// an object name that is also the "directory" of other objects, cannot
+// arise from ebreplica's own names; when it persists the put is refused
+// after its attempts, as before (mapError).
+func racedDirectory(err error) aws.Ternary {
+	if errorCode(err) == "ExistingObjectIsDirectory" {
+		return aws.TrueTernary
+	}
+	return aws.UnknownTernary
 }
 
 // isTransient reports whether err is a failure worth retrying that outlived

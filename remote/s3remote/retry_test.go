@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -310,5 +311,53 @@ func TestConditionalPutAmbiguous(t *testing.T) {
 	obj, err = be.Get(ctx, "k")
 	if err != nil || string(obj.Data) != "mine, v2" {
 		t.Fatalf("Get = %q, %v; want our own data", obj.Data, err)
+	}
+}
+
+// TestRetryExistingObjectIsDirectory: versitygw's POSIX backend answers a
+// put 409 ExistingObjectIsDirectory when it races a delete that removes
+// empty parent directories (seen in the chaos test on a fresh prefix).
+// Once, and every put (plain, PutIfAbsent, PutIfMatch) succeeds on its
+// second attempt; always, and each is refused (not transient) after
+// MaxAttempts, saying so. Other operations never see it.
+func TestRetryExistingObjectIsDirectory(t *testing.T) {
+	const maxAttempts = 3
+	for _, always := range []bool{false, true} {
+		t.Run(map[bool]string{false: "once", true: "always"}[always], func(t *testing.T) {
+			var mu sync.Mutex
+			seen := map[string]int{}
+			be, p := proxied(t, fastRetries(maxAttempts), func(_ int64, w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != http.MethodPut {
+					return false
+				}
+				mu.Lock()
+				seen[r.URL.Path]++
+				first := seen[r.URL.Path]%2 == 1
+				mu.Unlock()
+				if always || first {
+					s3test.WriteError(w, http.StatusConflict, "ExistingObjectIsDirectory", "Existing Object is a directory.")
+					return true
+				}
+				return false
+			})
+			ops(t, be, p, func(op string, attempts int64, err error) {
+				put := op == "Put" || op == "PutIfAbsent" || op == "PutIfMatch"
+				switch {
+				case !put:
+					if !always && err != nil {
+						t.Errorf("%s: %v", op, err)
+					}
+				case !always:
+					if err != nil || attempts != 2 {
+						t.Errorf("%s: %v after %d attempts; want success on the 2nd", op, err, attempts)
+					}
+				default:
+					if !errors.Is(err, s3remote.ErrRefused) || errors.Is(err, remote.ErrTransient) || attempts != maxAttempts ||
+						!strings.Contains(err.Error(), "ExistingObjectIsDirectory") || !strings.Contains(err.Error(), fmt.Sprintf("tried %d times", maxAttempts)) {
+						t.Errorf("%s: %v after %d attempts; want refused (ExistingObjectIsDirectory) after %d", op, err, attempts, maxAttempts)
+					}
+				}
+			})
+		})
 	}
 }

@@ -215,6 +215,7 @@ func New(client *s3.Client, bucket, prefix string, opts *Options) (*Backend, err
 		// MaxAttempts, so the bound is exact and predictable. Backoff with
 		// jitter already spreads the load.
 		so.RateLimiter = ratelimit.None
+		so.Retryables = append(slices.Clone(so.Retryables), retry.IsErrorRetryableFunc(racedDirectory))
 	})
 	b := &Backend{client: client, bucket: bucket, prefix: prefix, opts: o}
 	b.apiOpt = func(so *s3.Options) {
