@@ -74,11 +74,9 @@ func openAsEarlier(dir string) error {
 	return err
 }
 
-// newDirWithKey makes a directory with this code: a replica holding key
-// "k" = "v", closed.
-func newDirWithKey(t *testing.T) string {
+// openDir opens the Store in dir on Badger (the caller closes it).
+func openDir(t *testing.T, dir string) *Store {
 	t.Helper()
-	dir := t.TempDir()
 	eng, err := OpenBadger(dir, BadgerOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +85,15 @@ func newDirWithKey(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// newDirWithKey makes a directory with this code: a replica holding key
+// "k" = "v", closed.
+func newDirWithKey(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	s := openDir(t, dir)
 	if err := s.Init(ctx, clock.NewReplicaID()); err != nil {
 		t.Fatal(err)
 	}
@@ -123,14 +130,7 @@ func TestFenceMigratedDirectory(t *testing.T) {
 	if m := readMagic(t, dir); m != 0 {
 		t.Fatalf("fixture: magic %d, want 0", m)
 	}
-	eng, err := OpenBadger(dir, BadgerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(eng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openDir(t, dir)
 	checkFormat1(t, s, want)
 	s.Close()
 	if m := readMagic(t, dir); m != fenceMagic {
@@ -139,11 +139,8 @@ func TestFenceMigratedDirectory(t *testing.T) {
 	if err := openAsEarlier(dir); err == nil {
 		t.Fatal("an earlier ebreplica opened a migrated directory")
 	}
-	eng, err = OpenBadger(dir, BadgerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = openStore(t, eng, nil)
+	s = openDir(t, dir)
+	defer s.Close()
 	checkFormat1(t, s, want)
 }
 

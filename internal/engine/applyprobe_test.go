@@ -10,25 +10,34 @@ import (
 	"github.com/ebreplica/ebreplica/store"
 )
 
+// writer300 opens an in-memory replica on be and writes k0000..k0299
+// (value "a") in one batch, the i-th write to key number at(i).
+func writer300(t *testing.T, be *memremote.Backend, at func(i int) int) *engine.Engine {
+	t.Helper()
+	a, err := engine.Open("", &engine.Options{Engine: store.NewMem(), Create: true, Backend: be})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Batch(context.Background(), func(b *engine.Batch) error {
+		for i := range 300 {
+			b.Put(fmt.Sprintf("k%04d", at(i)), []byte("a"))
+		}
+		return nil
+	}); err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	return a
+}
+
 // probeSource pushes k0000..k0299 (value "a") from a replica of its own
 // to a new memremote: one segment, in key order.
 func probeSource(t *testing.T) *memremote.Backend {
 	t.Helper()
 	ctx := context.Background()
 	be := memremote.New("probe")
-	a, err := engine.Open("", &engine.Options{Engine: store.NewMem(), Create: true, Backend: be})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := writer300(t, be, func(i int) int { return i })
 	defer a.Close()
-	if err := a.Batch(ctx, func(b *engine.Batch) error {
-		for i := range 300 {
-			b.Put(fmt.Sprintf("k%04d", i), []byte("a"))
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
 	if ps, err := a.Push(ctx); err != nil || ps.Records != 300 {
 		t.Fatalf("push: %+v, %v", ps, err)
 	}
@@ -162,19 +171,8 @@ func TestPullMergesKeysTheReplicaHolds(t *testing.T) {
 func TestBootstrapLooksUpNoRecord(t *testing.T) {
 	ctx := context.Background()
 	be := memremote.New("probe-boot")
-	a, err := engine.Open("", &engine.Options{Engine: store.NewMem(), Create: true, Backend: be})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := writer300(t, be, func(i int) int { return i * 7 % 300 })
 	defer a.Close()
-	if err := a.Batch(ctx, func(b *engine.Batch) error {
-		for i := range 300 {
-			b.Put(fmt.Sprintf("k%04d", i*7%300), []byte("a"))
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := a.Push(ctx); err != nil {
 		t.Fatal(err)
 	}
