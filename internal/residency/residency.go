@@ -4,8 +4,9 @@
 //
 // A Go process's initialisation runs every linked package's init (the
 // cloud SDKs', Prometheus', Badger's), parses flags and opens the store:
-// about 5 MiB of code and read-only data of the ebreplica binary that a
-// long-running `sync --watch` or `serve` never touches again, yet which
+// code and read-only data of the ebreplica binary (about 6 MiB resident,
+// BENCHMARKS.md "Profiles") that a long-running `sync --watch`, `serve` or
+// `watch` seldom touches again, yet which
 // stays in its resident set (and in VmHWM) until the kernel needs the
 // memory. ReleaseExecutable drops those pages from the page tables at
 // once; whatever is still needed is faulted in again from the page cache,

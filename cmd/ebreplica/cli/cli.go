@@ -177,8 +177,9 @@ func (e *env) options() *replica.Options {
 // --watch, serve, watch) after their first round that reached the remote
 // (without a remote: once the replica is open): under the small profile it
 // drops the resident pages of the binary that start-up touched (package
-// initialisation, flags, open, the catch-up), about 5 MiB that a live
-// replica rarely needs again (see internal/residency). Once per process;
+// initialisation, flags, open, the catch-up), which a live replica rarely
+// needs again: 17.9 → 12.1 MiB of binary pages at the peak of a live sync
+// (BENCHMARKS.md "Profiles"; see internal/residency). Once per process;
 // best effort (nothing to do outside Linux, or under qemu-user).
 func (e *env) releaseStartupPages() {
 	if store.ProfileFor(e.lowMemory) != store.ProfileSmall {
